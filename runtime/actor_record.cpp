@@ -1,0 +1,263 @@
+#include "runtime/actor_record.hpp"
+
+#include "iogrid/errors.hpp"
+#include "runtime/spin.hpp"
+#include "runtime/task_submitter.hpp"
+
+namespace iogrid::runtime {
+
+namespace {
+std::shared_ptr<const detail::ErrorInfo> died(const std::string& actor, const std::string& why) {
+  return std::make_shared<const detail::ErrorInfo>(
+      detail::ErrorInfo{detail::ErrorKind::actor_died, actor, "", "iogrid: actor '" + actor + "' " + why});
+}
+}  // namespace
+
+// ---- ActorMailbox ----
+
+ActorMailbox::ActorMailbox(std::shared_ptr<ActorRecord> rec, detail::TaskSpec* ctor)
+    : rec_(std::move(rec)), ctor_(ctor) {}
+
+void ActorMailbox::push(detail::TaskSpec* spec) {
+  std::shared_ptr<const detail::ErrorInfo> dead;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (dead_) {
+      dead = dead_;
+    } else {
+      q_.push_back(spec);
+      size_.store(q_.size(), std::memory_order_release);
+      wake = parked_;
+    }
+  }
+  if (dead) return rec_->owner().fail(spec, dead);
+  if (wake) cv_.notify_one();
+}
+
+void ActorMailbox::kill(std::shared_ptr<const detail::ErrorInfo> why) {
+  std::deque<detail::TaskSpec*> drop;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!dead_) dead_ = why;
+    drop.swap(q_);
+    size_.store(0, std::memory_order_release);
+    ended_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+  for (auto* s : drop) rec_->owner().fail(s, why);
+}
+
+void ActorMailbox::close_when_drained() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    draining_ = true;
+    if (q_.empty() && !ctor_pending_) ended_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+detail::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (ctor_pending_ && !dead_) return ctor_;
+  }
+  spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_.load(std::memory_order_acquire); },
+           kWorkerSpin);
+  std::unique_lock<std::mutex> g(m_);
+  parked_ = true;
+  cv_.wait(g, [this] { return !q_.empty() || ended_.load(std::memory_order_acquire) || (draining_ && q_.empty()); });
+  parked_ = false;
+  if (q_.empty() || dead_) return nullptr;
+  auto* s = q_.front();
+  q_.pop_front();
+  size_.store(q_.size(), std::memory_order_release);
+  return s;
+}
+
+void ActorMailbox::finish(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx) {
+  if (spec == ctor_) {
+    std::shared_ptr<const detail::ErrorInfo> failed;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      ctor_pending_ = false;
+      if (out.failed) failed = died(rec_->name(), "failed in its constructor on node '" + ctx.node_name + "': " + out.error);
+      else instance_ = out.instance;
+      if (!out.failed && dead_ && instance_) {
+        // Killed while constructing: the instance is destroyed in lease_ended.
+      }
+      if (draining_ && q_.empty()) ended_.store(true, std::memory_order_release);
+    }
+    if (failed) rec_->incarnation_failed(this, failed);
+    return;
+  }
+  rec_->owner().complete(spec, std::move(out), ctx, nullptr);
+}
+
+void ActorMailbox::lease_ended(const worker::WorkerContext&) {
+  void* inst = nullptr;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    inst = instance_;
+    instance_ = nullptr;
+  }
+  if (inst) ctor_->fn->destroy(inst);
+  // Whatever is still queued (a kill raced with the last call) fails.
+  kill(died(rec_->name(), "has stopped"));
+  rec_->incarnation_ended(this);  // the record lets go of this mailbox: no reference cycle remains
+}
+
+void ActorMailbox::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
+  rec_->incarnation_failed(this, error);
+}
+
+// ---- ActorRecord ----
+
+ActorRecord::ActorRecord(TaskSubmitter& owner, std::unique_ptr<detail::TaskSpec> ctor, ActorOptions opts,
+                         sched::ResourceRequest req)
+    : owner_(owner), ctor_(std::move(ctor)), opts_(std::move(opts)), req_(std::move(req)) {}
+
+ActorRecord::~ActorRecord() {
+  for (auto* s : waiting_) owner_.fail(s, died(name(), "is gone"));
+}
+
+void ActorRecord::start() {
+  // The constructor's ObjectRef arguments must exist before the actor is placed.
+  auto self = shared_from_this();
+  auto* ctor = ctor_.get();
+  owner_.when_args_ready(ctor, [self](detail::TaskSpec* c) {
+    std::lock_guard<std::mutex> g(self->m_);
+    if (self->dead_) return;
+    if (auto err = TaskSubmitter::failed_arg(*c)) {
+      self->dead_ = err;
+      return;
+    }
+    self->start_incarnation_locked();
+    self->drain_waiting_locked();
+  });
+}
+
+void ActorRecord::start_incarnation_locked() {
+  mailbox_ = std::make_shared<ActorMailbox>(shared_from_this(), ctor_.get());
+  if (handles_gone_) mailbox_->close_when_drained();
+  owner_.request_lease(LeaseRequest{req_, mailbox_, mailbox_});
+}
+
+void ActorRecord::drain_waiting_locked() {
+  while (!waiting_.empty() && mailbox_) {
+    auto* s = waiting_.front();
+    bool ready = true;
+    for (const auto& d : s->deps)
+      if (!d->done()) {
+        ready = false;
+        break;
+      }
+    if (!ready) return;
+    waiting_.pop_front();
+    if (auto err = TaskSubmitter::failed_arg(*s)) owner_.fail(s, err);
+    else mailbox_->push(s);
+  }
+}
+
+void ActorRecord::submit(detail::TaskSpec* spec) {
+  std::unique_lock<std::mutex> g(m_);
+  if (dead_) {
+    auto err = dead_;
+    g.unlock();
+    return owner_.fail(spec, err);
+  }
+  bool deps_ready = true;
+  for (const auto& d : spec->deps)
+    if (!d->done()) deps_ready = false;
+  if (waiting_.empty() && deps_ready && mailbox_) {
+    if (auto err = TaskSubmitter::failed_arg(*spec)) {
+      g.unlock();
+      return owner_.fail(spec, err);
+    }
+    mailbox_->push(spec);
+    return;
+  }
+  waiting_.push_back(spec);
+  std::vector<detail::ObjectEntry*> pending;
+  for (const auto& d : spec->deps)
+    if (!d->done()) pending.push_back(d.get());
+  g.unlock();
+  std::weak_ptr<ActorRecord> weak = shared_from_this();
+  for (auto* d : pending)
+    d->on_done([weak] {
+      if (auto self = weak.lock()) {
+        std::lock_guard<std::mutex> gg(self->m_);
+        self->drain_waiting_locked();
+      }
+    });
+}
+
+void ActorRecord::kill(bool no_restart) {
+  std::shared_ptr<ActorMailbox> old;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (dead_) return;
+    old = mailbox_;
+    bool restart = !no_restart && (opts_.max_restarts < 0 || restarts_ < opts_.max_restarts);
+    if (restart) {
+      ++restarts_;
+      if (old) old->kill(died(name(), "was killed and is restarting (restart " + std::to_string(restarts_) + ")"));
+      start_incarnation_locked();
+      drain_waiting_locked();
+      return;
+    }
+    dead_ = died(name(), no_restart ? "was killed" : "was killed and has no restarts left");
+    mailbox_.reset();
+  }
+  if (old) old->kill(dead_);
+  std::deque<detail::TaskSpec*> drop;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    drop.swap(waiting_);
+  }
+  for (auto* s : drop) owner_.fail(s, dead_);
+}
+
+void ActorRecord::incarnation_failed(ActorMailbox* mb, std::shared_ptr<const detail::ErrorInfo> why) {
+  std::deque<detail::TaskSpec*> drop;
+  std::shared_ptr<ActorMailbox> old;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (mailbox_.get() != mb) return;  // an old incarnation
+    old = mailbox_;
+    mailbox_.reset();
+    if (!dead_) dead_ = why;
+    drop.swap(waiting_);
+  }
+  old->kill(why);
+  for (auto* s : drop) owner_.fail(s, why);
+}
+
+void ActorRecord::incarnation_ended(ActorMailbox* mb) {
+  std::lock_guard<std::mutex> g(m_);
+  if (mailbox_.get() != mb) return;
+  mailbox_.reset();
+  if (!dead_) dead_ = died(name(), "has stopped (all handles were dropped)");
+}
+
+void ActorRecord::handles_dropped() {
+  std::lock_guard<std::mutex> g(m_);
+  handles_gone_ = true;
+  if (mailbox_) mailbox_->close_when_drained();
+}
+
+void ActorRecord::shutdown(std::shared_ptr<const detail::ErrorInfo> why) {
+  std::shared_ptr<ActorMailbox> old;
+  std::deque<detail::TaskSpec*> drop;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!dead_) dead_ = why;
+    old = mailbox_;
+    mailbox_.reset();
+    drop.swap(waiting_);
+  }
+  if (old) old->kill(why);
+  for (auto* s : drop) owner_.fail(s, why);
+}
+
+}  // namespace iogrid::runtime

@@ -1,0 +1,87 @@
+// ActorRecord: one user actor across its incarnations. ActorMailbox: one incarnation's queue of calls,
+// served by the worker that holds the actor's lease; its first item constructs the instance.
+// Rules: calls are delivered to the mailbox in submission order (a call whose ObjectRef arguments are not
+// ready holds back the calls after it, without blocking any worker); a killed incarnation fails its queued
+// calls with ActorDiedError; with restarts left, a new incarnation is constructed from the original
+// arguments on a fresh lease; when every handle is gone the actor finishes its queued calls and is destroyed.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+
+#include "iogrid/options.hpp"
+#include "runtime/lease_client.hpp"
+
+namespace iogrid::runtime {
+
+class TaskSubmitter;
+class ActorRecord;
+
+class ActorMailbox final : public worker::WorkSource, public LeaseClient {
+ public:
+  ActorMailbox(std::shared_ptr<ActorRecord> rec, detail::TaskSpec* ctor);
+  void push(detail::TaskSpec* spec);
+  // Ends this incarnation: queued calls fail with `why`; the serving worker stops after its current call.
+  void kill(std::shared_ptr<const detail::ErrorInfo> why);
+  // Ends after the queued calls have run.
+  void close_when_drained();
+
+  detail::TaskSpec* next(const worker::WorkerContext& ctx) override;
+  void* self() override { return instance_; }
+  void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
+  void lease_ended(const worker::WorkerContext& ctx) override;
+
+  void lease_granted() override {}
+  void lease_failed(std::shared_ptr<const detail::ErrorInfo> error) override;
+
+ private:
+  std::shared_ptr<ActorRecord> rec_;
+  detail::TaskSpec* ctor_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<detail::TaskSpec*> q_;
+  std::atomic<std::size_t> size_{0};
+  bool ctor_pending_ = true;
+  bool parked_ = false;
+  bool draining_ = false;
+  std::shared_ptr<const detail::ErrorInfo> dead_;
+  std::atomic<bool> ended_{false};
+  void* instance_ = nullptr;
+};
+
+class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
+ public:
+  ActorRecord(TaskSubmitter& owner, std::unique_ptr<detail::TaskSpec> ctor, ActorOptions opts,
+              sched::ResourceRequest req);
+  ~ActorRecord();
+
+  void start();                                   // first incarnation
+  void submit(detail::TaskSpec* spec);            // an ordered call
+  void kill(bool no_restart);
+  void handles_dropped();
+  // From a mailbox: its incarnation died on its own (constructor failure, infeasible).
+  void incarnation_failed(ActorMailbox* mb, std::shared_ptr<const detail::ErrorInfo> why);
+  void incarnation_ended(ActorMailbox* mb);
+  void shutdown(std::shared_ptr<const detail::ErrorInfo> why);
+
+  TaskSubmitter& owner() { return owner_; }
+  const std::string& name() const { return ctor_->name; }
+
+ private:
+  void drain_waiting_locked();
+  void start_incarnation_locked();
+  TaskSubmitter& owner_;
+  std::unique_ptr<detail::TaskSpec> ctor_;
+  ActorOptions opts_;
+  sched::ResourceRequest req_;
+  std::mutex m_;
+  std::shared_ptr<ActorMailbox> mailbox_;
+  std::deque<detail::TaskSpec*> waiting_;
+  int restarts_ = 0;
+  std::shared_ptr<const detail::ErrorInfo> dead_;
+  bool handles_gone_ = false;
+};
+
+}  // namespace iogrid::runtime

@@ -1,0 +1,244 @@
+#include "runtime/embedded_runtime.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <caf/all.hpp>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "iogrid/errors.hpp"
+#include "runtime/head_actor.hpp"
+#include "runtime/job_actor.hpp"
+#include "runtime/messages.hpp"
+#include "runtime/node_actor.hpp"
+#include "runtime/object_store.hpp"
+#include "runtime/task_submitter.hpp"
+#include "worker/work_source.hpp"
+
+namespace iogrid::runtime {
+
+namespace {
+
+std::int64_t physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? std::int64_t(pages) * size : std::int64_t(8) << 30;
+}
+
+sched::Node to_node(const NodeOptions& o, std::uint32_t index) {
+  sched::Node n;
+  n.index = index;
+  n.name = o.name.empty() ? "node-" + std::to_string(index) : o.name;
+  double cpus = o.num_cpus > 0 ? o.num_cpus : double(std::max(1u, std::thread::hardware_concurrency()));
+  double mem = o.memory_gib > 0 ? o.memory_gib : double(physical_memory_bytes()) / double(1 << 30);
+  n.total.cpus = sched::to_milli(cpus);
+  n.total.memory_mib = static_cast<std::int64_t>(mem * 1024);
+  for (const auto& [k, v] : o.resources) n.total.custom[k] = sched::to_milli(v);
+  for (const auto& g : o.gpus) {
+    if (g.count < 0) throw Error("iogrid: node '" + n.name + "' declares a negative GPU count");
+    for (int i = 0; i < g.count; ++i) {
+      sched::Gpu gpu;
+      gpu.model = g.model;
+      gpu.memory_mib = static_cast<std::int64_t>(g.memory_gib * 1024);
+      gpu.compute_capability = g.compute_capability;
+      gpu.tflops = g.tflops;
+      n.gpus.push_back(gpu);
+    }
+  }
+  n.available = n.total;
+  n.labels = o.labels;
+  n.price_per_gpu_hour = o.price_per_gpu_hour;
+  n.reputation = o.reputation;
+  return n;
+}
+
+class ExportTable {
+ public:
+  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      auto& slot = table_[e->id];
+      slot.first = e;
+      ++slot.second;
+    }
+    auto h = detail::RefHandle::share(e);
+    auto id = e->id;
+    return std::shared_ptr<void>(e, [this, h = std::move(h), id](void*) mutable {
+      {
+        std::lock_guard<std::mutex> g(m_);
+        auto it = table_.find(id);
+        if (it != table_.end() && --it->second.second == 0) table_.erase(it);
+      }
+      h.reset();
+    });
+  }
+  detail::RefHandle import_ref(std::uint64_t id) {
+    std::lock_guard<std::mutex> g(m_);
+    auto it = table_.find(id);
+    if (it == table_.end())
+      throw Error("iogrid: object " + std::to_string(id) + " referenced inside a value no longer exists");
+    return detail::RefHandle::share(it->second.first);
+  }
+
+ private:
+  std::mutex m_;
+  std::unordered_map<std::uint64_t, std::pair<detail::ObjectEntry*, int>> table_;
+};
+
+}  // namespace
+
+class EmbeddedRuntime final : public detail::Core {
+ public:
+  explicit EmbeddedRuntime(const InitOptions& opts) {
+    cfg_.set("scheduler.max-threads", 2);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+
+    auto node_opts = opts.nodes;
+    if (node_opts.empty()) node_opts.emplace_back();
+    sched::ClusterView view;
+    std::filesystem::path spill_root = opts.spill_dir.empty()
+                                           ? std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid()))
+                                           : std::filesystem::path(opts.spill_dir);
+    auto default_store = physical_memory_bytes() / 4 / std::int64_t(node_opts.size());
+    for (std::uint32_t i = 0; i < node_opts.size(); ++i) {
+      auto n = to_node(node_opts[i], i);
+      for (std::uint32_t j = 0; j < i; ++j)
+        if (view.nodes[j].name == n.name) throw Error("iogrid: two nodes are named '" + n.name + "'");
+      auto cap = node_opts[i].object_store_bytes > 0 ? node_opts[i].object_store_bytes : default_store;
+      stores_.push_back(std::make_shared<ObjectStore>(n.name, cap, spill_root / n.name));
+      view.nodes.push_back(std::move(n));
+    }
+    std::unique_ptr<sched::SchedulingPolicy> policy = sched::make_policy("pack");
+    head_ = spawn_head(*sys_, view, std::move(policy));
+    std::vector<caf::actor> node_actors;
+    for (const auto& n : view.nodes) {
+      worker::WorkerContext ctx;
+      ctx.node_index = n.index;
+      ctx.node_name = n.name;
+      node_actors.push_back(spawn_node(*sys_, head_, ctx));
+    }
+    nodes_ = node_actors;
+    caf::anon_send(head_, nodes_atom::value, std::move(node_actors));
+    job_ = spawn_job(*sys_, head_, "job-1");
+
+    TaskSubmitter::Hooks hooks;
+    hooks.request_lease = [job = job_](LeaseRequest r) { caf::anon_send(job, lease_atom::value, std::move(r)); };
+    hooks.store_of = [this](std::uint32_t node) { return stores_.at(node); };
+    submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
+  }
+
+  ~EmbeddedRuntime() override { stop(); }
+
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    submitter_->shutdown();
+    for (auto& n : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(job_, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(head_, caf::exit_reason::user_shutdown);
+    nodes_.clear();
+    job_ = nullptr;
+    head_ = nullptr;
+    sys_.reset();  // waits for every actor, and so for every worker thread to finish its task
+  }
+
+  detail::RefHandle new_entry() override {
+    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+  }
+
+  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+    submitter_->submit(std::move(spec), opts);
+  }
+
+  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+    auto h = new_entry();
+    const auto* ctx = worker::current_context();
+    submitter_->store_value(h.get(), std::move(value), std::move(contained), ctx ? ctx->node_index : 0);
+    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
+    return h;
+  }
+
+  void cancel(detail::ObjectEntry* e) override {
+    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
+  }
+
+  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return exports_.export_ref(e); }
+  detail::RefHandle import_ref(std::uint64_t id) override { return exports_.import_ref(id); }
+
+  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+    auto rec = submitter_->create_actor(std::move(ctor), opts);
+    auto* raw = rec.get();
+    return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
+      rec->handles_dropped();
+      rec.reset();
+    });
+  }
+
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+    static_cast<ActorRecord*>(actor.get())->submit(spec.release());
+  }
+
+  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
+    static_cast<ActorRecord*>(actor.get())->kill(no_restart);
+  }
+
+  std::string current_node() const override {
+    const auto* ctx = worker::current_context();
+    return ctx ? ctx->node_name : std::string("driver");
+  }
+
+  std::vector<NodeInfo> describe() {
+    caf::scoped_actor self{*sys_};
+    sched::ClusterView view;
+    self->request(head_, caf::infinite, view_atom::value)
+        .receive([&](const sched::ClusterView& v) { view = v; },
+                 [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
+    std::vector<NodeInfo> out;
+    for (const auto& n : view.nodes) {
+      NodeInfo i;
+      i.name = n.name;
+      i.num_cpus = sched::from_milli(n.total.cpus);
+      i.available_cpus = sched::from_milli(n.available.cpus);
+      i.memory_gib = double(n.total.memory_mib) / 1024.0;
+      for (const auto& g : n.gpus) {
+        GpuOptions go;
+        go.model = g.model;
+        go.memory_gib = double(g.memory_mib) / 1024.0;
+        go.compute_capability = g.compute_capability;
+        go.tflops = g.tflops;
+        go.count = 1;
+        i.gpus.push_back(go);
+      }
+      i.labels = n.labels;
+      auto st = stores_[n.index]->stats();
+      i.object_store_used_bytes = st.used_bytes;
+      i.object_store_capacity_bytes = st.capacity_bytes;
+      i.spilled_bytes = st.spilled_bytes;
+      out.push_back(std::move(i));
+    }
+    return out;
+  }
+
+ private:
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  caf::actor head_;
+  caf::actor job_;
+  std::vector<caf::actor> nodes_;
+  std::vector<std::shared_ptr<ObjectStore>> stores_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  std::atomic<std::uint64_t> next_id_{1};
+  ExportTable exports_;
+  std::atomic<bool> stopped_{false};
+};
+
+std::unique_ptr<detail::Core> start_embedded(const InitOptions& opts) { return std::make_unique<EmbeddedRuntime>(opts); }
+
+std::vector<NodeInfo> describe_nodes(detail::Core& core) { return static_cast<EmbeddedRuntime&>(core).describe(); }
+
+void stop_embedded(detail::Core& core) { static_cast<EmbeddedRuntime&>(core).stop(); }
+
+}  // namespace iogrid::runtime

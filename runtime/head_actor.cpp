@@ -1,0 +1,91 @@
+#include "runtime/head_actor.hpp"
+
+#include <deque>
+#include <unordered_map>
+
+#include "runtime/messages.hpp"
+#include "scheduler/feasibility.hpp"
+
+namespace iogrid::runtime {
+
+namespace {
+
+struct HeadState {
+  sched::ClusterView view;
+  std::shared_ptr<sched::SchedulingPolicy> policy;
+  std::vector<caf::actor> nodes;
+  std::deque<LeaseRequest> pending;
+  std::unordered_map<std::string, std::string> kv;
+  HeadStats stats;
+  static inline const char* name = "iogrid.head";
+};
+
+using Self = caf::stateful_actor<HeadState>;
+
+bool feasible_anywhere(const sched::ClusterView& v, const sched::ResourceRequest& r) {
+  for (const auto& n : v.nodes)
+    if (sched::fits(n, r, sched::Capacity::total)) return true;
+  return false;
+}
+
+// Grants `req` now if some node has room; returns false when it must wait.
+bool try_grant(Self* self, LeaseRequest& req) {
+  auto& st = self->state;
+  auto node = st.policy->select(st.view, req.request);
+  if (!node) return false;
+  auto alloc = sched::allocate(st.view.nodes[*node], req.request);
+  if (!alloc) return false;
+  ++st.stats.leases_granted;
+  req.client->lease_granted();
+  self->send(st.nodes[*node], start_atom::value, std::move(req.source), *alloc);
+  return true;
+}
+
+void grant_pending(Self* self) {
+  auto& pending = self->state.pending;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (try_grant(self, *it)) it = pending.erase(it);
+    else ++it;
+  }
+}
+
+caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sched::SchedulingPolicy> policy) {
+  self->state.view = std::move(view);
+  self->state.policy = std::move(policy);
+  return {
+      [=](nodes_atom, std::vector<caf::actor> nodes) { self->state.nodes = std::move(nodes); },
+      [=](lease_atom, LeaseRequest req) {
+        auto& st = self->state;
+        if (!feasible_anywhere(st.view, req.request)) {
+          ++st.stats.leases_infeasible;
+          req.client->lease_failed(std::make_shared<const detail::ErrorInfo>(
+              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + sched::explain_infeasible(st.view, req.request)}));
+          return;
+        }
+        if (!st.pending.empty() || !try_grant(self, req)) {
+          ++st.stats.leases_queued;
+          st.pending.push_back(std::move(req));
+        }
+      },
+      [=](release_atom, sched::Allocation alloc) {
+        auto& st = self->state;
+        if (alloc.node < st.view.nodes.size()) sched::release(st.view.nodes[alloc.node], alloc);
+        grant_pending(self);
+      },
+      [=](view_atom) { return self->state.view; },
+      [=](stats_atom) { return self->state.stats; },
+      [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },
+      [=](kv_get_atom, const std::string& k) -> std::string {
+        auto it = self->state.kv.find(k);
+        return it == self->state.kv.end() ? std::string() : it->second;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, std::unique_ptr<sched::SchedulingPolicy> policy) {
+  return sys.spawn(head_actor, std::move(view), std::shared_ptr<sched::SchedulingPolicy>(std::move(policy)));
+}
+
+}  // namespace iogrid::runtime

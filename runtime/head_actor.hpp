@@ -1,0 +1,21 @@
+// HeadActor: one per cluster. Owns the node table (as a scheduler ClusterView), places worker leases with
+// the scheduling policy, queues leases that fit the cluster but not its free capacity right now (granting
+// them in order as capacity returns), fails at once those no node could ever run, and keeps the
+// key-value store used for rendezvous.
+#pragma once
+
+#include <caf/all.hpp>
+#include <memory>
+
+#include "scheduler/policy.hpp"
+#include "scheduler/resources.hpp"
+
+namespace iogrid::runtime {
+
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, std::unique_ptr<sched::SchedulingPolicy> policy);
+// Tells the head which node actor serves node index i (in order).
+using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
+
+}  // namespace iogrid::runtime
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<caf::actor>)

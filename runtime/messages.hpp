@@ -1,0 +1,31 @@
+// The control-plane vocabulary between head, node and job actors (embedded mode: in-process messages).
+// Everything here that will cross a process boundary in cluster mode has a Cap'n Proto twin in proto/.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include "runtime/lease_client.hpp"
+#include "scheduler/resources.hpp"
+#include "worker/worker_actor.hpp"
+
+namespace iogrid::runtime {
+
+using lease_atom = caf::atom_constant<caf::atom("lease")>;        // job -> head: (lease, LeaseRequest)
+using release_atom = caf::atom_constant<caf::atom("release")>;    // node -> head: (release, Allocation)
+using start_atom = caf::atom_constant<caf::atom("start")>;        // head -> node: (start, source, Allocation)
+using view_atom = caf::atom_constant<caf::atom("view")>;          // -> head: ClusterView snapshot
+using kv_put_atom = caf::atom_constant<caf::atom("kv_put")>;      // -> head: (kv_put, key, value)
+using kv_get_atom = caf::atom_constant<caf::atom("kv_get")>;      // -> head: (kv_get, key) -> value
+using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job: counters
+
+struct HeadStats {
+  std::uint64_t leases_granted = 0;
+  std::uint64_t leases_queued = 0;
+  std::uint64_t leases_infeasible = 0;
+};
+
+}  // namespace iogrid::runtime
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::LeaseRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::sched::ClusterView)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::HeadStats)

@@ -1,0 +1,101 @@
+@0xc2a6f1e3d4b59a01;
+# Wire schemas for everything that crosses a process boundary in cluster mode.
+# Versioned by `protocolVersion`; fields are only ever added, never renumbered.
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("iogrid::proto");
+
+const protocolVersion :UInt32 = 1;
+
+struct Gpu {
+  model @0 :Text;
+  memoryMib @1 :Int64;
+  computeCapability @2 :Float64;
+  tflops @3 :Float64;
+  verified @4 :Bool;
+  freeMilli @5 :Int64;
+}
+
+struct KeyValue {
+  key @0 :Text;
+  value @1 :Text;
+}
+
+struct Quantity {
+  name @0 :Text;
+  milli @1 :Int64;
+}
+
+struct ResourceRequest {
+  cpusMilli @0 :Int64;
+  memoryMib @1 :Int64;
+  gpusMilli @2 :Int64;
+  gpuModels @3 :List(Text);
+  minGpuMemoryMib @4 :Int64;
+  minComputeCapability @5 :Float64;
+  custom @6 :List(Quantity);
+  labels @7 :List(KeyValue);
+  node @8 :Text;
+}
+
+struct NodeResources {
+  cpusMilli @0 :Int64;
+  memoryMib @1 :Int64;
+  custom @2 :List(Quantity);
+}
+
+struct NodeInfo {
+  index @0 :UInt32;
+  name @1 :Text;
+  total @2 :NodeResources;
+  available @3 :NodeResources;
+  gpus @4 :List(Gpu);
+  labels @5 :List(KeyValue);
+  pricePerGpuHour @6 :Float64;
+  reputation @7 :Float64;
+  alive @8 :Bool;
+}
+
+struct Heartbeat {
+  nodeIndex @0 :UInt32;
+  sequence @1 :UInt64;
+  available @2 :NodeResources;
+  gpus @3 :List(Gpu);
+}
+
+enum TaskKind {
+  normal @0;
+  actorCreate @1;
+  actorCall @2;
+}
+
+struct TaskSpec {
+  taskId @0 :UInt64;
+  kind @1 :TaskKind;
+  function @2 :Text;         # registered name
+  name @3 :Text;
+  args @4 :Data;             # per parameter: tag byte, then inline value or dependency index
+  deps @5 :List(UInt64);     # object ids passed by reference
+  resultId @6 :UInt64;
+  request @7 :ResourceRequest;
+  maxRetries @8 :Int32;
+  retryExceptions @9 :Bool;
+  attempt @10 :Int32;
+  actorId @11 :UInt64;
+  jobId @12 :Text;
+}
+
+struct ObjectMeta {
+  id @0 :UInt64;
+  size @1 :UInt64;
+  nodeIndex @2 :UInt32;       # where a copy lives
+  inlineValue @3 :Data;       # small objects travel with their metadata
+  checksum @4 :UInt64;
+  contained @5 :List(UInt64);
+}
+
+struct JobSpec {
+  jobId @0 :Text;
+  driverNode @1 :Text;
+  codeHash @2 :Text;          # content hash of the driver executable
+  args @3 :List(Text);
+}

@@ -1,0 +1,151 @@
+#include "runtime/proto/convert.hpp"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+
+namespace iogrid::proto {
+
+namespace {
+void write_res(NodeResources::Builder b, const sched::NodeResources& r) {
+  b.setCpusMilli(r.cpus);
+  b.setMemoryMib(r.memory_mib);
+  auto c = b.initCustom(static_cast<unsigned>(r.custom.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : r.custom) {
+    c[i].setName(k);
+    c[i].setMilli(v);
+    ++i;
+  }
+}
+sched::NodeResources read_res(NodeResources::Reader r) {
+  sched::NodeResources out;
+  out.cpus = r.getCpusMilli();
+  out.memory_mib = r.getMemoryMib();
+  for (auto q : r.getCustom()) out.custom[q.getName()] = q.getMilli();
+  return out;
+}
+template <class Builder>
+void write_labels(Builder b, const std::map<std::string, std::string>& m) {
+  unsigned i = 0;
+  for (const auto& [k, v] : m) {
+    b[i].setKey(k);
+    b[i].setValue(v);
+    ++i;
+  }
+}
+
+template <class T>
+std::vector<std::uint8_t> flat(capnp::MallocMessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  return std::vector<std::uint8_t>(bytes.begin(), bytes.end());
+}
+
+template <class Root, class Fn>
+auto with_reader(const std::vector<std::uint8_t>& bytes, Fn fn) {
+  if (bytes.size() % sizeof(capnp::word) != 0 || bytes.empty())
+    throw DecodeError("iogrid: malformed message: size " + std::to_string(bytes.size()) + " is not a whole number of words");
+  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.data(), bytes.data(), bytes.size());
+  try {
+    capnp::ReaderOptions opts;
+    opts.traversalLimitInWords = 1 << 20;
+    capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()), opts);
+    return fn(reader.getRoot<Root>());
+  } catch (const kj::Exception& e) {
+    throw DecodeError(std::string("iogrid: malformed message: ") + e.getDescription().cStr());
+  }
+}
+}  // namespace
+
+void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
+  b.setCpusMilli(r.cpus);
+  b.setMemoryMib(r.memory_mib);
+  b.setGpusMilli(r.gpus);
+  auto models = b.initGpuModels(static_cast<unsigned>(r.gpu_models.size()));
+  for (unsigned i = 0; i < r.gpu_models.size(); ++i) models.set(i, r.gpu_models[i]);
+  b.setMinGpuMemoryMib(r.min_gpu_memory_mib);
+  b.setMinComputeCapability(r.min_compute_capability);
+  auto c = b.initCustom(static_cast<unsigned>(r.custom.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : r.custom) {
+    c[i].setName(k);
+    c[i].setMilli(v);
+    ++i;
+  }
+  write_labels(b.initLabels(static_cast<unsigned>(r.labels.size())), r.labels);
+  b.setNode(r.node);
+}
+
+sched::ResourceRequest read(ResourceRequest::Reader r) {
+  sched::ResourceRequest out;
+  out.cpus = r.getCpusMilli();
+  out.memory_mib = r.getMemoryMib();
+  out.gpus = r.getGpusMilli();
+  for (auto m : r.getGpuModels()) out.gpu_models.emplace_back(m);
+  out.min_gpu_memory_mib = r.getMinGpuMemoryMib();
+  out.min_compute_capability = r.getMinComputeCapability();
+  for (auto q : r.getCustom()) out.custom[q.getName()] = q.getMilli();
+  for (auto kv : r.getLabels()) out.labels[kv.getKey()] = kv.getValue();
+  out.node = r.getNode();
+  return out;
+}
+
+void write(NodeInfo::Builder b, const sched::Node& n) {
+  b.setIndex(n.index);
+  b.setName(n.name);
+  write_res(b.initTotal(), n.total);
+  write_res(b.initAvailable(), n.available);
+  auto gs = b.initGpus(static_cast<unsigned>(n.gpus.size()));
+  for (unsigned i = 0; i < n.gpus.size(); ++i) {
+    const auto& g = n.gpus[i];
+    gs[i].setModel(g.model);
+    gs[i].setMemoryMib(g.memory_mib);
+    gs[i].setComputeCapability(g.compute_capability);
+    gs[i].setTflops(g.tflops);
+    gs[i].setVerified(g.verified);
+    gs[i].setFreeMilli(g.free);
+  }
+  write_labels(b.initLabels(static_cast<unsigned>(n.labels.size())), n.labels);
+  b.setPricePerGpuHour(n.price_per_gpu_hour);
+  b.setReputation(n.reputation);
+  b.setAlive(n.alive);
+}
+
+sched::Node read(NodeInfo::Reader r) {
+  sched::Node n;
+  n.index = r.getIndex();
+  n.name = r.getName();
+  n.total = read_res(r.getTotal());
+  n.available = read_res(r.getAvailable());
+  for (auto g : r.getGpus())
+    n.gpus.push_back(sched::Gpu{g.getModel(), g.getMemoryMib(), g.getComputeCapability(), g.getTflops(), g.getVerified(),
+                                g.getFreeMilli()});
+  for (auto kv : r.getLabels()) n.labels[kv.getKey()] = kv.getValue();
+  n.price_per_gpu_hour = r.getPricePerGpuHour();
+  n.reputation = r.getReputation();
+  n.alive = r.getAlive();
+  return n;
+}
+
+std::vector<std::uint8_t> encode(const sched::ResourceRequest& r) {
+  capnp::MallocMessageBuilder msg;
+  write(msg.initRoot<ResourceRequest>(), r);
+  return flat<ResourceRequest>(msg);
+}
+sched::ResourceRequest decode_request(const std::vector<std::uint8_t>& bytes) {
+  return with_reader<ResourceRequest>(bytes, [](ResourceRequest::Reader r) { return read(r); });
+}
+std::vector<std::uint8_t> encode(const sched::Node& n) {
+  capnp::MallocMessageBuilder msg;
+  write(msg.initRoot<NodeInfo>(), n);
+  return flat<NodeInfo>(msg);
+}
+sched::Node decode_node(const std::vector<std::uint8_t>& bytes) {
+  return with_reader<NodeInfo>(bytes, [](NodeInfo::Reader r) { return read(r); });
+}
+
+}  // namespace iogrid::proto

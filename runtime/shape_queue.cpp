@@ -1,0 +1,101 @@
+#include "runtime/shape_queue.hpp"
+
+#include "runtime/spin.hpp"
+#include "runtime/task_submitter.hpp"
+
+namespace iogrid::runtime {
+
+ShapeQueue::ShapeQueue(TaskSubmitter& owner, std::uint32_t id, sched::ResourceRequest req,
+                       std::chrono::milliseconds idle)
+    : owner_(owner), id_(id), req_(std::move(req)), idle_(idle) {}
+
+void ShapeQueue::push(detail::TaskSpec* spec) {
+  bool need_lease = false, wake = false;
+  std::shared_ptr<const detail::ErrorInfo> failed;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (failed_ || closed_) {
+      failed = failed_ ? failed_ : TaskSubmitter::stopped_error();
+    } else {
+      q_.push_back(spec);
+      size_.store(q_.size(), std::memory_order_release);
+      wake = parked_ > 0;
+      if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases) {
+        ++pending_leases_;
+        need_lease = true;
+      }
+    }
+  }
+  if (failed) return owner_.fail(spec, failed);
+  if (wake) cv_.notify_one();
+  if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
+}
+
+detail::TaskSpec* ShapeQueue::pop_locked() {
+  auto* s = q_.front();
+  q_.pop_front();
+  size_.store(q_.size(), std::memory_order_release);
+  return s;
+}
+
+detail::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
+  for (;;) {
+    spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || closed_; }, kWorkerSpin);
+    std::unique_lock<std::mutex> g(m_);
+    if (q_.empty() && !closed_) {
+      ++parked_;
+      cv_.wait_for(g, idle_, [this] { return !q_.empty() || closed_; });
+      --parked_;
+    }
+    if (q_.empty()) {
+      --active_leases_;
+      return nullptr;  // idle too long, or closed: the lease ends
+    }
+    auto* s = pop_locked();
+    g.unlock();
+    if (s->result->done()) {  // cancelled while queued
+      delete s;
+      continue;
+    }
+    return s;
+  }
+}
+
+void ShapeQueue::finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) {
+  owner_.complete(spec, std::move(outcome), ctx, [this](detail::TaskSpec* s) { push(s); });
+}
+
+void ShapeQueue::lease_granted() {
+  std::lock_guard<std::mutex> g(m_);
+  --pending_leases_;
+  ++active_leases_;
+}
+
+void ShapeQueue::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    --pending_leases_;
+  }
+  fail_all(std::move(error));
+}
+
+void ShapeQueue::fail_all(std::shared_ptr<const detail::ErrorInfo> error) {
+  std::deque<detail::TaskSpec*> drop;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!failed_) failed_ = error;
+    drop.swap(q_);
+    size_.store(0, std::memory_order_release);
+  }
+  for (auto* s : drop) owner_.fail(s, error);
+}
+
+void ShapeQueue::close() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+}  // namespace iogrid::runtime

@@ -1,0 +1,188 @@
+#include "runtime/task_submitter.hpp"
+
+#include <cmath>
+
+#include "iogrid/errors.hpp"
+
+namespace iogrid::runtime {
+
+namespace {
+template <class O>
+sched::ResourceRequest common_request(const O& o, double cpus) {
+  auto check = [](double v, const char* field) {
+    if (!(v >= 0) || !std::isfinite(v))
+      throw Error(std::string("iogrid: option ") + field + " must be a non-negative number, got " + std::to_string(v));
+  };
+  check(cpus, "num_cpus");
+  check(o.num_gpus, "num_gpus");
+  check(o.memory_gib, "memory_gib");
+  check(o.min_gpu_memory_gib, "min_gpu_memory_gib");
+  if (o.num_gpus > 1 && std::abs(o.num_gpus - std::round(o.num_gpus)) > 1e-9)
+    throw Error("iogrid: num_gpus above 1 must be a whole number (got " + std::to_string(o.num_gpus) +
+                "); fractions are for sharing one GPU");
+  sched::ResourceRequest r;
+  r.cpus = sched::to_milli(cpus);
+  r.memory_mib = static_cast<std::int64_t>(o.memory_gib * 1024);
+  r.gpus = sched::to_milli(o.num_gpus);
+  r.gpu_models = sched::split_models(o.gpu_model);
+  r.min_gpu_memory_mib = static_cast<std::int64_t>(o.min_gpu_memory_gib * 1024);
+  r.min_compute_capability = o.min_compute_capability;
+  for (const auto& [k, v] : o.resources) {
+    check(v, k.c_str());
+    r.custom[k] = sched::to_milli(v);
+  }
+  r.labels = o.labels;
+  r.node = o.node;
+  if ((!r.gpu_models.empty() || r.min_gpu_memory_mib > 0 || r.min_compute_capability > 0) && r.gpus == 0)
+    throw Error("iogrid: gpu_model / min_gpu_memory_gib / min_compute_capability need num_gpus > 0");
+  return r;
+}
+}  // namespace
+
+sched::ResourceRequest to_request(const TaskOptions& o) {
+  if (o.max_retries < 0) throw Error("iogrid: option max_retries must be >= 0");
+  return common_request(o, o.num_cpus);
+}
+sched::ResourceRequest to_request(const ActorOptions& o) { return common_request(o, o.num_cpus); }
+
+TaskSubmitter::TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle)
+    : hooks_(std::move(hooks)), lease_idle_(lease_idle) {}
+
+TaskSubmitter::~TaskSubmitter() { shutdown(); }
+
+std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::stopped_error() {
+  static const auto e = std::make_shared<const detail::ErrorInfo>(
+      detail::ErrorInfo{detail::ErrorKind::runtime_stopped, "", "", "iogrid: the runtime was shut down before this task ran"});
+  return e;
+}
+
+bool TaskSubmitter::stopped() const {
+  std::lock_guard<std::mutex> g(m_);
+  return stopped_;
+}
+
+std::shared_ptr<ShapeQueue> TaskSubmitter::shape_for(const sched::ResourceRequest& req) {
+  auto key = req.key();
+  std::lock_guard<std::mutex> g(m_);
+  auto it = shapes_.find(key);
+  if (it != shapes_.end()) return it->second;
+  auto q = std::make_shared<ShapeQueue>(*this, static_cast<std::uint32_t>(shapes_.size()), req, lease_idle_);
+  if (stopped_) q->close();
+  shapes_.emplace(std::move(key), q);
+  return q;
+}
+
+std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::failed_arg(const detail::TaskSpec& spec) {
+  for (const auto& d : spec.deps)
+    if (d->state.load(std::memory_order_acquire) == detail::ObjectState::failed) return d->error;
+  return nullptr;
+}
+
+void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then) {
+  int missing = 0;
+  for (const auto& d : spec->deps)
+    if (!d->done()) ++missing;
+  if (missing == 0) {
+    then(spec);
+    return;
+  }
+  // One extra count held while registering, so `then` runs exactly once, after the last dependency.
+  spec->unresolved.store(missing + 1, std::memory_order_relaxed);
+  auto shared_then = std::make_shared<std::function<void(detail::TaskSpec*)>>(std::move(then));
+  for (const auto& d : spec->deps) {
+    if (d->done()) continue;
+    d->on_done([spec, shared_then] {
+      if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
+    });
+  }
+  if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
+}
+
+void TaskSubmitter::submit(std::unique_ptr<detail::TaskSpec> owned, const TaskOptions& opts) {
+  auto req = to_request(opts);
+  auto queue = shape_for(req);
+  owned->shape = queue->id();
+  owned->max_retries = opts.max_retries;
+  owned->retry_exceptions = opts.retry_exceptions;
+  auto* spec = owned.release();
+  when_args_ready(spec, [this, queue](detail::TaskSpec* s) {
+    if (auto err = failed_arg(*s)) return fail(s, err);
+    queue->push(s);
+  });
+}
+
+std::shared_ptr<ActorRecord> TaskSubmitter::create_actor(std::unique_ptr<detail::TaskSpec> ctor,
+                                                         const ActorOptions& opts) {
+  if (opts.max_restarts < -1) throw Error("iogrid: option max_restarts must be >= -1");
+  auto req = to_request(opts);
+  auto rec = std::make_shared<ActorRecord>(*this, std::move(ctor), opts, std::move(req));
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (stopped_) throw RuntimeError("iogrid: the runtime is shutting down");
+    actors_.push_back(rec);
+  }
+  rec->start();
+  return rec;
+}
+
+void TaskSubmitter::store_value(detail::ObjectEntry* entry, detail::MutableBufferPtr value,
+                                std::vector<std::shared_ptr<void>> contained, std::uint32_t node) {
+  auto size = value->size();
+  if (size <= detail::kMaxInlineValueBytes) {
+    entry->complete_value(std::move(value), nullptr, size, std::move(contained));
+    return;
+  }
+  auto store = hooks_.store_of(node);
+  try {
+    store->put(entry->id, value);
+  } catch (const Error& e) {
+    entry->complete_error(std::make_shared<const detail::ErrorInfo>(
+        detail::ErrorInfo{detail::ErrorKind::store_full, "", store->node_name(), e.what()}));
+    return;
+  }
+  if (!entry->complete_value(nullptr, store, size, std::move(contained))) store->erase(entry->id);
+}
+
+void TaskSubmitter::fail(detail::TaskSpec* spec, std::shared_ptr<const detail::ErrorInfo> error) {
+  spec->result->complete_error(std::move(error));
+  delete spec;
+}
+
+void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx,
+                             const std::function<void(detail::TaskSpec*)>& retry) {
+  auto* entry = spec->result.get();
+  if (out.failed) {
+    if (spec->retry_exceptions && spec->attempt < spec->max_retries && !entry->done() && retry) {
+      ++spec->attempt;
+      retry(spec);
+      return;
+    }
+    auto msg = out.error;
+    if (spec->attempt > 0) msg += " (after " + std::to_string(spec->attempt + 1) + " attempts)";
+    fail(spec, std::make_shared<const detail::ErrorInfo>(
+                   detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
+    return;
+  }
+  if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
+  delete spec;
+}
+
+void TaskSubmitter::shutdown() {
+  std::unordered_map<std::string, std::shared_ptr<ShapeQueue>> shapes;
+  std::vector<std::weak_ptr<ActorRecord>> actors;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (stopped_) return;
+    stopped_ = true;
+    shapes = shapes_;
+    actors.swap(actors_);
+  }
+  for (auto& [k, q] : shapes) {
+    q->close();
+    q->fail_all(stopped_error());
+  }
+  for (auto& w : actors)
+    if (auto a = w.lock()) a->shutdown(stopped_error());
+}
+
+}  // namespace iogrid::runtime

@@ -1,0 +1,71 @@
+// TaskSubmitter: the owner side of a job. It resolves a task's ObjectRef arguments without occupying
+// any worker (callbacks on the argument entries), routes runnable tasks to the queue of their scheduling
+// class, asks the head for worker leases, and completes results: small values inline in their entry,
+// large ones in the object store of the node that ran the task. It also applies retries.
+// Thread-safe: called from the driver, from worker threads (nested tasks, completions) and the head.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "iogrid/detail/core.hpp"
+#include "iogrid/detail/task_spec.hpp"
+#include "iogrid/options.hpp"
+#include "runtime/actor_record.hpp"
+#include "runtime/lease_client.hpp"
+#include "runtime/object_store.hpp"
+#include "runtime/shape_queue.hpp"
+
+namespace iogrid::runtime {
+
+// Converts and checks a user's options; throws iogrid::Error naming the bad field.
+sched::ResourceRequest to_request(const TaskOptions& o);
+sched::ResourceRequest to_request(const ActorOptions& o);
+
+class TaskSubmitter {
+ public:
+  struct Hooks {
+    std::function<void(LeaseRequest)> request_lease;
+    std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
+  };
+  TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle);
+  ~TaskSubmitter();
+
+  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts);
+  std::shared_ptr<ActorRecord> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts);
+
+  // Runs `then(spec)` once every argument entry of `spec` is done (now, or in the completing thread).
+  void when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then);
+  // The error of the first failed argument, if any.
+  static std::shared_ptr<const detail::ErrorInfo> failed_arg(const detail::TaskSpec& spec);
+
+  // Stores a task's outcome (or retries it) and frees the spec. `retry` re-queues it.
+  void complete(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx,
+                const std::function<void(detail::TaskSpec*)>& retry);
+  void fail(detail::TaskSpec* spec, std::shared_ptr<const detail::ErrorInfo> error);
+  // Stores a value produced on `node` into `entry` (inline or in that node's store).
+  void store_value(detail::ObjectEntry* entry, detail::MutableBufferPtr value,
+                   std::vector<std::shared_ptr<void>> contained, std::uint32_t node);
+
+  void request_lease(LeaseRequest req) { hooks_.request_lease(std::move(req)); }
+  void shutdown();
+  bool stopped() const;
+
+  static std::shared_ptr<const detail::ErrorInfo> stopped_error();
+
+ private:
+  std::shared_ptr<ShapeQueue> shape_for(const sched::ResourceRequest& req);
+  Hooks hooks_;
+  std::chrono::milliseconds lease_idle_;
+  mutable std::mutex m_;
+  std::unordered_map<std::string, std::shared_ptr<ShapeQueue>> shapes_;
+  std::vector<std::weak_ptr<ActorRecord>> actors_;
+  bool stopped_ = false;
+};
+
+}  // namespace iogrid::runtime

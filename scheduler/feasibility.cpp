@@ -1,0 +1,184 @@
+#include "scheduler/feasibility.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <sstream>
+
+namespace iogrid::sched {
+
+bool gpu_matches(const Gpu& gpu, const ResourceRequest& req) {
+  if (!req.gpu_models.empty() &&
+      std::find(req.gpu_models.begin(), req.gpu_models.end(), gpu.model) == req.gpu_models.end())
+    return false;
+  if (gpu.memory_mib < req.min_gpu_memory_mib) return false;
+  if (gpu.compute_capability + 1e-9 < req.min_compute_capability) return false;
+  return true;
+}
+
+namespace {
+
+const NodeResources& pick(const Node& n, Capacity which) { return which == Capacity::total ? n.total : n.available; }
+
+bool gpus_fit(const Node& node, const ResourceRequest& req, Capacity which) {
+  if (req.gpus <= 0) return true;
+  if (req.gpus < kOne) {
+    for (const auto& g : node.gpus)
+      if (gpu_matches(g, req) && (which == Capacity::total ? kOne : g.free) >= req.gpus) return true;
+    return false;
+  }
+  Milli whole = 0;
+  for (const auto& g : node.gpus)
+    if (gpu_matches(g, req) && (which == Capacity::total || g.free == kOne)) whole += kOne;
+  return whole >= req.gpus;
+}
+
+bool labels_match(const Node& node, const ResourceRequest& req) {
+  for (const auto& [k, v] : req.labels) {
+    auto it = node.labels.find(k);
+    if (it == node.labels.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool fits(const Node& node, const ResourceRequest& req, Capacity which) {
+  if (!node.alive) return false;
+  if (!req.node.empty() && req.node != node.name) return false;
+  const auto& r = pick(node, which);
+  if (r.cpus < req.cpus || r.memory_mib < req.memory_mib) return false;
+  for (const auto& [k, v] : req.custom) {
+    auto it = r.custom.find(k);
+    if (v > 0 && (it == r.custom.end() || it->second < v)) return false;
+  }
+  return labels_match(node, req) && gpus_fit(node, req, which);
+}
+
+std::optional<Allocation> allocate(Node& node, const ResourceRequest& req) {
+  if (!fits(node, req, Capacity::available)) return std::nullopt;
+  Allocation a;
+  a.node = node.index;
+  a.cpus = req.cpus;
+  a.memory_mib = req.memory_mib;
+  a.custom = req.custom;
+  if (req.gpus > 0 && req.gpus < kOne) {
+    std::optional<std::uint32_t> best;
+    for (std::uint32_t i = 0; i < node.gpus.size(); ++i) {
+      const auto& g = node.gpus[i];
+      if (!gpu_matches(g, req) || g.free < req.gpus) continue;
+      if (!best || g.free < node.gpus[*best].free) best = i;
+    }
+    a.gpus.emplace_back(*best, req.gpus);
+  } else if (req.gpus >= kOne) {
+    Milli need = req.gpus;
+    for (std::uint32_t i = 0; i < node.gpus.size() && need > 0; ++i) {
+      if (gpu_matches(node.gpus[i], req) && node.gpus[i].free == kOne) {
+        a.gpus.emplace_back(i, kOne);
+        need -= kOne;
+      }
+    }
+  }
+  node.available.cpus -= a.cpus;
+  node.available.memory_mib -= a.memory_mib;
+  for (const auto& [k, v] : a.custom) node.available.custom[k] -= v;
+  for (const auto& [i, f] : a.gpus) node.gpus[i].free -= f;
+  return a;
+}
+
+void release(Node& node, const Allocation& a) {
+  node.available.cpus += a.cpus;
+  node.available.memory_mib += a.memory_mib;
+  for (const auto& [k, v] : a.custom) node.available.custom[k] += v;
+  for (const auto& [i, f] : a.gpus)
+    if (i < node.gpus.size()) node.gpus[i].free += f;
+}
+
+double utilization(const Node& node) {
+  double u = 0;
+  auto frac = [](Milli avail, Milli total) { return total > 0 ? 1.0 - double(avail) / double(total) : 0.0; };
+  u = std::max(u, frac(node.available.cpus, node.total.cpus));
+  u = std::max(u, frac(node.available.memory_mib, node.total.memory_mib));
+  if (!node.gpus.empty()) {
+    Milli free = 0;
+    for (const auto& g : node.gpus) free += g.free;
+    u = std::max(u, frac(free, Milli(node.gpus.size()) * kOne));
+  }
+  return u;
+}
+
+std::string first_unmet(const Node& node, const ResourceRequest& req) {
+  std::ostringstream os;
+  if (!node.alive) return "it is dead";
+  if (!req.node.empty() && req.node != node.name) return "the request is pinned to node '" + req.node + "'";
+  if (node.total.cpus < req.cpus)
+    return "it has " + std::to_string(from_milli(node.total.cpus)).substr(0, 6) + " CPUs, the request needs " +
+           std::to_string(from_milli(req.cpus)).substr(0, 6);
+  if (node.total.memory_mib < req.memory_mib)
+    return "it has " + std::to_string(node.total.memory_mib / 1024) + " GiB memory, the request needs " +
+           std::to_string(req.memory_mib / 1024);
+  for (const auto& [k, v] : req.custom) {
+    auto it = node.total.custom.find(k);
+    if (v > 0 && (it == node.total.custom.end() || it->second < v)) return "it lacks custom resource '" + k + "'";
+  }
+  for (const auto& [k, v] : req.labels) {
+    auto it = node.labels.find(k);
+    if (it == node.labels.end()) return "it has no label '" + k + "'";
+    if (it->second != v) return "its label " + k + "=" + it->second + ", the request wants " + v;
+  }
+  if (req.gpus > 0) {
+    if (node.gpus.empty()) return "it has no GPUs";
+    std::size_t matching = 0;
+    for (const auto& g : node.gpus) matching += gpu_matches(g, req) ? 1 : 0;
+    if (matching == 0) {
+      const auto& g = node.gpus.front();
+      if (!req.gpu_models.empty() &&
+          std::find(req.gpu_models.begin(), req.gpu_models.end(), g.model) == req.gpu_models.end())
+        return "its GPUs are " + g.model + ", not an accepted model";
+      if (g.memory_mib < req.min_gpu_memory_mib)
+        return "its GPUs have " + std::to_string(g.memory_mib / 1024) + " GiB, the request needs " +
+               std::to_string(req.min_gpu_memory_mib / 1024) + " GiB";
+      return "its GPUs' compute capability is below the request's minimum";
+    }
+    if (req.gpus >= kOne && Milli(matching) * kOne < req.gpus)
+      return "it has " + std::to_string(matching) + " matching GPUs, the request needs " +
+             std::to_string(req.gpus / kOne);
+  }
+  return {};
+}
+
+std::string explain_infeasible(const ClusterView& view, const ResourceRequest& req) {
+  std::ostringstream os;
+  os << "no node can ever satisfy " << req.describe();
+  const Node* best = nullptr;
+  int best_score = std::numeric_limits<int>::max();
+  for (const auto& n : view.nodes) {
+    // Score: how many hard dimensions fail (fewer is closer).
+    int score = 0;
+    if (!n.alive) score += 100;
+    if (!req.node.empty() && req.node != n.name) score += 50;
+    if (n.total.cpus < req.cpus) ++score;
+    if (n.total.memory_mib < req.memory_mib) ++score;
+    for (const auto& [k, v] : req.labels) {
+      auto it = n.labels.find(k);
+      if (it == n.labels.end() || it->second != v) ++score;
+    }
+    if (req.gpus > 0) {
+      Node copy = n;
+      copy.available = copy.total;
+      for (auto& g : copy.gpus) g.free = kOne;
+      if (!fits(copy, ResourceRequest{0, 0, req.gpus, req.gpu_models, req.min_gpu_memory_mib,
+                                      req.min_compute_capability, {}, {}, {}},
+                Capacity::total))
+        score += 2;
+    }
+    if (score < best_score) {
+      best_score = score;
+      best = &n;
+    }
+  }
+  if (best) os << "; closest node " << best->describe() << ": " << first_unmet(*best, req);
+  else os << "; the cluster has no nodes";
+  return os.str();
+}
+
+}  // namespace iogrid::sched

@@ -1,0 +1,81 @@
+#include "scheduler/resources.hpp"
+
+#include <cmath>
+#include <sstream>
+
+namespace iogrid::sched {
+
+Milli to_milli(double v) { return static_cast<Milli>(std::llround(v * 1000.0)); }
+double from_milli(Milli v) { return static_cast<double>(v) / 1000.0; }
+
+std::vector<std::string> split_models(const std::string& models) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : models) {
+    if (c == '|') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+namespace {
+std::string num(Milli m) {
+  std::ostringstream os;
+  os << from_milli(m);
+  return os.str();
+}
+std::string join_models(const std::vector<std::string>& ms) {
+  std::string s;
+  for (std::size_t i = 0; i < ms.size(); ++i) s += (i ? "|" : "") + ms[i];
+  return s;
+}
+}  // namespace
+
+std::string ResourceRequest::describe() const {
+  std::ostringstream os;
+  os << "{CPU " << num(cpus);
+  if (memory_mib) os << ", memory " << memory_mib / 1024.0 << " GiB";
+  if (gpus) {
+    os << ", GPU " << num(gpus);
+    if (!gpu_models.empty()) os << " x " << join_models(gpu_models);
+    if (min_gpu_memory_mib) os << " >= " << min_gpu_memory_mib / 1024.0 << " GiB";
+    if (min_compute_capability > 0) os << " cc >= " << min_compute_capability;
+  }
+  for (const auto& [k, v] : custom) os << ", " << k << " " << num(v);
+  for (const auto& [k, v] : labels) os << ", label " << k << "=" << v;
+  if (!node.empty()) os << ", node " << node;
+  os << "}";
+  return os.str();
+}
+
+std::string ResourceRequest::key() const {
+  std::ostringstream os;
+  os << cpus << '/' << memory_mib << '/' << gpus << '/' << join_models(gpu_models) << '/' << min_gpu_memory_mib
+     << '/' << min_compute_capability << '/';
+  for (const auto& [k, v] : custom) os << k << '=' << v << ',';
+  os << '/';
+  for (const auto& [k, v] : labels) os << k << '=' << v << ',';
+  os << '/' << node;
+  return os.str();
+}
+
+std::string Node::describe() const {
+  std::ostringstream os;
+  os << "'" << name << "' (" << num(total.cpus) << " CPU";
+  if (total.memory_mib) os << ", " << total.memory_mib / 1024 << " GiB";
+  std::map<std::string, int> counts;
+  for (const auto& g : gpus) counts[g.model + " " + std::to_string(g.memory_mib / 1024) + " GiB"]++;
+  for (const auto& [m, c] : counts) os << ", " << c << " x " << m;
+  for (const auto& [k, v] : total.custom) os << ", " << k << " " << num(v);
+  for (const auto& [k, v] : labels) os << ", " << k << "=" << v;
+  if (!alive) os << ", dead";
+  os << ")";
+  return os.str();
+}
+
+}  // namespace iogrid::sched

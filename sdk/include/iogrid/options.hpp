@@ -1,0 +1,74 @@
+// Options for init(), tasks and actors. Use designated initialisers:
+//     iogrid::task(train).options({.num_cpus = 2, .num_gpus = 0.5, .gpu_model = "A100|H100"}).remote(...)
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iogrid {
+
+// What a task or actor needs from the node it runs on.
+struct TaskOptions {
+  double num_cpus = 1;                 // CPU slots held while the task runs
+  double num_gpus = 0;                 // whole GPUs, or a fraction of one (0.25)
+  std::string gpu_model;               // accepted GPU models, '|'-separated ("A100|H100"); empty: any
+  double min_gpu_memory_gib = 0;       // per GPU
+  double min_compute_capability = 0;   // e.g. 8.0
+  double memory_gib = 0;               // host memory held while running
+  std::map<std::string, double> resources;        // custom resources
+  std::map<std::string, std::string> labels;      // label selector: every key must match the node's label
+  std::string node;                    // run on this node (by name); fails if it cannot ever fit there
+  int max_retries = 3;                 // re-runs after a worker or node is lost
+  bool retry_exceptions = false;       // also re-run when the task throws
+  std::string name;                    // shown in errors and logs; defaults to the function's name
+};
+
+struct ActorOptions {
+  double num_cpus = 0;                 // held for the actor's lifetime (Ray's default: 0)
+  double num_gpus = 0;
+  std::string gpu_model;
+  double min_gpu_memory_gib = 0;
+  double min_compute_capability = 0;
+  double memory_gib = 0;
+  std::map<std::string, double> resources;
+  std::map<std::string, std::string> labels;
+  std::string node;
+  int max_restarts = 0;                // restarts after the actor dies (-1: unlimited)
+  std::string name;
+};
+
+// A GPU a virtual node declares (embedded mode), or one detected on a real node.
+struct GpuOptions {
+  std::string model = "generic";       // "H100", "A100", "RTX4090", ...
+  double memory_gib = 16;
+  double compute_capability = 8.0;
+  int count = 1;
+  double tflops = 0;                   // claimed/verified throughput; 0: unknown
+};
+
+// A node of the embedded cluster. A laptop can declare several heterogeneous virtual nodes.
+struct NodeOptions {
+  std::string name;                    // default: node-<index>
+  double num_cpus = 0;                 // 0: this machine's hardware threads
+  double memory_gib = 0;               // 0: this machine's memory
+  std::vector<GpuOptions> gpus;
+  std::map<std::string, double> resources;
+  std::map<std::string, std::string> labels;  // region=eu, provider=...
+  double price_per_gpu_hour = 0;
+  double reputation = 1.0;
+  std::int64_t object_store_bytes = 0; // 0: a quarter of this machine's memory
+};
+
+struct InitOptions {
+  std::vector<NodeOptions> nodes;      // empty: one node with this machine's resources
+  std::string address;                 // join a running cluster (also IOGRID_ADDRESS); empty: embedded
+  std::string spill_dir;               // default: $TMPDIR/iogrid-spill-<pid>
+  std::string log_level = "warn";      // trace, debug, info, warn, error, off
+  int worker_threads_per_node = 0;     // cap on worker threads a node runs at once; 0: 4 x its CPUs + 8
+  std::chrono::milliseconds lease_idle{10};   // a worker keeps a lease this long without work
+};
+
+}  // namespace iogrid

@@ -1,0 +1,39 @@
+// Starting and stopping iogrid, and what a running task can ask about where it runs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "iogrid/options.hpp"
+
+namespace iogrid {
+
+// Starts the embedded cluster (default), or joins a running one when options.address or IOGRID_ADDRESS is set.
+// Calling init() twice without shutdown() throws iogrid::RuntimeError.
+void init(InitOptions options = {});
+// Stops everything: queued tasks fail with a 'runtime stopped' error, running tasks finish first.
+// Safe to call twice, or without init().
+void shutdown();
+bool is_initialized();
+
+struct NodeInfo {
+  std::string name;
+  double num_cpus = 0;
+  double available_cpus = 0;
+  double memory_gib = 0;
+  std::vector<GpuOptions> gpus;
+  std::map<std::string, std::string> labels;
+  std::int64_t object_store_used_bytes = 0;
+  std::int64_t object_store_capacity_bytes = 0;
+  std::int64_t spilled_bytes = 0;
+};
+std::vector<NodeInfo> nodes();
+
+// Inside a task or actor method: the node it runs on ("driver" outside of tasks).
+std::string current_node();
+
+// Live object entries in this process (diagnostics: returns to its baseline once refs are dropped).
+std::int64_t live_objects();
+
+}  // namespace iogrid

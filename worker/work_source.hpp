@@ -1,0 +1,44 @@
+// WorkSource: where a worker thread takes its tasks during a lease. The runtime implements it twice:
+// a job's queue of same-shaped tasks (normal tasks), and an actor's mailbox (the actor's calls).
+// Invariants: next() hands each spec to exactly one worker; every spec handed out comes back through
+// finish(); a nullptr from next() ends the lease and is followed by lease_ended().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "iogrid/detail/task_spec.hpp"
+
+namespace iogrid::worker {
+
+// Who is running: the worker's node. Available to running tasks through current_context().
+struct WorkerContext {
+  std::uint32_t node_index = 0;
+  std::string node_name;
+  std::uint64_t worker_id = 0;
+};
+
+// What running one spec produced.
+struct Outcome {
+  detail::MutableBufferPtr value;                 // the serialised result (normal tasks, actor calls)
+  std::vector<std::shared_ptr<void>> contained;   // ObjectRefs inside the result
+  void* instance = nullptr;                       // actor construction: the new instance
+  bool failed = false;
+  std::string error;                              // the exception's message when failed
+};
+
+class WorkSource {
+ public:
+  virtual ~WorkSource() = default;
+  virtual detail::TaskSpec* next(const WorkerContext& ctx) = 0;
+  virtual void* self() { return nullptr; }
+  virtual void finish(detail::TaskSpec* spec, Outcome&& outcome, const WorkerContext& ctx) = 0;
+  virtual void lease_ended(const WorkerContext& /*ctx*/) {}
+};
+
+// The context of the worker thread calling this, or nullptr on any other thread (the driver).
+const WorkerContext* current_context();
+
+}  // namespace iogrid::worker

@@ -1,0 +1,29 @@
+#include "worker/worker_actor.hpp"
+
+#include "worker/worker_thread.hpp"
+
+namespace iogrid::worker {
+
+namespace {
+struct WorkerState {
+  std::unique_ptr<WorkerThread> thread;
+};
+
+caf::behavior worker_actor(caf::stateful_actor<WorkerState>* self, caf::actor node, WorkerContext ctx) {
+  self->state.thread = std::make_unique<WorkerThread>(std::move(ctx));
+  return {
+      [=](serve_atom, std::shared_ptr<WorkSource> src, sched::Allocation alloc) {
+        auto me = caf::actor_cast<caf::actor>(self);
+        self->state.thread->serve(std::move(src), [node, me, alloc] {
+          caf::anon_send(node, idle_atom::value, me, alloc);
+        });
+      },
+  };
+}
+}  // namespace
+
+caf::actor spawn_worker(caf::actor_system& sys, caf::actor node, WorkerContext ctx) {
+  return sys.spawn(worker_actor, std::move(node), std::move(ctx));
+}
+
+}  // namespace iogrid::worker

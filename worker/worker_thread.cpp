@@ -1,0 +1,62 @@
+#include "worker/worker_thread.hpp"
+
+#include "worker/executor.hpp"
+
+namespace iogrid::worker {
+
+namespace {
+thread_local const WorkerContext* t_context = nullptr;
+}
+
+const WorkerContext* current_context() { return t_context; }
+
+WorkerThread::WorkerThread(WorkerContext ctx) : ctx_(std::move(ctx)), thread_([this] { loop(); }) {}
+
+WorkerThread::~WorkerThread() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void WorkerThread::serve(std::shared_ptr<WorkSource> src, std::function<void()> on_end) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    src_ = std::move(src);
+    on_end_ = std::move(on_end);
+  }
+  cv_.notify_one();
+}
+
+void WorkerThread::stop() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+}
+
+void WorkerThread::loop() {
+  t_context = &ctx_;
+  for (;;) {
+    std::shared_ptr<WorkSource> src;
+    std::function<void()> on_end;
+    {
+      std::unique_lock<std::mutex> g(m_);
+      cv_.wait(g, [&] { return stop_ || src_; });
+      if (!src_) return;  // stopped while idle
+      src = std::move(src_);
+      on_end = std::move(on_end_);
+      src_.reset();
+    }
+    while (auto* spec = src->next(ctx_)) {
+      auto outcome = execute(*spec, src->self());
+      src->finish(spec, std::move(outcome), ctx_);
+    }
+    src->lease_ended(ctx_);
+    src.reset();
+    if (on_end) on_end();
+    std::lock_guard<std::mutex> g(m_);
+    if (stop_) return;
+  }
+}
+
+}  // namespace iogrid::worker

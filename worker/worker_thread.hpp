@@ -1,0 +1,39 @@
+// WorkerThread: the OS thread a worker runs user code on. User code never runs on the actor
+// scheduler's threads, so a task that blocks (in get, in I/O) never stalls the control plane.
+// It serves one lease at a time: takes specs from a WorkSource until it returns nullptr.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "worker/work_source.hpp"
+
+namespace iogrid::worker {
+
+class WorkerThread {
+ public:
+  explicit WorkerThread(WorkerContext ctx);
+  ~WorkerThread();  // finishes the task in hand, then joins
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+
+  // Serves `src` until it runs dry; then `on_end` runs on the worker thread. One lease at a time.
+  void serve(std::shared_ptr<WorkSource> src, std::function<void()> on_end);
+  void stop();
+  const WorkerContext& context() const { return ctx_; }
+
+ private:
+  void loop();
+  WorkerContext ctx_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::shared_ptr<WorkSource> src_;
+  std::function<void()> on_end_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace iogrid::worker
