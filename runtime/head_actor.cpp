@@ -72,6 +72,17 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
         if (alloc.node < st.view.nodes.size()) sched::release(st.view.nodes[alloc.node], alloc);
         grant_pending(self);
       },
+      // A worker parked in get/wait lends its CPUs out (its GPUs stay held), as Ray does; on resuming it
+      // takes them back even if that briefly over-commits the node.
+      [=](worker::blocked_atom, const sched::Allocation& alloc) {
+        auto& st = self->state;
+        if (alloc.node < st.view.nodes.size()) st.view.nodes[alloc.node].available.cpus += alloc.cpus;
+        grant_pending(self);
+      },
+      [=](worker::unblocked_atom, const sched::Allocation& alloc) {
+        auto& st = self->state;
+        if (alloc.node < st.view.nodes.size()) st.view.nodes[alloc.node].available.cpus -= alloc.cpus;
+      },
       [=](view_atom) { return self->state.view; },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },

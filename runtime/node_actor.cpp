@@ -35,6 +35,12 @@ caf::behavior node_actor(caf::stateful_actor<NodeState>* self, caf::actor head, 
         }
         self->send(w, worker::serve_atom::value, std::move(src), std::move(alloc));
       },
+      [=](worker::blocked_atom, const sched::Allocation& alloc) {
+        self->send(self->state.head, worker::blocked_atom::value, alloc);
+      },
+      [=](worker::unblocked_atom, const sched::Allocation& alloc) {
+        self->send(self->state.head, worker::unblocked_atom::value, alloc);
+      },
       [=](worker::idle_atom, caf::actor w, sched::Allocation alloc) {
         self->state.idle.push_back(std::move(w));
         self->send(self->state.head, release_atom::value, std::move(alloc));

@@ -65,6 +65,24 @@ void ShapeQueue::finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const
   owner_.complete(spec, std::move(outcome), ctx, [this](detail::TaskSpec* s) { push(s); });
 }
 
+void ShapeQueue::worker_blocked() {
+  bool need_lease = false;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    --active_leases_;
+    if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases) {
+      ++pending_leases_;
+      need_lease = true;
+    }
+  }
+  if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
+}
+
+void ShapeQueue::worker_unblocked() {
+  std::lock_guard<std::mutex> g(m_);
+  ++active_leases_;
+}
+
 void ShapeQueue::lease_granted() {
   std::lock_guard<std::mutex> g(m_);
   --pending_leases_;

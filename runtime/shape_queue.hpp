@@ -35,6 +35,8 @@ class ShapeQueue final : public worker::WorkSource,
   // worker::WorkSource
   detail::TaskSpec* next(const worker::WorkerContext& ctx) override;
   void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
+  void worker_blocked() override;
+  void worker_unblocked() override;
 
   // LeaseClient
   void lease_granted() override;

@@ -162,7 +162,8 @@ std::string explain_infeasible(const ClusterView& view, const ResourceRequest& r
       auto it = n.labels.find(k);
       if (it == n.labels.end() || it->second != v) ++score;
     }
-    if (req.gpus > 0) {
+    if (req.gpus > 0 && n.gpus.empty()) score += 3;
+    else if (req.gpus > 0) {
       Node copy = n;
       copy.available = copy.total;
       for (auto& g : copy.gpus) g.free = kOne;

@@ -36,6 +36,9 @@ class WorkSource {
   virtual void* self() { return nullptr; }
   virtual void finish(detail::TaskSpec* spec, Outcome&& outcome, const WorkerContext& ctx) = 0;
   virtual void lease_ended(const WorkerContext& /*ctx*/) {}
+  // The running task parked in get/wait (its CPUs are lent out meanwhile) / resumed.
+  virtual void worker_blocked() {}
+  virtual void worker_unblocked() {}
 };
 
 // The context of the worker thread calling this, or nullptr on any other thread (the driver).

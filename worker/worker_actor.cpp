@@ -14,9 +14,11 @@ caf::behavior worker_actor(caf::stateful_actor<WorkerState>* self, caf::actor no
   return {
       [=](serve_atom, std::shared_ptr<WorkSource> src, sched::Allocation alloc) {
         auto me = caf::actor_cast<caf::actor>(self);
-        self->state.thread->serve(std::move(src), [node, me, alloc] {
-          caf::anon_send(node, idle_atom::value, me, alloc);
-        });
+        WorkerThread::Hooks hooks;
+        hooks.on_end = [node, me, alloc] { caf::anon_send(node, idle_atom::value, me, alloc); };
+        hooks.on_block = [node, alloc] { caf::anon_send(node, blocked_atom::value, alloc); };
+        hooks.on_unblock = [node, alloc] { caf::anon_send(node, unblocked_atom::value, alloc); };
+        self->state.thread->serve(std::move(src), std::move(hooks));
       },
   };
 }

@@ -12,6 +12,8 @@ namespace iogrid::worker {
 
 using serve_atom = caf::atom_constant<caf::atom("serve")>;
 using idle_atom = caf::atom_constant<caf::atom("wk_idle")>;
+using blocked_atom = caf::atom_constant<caf::atom("wk_block")>;      // -> node: (blocked, allocation)
+using unblocked_atom = caf::atom_constant<caf::atom("wk_unblock")>;
 
 // Spawns a worker of `node`; on each lease end it sends (idle_atom, worker, allocation) to `node`.
 caf::actor spawn_worker(caf::actor_system& sys, caf::actor node, WorkerContext ctx);

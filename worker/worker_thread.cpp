@@ -17,11 +17,11 @@ WorkerThread::~WorkerThread() {
   if (thread_.joinable()) thread_.join();
 }
 
-void WorkerThread::serve(std::shared_ptr<WorkSource> src, std::function<void()> on_end) {
+void WorkerThread::serve(std::shared_ptr<WorkSource> src, Hooks hooks) {
   {
     std::lock_guard<std::mutex> g(m_);
     src_ = std::move(src);
-    on_end_ = std::move(on_end);
+    hooks_ = std::move(hooks);
   }
   cv_.notify_one();
 }
@@ -34,8 +34,19 @@ void WorkerThread::stop() {
   cv_.notify_one();
 }
 
+void WorkerThread::blocked() {
+  if (current_) current_->worker_blocked();
+  if (hooks_.on_block) hooks_.on_block();
+}
+
+void WorkerThread::unblocked() {
+  if (hooks_.on_unblock) hooks_.on_unblock();
+  if (current_) current_->worker_unblocked();
+}
+
 void WorkerThread::loop() {
   t_context = &ctx_;
+  detail::set_blocking_observer(this);
   for (;;) {
     std::shared_ptr<WorkSource> src;
     std::function<void()> on_end;
@@ -44,14 +55,16 @@ void WorkerThread::loop() {
       cv_.wait(g, [&] { return stop_ || src_; });
       if (!src_) return;  // stopped while idle
       src = std::move(src_);
-      on_end = std::move(on_end_);
+      on_end = hooks_.on_end;
       src_.reset();
     }
+    current_ = src.get();
     while (auto* spec = src->next(ctx_)) {
       auto outcome = execute(*spec, src->self());
       src->finish(spec, std::move(outcome), ctx_);
     }
     src->lease_ended(ctx_);
+    current_ = nullptr;
     src.reset();
     if (on_end) on_end();
     std::lock_guard<std::mutex> g(m_);

@@ -13,15 +13,20 @@
 
 namespace iogrid::worker {
 
-class WorkerThread {
+class WorkerThread final : public detail::BlockingObserver {
  public:
+  struct Hooks {
+    std::function<void()> on_end;        // the lease ran dry
+    std::function<void()> on_block;      // the running task parked in get/wait
+    std::function<void()> on_unblock;
+  };
   explicit WorkerThread(WorkerContext ctx);
-  ~WorkerThread();  // finishes the task in hand, then joins
+  ~WorkerThread() override;  // finishes the task in hand, then joins
   WorkerThread(const WorkerThread&) = delete;
   WorkerThread& operator=(const WorkerThread&) = delete;
 
   // Serves `src` until it runs dry; then `on_end` runs on the worker thread. One lease at a time.
-  void serve(std::shared_ptr<WorkSource> src, std::function<void()> on_end);
+  void serve(std::shared_ptr<WorkSource> src, Hooks hooks);
   void stop();
   const WorkerContext& context() const { return ctx_; }
 
@@ -31,7 +36,10 @@ class WorkerThread {
   std::mutex m_;
   std::condition_variable cv_;
   std::shared_ptr<WorkSource> src_;
-  std::function<void()> on_end_;
+  Hooks hooks_;
+  WorkSource* current_ = nullptr;  // the lease being served (worker thread only)
+  void blocked() override;
+  void unblocked() override;
   bool stop_ = false;
   std::thread thread_;
 };

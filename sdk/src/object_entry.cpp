@@ -108,6 +108,20 @@ void release_entry(ObjectEntry* e) noexcept {
 }
 
 namespace {
+thread_local BlockingObserver* t_observer = nullptr;
+struct BlockedScope {
+  BlockedScope() {
+    if (t_observer) t_observer->blocked();
+  }
+  ~BlockedScope() {
+    if (t_observer) t_observer->unblocked();
+  }
+};
+}  // namespace
+
+void set_blocking_observer(BlockingObserver* o) { t_observer = o; }
+
+namespace {
 // Spin budget before parking: a parked thread costs ~100 us to wake on these machines, far more than a
 // task round trip, so waiters first poll for a short while.
 constexpr auto kSpin = std::chrono::microseconds(60);
@@ -131,6 +145,7 @@ bool wait_done(ObjectEntry* e, std::chrono::steady_clock::time_point deadline) {
   if (spin_until([e] { return e->done(); }, deadline)) return true;
   Waiter w;
   if (!e->add_waiter(&w)) return true;
+  BlockedScope blocked;
   {
     std::unique_lock<std::mutex> g(w.mutex);
     if (deadline == std::chrono::steady_clock::time_point::max()) w.cv.wait(g, [&] { return w.signalled; });
@@ -162,6 +177,7 @@ std::vector<std::size_t> wait_entries(const std::vector<ObjectEntry*>& entries, 
     return done;
   }
   Waiter w;
+  BlockedScope blocked;
   std::vector<ObjectEntry*> parked;
   for (auto* e : entries)
     if (e->add_waiter(&w)) parked.push_back(e);

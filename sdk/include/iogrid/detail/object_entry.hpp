@@ -156,6 +156,16 @@ class RefHandle {
   ObjectEntry* e_ = nullptr;
 };
 
+// A worker thread that parks in get/wait tells its runtime, which lends the worker's CPUs to other
+// work meanwhile (so nested tasks cannot deadlock a full node). Set per thread; null on the driver.
+class BlockingObserver {
+ public:
+  virtual ~BlockingObserver() = default;
+  virtual void blocked() = 0;
+  virtual void unblocked() = 0;
+};
+void set_blocking_observer(BlockingObserver* o);
+
 // Spins briefly, then parks until `e` is done or `deadline` passes. Returns whether it is done.
 bool wait_done(ObjectEntry* e, std::chrono::steady_clock::time_point deadline);
 

@@ -1,0 +1,42 @@
+#include "bench/report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+namespace iogrid::bench {
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  auto n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void progress(const Options& o, const std::string& line) {
+  if (!o.json) std::cerr << "  .. " << line << std::endl;
+}
+
+void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures) {
+  if (o.json) {
+    for (const auto& f : figures) {
+      nlohmann::json j{{"suite", suite}, {"name", f.name},          {"value", f.value},
+                       {"unit", f.unit},  {"higher_is_better", f.higher_is_better}, {"mode", o.mode}};
+      std::cout << j.dump() << "\n";
+    }
+    return;
+  }
+  std::printf("%-36s %16s  %-8s %s\n", (suite + " (" + o.mode + ")").c_str(), "median", "unit", "runs");
+  for (const auto& f : figures) {
+    std::string runs;
+    for (double r : f.runs) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.4g ", r);
+      runs += b;
+    }
+    std::printf("%-36s %16.2f  %-8s %s\n", f.name.c_str(), f.value, f.unit.c_str(), runs.c_str());
+  }
+}
+
+}  // namespace iogrid::bench

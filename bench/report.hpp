@@ -1,0 +1,32 @@
+// Benchmark results: a human table, or with --json one JSON line per figure:
+// {"suite","name","value","unit","higher_is_better","mode"}.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace iogrid::bench {
+
+struct Figure {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  bool higher_is_better = true;
+  std::vector<double> runs;  // every run; value is their median
+};
+
+struct Options {
+  std::string mode = "embedded";
+  bool json = false;
+  int runs = 5;
+  double seconds = 1.0;     // per run of a timed loop
+  std::vector<std::string> only;  // figure names to run; empty: all
+};
+
+double median(std::vector<double> v);
+void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures);
+void progress(const Options& o, const std::string& line);  // to stderr, not with --json
+
+int run_micro(const Options& o);
+
+}  // namespace iogrid::bench

@@ -1,0 +1,92 @@
+// The `iogrid` command line.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "bench/report.hpp"
+
+namespace {
+
+const char* kUsage = R"(iogrid: an actor runtime that pools heterogeneous GPUs into clusters.
+
+usage: iogrid <command> [options]
+
+commands:
+  bench micro [--mode embedded] [--json] [--runs N] [--seconds S] [--only NAME[,NAME...]]
+      Ray's core microbenchmarks on the embedded cluster. --json prints one JSON line per figure:
+      {"suite","name","value","unit","higher_is_better","mode"}. Each figure is the median of N runs (default 5).
+  version
+      Prints the version.
+  help
+      Prints this text.
+
+cluster commands (head, node, status, job) come with cluster mode and are not in this build yet.
+)";
+
+int bench(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  iogrid::bench::Options o;
+  const std::string suite = args[0];
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--json") o.json = true;
+    else if (a == "--mode") o.mode = value();
+    else if (a == "--runs") o.runs = std::stoi(value());
+    else if (a == "--seconds") o.seconds = std::stod(value());
+    else if (a == "--only") {
+      auto list = value();
+      std::size_t p = 0;
+      while (p <= list.size()) {
+        auto q = list.find(',', p);
+        if (q == std::string::npos) q = list.size();
+        if (q > p) o.only.push_back(list.substr(p, q - p));
+        p = q + 1;
+      }
+    } else throw std::invalid_argument("unknown option '" + a + "' for bench " + suite);
+  }
+  if (o.runs < 1) throw std::invalid_argument("--runs must be at least 1");
+  if (suite == "micro") return iogrid::bench::run_micro(o);
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro)\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  try {
+    const auto cmd = args[0];
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (cmd == "version" || cmd == "--version") {
+      std::cout << "iogrid 0.1.0\n";
+      return 0;
+    }
+    if (cmd == "bench") return bench(rest);
+    if (cmd == "head" || cmd == "node" || cmd == "status" || cmd == "job") {
+      std::cerr << "iogrid " << cmd << ": cluster mode is not in this build yet; the embedded cluster "
+                << "(iogrid::init() in your program) is.\n";
+      return 2;
+    }
+    std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "iogrid: " << e.what() << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,72 @@
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "scheduler/feasibility.hpp"
+#include "scheduler/pack_policy.hpp"
+#include "scheduler/random_policy.hpp"
+#include "scheduler/spread_policy.hpp"
+
+using namespace iogrid::sched;
+
+namespace {
+ClusterView three_nodes(int cpus) {
+  ClusterView v;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    Node n;
+    n.index = i;
+    n.name = "n" + std::to_string(i);
+    n.total.cpus = cpus * kOne;
+    n.available = n.total;
+    v.nodes.push_back(n);
+  }
+  return v;
+}
+std::vector<std::uint32_t> place_all(SchedulingPolicy& p, ClusterView& v, int count) {
+  std::vector<std::uint32_t> out;
+  ResourceRequest r;
+  for (int i = 0; i < count; ++i) {
+    auto n = p.select(v, r);
+    if (!n) break;
+    REQUIRE(allocate(v.nodes[*n], r));
+    out.push_back(*n);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("pack fills one node before the next", "[scheduler][policy]") {
+  auto v = three_nodes(2);
+  PackPolicy p;
+  REQUIRE(place_all(p, v, 7) == std::vector<std::uint32_t>{0, 0, 1, 1, 2, 2});
+}
+
+TEST_CASE("pack prefers the node it fits best", "[scheduler][policy]") {
+  auto v = three_nodes(4);
+  v.nodes[2].available.cpus = kOne;  // nearly full: a 1-CPU task fills it exactly
+  PackPolicy p;
+  ResourceRequest r;
+  REQUIRE(p.select(v, r) == 2u);
+}
+
+TEST_CASE("spread rotates over equally loaded nodes", "[scheduler][policy]") {
+  auto v = three_nodes(2);
+  SpreadPolicy p;
+  REQUIRE(place_all(p, v, 6) == std::vector<std::uint32_t>{0, 1, 2, 0, 1, 2});
+}
+
+TEST_CASE("random is reproducible from its seed and only picks fitting nodes", "[scheduler][policy]") {
+  auto v1 = three_nodes(100);
+  auto v2 = three_nodes(100);
+  v1.nodes[1].alive = v2.nodes[1].alive = false;
+  RandomPolicy a(42), b(42);
+  auto x = place_all(a, v1, 50);
+  auto y = place_all(b, v2, 50);
+  REQUIRE(x == y);
+  std::set<std::uint32_t> used(x.begin(), x.end());
+  REQUIRE(used == std::set<std::uint32_t>{0, 2});
+}
+
+TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
+  REQUIRE(make_policy("pack")->name() == "pack");
+  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread or random"));
+}
