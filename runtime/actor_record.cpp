@@ -1,7 +1,7 @@
 #include "runtime/actor_record.hpp"
 
 #include "iogrid/errors.hpp"
-#include "runtime/spin.hpp"
+#include "iogrid/detail/spin.hpp"
 #include "runtime/task_submitter.hpp"
 
 namespace iogrid::runtime {
@@ -62,8 +62,8 @@ detail::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
     std::lock_guard<std::mutex> g(m_);
     if (ctor_pending_ && !dead_) return ctor_;
   }
-  spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_.load(std::memory_order_acquire); },
-           kWorkerSpin);
+  detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_.load(std::memory_order_acquire); },
+           detail::kWorkerSpin);
   std::unique_lock<std::mutex> g(m_);
   parked_ = true;
   cv_.wait(g, [this] { return !q_.empty() || ended_.load(std::memory_order_acquire) || (draining_ && q_.empty()); });

@@ -1,6 +1,6 @@
 #include "runtime/shape_queue.hpp"
 
-#include "runtime/spin.hpp"
+#include "iogrid/detail/spin.hpp"
 #include "runtime/task_submitter.hpp"
 
 namespace iogrid::runtime {
@@ -40,7 +40,7 @@ detail::TaskSpec* ShapeQueue::pop_locked() {
 
 detail::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
   for (;;) {
-    spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || closed_; }, kWorkerSpin);
+    detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || closed_; }, detail::kWorkerSpin);
     std::unique_lock<std::mutex> g(m_);
     if (q_.empty() && !closed_) {
       ++parked_;

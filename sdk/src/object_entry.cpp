@@ -4,14 +4,9 @@
 #include <thread>
 
 #include "iogrid/detail/core.hpp"
+#include "iogrid/detail/spin.hpp"
 #include "iogrid/errors.hpp"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define IOGRID_PAUSE() _mm_pause()
-#else
-#define IOGRID_PAUSE() ((void)0)
-#endif
 
 namespace iogrid::detail {
 
@@ -121,28 +116,9 @@ struct BlockedScope {
 
 void set_blocking_observer(BlockingObserver* o) { t_observer = o; }
 
-namespace {
-// Spin budget before parking: a parked thread costs ~100 us to wake on these machines, far more than a
-// task round trip, so waiters first poll for a short while.
-constexpr auto kSpin = std::chrono::microseconds(60);
-
-template <class Pred>
-bool spin_until(Pred done, std::chrono::steady_clock::time_point deadline) {
-  auto start = std::chrono::steady_clock::now();
-  auto stop = std::min(deadline, start + kSpin);
-  for (unsigned i = 1;; ++i) {
-    if (done()) return true;
-    IOGRID_PAUSE();
-    if ((i & 63) == 0) {
-      if (std::chrono::steady_clock::now() >= stop) return done();
-      std::this_thread::yield();
-    }
-  }
-}
-}  // namespace
 
 bool wait_done(ObjectEntry* e, std::chrono::steady_clock::time_point deadline) {
-  if (spin_until([e] { return e->done(); }, deadline)) return true;
+  if (spin_for([e] { return e->done(); }, kWaiterSpin, deadline)) return true;
   Waiter w;
   if (!e->add_waiter(&w)) return true;
   BlockedScope blocked;
@@ -172,7 +148,7 @@ std::vector<std::size_t> wait_entries(const std::vector<ObjectEntry*>& entries, 
       if (e->done() && ++n >= k) return true;
     return false;
   };
-  if (spin_until(enough, deadline)) {
+  if (spin_for(enough, kWaiterSpin, deadline)) {
     collect(done);
     return done;
   }

@@ -2,6 +2,7 @@
 // machines, far more than a task round trip, so hot paths poll for a few tens of microseconds first.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -9,7 +10,7 @@
 #include <immintrin.h>
 #endif
 
-namespace iogrid::runtime {
+namespace iogrid::detail {
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,10 +18,11 @@ inline void cpu_relax() {
 #endif
 }
 
-// Polls `ready` for up to `budget`; returns whether it became true.
+// Polls `ready` for up to `budget` (and never past `deadline`); returns whether it became true.
 template <class Pred>
-bool spin_for(Pred ready, std::chrono::microseconds budget) {
-  auto stop = std::chrono::steady_clock::now() + budget;
+bool spin_for(Pred ready, std::chrono::microseconds budget,
+              std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max()) {
+  auto stop = std::min(deadline, std::chrono::steady_clock::now() + budget);
   for (unsigned i = 1;; ++i) {
     if (ready()) return true;
     cpu_relax();
@@ -31,6 +33,7 @@ bool spin_for(Pred ready, std::chrono::microseconds budget) {
   }
 }
 
-inline constexpr std::chrono::microseconds kWorkerSpin{80};
+inline constexpr std::chrono::microseconds kWaiterSpin{60};  // get / wait
+inline constexpr std::chrono::microseconds kWorkerSpin{80};  // an idle worker before it parks
 
-}  // namespace iogrid::runtime
+}  // namespace iogrid::detail
