@@ -107,6 +107,22 @@ void ActorMailbox::lease_ended(const worker::WorkerContext&) {
   rec_->incarnation_ended(this);  // the record lets go of this mailbox: no reference cycle remains
 }
 
+void ActorMailbox::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
+  if (spec == ctor_) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      ctor_pending_ = false;
+    }
+  } else {
+    rec_->owner().fail(spec, died(rec_->name(), "lost its worker on node '" + ctx.node_name + "' while running this call: " + why));
+  }
+  rec_->worker_lost(this, "lost its worker on node '" + ctx.node_name + "': " + why);
+}
+
+void ActorMailbox::lease_lost(const worker::WorkerContext& ctx, const std::string& why) {
+  rec_->worker_lost(this, "lost its worker on node '" + ctx.node_name + "': " + why);
+}
+
 void ActorMailbox::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
   rec_->incarnation_failed(this, error);
 }
@@ -192,21 +208,26 @@ void ActorRecord::submit(detail::TaskSpec* spec) {
     });
 }
 
-void ActorRecord::kill(bool no_restart) {
+void ActorRecord::kill(bool no_restart) { end_incarnation(nullptr, no_restart, "was killed"); }
+
+void ActorRecord::worker_lost(ActorMailbox* mb, const std::string& why) { end_incarnation(mb, false, why); }
+
+void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std::string& why) {
   std::shared_ptr<ActorMailbox> old;
   {
     std::lock_guard<std::mutex> g(m_);
     if (dead_) return;
+    if (only && mailbox_.get() != only) return;  // an older incarnation
     old = mailbox_;
     bool restart = !no_restart && (opts_.max_restarts < 0 || restarts_ < opts_.max_restarts);
     if (restart) {
       ++restarts_;
-      if (old) old->kill(died(name(), "was killed and is restarting (restart " + std::to_string(restarts_) + ")"));
+      if (old) old->kill(died(name(), why + " and is restarting (restart " + std::to_string(restarts_) + ")"));
       start_incarnation_locked();
       drain_waiting_locked();
       return;
     }
-    dead_ = died(name(), no_restart ? "was killed" : "was killed and has no restarts left");
+    dead_ = died(name(), no_restart ? why : why + " and has no restarts left");
     mailbox_.reset();
   }
   if (old) old->kill(dead_);

@@ -32,6 +32,8 @@ class ActorMailbox final : public worker::WorkSource, public LeaseClient {
   void* self() override { return instance_; }
   void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
   void lease_ended(const worker::WorkerContext& ctx) override;
+  void lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
+  void lease_lost(const worker::WorkerContext& ctx, const std::string& why) override;
 
   void lease_granted() override {}
   void lease_failed(std::shared_ptr<const detail::ErrorInfo> error) override;
@@ -60,6 +62,8 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   void start();                                   // first incarnation
   void submit(detail::TaskSpec* spec);            // an ordered call
   void kill(bool no_restart);
+  // The incarnation `mb` lost its worker (process or node): restart per max_restarts, or die.
+  void worker_lost(ActorMailbox* mb, const std::string& why);
   void handles_dropped();
   // From a mailbox: its incarnation died on its own (constructor failure, infeasible).
   void incarnation_failed(ActorMailbox* mb, std::shared_ptr<const detail::ErrorInfo> why);
@@ -71,6 +75,7 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
 
  private:
   void drain_waiting_locked();
+  void end_incarnation(ActorMailbox* only, bool no_restart, const std::string& why);
   void start_incarnation_locked();
   TaskSubmitter& owner_;
   std::unique_ptr<detail::TaskSpec> ctor_;

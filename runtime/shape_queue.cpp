@@ -65,6 +65,19 @@ void ShapeQueue::finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const
   owner_.complete(spec, std::move(outcome), ctx, [this](detail::TaskSpec* s) { push(s); });
 }
 
+void ShapeQueue::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
+  if (spec->attempt < spec->max_retries && !spec->result->done()) {
+    ++spec->attempt;
+    return push(spec);
+  }
+  auto msg = "iogrid: the worker running it was lost on node '" + ctx.node_name + "': " + why;
+  if (spec->attempt > 0) msg += " (after " + std::to_string(spec->attempt + 1) + " attempts)";
+  owner_.fail(spec, std::make_shared<const detail::ErrorInfo>(
+                        detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
+}
+
+void ShapeQueue::lease_abandoned(const worker::WorkerContext&) { worker_blocked(); }
+
 void ShapeQueue::worker_blocked() {
   bool need_lease = false;
   {
@@ -84,9 +97,18 @@ void ShapeQueue::worker_unblocked() {
 }
 
 void ShapeQueue::lease_granted() {
-  std::lock_guard<std::mutex> g(m_);
-  --pending_leases_;
-  ++active_leases_;
+  bool need_lease = false;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    --pending_leases_;
+    ++active_leases_;
+    // Tasks queued while every lease request was in flight still want workers.
+    if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases && !closed_) {
+      ++pending_leases_;
+      need_lease = true;
+    }
+  }
+  if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
 }
 
 void ShapeQueue::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {

@@ -35,6 +35,8 @@ class ShapeQueue final : public worker::WorkSource,
   // worker::WorkSource
   detail::TaskSpec* next(const worker::WorkerContext& ctx) override;
   void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
+  void lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
+  void lease_abandoned(const worker::WorkerContext& ctx) override;
   void worker_blocked() override;
   void worker_unblocked() override;
 

@@ -36,6 +36,17 @@ class WorkSource {
   virtual void* self() { return nullptr; }
   virtual void finish(detail::TaskSpec* spec, Outcome&& outcome, const WorkerContext& ctx) = 0;
   virtual void lease_ended(const WorkerContext& /*ctx*/) {}
+  // Cluster mode: the worker (process or node) holding `spec` is gone. The default fails the spec.
+  virtual void lost(detail::TaskSpec* spec, const WorkerContext& ctx, const std::string& why) {
+    Outcome o;
+    o.failed = true;
+    o.error = why;
+    finish(spec, std::move(o), ctx);
+  }
+  // Cluster mode: the lease's worker was lost (called once, at once, possibly while next() is waiting).
+  virtual void lease_lost(const WorkerContext& /*ctx*/, const std::string& /*why*/) {}
+  // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost).
+  virtual void lease_abandoned(const WorkerContext& /*ctx*/) {}
   // The running task parked in get/wait (its CPUs are lent out meanwhile) / resumed.
   virtual void worker_blocked() {}
   virtual void worker_unblocked() {}

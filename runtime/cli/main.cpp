@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "bench/report.hpp"
+#include "runtime/cli/cluster_commands.hpp"
 
 namespace {
 
@@ -21,7 +22,12 @@ commands:
   help
       Prints this text.
 
-cluster commands (head, node, status, job) come with cluster mode and are not in this build yet.
+cluster commands (each takes --help):
+  head [--port P] [--token-file F] ...         start the head of a cluster; prints how to join it
+  node --address HOST:PORT [--gpus ...] ...    join this machine to a cluster
+  status [--address HOST:PORT] [--json]        nodes, resources, GPUs, jobs and queued work
+  job submit|list|stop ...                     run a program as a job on the cluster, list or stop jobs
+The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
 )";
 
 int bench(const std::vector<std::string>& args) {
@@ -78,11 +84,10 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (cmd == "bench") return bench(rest);
-    if (cmd == "head" || cmd == "node" || cmd == "status" || cmd == "job") {
-      std::cerr << "iogrid " << cmd << ": cluster mode is not in this build yet; the embedded cluster "
-                << "(iogrid::init() in your program) is.\n";
-      return 2;
-    }
+    if (cmd == "head") return iogrid::cli::head_command(rest);
+    if (cmd == "node") return iogrid::cli::node_command(rest);
+    if (cmd == "status") return iogrid::cli::status_command(rest);
+    if (cmd == "job") return iogrid::cli::job_command(rest);
     std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {

@@ -82,6 +82,7 @@ struct TaskSpec {
   attempt @10 :Int32;
   actorId @11 :UInt64;
   jobId @12 :Text;
+  depValues @13 :List(Data);  # cluster mode: the values of `deps`, in order, when they travel inline
 }
 
 struct ObjectMeta {

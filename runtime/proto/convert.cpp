@@ -131,6 +131,38 @@ sched::Node read(NodeInfo::Reader r) {
   return n;
 }
 
+void write(Allocation::Builder b, const sched::Allocation& a) {
+  b.setNodeIndex(a.node);
+  b.setCpusMilli(a.cpus);
+  b.setMemoryMib(a.memory_mib);
+  auto c = b.initCustom(static_cast<unsigned>(a.custom.size()));
+  unsigned i = 0;
+  for (const auto& [k, v] : a.custom) {
+    c[i].setName(k);
+    c[i].setMilli(v);
+    ++i;
+  }
+  auto dev = b.initGpuDevices(static_cast<unsigned>(a.gpus.size()));
+  auto milli = b.initGpuMilli(static_cast<unsigned>(a.gpus.size()));
+  for (unsigned j = 0; j < a.gpus.size(); ++j) {
+    dev.set(j, a.gpus[j].first);
+    milli.set(j, a.gpus[j].second);
+  }
+}
+
+sched::Allocation read(Allocation::Reader r) {
+  sched::Allocation a;
+  a.node = r.getNodeIndex();
+  a.cpus = r.getCpusMilli();
+  a.memory_mib = r.getMemoryMib();
+  for (auto q : r.getCustom()) a.custom[q.getName()] = q.getMilli();
+  auto dev = r.getGpuDevices();
+  auto milli = r.getGpuMilli();
+  if (dev.size() != milli.size()) throw DecodeError("iogrid: malformed allocation: GPU lists differ in length");
+  for (unsigned j = 0; j < dev.size(); ++j) a.gpus.emplace_back(dev[j], milli[j]);
+  return a;
+}
+
 std::vector<std::uint8_t> encode(const sched::ResourceRequest& r) {
   capnp::MallocMessageBuilder msg;
   write(msg.initRoot<ResourceRequest>(), r);

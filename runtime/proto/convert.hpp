@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common.capnp.h"
+#include "wire.capnp.h"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::proto {
@@ -21,6 +22,9 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r);
 sched::ResourceRequest read(ResourceRequest::Reader r);
 void write(NodeInfo::Builder b, const sched::Node& n);
 sched::Node read(NodeInfo::Reader r);
+
+void write(Allocation::Builder b, const sched::Allocation& a);
+sched::Allocation read(Allocation::Reader r);
 
 std::vector<std::uint8_t> encode(const sched::ResourceRequest& r);
 sched::ResourceRequest decode_request(const std::vector<std::uint8_t>& bytes);

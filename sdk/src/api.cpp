@@ -5,7 +5,10 @@
 #include "iogrid/detail/core.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/runtime.hpp"
+#include "runtime/cluster/cluster_client.hpp"
+#include "runtime/cluster/worker_env.hpp"
 #include "runtime/embedded_runtime.hpp"
+#include "runtime/transport/auth.hpp"
 
 namespace iogrid {
 
@@ -15,16 +18,41 @@ std::unique_ptr<detail::Core> g_core;
 }  // namespace
 
 void init(InitOptions options) {
+  if (std::getenv(runtime::cluster::kWorkerEndpointEnv)) runtime::cluster::run_worker_process();
   std::lock_guard<std::mutex> g(g_mutex);
   if (g_core) throw RuntimeError("iogrid: init() called twice; call iogrid::shutdown() first");
   if (options.address.empty())
     if (const char* env = std::getenv("IOGRID_ADDRESS"); env && *env) options.address = env;
-  if (!options.address.empty())
-    throw RuntimeError("iogrid: joining a running cluster (" + options.address +
-                       ") needs cluster mode, which this build does not have yet; unset IOGRID_ADDRESS to use the "
-                       "embedded cluster");
-  g_core = runtime::start_embedded(options);
+  if (!options.address.empty()) {
+    runtime::cluster::ClientOptions co;
+    co.address = options.address;
+    co.token = runtime::transport::load_token(options.token_file.empty() ? runtime::transport::default_token_path()
+                                                                         : options.token_file);
+    co.lease_idle = std::max(options.lease_idle, std::chrono::milliseconds(100));
+    g_core = runtime::cluster::connect_cluster(options, co);
+  } else {
+    g_core = runtime::start_embedded(options);
+  }
   detail::set_core(g_core.get());
+}
+
+InitOptions options_from_args(int argc, char** argv, InitOptions base) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto take = [&](const std::string& flag, std::string& out) {
+      if (a == flag && i + 1 < argc) {
+        out = argv[++i];
+        return true;
+      }
+      if (a.rfind(flag + "=", 0) == 0) {
+        out = a.substr(flag.size() + 1);
+        return true;
+      }
+      return false;
+    };
+    if (take("--address", base.address) || take("--token-file", base.token_file)) continue;
+  }
+  return base;
 }
 
 void shutdown() {
@@ -34,12 +62,17 @@ void shutdown() {
     detail::set_core(nullptr);
     c = std::move(g_core);
   }
-  if (c) runtime::stop_embedded(*c);
+  if (!c) return;
+  if (runtime::cluster::is_cluster(*c)) runtime::cluster::stop_cluster(*c);
+  else runtime::stop_embedded(*c);
 }
 
 bool is_initialized() { return detail::core_running(); }
 
-std::vector<NodeInfo> nodes() { return runtime::describe_nodes(detail::core()); }
+std::vector<NodeInfo> nodes() {
+  auto& c = detail::core();
+  return runtime::cluster::is_cluster(c) ? runtime::cluster::describe_cluster(c) : runtime::describe_nodes(c);
+}
 
 std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }
 

@@ -65,6 +65,7 @@ struct NodeOptions {
 struct InitOptions {
   std::vector<NodeOptions> nodes;      // empty: one node with this machine's resources
   std::string address;                 // join a running cluster (also IOGRID_ADDRESS); empty: embedded
+  std::string token_file;              // cluster token (also IOGRID_TOKEN_FILE); default ~/.iogrid/token
   std::string spill_dir;               // default: $TMPDIR/iogrid-spill-<pid>
   std::string log_level = "warn";      // trace, debug, info, warn, error, off
   int worker_threads_per_node = 0;     // cap on worker threads a node runs at once; 0: 4 x its CPUs + 8

@@ -11,7 +11,11 @@ namespace iogrid {
 
 // Starts the embedded cluster (default), or joins a running one when options.address or IOGRID_ADDRESS is set.
 // Calling init() twice without shutdown() throws iogrid::RuntimeError.
+// In a worker process started by a cluster node, init() runs the worker and never returns: call it first
+// thing in main().
 void init(InitOptions options = {});
+// Reads --address HOST:PORT and --token-file F (also --address=...) from a program's arguments.
+InitOptions options_from_args(int argc, char** argv, InitOptions base = {});
 // Stops everything: queued tasks fail with a 'runtime stopped' error, running tasks finish first.
 // Safe to call twice, or without init().
 void shutdown();

@@ -1,0 +1,312 @@
+#include "runtime/cli/cluster_commands.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "gpu/devices.hpp"
+#include "runtime/cluster/cluster_client.hpp"
+#include "runtime/cluster/daemons.hpp"
+#include "runtime/transport/auth.hpp"
+
+namespace iogrid::cli {
+
+namespace {
+
+using runtime::transport::default_token_path;
+
+struct Args {
+  explicit Args(const std::vector<std::string>& a) : args(a) {}
+  const std::vector<std::string>& args;
+  std::size_t i = 0;
+  bool done() const { return i >= args.size(); }
+  const std::string& peek() const { return args[i]; }
+  std::string value(const std::string& flag) {
+    if (i + 1 >= args.size()) throw std::invalid_argument(flag + " needs a value");
+    i += 1;
+    return args[i];
+  }
+};
+
+double number(const std::string& flag, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    double d = std::stod(v, &used);
+    if (used == v.size() && d >= 0) return d;
+  } catch (...) {
+  }
+  throw std::invalid_argument(flag + " needs a non-negative number, got '" + v + "'");
+}
+
+std::map<std::string, std::string> key_values(const std::string& flag, const std::string& v) {
+  std::map<std::string, std::string> out;
+  std::stringstream in(v);
+  for (std::string item; std::getline(in, item, ',');) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " takes KEY=VALUE[,KEY=VALUE...], got '" + item + "'");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+// "A100:40:8.0x2,RTX4090:24" -> GPUs (model:memory GiB[:compute capability][xcount]).
+std::vector<sched::Gpu> parse_gpus(const std::string& v) {
+  std::vector<sched::Gpu> out;
+  std::stringstream in(v);
+  for (std::string item; std::getline(in, item, ',');) {
+    int count = 1;
+    auto x = item.rfind('x');
+    if (x != std::string::npos && x > item.rfind(':') && item.find(':') != std::string::npos) {
+      count = std::stoi(item.substr(x + 1));
+      item = item.substr(0, x);
+    }
+    std::vector<std::string> parts;
+    std::stringstream p(item);
+    for (std::string s; std::getline(p, s, ':');) parts.push_back(s);
+    if (parts.size() < 2 || parts[0].empty() || count < 1)
+      throw std::invalid_argument("--gpus takes MODEL:MEMORY_GIB[:COMPUTE_CAPABILITY][xCOUNT],... (e.g. A100:40:8.0x2), got '" + item + "'");
+    sched::Gpu g;
+    g.model = parts[0];
+    g.memory_mib = static_cast<std::int64_t>(number("--gpus memory", parts[1]) * 1024);
+    g.compute_capability = parts.size() > 2 ? number("--gpus compute capability", parts[2]) : 8.0;
+    for (int i = 0; i < count; ++i) out.push_back(g);
+  }
+  return out;
+}
+
+std::string token_or_create(const std::string& path, bool create) {
+  if (!create) return runtime::transport::load_token(path);
+  bool created = false;
+  auto t = runtime::transport::load_or_create_token(path, &created);
+  if (created) std::cout << "created a new cluster token in " << path << " (copy it to every node)\n";
+  return t;
+}
+
+std::string address_or_env(const std::string& a) {
+  if (!a.empty()) return a;
+  if (const char* e = std::getenv("IOGRID_ADDRESS"); e && *e) return e;
+  throw std::invalid_argument("no head address: pass --address HOST:PORT or set IOGRID_ADDRESS");
+}
+
+long physical_memory_mib() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? pages / 1024 * size / 1024 : 8192;
+}
+
+}  // namespace
+
+int head_command(const std::vector<std::string>& args) {
+  runtime::cluster::HeadOptions o;
+  std::string token_file = default_token_path(), level = "info";
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy pack|spread|random]\n"
+                   "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
+                   "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
+                   "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
+                   "A node is declared dead after --node-timeout-ms (default 3000) without a heartbeat.\n";
+      return 0;
+    }
+    if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));
+    else if (f == "--bind") o.bind = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--state") o.state_dir = a.value(f);
+    else if (f == "--policy") o.policy = a.value(f);
+    else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--heartbeat-ms") o.heartbeat = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--log-level") level = a.value(f);
+    else if (f == "--dashboard-port" || f == "--tls-cert" || f == "--tls-key" || f == "--tls-ca")
+      throw std::invalid_argument(f + " is not available in this build yet");
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid head (see iogrid head --help)");
+  }
+  o.token = token_or_create(token_file, true);
+  return runtime::cluster::run_head(o, token_file, level, std::cout);
+}
+
+int node_command(const std::vector<std::string>& args) {
+  runtime::cluster::NodeDaemonOptions o;
+  std::string address, token_file = default_token_path(), level = "info";
+  double cpus = 0, mem = 0;
+  bool gpus_declared = false;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  o.node.name = host;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid node --address HOST:PORT [--token-file F] [--name NAME] [--num-cpus N] [--memory-gib G]\n"
+                   "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
+                   "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
+                   "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
+                   "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
+                   "node in tests and demos.\n";
+      return 0;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--name") o.node.name = a.value(f);
+    else if (f == "--num-cpus") cpus = number(f, a.value(f));
+    else if (f == "--memory-gib") mem = number(f, a.value(f));
+    else if (f == "--gpus") {
+      o.node.gpus = parse_gpus(a.value(f));
+      gpus_declared = true;
+    } else if (f == "--resources") {
+      for (auto& [k, v] : key_values(f, a.value(f))) o.node.total.custom[k] = sched::to_milli(number(f, v));
+    } else if (f == "--labels") o.node.labels = key_values(f, a.value(f));
+    else if (f == "--price") o.node.price_per_gpu_hour = number(f, a.value(f));
+    else if (f == "--reputation") o.node.reputation = number(f, a.value(f));
+    else if (f == "--work-dir") o.work_dir = a.value(f);
+    else if (f == "--log-level") level = a.value(f);
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid node (see iogrid node --help)");
+  }
+  auto [h, p] = runtime::transport::parse_address(address_or_env(address));
+  o.head_host = h;
+  o.head_port = p;
+  o.token = token_or_create(token_file, false);
+  o.node.total.cpus = sched::to_milli(cpus > 0 ? cpus : double(std::max(1u, std::thread::hardware_concurrency())));
+  o.node.total.memory_mib = mem > 0 ? static_cast<std::int64_t>(mem * 1024) : physical_memory_mib();
+  if (!gpus_declared) {
+    std::string note;
+    for (const auto& d : gpu::detect_devices(&note)) {
+      sched::Gpu g;
+      g.model = d.model;
+      g.memory_mib = static_cast<std::int64_t>(d.memory_gib * 1024);
+      g.compute_capability = d.compute_capability;
+      o.node.gpus.push_back(g);
+    }
+    if (!note.empty()) std::cout << "iogrid node: " << note << "\n";
+  }
+  o.node.available = o.node.total;
+  return runtime::cluster::run_node(o, level);
+}
+
+int status_command(const std::vector<std::string>& args) {
+  std::string address, token_file = default_token_path();
+  bool json = false;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid status [--address HOST:PORT] [--token-file F] [--json]\n"
+                   "Prints the cluster's nodes (state, resources, GPUs, labels, load), jobs and queued leases.\n";
+      return 0;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--json") json = true;
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid status");
+  }
+  auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(address_or_env(address), token_or_create(token_file, false)));
+  if (json) {
+    std::cout << s.dump() << "\n";
+    return 0;
+  }
+  std::cout << "head " << s["head"].get<std::string>() << ": " << s["nodes"].size() << " nodes alive, "
+            << s["dead_nodes"].get<int>() << " dead, " << s["pending_leases"].get<int>() << " leases queued\n\n";
+  std::cout << std::left << std::setw(16) << "NODE" << std::setw(16) << "HOST" << std::setw(12) << "CPU free/all"
+            << std::setw(10) << " MEM GiB" << std::setw(30) << " GPUS" << std::setw(8) << "LEASES" << "LABELS\n";
+  for (const auto& n : s["nodes"]) {
+    std::ostringstream cpu, gpus, labels, memory;
+    cpu << n["cpus_available"].get<double>() << "/" << n["cpus"].get<double>();
+    memory << " " << std::fixed << std::setprecision(1) << n["memory_gib"].get<double>();
+    std::map<std::string, int> models;
+    for (const auto& g : n["gpus"]) {
+      std::ostringstream m;
+      m << g["model"].get<std::string>() << " " << std::fixed << std::setprecision(0) << g["memory_gib"].get<double>() << "G";
+      models[m.str()]++;
+    }
+    gpus << " ";
+    for (const auto& [m, c] : models) gpus << c << "x " << m << " ";
+    if (models.empty()) gpus << "-";
+    for (const auto& [k, v] : n["labels"].items()) labels << k << "=" << v.get<std::string>() << " ";
+    std::cout << std::setw(16) << n["name"].get<std::string>() << std::setw(16) << n["host"].get<std::string>()
+              << std::setw(12) << cpu.str() << std::setw(10) << memory.str() << std::setw(30) << gpus.str()
+              << std::setw(8) << n["active_leases"].get<int>() << labels.str() << "\n";
+  }
+  std::cout << "\n" << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
+  for (const auto& j : s["jobs"])
+    std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
+              << std::setw(10) << j["active_leases"].get<int>() << j["driver"].get<std::string>() << "\n";
+  return 0;
+}
+
+int job_command(const std::vector<std::string>& args) {
+  const char* usage =
+      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] -- PROGRAM [ARGS...]\n"
+      "       iogrid job list [--address HOST:PORT] [--token-file F] [--json]\n"
+      "       iogrid job stop ID [--address HOST:PORT] [--token-file F]\n"
+      "submit runs PROGRAM as the job's driver against the cluster and streams its output; the program's own\n"
+      "executable is shipped to the nodes that run its tasks.\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string sub = args[0], address, token_file = default_token_path(), id;
+  bool json = false;
+  std::vector<std::string> program;
+  for (Args a(args); ++a.i, !a.done();) {
+    const auto f = a.peek();
+    if (f == "--") {
+      program.assign(args.begin() + static_cast<std::ptrdiff_t>(a.i) + 1, args.end());
+      break;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--json") json = true;
+    else if (sub == "stop" && id.empty() && f[0] != '-') id = f;
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);
+  }
+  auto addr = address_or_env(address);
+  if (sub == "submit") {
+    if (program.empty()) throw std::invalid_argument("iogrid job submit needs -- PROGRAM [ARGS...]");
+    runtime::transport::load_token(token_file);  // fail early with a clear message
+    pid_t pid = fork();
+    if (pid == 0) {
+      setenv("IOGRID_ADDRESS", addr.c_str(), 1);
+      setenv("IOGRID_TOKEN_FILE", token_file.c_str(), 1);
+      std::vector<char*> argv;
+      for (auto& s : program) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      execvp(argv[0], argv.data());
+      std::cerr << "iogrid job submit: cannot run " << program[0] << ": " << std::strerror(errno) << "\n";
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) {
+      std::cerr << "iogrid job submit: the driver died from signal " << WTERMSIG(status) << "\n";
+      return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+  }
+  auto token = token_or_create(token_file, false);
+  if (sub == "list") {
+    auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(addr, token));
+    if (json) {
+      std::cout << s["jobs"].dump() << "\n";
+      return 0;
+    }
+    std::cout << std::left << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
+    for (const auto& j : s["jobs"])
+      std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
+                << std::setw(10) << j["leases_granted"].get<std::uint64_t>() << j["driver"].get<std::string>() << "\n";
+    return 0;
+  }
+  if (sub == "stop") {
+    if (id.empty()) throw std::invalid_argument("iogrid job stop needs a job id (see iogrid job list)");
+    std::cout << runtime::cluster::stop_job(addr, token, id) << "\n";
+    return 0;
+  }
+  throw std::invalid_argument("unknown job command '" + sub + "'\n" + usage);
+}
+
+}  // namespace iogrid::cli

@@ -1,0 +1,647 @@
+#include "runtime/cluster/cluster_client.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "iogrid/errors.hpp"
+#include "runtime/actor_record.hpp"
+#include "runtime/cluster/remote_lease.hpp"
+#include "runtime/object_store.hpp"
+#include "runtime/proto/convert.hpp"
+#include "runtime/task_submitter.hpp"
+#include "runtime/transport/auth.hpp"
+#include "runtime/transport/endpoint.hpp"
+#include "worker/work_source.hpp"
+
+namespace iogrid::runtime::cluster {
+
+namespace {
+
+using transport::ConnId;
+using transport::Endpoint;
+using transport::Peer;
+
+kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("iogrid: cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<NodeInfo> nodes_of(proto::StatusReply::Reader r) {
+  std::vector<NodeInfo> out;
+  for (auto ns : r.getNodes()) {
+    auto n = proto::read(ns.getInfo());
+    NodeInfo i;
+    i.name = n.name;
+    i.num_cpus = sched::from_milli(n.total.cpus);
+    i.available_cpus = sched::from_milli(n.available.cpus);
+    i.memory_gib = double(n.total.memory_mib) / 1024.0;
+    for (const auto& g : n.gpus) {
+      GpuOptions go;
+      go.model = g.model;
+      go.memory_gib = double(g.memory_mib) / 1024.0;
+      go.compute_capability = g.compute_capability;
+      go.tflops = g.tflops;
+      i.gpus.push_back(go);
+    }
+    i.labels = n.labels;
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+nlohmann::json status_json(proto::StatusReply::Reader r) {
+  nlohmann::json j;
+  j["head"] = std::string(r.getHeadName());
+  j["pending_leases"] = r.getPendingLeases();
+  j["dead_nodes"] = r.getDeadNodes();
+  j["nodes"] = nlohmann::json::array();
+  for (auto ns : r.getNodes()) {
+    auto n = proto::read(ns.getInfo());
+    nlohmann::json jn;
+    jn["name"] = n.name;
+    jn["index"] = n.index;
+    jn["host"] = std::string(ns.getHost());
+    jn["state"] = n.alive ? "alive" : "dead";
+    jn["cpus"] = sched::from_milli(n.total.cpus);
+    jn["cpus_available"] = sched::from_milli(n.available.cpus);
+    jn["memory_gib"] = double(n.total.memory_mib) / 1024.0;
+    jn["gpus"] = nlohmann::json::array();
+    for (const auto& g : n.gpus)
+      jn["gpus"].push_back({{"model", g.model},
+                            {"memory_gib", double(g.memory_mib) / 1024.0},
+                            {"compute_capability", g.compute_capability},
+                            {"free", sched::from_milli(g.free)},
+                            {"verified", g.verified}});
+    jn["labels"] = n.labels;
+    jn["custom"] = nlohmann::json::object();
+    for (const auto& [k, v] : n.total.custom) jn["custom"][k] = sched::from_milli(v);
+    jn["price_per_gpu_hour"] = n.price_per_gpu_hour;
+    jn["reputation"] = n.reputation;
+    jn["active_leases"] = ns.getActiveLeases();
+    jn["last_heartbeat_ms"] = ns.getLastHeartbeatMs();
+    j["nodes"].push_back(jn);
+  }
+  j["jobs"] = nlohmann::json::array();
+  for (auto js : r.getJobs())
+    j["jobs"].push_back({{"id", std::string(js.getJobId())},
+                         {"driver", std::string(js.getDriver())},
+                         {"state", std::string(js.getState())},
+                         {"leases_granted", js.getLeasesGranted()},
+                         {"active_leases", js.getActiveLeases()},
+                         {"started_unix_ms", js.getStartedUnixMs()},
+                         {"ended_unix_ms", js.getEndedUnixMs()}});
+  return j;
+}
+
+// A lease asked for and not yet attached by a worker.
+struct WantedLease {
+  LeaseRequest req;
+  int restarts = 0;   // times the head placed it and no worker came
+};
+
+class DriverService final : public transport::Service {
+ public:
+  explicit DriverService(std::string head_host, std::uint16_t head_port)
+      : head_host_(std::move(head_host)), head_port_(head_port) {}
+
+  std::future<void> joined() { return joined_.get_future(); }
+  std::string job_id() const { return job_id_; }
+
+  // ---- called on the endpoint's thread (through post) ----
+  void request_lease(Endpoint& ep, LeaseRequest req) {
+    if (!head_ || failed_) {
+      req.client->lease_failed(lost_head_error());
+      return;
+    }
+    auto id = ++lease_counter_;
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<proto::Envelope>().initLeaseRequest();
+    r.setLeaseId(id);
+    proto::write(r.initRequest(), req.request);
+    wanted_[id] = WantedLease{std::move(req)};
+    ep.send(head_, msg);
+  }
+
+  void ask_status(Endpoint& ep, std::shared_ptr<std::promise<std::string>> p) {
+    if (!head_) {
+      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      return;
+    }
+    status_waiters_.push_back(std::move(p));
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initStatusRequest();
+    ep.send(head_, msg);
+  }
+
+  void finish_job(Endpoint& ep) {
+    if (!head_) return;
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initJobEnded().setReason("its driver finished");
+    ep.send(head_, msg);
+  }
+
+  // Shutdown: every remote lease ends; returns them so the caller can join their threads off this thread.
+  std::vector<std::unique_ptr<RemoteLease>> take_leases() {
+    std::vector<std::unique_ptr<RemoteLease>> out;
+    for (auto& [c, l] : leases_) out.push_back(std::move(l));
+    leases_.clear();
+    for (auto& l : finished_) out.push_back(std::move(l));
+    finished_.clear();
+    for (auto& [id, w] : wanted_) w.req.client->lease_failed(TaskSubmitter::stopped_error());
+    wanted_.clear();
+    return out;
+  }
+
+  void set_owner_port(std::uint16_t p) { owner_port_ = p; }
+  void set_code(std::string hash, std::string path) {
+    code_hash_ = std::move(hash);
+    code_path_ = std::move(path);
+  }
+
+  // ---- transport::Service ----
+  void on_start(Endpoint& ep) override {
+    self_ = ep.handle();
+    try {
+      head_ = ep.connect(head_host_, head_port_, proto::Role::DRIVER);
+    } catch (const std::exception& e) {
+      joined_.set_exception(std::make_exception_ptr(RuntimeError(e.what())));
+      join_done_ = true;
+    }
+  }
+
+  void on_peer(Endpoint& ep, Peer& p) override {
+    if (p.id == head_) {
+      capnp::MallocMessageBuilder msg;
+      auto r = msg.initRoot<proto::Envelope>().initRegisterJob();
+      auto spec = r.initSpec();
+      spec.setCodeHash(code_hash_);
+      spec.setDriverNode(ep.name());
+      r.setOwnerPort(owner_port_);
+      ep.send(head_, msg);
+      return;
+    }
+    if (p.role != proto::Role::WORKER) ep.close(p.id, "only workers connect to a driver");
+  }
+
+  void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
+    using W = proto::Envelope::Which;
+    if (p.id == head_) {
+      switch (msg.which()) {
+        case W::JOB_ACCEPTED: {
+          auto a = msg.getJobAccepted();
+          job_id_ = a.getJobId();
+          if (a.getNeedCode()) {
+            try {
+              auto bytes = read_file(code_path_);
+              capnp::MallocMessageBuilder out;
+              auto c = out.initRoot<proto::Envelope>().initCode();
+              c.setHash(code_hash_);
+              c.setBytes(bytes_of(bytes));
+              ep.send(head_, out);
+            } catch (const std::exception& e) {
+              spdlog::error("cannot upload this program to the head: {}", e.what());
+            }
+          }
+          if (!join_done_) {
+            join_done_ = true;
+            joined_.set_value();
+          }
+          return;
+        }
+        case W::LEASE_FAILED: {
+          auto f = msg.getLeaseFailed();
+          auto it = wanted_.find(f.getLeaseId());
+          if (it == wanted_.end()) return;  // attached already: the worker connection tells the rest
+          if (f.getRetry() && ++it->second.restarts <= kLeaseRestarts) {
+            capnp::MallocMessageBuilder again;
+            auto r = again.initRoot<proto::Envelope>().initLeaseRequest();
+            r.setLeaseId(it->first);
+            proto::write(r.initRequest(), it->second.req.request);
+            ep.send(head_, again);
+            return;
+          }
+          auto client = it->second.req.client;
+          wanted_.erase(it);
+          client->lease_failed(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+              f.getInfeasible() ? detail::ErrorKind::infeasible : detail::ErrorKind::task_failed, "", "",
+              f.getRetry() ? "iogrid: no worker process could be started for this job (" + std::string(f.getReason()) +
+                                 "; " + std::to_string(kLeaseRestarts) + " attempts); see the node's log"
+                           : std::string(f.getReason())}));
+          return;
+        }
+        case W::STATUS_REPLY: {
+          if (status_waiters_.empty()) return;
+          capnp::MallocMessageBuilder copy;
+          copy.setRoot(msg.getStatusReply());
+          auto words = capnp::messageToFlatArray(copy);
+          auto bytes = words.asBytes();
+          status_waiters_.front()->set_value(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+          status_waiters_.pop_front();
+          return;
+        }
+        case W::NODE_DEAD: {
+          auto index = msg.getNodeDead().getNodeIndex();
+          std::string why = "node " + std::string(msg.getNodeDead().getName()) + " died (" +
+                            std::string(msg.getNodeDead().getReason()) + ")";
+          std::vector<ConnId> conns;
+          for (auto& [c, l] : leases_)
+            if (l->node_index() == index) conns.push_back(c);
+          for (auto c : conns) ep.close(c, why);
+          return;
+        }
+        case W::JOB_ENDED: {
+          if (stopping_) return;
+          spdlog::error("the head ended this job: {}", std::string(msg.getJobEnded().getReason()));
+          failed_ = true;
+          std::_Exit(143);
+        }
+        case W::KV_VALUE:
+          return;
+        default:
+          return;
+      }
+    }
+    // A worker process.
+    switch (msg.which()) {
+      case W::ATTACH: {
+        auto a = msg.getAttach();
+        auto it = wanted_.find(a.getLeaseId());
+        if (it == wanted_.end()) return ep.close(p.id, "unknown lease");
+        if (auto old = leases_.find(p.id); old != leases_.end()) {
+          // The worker finished our previous lease (it only attaches again after EndLease).
+          finished_.push_back(std::move(old->second));
+          leases_.erase(old);
+        }
+        auto req = std::move(it->second.req);
+        wanted_.erase(it);
+        worker::WorkerContext ctx;
+        ctx.node_name = a.getNodeName();
+        ctx.node_index = a.getNodeIndex();
+        ctx.worker_id = static_cast<std::uint64_t>(a.getPid());
+        req.client->lease_granted();
+        auto lease = std::make_unique<RemoteLease>(self_, p.id, req.source, ctx, a.getLeaseId(), kWindow);
+        lease->start();
+        leases_[p.id] = std::move(lease);
+        return;
+      }
+      case W::RESULTS: {
+        auto it = leases_.find(p.id);
+        if (it != leases_.end()) it->second->on_results(msg.getResults());
+        return;
+      }
+      default:
+        spdlog::warn("closing connection from worker {}: unexpected message", p.name);
+        return ep.close(p.id, "unexpected message");
+    }
+  }
+
+  void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
+    if (p.id == head_) {
+      head_ = 0;
+      if (!join_done_) {
+        join_done_ = true;
+        joined_.set_exception(std::make_exception_ptr(RuntimeError(
+            "iogrid: the head at " + head_host_ + ":" + std::to_string(head_port_) + " " +
+            (why.rfind("refused", 0) == 0 ? why : "closed the connection (" + why + ")"))));
+        return;
+      }
+      if (!stopping_) spdlog::error("lost the connection to the head ({})", why);
+      failed_ = true;
+      for (auto& [id, w] : wanted_) w.req.client->lease_failed(lost_head_error());
+      wanted_.clear();
+      return;
+    }
+    auto it = leases_.find(p.id);
+    if (it == leases_.end()) return;
+    it->second->lost("its connection closed (" + why + ")");
+    finished_.push_back(std::move(it->second));
+    leases_.erase(it);
+  }
+
+  void on_stop(Endpoint&) override { stopping_ = true; }
+  void set_stopping() { stopping_ = true; }
+
+  void on_tick(Endpoint&) override {
+    // Reclaim the threads of leases that ended.
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      if (it->second->finished()) {
+        finished_.push_back(std::move(it->second));
+        it = leases_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = finished_.begin(); it != finished_.end();)
+      it = (*it)->finished() ? finished_.erase(it) : std::next(it);
+  }
+
+ private:
+  static constexpr std::size_t kWindow = 64;
+  static constexpr int kLeaseRestarts = 3;
+  std::shared_ptr<const detail::ErrorInfo> lost_head_error() const {
+    return std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+        detail::ErrorKind::runtime_stopped, "", "", "iogrid: lost the connection to the head; the job cannot place work"});
+  }
+
+  std::string head_host_;
+  std::uint16_t head_port_;
+  caf::actor self_;
+  ConnId head_ = 0;
+  std::uint16_t owner_port_ = 0;
+  std::string code_hash_, code_path_, job_id_;
+  std::promise<void> joined_;
+  bool join_done_ = false, failed_ = false, stopping_ = false;
+  std::uint64_t lease_counter_ = 0;
+  std::unordered_map<std::uint64_t, WantedLease> wanted_;
+  std::unordered_map<ConnId, std::unique_ptr<RemoteLease>> leases_;
+  std::vector<std::unique_ptr<RemoteLease>> finished_;
+  std::deque<std::shared_ptr<std::promise<std::string>>> status_waiters_;
+};
+
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) throw RuntimeError("iogrid: cannot find this program's executable (/proc/self/exe)");
+  return p.string();
+}
+
+class ClusterClient final : public detail::Core {
+ public:
+  ClusterClient(const InitOptions& init, ClientOptions opts) {
+    cfg_.load<caf::io::middleman>();
+    cfg_.set("scheduler.max-threads", 2);
+    cfg_.set("logger.verbosity", caf::atom("quiet"));
+    sys_ = std::make_unique<caf::actor_system>(cfg_);
+    auto [host, port] = transport::parse_address(opts.address);
+    svc_ = std::make_shared<DriverService>(host, port);
+    auto exe = self_exe();
+    svc_->set_code(transport::sha256_file(exe), exe);
+    transport::EndpointConfig ec;
+    ec.token = opts.token;
+    ec.name = "driver-" + std::to_string(::getpid());
+    // The owner port is opened before the head learns about the job.
+    auto listener = std::make_shared<std::promise<std::uint16_t>>();
+    ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
+    auto joined = svc_->joined();
+    transport::post(ep_, [listener, svc = svc_](Endpoint& ep) {
+      try {
+        auto port = ep.listen(0, "0.0.0.0");
+        svc->set_owner_port(port);
+        listener->set_value(port);
+      } catch (...) {
+        listener->set_exception(std::current_exception());
+      }
+    });
+    listener->get_future().get();
+    if (joined.wait_for(opts.connect_timeout) != std::future_status::ready) {
+      teardown();
+      throw RuntimeError("iogrid: no answer from the head at " + opts.address + " within " +
+                         std::to_string(opts.connect_timeout.count()) + " ms");
+    }
+    try {
+      joined.get();
+    } catch (...) {
+      teardown();
+      throw;
+    }
+    store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
+                                           std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
+    TaskSubmitter::Hooks hooks;
+    hooks.request_lease = [this](LeaseRequest r) {
+      transport::post(ep_, [svc = svc_, r = std::move(r)](Endpoint& ep) mutable { svc->request_lease(ep, std::move(r)); });
+    };
+    hooks.store_of = [this](std::uint32_t) { return store_; };
+    submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
+  }
+
+  ~ClusterClient() override { stop(); }
+
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    if (submitter_) submitter_->shutdown();
+    transport::post(ep_, [svc = svc_](Endpoint& ep) {
+      svc->finish_job(ep);
+      svc->set_stopping();
+    });
+    teardown();
+  }
+
+  std::vector<NodeInfo> describe() {
+    auto p = std::make_shared<std::promise<std::string>>();
+    auto f = p->get_future();
+    transport::post(ep_, [svc = svc_, p](Endpoint& ep) { svc->ask_status(ep, p); });
+    if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
+      throw RuntimeError("iogrid: the head did not answer a status request within 10 s");
+    auto bytes = f.get();
+    std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.data(), bytes.data(), bytes.size());
+    capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
+    return nodes_of(reader.getRoot<proto::StatusReply>());
+  }
+
+  // ---- detail::Core ----
+  detail::RefHandle new_entry() override {
+    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+  }
+  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+    submitter_->submit(std::move(spec), opts);
+  }
+  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+    auto h = new_entry();
+    submitter_->store_value(h.get(), std::move(value), std::move(contained), 0);
+    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
+    return h;
+  }
+  void cancel(detail::ObjectEntry* e) override {
+    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
+  }
+  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override {
+    throw Error("iogrid: an ObjectRef inside a task's arguments or result cannot cross processes in cluster mode yet; "
+                "pass the ObjectRef as a direct task argument instead");
+  }
+  detail::RefHandle import_ref(std::uint64_t) override {
+    throw Error("iogrid: an ObjectRef inside a value cannot cross processes in cluster mode yet");
+  }
+  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+    auto rec = submitter_->create_actor(std::move(ctor), opts);
+    auto* raw = rec.get();
+    return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
+      rec->handles_dropped();
+      rec.reset();
+    });
+  }
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+    static_cast<ActorRecord*>(actor.get())->submit(spec.release());
+  }
+  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
+    static_cast<ActorRecord*>(actor.get())->kill(no_restart);
+  }
+  std::string current_node() const override { return "driver"; }
+
+ private:
+  static std::int64_t physical_store_bytes() {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? std::int64_t(pages) * size / 4 : std::int64_t(2) << 30;
+  }
+
+  void teardown() {
+    if (!sys_) return;
+    auto p = std::make_shared<std::promise<std::vector<std::unique_ptr<RemoteLease>>>>();
+    auto f = p->get_future();
+    transport::post(ep_, [svc = svc_, p](Endpoint&) { p->set_value(svc->take_leases()); });
+    if (f.wait_for(std::chrono::seconds(5)) == std::future_status::ready) {
+      auto leases = f.get();
+      leases.clear();  // joins their threads (each sees its lease lost)
+    }
+    transport::post(ep_, [](Endpoint& ep) { ep.stop(); });
+    ep_ = nullptr;
+    sys_.reset();
+  }
+
+  caf::actor_system_config cfg_;
+  std::unique_ptr<caf::actor_system> sys_;
+  std::shared_ptr<DriverService> svc_;
+  caf::actor ep_;
+  std::shared_ptr<ObjectStore> store_;
+  std::unique_ptr<TaskSubmitter> submitter_;
+  std::atomic<std::uint64_t> next_id_{1};
+  std::atomic<bool> stopped_{false};
+};
+
+// A one-shot query of the head for the CLI.
+class QueryService final : public transport::Service {
+ public:
+  QueryService(std::string host, std::uint16_t port, std::function<void(Endpoint&, ConnId)> ask)
+      : host_(std::move(host)), port_(port), ask_(std::move(ask)) {}
+  std::future<std::string> result() { return done_.get_future(); }
+
+  void on_start(Endpoint& ep) override {
+    try {
+      head_ = ep.connect(host_, port_, proto::Role::CLI);
+    } catch (...) {
+      finish_error(std::current_exception());
+    }
+  }
+  void on_peer(Endpoint& ep, Peer& p) override { ask_(ep, p.id); }
+  void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
+    if (finished_) return;
+    if (msg.which() == proto::Envelope::Which::REJECT)
+      return finish_error(std::make_exception_ptr(Error("iogrid: " + std::string(msg.getReject().getReason()))));
+    capnp::MallocMessageBuilder copy;
+    copy.setRoot(msg);
+    auto words = capnp::messageToFlatArray(copy);
+    auto bytes = words.asBytes();
+    finished_ = true;
+    done_.set_value(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+  }
+  void on_closed(Endpoint&, Peer&, const std::string& why) override {
+    finish_error(std::make_exception_ptr(Error("iogrid: the head at " + host_ + ":" + std::to_string(port_) + " " +
+                                               (why.rfind("refused", 0) == 0 ? why : "closed the connection (" + why + ")"))));
+  }
+
+ private:
+  void finish_error(std::exception_ptr e) {
+    if (finished_) return;
+    finished_ = true;
+    done_.set_exception(e);
+  }
+  std::string host_;
+  std::uint16_t port_;
+  std::function<void(Endpoint&, ConnId)> ask_;
+  ConnId head_ = 0;
+  std::promise<std::string> done_;
+  bool finished_ = false;
+};
+
+// Sends one request and returns the reply envelope's bytes.
+std::string query_head(const std::string& address, const std::string& token, std::function<void(Endpoint&, ConnId)> ask) {
+  auto [host, port] = transport::parse_address(address);
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto svc = std::make_shared<QueryService>(host, port, std::move(ask));
+  auto result = svc->result();
+  transport::EndpointConfig ec;
+  ec.token = token;
+  ec.name = "cli-" + std::to_string(::getpid());
+  auto ep = transport::spawn_endpoint(sys, svc, ec);
+  std::string out;
+  std::exception_ptr err;
+  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    err = std::make_exception_ptr(Error("iogrid: no answer from the head at " + address + " within 10 s"));
+  } else {
+    try {
+      out = result.get();
+    } catch (...) {
+      err = std::current_exception();
+    }
+  }
+  transport::post(ep, [](Endpoint& e) { e.stop(); });
+  if (err) std::rethrow_exception(err);
+  return out;
+}
+
+template <class Fn>
+auto with_envelope(const std::string& bytes, Fn fn) {
+  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.data(), bytes.data(), bytes.size());
+  capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
+  return fn(reader.getRoot<proto::Envelope>());
+}
+
+}  // namespace
+
+std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOptions opts) {
+  return std::make_unique<ClusterClient>(init, std::move(opts));
+}
+
+std::vector<NodeInfo> describe_cluster(detail::Core& core) { return static_cast<ClusterClient&>(core).describe(); }
+
+void stop_cluster(detail::Core& core) { static_cast<ClusterClient&>(core).stop(); }
+
+bool is_cluster(const detail::Core& core) { return dynamic_cast<const ClusterClient*>(&core) != nullptr; }
+
+std::string cluster_status_json(const std::string& address, const std::string& token) {
+  auto bytes = query_head(address, token, [](Endpoint& ep, ConnId c) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initStatusRequest();
+    ep.send(c, msg);
+  });
+  return with_envelope(bytes, [](proto::Envelope::Reader env) {
+    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    return status_json(env.getStatusReply()).dump();
+  });
+}
+
+std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id) {
+  auto bytes = query_head(address, token, [job_id](Endpoint& ep, ConnId c) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initStopJob().setJobId(job_id);
+    ep.send(c, msg);
+  });
+  return with_envelope(bytes, [&](proto::Envelope::Reader env) {
+    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    return "stopped " + job_id;
+  });
+}
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,33 @@
+// The driver's runtime in cluster mode: the same TaskSubmitter, shape queues and actor records as the
+// embedded runtime, with leases asked from a remote head and served by worker processes on remote nodes
+// (RemoteLease). iogrid::init() starts it when given --address / IOGRID_ADDRESS.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "iogrid/detail/core.hpp"
+#include "iogrid/runtime.hpp"
+#include "runtime/transport/frame.hpp"
+
+namespace iogrid::runtime::cluster {
+
+struct ClientOptions {
+  std::string address;         // head HOST:PORT
+  std::string token;           // the cluster token
+  std::chrono::milliseconds lease_idle{100};
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOptions opts);
+std::vector<NodeInfo> describe_cluster(detail::Core& core);
+void stop_cluster(detail::Core& core);
+bool is_cluster(const detail::Core& core);
+
+// One status snapshot from a head, for the CLI (`iogrid status`): the raw reply as JSON.
+std::string cluster_status_json(const std::string& address, const std::string& token);
+// Asks the head to stop a job; returns the head's answer (or throws iogrid::Error).
+std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id);
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,120 @@
+#include "runtime/cluster/daemons.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <future>
+#include <ostream>
+
+namespace iogrid::runtime::cluster {
+
+namespace {
+
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);  // threads started later inherit the mask
+  return set;
+}
+
+int wait_for_stop(sigset_t set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+void configure_logging(const std::string& role, const std::string& level) {
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [" + role + "] [%l] %v");
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+caf::actor_system_config daemon_config() {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", 2);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+}  // namespace
+
+std::string primary_ip() {
+  ifaddrs* list = nullptr;
+  std::string out = "127.0.0.1";
+  if (getifaddrs(&list) != 0) return out;
+  for (auto* a = list; a; a = a->ifa_next) {
+    if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, buf, sizeof buf);
+    std::string ip = buf;
+    if (ip.rfind("127.", 0) == 0) continue;
+    out = ip;
+    break;
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+int run_head(const HeadOptions& opts, const std::string& token_file, const std::string& log_level, std::ostream& out) {
+  auto signals = block_stop_signals();
+  configure_logging("head", log_level);
+  auto cfg = daemon_config();
+  caf::actor_system sys{cfg};
+  transport::EndpointConfig ec;
+  ec.token = opts.token;
+  ec.name = "head";
+  auto svc = make_head_service(opts);
+  auto ep = transport::spawn_endpoint(sys, svc, ec);
+  auto bound = std::make_shared<std::promise<std::uint16_t>>();
+  auto f = bound->get_future();
+  transport::post(ep, [bound, opts](transport::Endpoint& e) {
+    try {
+      bound->set_value(e.listen(opts.port, opts.bind));
+    } catch (...) {
+      bound->set_exception(std::current_exception());
+    }
+  });
+  std::uint16_t port = 0;
+  try {
+    port = f.get();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
+    return 1;
+  }
+  auto host = opts.bind == "0.0.0.0" || opts.bind.empty() ? primary_ip() : opts.bind;
+  auto addr = host + ":" + std::to_string(port);
+  out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file << ")\n"
+      << "  join a machine:   iogrid node --address " << addr << " --token-file " << token_file << "\n"
+      << "  run a program:    IOGRID_ADDRESS=" << addr << " IOGRID_TOKEN_FILE=" << token_file << " ./my_program\n"
+      << "  see the cluster:  iogrid status --address " << addr << "\n"
+      << "IOGRID_HEAD_PORT=" << port << std::endl;
+  int sig = wait_for_stop(signals);
+  spdlog::info("stopping on signal {}", sig);
+  transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
+  return 0;
+}
+
+int run_node(const NodeDaemonOptions& opts, const std::string& log_level) {
+  auto signals = block_stop_signals();
+  configure_logging("node " + opts.node.name, log_level);
+  auto cfg = daemon_config();
+  caf::actor_system sys{cfg};
+  transport::EndpointConfig ec;
+  ec.token = opts.token;
+  ec.name = opts.node.name;
+  auto ep = transport::spawn_endpoint(sys, make_node_service(opts), ec);
+  int sig = wait_for_stop(signals);
+  spdlog::info("stopping on signal {}", sig);
+  transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
+  return 0;
+}
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,476 @@
+#include "runtime/cluster/head_service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <unordered_map>
+
+#include "runtime/proto/convert.hpp"
+#include "runtime/transport/auth.hpp"
+#include "scheduler/feasibility.hpp"
+#include "scheduler/policy.hpp"
+
+namespace iogrid::runtime::cluster {
+
+namespace {
+
+using transport::ConnId;
+using transport::Endpoint;
+using transport::Peer;
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t unix_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
+}
+
+struct NodeRec {
+  ConnId conn = 0;
+  std::string host;
+  Clock::time_point last_heartbeat;
+  std::uint32_t active_leases = 0;
+};
+
+struct JobRec {
+  std::string id;
+  ConnId conn = 0;
+  std::string driver;
+  std::string code_hash;
+  std::string owner_host;
+  std::uint16_t owner_port = 0;
+  std::string state = "running";
+  std::uint64_t leases_granted = 0;
+  std::uint32_t active_leases = 0;
+  std::uint64_t started = 0, ended = 0;
+};
+
+struct OwnerRec {  // a driver, or a worker submitting nested tasks for its job
+  std::string job;
+  std::string host;
+  std::uint16_t port = 0;
+};
+
+struct PendingLease {
+  ConnId owner = 0;
+  std::uint64_t owner_lease = 0;
+  sched::ResourceRequest request;
+};
+
+struct LeaseRec {
+  std::string job;
+  ConnId owner = 0;
+  std::uint64_t owner_lease = 0;
+  sched::Allocation alloc;
+};
+
+class HeadService final : public transport::Service {
+ public:
+  explicit HeadService(HeadOptions o) : opts_(std::move(o)), policy_(sched::make_policy(opts_.policy)) {
+    code_dir_ = opts_.state_dir.empty()
+                    ? std::filesystem::temp_directory_path() / ("iogrid-head-" + std::to_string(::getpid())) / "code"
+                    : std::filesystem::path(opts_.state_dir) / "code";
+    std::filesystem::create_directories(code_dir_);
+  }
+
+  void on_start(Endpoint& ep) override {}
+
+  void on_peer(Endpoint& ep, Peer& p) override {
+    spdlog::debug("{} '{}' connected from {}", static_cast<int>(p.role), p.name, p.address);
+  }
+
+  void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
+    using W = proto::Envelope::Which;
+    switch (msg.which()) {
+      case W::REGISTER_NODE: return register_node(ep, p, msg.getRegisterNode());
+      case W::HEARTBEAT: return heartbeat(p, msg.getHeartbeat());
+      case W::REGISTER_JOB: return register_job(ep, p, msg.getRegisterJob());
+      case W::CODE: return store_code(ep, p, msg.getCode());
+      case W::CODE_REQUEST: return send_code(ep, p, msg.getCodeRequest().getHash());
+      case W::LEASE_REQUEST: return lease_request(ep, p, msg.getLeaseRequest());
+      case W::LEASE_DONE: return lease_done(ep, msg.getLeaseDone().getLeaseId());
+      case W::JOB_ENDED: return job_finished(ep, p, msg.getJobEnded().getReason());
+      case W::STATUS_REQUEST: return status(ep, p);
+      case W::KV_PUT: {
+        auto v = msg.getKvPut().getValue();
+        kv_[msg.getKvPut().getKey()] = std::string(reinterpret_cast<const char*>(v.begin()), v.size());
+        return;
+      }
+      case W::KV_GET: {
+        auto k = std::string(msg.getKvGet().getKey());
+        capnp::MallocMessageBuilder out;
+        auto r = out.initRoot<proto::Envelope>().initKvValue();
+        r.setRequestId(msg.getKvGet().getRequestId());
+        auto it = kv_.find(k);
+        r.setFound(it != kv_.end());
+        if (it != kv_.end()) r.setValue(bytes_of(it->second));
+        return ep.send(p.id, out);
+      }
+      case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
+      default:
+        spdlog::warn("closing connection from {} ('{}'): unexpected message {}", p.address, p.name,
+                     static_cast<int>(msg.which()));
+        return ep.close(p.id, "unexpected message");
+    }
+  }
+
+  void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
+    if (auto it = node_by_conn_.find(p.id); it != node_by_conn_.end()) {
+      auto index = it->second;
+      node_by_conn_.erase(it);
+      node_dead(ep, index, why);
+    }
+    if (auto it = owners_.find(p.id); it != owners_.end()) {
+      auto job_id = it->second.job;
+      owners_.erase(it);
+      // Leases this owner was still waiting for will never be used.
+      for (auto q = pending_.begin(); q != pending_.end();) q = q->owner == p.id ? pending_.erase(q) : std::next(q);
+      auto j = jobs_.find(job_id);
+      if (j != jobs_.end() && j->second.conn == p.id) end_job(ep, j->second, "failed", "its driver disconnected (" + why + ")");
+    }
+  }
+
+  void on_tick(Endpoint& ep) override {
+    auto now = Clock::now();
+    std::vector<std::pair<ConnId, std::string>> expired;
+    for (const auto& [conn, index] : node_by_conn_) {
+      auto silent = now - nodes_[index].last_heartbeat;
+      if (silent > opts_.node_timeout)
+        expired.emplace_back(conn, "no heartbeat for " +
+                                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms");
+    }
+    for (auto& [conn, why] : expired) ep.close(conn, why);
+  }
+
+ private:
+  void register_node(Endpoint& ep, Peer& p, proto::RegisterNode::Reader r) {
+    if (p.role != proto::Role::NODE) return ep.close(p.id, "only nodes register as nodes");
+    auto node = proto::read(r.getInfo());
+    node.index = static_cast<std::uint32_t>(view_.nodes.size());
+    node.alive = true;
+    node.available = node.total;
+    for (auto& g : node.gpus) g.free = sched::kOne;
+    std::string base = node.name.empty() ? "node" : node.name;
+    node.name = base;
+    for (int k = 2; name_taken(node.name); ++k) node.name = base + "-" + std::to_string(k);
+    NodeRec rec;
+    rec.conn = p.id;
+    rec.host = r.getHost().size() ? std::string(r.getHost()) : p.address;
+    rec.last_heartbeat = Clock::now();
+    spdlog::info("node {} joined from {}: {}", node.name, p.address, node.describe());
+    capnp::MallocMessageBuilder out;
+    auto a = out.initRoot<proto::Envelope>().initNodeAccepted();
+    a.setNodeIndex(node.index);
+    a.setName(node.name);
+    a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
+    view_.nodes.push_back(std::move(node));
+    nodes_.push_back(rec);
+    node_by_conn_[p.id] = view_.nodes.back().index;
+    ep.send(p.id, out);
+    grant_pending(ep);
+  }
+
+  bool name_taken(const std::string& name) const {
+    for (const auto& n : view_.nodes)
+      if (n.alive && n.name == name) return true;
+    return false;
+  }
+
+  void heartbeat(Peer& p, proto::Heartbeat::Reader) {
+    auto it = node_by_conn_.find(p.id);
+    if (it != node_by_conn_.end()) nodes_[it->second].last_heartbeat = Clock::now();
+  }
+
+  void node_dead(Endpoint& ep, std::uint32_t index, const std::string& why) {
+    auto& n = view_.nodes[index];
+    if (!n.alive) return;
+    n.alive = false;
+    n.available = {};
+    spdlog::warn("node {} is dead: {}", n.name, why);
+    for (auto it = leases_.begin(); it != leases_.end();) {
+      if (it->second.alloc.node == index) {
+        lease_failed(ep, it->second.owner, it->second.owner_lease, "node " + n.name + " died", false, true);
+        if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
+        it = leases_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    nodes_[index].active_leases = 0;
+    capnp::MallocMessageBuilder out;
+    auto d = out.initRoot<proto::Envelope>().initNodeDead();
+    d.setNodeIndex(index);
+    d.setName(n.name);
+    d.setReason(why);
+    auto frame = transport::encode_frame(out);
+    for (const auto& [conn, o] : owners_) ep.send_frame(conn, frame);
+    // Requests that only that node could ever satisfy now fail.
+    fail_infeasible_pending(ep);
+  }
+
+  void register_job(Endpoint& ep, Peer& p, proto::RegisterJob::Reader r) {
+    if (p.role != proto::Role::DRIVER && p.role != proto::Role::WORKER) return ep.close(p.id, "only drivers register jobs");
+    OwnerRec o;
+    o.host = r.getOwnerHost().size() ? std::string(r.getOwnerHost()) : p.address;
+    if (o.host == "0.0.0.0" || o.host.empty()) o.host = p.address;
+    o.port = r.getOwnerPort();
+    std::string parent = r.getParentJob();
+    bool need_code = false;
+    if (!parent.empty()) {
+      if (!jobs_.count(parent)) return ep.close(p.id, "unknown job " + parent);
+      o.job = parent;
+    } else {
+      JobRec j;
+      j.id = "job-" + std::to_string(++job_counter_);
+      j.conn = p.id;
+      j.driver = p.name + "@" + p.address;
+      j.code_hash = r.getSpec().getCodeHash();
+      j.owner_host = o.host;
+      j.owner_port = o.port;
+      j.started = unix_ms();
+      need_code = !std::filesystem::exists(code_dir_ / j.code_hash);
+      o.job = j.id;
+      spdlog::info("job {} started by {} (code {})", j.id, j.driver, j.code_hash.substr(0, 12));
+      jobs_[j.id] = j;
+    }
+    owners_[p.id] = o;
+    capnp::MallocMessageBuilder out;
+    auto a = out.initRoot<proto::Envelope>().initJobAccepted();
+    a.setJobId(o.job);
+    a.setNeedCode(need_code);
+    a.setObservedHost(p.address);
+    ep.send(p.id, out);
+  }
+
+  void store_code(Endpoint& ep, Peer& p, proto::Code::Reader c) {
+    std::string hash = c.getHash();
+    auto b = c.getBytes();
+    std::string bytes(reinterpret_cast<const char*>(b.begin()), b.size());
+    if (transport::sha256_hex(bytes) != hash) {
+      spdlog::warn("closing connection from {}: uploaded code does not match its hash", p.address);
+      return ep.close(p.id, "uploaded code does not match its hash");
+    }
+    auto path = code_dir_ / hash;
+    auto tmp = path;
+    tmp += ".part";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    std::filesystem::rename(tmp, path);
+    spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), bytes.size());
+    // Nodes that asked for it before it arrived.
+    auto waiting = code_waiters_[hash];
+    code_waiters_.erase(hash);
+    for (auto conn : waiting) send_code(ep, *ep.peer(conn), hash);
+  }
+
+  void send_code(Endpoint& ep, Peer& p, const std::string& hash) {
+    auto path = code_dir_ / hash;
+    if (!std::filesystem::exists(path)) {
+      code_waiters_[hash].push_back(p.id);
+      return;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto bytes = ss.str();
+    capnp::MallocMessageBuilder out;
+    auto c = out.initRoot<proto::Envelope>().initCode();
+    c.setHash(hash);
+    c.setBytes(bytes_of(bytes));
+    ep.send(p.id, out);
+  }
+
+  bool feasible_anywhere(const sched::ResourceRequest& r) const {
+    for (const auto& n : view_.nodes)
+      if (sched::fits(n, r, sched::Capacity::total)) return true;
+    return false;
+  }
+
+  void lease_failed(Endpoint& ep, ConnId owner, std::uint64_t lease, const std::string& reason, bool infeasible,
+                    bool retry = false) {
+    if (!ep.peer(owner)) return;
+    capnp::MallocMessageBuilder out;
+    auto f = out.initRoot<proto::Envelope>().initLeaseFailed();
+    f.setLeaseId(lease);
+    f.setReason(reason);
+    f.setInfeasible(infeasible);
+    f.setRetry(retry);
+    ep.send(owner, out);
+  }
+
+  void lease_request(Endpoint& ep, Peer& p, proto::LeaseRequest::Reader r) {
+    auto owner = owners_.find(p.id);
+    if (owner == owners_.end()) return ep.close(p.id, "lease request before registering a job");
+    PendingLease pl{p.id, r.getLeaseId(), proto::read(r.getRequest())};
+    if (!feasible_anywhere(pl.request)) {
+      ++infeasible_;
+      return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(view_, pl.request), true);
+    }
+    if (!pending_.empty() || !try_grant(ep, pl)) pending_.push_back(std::move(pl));
+  }
+
+  bool try_grant(Endpoint& ep, const PendingLease& pl) {
+    auto owner = owners_.find(pl.owner);
+    if (owner == owners_.end()) return true;  // the owner is gone: drop the request
+    auto job = jobs_.find(owner->second.job);
+    if (job == jobs_.end() || job->second.state != "running") return true;
+    auto node = policy_->select(view_, pl.request);
+    if (!node) return false;
+    auto alloc = sched::allocate(view_.nodes[*node], pl.request);
+    if (!alloc) return false;
+    auto id = ++lease_counter_;
+    leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc};
+    ++job->second.leases_granted;
+    ++job->second.active_leases;
+    ++nodes_[*node].active_leases;
+    capnp::MallocMessageBuilder out;
+    auto s = out.initRoot<proto::Envelope>().initStartLease();
+    s.setLeaseId(id);
+    s.setOwnerLeaseId(pl.owner_lease);
+    s.setJobId(job->second.id);
+    s.setCodeHash(job->second.code_hash);
+    s.setOwnerHost(owner->second.host);
+    s.setOwnerPort(owner->second.port);
+    proto::write(s.initAllocation(), *alloc);
+    ep.send(nodes_[*node].conn, out);
+    return true;
+  }
+
+  void grant_pending(Endpoint& ep) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (try_grant(ep, *it)) it = pending_.erase(it);
+      else ++it;
+    }
+  }
+
+  void fail_infeasible_pending(Endpoint& ep) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (!feasible_anywhere(it->request)) {
+        lease_failed(ep, it->owner, it->owner_lease, "iogrid: " + sched::explain_infeasible(view_, it->request), true);
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  void lease_done(Endpoint& ep, std::uint64_t id) {
+    auto it = leases_.find(id);
+    if (it == leases_.end()) return;
+    auto& alloc = it->second.alloc;
+    if (alloc.node < view_.nodes.size() && view_.nodes[alloc.node].alive) {
+      sched::release(view_.nodes[alloc.node], alloc);
+      if (nodes_[alloc.node].active_leases > 0) --nodes_[alloc.node].active_leases;
+    }
+    if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
+    // An owner whose worker never attached (it failed to start) asks again; others ignore this.
+    lease_failed(ep, it->second.owner, it->second.owner_lease, "the lease ended on its node", false, true);
+    leases_.erase(it);
+    grant_pending(ep);
+  }
+
+  void job_finished(Endpoint& ep, Peer& p, const std::string& reason) {
+    auto o = owners_.find(p.id);
+    if (o == owners_.end()) return;
+    auto j = jobs_.find(o->second.job);
+    if (j != jobs_.end() && j->second.conn == p.id) end_job(ep, j->second, "finished", reason.empty() ? "its driver finished" : reason);
+  }
+
+  void end_job(Endpoint& ep, JobRec& j, const std::string& state, const std::string& why) {
+    if (j.state != "running") return;
+    j.state = state;
+    j.ended = unix_ms();
+    spdlog::info("job {} {}: {}", j.id, state, why);
+    for (auto q = pending_.begin(); q != pending_.end();) {
+      auto o = owners_.find(q->owner);
+      q = (o == owners_.end() || o->second.job == j.id) ? pending_.erase(q) : std::next(q);
+    }
+    capnp::MallocMessageBuilder out;
+    auto e = out.initRoot<proto::Envelope>().initJobEnded();
+    e.setJobId(j.id);
+    e.setReason(why);
+    auto frame = transport::encode_frame(out);
+    for (const auto& [conn, index] : node_by_conn_) ep.send_frame(conn, frame);
+    // The job's owners stop too (the driver itself only when someone else ended its job).
+    for (const auto& [conn, o] : owners_)
+      if (o.job == j.id && (conn != j.conn || state == "stopped")) ep.send_frame(conn, frame);
+  }
+
+  void stop_job(Endpoint& ep, Peer& p, const std::string& id) {
+    auto j = jobs_.find(id);
+    if (j == jobs_.end()) {
+      capnp::MallocMessageBuilder out;
+      out.initRoot<proto::Envelope>().initReject().setReason("no job " + id);
+      return ep.send(p.id, out);
+    }
+    spdlog::info("job {} stopped by {} from {}", id, p.name, p.address);
+    end_job(ep, j->second, "stopped", "stopped by an operator");
+    status(ep, p);
+  }
+
+  void status(Endpoint& ep, Peer& p) {
+    capnp::MallocMessageBuilder out;
+    auto s = out.initRoot<proto::Envelope>().initStatusReply();
+    s.setHeadName(ep.name());
+    s.setPendingLeases(static_cast<std::uint32_t>(pending_.size()));
+    std::uint32_t alive = 0, dead = 0;
+    for (const auto& n : view_.nodes) (n.alive ? alive : dead)++;
+    s.setDeadNodes(dead);
+    auto ns = s.initNodes(alive);
+    auto now = Clock::now();
+    unsigned i = 0;
+    for (const auto& n : view_.nodes) {
+      if (!n.alive) continue;
+      proto::write(ns[i].initInfo(), n);
+      ns[i].setHost(nodes_[n.index].host);
+      ns[i].setActiveLeases(nodes_[n.index].active_leases);
+      ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
+      ++i;
+    }
+    auto js = s.initJobs(static_cast<unsigned>(jobs_.size()));
+    i = 0;
+    for (const auto& [id, j] : jobs_) {
+      js[i].setJobId(j.id);
+      js[i].setDriver(j.driver);
+      js[i].setState(j.state);
+      js[i].setLeasesGranted(j.leases_granted);
+      js[i].setActiveLeases(j.active_leases);
+      js[i].setStartedUnixMs(j.started);
+      js[i].setEndedUnixMs(j.ended);
+      ++i;
+    }
+    ep.send(p.id, out);
+  }
+
+  HeadOptions opts_;
+  std::unique_ptr<sched::SchedulingPolicy> policy_;
+  std::filesystem::path code_dir_;
+  sched::ClusterView view_;
+  std::vector<NodeRec> nodes_;
+  std::unordered_map<ConnId, std::uint32_t> node_by_conn_;
+  std::map<std::string, JobRec> jobs_;
+  std::unordered_map<ConnId, OwnerRec> owners_;
+  std::deque<PendingLease> pending_;
+  std::unordered_map<std::uint64_t, LeaseRec> leases_;
+  std::map<std::string, std::vector<ConnId>> code_waiters_;
+  std::map<std::string, std::string> kv_;
+  std::uint64_t job_counter_ = 0, lease_counter_ = 0, infeasible_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<transport::Service> make_head_service(HeadOptions opts) {
+  return std::make_shared<HeadService>(std::move(opts));
+}
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,34 @@
+// HeadService: the head of a cluster (the HeadActor of the design, as a network service). It owns the node
+// table (a sched::ClusterView), the job table, the executables uploaded by drivers (content-addressed), the
+// key-value store and lease placement.
+// Rules:
+// - A node joins with its resources and is placed into the view under a fresh index (a restarted node is a
+//   new node); it is dead after `node_timeout` without a heartbeat, or as soon as its connection drops.
+//   Owners are told (NodeDead) so their leases there are re-placed.
+// - An owner asks for leases of a resource shape; the head places each with the policy and tells the chosen
+//   node to start a worker of the job for the owner; the node hands the resources back when the lease ends.
+//   A request no node can ever satisfy fails at once, naming the closest node.
+// - A job ends when its driver says so or its connection drops: every node stops the job's workers.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "runtime/transport/endpoint.hpp"
+
+namespace iogrid::runtime::cluster {
+
+struct HeadOptions {
+  std::uint16_t port = 6380;
+  std::string bind = "0.0.0.0";
+  std::string token;
+  std::string state_dir;                            // where uploaded executables are kept; empty: a temp dir
+  std::string policy = "pack";
+  std::chrono::milliseconds node_timeout{3000};     // declared dead after this long without a heartbeat
+  std::chrono::milliseconds heartbeat{500};         // what nodes are told to send
+};
+
+std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,363 @@
+#include "runtime/cluster/node_service.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "runtime/cluster/worker_env.hpp"
+#include "runtime/proto/convert.hpp"
+#include "runtime/transport/auth.hpp"
+
+extern char** environ;
+
+namespace iogrid::runtime::cluster {
+
+namespace {
+
+using transport::ConnId;
+using transport::Endpoint;
+using transport::Peer;
+using Clock = std::chrono::steady_clock;
+
+struct Lease {
+  std::uint64_t id = 0;          // the head's id
+  std::uint64_t owner_lease = 0;
+  std::string job;
+  std::string code_hash;
+  std::string owner_host;
+  std::uint16_t owner_port = 0;
+  sched::Allocation alloc;
+};
+
+struct WorkerProc {
+  pid_t pid = 0;
+  std::string job;
+  ConnId conn = 0;               // 0 until it has connected
+  bool busy = false;
+  Lease lease;
+  Clock::time_point idle_since = Clock::now();
+};
+
+class NodeService final : public transport::Service {
+ public:
+  explicit NodeService(NodeDaemonOptions o) : opts_(std::move(o)) {
+    if (opts_.work_dir.empty())
+      opts_.work_dir = (std::filesystem::temp_directory_path() / ("iogrid-node-" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(code_dir());
+    std::filesystem::create_directories(log_dir());
+  }
+
+  void on_start(Endpoint& ep) override {
+    local_port_ = ep.listen(0, "127.0.0.1");
+    try_connect(ep);
+  }
+
+  void on_stop(Endpoint&) override { kill_all_workers(); }
+
+  void on_peer(Endpoint& ep, Peer& p) override {
+    if (p.id == head_) {
+      capnp::MallocMessageBuilder out;
+      auto r = out.initRoot<proto::Envelope>().initRegisterNode();
+      proto::write(r.initInfo(), opts_.node);
+      ep.send(p.id, out);
+      return;
+    }
+    if (p.role != proto::Role::WORKER) return ep.close(p.id, "only worker processes connect to a node");
+    pid_t pid = 0;
+    try {
+      pid = static_cast<pid_t>(std::stol(p.name));
+    } catch (...) {
+    }
+    auto it = workers_.find(pid);
+    if (it == workers_.end()) return ep.close(p.id, "unknown worker process");
+    it->second.conn = p.id;
+    if (it->second.busy) serve(ep, it->second);
+  }
+
+  void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
+    using W = proto::Envelope::Which;
+    if (p.id == head_) {
+      switch (msg.which()) {
+        case W::NODE_ACCEPTED: {
+          auto a = msg.getNodeAccepted();
+          index_ = a.getNodeIndex();
+          name_ = a.getName();
+          heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(50, a.getHeartbeatMs()));
+          joined_ = true;
+          spdlog::info("joined the head at {}:{} as {} (index {})", opts_.head_host, opts_.head_port, name_, index_);
+          return;
+        }
+        case W::START_LEASE: return start_lease(ep, msg.getStartLease());
+        case W::CODE: return code_arrived(ep, msg.getCode());
+        case W::JOB_ENDED: return job_ended(ep, msg.getJobEnded().getJobId(), msg.getJobEnded().getReason());
+        default: return;
+      }
+    }
+    if (msg.which() == W::LEASE_DONE) {
+      for (auto& [pid, w] : workers_)
+        if (w.conn == p.id && w.busy) {
+          lease_over(ep, w.lease.id);
+          w.busy = false;
+          w.idle_since = Clock::now();
+        }
+      return;
+    }
+    spdlog::warn("closing connection of worker '{}': unexpected message", p.name);
+    ep.close(p.id, "unexpected message");
+  }
+
+  void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
+    if (p.id == head_) {
+      head_ = 0;
+      if (joined_) spdlog::error("lost the head ({}); stopping workers and rejoining when it is back", why);
+      joined_ = false;
+      refused_ = why.rfind("refused", 0) == 0;
+      if (refused_) {
+        // A wrong token or version does not fix itself: stop with a clear message.
+        spdlog::error("the head at {}:{} {}", opts_.head_host, opts_.head_port, why);
+        kill_all_workers();
+        spdlog::shutdown();
+        std::_Exit(1);
+      }
+      kill_all_workers();
+      next_connect_ = Clock::now() + opts_.reconnect;
+      return;
+    }
+    for (auto& [pid, w] : workers_)
+      if (w.conn == p.id) w.conn = 0;  // the process exit is reaped in on_tick
+  }
+
+  void on_tick(Endpoint& ep) override {
+    reap(ep);
+    auto now = Clock::now();
+    if (!head_ && now >= next_connect_) try_connect(ep);
+    if (joined_ && now - last_heartbeat_ >= heartbeat_) {
+      last_heartbeat_ = now;
+      capnp::MallocMessageBuilder out;
+      auto h = out.initRoot<proto::Envelope>().initHeartbeat();
+      h.setNodeIndex(index_);
+      h.setSequence(++hb_seq_);
+      ep.send(head_, out);
+    }
+    for (auto& [pid, w] : workers_)
+      if (!w.busy && now - w.idle_since > opts_.worker_idle) ::kill(pid, SIGTERM);
+  }
+
+ private:
+  std::filesystem::path code_dir() const { return std::filesystem::path(opts_.work_dir) / "code"; }
+  std::filesystem::path log_dir() const { return std::filesystem::path(opts_.work_dir) / "logs"; }
+
+  void try_connect(Endpoint& ep) {
+    try {
+      head_ = ep.connect(opts_.head_host, opts_.head_port, proto::Role::NODE);
+    } catch (const std::exception& e) {
+      if (!warned_) spdlog::warn("{}; retrying every {} ms", e.what(), opts_.reconnect.count());
+      warned_ = true;
+      head_ = 0;
+      next_connect_ = Clock::now() + opts_.reconnect;
+    }
+  }
+
+  void start_lease(Endpoint& ep, proto::StartLease::Reader s) {
+    Lease l;
+    l.id = s.getLeaseId();
+    l.owner_lease = s.getOwnerLeaseId();
+    l.job = s.getJobId();
+    l.code_hash = s.getCodeHash();
+    l.owner_host = s.getOwnerHost();
+    l.owner_port = s.getOwnerPort();
+    l.alloc = proto::read(s.getAllocation());
+    if (ended_jobs_.count(l.job)) return lease_over(ep, l.id);
+    // An idle worker of the same job takes it.
+    for (auto& [pid, w] : workers_)
+      if (!w.busy && w.job == l.job && w.conn) {
+        w.busy = true;
+        w.lease = l;
+        return serve(ep, w);
+      }
+    if (!std::filesystem::exists(code_dir() / l.code_hash)) {
+      bool asked = false;
+      for (const auto& q : waiting_code_)
+        if (q.code_hash == l.code_hash) asked = true;
+      waiting_code_.push_back(l);
+      if (!asked) {
+        capnp::MallocMessageBuilder out;
+        out.initRoot<proto::Envelope>().initCodeRequest().setHash(l.code_hash);
+        ep.send(head_, out);
+      }
+      return;
+    }
+    spawn_worker(ep, l);
+  }
+
+  void code_arrived(Endpoint& ep, proto::Code::Reader c) {
+    std::string hash = c.getHash();
+    auto b = c.getBytes();
+    std::string bytes(reinterpret_cast<const char*>(b.begin()), b.size());
+    bool ok = transport::sha256_hex(bytes) == hash;
+    if (ok) {
+      auto path = code_dir() / hash;
+      auto tmp = path;
+      tmp += ".part";
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      }
+      std::filesystem::permissions(tmp, std::filesystem::perms::owner_all);
+      std::filesystem::rename(tmp, path);
+      spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), bytes.size());
+    } else {
+      spdlog::error("job code {} from the head does not match its hash; its leases are returned", hash.substr(0, 12));
+    }
+    std::deque<Lease> rest;
+    for (auto& l : waiting_code_) {
+      if (l.code_hash != hash) rest.push_back(l);
+      else if (ok) spawn_worker(ep, l);
+      else lease_over(ep, l.id);
+    }
+    waiting_code_.swap(rest);
+  }
+
+  void spawn_worker(Endpoint& ep, const Lease& l) {
+    auto exe = (code_dir() / l.code_hash).string();
+    auto log = (log_dir() / (l.job + ".log")).string();
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+      std::string kv = *e;
+      if (kv.rfind("IOGRID_", 0) == 0) continue;
+      env_strings.push_back(kv);
+    }
+    env_strings.push_back(std::string(kWorkerEndpointEnv) + "=127.0.0.1:" + std::to_string(local_port_));
+    env_strings.push_back(std::string(kWorkerTokenEnv) + "=" + opts_.token);
+    env_strings.push_back(std::string(kWorkerJobEnv) + "=" + l.job);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+    std::string arg0 = exe;
+    char* argv[] = {arg0.data(), nullptr};
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      // Child: only async-signal-safe calls until exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+        ::close(fd);
+      }
+      ::setpgid(0, 0);
+      ::execve(exe.c_str(), argv, envp.data());
+      ::_exit(127);
+    }
+    if (pid < 0) {
+      spdlog::error("cannot start a worker process for {}: fork failed", l.job);
+      return lease_over(ep, l.id);
+    }
+    WorkerProc w;
+    w.pid = pid;
+    w.job = l.job;
+    w.busy = true;
+    w.lease = l;
+    workers_[pid] = w;
+    spdlog::debug("started worker process {} for {}", pid, l.job);
+  }
+
+  void serve(Endpoint& ep, WorkerProc& w) {
+    if (!w.conn) return;  // sent once it connects
+    capnp::MallocMessageBuilder out;
+    auto s = out.initRoot<proto::Envelope>().initServeLease();
+    s.setLeaseId(w.lease.owner_lease);
+    s.setOwnerLeaseId(w.lease.owner_lease);
+    s.setGlobalLeaseId(w.lease.id);
+    s.setJobId(w.lease.job);
+    s.setOwnerHost(w.lease.owner_host);
+    s.setOwnerPort(w.lease.owner_port);
+    s.setNodeName(name_);
+    s.setNodeIndex(index_);
+    auto gpus = s.initGpuDevices(static_cast<unsigned>(w.lease.alloc.gpus.size()));
+    for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i) gpus.set(i, w.lease.alloc.gpus[i].first);
+    ep.send(w.conn, out);
+  }
+
+  void lease_over(Endpoint& ep, std::uint64_t id) {
+    if (!head_) return;
+    capnp::MallocMessageBuilder out;
+    out.initRoot<proto::Envelope>().initLeaseDone().setLeaseId(id);
+    ep.send(head_, out);
+  }
+
+  void job_ended(Endpoint& ep, const std::string& job, const std::string& why) {
+    ended_jobs_.insert(job);
+    for (auto& [pid, w] : workers_)
+      if (w.job == job) ::kill(pid, SIGKILL);
+    std::deque<Lease> rest;
+    for (auto& l : waiting_code_) {
+      if (l.job == job) lease_over(ep, l.id);
+      else rest.push_back(l);
+    }
+    waiting_code_.swap(rest);
+    spdlog::info("{} ended ({}); its workers are stopped", job, why);
+  }
+
+  void reap(Endpoint& ep) {
+    for (;;) {
+      int status = 0;
+      pid_t pid = ::waitpid(-1, &status, WNOHANG);
+      if (pid <= 0) return;
+      auto it = workers_.find(pid);
+      if (it == workers_.end()) continue;
+      auto& w = it->second;
+      if (w.busy) {
+        if (!ended_jobs_.count(w.job)) {
+          if (WIFSIGNALED(status))
+            spdlog::warn("worker process {} of {} died from signal {} while serving a lease", pid, w.job, WTERMSIG(status));
+          else
+            spdlog::warn("worker process {} of {} exited with status {} while serving a lease", pid, w.job, WEXITSTATUS(status));
+        }
+        lease_over(ep, w.lease.id);
+      }
+      if (w.conn) ep.close(w.conn, "worker process exited");
+      workers_.erase(it);
+    }
+  }
+
+  void kill_all_workers() {
+    for (auto& [pid, w] : workers_) ::kill(pid, SIGKILL);
+    for (auto& [pid, w] : workers_) ::waitpid(pid, nullptr, 0);
+    workers_.clear();
+    waiting_code_.clear();
+  }
+
+  NodeDaemonOptions opts_;
+  std::uint16_t local_port_ = 0;
+  ConnId head_ = 0;
+  bool joined_ = false, warned_ = false, refused_ = false;
+  std::uint32_t index_ = 0;
+  std::string name_;
+  std::chrono::milliseconds heartbeat_{500};
+  Clock::time_point last_heartbeat_{}, next_connect_{};
+  std::uint64_t hb_seq_ = 0;
+  std::map<pid_t, WorkerProc> workers_;
+  std::deque<Lease> waiting_code_;
+  std::set<std::string> ended_jobs_;
+};
+
+}  // namespace
+
+std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts) {
+  return std::make_shared<NodeService>(std::move(opts));
+}
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,14 @@
+// How a node tells a worker process what it is: environment variables set when the node starts it.
+// A program whose iogrid::init() finds kWorkerEndpointEnv runs as a worker and never returns to main().
+#pragma once
+
+namespace iogrid::runtime::cluster {
+
+inline constexpr const char* kWorkerEndpointEnv = "IOGRID_WORKER_NODE";   // 127.0.0.1:PORT of the node daemon
+inline constexpr const char* kWorkerTokenEnv = "IOGRID_WORKER_TOKEN";     // the cluster token
+inline constexpr const char* kWorkerJobEnv = "IOGRID_WORKER_JOB";         // the job it serves
+
+// Runs this process as a worker until its node or owner goes away; then exits the process.
+[[noreturn]] void run_worker_process();
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,270 @@
+// The worker process: started by a node from the job's executable; iogrid::init() lands here.
+// It connects to its node, waits for a lease, connects to the lease's owner and runs the tasks the owner
+// pushes, one at a time in arrival order, on a worker thread (user code never runs on the network thread).
+// The owner ends the lease with EndLease; the worker then reports to its node and waits for the next lease.
+// If the node or the owner goes away the process exits: its work belongs to no one any more.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <deque>
+#include <future>
+#include <mutex>
+
+#include "iogrid/detail/core.hpp"
+#include "iogrid/detail/spin.hpp"
+#include "iogrid/errors.hpp"
+#include "runtime/cluster/wire_task.hpp"
+#include "runtime/cluster/worker_env.hpp"
+#include "runtime/transport/endpoint.hpp"
+#include "worker/worker_thread.hpp"
+
+namespace iogrid::runtime::cluster {
+
+namespace {
+
+using transport::ConnId;
+using transport::Endpoint;
+using transport::Peer;
+
+// The Core user code sees inside a worker process: local objects (put/get) work; submitting further tasks
+// from inside a task is not available in cluster mode yet and says so.
+class WorkerProcessCore final : public detail::Core {
+ public:
+  detail::RefHandle new_entry() override {
+    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+  }
+  void submit(std::unique_ptr<detail::TaskSpec>, const TaskOptions&) override { nested(); }
+  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+    auto h = new_entry();
+    auto size = value->size();
+    h->complete_value(std::move(value), nullptr, size, std::move(contained));
+    return h;
+  }
+  void cancel(detail::ObjectEntry*) override {}
+  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override {
+    throw Error("iogrid: an ObjectRef inside a task's arguments or result cannot cross processes in cluster mode yet; "
+                "pass the ObjectRef as a direct task argument instead");
+  }
+  detail::RefHandle import_ref(std::uint64_t) override {
+    throw Error("iogrid: an ObjectRef inside a value cannot cross processes in cluster mode yet");
+  }
+  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec>, const ActorOptions&) override { nested(); }
+  void submit_actor_call(const std::shared_ptr<void>&, std::unique_ptr<detail::TaskSpec>) override { nested(); }
+  void kill_actor(const std::shared_ptr<void>&, bool) override { nested(); }
+  std::string current_node() const override {
+    const auto* ctx = worker::current_context();
+    return ctx ? ctx->node_name : std::string("driver");
+  }
+
+ private:
+  [[noreturn]] static void nested() {
+    throw Error("iogrid: submitting tasks or actors from inside a task is not supported in cluster mode yet; "
+                "submit them from the driver (they work in embedded mode)");
+  }
+  std::atomic<std::uint64_t> next_id_{1};
+};
+
+// The tasks of the lease being served, in arrival order.
+class LeaseQueue final : public worker::WorkSource {
+ public:
+  LeaseQueue(caf::actor ep, ConnId owner) : ep_(std::move(ep)), owner_(owner) {}
+
+  void push(std::unique_ptr<RemoteSpec> s) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      q_.push_back(s.release());
+      size_.store(q_.size(), std::memory_order_release);
+    }
+    cv_.notify_one();
+  }
+  void end() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      ended_ = true;
+    }
+    ended_flag_.store(true, std::memory_order_release);
+    cv_.notify_one();
+  }
+
+  detail::TaskSpec* next(const worker::WorkerContext&) override {
+    detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_flag_.load(std::memory_order_acquire); },
+                     detail::kWorkerSpin);
+    std::unique_lock<std::mutex> g(m_);
+    cv_.wait(g, [this] { return !q_.empty() || ended_; });
+    if (q_.empty()) return nullptr;
+    auto* s = q_.front();
+    q_.pop_front();
+    size_.store(q_.size(), std::memory_order_release);
+    return s;
+  }
+  void* self() override { return instance_; }
+
+  void finish(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext&) override {
+    auto* rs = static_cast<RemoteSpec*>(spec);
+    if (rs->kind == detail::TaskKind::actor_create && !out.failed) {
+      instance_ = out.instance;
+      ctor_fn_ = rs->fn;
+    }
+    capnp::MallocMessageBuilder msg;
+    auto results = msg.initRoot<proto::Envelope>().initResults().initResults(1);
+    write_result(results[0], rs->task_id, out);
+    transport::post_frame(ep_, owner_, transport::encode_frame(msg));
+    delete rs;
+  }
+
+  void lease_ended(const worker::WorkerContext&) override {
+    if (instance_ && ctor_fn_) ctor_fn_->destroy(instance_);
+    instance_ = nullptr;
+  }
+
+ private:
+  caf::actor ep_;
+  ConnId owner_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<RemoteSpec*> q_;
+  std::atomic<std::size_t> size_{0};
+  bool ended_ = false;
+  std::atomic<bool> ended_flag_{false};
+  void* instance_ = nullptr;
+  const detail::FunctionInfo* ctor_fn_ = nullptr;
+};
+
+class WorkerService final : public transport::Service {
+ public:
+  WorkerService(std::string node_host, std::uint16_t node_port) : node_host_(std::move(node_host)), node_port_(node_port) {}
+
+  void on_start(Endpoint& ep) override {
+    self_ = ep.handle();
+    try {
+      node_ = ep.connect(node_host_, node_port_, proto::Role::WORKER);
+    } catch (const std::exception& e) {
+      spdlog::error("worker {}: {}", ::getpid(), e.what());
+      std::_Exit(1);
+    }
+  }
+
+  void on_peer(Endpoint& ep, Peer& p) override {
+    if (p.id == owner_ && lease_) {
+      capnp::MallocMessageBuilder msg;
+      auto a = msg.initRoot<proto::Envelope>().initAttach();
+      a.setLeaseId(owner_lease_);
+      a.setNodeName(ctx_.node_name);
+      a.setNodeIndex(ctx_.node_index);
+      a.setPid(::getpid());
+      ep.send(p.id, msg);
+    }
+  }
+
+  void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
+    using W = proto::Envelope::Which;
+    if (p.id == node_ && msg.which() == W::SERVE_LEASE) return serve(ep, msg.getServeLease());
+    if (p.id == owner_ && lease_) {
+      if (msg.which() == W::TASKS) {
+        for (auto t : msg.getTasks().getTasks()) lease_->push(read_task(t));
+        return;
+      }
+      if (msg.which() == W::END_LEASE) {
+        lease_->end();
+        return;
+      }
+    }
+    spdlog::warn("worker {}: closing connection to '{}': unexpected message", ::getpid(), p.name);
+    ep.close(p.id, "unexpected message");
+  }
+
+  void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
+    if (p.id == node_ || p.id == owner_) {
+      // Our node or our owner is gone: nothing we run can be delivered any more.
+      std::_Exit(0);
+    }
+  }
+
+ private:
+  void serve(Endpoint& ep, proto::ServeLease::Reader s) {
+    if (lease_) return ep.close(node_, "lease while serving another");
+    owner_lease_ = s.getOwnerLeaseId();
+    global_lease_ = s.getGlobalLeaseId();
+    ctx_.node_name = s.getNodeName();
+    ctx_.node_index = s.getNodeIndex();
+    ctx_.worker_id = static_cast<std::uint64_t>(::getpid());
+    std::string host = s.getOwnerHost();
+    auto port = s.getOwnerPort();
+    if (!owner_ || host != owner_host_ || port != owner_port_) {
+      if (owner_) ep.close(owner_, "new owner");
+      owner_host_ = host;
+      owner_port_ = port;
+      try {
+        owner_ = ep.connect(host, port, proto::Role::WORKER);
+      } catch (const std::exception& e) {
+        spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
+        std::_Exit(1);
+      }
+      lease_ = std::make_shared<LeaseQueue>(self_, owner_);
+      start_thread(ep);
+      return;  // Attach follows the handshake (on_peer)
+    }
+    lease_ = std::make_shared<LeaseQueue>(self_, owner_);
+    start_thread(ep);
+    on_peer(ep, *ep.peer(owner_));
+  }
+
+  void start_thread(Endpoint& ep) {
+    if (!thread_) thread_ = std::make_unique<worker::WorkerThread>(ctx_);
+    auto self = self_;
+    auto node = node_;
+    auto global = global_lease_;
+    worker::WorkerThread::Hooks hooks;
+    // Runs on the worker thread once the lease has run dry.
+    hooks.on_end = [self, node, global, this] {
+      transport::post(self, [this, node, global](Endpoint& e) {
+        lease_.reset();
+        capnp::MallocMessageBuilder msg;
+        msg.initRoot<proto::Envelope>().initLeaseDone().setLeaseId(global);
+        e.send(node, msg);
+      });
+    };
+    thread_->serve(lease_, std::move(hooks));
+  }
+
+  std::string node_host_;
+  std::uint16_t node_port_;
+  caf::actor self_;
+  ConnId node_ = 0, owner_ = 0;
+  std::string owner_host_;
+  std::uint16_t owner_port_ = 0;
+  std::uint64_t owner_lease_ = 0, global_lease_ = 0;
+  worker::WorkerContext ctx_;
+  std::shared_ptr<LeaseQueue> lease_;
+  std::unique_ptr<worker::WorkerThread> thread_;
+};
+
+}  // namespace
+
+void run_worker_process() {
+  spdlog::set_pattern("[%H:%M:%S.%e] [worker %P] [%l] %v");
+  const char* node = std::getenv(kWorkerEndpointEnv);
+  const char* token = std::getenv(kWorkerTokenEnv);
+  if (!node || !token) {
+    spdlog::error("worker mode needs {} and {}", kWorkerEndpointEnv, kWorkerTokenEnv);
+    std::_Exit(2);
+  }
+  auto [host, port] = transport::parse_address(node);
+  static WorkerProcessCore core;
+  detail::set_core(&core);
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  auto* sys = new caf::actor_system(cfg);  // lives until the process exits
+  transport::EndpointConfig ec;
+  ec.token = token;
+  ec.name = std::to_string(::getpid());
+  auto svc = std::make_shared<WorkerService>(host, port);
+  transport::spawn_endpoint(*sys, svc, ec);
+  for (;;) ::pause();
+}
+
+}  // namespace iogrid::runtime::cluster

@@ -1,0 +1,261 @@
+@0xee8e6d9cd751e6f2;
+# The cluster-mode wire protocol: one Envelope per frame. A frame on a TCP connection is a little-endian
+# u32 length followed by that many bytes of a Cap'n Proto flat message. Before a connection has passed the
+# token handshake (hello -> challenge -> auth -> welcome) only those envelopes are accepted and frames are
+# at most 4 KiB; anything else closes the connection. Fields are only ever added, never renumbered.
+using Cxx = import "/capnp/c++.capnp";
+using Common = import "common.capnp";
+$Cxx.namespace("iogrid::proto");
+
+enum Role {
+  node @0;
+  driver @1;
+  worker @2;
+  cli @3;
+}
+
+# Client -> server, first frame.
+struct Hello {
+  protocolVersion @0 :UInt32;
+  role @1 :Role;
+  name @2 :Text;
+  clientNonce @3 :Data;       # 32 random bytes
+}
+
+# Server -> client: the server proves it knows the token too (mutual authentication).
+struct Challenge {
+  protocolVersion @0 :UInt32;
+  serverNonce @1 :Data;
+  serverProof @2 :Data;       # HMAC-SHA256(token, "server" | clientNonce | serverNonce)
+}
+
+struct Auth {
+  proof @0 :Data;             # HMAC-SHA256(token, "client" | serverNonce | clientNonce | role | name)
+}
+
+struct Welcome {
+  serverName @0 :Text;
+}
+
+struct Reject {
+  reason @0 :Text;
+}
+
+struct Allocation {
+  nodeIndex @0 :UInt32;
+  cpusMilli @1 :Int64;
+  memoryMib @2 :Int64;
+  custom @3 :List(Common.Quantity);
+  gpuDevices @4 :List(UInt32);
+  gpuMilli @5 :List(Int64);
+}
+
+# node -> head
+struct RegisterNode {
+  info @0 :Common.NodeInfo;
+  host @1 :Text;              # where the node's workers and data plane are reached
+}
+
+# head -> node
+struct NodeAccepted {
+  nodeIndex @0 :UInt32;
+  name @1 :Text;
+  heartbeatMs @2 :UInt32;
+}
+
+# driver -> head
+struct RegisterJob {
+  spec @0 :Common.JobSpec;
+  ownerHost @1 :Text;         # where leased workers connect to receive the job's tasks
+  ownerPort @2 :UInt16;
+  codeSize @3 :UInt64;
+  parentJob @4 :Text;         # set by a worker that submits nested tasks for its job
+}
+
+# head -> driver
+struct JobAccepted {
+  jobId @0 :Text;
+  needCode @1 :Bool;          # the head has no copy of this executable yet: upload it
+  observedHost @2 :Text;      # the driver's address as the head sees it (what nodes will dial)
+}
+
+struct Code {
+  hash @0 :Text;              # hex SHA-256 of the bytes
+  bytes @1 :Data;
+}
+
+struct CodeRequest {
+  hash @0 :Text;
+}
+
+# owner -> head
+struct LeaseRequest {
+  leaseId @0 :UInt64;
+  request @1 :Common.ResourceRequest;
+}
+
+# head -> owner
+struct LeaseFailed {
+  leaseId @0 :UInt64;
+  reason @1 :Text;
+  infeasible @2 :Bool;
+  retry @3 :Bool;             # the lease ended on the head's side (node died, worker never started):
+                              # an owner still waiting for its worker asks again
+}
+
+# head -> node: start (or reuse) a worker process of the job and let it serve the lease.
+struct StartLease {
+  leaseId @0 :UInt64;
+  jobId @1 :Text;
+  codeHash @2 :Text;
+  ownerHost @3 :Text;
+  ownerPort @4 :UInt16;
+  allocation @5 :Allocation;
+  ownerLeaseId @6 :UInt64;    # the id the owner knows this lease by
+}
+
+# node -> worker process
+struct ServeLease {
+  leaseId @0 :UInt64;
+  jobId @1 :Text;
+  ownerHost @2 :Text;
+  ownerPort @3 :UInt16;
+  nodeName @4 :Text;
+  nodeIndex @5 :UInt32;
+  gpuDevices @6 :List(UInt32);
+  ownerLeaseId @7 :UInt64;
+  globalLeaseId @8 :UInt64;
+}
+
+# worker -> owner, right after the handshake: this connection now serves lease `leaseId`.
+struct Attach {
+  leaseId @0 :UInt64;
+  nodeName @1 :Text;
+  nodeIndex @2 :UInt32;
+  pid @3 :Int32;
+}
+
+# owner -> worker
+struct Tasks {
+  tasks @0 :List(Common.TaskSpec);
+}
+
+struct TaskResult {
+  taskId @0 :UInt64;
+  ok @1 :Bool;
+  value @2 :Data;
+  error @3 :Text;
+}
+
+# worker -> owner
+struct Results {
+  results @0 :List(TaskResult);
+}
+
+# owner -> worker: the lease is over (after the last result came back).
+struct EndLease {
+  leaseId @0 :UInt64;
+}
+
+# worker -> node (lease over, worker idle again); node -> head (resources back).
+struct LeaseDone {
+  leaseId @0 :UInt64;
+}
+
+# head -> nodes: the job's driver has gone; stop its workers.
+struct JobEnded {
+  jobId @0 :Text;
+  reason @1 :Text;
+}
+
+struct StatusRequest {
+  dummy @0 :Bool;
+}
+
+struct NodeStatus {
+  info @0 :Common.NodeInfo;
+  host @1 :Text;
+  workers @2 :UInt32;
+  activeLeases @3 :UInt32;
+  lastHeartbeatMs @4 :UInt64;  # ago
+}
+
+struct JobStatus {
+  jobId @0 :Text;
+  driver @1 :Text;
+  state @2 :Text;              # running, finished, failed
+  leasesGranted @3 :UInt64;
+  activeLeases @4 :UInt32;
+  startedUnixMs @5 :UInt64;
+  endedUnixMs @6 :UInt64;
+}
+
+struct StatusReply {
+  nodes @0 :List(NodeStatus);
+  jobs @1 :List(JobStatus);
+  pendingLeases @2 :UInt32;
+  headName @3 :Text;
+  deadNodes @4 :UInt32;
+}
+
+struct KvPut {
+  key @0 :Text;
+  value @1 :Data;
+}
+
+struct KvGet {
+  requestId @0 :UInt64;
+  key @1 :Text;
+}
+
+struct KvValue {
+  requestId @0 :UInt64;
+  found @1 :Bool;
+  value @2 :Data;
+}
+
+# cli -> head: stop a job (its driver is told, then its workers are stopped).
+struct StopJob {
+  jobId @0 :Text;
+}
+
+# head -> owners: a node was declared dead; leases there are lost.
+struct NodeDead {
+  nodeIndex @0 :UInt32;
+  name @1 :Text;
+  reason @2 :Text;
+}
+
+struct Envelope {
+  union {
+    hello @0 :Hello;
+    challenge @1 :Challenge;
+    auth @2 :Auth;
+    welcome @3 :Welcome;
+    reject @4 :Reject;
+    registerNode @5 :RegisterNode;
+    nodeAccepted @6 :NodeAccepted;
+    heartbeat @7 :Common.Heartbeat;
+    registerJob @8 :RegisterJob;
+    jobAccepted @9 :JobAccepted;
+    code @10 :Code;
+    codeRequest @11 :CodeRequest;
+    leaseRequest @12 :LeaseRequest;
+    leaseFailed @13 :LeaseFailed;
+    startLease @14 :StartLease;
+    serveLease @15 :ServeLease;
+    attach @16 :Attach;
+    tasks @17 :Tasks;
+    results @18 :Results;
+    endLease @19 :EndLease;
+    leaseDone @20 :LeaseDone;
+    jobEnded @21 :JobEnded;
+    statusRequest @22 :StatusRequest;
+    statusReply @23 :StatusReply;
+    kvPut @24 :KvPut;
+    kvGet @25 :KvGet;
+    kvValue @26 :KvValue;
+    stopJob @27 :StopJob;
+    nodeDead @28 :NodeDead;
+  }
+}

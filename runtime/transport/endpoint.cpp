@@ -1,0 +1,341 @@
+#include "runtime/transport/endpoint.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_map>
+
+#include "common.capnp.h"
+#include "iogrid/errors.hpp"
+#include "runtime/transport/auth.hpp"
+
+namespace iogrid::runtime::transport::detail {
+using RunFn = std::shared_ptr<std::function<void(Endpoint&)>>;
+}
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::transport::detail::RunFn)
+
+namespace iogrid::runtime::transport {
+
+namespace {
+
+using detail::RunFn;
+using run_atom = caf::atom_constant<caf::atom("ep_run")>;
+using frame_atom = caf::atom_constant<caf::atom("ep_frame")>;
+using tick_atom = caf::atom_constant<caf::atom("ep_tick")>;
+
+const char* role_name(proto::Role r) {
+  switch (r) {
+    case proto::Role::NODE: return "node";
+    case proto::Role::DRIVER: return "driver";
+    case proto::Role::WORKER: return "worker";
+    case proto::Role::CLI: return "cli";
+  }
+  return "peer";
+}
+
+struct Conn {
+  caf::io::connection_handle hdl;
+  Peer peer;
+  FrameDecoder decoder;
+  std::string client_nonce;   // outgoing: ours; incoming: theirs
+  std::string server_nonce;
+  bool hello_seen = false;
+  bool server_proven = false;
+  bool closing = false;
+};
+
+class EndpointImpl final : public Endpoint {
+ public:
+  EndpointImpl(caf::io::broker* self, std::shared_ptr<Service> svc, EndpointConfig cfg)
+      : self_(self), svc_(std::move(svc)), cfg_(std::move(cfg)) {}
+
+  std::uint16_t listen(std::uint16_t port, const std::string& bind) override {
+    auto r = self_->add_tcp_doorman(port, bind.empty() ? nullptr : bind.c_str(), true);
+    if (!r)
+      throw Error("iogrid: cannot listen on " + (bind.empty() ? std::string("*") : bind) + ":" + std::to_string(port) +
+                  ": " + self_->system().render(r.error()));
+    return r->second;
+  }
+
+  ConnId connect(const std::string& host, std::uint16_t port, proto::Role role) override {
+    auto r = self_->add_tcp_scribe(host, port);
+    if (!r)
+      throw Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
+    auto& c = add(*r, host);
+    c.peer.outgoing = true;
+    c.peer.role = role;
+    c.client_nonce = random_bytes(32);
+    capnp::MallocMessageBuilder msg;
+    auto h = msg.initRoot<proto::Envelope>().initHello();
+    h.setProtocolVersion(proto::PROTOCOL_VERSION);
+    h.setRole(role);
+    h.setName(cfg_.name);
+    h.setClientNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(c.client_nonce.data()), c.client_nonce.size()));
+    write(c, encode_frame(msg));
+    return c.peer.id;
+  }
+
+  void send(ConnId c, capnp::MessageBuilder& msg) override { send_frame(c, encode_frame(msg)); }
+
+  void send_frame(ConnId id, const std::string& frame) override {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || it->second.closing) return;
+    write(it->second, frame);
+  }
+
+  void close(ConnId id, const std::string& why) override {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    auto hdl = it->second.hdl;
+    Peer p = it->second.peer;
+    conns_.erase(it);
+    self_->close(hdl);
+    svc_->on_closed(*this, p, why);
+  }
+
+  Peer* peer(ConnId id) override {
+    auto it = conns_.find(id);
+    return it == conns_.end() ? nullptr : &it->second.peer;
+  }
+
+  const std::string& name() const override { return cfg_.name; }
+  caf::actor_system& system() override { return self_->system(); }
+  caf::actor handle() override { return caf::actor_cast<caf::actor>(self_); }
+
+  void stop() override {
+    stopping_ = true;
+    std::vector<ConnId> ids;
+    for (auto& [id, c] : conns_) ids.push_back(id);
+    for (auto id : ids) close(id, "endpoint stopped");
+    svc_->on_stop(*this);
+    self_->quit();
+  }
+
+  // ---- broker events ----
+  void accepted(caf::io::connection_handle hdl) {
+    auto addr = self_->remote_addr(hdl);
+    add(hdl, addr);
+  }
+
+  void data(caf::io::connection_handle hdl, const std::vector<char>& buf) {
+    auto it = conns_.find(hdl.id());
+    if (it == conns_.end()) return;
+    auto id = hdl.id();
+    try {
+      it->second.decoder.feed(buf.data(), buf.size());
+      for (;;) {
+        auto cit = conns_.find(id);  // a handler may have closed it
+        if (cit == conns_.end() || cit->second.closing) return;
+        auto frame = cit->second.decoder.next();
+        if (!frame) return;
+        auto env = frame->envelope();
+        ++cit->second.peer.frames_in;
+        if (!cit->second.peer.authenticated) handshake(cit->second, env);
+        else svc_->on_message(*this, cit->second.peer, env);
+      }
+    } catch (const FrameError& e) {
+      protocol_error(id, e.what());
+    } catch (const kj::Exception& e) {
+      protocol_error(id, std::string("malformed message: ") + e.getDescription().cStr());
+    }
+  }
+
+  void closed(caf::io::connection_handle hdl) {
+    auto it = conns_.find(hdl.id());
+    if (it == conns_.end()) return;
+    Peer p = it->second.peer;
+    conns_.erase(it);
+    svc_->on_closed(*this, p, "connection closed by the peer");
+  }
+
+  void tick() { svc_->on_tick(*this); }
+  Service& service() { return *svc_; }
+  bool stopping() const { return stopping_; }
+
+ private:
+  Conn& add(caf::io::connection_handle hdl, const std::string& addr) {
+    auto& c = conns_[hdl.id()];
+    c.hdl = hdl;
+    c.peer.id = hdl.id();
+    c.peer.address = addr;
+    self_->configure_read(hdl, caf::io::receive_policy::at_most(256 * 1024));
+    return c;
+  }
+
+  void write(Conn& c, const std::string& frame) {
+    self_->write(c.hdl, frame.size(), frame.data());
+    self_->flush(c.hdl);
+  }
+
+  void reject(Conn& c, const std::string& reason) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initReject().setReason(reason);
+    write(c, encode_frame(msg));
+    c.closing = true;
+    auto id = c.peer.id;
+    close(id, "refused: " + reason);
+  }
+
+  void protocol_error(ConnId id, const std::string& why) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    spdlog::warn("closing connection from {} ({} '{}'): {}", it->second.peer.address,
+                 it->second.peer.authenticated ? role_name(it->second.peer.role) : "unauthenticated peer",
+                 it->second.peer.name, why);
+    close(id, "protocol error: " + why);
+  }
+
+  static std::string data_of(capnp::Data::Reader d) { return std::string(reinterpret_cast<const char*>(d.begin()), d.size()); }
+
+  void authenticated(Conn& c) {
+    c.peer.authenticated = true;
+    c.decoder.set_limit(cfg_.frame_limit);
+    svc_->on_peer(*this, c.peer);
+  }
+
+  void handshake(Conn& c, proto::Envelope::Reader env) {
+    using W = proto::Envelope::Which;
+    if (c.peer.outgoing) {
+      switch (env.which()) {
+        case W::CHALLENGE: {
+          auto ch = env.getChallenge();
+          if (ch.getProtocolVersion() != proto::PROTOCOL_VERSION)
+            return protocol_error(c.peer.id, "protocol version mismatch: the server speaks " +
+                                                 std::to_string(ch.getProtocolVersion()) + ", this process " +
+                                                 std::to_string(proto::PROTOCOL_VERSION));
+          c.server_nonce = data_of(ch.getServerNonce());
+          // Answer even when the server's proof is wrong, so a head with another token refuses (and logs)
+          // this peer; a server that proves nothing is dropped after its verdict.
+          c.server_proven = equal_constant_time(data_of(ch.getServerProof()), server_proof(cfg_.token, c.client_nonce, c.server_nonce));
+          capnp::MallocMessageBuilder msg;
+          auto proof = client_proof(cfg_.token, c.server_nonce, c.client_nonce, static_cast<int>(c.peer.role), cfg_.name);
+          msg.initRoot<proto::Envelope>().initAuth().setProof(
+              kj::arrayPtr(reinterpret_cast<const kj::byte*>(proof.data()), proof.size()));
+          write(c, encode_frame(msg));
+          return;
+        }
+        case W::WELCOME: {
+          if (!c.server_proven) {
+            auto id = c.peer.id;
+            spdlog::error("the server at {} does not know the cluster token; disconnecting", c.peer.address);
+            return close(id, "refused: the server does not know the cluster token (wrong token file?)");
+          }
+          c.peer.name = env.getWelcome().getServerName();
+          return authenticated(c);
+        }
+        case W::REJECT: {
+          auto id = c.peer.id;
+          return close(id, std::string("refused: ") + env.getReject().getReason().cStr());
+        }
+        default:
+          return protocol_error(c.peer.id, "unexpected message before the handshake finished");
+      }
+    }
+    switch (env.which()) {
+      case W::HELLO: {
+        if (c.hello_seen) return protocol_error(c.peer.id, "second hello");
+        c.hello_seen = true;
+        auto h = env.getHello();
+        c.peer.role = h.getRole();
+        c.peer.name = h.getName();
+        if (h.getProtocolVersion() != proto::PROTOCOL_VERSION) {
+          auto why = "protocol version mismatch: this " + cfg_.name + " speaks protocol " +
+                     std::to_string(proto::PROTOCOL_VERSION) + ", the " + role_name(c.peer.role) + " '" + c.peer.name +
+                     "' speaks " + std::to_string(h.getProtocolVersion()) + "; run the same iogrid version everywhere";
+          spdlog::warn("refused {} '{}' from {}: {}", role_name(c.peer.role), c.peer.name, c.peer.address, why);
+          return reject(c, why);
+        }
+        c.client_nonce = data_of(h.getClientNonce());
+        if (c.client_nonce.size() < 16) return protocol_error(c.peer.id, "client nonce too short");
+        c.server_nonce = random_bytes(32);
+        auto proof = server_proof(cfg_.token, c.client_nonce, c.server_nonce);
+        capnp::MallocMessageBuilder msg;
+        auto ch = msg.initRoot<proto::Envelope>().initChallenge();
+        ch.setProtocolVersion(proto::PROTOCOL_VERSION);
+        ch.setServerNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(c.server_nonce.data()), c.server_nonce.size()));
+        ch.setServerProof(kj::arrayPtr(reinterpret_cast<const kj::byte*>(proof.data()), proof.size()));
+        write(c, encode_frame(msg));
+        return;
+      }
+      case W::AUTH: {
+        if (!c.hello_seen) return protocol_error(c.peer.id, "auth before hello");
+        auto expect = client_proof(cfg_.token, c.server_nonce, c.client_nonce, static_cast<int>(c.peer.role), c.peer.name);
+        if (!equal_constant_time(data_of(env.getAuth().getProof()), expect)) {
+          spdlog::warn("refused {} '{}' from {}: wrong cluster token", role_name(c.peer.role), c.peer.name, c.peer.address);
+          return reject(c, "wrong cluster token: use the head's token file (--token-file, IOGRID_TOKEN_FILE)");
+        }
+        capnp::MallocMessageBuilder msg;
+        msg.initRoot<proto::Envelope>().initWelcome().setServerName(cfg_.name);
+        write(c, encode_frame(msg));
+        return authenticated(c);
+      }
+      default:
+        return protocol_error(c.peer.id, "unexpected message before the handshake");
+    }
+  }
+
+  caf::io::broker* self_;
+  std::shared_ptr<Service> svc_;
+  EndpointConfig cfg_;
+  std::unordered_map<ConnId, Conn> conns_;
+  bool stopping_ = false;
+};
+
+struct EndpointState {
+  std::unique_ptr<EndpointImpl> impl;
+  static inline const char* name = "iogrid.endpoint";
+};
+
+caf::behavior endpoint_broker(caf::io::stateful_broker<EndpointState>* self, std::shared_ptr<Service> svc,
+                              EndpointConfig cfg) {
+  auto tick = cfg.tick;
+  self->state.impl = std::make_unique<EndpointImpl>(self, std::move(svc), std::move(cfg));
+  self->set_down_handler([](const caf::down_msg&) {});
+  self->state.impl->service().on_start(*self->state.impl);
+  self->delayed_send(self, tick, tick_atom::value);
+  return {
+      [=](const caf::io::new_connection_msg& m) { self->state.impl->accepted(m.handle); },
+      [=](const caf::io::new_data_msg& m) { self->state.impl->data(m.handle, m.buf); },
+      [=](const caf::io::connection_closed_msg& m) { self->state.impl->closed(m.handle); },
+      [=](const caf::io::acceptor_closed_msg&) {},
+      [=](tick_atom) {
+        if (self->state.impl->stopping()) return;
+        self->state.impl->tick();
+        self->delayed_send(self, tick, tick_atom::value);
+      },
+      [=](run_atom, const RunFn& fn) { (*fn)(*self->state.impl); },
+      [=](frame_atom, ConnId c, const std::string& frame) { self->state.impl->send_frame(c, frame); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_endpoint(caf::actor_system& sys, std::shared_ptr<Service> svc, EndpointConfig cfg) {
+  return sys.middleman().spawn_broker(endpoint_broker, std::move(svc), std::move(cfg));
+}
+
+void post(const caf::actor& endpoint, std::function<void(Endpoint&)> fn) {
+  caf::anon_send(endpoint, run_atom::value, std::make_shared<std::function<void(Endpoint&)>>(std::move(fn)));
+}
+
+void post_frame(const caf::actor& endpoint, ConnId c, std::string frame) {
+  caf::anon_send(endpoint, frame_atom::value, c, std::move(frame));
+}
+
+std::pair<std::string, std::uint16_t> parse_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    throw Error("iogrid: address '" + address + "' is not HOST:PORT (for example 10.0.0.5:6380)");
+  auto host = address.substr(0, colon);
+  int port = 0;
+  try {
+    std::size_t used = 0;
+    port = std::stoi(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1) port = -1;
+  } catch (...) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) throw Error("iogrid: address '" + address + "' has no valid port (1-65535)");
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+}  // namespace iogrid::runtime::transport

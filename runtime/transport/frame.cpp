@@ -1,0 +1,63 @@
+#include "runtime/transport/frame.hpp"
+
+#include <kj/exception.h>
+
+#include <cstring>
+
+namespace iogrid::runtime::transport {
+
+std::string encode_frame(capnp::MessageBuilder& msg) {
+  auto words = capnp::messageToFlatArray(msg);
+  auto bytes = words.asBytes();
+  std::string out(4 + bytes.size(), '\0');
+  auto n = static_cast<std::uint32_t>(bytes.size());
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+  std::memcpy(out.data() + 4, bytes.begin(), bytes.size());
+  return out;
+}
+
+Frame::Frame(std::vector<capnp::word> words) : words_(std::move(words)) {}
+
+proto::Envelope::Reader Frame::envelope() {
+  try {
+    if (!reader_) {
+      capnp::ReaderOptions opts;
+      opts.traversalLimitInWords = words_.size() * 2 + 1024;  // no amplification beyond the frame itself
+      opts.nestingLimit = 32;
+      reader_ = std::make_unique<capnp::FlatArrayMessageReader>(kj::arrayPtr(words_.data(), words_.size()), opts);
+    }
+    auto env = reader_->getRoot<proto::Envelope>();
+    env.which();  // touches the root: a broken pointer throws here
+    return env;
+  } catch (const kj::Exception& e) {
+    throw FrameError(std::string("malformed frame: ") + e.getDescription().cStr());
+  }
+}
+
+void FrameDecoder::feed(const char* data, std::size_t n) {
+  if (pos_ > 0 && pos_ == buf_.size()) {
+    buf_.clear();
+    pos_ = 0;
+  } else if (pos_ > (1 << 20) && pos_ * 2 > buf_.size()) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
+    pos_ = 0;
+  }
+  buf_.insert(buf_.end(), data, data + n);
+}
+
+std::unique_ptr<Frame> FrameDecoder::next() {
+  if (buffered() < 4) return nullptr;
+  const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + pos_);
+  std::uint32_t len = std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
+  if (len > limit_)
+    throw FrameError("frame of " + std::to_string(len) + " bytes exceeds the limit of " + std::to_string(limit_));
+  if (len == 0 || len % sizeof(capnp::word) != 0)
+    throw FrameError("frame length " + std::to_string(len) + " is not a whole number of words");
+  if (buffered() < 4 + std::size_t(len)) return nullptr;
+  std::vector<capnp::word> words(len / sizeof(capnp::word));
+  std::memcpy(words.data(), buf_.data() + pos_ + 4, len);
+  pos_ += 4 + len;
+  return std::make_unique<Frame>(std::move(words));
+}
+
+}  // namespace iogrid::runtime::transport

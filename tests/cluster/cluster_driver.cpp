@@ -1,0 +1,170 @@
+// A driver program for the multi-process tests: `cluster_driver SCENARIO [ARGS]` with IOGRID_ADDRESS set.
+// Its own executable is what the nodes run as workers, so it calls iogrid::init() first thing.
+// Prints "OK" and exits 0 when every check of the scenario holds; prints what was wrong and exits 1 otherwise.
+#include <iogrid/iogrid.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+long square(long x) { return x * x; }
+long add(long a, long b) { return a + b; }
+std::string where() { return iogrid::current_node(); }
+long slow_square(long x, int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return x * x;
+}
+int fail_with(std::string msg) { throw std::runtime_error(msg); }
+int crash(int) {
+  std::abort();
+}
+std::vector<double> scale(std::vector<double> v, double k) {
+  for (auto& x : v) x *= k;
+  return v;
+}
+IOGRID_REMOTE(square);
+IOGRID_REMOTE(add);
+IOGRID_REMOTE(where);
+IOGRID_REMOTE(slow_square);
+IOGRID_REMOTE(fail_with);
+IOGRID_REMOTE(crash);
+IOGRID_REMOTE(scale);
+
+class Counter {
+ public:
+  explicit Counter(long start) : n_(start) {}
+  long add(long k) { return n_ += k; }
+  long value() const { return n_; }
+  std::string node() const { return iogrid::current_node(); }
+
+ private:
+  long n_;
+};
+IOGRID_REMOTE(&Counter::add);
+IOGRID_REMOTE(&Counter::value);
+IOGRID_REMOTE(&Counter::node);
+
+namespace {
+int failures = 0;
+void check(bool ok, const std::string& what) {
+  if (!ok) {
+    std::cout << "FAILED: " << what << std::endl;
+    ++failures;
+  }
+}
+
+long sum_of_squares_graph(long n) {
+  std::vector<iogrid::ObjectRef<long>> level;
+  for (long i = 1; i <= n; ++i) level.push_back(iogrid::task(square).remote(i));
+  while (level.size() > 1) {
+    std::vector<iogrid::ObjectRef<long>> next;
+    for (std::size_t i = 0; i + 1 < level.size(); i += 2) next.push_back(iogrid::task(add).remote(level[i], level[i + 1]));
+    if (level.size() % 2) next.push_back(level.back());
+    level = std::move(next);
+  }
+  return iogrid::get(level[0], 60s);
+}
+
+// Three nodes: "a100" (2 x A100), "rtx" (1 x RTX4090), "cpu" (no GPU, region=eu).
+void graph() {
+  check(iogrid::nodes().size() == 3, "three nodes are visible");
+  long n = 300;
+  check(sum_of_squares_graph(n) == n * (n + 1) * (2 * n + 1) / 6, "the task graph's result");
+  auto on_a100 = iogrid::get(iogrid::task(where).options({.num_gpus = 1, .gpu_model = "A100"}).remote(), 30s);
+  check(on_a100 == "a100", "an A100 task runs on the A100 node (ran on " + on_a100 + ")");
+  auto on_rtx = iogrid::get(iogrid::task(where).options({.num_gpus = 0.5, .gpu_model = "RTX4090|L4"}).remote(), 30s);
+  check(on_rtx == "rtx", "an RTX4090 task runs on the RTX node (ran on " + on_rtx + ")");
+  auto on_eu = iogrid::get(iogrid::task(where).options({.labels = {{"region", "eu"}}}).remote(), 30s);
+  check(on_eu == "cpu", "a region=eu task runs on the eu node (ran on " + on_eu + ")");
+  std::vector<double> big(50000, 1.5);  // 400 KB argument and result
+  auto scaled = iogrid::get(iogrid::task(scale).remote(big, 2.0), 30s);
+  check(scaled.size() == big.size() && scaled.front() == 3.0 && scaled.back() == 3.0, "a large argument and result");
+
+  auto counter = iogrid::actor<Counter>(10).options({.num_gpus = 0.5, .gpu_model = "A100"}).remote();
+  std::vector<iogrid::ObjectRef<long>> adds;
+  for (int i = 0; i < 100; ++i) adds.push_back(counter.call(&Counter::add).remote(1));
+  check(iogrid::get(adds.back(), 30s) == 110, "the actor saw its calls in order");
+  check(iogrid::get(counter.call(&Counter::value).remote(), 30s) == 110, "the actor keeps its state");
+  check(iogrid::get(counter.call(&Counter::node).remote(), 30s) == "a100", "the actor lives on the A100 node");
+  // An ObjectRef argument produced by a task feeds an actor call.
+  check(iogrid::get(counter.call(&Counter::add).remote(iogrid::task(square).remote(3L)), 30s) == 119,
+        "an ObjectRef argument to an actor call");
+
+  try {
+    iogrid::get(iogrid::task(fail_with).remote(std::string("boom")), 30s);
+    check(false, "a throwing task raises TaskError");
+  } catch (const iogrid::TaskError& e) {
+    check(e.remote_message().find("boom") != std::string::npos, "TaskError carries the remote message");
+    check(!e.node().empty() && e.node() != "driver", "TaskError names the node");
+  }
+  try {
+    iogrid::get(iogrid::task(where).options({.num_gpus = 1, .gpu_model = "H100"}).remote(), 30s);
+    check(false, "an H100 request is infeasible");
+  } catch (const iogrid::InfeasibleError& e) {
+    check(std::string(e.what()).find("closest node") != std::string::npos, "the infeasible error names the closest node");
+  }
+}
+
+// Tasks that take a while, so a test can kill a node in the middle; every result must still be right.
+void slow(long n, int ms) {
+  std::vector<iogrid::ObjectRef<long>> refs;
+  for (long i = 0; i < n; ++i) refs.push_back(iogrid::task(slow_square).options({.max_retries = 5}).remote(i, ms));
+  auto counter = iogrid::actor<Counter>(0).options({.max_restarts = 3}).remote();
+  std::cout << "submitted" << std::endl;
+  long sum = 0;
+  for (auto& r : refs) sum += iogrid::get(r, 120s);
+  long want = 0;
+  for (long i = 0; i < n; ++i) want += i * i;
+  check(sum == want, "sum of " + std::to_string(n) + " squares after failures: " + std::to_string(sum) + " vs " + std::to_string(want));
+  // The actor works afterwards (restarted elsewhere if its node died).
+  check(iogrid::get(counter.call(&Counter::add).remote(5L), 60s) >= 5, "the actor answers after the failure");
+}
+
+// Holds every CPU with long tasks and waits; a test kills this driver.
+void hang() {
+  std::vector<iogrid::ObjectRef<long>> refs;
+  for (long i = 0; i < 16; ++i) refs.push_back(iogrid::task(slow_square).remote(i, 60000));
+  std::cout << "submitted" << std::endl;
+  iogrid::get(refs[0], 600s);
+}
+
+// A task that kills its worker process: retried, then a TaskError; other work is unaffected.
+void crashing() {
+  auto bad = iogrid::task(crash).options({.max_retries = 1}).remote(1);
+  try {
+    iogrid::get(bad, 60s);
+    check(false, "a crashing task raises TaskError");
+  } catch (const iogrid::TaskError& e) {
+    check(std::string(e.what()).find("2 attempts") != std::string::npos, std::string("the error counts attempts: ") + e.what());
+  }
+  check(sum_of_squares_graph(50) == 42925, "other tasks still run");
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  iogrid::init(iogrid::options_from_args(argc, argv));
+  std::string scenario = argc > 1 ? argv[1] : "graph";
+  try {
+    if (scenario == "graph") graph();
+    else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
+    else if (scenario == "hang") hang();
+    else if (scenario == "crash") crashing();
+    else {
+      std::cout << "unknown scenario " << scenario << std::endl;
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::cout << "FAILED: unexpected exception: " << e.what() << std::endl;
+    ++failures;
+  }
+  iogrid::shutdown();
+  if (failures) return 1;
+  std::cout << "OK" << std::endl;
+  return 0;
+}

@@ -1,0 +1,151 @@
+// Multi-process tests: a real head, real nodes and real drivers on 127.0.0.1.
+#include <catch2/catch.hpp>
+#include <dirent.h>
+
+#include "local_cluster.hpp"
+
+using namespace std::chrono_literals;
+using iogrid::test::eventually;
+using iogrid::test::LocalCluster;
+
+namespace {
+
+void three_gpu_nodes(LocalCluster& c) {
+  c.add_node("a100", {"--num-cpus", "2", "--gpus", "A100:40:8.0x2"});
+  c.add_node("rtx", {"--num-cpus", "2", "--gpus", "RTX4090:24:8.9"});
+  c.add_node("cpu", {"--num-cpus", "2", "--labels", "region=eu"});
+  REQUIRE(c.wait_nodes(3));
+}
+
+// Child processes of `pid` (worker processes of a node).
+std::vector<int> children_of(int pid) {
+  std::vector<int> out;
+  auto* d = opendir("/proc");
+  if (!d) return out;
+  while (auto* e = readdir(d)) {
+    int p = std::atoi(e->d_name);
+    if (p <= 0) continue;
+    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == pid && state != "Z") out.push_back(p);
+  }
+  closedir(d);
+  return out;
+}
+
+bool all_cpus_free(LocalCluster& c) {
+  auto s = c.status();
+  for (const auto& n : s["nodes"])
+    if (n["cpus_available"].get<double>() != n["cpus"].get<double>() || n["active_leases"].get<int>() != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("a head and three heterogeneous nodes run a task graph and actors", "[cluster]") {
+  LocalCluster c;
+  three_gpu_nodes(c);
+  auto s = c.status();
+  REQUIRE(s["nodes"].size() == 3);
+  for (const auto& n : s["nodes"]) {
+    if (n["name"] == "a100") {
+      REQUIRE(n["gpus"].size() == 2);
+      CHECK(n["gpus"][0]["model"] == "A100");
+      CHECK(n["gpus"][0]["memory_gib"].get<double>() == 40.0);
+    }
+    if (n["name"] == "cpu") CHECK(n["labels"]["region"] == "eu");
+  }
+  auto& d = c.driver({"graph"});
+  int rc = d.wait(120s);
+  INFO(c.logs());
+  REQUIRE(rc == 0);
+  CHECK(d.output().find("OK") != std::string::npos);
+  // The job is recorded as finished and every resource is back.
+  CHECK(eventually([&] { return all_cpus_free(c); }, 5s));
+  auto jobs = c.status()["jobs"];
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0]["state"] == "finished");
+}
+
+TEST_CASE("a node killed with SIGKILL mid-job: tasks are retried elsewhere and results are unchanged", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  c.add_node("n3", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(3));
+  auto& d = c.driver({"slow", "300", "20"});
+  REQUIRE(d.wait_for_output("submitted", 30s));
+  // Let work spread to every node, then kill one.
+  REQUIRE(eventually([&] {
+    auto s = c.status();
+    for (const auto& n : s["nodes"])
+      if (n["active_leases"].get<int>() == 0) return false;
+    return true;
+  }, 20s));
+  c.node("n2").kill(SIGKILL);
+  int rc = d.wait(120s);
+  INFO(c.logs());
+  REQUIRE(rc == 0);
+  CHECK(d.output().find("OK") != std::string::npos);
+  CHECK(c.head().output().find("node n2 is dead") != std::string::npos);
+  CHECK(c.status()["nodes"].size() == 2);
+}
+
+TEST_CASE("a driver killed mid-job: its workers stop and its resources return", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  auto& d = c.driver({"hang"});
+  REQUIRE(d.wait_for_output("submitted", 30s));
+  REQUIRE(eventually([&] { return !all_cpus_free(c) && !children_of(c.node("n1").pid()).empty(); }, 20s));
+  d.kill(SIGKILL);
+  INFO(c.logs());
+  CHECK(eventually([&] { return all_cpus_free(c); }, 5s));
+  CHECK(eventually([&] { return children_of(c.node("n1").pid()).empty() && children_of(c.node("n2").pid()).empty(); }, 5s));
+  auto jobs = c.status()["jobs"];
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0]["state"] == "failed");
+}
+
+TEST_CASE("a task that crashes its worker process is retried, then fails; the node survives", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  auto& d = c.driver({"crash"});
+  int rc = d.wait(120s);
+  INFO(c.logs());
+  REQUIRE(rc == 0);
+  CHECK(c.node("n1").running());
+  CHECK(c.node("n1").output().find("died from signal") != std::string::npos);
+}
+
+TEST_CASE("a wrong cluster token is refused and logged", "[cluster]") {
+  LocalCluster c;
+  auto bad = (c.dir() / "bad-token").string();
+  {
+    std::ofstream t(bad);
+    t << "not-the-cluster-token-at-all\n";
+  }
+  // A node with the wrong token stops with a clear message.
+  iogrid::test::Process node({IOGRID_CLI_PATH, "node", "--address", c.address(), "--token-file", bad, "--name", "intruder"},
+                             {}, (c.dir() / "intruder.log").string());
+  CHECK(node.wait(10s) == 1);
+  CHECK(node.output().find("wrong cluster token") != std::string::npos);
+  CHECK(c.head().output().find("refused node 'intruder'") != std::string::npos);
+  // A driver with the wrong token cannot join.
+  auto& d = c.driver({"graph"}, {{"IOGRID_TOKEN_FILE", bad}});
+  CHECK(d.wait(30s) != 0);
+  CHECK(d.output().find("wrong cluster token") != std::string::npos);
+  // So does the CLI.
+  CHECK_THROWS_WITH(iogrid::runtime::cluster::cluster_status_json(c.address(), "wrong-token-wrong-token"),
+                    Catch::Contains("cluster token"));
+  CHECK(c.status()["nodes"].empty());
+}

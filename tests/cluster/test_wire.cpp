@@ -1,0 +1,154 @@
+// The wire: frames, the token handshake, and a head that survives garbage.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+
+#include "local_cluster.hpp"
+#include "runtime/transport/auth.hpp"
+#include "runtime/transport/frame.hpp"
+
+using namespace std::chrono_literals;
+using namespace iogrid::runtime::transport;
+
+namespace {
+
+std::string hello_frame(std::uint32_t version) {
+  capnp::MallocMessageBuilder msg;
+  auto h = msg.initRoot<iogrid::proto::Envelope>().initHello();
+  h.setProtocolVersion(version);
+  h.setRole(iogrid::proto::Role::NODE);
+  h.setName("probe");
+  std::string nonce(32, 'n');
+  h.setClientNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(nonce.data()), nonce.size()));
+  return encode_frame(msg);
+}
+
+struct RawConnection {
+  int fd = -1;
+  explicit RawConnection(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~RawConnection() { close(fd); }
+  void send_bytes(const std::string& s) { (void)::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+  // Reads until the server closes the connection (or 5 s pass); returns what arrived.
+  std::string read_until_closed(bool* closed) {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      auto n = recv(fd, buf, sizeof buf, 0);
+      if (n == 0) {
+        *closed = true;
+        return out;
+      }
+      if (n < 0) {
+        *closed = false;
+        return out;
+      }
+      out.append(buf, static_cast<std::size_t>(n));
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("frames: partial input, size limits, malformed content", "[wire]") {
+  capnp::MallocMessageBuilder msg;
+  msg.initRoot<iogrid::proto::Envelope>().initReject().setReason("hello");
+  auto frame = encode_frame(msg);
+  FrameDecoder d;
+  d.feed(frame.data(), 3);
+  CHECK(d.next() == nullptr);
+  d.feed(frame.data() + 3, frame.size() - 3);
+  auto f = d.next();
+  REQUIRE(f);
+  CHECK(std::string(f->envelope().getReject().getReason()) == "hello");
+
+  FrameDecoder big;
+  std::string huge = "\xf0\xff\xff\xff";
+  big.feed(huge.data(), huge.size());
+  CHECK_THROWS_AS(big.next(), FrameError);
+
+  FrameDecoder odd;
+  std::string bad_len("\x05\x00\x00\x00", 4);
+  odd.feed(bad_len.data(), bad_len.size());
+  CHECK_THROWS_AS(odd.next(), FrameError);
+
+  FrameDecoder junk;
+  std::string garbage("\x10\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 20);
+  junk.feed(garbage.data(), garbage.size());
+  auto g = junk.next();
+  REQUIRE(g);
+  CHECK_THROWS_AS(g->envelope(), FrameError);
+}
+
+TEST_CASE("handshake proofs depend on the token, both nonces, the role and the name", "[wire]") {
+  auto cn = random_bytes(32), sn = random_bytes(32);
+  auto p = client_proof("token-aaaaaaaaaaaa", sn, cn, 0, "n1");
+  CHECK(p == client_proof("token-aaaaaaaaaaaa", sn, cn, 0, "n1"));
+  CHECK(p != client_proof("token-bbbbbbbbbbbb", sn, cn, 0, "n1"));
+  CHECK(p != client_proof("token-aaaaaaaaaaaa", random_bytes(32), cn, 0, "n1"));
+  CHECK(p != client_proof("token-aaaaaaaaaaaa", sn, cn, 1, "n1"));
+  CHECK(p != client_proof("token-aaaaaaaaaaaa", sn, cn, 0, "n2"));
+  CHECK(server_proof("token-aaaaaaaaaaaa", cn, sn) != p);
+  CHECK(equal_constant_time(p, p));
+  CHECK_FALSE(equal_constant_time(p, p.substr(1)));
+}
+
+TEST_CASE("the head survives garbage, oversized frames and a wrong protocol version", "[cluster][wire]") {
+  iogrid::test::LocalCluster c;
+  std::mt19937 rng(7);
+  {
+    RawConnection r(c.port());
+    std::string junk(5000, '\0');
+    for (auto& ch : junk) ch = static_cast<char>(rng());
+    r.send_bytes(junk);
+    bool closed = false;
+    r.read_until_closed(&closed);
+    CHECK(closed);
+  }
+  {
+    RawConnection r(c.port());
+    r.send_bytes(std::string("\xf0\xff\xff\x7f", 4) + std::string(1000, 'A'));  // claims a 2 GiB frame
+    bool closed = false;
+    r.read_until_closed(&closed);
+    CHECK(closed);
+  }
+  {
+    RawConnection r(c.port());
+    r.send_bytes(hello_frame(iogrid::proto::PROTOCOL_VERSION));
+    r.send_bytes(std::string("\x08\x00\x00\x00garbage!", 12));  // a well-sized frame that is not a message
+    bool closed = false;
+    r.read_until_closed(&closed);
+    CHECK(closed);
+  }
+  {
+    RawConnection r(c.port());
+    r.send_bytes(hello_frame(999));
+    bool closed = false;
+    auto reply = r.read_until_closed(&closed);
+    CHECK(closed);
+    CHECK(reply.find("protocol version mismatch") != std::string::npos);
+  }
+  {
+    RawConnection r(c.port());  // opens a connection and says nothing, while others keep working
+    c.add_node("n1", {"--num-cpus", "2"});
+    REQUIRE(c.wait_nodes(1));
+    auto& d = c.driver({"crash"});
+    INFO(c.logs());
+    CHECK(d.wait(120s) == 0);
+  }
+  auto log = c.head().output();
+  CHECK(log.find("closing connection") != std::string::npos);
+  CHECK(log.find("exceeds the limit") != std::string::npos);
+  CHECK(log.find("protocol version mismatch") != std::string::npos);
+}
