@@ -3,21 +3,34 @@
 //   wait_1k_refs: submit 1000 tasks, then wait(k=1) until none is left, repeatedly.
 //   put_gigabytes: put of a 100 MiB buffer passed by const reference (one copy into the store).
 //   queued_1m_tasks: 1,000,000 no-op tasks submitted at once, time to the last result and peak RSS.
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
+#include <thread>
 #include <iogrid/iogrid.hpp>
 #include <vector>
 
+#include "bench/local_cluster.hpp"
 #include "bench/report.hpp"
 
 namespace {
 
 int noop() { return 0; }
 IOGRID_REMOTE(noop);
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+IOGRID_REMOTE(sleep_ms);
 
 struct Counter {
   int n = 0;
@@ -50,49 +63,114 @@ double peak_rss_gib() {
 
 namespace iogrid::bench {
 
+namespace {
+
+double tasks_async_rate(double seconds) {
+  return rate(seconds, 1000, [] {
+    std::vector<ObjectRef<int>> refs;
+    refs.reserve(1000);
+    for (int i = 0; i < 1000; ++i) refs.push_back(iogrid::task(noop).remote());
+    (void)iogrid::get(refs);
+  });
+}
+
+bool has_node(const std::string& name) {
+  for (const auto& n : iogrid::nodes())
+    if (n.name == name) return true;
+  return false;
+}
+
+// Seconds from `signal` sent to a busy node until the head has declared it dead; the tasks it was running are
+// retried elsewhere and must all come back right.
+double failure_detection(LocalDaemons& d, const std::string& name, int signal) {
+  pid_t victim = d.add_node(name, 2);
+  auto t_join = Clock::now();
+  while (!has_node(name)) {
+    if (secs(t_join, Clock::now()) > 10) throw std::runtime_error("node " + name + " did not join");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<ObjectRef<int>> refs;
+  for (int i = 0; i < 12; ++i) refs.push_back(iogrid::task(sleep_ms).options({.max_retries = 3}).remote(400));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto t0 = Clock::now();
+  ::kill(victim, signal);
+  while (has_node(name)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  double detected = secs(t0, Clock::now());
+  for (auto& r : refs)
+    if (iogrid::get(r, std::chrono::seconds(60)) != 400) throw std::runtime_error("a retried task returned a wrong value");
+  if (signal != SIGKILL) ::kill(victim, SIGKILL);
+  return detected;
+}
+
+}  // namespace
+
+int run_micro_client(const std::string& address, const std::string& token_file, double seconds) {
+  InitOptions io;
+  io.address = address;
+  io.token_file = token_file;
+  iogrid::init(io);
+  double r = tasks_async_rate(seconds);
+  iogrid::shutdown();
+  std::cout << "RATE " << r << std::endl;
+  return 0;
+}
+
 int run_micro(const Options& o) {
-  if (o.mode != "embedded") {
-    std::cerr << "iogrid bench micro: mode '" << o.mode
-              << "' is not available in this build (cluster mode is not built yet); use --mode embedded\n";
+  if (o.mode != "embedded" && o.mode != "cluster") {
+    std::cerr << "iogrid bench micro: unknown mode '" << o.mode << "' (embedded or cluster)\n";
     return 2;
   }
+  const bool cluster = o.mode == "cluster";
   auto wanted = [&](const std::string& n) {
     return o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end();
   };
   std::vector<Figure> figs;
-  auto measure = [&](const std::string& name, const std::string& unit, bool higher, const std::function<double()>& run) {
+  auto measure = [&](const std::string& name, const std::string& unit, bool higher, const std::function<double()>& run,
+                     int runs) {
     if (!wanted(name)) return;
     Figure f{name, 0, unit, higher, {}};
-    for (int i = 0; i < o.runs; ++i) {
+    for (int i = 0; i < runs; ++i) {
       f.runs.push_back(run());
-      progress(o, name + " run " + std::to_string(i + 1) + "/" + std::to_string(o.runs) + ": " +
+      progress(o, name + " run " + std::to_string(i + 1) + "/" + std::to_string(runs) + ": " +
                       std::to_string(f.runs.back()) + " " + unit);
     }
     f.value = median(f.runs);
     figs.push_back(std::move(f));
   };
 
-  iogrid::init();
+  // Cluster mode: a head and two 2-CPU node processes on this machine; this process is the driver.
+  std::unique_ptr<LocalDaemons> daemons;
+  InitOptions io;
+  if (cluster) {
+    daemons = std::make_unique<LocalDaemons>((std::filesystem::temp_directory_path() /
+                                              ("iogrid-bench-" + std::to_string(::getpid()))).string());
+    daemons->add_node("bench-1", 2);
+    daemons->add_node("bench-2", 2);
+    io.address = daemons->address();
+    io.token_file = daemons->token_file();
+    progress(o, "cluster: head at " + io.address + ", nodes bench-1 and bench-2 (2 CPUs each)");
+  }
+  iogrid::init(io);
+  if (cluster) {
+    auto t0 = Clock::now();
+    while (iogrid::nodes().size() < 2) {
+      if (secs(t0, Clock::now()) > 15) throw std::runtime_error("the bench nodes did not join the head");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   measure("single_client_tasks_sync", "/s", true, [&] {
     return rate(o.seconds, 100, [] {
       for (int i = 0; i < 100; ++i) (void)iogrid::get(iogrid::task(noop).remote());
     });
-  });
-  measure("single_client_tasks_async", "/s", true, [&] {
-    return rate(o.seconds, 1000, [] {
-      std::vector<ObjectRef<int>> refs;
-      refs.reserve(1000);
-      for (int i = 0; i < 1000; ++i) refs.push_back(iogrid::task(noop).remote());
-      (void)iogrid::get(refs);
-    });
-  });
+  }, o.runs);
+  measure("single_client_tasks_async", "/s", true, [&] { return tasks_async_rate(o.seconds); }, o.runs);
   {
     auto actor = iogrid::actor<Counter>().remote();
     measure("1_1_actor_calls_sync", "/s", true, [&] {
       return rate(o.seconds, 100, [&] {
         for (int i = 0; i < 100; ++i) (void)iogrid::get(actor.call(&Counter::inc).remote());
       });
-    });
+    }, o.runs);
     measure("1_1_actor_calls_async", "/s", true, [&] {
       return rate(o.seconds, 1000, [&] {
         std::vector<ObjectRef<int>> refs;
@@ -100,7 +178,7 @@ int run_micro(const Options& o) {
         for (int i = 0; i < 1000; ++i) refs.push_back(actor.call(&Counter::inc).remote());
         (void)iogrid::get(refs);
       });
-    });
+    }, o.runs);
   }
   measure("single_client_wait_1k_refs", "/s", true, [&] {
     return rate(o.seconds, 1, [] {
@@ -109,16 +187,53 @@ int run_micro(const Options& o) {
       for (int i = 0; i < 1000; ++i) not_ready.push_back(iogrid::task(noop).remote());
       while (!not_ready.empty()) not_ready = iogrid::wait(not_ready, 1).not_ready;
     });
-  });
-  measure("single_client_put_gigabytes", "GB/s", true, [&] {
-    std::vector<std::uint8_t> buf(100u << 20, 1);
-    const auto& cref = buf;
-    double r = rate(o.seconds, 1, [&] { (void)iogrid::put(cref); });
-    return r * double(buf.size()) / 1e9;
-  });
+  }, o.runs);
+  if (!cluster)
+    measure("single_client_put_gigabytes", "GB/s", true, [&] {
+      std::vector<std::uint8_t> buf(100u << 20, 1);
+      const auto& cref = buf;
+      double r = rate(o.seconds, 1, [&] { (void)iogrid::put(cref); });
+      return r * double(buf.size()) / 1e9;
+    }, o.runs);
+  if (cluster) {
+    // Two more driver processes submit at the same time; the figure is their summed rate.
+    measure("multi_client_tasks_async", "/s", true, [&] {
+      std::vector<pid_t> pids;
+      std::vector<std::string> logs;
+      for (int c = 0; c < 2; ++c) {
+        auto log = (std::filesystem::temp_directory_path() / ("iogrid-bench-client-" + std::to_string(::getpid()) + "-" +
+                                                              std::to_string(c) + ".log")).string();
+        logs.push_back(log);
+        pids.push_back(daemons->spawn({"bench", "micro-client", "--address", daemons->address(), "--token-file",
+                                       daemons->token_file(), "--seconds", std::to_string(o.seconds)}, log));
+      }
+      double total = 0;
+      for (std::size_t c = 0; c < pids.size(); ++c) {
+        ::waitpid(pids[c], nullptr, 0);
+        std::ifstream in(logs[c]);
+        std::stringstream text;
+        text << in.rdbuf();
+        std::string word;
+        double r = 0;
+        for (std::istringstream words(text.str()); words >> word;)
+          if (word == "RATE") words >> r;
+        std::filesystem::remove(logs[c]);
+        if (r <= 0) throw std::runtime_error("a benchmark client reported no rate:\n" + text.str());
+        total += r;
+      }
+      return total;
+    }, o.runs);
+    int k = 0;
+    measure("node_failure_detect_seconds", "s", false, [&] {
+      return failure_detection(*daemons, "victim-" + std::to_string(++k), SIGKILL);
+    }, o.runs);
+    measure("node_hang_detect_seconds", "s", false, [&] {
+      return failure_detection(*daemons, "frozen-" + std::to_string(++k), SIGSTOP);
+    }, std::min(o.runs, 3));
+  }
   iogrid::shutdown();
 
-  if (wanted("queued_1m_tasks_seconds")) {
+  if (!cluster && wanted("queued_1m_tasks_seconds")) {
     Figure t{"queued_1m_tasks_seconds", 0, "s", false, {}};
     Figure m{"queued_1m_tasks_peak_rss_gib", 0, "GiB", false, {}};
     iogrid::init();

@@ -28,5 +28,7 @@ void print(const std::string& suite, const Options& o, const std::vector<Figure>
 void progress(const Options& o, const std::string& line);  // to stderr, not with --json
 
 int run_micro(const Options& o);
+// One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
+int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 
 }  // namespace iogrid::bench

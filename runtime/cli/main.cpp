@@ -1,4 +1,5 @@
 // The `iogrid` command line.
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -6,6 +7,7 @@
 
 #include "bench/report.hpp"
 #include "runtime/cli/cluster_commands.hpp"
+#include "runtime/cluster/worker_env.hpp"
 
 namespace {
 
@@ -14,8 +16,9 @@ const char* kUsage = R"(iogrid: an actor runtime that pools heterogeneous GPUs i
 usage: iogrid <command> [options]
 
 commands:
-  bench micro [--mode embedded] [--json] [--runs N] [--seconds S] [--only NAME[,NAME...]]
-      Ray's core microbenchmarks on the embedded cluster. --json prints one JSON line per figure:
+  bench micro [--mode embedded|cluster] [--json] [--runs N] [--seconds S] [--only NAME[,NAME...]]
+      Ray's core microbenchmarks on the embedded cluster, or (--mode cluster) on a head and two node processes
+      started on this machine for the run. --json prints one JSON line per figure:
       {"suite","name","value","unit","higher_is_better","mode"}. Each figure is the median of N runs (default 5).
   version
       Prints the version.
@@ -47,6 +50,7 @@ int bench(const std::vector<std::string>& args) {
     else if (a == "--mode") o.mode = value();
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--seconds") o.seconds = std::stod(value());
+    else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
     else if (a == "--only") {
       auto list = value();
       std::size_t p = 0;
@@ -60,6 +64,14 @@ int bench(const std::vector<std::string>& args) {
   }
   if (o.runs < 1) throw std::invalid_argument("--runs must be at least 1");
   if (suite == "micro") return iogrid::bench::run_micro(o);
+  if (suite == "micro-client") {
+    std::string address, token;
+    for (std::size_t i = 1; i + 1 < args.size(); ++i) {
+      if (args[i] == "--address") address = args[i + 1];
+      if (args[i] == "--token-file") token = args[i + 1];
+    }
+    return iogrid::bench::run_micro_client(address, token, o.seconds);
+  }
   std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro)\n";
   return 2;
 }
@@ -67,6 +79,8 @@ int bench(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Started by a node as a worker of a job this executable drives (iogrid bench ... --mode cluster).
+  if (std::getenv(iogrid::runtime::cluster::kWorkerEndpointEnv)) iogrid::runtime::cluster::run_worker_process();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     std::cerr << kUsage;

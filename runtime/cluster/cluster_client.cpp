@@ -168,7 +168,6 @@ class DriverService final : public transport::Service {
     return out;
   }
 
-  void set_owner_port(std::uint16_t p) { owner_port_ = p; }
   void set_code(std::string hash, std::string path) {
     code_hash_ = std::move(hash);
     code_path_ = std::move(path);
@@ -178,6 +177,8 @@ class DriverService final : public transport::Service {
   void on_start(Endpoint& ep) override {
     self_ = ep.handle();
     try {
+      // Workers connect here; the port goes to the head with the job, so it is opened first.
+      owner_port_ = ep.listen(0, "0.0.0.0");
       head_ = ep.connect(head_host_, head_port_, proto::Role::DRIVER);
     } catch (const std::exception& e) {
       joined_.set_exception(std::make_exception_ptr(RuntimeError(e.what())));
@@ -395,20 +396,8 @@ class ClusterClient final : public detail::Core {
     transport::EndpointConfig ec;
     ec.token = opts.token;
     ec.name = "driver-" + std::to_string(::getpid());
-    // The owner port is opened before the head learns about the job.
-    auto listener = std::make_shared<std::promise<std::uint16_t>>();
-    ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
     auto joined = svc_->joined();
-    transport::post(ep_, [listener, svc = svc_](Endpoint& ep) {
-      try {
-        auto port = ep.listen(0, "0.0.0.0");
-        svc->set_owner_port(port);
-        listener->set_value(port);
-      } catch (...) {
-        listener->set_exception(std::current_exception());
-      }
-    });
-    listener->get_future().get();
+    ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
     if (joined.wait_for(opts.connect_timeout) != std::future_status::ready) {
       teardown();
       throw RuntimeError("iogrid: no answer from the head at " + opts.address + " within " +

@@ -34,6 +34,9 @@ void init(InitOptions options) {
     g_core = runtime::start_embedded(options);
   }
   detail::set_core(g_core.get());
+  // A program that returns from main() without shutdown() still stops cleanly, before static objects go.
+  static bool registered = [] { return std::atexit([] { shutdown(); }) == 0; }();
+  (void)registered;
 }
 
 InitOptions options_from_args(int argc, char** argv, InitOptions base) {

@@ -58,13 +58,14 @@ bool ObjectEntry::complete_error(std::shared_ptr<const ErrorInfo> e) {
 
 void ObjectEntry::finish_() {
   std::vector<std::function<void()>> cbs;
-  std::vector<Waiter*> ws;
   {
+    // Waiters are signalled under the entry's lock: once remove_waiter() has returned, no completion can
+    // touch that waiter any more (it lives on the waiting thread's stack).
     std::lock_guard<std::mutex> g(lock_);
     cbs.swap(callbacks_);
-    ws.swap(waiters_);
+    for (auto* w : waiters_) w->signal();
+    waiters_.clear();
   }
-  for (auto* w : ws) w->signal();
   for (auto& cb : cbs) cb();
 }
 
