@@ -114,7 +114,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
-                   "A node is declared dead after --node-timeout-ms (default 3000) without a heartbeat.\n";
+                   "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n";
       return 0;
     }
     if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));

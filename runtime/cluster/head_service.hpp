@@ -25,7 +25,7 @@ struct HeadOptions {
   std::string token;
   std::string state_dir;                            // where uploaded executables are kept; empty: a temp dir
   std::string policy = "pack";
-  std::chrono::milliseconds node_timeout{3000};     // declared dead after this long without a heartbeat
+  std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send
 };
 
