@@ -190,6 +190,18 @@ class EmbeddedRuntime final : public detail::Core {
     return ctx ? ctx->node_name : std::string("driver");
   }
 
+  void kv_put(const std::string& key, const std::string& value) { caf::anon_send(head_, kv_put_atom::value, key, value); }
+  std::optional<std::string> kv_get(const std::string& key) {
+    caf::scoped_actor self{*sys_};
+    std::optional<std::string> out;
+    self->request(head_, caf::infinite, kv_get_atom::value, key)
+        .receive([&](const std::vector<std::string>& v) {
+                   if (!v.empty()) out = v.front();
+                 },
+                 [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
+    return out;
+  }
+
   std::vector<NodeInfo> describe() {
     caf::scoped_actor self{*sys_};
     sched::ClusterView view;
@@ -240,5 +252,13 @@ std::unique_ptr<detail::Core> start_embedded(const InitOptions& opts) { return s
 std::vector<NodeInfo> describe_nodes(detail::Core& core) { return static_cast<EmbeddedRuntime&>(core).describe(); }
 
 void stop_embedded(detail::Core& core) { static_cast<EmbeddedRuntime&>(core).stop(); }
+
+void embedded_kv_put(detail::Core& core, const std::string& key, const std::string& value) {
+  static_cast<EmbeddedRuntime&>(core).kv_put(key, value);
+}
+
+std::optional<std::string> embedded_kv_get(detail::Core& core, const std::string& key) {
+  return static_cast<EmbeddedRuntime&>(core).kv_get(key);
+}
 
 }  // namespace iogrid::runtime

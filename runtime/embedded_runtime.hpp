@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "iogrid/detail/core.hpp"
@@ -15,5 +17,7 @@ class EmbeddedRuntime;
 std::unique_ptr<detail::Core> start_embedded(const InitOptions& opts);
 std::vector<NodeInfo> describe_nodes(detail::Core& core);
 void stop_embedded(detail::Core& core);
+void embedded_kv_put(detail::Core& core, const std::string& key, const std::string& value);
+std::optional<std::string> embedded_kv_get(detail::Core& core, const std::string& key);
 
 }  // namespace iogrid::runtime

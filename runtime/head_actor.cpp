@@ -86,9 +86,11 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
       [=](view_atom) { return self->state.view; },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },
-      [=](kv_get_atom, const std::string& k) -> std::string {
+      // Answers an empty list when the key is missing, else one value.
+      [=](kv_get_atom, const std::string& k) -> std::vector<std::string> {
         auto it = self->state.kv.find(k);
-        return it == self->state.kv.end() ? std::string() : it->second;
+        if (it == self->state.kv.end()) return {};
+        return {it->second};
       },
   };
 }

@@ -93,6 +93,21 @@ void release(Node& node, const Allocation& a) {
     if (i < node.gpus.size()) node.gpus[i].free += f;
 }
 
+bool reserve(Node& node, const Allocation& a) {
+  if (a.cpus > node.available.cpus || a.memory_mib > node.available.memory_mib) return false;
+  for (const auto& [k, v] : a.custom) {
+    auto it = node.available.custom.find(k);
+    if (it == node.available.custom.end() || it->second < v) return false;
+  }
+  for (const auto& [i, f] : a.gpus)
+    if (i >= node.gpus.size() || node.gpus[i].free < f) return false;
+  node.available.cpus -= a.cpus;
+  node.available.memory_mib -= a.memory_mib;
+  for (const auto& [k, v] : a.custom) node.available.custom[k] -= v;
+  for (const auto& [i, f] : a.gpus) node.gpus[i].free -= f;
+  return true;
+}
+
 double utilization(const Node& node) {
   double u = 0;
   auto frac = [](Milli avail, Milli total) { return total > 0 ? 1.0 - double(avail) / double(total) : 0.0; };

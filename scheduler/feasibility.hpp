@@ -19,6 +19,9 @@ bool fits(const Node& node, const ResourceRequest& req, Capacity which);
 // matching GPU with the least free capacity that still fits (packing fractions onto shared devices).
 std::optional<Allocation> allocate(Node& node, const ResourceRequest& req);
 void release(Node& node, const Allocation& alloc);
+// Takes exactly `alloc` from `node` again (a lease that survived a head restart); false, with the node
+// unchanged, when the node's available capacity no longer holds it.
+bool reserve(Node& node, const Allocation& alloc);
 
 // Fraction in [0,1]: the most-used dimension (CPU, memory, GPU) of the node.
 double utilization(const Node& node);

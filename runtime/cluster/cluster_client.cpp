@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
@@ -125,16 +126,43 @@ class DriverService final : public transport::Service {
 
   // ---- called on the endpoint's thread (through post) ----
   void request_lease(Endpoint& ep, LeaseRequest req) {
-    if (!head_ || failed_) {
+    if (failed_) {
       req.client->lease_failed(lost_head_error());
       return;
     }
     auto id = ++lease_counter_;
+    wanted_[id] = WantedLease{std::move(req)};
+    if (head_) send_lease_request(ep, id);  // otherwise sent once the head is back
+  }
+
+  void send_lease_request(Endpoint& ep, std::uint64_t id) {
     capnp::MallocMessageBuilder msg;
     auto r = msg.initRoot<proto::Envelope>().initLeaseRequest();
     r.setLeaseId(id);
-    proto::write(r.initRequest(), req.request);
-    wanted_[id] = WantedLease{std::move(req)};
+    proto::write(r.initRequest(), wanted_.at(id).req.request);
+    ep.send(head_, msg);
+  }
+
+  void kv_put(Endpoint& ep, const std::string& key, const std::string& value) {
+    if (!head_) throw RuntimeError("iogrid: not connected to the head");
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<proto::Envelope>().initKvPut();
+    r.setKey(key);
+    r.setValue(bytes_of(value));
+    ep.send(head_, msg);
+  }
+
+  void kv_get(Endpoint& ep, const std::string& key, std::shared_ptr<std::promise<std::optional<std::string>>> p) {
+    if (!head_) {
+      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      return;
+    }
+    auto id = ++kv_counter_;
+    kv_waiters_[id] = std::move(p);
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<proto::Envelope>().initKvGet();
+    r.setRequestId(id);
+    r.setKey(key);
     ep.send(head_, msg);
   }
 
@@ -194,6 +222,7 @@ class DriverService final : public transport::Service {
       spec.setCodeHash(code_hash_);
       spec.setDriverNode(ep.name());
       r.setOwnerPort(owner_port_);
+      if (!job_id_.empty()) r.setResumeJob(job_id_);
       ep.send(head_, msg);
       return;
     }
@@ -222,6 +251,9 @@ class DriverService final : public transport::Service {
           if (!join_done_) {
             join_done_ = true;
             joined_.set_value();
+          } else {
+            spdlog::warn("reconnected to the head; {} resumed", job_id_);
+            for (const auto& [id, w] : wanted_) send_lease_request(ep, id);
           }
           return;
         }
@@ -272,8 +304,16 @@ class DriverService final : public transport::Service {
           failed_ = true;
           std::_Exit(143);
         }
-        case W::KV_VALUE:
+        case W::KV_VALUE: {
+          auto v = msg.getKvValue();
+          auto it = kv_waiters_.find(v.getRequestId());
+          if (it == kv_waiters_.end()) return;
+          auto d = v.getValue();
+          if (v.getFound()) it->second->set_value(std::string(reinterpret_cast<const char*>(d.begin()), d.size()));
+          else it->second->set_value(std::nullopt);
+          kv_waiters_.erase(it);
           return;
+        }
         default:
           return;
       }
@@ -322,10 +362,15 @@ class DriverService final : public transport::Service {
             (why.rfind("refused", 0) == 0 ? why : "closed the connection (" + why + ")"))));
         return;
       }
-      if (!stopping_) spdlog::error("lost the connection to the head ({})", why);
-      failed_ = true;
-      for (auto& [id, w] : wanted_) w.req.client->lease_failed(lost_head_error());
-      wanted_.clear();
+      if (stopping_) return;
+      // Work already on workers goes on (they talk to us directly); new leases wait for the head to return.
+      spdlog::warn("lost the connection to the head ({}); reconnecting for up to {} s", why, kHeadReconnect.count());
+      reconnect_deadline_ = std::chrono::steady_clock::now() + kHeadReconnect;
+      next_try_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      for (auto& [id, p] : kv_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      kv_waiters_.clear();
+      for (auto& p : status_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      status_waiters_.clear();
       return;
     }
     auto it = leases_.find(p.id);
@@ -338,7 +383,8 @@ class DriverService final : public transport::Service {
   void on_stop(Endpoint&) override { stopping_ = true; }
   void set_stopping() { stopping_ = true; }
 
-  void on_tick(Endpoint&) override {
+  void on_tick(Endpoint& ep) override {
+    if (!head_ && join_done_ && !failed_ && !stopping_) reconnect(ep);
     // Reclaim the threads of leases that ended.
     for (auto it = leases_.begin(); it != leases_.end();) {
       if (it->second->finished()) {
@@ -353,6 +399,25 @@ class DriverService final : public transport::Service {
   }
 
  private:
+  void reconnect(Endpoint& ep) {
+    auto now = std::chrono::steady_clock::now();
+    if (now > reconnect_deadline_) {
+      spdlog::error("the head did not come back within {} s; the job cannot place more work", kHeadReconnect.count());
+      failed_ = true;
+      for (auto& [id, w] : wanted_) w.req.client->lease_failed(lost_head_error());
+      wanted_.clear();
+      return;
+    }
+    if (now < next_try_) return;
+    next_try_ = now + std::chrono::milliseconds(500);
+    try {
+      head_ = ep.connect(head_host_, head_port_, proto::Role::DRIVER);
+    } catch (const std::exception&) {
+      head_ = 0;
+    }
+  }
+
+  static constexpr std::chrono::seconds kHeadReconnect{60};
   static constexpr std::size_t kWindow = 64;
   static constexpr int kLeaseRestarts = 3;
   std::shared_ptr<const detail::ErrorInfo> lost_head_error() const {
@@ -373,6 +438,9 @@ class DriverService final : public transport::Service {
   std::unordered_map<ConnId, std::unique_ptr<RemoteLease>> leases_;
   std::vector<std::unique_ptr<RemoteLease>> finished_;
   std::deque<std::shared_ptr<std::promise<std::string>>> status_waiters_;
+  std::uint64_t kv_counter_ = 0;
+  std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::optional<std::string>>>> kv_waiters_;
+  std::chrono::steady_clock::time_point reconnect_deadline_{}, next_try_{};
 };
 
 std::string self_exe() {
@@ -442,6 +510,29 @@ class ClusterClient final : public detail::Core {
     std::memcpy(words.data(), bytes.data(), bytes.size());
     capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
     return nodes_of(reader.getRoot<proto::StatusReply>());
+  }
+
+  void kv_put(const std::string& key, const std::string& value) {
+    auto p = std::make_shared<std::promise<void>>();
+    auto f = p->get_future();
+    transport::post(ep_, [svc = svc_, p, key, value](Endpoint& ep) {
+      try {
+        svc->kv_put(ep, key, value);
+        p->set_value();
+      } catch (...) {
+        p->set_exception(std::current_exception());
+      }
+    });
+    f.get();
+  }
+
+  std::optional<std::string> kv_get(const std::string& key) {
+    auto p = std::make_shared<std::promise<std::optional<std::string>>>();
+    auto f = p->get_future();
+    transport::post(ep_, [svc = svc_, p, key](Endpoint& ep) { svc->kv_get(ep, key, p); });
+    if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
+      throw RuntimeError("iogrid: the head did not answer a key-value request within 30 s");
+    return f.get();
   }
 
   // ---- detail::Core ----
@@ -608,6 +699,14 @@ std::vector<NodeInfo> describe_cluster(detail::Core& core) { return static_cast<
 void stop_cluster(detail::Core& core) { static_cast<ClusterClient&>(core).stop(); }
 
 bool is_cluster(const detail::Core& core) { return dynamic_cast<const ClusterClient*>(&core) != nullptr; }
+
+void cluster_kv_put(detail::Core& core, const std::string& key, const std::string& value) {
+  static_cast<ClusterClient&>(core).kv_put(key, value);
+}
+
+std::optional<std::string> cluster_kv_get(detail::Core& core, const std::string& key) {
+  return static_cast<ClusterClient&>(core).kv_get(key);
+}
 
 std::string cluster_status_json(const std::string& address, const std::string& token) {
   auto bytes = query_head(address, token, [](Endpoint& ep, ConnId c) {

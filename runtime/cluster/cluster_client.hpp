@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOpt
 std::vector<NodeInfo> describe_cluster(detail::Core& core);
 void stop_cluster(detail::Core& core);
 bool is_cluster(const detail::Core& core);
+void cluster_kv_put(detail::Core& core, const std::string& key, const std::string& value);
+std::optional<std::string> cluster_kv_get(detail::Core& core, const std::string& key);
 
 // One status snapshot from a head, for the CLI (`iogrid status`): the raw reply as JSON.
 std::string cluster_status_json(const std::string& address, const std::string& token);

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "runtime/cluster/head_store.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
 #include "scheduler/feasibility.hpp"
@@ -50,6 +51,7 @@ struct JobRec {
   std::uint64_t leases_granted = 0;
   std::uint32_t active_leases = 0;
   std::uint64_t started = 0, ended = 0;
+  Clock::time_point orphaned_since{};  // restored from state with no driver connected yet
 };
 
 struct OwnerRec {  // a driver, or a worker submitting nested tasks for its job
@@ -78,9 +80,72 @@ class HeadService final : public transport::Service {
                     ? std::filesystem::temp_directory_path() / ("iogrid-head-" + std::to_string(::getpid())) / "code"
                     : std::filesystem::path(opts_.state_dir) / "code";
     std::filesystem::create_directories(code_dir_);
+    if (!opts_.state_dir.empty()) restore();
   }
 
   void on_start(Endpoint& ep) override {}
+
+  // ---- durable state ----
+  void restore() {
+    store_ = std::make_unique<HeadStore>(opts_.state_dir);
+    for (const auto& sn : store_->nodes()) {
+      std::vector<std::uint8_t> bytes(sn.info.begin(), sn.info.end());
+      auto n = proto::decode_node(bytes);
+      n.index = sn.index;
+      n.alive = false;  // until it reconnects
+      n.available = {};
+      while (view_.nodes.size() < sn.index) view_.nodes.emplace_back(), nodes_.emplace_back();
+      view_.nodes.push_back(std::move(n));
+      NodeRec rec;
+      rec.host = sn.host;
+      nodes_.push_back(rec);
+    }
+    for (auto& view_node : view_.nodes) view_node.alive = false;
+    auto now = Clock::now();
+    for (const auto& sj : store_->jobs()) {
+      JobRec j;
+      j.id = sj.id;
+      j.driver = sj.driver;
+      j.code_hash = sj.code_hash;
+      j.owner_host = sj.owner_host;
+      j.owner_port = sj.owner_port;
+      j.state = sj.state;
+      j.leases_granted = sj.leases_granted;
+      j.started = sj.started;
+      j.ended = sj.ended;
+      j.orphaned_since = now;
+      jobs_[j.id] = j;
+    }
+    kv_ = store_->kv();
+    job_counter_ = store_->counter("job");
+    lease_counter_ = store_->counter("lease");
+    lease_reserved_ = lease_counter_;
+    // Nodes need a moment to rejoin: until then a request nothing alive can hold waits instead of failing.
+    if (!view_.nodes.empty()) rejoin_grace_until_ = Clock::now() + kRejoinGrace;
+    spdlog::info("restored head state from {}: {} nodes (waiting for them to reconnect), {} jobs, {} keys",
+                 store_->path(), view_.nodes.size(), jobs_.size(), kv_.size());
+  }
+
+  void save_node(std::uint32_t index) {
+    if (!store_) return;
+    const auto& n = view_.nodes[index];
+    auto bytes = proto::encode(n);
+    store_->put_node(StoredNode{index, n.name, std::string(bytes.begin(), bytes.end()), nodes_[index].host, n.alive});
+  }
+
+  void save_job(const JobRec& j) {
+    if (!store_) return;
+    store_->put_job(StoredJob{j.id, j.driver, j.code_hash, j.owner_host, j.state, j.owner_port, j.leases_granted, j.started, j.ended});
+  }
+
+  std::uint64_t next_lease_id() {
+    auto id = ++lease_counter_;
+    if (store_ && id > lease_reserved_) {  // ids are reserved in blocks so a restart never reuses one
+      lease_reserved_ = id + 1000;
+      store_->put_counter("lease", lease_reserved_);
+    }
+    return id;
+  }
 
   void on_peer(Endpoint& ep, Peer& p) override {
     spdlog::debug("{} '{}' connected from {}", static_cast<int>(p.role), p.name, p.address);
@@ -100,7 +165,10 @@ class HeadService final : public transport::Service {
       case W::STATUS_REQUEST: return status(ep, p);
       case W::KV_PUT: {
         auto v = msg.getKvPut().getValue();
-        kv_[msg.getKvPut().getKey()] = std::string(reinterpret_cast<const char*>(v.begin()), v.size());
+        std::string key = msg.getKvPut().getKey();
+        auto& slot = kv_[key];
+        slot = std::string(reinterpret_cast<const char*>(v.begin()), v.size());
+        if (store_) store_->put_kv(key, slot);
         return;
       }
       case W::KV_GET: {
@@ -134,6 +202,8 @@ class HeadService final : public transport::Service {
       for (auto q = pending_.begin(); q != pending_.end();) q = q->owner == p.id ? pending_.erase(q) : std::next(q);
       auto j = jobs_.find(job_id);
       if (j != jobs_.end() && j->second.conn == p.id) end_job(ep, j->second, "failed", "its driver disconnected (" + why + ")");
+      for (auto& [lid, l] : leases_)
+        if (l.owner == p.id) l.owner = 0;
     }
   }
 
@@ -147,32 +217,67 @@ class HeadService final : public transport::Service {
                                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms");
     }
     for (auto& [conn, why] : expired) ep.close(conn, why);
+    if (rejoin_grace_until_ != Clock::time_point{} && now >= rejoin_grace_until_) {
+      rejoin_grace_until_ = {};
+      fail_infeasible_pending(ep);
+    }
+    // A job restored from state whose driver never came back.
+    for (auto& [id, j] : jobs_)
+      if (j.state == "running" && j.conn == 0 && now - j.orphaned_since > opts_.driver_reconnect)
+        end_job(ep, j, "failed", "its driver did not reconnect after the head restarted");
   }
 
  private:
   void register_node(Endpoint& ep, Peer& p, proto::RegisterNode::Reader r) {
     if (p.role != proto::Role::NODE) return ep.close(p.id, "only nodes register as nodes");
     auto node = proto::read(r.getInfo());
-    node.index = static_cast<std::uint32_t>(view_.nodes.size());
     node.alive = true;
     node.available = node.total;
     for (auto& g : node.gpus) g.free = sched::kOne;
-    std::string base = node.name.empty() ? "node" : node.name;
-    node.name = base;
-    for (int k = 2; name_taken(node.name); ++k) node.name = base + "-" + std::to_string(k);
     NodeRec rec;
     rec.conn = p.id;
     rec.host = r.getHost().size() ? std::string(r.getHost()) : p.address;
     rec.last_heartbeat = Clock::now();
-    spdlog::info("node {} joined from {}: {}", node.name, p.address, node.describe());
+    auto prev = r.getPreviousIndex();
+    bool rejoined = r.getRejoin() && prev < view_.nodes.size() && !view_.nodes[prev].alive &&
+                    view_.nodes[prev].name == std::string(r.getPreviousName());
+    if (rejoined) {
+      // The same daemon after a head restart or a dropped connection: same identity, its leases still run.
+      node.index = prev;
+      node.name = view_.nodes[prev].name;
+      for (auto l : r.getActiveLeases()) {
+        auto alloc = proto::read(l.getAllocation());
+        alloc.node = prev;
+        if (!sched::reserve(node, alloc)) continue;
+        ConnId owner = 0;
+        std::string job = l.getJobId();
+        if (auto j = jobs_.find(job); j != jobs_.end()) {
+          owner = j->second.conn;
+          ++j->second.active_leases;
+        }
+        leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc};
+        ++rec.active_leases;
+      }
+      view_.nodes[prev] = std::move(node);
+      nodes_[prev] = rec;
+      spdlog::info("node {} rejoined from {} with {} running leases", view_.nodes[prev].name, p.address, rec.active_leases);
+    } else {
+      node.index = static_cast<std::uint32_t>(view_.nodes.size());
+      std::string base = node.name.empty() ? "node" : node.name;
+      node.name = base;
+      for (int k = 2; name_taken(node.name); ++k) node.name = base + "-" + std::to_string(k);
+      spdlog::info("node {} joined from {}: {}", node.name, p.address, node.describe());
+      view_.nodes.push_back(std::move(node));
+      nodes_.push_back(rec);
+    }
+    auto index = rejoined ? prev : view_.nodes.back().index;
     capnp::MallocMessageBuilder out;
     auto a = out.initRoot<proto::Envelope>().initNodeAccepted();
-    a.setNodeIndex(node.index);
-    a.setName(node.name);
+    a.setNodeIndex(index);
+    a.setName(view_.nodes[index].name);
     a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
-    view_.nodes.push_back(std::move(node));
-    nodes_.push_back(rec);
-    node_by_conn_[p.id] = view_.nodes.back().index;
+    node_by_conn_[p.id] = index;
+    save_node(index);
     ep.send(p.id, out);
     grant_pending(ep);
   }
@@ -194,6 +299,7 @@ class HeadService final : public transport::Service {
     n.alive = false;
     n.available = {};
     spdlog::warn("node {} is dead: {}", n.name, why);
+    save_node(index);
     for (auto it = leases_.begin(); it != leases_.end();) {
       if (it->second.alloc.node == index) {
         lease_failed(ep, it->second.owner, it->second.owner_lease, "node " + n.name + " died", false, true);
@@ -222,13 +328,33 @@ class HeadService final : public transport::Service {
     if (o.host == "0.0.0.0" || o.host.empty()) o.host = p.address;
     o.port = r.getOwnerPort();
     std::string parent = r.getParentJob();
+    std::string resume = r.getResumeJob();
     bool need_code = false;
-    if (!parent.empty()) {
+    if (!resume.empty()) {
+      auto j = jobs_.find(resume);
+      if (j == jobs_.end() || j->second.state != "running") {
+        capnp::MallocMessageBuilder out;
+        auto e = out.initRoot<proto::Envelope>().initJobEnded();
+        e.setJobId(resume);
+        e.setReason(j == jobs_.end() ? "the head does not know this job" : "the job has " + j->second.state);
+        return ep.send(p.id, out);
+      }
+      j->second.conn = p.id;
+      j->second.owner_host = o.host;
+      j->second.owner_port = o.port;
+      for (auto& [id, l] : leases_)
+        if (l.job == resume) l.owner = p.id;
+      need_code = !std::filesystem::exists(code_dir_ / j->second.code_hash);
+      o.job = resume;
+      spdlog::info("job {} resumed by {}", resume, j->second.driver);
+      save_job(j->second);
+    } else if (!parent.empty()) {
       if (!jobs_.count(parent)) return ep.close(p.id, "unknown job " + parent);
       o.job = parent;
     } else {
       JobRec j;
       j.id = "job-" + std::to_string(++job_counter_);
+      if (store_) store_->put_counter("job", job_counter_);
       j.conn = p.id;
       j.driver = p.name + "@" + p.address;
       j.code_hash = r.getSpec().getCodeHash();
@@ -238,6 +364,7 @@ class HeadService final : public transport::Service {
       need_code = !std::filesystem::exists(code_dir_ / j.code_hash);
       o.job = j.id;
       spdlog::info("job {} started by {} (code {})", j.id, j.driver, j.code_hash.substr(0, 12));
+      save_job(j);
       jobs_[j.id] = j;
     }
     owners_[p.id] = o;
@@ -311,7 +438,7 @@ class HeadService final : public transport::Service {
     auto owner = owners_.find(p.id);
     if (owner == owners_.end()) return ep.close(p.id, "lease request before registering a job");
     PendingLease pl{p.id, r.getLeaseId(), proto::read(r.getRequest())};
-    if (!feasible_anywhere(pl.request)) {
+    if (!feasible_anywhere(pl.request) && Clock::now() >= rejoin_grace_until_) {
       ++infeasible_;
       return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(view_, pl.request), true);
     }
@@ -327,7 +454,7 @@ class HeadService final : public transport::Service {
     if (!node) return false;
     auto alloc = sched::allocate(view_.nodes[*node], pl.request);
     if (!alloc) return false;
-    auto id = ++lease_counter_;
+    auto id = next_lease_id();
     leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc};
     ++job->second.leases_granted;
     ++job->second.active_leases;
@@ -390,6 +517,7 @@ class HeadService final : public transport::Service {
     j.state = state;
     j.ended = unix_ms();
     spdlog::info("job {} {}: {}", j.id, state, why);
+    save_job(j);
     for (auto q = pending_.begin(); q != pending_.end();) {
       auto o = owners_.find(q->owner);
       q = (o == owners_.end() || o->second.job == j.id) ? pending_.erase(q) : std::next(q);
@@ -464,7 +592,10 @@ class HeadService final : public transport::Service {
   std::unordered_map<std::uint64_t, LeaseRec> leases_;
   std::map<std::string, std::vector<ConnId>> code_waiters_;
   std::map<std::string, std::string> kv_;
-  std::uint64_t job_counter_ = 0, lease_counter_ = 0, infeasible_ = 0;
+  std::uint64_t job_counter_ = 0, lease_counter_ = 0, lease_reserved_ = 0, infeasible_ = 0;
+  std::unique_ptr<HeadStore> store_;
+  static constexpr std::chrono::seconds kRejoinGrace{10};
+  Clock::time_point rejoin_grace_until_{};
 };
 
 }  // namespace

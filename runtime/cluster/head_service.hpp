@@ -9,6 +9,9 @@
 //   node to start a worker of the job for the owner; the node hands the resources back when the lease ends.
 //   A request no node can ever satisfy fails at once, naming the closest node.
 // - A job ends when its driver says so or its connection drops: every node stops the job's workers.
+// - With a state directory, nodes, jobs, the key-value store and id counters are written through to SQLite;
+//   a restarted head reloads them, takes nodes back under their old identity (with the leases they still
+//   run) and lets running jobs' drivers resume.
 #pragma once
 
 #include <chrono>
@@ -23,10 +26,11 @@ struct HeadOptions {
   std::uint16_t port = 6380;
   std::string bind = "0.0.0.0";
   std::string token;
-  std::string state_dir;                            // where uploaded executables are kept; empty: a temp dir
+  std::string state_dir;                            // SQLite tables (nodes, jobs, KV) and uploaded executables; empty: no state kept
   std::string policy = "pack";
   std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send
+  std::chrono::milliseconds driver_reconnect{30000};  // after a restart, a running job's driver has this long to come back
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);

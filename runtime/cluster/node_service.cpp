@@ -69,6 +69,23 @@ class NodeService final : public transport::Service {
       capnp::MallocMessageBuilder out;
       auto r = out.initRoot<proto::Envelope>().initRegisterNode();
       proto::write(r.initInfo(), opts_.node);
+      if (!name_.empty()) {
+        // Back after losing the head: same identity, and the leases our workers still serve.
+        r.setRejoin(true);
+        r.setPreviousIndex(index_);
+        r.setPreviousName(name_);
+        std::vector<const Lease*> active;
+        for (const auto& [pid, w] : workers_)
+          if (w.busy) active.push_back(&w.lease);
+        for (const auto& l : waiting_code_) active.push_back(&l);
+        auto list = r.initActiveLeases(static_cast<unsigned>(active.size()));
+        for (unsigned i = 0; i < active.size(); ++i) {
+          list[i].setLeaseId(active[i]->id);
+          list[i].setJobId(active[i]->job);
+          list[i].setOwnerLeaseId(active[i]->owner_lease);
+          proto::write(list[i].initAllocation(), active[i]->alloc);
+        }
+      }
       ep.send(p.id, out);
       return;
     }
@@ -119,7 +136,7 @@ class NodeService final : public transport::Service {
   void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
     if (p.id == head_) {
       head_ = 0;
-      if (joined_) spdlog::error("lost the head ({}); stopping workers and rejoining when it is back", why);
+      if (joined_) spdlog::error("lost the head ({}); workers keep running, rejoining when it is back", why);
       joined_ = false;
       refused_ = why.rfind("refused", 0) == 0;
       if (refused_) {
@@ -129,7 +146,6 @@ class NodeService final : public transport::Service {
         spdlog::shutdown();
         std::_Exit(1);
       }
-      kill_all_workers();
       next_connect_ = Clock::now() + opts_.reconnect;
       return;
     }

@@ -7,8 +7,9 @@
 //   job ends or after `worker_idle` without a lease.
 // - A worker process that exits while serving a lease (a crash in user code) takes only itself down: the
 //   node hands the lease's resources back and the owner, whose connection dropped, retries its tasks.
-// - When the head connection is lost the node stops its workers and rejoins (under a new identity) as
-//   soon as the head answers again.
+// - When the head connection is lost the node keeps its workers (they talk to their owners directly) and
+//   rejoins under the same identity, with the leases they still serve, as soon as the head answers again.
+//   A restarted node daemon is a new node.
 #pragma once
 
 #include <chrono>

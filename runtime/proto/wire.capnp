@@ -50,10 +50,21 @@ struct Allocation {
   gpuMilli @5 :List(Int64);
 }
 
+struct ActiveLease {
+  leaseId @0 :UInt64;
+  jobId @1 :Text;
+  ownerLeaseId @2 :UInt64;
+  allocation @3 :Allocation;
+}
+
 # node -> head
 struct RegisterNode {
   info @0 :Common.NodeInfo;
   host @1 :Text;              # where the node's workers and data plane are reached
+  rejoin @2 :Bool;            # the node lost its head and comes back with its running leases
+  previousIndex @3 :UInt32;
+  previousName @4 :Text;
+  activeLeases @5 :List(ActiveLease);
 }
 
 # head -> node
@@ -70,6 +81,7 @@ struct RegisterJob {
   ownerPort @2 :UInt16;
   codeSize @3 :UInt64;
   parentJob @4 :Text;         # set by a worker that submits nested tasks for its job
+  resumeJob @5 :Text;         # a driver reconnecting after losing the head (e.g. a head restart)
 }
 
 # head -> driver

@@ -77,6 +77,17 @@ std::vector<NodeInfo> nodes() {
   return runtime::cluster::is_cluster(c) ? runtime::cluster::describe_cluster(c) : runtime::describe_nodes(c);
 }
 
+void kv_put(const std::string& key, const std::string& value) {
+  auto& c = detail::core();
+  if (runtime::cluster::is_cluster(c)) runtime::cluster::cluster_kv_put(c, key, value);
+  else runtime::embedded_kv_put(c, key, value);
+}
+
+std::optional<std::string> kv_get(const std::string& key) {
+  auto& c = detail::core();
+  return runtime::cluster::is_cluster(c) ? runtime::cluster::cluster_kv_get(c, key) : runtime::embedded_kv_get(c, key);
+}
+
 std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }
 
 std::int64_t live_objects() { return detail::ObjectEntry::live_entries.load(); }

@@ -155,6 +155,12 @@ int main(int argc, char** argv) {
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
     else if (scenario == "crash") crashing();
+    else if (scenario == "kv_put" && argc > 3) iogrid::kv_put(argv[2], argv[3]);
+    else if (scenario == "kv_get" && argc > 2) {
+      auto v = iogrid::kv_get(argv[2]);
+      check(v.has_value(), std::string("key ") + argv[2] + " is in the head's store");
+      std::cout << "VALUE=" << v.value_or("") << std::endl;
+    }
     else {
       std::cout << "unknown scenario " << scenario << std::endl;
       return 2;

@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 #include <dirent.h>
 
+#include <set>
+
 #include "local_cluster.hpp"
 
 using namespace std::chrono_literals;
@@ -115,7 +117,7 @@ TEST_CASE("a driver killed mid-job: its workers stop and its resources return", 
   CHECK(jobs[0]["state"] == "failed");
 }
 
-TEST_CASE("a task that crashes its worker process is retried, then fails; the node survives", "[cluster]") {
+TEST_CASE("a task that crashes its worker process is retried, then fails, and the node survives", "[cluster]") {
   LocalCluster c;
   c.add_node("n1", {"--num-cpus", "2"});
   REQUIRE(c.wait_nodes(1));
@@ -148,4 +150,35 @@ TEST_CASE("a wrong cluster token is refused and logged", "[cluster]") {
   CHECK_THROWS_WITH(iogrid::runtime::cluster::cluster_status_json(c.address(), "wrong-token-wrong-token"),
                     Catch::Contains("cluster token"));
   CHECK(c.status()["nodes"].empty());
+}
+
+TEST_CASE("a head restarted with --state keeps nodes, jobs and keys, and a running job finishes", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  REQUIRE(c.driver({"kv_put", "model", "mlp-784"}).wait(60s) == 0);
+  auto& running = c.driver({"slow", "200", "40"});
+  REQUIRE(running.wait_for_output("submitted", 30s));
+  std::this_thread::sleep_for(300ms);
+  c.head().kill(SIGKILL);
+  c.start_head({"--port", std::to_string(c.port())});
+  // The nodes come back under their old names, the job resumes and finishes with the right answer.
+  REQUIRE(c.wait_nodes(2));
+  auto s = c.status();
+  std::set<std::string> names;
+  for (const auto& n : s["nodes"]) names.insert(n["name"].get<std::string>());
+  CHECK(names == std::set<std::string>{"n1", "n2"});
+  int rc = running.wait(120s);
+  INFO(running.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  CHECK(running.output().find("OK") != std::string::npos);
+  auto& reader = c.driver({"kv_get", "model"});
+  REQUIRE(reader.wait(60s) == 0);
+  CHECK(reader.output().find("VALUE=mlp-784") != std::string::npos);
+  auto jobs = c.status()["jobs"];
+  REQUIRE(jobs.size() == 3);
+  CHECK(jobs[0]["state"] == "finished");
+  CHECK(jobs[1]["state"] == "finished");
+  CHECK(c.head().output().find("restored head state") != std::string::npos);
 }

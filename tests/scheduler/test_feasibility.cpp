@@ -102,3 +102,25 @@ TEST_CASE("request keys identify scheduling classes", "[scheduler]") {
   b.labels["region"] = "eu";
   REQUIRE(a.key() != b.key());
 }
+
+TEST_CASE("reserve takes back exactly an allocation that still fits, and nothing otherwise", "[scheduler]") {
+  auto n = gpu_node(0, "a", 4, 1, "A100", 40);
+  ResourceRequest r;
+  r.cpus = 2 * kOne;
+  r.gpus = 500;
+  auto a = allocate(n, r);
+  REQUIRE(a);
+  auto fresh = gpu_node(0, "a", 4, 1, "A100", 40);
+  REQUIRE(reserve(fresh, *a));
+  CHECK(fresh.available.cpus == n.available.cpus);
+  CHECK(fresh.gpus[0].free == n.gpus[0].free);
+  // A second and third copy: the CPUs hold two, the GPU fraction holds two.
+  REQUIRE(reserve(fresh, *a));
+  auto before = fresh.available.cpus;
+  CHECK_FALSE(reserve(fresh, *a));
+  CHECK(fresh.available.cpus == before);
+  release(fresh, *a);
+  release(fresh, *a);
+  CHECK(fresh.available.cpus == 4 * kOne);
+  CHECK(fresh.gpus[0].free == kOne);
+}

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +38,11 @@ std::vector<NodeInfo> nodes();
 
 // Inside a task or actor method: the node it runs on ("driver" outside of tasks).
 std::string current_node();
+
+// The head's key-value store (rendezvous, small shared settings). Kept across head restarts in cluster mode
+// when the head has --state. kv_get returns nullopt for a missing key.
+void kv_put(const std::string& key, const std::string& value);
+std::optional<std::string> kv_get(const std::string& key);
 
 // Live object entries in this process (diagnostics: returns to its baseline once refs are dropped).
 std::int64_t live_objects();
