@@ -31,6 +31,14 @@ int sleep_ms(int ms) {
   return ms;
 }
 IOGRID_REMOTE(sleep_ms);
+std::vector<std::uint8_t> blob(std::uint64_t n) { return std::vector<std::uint8_t>(n, 7); }
+IOGRID_REMOTE(blob);
+// The pull that brought `v` to this worker: bytes moved (the serialised object) and seconds taken.
+std::pair<std::uint64_t, double> pulled(const std::vector<std::uint8_t>& v) {
+  auto s = iogrid::transfer_stats();
+  return {s.last_bytes >= v.size() ? s.last_bytes : 0, s.last_seconds};
+}
+IOGRID_REMOTE(pulled);
 
 struct Counter {
   int n = 0;
@@ -223,6 +231,13 @@ int run_micro(const Options& o) {
       }
       return total;
     }, o.runs);
+    // A 1 GiB object made on one node and pulled by a task on the other: the data plane's rate.
+    measure("object_transfer_1GiB_GBps", "GB/s", true, [&] {
+      auto obj = iogrid::task(blob).options({.node = "bench-1"}).remote(std::uint64_t(1) << 30);
+      auto r = iogrid::get(iogrid::task(pulled).options({.node = "bench-2"}).remote(obj), std::chrono::seconds(300));
+      if (r.first < (std::uint64_t(1) << 30) || r.second <= 0) throw std::runtime_error("the 1 GiB object was not pulled over the data plane");
+      return double(r.first) / r.second / 1e9;
+    }, std::min(o.runs, 3));
     int k = 0;
     measure("node_failure_detect_seconds", "s", false, [&] {
       return failure_detection(*daemons, "victim-" + std::to_string(++k), SIGKILL);

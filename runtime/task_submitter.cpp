@@ -163,7 +163,8 @@ void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, cons
                    detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
     return;
   }
-  if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
+  if (!entry->done() && out.location) entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
+  else if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
   delete spec;
 }
 

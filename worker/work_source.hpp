@@ -25,6 +25,8 @@ struct Outcome {
   detail::MutableBufferPtr value;                 // the serialised result (normal tasks, actor calls)
   std::vector<std::shared_ptr<void>> contained;   // ObjectRefs inside the result
   void* instance = nullptr;                       // actor construction: the new instance
+  std::shared_ptr<detail::ObjectSource> location; // cluster mode: a large value left where it was made
+  std::size_t location_size = 0;
   bool failed = false;
   std::string error;                              // the exception's message when failed
 };

@@ -20,6 +20,7 @@
 #include "runtime/proto/convert.hpp"
 #include "runtime/task_submitter.hpp"
 #include "runtime/transport/auth.hpp"
+#include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/work_source.hpp"
 
@@ -48,6 +49,9 @@ std::vector<NodeInfo> nodes_of(proto::StatusReply::Reader r) {
   for (auto ns : r.getNodes()) {
     auto n = proto::read(ns.getInfo());
     NodeInfo i;
+    i.object_store_used_bytes = ns.getStoreUsedBytes();
+    i.object_store_capacity_bytes = ns.getStoreCapacityBytes();
+    i.spilled_bytes = ns.getSpilledBytes();
     i.name = n.name;
     i.num_cpus = sched::from_milli(n.total.cpus);
     i.available_cpus = sched::from_milli(n.available.cpus);
@@ -96,6 +100,10 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     jn["reputation"] = n.reputation;
     jn["active_leases"] = ns.getActiveLeases();
     jn["last_heartbeat_ms"] = ns.getLastHeartbeatMs();
+    jn["object_store_used_bytes"] = ns.getStoreUsedBytes();
+    jn["object_store_capacity_bytes"] = ns.getStoreCapacityBytes();
+    jn["object_store_objects"] = ns.getStoreObjects();
+    jn["spilled_bytes"] = ns.getSpilledBytes();
     j["nodes"].push_back(jn);
   }
   j["jobs"] = nlohmann::json::array();
@@ -196,6 +204,13 @@ class DriverService final : public transport::Service {
     return out;
   }
 
+  // How workers find this driver's large objects (the driver's own store, or another node's).
+  void set_locate(Locate l) { locate_ = std::move(l); }
+  std::string observed_host() const {
+    std::lock_guard<std::mutex> g(host_m_);
+    return observed_host_;
+  }
+
   void set_code(std::string hash, std::string path) {
     code_hash_ = std::move(hash);
     code_path_ = std::move(path);
@@ -236,6 +251,10 @@ class DriverService final : public transport::Service {
         case W::JOB_ACCEPTED: {
           auto a = msg.getJobAccepted();
           job_id_ = a.getJobId();
+          {
+            std::lock_guard<std::mutex> g(host_m_);
+            observed_host_ = a.getObservedHost();
+          }
           if (a.getNeedCode()) {
             try {
               auto bytes = read_file(code_path_);
@@ -336,7 +355,7 @@ class DriverService final : public transport::Service {
         ctx.node_index = a.getNodeIndex();
         ctx.worker_id = static_cast<std::uint64_t>(a.getPid());
         req.client->lease_granted();
-        auto lease = std::make_unique<RemoteLease>(self_, p.id, req.source, ctx, a.getLeaseId(), kWindow);
+        auto lease = std::make_unique<RemoteLease>(self_, p.id, req.source, ctx, a.getLeaseId(), kWindow, locate_);
         lease->start();
         leases_[p.id] = std::move(lease);
         return;
@@ -441,6 +460,9 @@ class DriverService final : public transport::Service {
   std::uint64_t kv_counter_ = 0;
   std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::optional<std::string>>>> kv_waiters_;
   std::chrono::steady_clock::time_point reconnect_deadline_{}, next_try_{};
+  Locate locate_;
+  mutable std::mutex host_m_;
+  std::string observed_host_;
 };
 
 std::string self_exe() {
@@ -461,6 +483,26 @@ class ClusterClient final : public detail::Core {
     svc_ = std::make_shared<DriverService>(host, port);
     auto exe = self_exe();
     svc_->set_code(transport::sha256_file(exe), exe);
+    data_client_ = std::make_shared<transport::DataClient>(opts.token);
+    transport::set_process_data_client(data_client_);
+    store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
+                                           std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
+    auto store = store_;
+    data_server_ = std::make_unique<transport::DataServer>(
+        opts.token, "0.0.0.0",
+        [store](std::uint64_t key) -> detail::BufferPtr {
+          try {
+            return store->fetch(key);
+          } catch (const std::exception&) {
+            return nullptr;
+          }
+        },
+        [](std::uint64_t) {});  // the driver's objects are freed by the driver's own references
+    svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const detail::ObjectEntry& e) -> std::optional<Location> {
+      if (auto* r = dynamic_cast<RemoteObject*>(e.store.get())) return r->location();
+      if (!e.store) return std::nullopt;
+      return Location{svc->observed_host(), port, e.id, e.size, 0xffffffffu};
+    });
     transport::EndpointConfig ec;
     ec.token = opts.token;
     ec.name = "driver-" + std::to_string(::getpid());
@@ -477,8 +519,6 @@ class ClusterClient final : public detail::Core {
       teardown();
       throw;
     }
-    store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
-                                           std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
     TaskSubmitter::Hooks hooks;
     hooks.request_lease = [this](LeaseRequest r) {
       transport::post(ep_, [svc = svc_, r = std::move(r)](Endpoint& ep) mutable { svc->request_lease(ep, std::move(r)); });
@@ -600,6 +640,8 @@ class ClusterClient final : public detail::Core {
   std::shared_ptr<DriverService> svc_;
   caf::actor ep_;
   std::shared_ptr<ObjectStore> store_;
+  std::shared_ptr<transport::DataClient> data_client_;
+  std::unique_ptr<transport::DataServer> data_server_;
   std::unique_ptr<TaskSubmitter> submitter_;
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> stopped_{false};

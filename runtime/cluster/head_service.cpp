@@ -35,6 +35,7 @@ kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
 
 struct NodeRec {
   ConnId conn = 0;
+  std::int64_t store_used = 0, store_capacity = 0, store_objects = 0, spilled = 0;
   std::string host;
   Clock::time_point last_heartbeat;
   std::uint32_t active_leases = 0;
@@ -276,6 +277,7 @@ class HeadService final : public transport::Service {
     a.setNodeIndex(index);
     a.setName(view_.nodes[index].name);
     a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
+    a.setObservedHost(p.address);
     node_by_conn_[p.id] = index;
     save_node(index);
     ep.send(p.id, out);
@@ -288,9 +290,15 @@ class HeadService final : public transport::Service {
     return false;
   }
 
-  void heartbeat(Peer& p, proto::Heartbeat::Reader) {
+  void heartbeat(Peer& p, proto::Heartbeat::Reader h) {
     auto it = node_by_conn_.find(p.id);
-    if (it != node_by_conn_.end()) nodes_[it->second].last_heartbeat = Clock::now();
+    if (it == node_by_conn_.end()) return;
+    auto& n = nodes_[it->second];
+    n.last_heartbeat = Clock::now();
+    n.store_used = h.getStoreUsedBytes();
+    n.store_capacity = h.getStoreCapacityBytes();
+    n.store_objects = h.getStoreObjects();
+    n.spilled = h.getSpilledBytes();
   }
 
   void node_dead(Endpoint& ep, std::uint32_t index, const std::string& why) {
@@ -561,6 +569,10 @@ class HeadService final : public transport::Service {
       proto::write(ns[i].initInfo(), n);
       ns[i].setHost(nodes_[n.index].host);
       ns[i].setActiveLeases(nodes_[n.index].active_leases);
+      ns[i].setStoreUsedBytes(nodes_[n.index].store_used);
+      ns[i].setStoreCapacityBytes(nodes_[n.index].store_capacity);
+      ns[i].setStoreObjects(nodes_[n.index].store_objects);
+      ns[i].setSpilledBytes(nodes_[n.index].spilled);
       ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
       ++i;

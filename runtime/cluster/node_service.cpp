@@ -15,8 +15,11 @@
 #include <unordered_map>
 
 #include "runtime/cluster/worker_env.hpp"
+#include "runtime/object_store.hpp"
+#include "runtime/transport/data_plane.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
+#include "iogrid/errors.hpp"
 
 extern char** environ;
 
@@ -55,6 +58,24 @@ class NodeService final : public transport::Service {
       opts_.work_dir = (std::filesystem::temp_directory_path() / ("iogrid-node-" + std::to_string(::getpid()))).string();
     std::filesystem::create_directories(code_dir());
     std::filesystem::create_directories(log_dir());
+    auto capacity = opts_.object_store_bytes > 0 ? opts_.object_store_bytes : physical_bytes() / 4;
+    store_ = std::make_shared<ObjectStore>(opts_.node.name, capacity, std::filesystem::path(opts_.work_dir) / "spill");
+    auto store = store_;
+    data_ = std::make_unique<transport::DataServer>(
+        opts_.token, "0.0.0.0",
+        [store](std::uint64_t key) -> detail::BufferPtr {
+          try {
+            return store->fetch(key);
+          } catch (const std::exception&) {
+            return nullptr;
+          }
+        },
+        [store](std::uint64_t key) { store->erase(key); });
+  }
+
+  static std::int64_t physical_bytes() {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? std::int64_t(pages) * size : std::int64_t(8) << 30;
   }
 
   void on_start(Endpoint& ep) override {
@@ -110,6 +131,7 @@ class NodeService final : public transport::Service {
           index_ = a.getNodeIndex();
           name_ = a.getName();
           heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(50, a.getHeartbeatMs()));
+          observed_host_ = a.getObservedHost();
           joined_ = true;
           spdlog::info("joined the head at {}:{} as {} (index {})", opts_.head_host, opts_.head_port, name_, index_);
           return;
@@ -120,6 +142,7 @@ class NodeService final : public transport::Service {
         default: return;
       }
     }
+    if (msg.which() == W::STORE_OBJECT) return store_object(ep, p, msg.getStoreObject());
     if (msg.which() == W::LEASE_DONE) {
       for (auto& [pid, w] : workers_)
         if (w.conn == p.id && w.busy) {
@@ -163,6 +186,11 @@ class NodeService final : public transport::Service {
       auto h = out.initRoot<proto::Envelope>().initHeartbeat();
       h.setNodeIndex(index_);
       h.setSequence(++hb_seq_);
+      auto st = store_->stats();
+      h.setStoreUsedBytes(st.used_bytes);
+      h.setStoreCapacityBytes(st.capacity_bytes);
+      h.setStoreObjects(st.num_objects);
+      h.setSpilledBytes(st.spilled_bytes);
       ep.send(head_, out);
     }
     for (auto& [pid, w] : workers_)
@@ -302,6 +330,8 @@ class NodeService final : public transport::Service {
     s.setOwnerPort(w.lease.owner_port);
     s.setNodeName(name_);
     s.setNodeIndex(index_);
+    s.setDataHost(observed_host_.empty() ? "127.0.0.1" : observed_host_);
+    s.setDataPort(data_->port());
     auto gpus = s.initGpuDevices(static_cast<unsigned>(w.lease.alloc.gpus.size()));
     for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i) gpus.set(i, w.lease.alloc.gpus[i].first);
     ep.send(w.conn, out);
@@ -314,8 +344,41 @@ class NodeService final : public transport::Service {
     ep.send(head_, out);
   }
 
+  // A worker's large result: read it from shared memory into the store, where the data plane serves it.
+  void store_object(Endpoint& ep, Peer& p, proto::StoreObject::Reader r) {
+    std::string path = r.getPath();
+    capnp::MallocMessageBuilder out;
+    auto reply = out.initRoot<proto::Envelope>().initObjectStored();
+    reply.setRequestId(r.getRequestId());
+    try {
+      if (path.find("..") != std::string::npos || path.rfind(object_file_prefix(), 0) != 0)
+        throw Error("refusing to read " + path + " (not a worker object file)");
+      auto size = r.getSize();
+      auto buf = detail::make_buffer(size);
+      {
+        std::ifstream in(path, std::ios::binary);
+        in.read(reinterpret_cast<char*>(buf->data()), static_cast<std::streamsize>(size));
+        if (static_cast<std::uint64_t>(in.gcount()) != size) throw Error("short object file " + path);
+      }
+      std::filesystem::remove(path);
+      auto key = ++object_counter_;
+      store_->put(key, buf);
+      objects_by_job_[r.getJobId()].push_back(key);
+      reply.setKey(key);
+    } catch (const std::exception& e) {
+      std::error_code ec;
+      std::filesystem::remove(path, ec);
+      reply.setError(e.what());
+    }
+    ep.send(p.id, out);
+  }
+
   void job_ended(Endpoint& ep, const std::string& job, const std::string& why) {
     ended_jobs_.insert(job);
+    if (auto it = objects_by_job_.find(job); it != objects_by_job_.end()) {
+      for (auto key : it->second) store_->erase(key);
+      objects_by_job_.erase(it);
+    }
     for (auto& [pid, w] : workers_)
       if (w.job == job) ::kill(pid, SIGKILL);
     std::deque<Lease> rest;
@@ -368,6 +431,11 @@ class NodeService final : public transport::Service {
   std::map<pid_t, WorkerProc> workers_;
   std::deque<Lease> waiting_code_;
   std::set<std::string> ended_jobs_;
+  std::string observed_host_;
+  std::shared_ptr<ObjectStore> store_;
+  std::unique_ptr<transport::DataServer> data_;
+  std::uint64_t object_counter_ = 0;
+  std::map<std::string, std::vector<std::uint64_t>> objects_by_job_;
 };
 
 }  // namespace

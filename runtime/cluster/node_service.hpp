@@ -3,6 +3,8 @@
 // reuses an idle worker process of that job or starts one from the job's executable (fetched from the head
 // once, cached by content hash), and tells it which owner to serve.
 // Rules:
+// - Large results of its workers live in the node's object store and are served by its data plane until
+//   their owner frees them or their job ends.
 // - A worker process belongs to one job; it dies with the node (parent-death signal) and is stopped when its
 //   job ends or after `worker_idle` without a lease.
 // - A worker process that exits while serving a lease (a crash in user code) takes only itself down: the
@@ -29,6 +31,7 @@ struct NodeDaemonOptions {
   std::string work_dir;                              // code cache and worker logs; default under $TMPDIR
   std::chrono::milliseconds worker_idle{10000};
   std::chrono::milliseconds reconnect{1000};
+  std::int64_t object_store_bytes = 0;               // 0: a quarter of this machine's memory
 };
 
 std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts);

@@ -7,9 +7,9 @@
 namespace iogrid::runtime::cluster {
 
 RemoteLease::RemoteLease(caf::actor endpoint, transport::ConnId conn, std::shared_ptr<worker::WorkSource> src,
-                         worker::WorkerContext ctx, std::uint64_t lease_id, std::size_t window)
+                         worker::WorkerContext ctx, std::uint64_t lease_id, std::size_t window, Locate locate)
     : ep_(std::move(endpoint)), conn_(conn), src_(std::move(src)), ctx_(std::move(ctx)), lease_id_(lease_id),
-      window_(window) {}
+      window_(window), locate_(std::move(locate)) {}
 
 RemoteLease::~RemoteLease() {
   lost("the owner is shutting down");
@@ -57,7 +57,19 @@ void RemoteLease::loop() {
     }
     capnp::MallocMessageBuilder msg;
     auto tasks = msg.initRoot<proto::Envelope>().initTasks().initTasks(1);
-    write_task(tasks[0], *spec, id);
+    try {
+      write_task(tasks[0], *spec, id, locate_);
+    } catch (const std::exception& e) {  // an argument's value could not be read (its object was lost)
+      {
+        std::lock_guard<std::mutex> g(m_);
+        inflight_.erase(id);
+      }
+      worker::Outcome failed;
+      failed.failed = true;
+      failed.error = e.what();
+      src_->finish(spec, std::move(failed), ctx_);
+      continue;
+    }
     transport::post_frame(ep_, conn_, transport::encode_frame(msg));
   }
   // Wait for what is in flight, then end the lease.

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "runtime/cluster/wire_task.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/work_source.hpp"
 
@@ -23,7 +24,7 @@ namespace iogrid::runtime::cluster {
 class RemoteLease {
  public:
   RemoteLease(caf::actor endpoint, transport::ConnId conn, std::shared_ptr<worker::WorkSource> src,
-              worker::WorkerContext ctx, std::uint64_t lease_id, std::size_t window);
+              worker::WorkerContext ctx, std::uint64_t lease_id, std::size_t window, Locate locate);
   ~RemoteLease();  // joins the thread
 
   void start();
@@ -44,6 +45,7 @@ class RemoteLease {
   worker::WorkerContext ctx_;
   std::uint64_t lease_id_;
   std::size_t window_;
+  Locate locate_;
   mutable std::mutex m_;
   std::condition_variable cv_;
   std::size_t allowed_locked() const;

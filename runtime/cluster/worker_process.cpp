@@ -9,6 +9,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <deque>
+#include <fstream>
+#include <unordered_map>
 #include <future>
 #include <mutex>
 
@@ -17,6 +19,7 @@
 #include "iogrid/errors.hpp"
 #include "runtime/cluster/wire_task.hpp"
 #include "runtime/cluster/worker_env.hpp"
+#include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/worker_thread.hpp"
 
@@ -69,7 +72,9 @@ class WorkerProcessCore final : public detail::Core {
 // The tasks of the lease being served, in arrival order.
 class LeaseQueue final : public worker::WorkSource {
  public:
-  LeaseQueue(caf::actor ep, ConnId owner) : ep_(std::move(ep)), owner_(owner) {}
+  // Stores a large value with the node; returns where it can be pulled from.
+  using StoreLarge = std::function<Location(const detail::Buffer&)>;
+  LeaseQueue(caf::actor ep, ConnId owner, StoreLarge store) : ep_(std::move(ep)), owner_(owner), store_(std::move(store)) {}
 
   void push(std::unique_ptr<RemoteSpec> s) {
     {
@@ -88,16 +93,34 @@ class LeaseQueue final : public worker::WorkSource {
     cv_.notify_one();
   }
 
-  detail::TaskSpec* next(const worker::WorkerContext&) override {
-    detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_flag_.load(std::memory_order_acquire); },
-                     detail::kWorkerSpin);
-    std::unique_lock<std::mutex> g(m_);
-    cv_.wait(g, [this] { return !q_.empty() || ended_; });
-    if (q_.empty()) return nullptr;
-    auto* s = q_.front();
-    q_.pop_front();
-    size_.store(q_.size(), std::memory_order_release);
-    return s;
+  detail::TaskSpec* next(const worker::WorkerContext& ctx) override {
+    for (;;) {
+      detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_flag_.load(std::memory_order_acquire); },
+                       detail::kWorkerSpin);
+      RemoteSpec* s = nullptr;
+      {
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [this] { return !q_.empty() || ended_; });
+        if (q_.empty()) return nullptr;
+        s = q_.front();
+        q_.pop_front();
+        size_.store(q_.size(), std::memory_order_release);
+      }
+      // What cannot run here fails right away, with the reason.
+      worker::Outcome failed;
+      failed.failed = true;
+      if (!s->fn) {
+        failed.error = "iogrid: function '" + s->missing_function + "' is not registered in this executable";
+      } else {
+        try {
+          fetch_remote_deps(*s);
+          return s;
+        } catch (const std::exception& e) {
+          failed.error = std::string("iogrid: could not fetch an argument: ") + e.what();
+        }
+      }
+      finish(s, std::move(failed), ctx);
+    }
   }
   void* self() override { return instance_; }
 
@@ -107,9 +130,18 @@ class LeaseQueue final : public worker::WorkSource {
       instance_ = out.instance;
       ctor_fn_ = rs->fn;
     }
+    std::optional<Location> where;
+    if (!out.failed && out.value && out.value->size() > detail::kMaxInlineValueBytes) {
+      try {
+        where = store_(*out.value);
+      } catch (const std::exception& e) {
+        out.failed = true;
+        out.error = std::string("iogrid: could not store the result on its node: ") + e.what();
+      }
+    }
     capnp::MallocMessageBuilder msg;
     auto results = msg.initRoot<proto::Envelope>().initResults().initResults(1);
-    write_result(results[0], rs->task_id, out);
+    write_result(results[0], rs->task_id, out, where ? &*where : nullptr);
     transport::post_frame(ep_, owner_, transport::encode_frame(msg));
     delete rs;
   }
@@ -122,6 +154,7 @@ class LeaseQueue final : public worker::WorkSource {
  private:
   caf::actor ep_;
   ConnId owner_;
+  StoreLarge store_;
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<RemoteSpec*> q_;
@@ -161,6 +194,16 @@ class WorkerService final : public transport::Service {
   void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
     using W = proto::Envelope::Which;
     if (p.id == node_ && msg.which() == W::SERVE_LEASE) return serve(ep, msg.getServeLease());
+    if (p.id == node_ && msg.which() == W::OBJECT_STORED) {
+      auto r = msg.getObjectStored();
+      std::lock_guard<std::mutex> g(store_m_);
+      auto it = store_waiters_.find(r.getRequestId());
+      if (it == store_waiters_.end()) return;
+      if (r.getError().size()) it->second->set_exception(std::make_exception_ptr(Error(r.getError())));
+      else it->second->set_value(r.getKey());
+      store_waiters_.erase(it);
+      return;
+    }
     if (p.id == owner_ && lease_) {
       if (msg.which() == W::TASKS) {
         for (auto t : msg.getTasks().getTasks()) lease_->push(read_task(t));
@@ -190,6 +233,9 @@ class WorkerService final : public transport::Service {
     ctx_.node_name = s.getNodeName();
     ctx_.node_index = s.getNodeIndex();
     ctx_.worker_id = static_cast<std::uint64_t>(::getpid());
+    data_host_ = s.getDataHost();
+    data_port_ = s.getDataPort();
+    job_ = s.getJobId();
     std::string host = s.getOwnerHost();
     auto port = s.getOwnerPort();
     if (!owner_ || host != owner_host_ || port != owner_port_) {
@@ -202,13 +248,45 @@ class WorkerService final : public transport::Service {
         spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
         std::_Exit(1);
       }
-      lease_ = std::make_shared<LeaseQueue>(self_, owner_);
+      lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large());
       start_thread(ep);
       return;  // Attach follows the handshake (on_peer)
     }
-    lease_ = std::make_shared<LeaseQueue>(self_, owner_);
+    lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large());
     start_thread(ep);
     on_peer(ep, *ep.peer(owner_));
+  }
+
+  // Runs on the worker thread: hands a large value to the node and waits until it is stored there.
+  LeaseQueue::StoreLarge store_large() {
+    return [this](const detail::Buffer& value) {
+      auto id = ++store_counter_;
+      auto path = object_file_prefix() + std::to_string(::getpid()) + "-" + std::to_string(id);
+      {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(value.data()), static_cast<std::streamsize>(value.size()));
+        if (!out) throw Error("cannot write " + path);
+      }
+      auto p = std::make_shared<std::promise<std::uint64_t>>();
+      auto f = p->get_future();
+      {
+        std::lock_guard<std::mutex> g(store_m_);
+        store_waiters_[id] = p;
+      }
+      auto size = value.size();
+      auto job = job_;
+      transport::post(self_, [this, id, path, size, job](Endpoint& e) {
+        capnp::MallocMessageBuilder msg;
+        auto r = msg.initRoot<proto::Envelope>().initStoreObject();
+        r.setRequestId(id);
+        r.setPath(path);
+        r.setSize(size);
+        r.setJobId(job);
+        e.send(node_, msg);
+      });
+      if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw Error("the node did not store the object in time");
+      return Location{data_host_, data_port_, f.get(), size, ctx_.node_index};
+    };
   }
 
   void start_thread(Endpoint& ep) {
@@ -239,6 +317,11 @@ class WorkerService final : public transport::Service {
   worker::WorkerContext ctx_;
   std::shared_ptr<LeaseQueue> lease_;
   std::unique_ptr<worker::WorkerThread> thread_;
+  std::string data_host_, job_;
+  std::uint16_t data_port_ = 0;
+  std::atomic<std::uint64_t> store_counter_{0};
+  std::mutex store_m_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::uint64_t>>> store_waiters_;
 };
 
 }  // namespace
@@ -254,6 +337,7 @@ void run_worker_process() {
   auto [host, port] = transport::parse_address(node);
   static WorkerProcessCore core;
   detail::set_core(&core);
+  transport::set_process_data_client(std::make_shared<transport::DataClient>(token));
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("scheduler.max-threads", 1);

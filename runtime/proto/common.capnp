@@ -60,6 +60,10 @@ struct Heartbeat {
   sequence @1 :UInt64;
   available @2 :NodeResources;
   gpus @3 :List(Gpu);
+  storeUsedBytes @4 :Int64;      # the node's object store
+  storeCapacityBytes @5 :Int64;
+  storeObjects @6 :Int64;
+  spilledBytes @7 :Int64;
 }
 
 enum TaskKind {
@@ -83,6 +87,16 @@ struct TaskSpec {
   actorId @11 :UInt64;
   jobId @12 :Text;
   depValues @13 :List(Data);  # cluster mode: the values of `deps`, in order, when they travel inline
+  depLocations @14 :List(ObjectLocation);  # cluster mode: where large deps are pulled from (size 0: inline)
+}
+
+# Where a large object can be pulled over the data plane.
+struct ObjectLocation {
+  host @0 :Text;
+  port @1 :UInt16;
+  key @2 :UInt64;
+  size @3 :UInt64;
+  nodeIndex @4 :UInt32;
 }
 
 struct ObjectMeta {

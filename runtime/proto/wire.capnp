@@ -72,6 +72,7 @@ struct NodeAccepted {
   nodeIndex @0 :UInt32;
   name @1 :Text;
   heartbeatMs @2 :UInt32;
+  observedHost @3 :Text;      # the node's address as the head sees it (advertised for its data plane)
 }
 
 # driver -> head
@@ -137,6 +138,8 @@ struct ServeLease {
   gpuDevices @6 :List(UInt32);
   ownerLeaseId @7 :UInt64;
   globalLeaseId @8 :UInt64;
+  dataHost @9 :Text;          # the node's data plane, where the worker's large results are served from
+  dataPort @10 :UInt16;
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.
@@ -157,6 +160,22 @@ struct TaskResult {
   ok @1 :Bool;
   value @2 :Data;
   error @3 :Text;
+  location @4 :Common.ObjectLocation;  # set (size > 0) when the value is large and stays on the node
+}
+
+# worker -> node: adopt the large value written to `path` (a file in shared memory) into the node's store.
+struct StoreObject {
+  requestId @0 :UInt64;
+  path @1 :Text;
+  size @2 :UInt64;
+  jobId @3 :Text;
+}
+
+# node -> worker
+struct ObjectStored {
+  requestId @0 :UInt64;
+  key @1 :UInt64;
+  error @2 :Text;
 }
 
 # worker -> owner
@@ -190,6 +209,10 @@ struct NodeStatus {
   workers @2 :UInt32;
   activeLeases @3 :UInt32;
   lastHeartbeatMs @4 :UInt64;  # ago
+  storeUsedBytes @5 :Int64;
+  storeCapacityBytes @6 :Int64;
+  storeObjects @7 :Int64;
+  spilledBytes @8 :Int64;
 }
 
 struct JobStatus {
@@ -269,5 +292,7 @@ struct Envelope {
     kvValue @26 :KvValue;
     stopJob @27 :StopJob;
     nodeDead @28 :NodeDead;
+    storeObject @29 :StoreObject;
+    objectStored @30 :ObjectStored;
   }
 }

@@ -8,6 +8,7 @@
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/embedded_runtime.hpp"
+#include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/auth.hpp"
 
 namespace iogrid {
@@ -86,6 +87,13 @@ void kv_put(const std::string& key, const std::string& value) {
 std::optional<std::string> kv_get(const std::string& key) {
   auto& c = detail::core();
   return runtime::cluster::is_cluster(c) ? runtime::cluster::cluster_kv_get(c, key) : runtime::embedded_kv_get(c, key);
+}
+
+TransferStats transfer_stats() {
+  auto c = runtime::transport::process_data_client();
+  if (!c) return {};
+  auto s = c->stats();
+  return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds};
 }
 
 std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }

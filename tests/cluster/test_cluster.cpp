@@ -182,3 +182,14 @@ TEST_CASE("a head restarted with --state keeps nodes, jobs and keys, and a runni
   CHECK(jobs[1]["state"] == "finished");
   CHECK(c.head().output().find("restored head state") != std::string::npos);
 }
+
+TEST_CASE("large objects stay on their node, move node to node over the data plane, and are freed", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  auto& d = c.driver({"objects", std::to_string(24u << 20)});
+  int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+}

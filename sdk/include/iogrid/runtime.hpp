@@ -44,6 +44,16 @@ std::string current_node();
 void kv_put(const std::string& key, const std::string& value);
 std::optional<std::string> kv_get(const std::string& key);
 
+// Bytes this process pulled over the cluster data plane and the time it spent doing so (diagnostics).
+struct TransferStats {
+  std::uint64_t bytes = 0;
+  double seconds = 0;
+  std::uint64_t fetches = 0;
+  std::uint64_t last_bytes = 0;  // the most recent pull
+  double last_seconds = 0;
+};
+TransferStats transfer_stats();
+
 // Live object entries in this process (diagnostics: returns to its baseline once refs are dropped).
 std::int64_t live_objects();
 

@@ -1,0 +1,301 @@
+#include "runtime/transport/data_plane.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <zlib.h>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "iogrid/errors.hpp"
+#include "runtime/transport/auth.hpp"
+
+namespace iogrid::runtime::transport {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kChunk = 4u << 20;
+constexpr std::uint8_t kGet = 1, kDelete = 2;
+
+std::string proof(const std::string& token, const std::string& nonce) { return hmac_sha256(token, "data|" + nonce); }
+
+template <class T>
+void put_le(std::vector<std::uint8_t>& out, T v) {
+  for (std::size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<std::uint8_t>(std::uint64_t(v) >> (8 * i)));
+}
+template <class T>
+T get_le(const std::uint8_t* p) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < sizeof(T); ++i) v |= std::uint64_t(p[i]) << (8 * i);
+  return static_cast<T>(v);
+}
+
+std::uint32_t crc(const std::uint8_t* p, std::size_t n) {
+  return static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0), p, static_cast<uInt>(n)));
+}
+
+}  // namespace
+
+// ---- server ----
+
+struct DataServer::Impl {
+  std::string token;
+  Lookup lookup;
+  Erase erase;
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::thread accept_thread;
+  std::mutex m;
+  std::vector<std::thread> conns;
+  std::vector<std::shared_ptr<tcp::socket>> sockets;
+  std::atomic<bool> stopping{false};
+
+  void serve(std::shared_ptr<tcp::socket> s) {
+    try {
+      auto nonce = random_bytes(32);
+      asio::write(*s, asio::buffer(nonce));
+      std::string answer(32, '\0');
+      asio::read(*s, asio::buffer(answer.data(), answer.size()));
+      if (!equal_constant_time(answer, proof(token, nonce))) {
+        spdlog::warn("data plane: refused a connection from {}: wrong cluster token", s->remote_endpoint().address().to_string());
+        return;
+      }
+      s->set_option(tcp::no_delay(true));
+      for (;;) {
+        std::uint8_t req[9];
+        asio::read(*s, asio::buffer(req, sizeof req));
+        auto key = get_le<std::uint64_t>(req + 1);
+        if (req[0] == kDelete) {
+          erase(key);
+          std::uint8_t ok = 0;
+          asio::write(*s, asio::buffer(&ok, 1));
+          continue;
+        }
+        if (req[0] != kGet) {
+          spdlog::warn("data plane: closing a connection: unknown request {}", int(req[0]));
+          return;
+        }
+        auto obj = lookup(key);
+        std::vector<std::uint8_t> head;
+        head.push_back(obj ? 0 : 1);
+        put_le<std::uint64_t>(head, obj ? obj->size() : 0);
+        asio::write(*s, asio::buffer(head));
+        if (!obj) continue;
+        const auto* p = obj->data();
+        for (std::size_t off = 0; off < obj->size(); off += kChunk) {
+          auto n = std::min(kChunk, obj->size() - off);
+          std::uint8_t c[4];
+          auto sum = crc(p + off, n);
+          for (int i = 0; i < 4; ++i) c[i] = static_cast<std::uint8_t>(sum >> (8 * i));
+          std::array<asio::const_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
+          asio::write(*s, bufs);
+        }
+      }
+    } catch (const std::exception&) {
+      // The peer went away (or sent garbage): this connection ends, the server goes on.
+    }
+  }
+};
+
+DataServer::DataServer(std::string token, std::string bind, Lookup lookup, Erase erase) : impl_(std::make_unique<Impl>()) {
+  impl_->token = std::move(token);
+  impl_->lookup = std::move(lookup);
+  impl_->erase = std::move(erase);
+  tcp::endpoint ep(asio::ip::make_address(bind), 0);
+  impl_->acceptor.open(ep.protocol());
+  impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
+  impl_->acceptor.bind(ep);
+  impl_->acceptor.listen();
+  impl_->accept_thread = std::thread([impl = impl_.get()] {
+    for (;;) {
+      auto s = std::make_shared<tcp::socket>(impl->io);
+      boost::system::error_code ec;
+      impl->acceptor.accept(*s, ec);
+      if (impl->stopping) return;
+      if (ec) continue;
+      std::lock_guard<std::mutex> g(impl->m);
+      impl->sockets.push_back(s);
+      impl->conns.emplace_back([impl, s] { impl->serve(s); });
+    }
+  });
+}
+
+DataServer::~DataServer() {
+  impl_->stopping = true;
+  boost::system::error_code ec;
+  // shutdown() on the listening socket wakes the thread blocked in accept (close() alone would not).
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  impl_->acceptor.close(ec);
+  std::lock_guard<std::mutex> g(impl_->m);
+  // shutdown() wakes a connection thread blocked in read (close() alone would not).
+  for (auto& s : impl_->sockets) s->shutdown(tcp::socket::shutdown_both, ec);
+  for (auto& t : impl_->conns) t.join();
+  for (auto& s : impl_->sockets) s->close(ec);
+}
+
+std::uint16_t DataServer::port() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+// ---- client ----
+
+struct DataClient::Impl {
+  std::string token;
+  std::mutex m;
+  // Idle authenticated connections per server.
+  std::map<std::string, std::vector<std::unique_ptr<tcp::socket>>> idle;
+  asio::io_context io;
+  std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0};
+  // Background frees.
+  std::mutex fm;
+  std::condition_variable fcv;
+  std::deque<std::tuple<std::string, std::uint16_t, std::uint64_t>> frees;
+  bool stop = false;
+  std::thread freer;
+
+  std::unique_ptr<tcp::socket> connect(const std::string& host, std::uint16_t port) {
+    {
+      std::lock_guard<std::mutex> g(m);
+      auto& v = idle[host + ":" + std::to_string(port)];
+      if (!v.empty()) {
+        auto s = std::move(v.back());
+        v.pop_back();
+        return s;
+      }
+    }
+    auto s = std::make_unique<tcp::socket>(io);
+    boost::system::error_code ec;
+    s->connect(tcp::endpoint(asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host), port), ec);
+    if (ec) throw Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
+    s->set_option(tcp::no_delay(true));
+    std::string nonce(32, '\0');
+    asio::read(*s, asio::buffer(nonce.data(), nonce.size()));
+    auto p = proof(token, nonce);
+    asio::write(*s, asio::buffer(p));
+    return s;
+  }
+  void give_back(const std::string& host, std::uint16_t port, std::unique_ptr<tcp::socket> s) {
+    std::lock_guard<std::mutex> g(m);
+    idle[host + ":" + std::to_string(port)].push_back(std::move(s));
+  }
+};
+
+DataClient::DataClient(std::string token) : impl_(std::make_unique<Impl>()) {
+  impl_->token = std::move(token);
+  impl_->freer = std::thread([impl = impl_.get()] {
+    for (;;) {
+      std::tuple<std::string, std::uint16_t, std::uint64_t> job;
+      {
+        std::unique_lock<std::mutex> g(impl->fm);
+        impl->fcv.wait(g, [impl] { return impl->stop || !impl->frees.empty(); });
+        if (impl->frees.empty()) return;
+        job = impl->frees.front();
+        impl->frees.pop_front();
+      }
+      try {
+        auto& [host, port, key] = job;
+        auto s = impl->connect(host, port);
+        std::vector<std::uint8_t> req{kDelete};
+        put_le<std::uint64_t>(req, key);
+        asio::write(*s, asio::buffer(req));
+        std::uint8_t status;
+        asio::read(*s, asio::buffer(&status, 1));
+        impl->give_back(host, port, std::move(s));
+      } catch (const std::exception&) {
+      }
+    }
+  });
+}
+
+DataClient::~DataClient() {
+  {
+    std::lock_guard<std::mutex> g(impl_->fm);
+    impl_->stop = true;
+  }
+  impl_->fcv.notify_all();
+  if (impl_->freer.joinable()) impl_->freer.join();
+}
+
+detail::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = impl_->connect(host, port);
+  std::vector<std::uint8_t> req{kGet};
+  put_le<std::uint64_t>(req, key);
+  detail::MutableBufferPtr out;
+  try {
+    asio::write(*s, asio::buffer(req));
+    std::uint8_t head[9];
+    asio::read(*s, asio::buffer(head, sizeof head));
+    if (head[0] != 0) {
+      impl_->give_back(host, port, std::move(s));
+      throw Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
+    }
+    auto size = get_le<std::uint64_t>(head + 1);
+    out = detail::make_buffer(size);
+    auto* p = out->data();
+    for (std::size_t off = 0; off < size; off += kChunk) {
+      auto n = std::min<std::size_t>(kChunk, size - off);
+      std::uint8_t c[4];
+      std::array<asio::mutable_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
+      asio::read(*s, bufs);
+      if (crc(p + off, n) != get_le<std::uint32_t>(c))
+        throw Error("iogrid: object " + std::to_string(key) + " from " + host + ":" + std::to_string(port) +
+                    " failed its checksum at byte " + std::to_string(off));
+    }
+  } catch (const boost::system::system_error& e) {
+    throw Error("iogrid: lost the data plane connection to " + host + ":" + std::to_string(port) + ": " + e.what());
+  }
+  impl_->give_back(host, port, std::move(s));
+  auto ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  impl_->bytes += out->size();
+  impl_->fetches += 1;
+  impl_->nanos += ns;
+  impl_->last_bytes = out->size();
+  impl_->last_nanos = ns;
+  return out;
+}
+
+void DataClient::erase_later(const std::string& host, std::uint16_t port, std::uint64_t key) {
+  {
+    std::lock_guard<std::mutex> g(impl_->fm);
+    impl_->frees.emplace_back(host, port, key);
+  }
+  impl_->fcv.notify_one();
+}
+
+TransferStats DataClient::stats() const {
+  return TransferStats{impl_->bytes.load(), double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),
+                       impl_->last_bytes.load(), double(impl_->last_nanos.load()) / 1e9};
+}
+
+namespace {
+std::mutex g_client_mutex;
+std::shared_ptr<DataClient> g_client;
+}  // namespace
+
+void set_process_data_client(std::shared_ptr<DataClient> c) {
+  std::lock_guard<std::mutex> g(g_client_mutex);
+  g_client = std::move(c);
+}
+
+std::shared_ptr<DataClient> process_data_client() {
+  std::lock_guard<std::mutex> g(g_client_mutex);
+  return g_client;
+}
+
+}  // namespace iogrid::runtime::transport
