@@ -62,7 +62,7 @@ detail::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
 }
 
 void ShapeQueue::finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) {
-  owner_.complete(spec, std::move(outcome), ctx, [this](detail::TaskSpec* s) { push(s); });
+  owner_.complete(spec, std::move(outcome), ctx, [self = shared_from_this()](detail::TaskSpec* s) { self->push(s); });
 }
 
 void ShapeQueue::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
@@ -75,6 +75,8 @@ void ShapeQueue::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, 
   owner_.fail(spec, std::make_shared<const detail::ErrorInfo>(
                         detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
 }
+
+void ShapeQueue::requeue(detail::TaskSpec* spec, const worker::WorkerContext&) { push(spec); }
 
 void ShapeQueue::lease_abandoned(const worker::WorkerContext&) { worker_blocked(); }
 

@@ -37,6 +37,7 @@ class ShapeQueue final : public worker::WorkSource,
   void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
   void lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
   void lease_abandoned(const worker::WorkerContext& ctx) override;
+  void requeue(detail::TaskSpec* spec, const worker::WorkerContext& ctx) override;
   void worker_blocked() override;
   void worker_unblocked() override;
 

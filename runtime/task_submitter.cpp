@@ -163,9 +163,52 @@ void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, cons
                    detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
     return;
   }
-  if (!entry->done() && out.location) entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
+  if (!entry->done() && out.location) {
+    if (auto* la = dynamic_cast<LineageAware*>(out.location.get()); la && spec->kind == detail::TaskKind::normal && retry && hooks_.new_entry)
+      la->set_lineage(recipe(*spec, retry));
+    entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
+  }
   else if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
   delete spec;
+}
+
+Recompute TaskSubmitter::recipe(const detail::TaskSpec& spec, std::function<void(detail::TaskSpec*)> push) {
+  struct Recipe {
+    const detail::FunctionInfo* fn;
+    std::string name, args;
+    std::vector<detail::RefHandle> deps;
+    std::vector<std::shared_ptr<void>> contained;
+    std::uint32_t shape;
+    int max_retries;
+    bool retry_exceptions;
+  };
+  auto r = std::make_shared<Recipe>();
+  r->fn = spec.fn;
+  r->name = spec.name;
+  r->args = spec.args;
+  for (const auto& d : spec.deps) r->deps.push_back(detail::RefHandle::share(d.get()));
+  r->contained = spec.contained;
+  r->shape = spec.shape;
+  r->max_retries = spec.max_retries;
+  r->retry_exceptions = spec.retry_exceptions;
+  return [this, r, push = std::move(push)](std::function<void(detail::RefHandle)> done) {
+    auto s = new detail::TaskSpec();
+    s->kind = detail::TaskKind::normal;
+    s->fn = r->fn;
+    s->name = r->name;
+    s->args = r->args;
+    for (const auto& d : r->deps) s->deps.push_back(detail::RefHandle::share(d.get()));
+    s->contained = r->contained;
+    s->shape = r->shape;
+    s->max_retries = r->max_retries;
+    s->retry_exceptions = r->retry_exceptions;
+    s->result = hooks_.new_entry();
+    auto result = detail::RefHandle::share(s->result.get());
+    auto* raw = result.get();
+    raw->on_done([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+    if (stopped()) return fail(s, stopped_error());
+    push(s);
+  };
 }
 
 void TaskSubmitter::shutdown() {

@@ -18,6 +18,7 @@
 #include "iogrid/options.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/lease_client.hpp"
+#include "runtime/lineage.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/shape_queue.hpp"
 
@@ -32,6 +33,7 @@ class TaskSubmitter {
   struct Hooks {
     std::function<void(LeaseRequest)> request_lease;
     std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
+    std::function<detail::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
   };
   TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle);
   ~TaskSubmitter();
@@ -53,6 +55,8 @@ class TaskSubmitter {
                    std::vector<std::shared_ptr<void>> contained, std::uint32_t node);
 
   void request_lease(LeaseRequest req) { hooks_.request_lease(std::move(req)); }
+  // The recipe that re-runs `spec` through `push` (its queue), for a result that may be lost with its node.
+  Recompute recipe(const detail::TaskSpec& spec, std::function<void(detail::TaskSpec*)> push);
   void shutdown();
   bool stopped() const;
 

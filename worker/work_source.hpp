@@ -27,6 +27,7 @@ struct Outcome {
   void* instance = nullptr;                       // actor construction: the new instance
   std::shared_ptr<detail::ObjectSource> location; // cluster mode: a large value left where it was made
   std::size_t location_size = 0;
+  std::shared_ptr<detail::ObjectSource> lost_dep;  // cluster mode: the argument the worker could not pull
   bool failed = false;
   std::string error;                              // the exception's message when failed
 };
@@ -47,6 +48,10 @@ class WorkSource {
   }
   // Cluster mode: the lease's worker was lost (called once, at once, possibly while next() is waiting).
   virtual void lease_lost(const WorkerContext& /*ctx*/, const std::string& /*why*/) {}
+  // Cluster mode: `spec` could not be sent (an argument is being rebuilt); run it later. The default fails it.
+  virtual void requeue(detail::TaskSpec* spec, const WorkerContext& ctx) {
+    lost(spec, ctx, "an argument was lost with its node");
+  }
   // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost).
   virtual void lease_abandoned(const WorkerContext& /*ctx*/) {}
   // The running task parked in get/wait (its CPUs are lent out meanwhile) / resumed.

@@ -315,6 +315,8 @@ class DriverService final : public transport::Service {
           for (auto& [c, l] : leases_)
             if (l->node_index() == index) conns.push_back(c);
           for (auto c : conns) ep.close(c, why);
+          // Objects whose copy was there are rebuilt from their lineage (their tasks are queued again).
+          for (const auto& o : RemoteObject::on_node(index)) o->mark_lost(why);
           return;
         }
         case W::JOB_ENDED: {
@@ -524,6 +526,7 @@ class ClusterClient final : public detail::Core {
       transport::post(ep_, [svc = svc_, r = std::move(r)](Endpoint& ep) mutable { svc->request_lease(ep, std::move(r)); });
     };
     hooks.store_of = [this](std::uint32_t) { return store_; };
+    hooks.new_entry = [this] { return new_entry(); };
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
   }
 

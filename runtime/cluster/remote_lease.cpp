@@ -55,6 +55,19 @@ void RemoteLease::loop() {
       id = ++next_task_;
       inflight_[id] = InFlight{spec, std::chrono::steady_clock::now()};
     }
+    // An argument lost with its node is being rebuilt: send this task once it is back.
+    std::shared_ptr<RemoteObject> rebuilding;
+    for (const auto& d : spec->deps)
+      if (auto r = std::dynamic_pointer_cast<RemoteObject>(d->store); r && r->rebuilding()) rebuilding = r;
+    if (rebuilding) {
+      {
+        std::lock_guard<std::mutex> g(m_);
+        inflight_.erase(id);
+      }
+      cv_.notify_one();
+      rebuilding->when_available([src = src_, spec, ctx = ctx_] { src->requeue(spec, ctx); });
+      continue;
+    }
     capnp::MallocMessageBuilder msg;
     auto tasks = msg.initRoot<proto::Envelope>().initTasks().initTasks(1);
     try {
@@ -113,7 +126,15 @@ void RemoteLease::on_results(proto::Results::Reader results) {
       last_result_ = now;
       inflight_.erase(it);
     }
-    src_->finish(spec, read_result(r), ctx_);
+    auto out = read_result(r);
+    if (out.lost_dep) {
+      // The worker could not pull an argument: its node died. Rebuild it, then run this task again.
+      auto obj = std::static_pointer_cast<RemoteObject>(out.lost_dep);
+      obj->mark_lost(out.error);
+      obj->when_available([src = src_, spec, ctx = ctx_] { src->requeue(spec, ctx); });
+    } else {
+      src_->finish(spec, std::move(out), ctx_);
+    }
     cv_.notify_one();
   }
 }

@@ -1,5 +1,6 @@
 #include "runtime/cluster/wire_task.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "iogrid/errors.hpp"
@@ -92,11 +93,12 @@ std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r) {
   return s;
 }
 
-void fetch_remote_deps(RemoteSpec& spec) {
+void fetch_remote_deps(RemoteSpec& spec, Location* failed) {
   if (spec.remote_deps.empty()) return;
   auto client = transport::process_data_client();
   if (!client) throw Error("iogrid: this process has no data plane client");
   for (auto& [i, loc] : spec.remote_deps) {
+    *failed = loc;
     auto buf = client->fetch(loc.host, loc.port, loc.key);
     auto size = buf->size();
     spec.deps[i]->complete_value(std::move(buf), nullptr, size);
@@ -104,29 +106,171 @@ void fetch_remote_deps(RemoteSpec& spec) {
   spec.remote_deps.clear();
 }
 
+namespace {
+std::mutex g_registry_mutex;
+std::vector<std::weak_ptr<RemoteObject>> g_registry;
+
+void register_object(const std::shared_ptr<RemoteObject>& o) {
+  std::lock_guard<std::mutex> g(g_registry_mutex);
+  if (g_registry.size() > 64 && g_registry.size() % 64 == 0)
+    g_registry.erase(std::remove_if(g_registry.begin(), g_registry.end(), [](const auto& w) { return w.expired(); }),
+                     g_registry.end());
+  g_registry.push_back(o);
+}
+}  // namespace
+
+RemoteObject::RemoteObject(Location l) : loc_(std::move(l)), name_("node " + std::to_string(loc_.node)) {}
+
 RemoteObject::~RemoteObject() = default;
 
-detail::BufferPtr RemoteObject::fetch(std::uint64_t) {
+Location RemoteObject::location() const {
   std::lock_guard<std::mutex> g(m_);
-  if (cached_) return cached_;
+  return loc_;
+}
+
+bool RemoteObject::rebuilding() const {
+  std::lock_guard<std::mutex> g(m_);
+  return rebuilding_;
+}
+
+void RemoteObject::set_lineage(Recompute r) {
+  std::lock_guard<std::mutex> g(m_);
+  lineage_ = std::move(r);
+}
+
+std::vector<std::shared_ptr<RemoteObject>> RemoteObject::on_node(std::uint32_t node) {
+  std::vector<std::shared_ptr<RemoteObject>> out;
+  std::lock_guard<std::mutex> g(g_registry_mutex);
+  for (const auto& w : g_registry)
+    if (auto o = w.lock(); o && o->location().node == node) out.push_back(o);
+  return out;
+}
+
+std::shared_ptr<RemoteObject> RemoteObject::find(const Location& l) {
+  std::lock_guard<std::mutex> g(g_registry_mutex);
+  for (const auto& w : g_registry)
+    if (auto o = w.lock()) {
+      auto ol = o->location();
+      if (ol.key == l.key && ol.port == l.port && ol.host == l.host) return o;
+    }
+  return nullptr;
+}
+
+std::shared_ptr<RemoteObject> make_remote_object(Location l) {
+  auto o = std::make_shared<RemoteObject>(std::move(l));
+  register_object(o);
+  return o;
+}
+
+void RemoteObject::mark_lost(const std::string& why) {
+  Recompute recompute;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (rebuilding_ || !failed_.empty() || cached_ || erased_) return;
+    if (!lineage_) {
+      failed_ = "iogrid: object lost with " + name_ + " (" + why + ") and it cannot be rebuilt (no lineage: it was not a task's result)";
+    } else {
+      rebuilding_ = true;
+      recompute = lineage_;
+    }
+  }
+  if (!recompute) {
+    cv_.notify_all();
+    std::vector<std::function<void()>> w;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      w.swap(waiting_);
+    }
+    for (auto& f : w) f();
+    return;
+  }
+  std::weak_ptr<RemoteObject> self = shared_from_this();
+  recompute([self](detail::RefHandle result) {
+    if (auto o = self.lock()) o->finish_rebuild(std::move(result));
+  });
+}
+
+void RemoteObject::adopt(const std::shared_ptr<RemoteObject>& fresh) {
+  // Take over the new copy (and its lineage); the fresh handle must not free it.
+  std::lock_guard<std::mutex> g(fresh->m_);
+  loc_ = fresh->loc_;
+  name_ = fresh->name_;
+  if (fresh->lineage_) lineage_ = fresh->lineage_;
+  fresh->erased_ = true;
+}
+
+void RemoteObject::finish_rebuild(detail::RefHandle result) {
+  std::vector<std::function<void()>> w;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    rebuilding_ = false;
+    if (result->state.load() == detail::ObjectState::failed) {
+      failed_ = "iogrid: rebuilding an object lost with " + name_ + " failed: " + result->error->message;
+    } else if (auto* fresh = dynamic_cast<RemoteObject*>(result->store.get())) {
+      adopt(std::static_pointer_cast<RemoteObject>(result->store));
+      (void)fresh;
+    } else {
+      cached_ = result->value;  // came back small enough to travel inline
+    }
+    w.swap(waiting_);
+  }
+  cv_.notify_all();
+  for (auto& f : w) f();
+}
+
+void RemoteObject::when_available(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (rebuilding_) {
+      waiting_.push_back(std::move(fn));
+      return;
+    }
+  }
+  fn();
+}
+
+detail::BufferPtr RemoteObject::fetch(std::uint64_t) {
   auto client = transport::process_data_client();
   if (!client) throw Error("iogrid: this process has no data plane client");
-  cached_ = client->fetch(loc_.host, loc_.port, loc_.key);
-  return cached_;
+  for (int attempt = 0;; ++attempt) {
+    Location l;
+    {
+      std::unique_lock<std::mutex> g(m_);
+      cv_.wait(g, [this] { return !rebuilding_; });
+      if (cached_) return cached_;
+      if (!failed_.empty()) throw Error(failed_);
+      l = loc_;
+    }
+    try {
+      auto buf = client->fetch(l.host, l.port, l.key);
+      std::lock_guard<std::mutex> g(m_);
+      cached_ = buf;
+      return buf;
+    } catch (const Error& e) {
+      if (attempt >= 3) throw;
+      mark_lost(e.what());  // its node is gone (or lost it): rebuild, then try again
+    }
+  }
 }
 
 void RemoteObject::erase(std::uint64_t) {
-  std::lock_guard<std::mutex> g(m_);
-  cached_.reset();
-  if (erased_) return;
-  erased_ = true;
-  if (auto client = transport::process_data_client()) client->erase_later(loc_.host, loc_.port, loc_.key);
+  Location l;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    cached_.reset();
+    lineage_ = nullptr;  // lets go of the inputs it pinned
+    if (erased_) return;
+    erased_ = true;
+    l = loc_;
+  }
+  if (auto client = transport::process_data_client()) client->erase_later(l.host, l.port, l.key);
 }
 
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,
-                  const Location* location) {
+                  const Location* location, const Location* lost_dep) {
   b.setTaskId(task_id);
   b.setOk(!out.failed);
+  if (lost_dep) write_location(b.initLostDep(), *lost_dep);
   if (out.failed) b.setError(out.error);
   else if (location) write_location(b.initLocation(), *location);
   else if (out.value) b.setValue(bytes_of(out.value->data(), out.value->size()));
@@ -137,10 +281,11 @@ worker::Outcome read_result(proto::TaskResult::Reader r) {
   out.failed = !r.getOk();
   if (out.failed) {
     out.error = r.getError();
+    if (r.hasLostDep() && r.getLostDep().getSize() > 0) out.lost_dep = RemoteObject::find(read_location(r.getLostDep()));
   } else if (r.hasLocation() && r.getLocation().getSize() > 0) {
     auto loc = read_location(r.getLocation());
     out.location_size = loc.size;
-    out.location = std::make_shared<RemoteObject>(std::move(loc));
+    out.location = make_remote_object(std::move(loc));
   } else {
     out.value = buffer_of(r.getValue());
   }

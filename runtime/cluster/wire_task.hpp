@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -14,9 +15,12 @@
 #include "common.capnp.h"
 #include "iogrid/detail/task_spec.hpp"
 #include "wire.capnp.h"
+#include "runtime/lineage.hpp"
 #include "worker/work_source.hpp"
 
 namespace iogrid::runtime::cluster {
+
+class RemoteObject;
 
 struct Location {
   std::string host;
@@ -31,6 +35,7 @@ struct RemoteSpec : detail::TaskSpec {
   std::uint64_t task_id = 0;
   std::string missing_function;   // set when this executable has no function of that name
   std::vector<std::pair<std::size_t, Location>> remote_deps;  // deps still to pull over the data plane
+  std::optional<Location> lost_dep;                           // the dep that could not be pulled
 };
 
 // Where a large object lives: its owner's answer for a dependency that does not travel inline.
@@ -38,34 +43,56 @@ using Locate = std::function<std::optional<Location>(const detail::ObjectEntry&)
 
 void write_task(proto::TaskSpec::Builder b, const detail::TaskSpec& spec, std::uint64_t task_id, const Locate& locate);
 std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r);
-// Pulls the spec's remote dependencies into ready local entries; throws iogrid::Error when one cannot be had.
-void fetch_remote_deps(RemoteSpec& spec);
+// Pulls the spec's remote dependencies into ready local entries; throws iogrid::Error when one cannot be had,
+// setting `*failed` to its location.
+void fetch_remote_deps(RemoteSpec& spec, Location* failed);
 
 void write_location(proto::ObjectLocation::Builder b, const Location& l);
 Location read_location(proto::ObjectLocation::Reader r);
 
+std::shared_ptr<RemoteObject> make_remote_object(Location l);  // registered for node-death lookups
+
 // `location`: set when the value stays on the node (large results).
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,
-                  const Location* location = nullptr);
+                  const Location* location = nullptr, const Location* lost_dep = nullptr);
 worker::Outcome read_result(proto::TaskResult::Reader r);
 
 // The owner's handle on a large object that lives in another process's store: pulled (once, then cached)
-// over the data plane, freed there when the owner's last reference goes.
-class RemoteObject final : public detail::ObjectSource {
+// over the data plane, freed there when the owner's last reference goes. When its node dies the object is
+// rebuilt from its lineage (the task that made it runs again); without lineage it fails as lost.
+class RemoteObject final : public detail::ObjectSource, public LineageAware, public std::enable_shared_from_this<RemoteObject> {
  public:
-  explicit RemoteObject(Location l) : loc_(std::move(l)), name_("node " + std::to_string(loc_.node)) {}
+  explicit RemoteObject(Location l);
   ~RemoteObject() override;
-  detail::BufferPtr fetch(std::uint64_t id) override;
+  detail::BufferPtr fetch(std::uint64_t id) override;  // waits for a rebuild in progress
   void erase(std::uint64_t id) override;
   const std::string& node_name() const override { return name_; }
-  const Location& location() const { return loc_; }
+  void set_lineage(Recompute r) override;
+
+  Location location() const;
+  // The node holding it is gone: rebuild (or fail).
+  void mark_lost(const std::string& why);
+  bool rebuilding() const;
+  // Runs `fn` once the object is available again (now if it is), or has failed for good.
+  void when_available(std::function<void()> fn);
+
+  // Every live remote object on `node` (for a node's death), or at `l` (for a worker that could not pull it).
+  static std::vector<std::shared_ptr<RemoteObject>> on_node(std::uint32_t node);
+  static std::shared_ptr<RemoteObject> find(const Location& l);
 
  private:
+  void adopt(const std::shared_ptr<RemoteObject>& fresh);
+  void finish_rebuild(detail::RefHandle result);
   Location loc_;
   std::string name_;
-  std::mutex m_;
+  mutable std::mutex m_;
+  std::condition_variable cv_;
   detail::BufferPtr cached_;
   bool erased_ = false;
+  bool rebuilding_ = false;
+  std::string failed_;
+  Recompute lineage_;
+  std::vector<std::function<void()>> waiting_;
 };
 
 }  // namespace iogrid::runtime::cluster

@@ -112,11 +112,13 @@ class LeaseQueue final : public worker::WorkSource {
       if (!s->fn) {
         failed.error = "iogrid: function '" + s->missing_function + "' is not registered in this executable";
       } else {
+        Location where;
         try {
-          fetch_remote_deps(*s);
+          fetch_remote_deps(*s, &where);
           return s;
         } catch (const std::exception& e) {
           failed.error = std::string("iogrid: could not fetch an argument: ") + e.what();
+          s->lost_dep = where;  // the owner rebuilds it and sends the task again
         }
       }
       finish(s, std::move(failed), ctx);
@@ -141,7 +143,7 @@ class LeaseQueue final : public worker::WorkSource {
     }
     capnp::MallocMessageBuilder msg;
     auto results = msg.initRoot<proto::Envelope>().initResults().initResults(1);
-    write_result(results[0], rs->task_id, out, where ? &*where : nullptr);
+    write_result(results[0], rs->task_id, out, where ? &*where : nullptr, rs->lost_dep ? &*rs->lost_dep : nullptr);
     transport::post_frame(ep_, owner_, transport::encode_frame(msg));
     delete rs;
   }

@@ -161,6 +161,7 @@ struct TaskResult {
   value @2 :Data;
   error @3 :Text;
   location @4 :Common.ObjectLocation;  # set (size > 0) when the value is large and stays on the node
+  lostDep @5 :Common.ObjectLocation;   # set when the task could not pull this argument (its node is gone)
 }
 
 # worker -> node: adopt the large value written to `path` (a file in shared memory) into the node's store.

@@ -184,6 +184,27 @@ void objects(std::uint64_t n) {
   check(freed, "the objects are freed on every node once no one refers to them");
 }
 
+// Lineage: an object whose only copy was on a node that dies is rebuilt by running its task again.
+void lineage(std::uint64_t n) {
+  auto blob = iogrid::task(make_blob).remote(n);  // the only node is "victim"
+  auto doubled = iogrid::task(make_blob).remote(n / 2);
+  (void)iogrid::get(iogrid::task(blob_sum).remote(doubled), 60s);
+  iogrid::wait(std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>{blob}, 1, 60s);
+  std::cout << "produced" << std::endl;
+  // The test adds node n2, then kills the victim.
+  for (int i = 0; i < 600; ++i) {
+    auto ns = iogrid::nodes();
+    if (ns.size() == 1 && ns[0].name == "n2") break;
+    std::this_thread::sleep_for(50ms);
+  }
+  std::uint64_t want = 0;
+  for (std::uint64_t i = 0; i < n; ++i) want += static_cast<std::uint8_t>(i * 7 + 3);
+  auto sum = iogrid::get(iogrid::task(blob_sum).remote(blob), 60s);
+  check(sum.first == want, "a task reading an object lost with its node sees the rebuilt value");
+  auto local = iogrid::get(blob, 60s);
+  check(local.size() == n && local[2] == 17, "the driver gets the rebuilt object");
+}
+
 // A task that kills its worker process: retried, then a TaskError; other work is unaffected.
 void crashing() {
   auto bad = iogrid::task(crash).options({.max_retries = 1}).remote(1);
@@ -205,6 +226,7 @@ int main(int argc, char** argv) {
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
     else if (scenario == "crash") crashing();
+    else if (scenario == "lineage") lineage(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "objects") objects(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "kv_put" && argc > 3) iogrid::kv_put(argv[2], argv[3]);
     else if (scenario == "kv_get" && argc > 2) {

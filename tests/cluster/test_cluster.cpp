@@ -193,3 +193,17 @@ TEST_CASE("large objects stay on their node, move node to node over the data pla
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);
 }
+
+TEST_CASE("an object whose only copy died with its node is rebuilt from its lineage", "[cluster]") {
+  LocalCluster c;
+  c.add_node("victim", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  auto& d = c.driver({"lineage", std::to_string(16u << 20)});
+  REQUIRE(d.wait_for_output("produced", 60s));
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  c.node("victim").kill(SIGKILL);
+  int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+}
