@@ -126,8 +126,9 @@ struct WantedLease {
 
 class DriverService final : public transport::Service {
  public:
-  explicit DriverService(std::string head_host, std::uint16_t head_port)
-      : head_host_(std::move(head_host)), head_port_(head_port) {}
+  DriverService(std::string head_host, std::uint16_t head_port, std::string parent_job)
+      : head_host_(std::move(head_host)), head_port_(head_port), parent_job_(std::move(parent_job)),
+        role_(parent_job_.empty() ? proto::Role::DRIVER : proto::Role::WORKER) {}
 
   std::future<void> joined() { return joined_.get_future(); }
   std::string job_id() const { return job_id_; }
@@ -222,7 +223,7 @@ class DriverService final : public transport::Service {
     try {
       // Workers connect here; the port goes to the head with the job, so it is opened first.
       owner_port_ = ep.listen(0, "0.0.0.0");
-      head_ = ep.connect(head_host_, head_port_, proto::Role::DRIVER);
+      head_ = ep.connect(head_host_, head_port_, role_);
     } catch (const std::exception& e) {
       joined_.set_exception(std::make_exception_ptr(RuntimeError(e.what())));
       join_done_ = true;
@@ -237,7 +238,8 @@ class DriverService final : public transport::Service {
       spec.setCodeHash(code_hash_);
       spec.setDriverNode(ep.name());
       r.setOwnerPort(owner_port_);
-      if (!job_id_.empty()) r.setResumeJob(job_id_);
+      if (!parent_job_.empty()) r.setParentJob(parent_job_);
+      else if (!job_id_.empty()) r.setResumeJob(job_id_);
       ep.send(head_, msg);
       return;
     }
@@ -432,7 +434,7 @@ class DriverService final : public transport::Service {
     if (now < next_try_) return;
     next_try_ = now + std::chrono::milliseconds(500);
     try {
-      head_ = ep.connect(head_host_, head_port_, proto::Role::DRIVER);
+      head_ = ep.connect(head_host_, head_port_, role_);
     } catch (const std::exception&) {
       head_ = 0;
     }
@@ -448,6 +450,8 @@ class DriverService final : public transport::Service {
 
   std::string head_host_;
   std::uint16_t head_port_;
+  std::string parent_job_;
+  proto::Role role_;
   caf::actor self_;
   ConnId head_ = 0;
   std::uint16_t owner_port_ = 0;
@@ -482,11 +486,14 @@ class ClusterClient final : public detail::Core {
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     auto [host, port] = transport::parse_address(opts.address);
-    svc_ = std::make_shared<DriverService>(host, port);
+    svc_ = std::make_shared<DriverService>(host, port, opts.parent_job);
     auto exe = self_exe();
     svc_->set_code(transport::sha256_file(exe), exe);
-    data_client_ = std::make_shared<transport::DataClient>(opts.token);
-    transport::set_process_data_client(data_client_);
+    data_client_ = transport::process_data_client();
+    if (!data_client_) {
+      data_client_ = std::make_shared<transport::DataClient>(opts.token);
+      transport::set_process_data_client(data_client_);
+    }
     store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
                                            std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
     auto store = store_;
@@ -507,7 +514,7 @@ class ClusterClient final : public detail::Core {
     });
     transport::EndpointConfig ec;
     ec.token = opts.token;
-    ec.name = "driver-" + std::to_string(::getpid());
+    ec.name = (opts.parent_job.empty() ? "driver-" : "nested-owner-") + std::to_string(::getpid());
     auto joined = svc_->joined();
     ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
     if (joined.wait_for(opts.connect_timeout) != std::future_status::ready) {

@@ -19,6 +19,7 @@ struct ClientOptions {
   std::string token;           // the cluster token
   std::chrono::milliseconds lease_idle{100};
   std::chrono::milliseconds connect_timeout{10000};
+  std::string parent_job;      // set in a worker process: it owns nested tasks of this job
 };
 
 std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOptions opts);

@@ -183,6 +183,22 @@ class HeadService final : public transport::Service {
         return ep.send(p.id, out);
       }
       case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
+      case W::LEASE_BLOCKED: {
+        // As in embedded mode: a task parked in get lends its CPUs (its GPUs stay held); on resuming it takes
+        // them back even if that briefly over-commits the node.
+        auto lb = msg.getLeaseBlocked();
+        auto it = leases_.find(lb.getLeaseId());
+        if (it == leases_.end() || it->second.alloc.node >= view_.nodes.size()) return;
+        auto& node = view_.nodes[it->second.alloc.node];
+        if (!node.alive) return;
+        if (lb.getBlocked()) {
+          node.available.cpus += it->second.alloc.cpus;
+          grant_pending(ep);
+        } else {
+          node.available.cpus -= it->second.alloc.cpus;
+        }
+        return;
+      }
       default:
         spdlog::warn("closing connection from {} ('{}'): unexpected message {}", p.address, p.name,
                      static_cast<int>(msg.which()));

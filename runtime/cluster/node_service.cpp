@@ -143,6 +143,12 @@ class NodeService final : public transport::Service {
       }
     }
     if (msg.which() == W::STORE_OBJECT) return store_object(ep, p, msg.getStoreObject());
+    if (msg.which() == W::LEASE_BLOCKED) {
+      if (!head_) return;
+      capnp::MallocMessageBuilder out;
+      out.setRoot(msg);
+      return ep.send(head_, out);
+    }
     if (msg.which() == W::LEASE_DONE) {
       for (auto& [pid, w] : workers_)
         if (w.conn == p.id && w.busy) {
@@ -284,6 +290,7 @@ class NodeService final : public transport::Service {
     env_strings.push_back(std::string(kWorkerEndpointEnv) + "=127.0.0.1:" + std::to_string(local_port_));
     env_strings.push_back(std::string(kWorkerTokenEnv) + "=" + opts_.token);
     env_strings.push_back(std::string(kWorkerJobEnv) + "=" + l.job);
+    env_strings.push_back(std::string(kWorkerHeadEnv) + "=" + opts_.head_host + ":" + std::to_string(opts_.head_port));
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);

@@ -10,6 +10,7 @@ namespace iogrid::runtime::cluster {
 inline constexpr const char* kWorkerEndpointEnv = "IOGRID_WORKER_NODE";   // 127.0.0.1:PORT of the node daemon
 inline constexpr const char* kWorkerTokenEnv = "IOGRID_WORKER_TOKEN";     // the cluster token
 inline constexpr const char* kWorkerJobEnv = "IOGRID_WORKER_JOB";         // the job it serves
+inline constexpr const char* kWorkerHeadEnv = "IOGRID_WORKER_HEAD";       // HOST:PORT of the head (nested tasks)
 
 // Where a worker writes a large result for its node to adopt (shared memory when the machine has it).
 inline std::string object_file_prefix() {

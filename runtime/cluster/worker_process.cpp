@@ -17,6 +17,7 @@
 #include "iogrid/detail/core.hpp"
 #include "iogrid/detail/spin.hpp"
 #include "iogrid/errors.hpp"
+#include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/wire_task.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -31,21 +32,28 @@ using transport::ConnId;
 using transport::Endpoint;
 using transport::Peer;
 
-// The Core user code sees inside a worker process: local objects (put/get) work; submitting further tasks
-// from inside a task is not available in cluster mode yet and says so.
+// The Core user code sees inside a worker process. Objects it puts stay local; the first task or actor it
+// submits makes this process an owner of its own (a cluster client registered under the same job), which then
+// serves every further call, so nested task graphs run across the cluster as they do in embedded mode.
 class WorkerProcessCore final : public detail::Core {
  public:
   detail::RefHandle new_entry() override {
+    if (auto* c = nested_if_started()) return c->new_entry();
     return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
   }
-  void submit(std::unique_ptr<detail::TaskSpec>, const TaskOptions&) override { nested(); }
+  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+    nested().submit(std::move(spec), opts);
+  }
   detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+    if (auto* c = nested_if_started()) return c->put(std::move(value), std::move(contained));
     auto h = new_entry();
     auto size = value->size();
     h->complete_value(std::move(value), nullptr, size, std::move(contained));
     return h;
   }
-  void cancel(detail::ObjectEntry*) override {}
+  void cancel(detail::ObjectEntry* e) override {
+    if (auto* c = nested_if_started()) c->cancel(e);
+  }
   std::shared_ptr<void> export_ref(detail::ObjectEntry*) override {
     throw Error("iogrid: an ObjectRef inside a task's arguments or result cannot cross processes in cluster mode yet; "
                 "pass the ObjectRef as a direct task argument instead");
@@ -53,20 +61,45 @@ class WorkerProcessCore final : public detail::Core {
   detail::RefHandle import_ref(std::uint64_t) override {
     throw Error("iogrid: an ObjectRef inside a value cannot cross processes in cluster mode yet");
   }
-  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec>, const ActorOptions&) override { nested(); }
-  void submit_actor_call(const std::shared_ptr<void>&, std::unique_ptr<detail::TaskSpec>) override { nested(); }
-  void kill_actor(const std::shared_ptr<void>&, bool) override { nested(); }
+  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+    return nested().create_actor(std::move(ctor), opts);
+  }
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+    nested().submit_actor_call(actor, std::move(spec));
+  }
+  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override { nested().kill_actor(actor, no_restart); }
   std::string current_node() const override {
     const auto* ctx = worker::current_context();
     return ctx ? ctx->node_name : std::string("driver");
   }
 
- private:
-  [[noreturn]] static void nested() {
-    throw Error("iogrid: submitting tasks or actors from inside a task is not supported in cluster mode yet; "
-                "submit them from the driver (they work in embedded mode)");
+  void configure(std::string head, std::string token, std::string job) {
+    head_ = std::move(head);
+    token_ = std::move(token);
+    job_ = std::move(job);
   }
-  std::atomic<std::uint64_t> next_id_{1};
+
+ private:
+  detail::Core* nested_if_started() { return started_.load(std::memory_order_acquire) ? nested_.get() : nullptr; }
+  detail::Core& nested() {
+    if (auto* c = nested_if_started()) return *c;
+    std::lock_guard<std::mutex> g(m_);
+    if (!nested_) {
+      if (head_.empty()) throw Error("iogrid: this worker process does not know its head; nested tasks are unavailable");
+      ClientOptions o;
+      o.address = head_;
+      o.token = token_;
+      o.parent_job = job_;
+      nested_ = connect_cluster(InitOptions{}, o);
+      started_.store(true, std::memory_order_release);
+    }
+    return *nested_;
+  }
+  std::atomic<std::uint64_t> next_id_{std::uint64_t(1) << 40};  // apart from the nested owner's ids
+  std::mutex m_;
+  std::unique_ptr<detail::Core> nested_;
+  std::atomic<bool> started_{false};
+  std::string head_, token_, job_;
 };
 
 // The tasks of the lease being served, in arrival order.
@@ -298,6 +331,18 @@ class WorkerService final : public transport::Service {
     auto global = global_lease_;
     worker::WorkerThread::Hooks hooks;
     // Runs on the worker thread once the lease has run dry.
+    // A task parked in get/wait lends its CPUs out through the node and the head.
+    auto blocked = [self, node, global](bool b) {
+      transport::post(self, [node, global, b](Endpoint& e) {
+        capnp::MallocMessageBuilder msg;
+        auto lb = msg.initRoot<proto::Envelope>().initLeaseBlocked();
+        lb.setLeaseId(global);
+        lb.setBlocked(b);
+        e.send(node, msg);
+      });
+    };
+    hooks.on_block = [blocked] { blocked(true); };
+    hooks.on_unblock = [blocked] { blocked(false); };
     hooks.on_end = [self, node, global, this] {
       transport::post(self, [this, node, global](Endpoint& e) {
         lease_.reset();
@@ -338,6 +383,9 @@ void run_worker_process() {
   }
   auto [host, port] = transport::parse_address(node);
   static WorkerProcessCore core;
+  const char* head = std::getenv(kWorkerHeadEnv);
+  const char* job = std::getenv(kWorkerJobEnv);
+  core.configure(head ? head : "", token, job ? job : "");
   detail::set_core(&core);
   transport::set_process_data_client(std::make_shared<transport::DataClient>(token));
   caf::actor_system_config cfg;

@@ -262,6 +262,13 @@ struct NodeDead {
   reason @2 :Text;
 }
 
+# worker -> node -> head: the task holding this lease waits in get/wait (blocked) or resumed; while it waits
+# its CPUs are lent to other work, so nested task graphs cannot deadlock a full cluster.
+struct LeaseBlocked {
+  leaseId @0 :UInt64;         # the head's id
+  blocked @1 :Bool;
+}
+
 struct Envelope {
   union {
     hello @0 :Hello;
@@ -295,5 +302,6 @@ struct Envelope {
     nodeDead @28 :NodeDead;
     storeObject @29 :StoreObject;
     objectStored @30 :ObjectStored;
+    leaseBlocked @31 :LeaseBlocked;
   }
 }

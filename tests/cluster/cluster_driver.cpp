@@ -47,6 +47,16 @@ std::pair<std::uint64_t, std::uint64_t> blob_sum(const std::vector<std::uint8_t>
   return {s, iogrid::transfer_stats().bytes};
 }
 IOGRID_REMOTE(make_blob);
+// A task that submits tasks and waits for them (nested graph across processes).
+long fan(long n) {
+  std::vector<iogrid::ObjectRef<long>> refs;
+  for (long i = 1; i <= n; ++i) refs.push_back(iogrid::task(square).remote(i));
+  long s = 0;
+  for (auto& r : refs) s += iogrid::get(r, std::chrono::seconds(60));
+  return s;
+}
+IOGRID_REMOTE(fan);
+
 IOGRID_REMOTE(blob_sum);
 
 class Counter {
@@ -205,6 +215,13 @@ void lineage(std::uint64_t n) {
   check(local.size() == n && local[2] == 17, "the driver gets the rebuilt object");
 }
 
+// Tasks submitting tasks: more parents than CPUs, each waiting on its children (they lend their CPUs).
+void nested() {
+  std::vector<iogrid::ObjectRef<long>> parents;
+  for (int i = 0; i < 8; ++i) parents.push_back(iogrid::task(fan).remote(20L));
+  for (auto& p : parents) check(iogrid::get(p, 120s) == 2870, "a nested fan-out's sum");
+}
+
 // A task that kills its worker process: retried, then a TaskError; other work is unaffected.
 void crashing() {
   auto bad = iogrid::task(crash).options({.max_retries = 1}).remote(1);
@@ -226,6 +243,7 @@ int main(int argc, char** argv) {
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
     else if (scenario == "crash") crashing();
+    else if (scenario == "nested") nested();
     else if (scenario == "lineage") lineage(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "objects") objects(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "kv_put" && argc > 3) iogrid::kv_put(argv[2], argv[3]);

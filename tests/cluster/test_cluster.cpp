@@ -207,3 +207,14 @@ TEST_CASE("an object whose only copy died with its node is rebuilt from its line
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);
 }
+
+TEST_CASE("tasks submit tasks across processes, more parents than CPUs, without deadlock", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  auto& d = c.driver({"nested"});
+  int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+}
