@@ -243,9 +243,11 @@ int job_command(const std::vector<std::string>& args) {
   const char* usage =
       "usage: iogrid job submit [--address HOST:PORT] [--token-file F] -- PROGRAM [ARGS...]\n"
       "       iogrid job list [--address HOST:PORT] [--token-file F] [--json]\n"
+      "       iogrid job logs ID [--address HOST:PORT] [--token-file F]\n"
       "       iogrid job stop ID [--address HOST:PORT] [--token-file F]\n"
-      "submit runs PROGRAM as the job's driver against the cluster and streams its output; the program's own\n"
-      "executable is shipped to the nodes that run its tasks.\n";
+      "submit runs PROGRAM as the job's driver against the cluster and streams its output (also kept by the head\n"
+      "for `job logs`, with what the job's workers print); the program's own executable is shipped to the nodes\n"
+      "that run its tasks.\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage;
     return args.empty() ? 2 : 0;
@@ -262,31 +264,14 @@ int job_command(const std::vector<std::string>& args) {
     if (f == "--address") address = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--json") json = true;
-    else if (sub == "stop" && id.empty() && f[0] != '-') id = f;
+    else if ((sub == "stop" || sub == "logs") && id.empty() && f[0] != '-') id = f;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);
   }
   auto addr = address_or_env(address);
   if (sub == "submit") {
     if (program.empty()) throw std::invalid_argument("iogrid job submit needs -- PROGRAM [ARGS...]");
-    runtime::transport::load_token(token_file);  // fail early with a clear message
-    pid_t pid = fork();
-    if (pid == 0) {
-      setenv("IOGRID_ADDRESS", addr.c_str(), 1);
-      setenv("IOGRID_TOKEN_FILE", token_file.c_str(), 1);
-      std::vector<char*> argv;
-      for (auto& s : program) argv.push_back(s.data());
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      std::cerr << "iogrid job submit: cannot run " << program[0] << ": " << std::strerror(errno) << "\n";
-      _exit(127);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) {
-      std::cerr << "iogrid job submit: the driver died from signal " << WTERMSIG(status) << "\n";
-      return 128 + WTERMSIG(status);
-    }
-    return WEXITSTATUS(status);
+    auto token = runtime::transport::load_token(token_file);  // fails early with a clear message
+    return runtime::cluster::submit_job(addr, token, token_file, program);
   }
   auto token = token_or_create(token_file, false);
   if (sub == "list") {
@@ -299,6 +284,11 @@ int job_command(const std::vector<std::string>& args) {
     for (const auto& j : s["jobs"])
       std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
                 << std::setw(10) << j["leases_granted"].get<std::uint64_t>() << j["driver"].get<std::string>() << "\n";
+    return 0;
+  }
+  if (sub == "logs") {
+    if (id.empty()) throw std::invalid_argument("iogrid job logs needs a job id (see iogrid job list)");
+    std::cout << runtime::cluster::job_logs(addr, token, id);
     return 0;
   }
   if (sub == "stop") {

@@ -29,7 +29,7 @@ cluster commands (each takes --help):
   head [--port P] [--token-file F] ...         start the head of a cluster; prints how to join it
   node --address HOST:PORT [--gpus ...] ...    join this machine to a cluster
   status [--address HOST:PORT] [--json]        nodes, resources, GPUs, jobs and queued work
-  job submit|list|stop ...                     run a program as a job on the cluster, list or stop jobs
+  job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
 The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
 )";
 

@@ -1,7 +1,11 @@
 #include "runtime/cluster/cluster_client.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <thread>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -238,6 +242,7 @@ class DriverService final : public transport::Service {
       spec.setCodeHash(code_hash_);
       spec.setDriverNode(ep.name());
       r.setOwnerPort(owner_port_);
+      if (const char* sub = std::getenv("IOGRID_SUBMISSION_ID"); sub && *sub) r.setSubmissionId(sub);
       if (!parent_job_.empty()) r.setParentJob(parent_job_);
       else if (!job_id_.empty()) r.setResumeJob(job_id_);
       ep.send(head_, msg);
@@ -770,6 +775,113 @@ std::string cluster_status_json(const std::string& address, const std::string& t
     if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
     return status_json(env.getStatusReply()).dump();
   });
+}
+
+std::string job_logs(const std::string& address, const std::string& token, const std::string& job_id) {
+  auto bytes = query_head(address, token, [job_id](Endpoint& ep, ConnId c) {
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initJobLogsRequest().setJobId(job_id);
+    ep.send(c, msg);
+  });
+  return with_envelope(bytes, [&](proto::Envelope::Reader env) {
+    if (env.which() != proto::Envelope::Which::JOB_LOGS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    auto r = env.getJobLogsReply();
+    if (!r.getFound()) throw Error("iogrid: the head knows no job " + job_id + " (see iogrid job list)");
+    auto t = r.getText();
+    return std::string(reinterpret_cast<const char*>(t.begin()), t.size());
+  });
+}
+
+// Forwards text to the head as a job's log, from `iogrid job submit`.
+class LogForwarder final : public transport::Service {
+ public:
+  LogForwarder(std::string host, std::uint16_t port, std::string submission)
+      : host_(std::move(host)), port_(port), submission_(std::move(submission)) {}
+  void on_start(Endpoint& ep) override {
+    try {
+      head_ = ep.connect(host_, port_, proto::Role::CLI);
+    } catch (const std::exception& e) {
+      spdlog::warn("job logs will not reach the head: {}", e.what());
+    }
+  }
+  void on_peer(Endpoint& ep, Peer&) override {
+    ready_ = true;
+    flush(ep);
+  }
+  void on_message(Endpoint&, Peer&, proto::Envelope::Reader) override {}
+  void on_closed(Endpoint&, Peer&, const std::string&) override { ready_ = false; head_ = 0; }
+  void add(Endpoint& ep, std::string text) {
+    pending_ += text;
+    flush(ep);
+  }
+
+ private:
+  void flush(Endpoint& ep) {
+    if (!ready_ || pending_.empty()) return;
+    capnp::MallocMessageBuilder msg;
+    auto l = msg.initRoot<proto::Envelope>().initJobLog();
+    l.setSubmissionId(submission_);
+    l.setText(bytes_of(pending_));
+    ep.send(head_, msg);
+    pending_.clear();
+  }
+  std::string host_;
+  std::uint16_t port_;
+  std::string submission_, pending_;
+  ConnId head_ = 0;
+  bool ready_ = false;
+};
+
+int submit_job(const std::string& address, const std::string& token, const std::string& token_file,
+               std::vector<std::string> program) {
+  auto [host, port] = transport::parse_address(address);
+  auto submission = transport::to_hex(transport::random_bytes(8));
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error("iogrid: cannot create a pipe for the driver's output");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], 1);
+    ::dup2(fds[1], 2);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::setenv("IOGRID_ADDRESS", address.c_str(), 1);
+    ::setenv("IOGRID_TOKEN_FILE", token_file.c_str(), 1);
+    ::setenv("IOGRID_SUBMISSION_ID", submission.c_str(), 1);
+    std::vector<char*> argv;
+    for (auto& s : program) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    std::fprintf(stderr, "iogrid job submit: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("scheduler.max-threads", 1);
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto svc = std::make_shared<LogForwarder>(host, port, submission);
+  transport::EndpointConfig ec;
+  ec.token = token;
+  ec.name = "job-submit-" + std::to_string(::getpid());
+  auto ep = transport::spawn_endpoint(sys, svc, ec);
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fds[0], buf, sizeof buf);
+    if (n <= 0) break;
+    (void)!::write(1, buf, static_cast<std::size_t>(n));
+    transport::post(ep, [svc, text = std::string(buf, static_cast<std::size_t>(n))](Endpoint& e) { svc->add(e, text); });
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the last output reaches the head
+  transport::post(ep, [](Endpoint& e) { e.stop(); });
+  if (WIFSIGNALED(status)) {
+    std::fprintf(stderr, "iogrid job submit: the driver died from signal %d\n", WTERMSIG(status));
+    return 128 + WTERMSIG(status);
+  }
+  return WEXITSTATUS(status);
 }
 
 std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id) {

@@ -31,6 +31,11 @@ std::optional<std::string> cluster_kv_get(detail::Core& core, const std::string&
 
 // One status snapshot from a head, for the CLI (`iogrid status`): the raw reply as JSON.
 std::string cluster_status_json(const std::string& address, const std::string& token);
+// The output of a job's driver (when started by `iogrid job submit`) and workers, as the head keeps it.
+std::string job_logs(const std::string& address, const std::string& token, const std::string& job_id);
+// Runs `program` as a job's driver with its output streamed here and forwarded to the head; returns its exit code.
+int submit_job(const std::string& address, const std::string& token, const std::string& token_file,
+               std::vector<std::string> program);
 // Asks the head to stop a job; returns the head's answer (or throws iogrid::Error).
 std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id);
 

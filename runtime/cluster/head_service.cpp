@@ -118,6 +118,14 @@ class HeadService final : public transport::Service {
       jobs_[j.id] = j;
     }
     kv_ = store_->kv();
+    for (const auto& [id, j] : jobs_) {
+      std::ifstream in(std::filesystem::path(opts_.state_dir) / "logs" / (id + ".log"), std::ios::binary);
+      if (!in) continue;
+      std::stringstream ss;
+      ss << in.rdbuf();
+      auto text = ss.str();
+      logs_[id] = text.size() > kMaxLog ? text.substr(text.size() - kMaxLog) : text;
+    }
     job_counter_ = store_->counter("job");
     lease_counter_ = store_->counter("lease");
     lease_reserved_ = lease_counter_;
@@ -183,6 +191,28 @@ class HeadService final : public transport::Service {
         return ep.send(p.id, out);
       }
       case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
+      case W::JOB_LOG: {
+        auto l = msg.getJobLog();
+        auto t = l.getText();
+        std::string text(reinterpret_cast<const char*>(t.begin()), t.size());
+        std::string job = l.getJobId();
+        if (job.empty()) {
+          auto it = submissions_.find(l.getSubmissionId());
+          if (it == submissions_.end()) return append_log("submission:" + std::string(l.getSubmissionId()), text);
+          job = it->second;
+        }
+        return append_log(job, text);
+      }
+      case W::JOB_LOGS_REQUEST: {
+        std::string job = msg.getJobLogsRequest().getJobId();
+        capnp::MallocMessageBuilder out;
+        auto r = out.initRoot<proto::Envelope>().initJobLogsReply();
+        r.setJobId(job);
+        auto it = logs_.find(job);
+        r.setFound(jobs_.count(job) > 0);
+        if (it != logs_.end()) r.setText(bytes_of(it->second));
+        return ep.send(p.id, out);
+      }
       case W::LEASE_BLOCKED: {
         // As in embedded mode: a task parked in get lends its CPUs (its GPUs stay held); on resuming it takes
         // them back even if that briefly over-commits the node.
@@ -388,6 +418,13 @@ class HeadService final : public transport::Service {
       need_code = !std::filesystem::exists(code_dir_ / j.code_hash);
       o.job = j.id;
       spdlog::info("job {} started by {} (code {})", j.id, j.driver, j.code_hash.substr(0, 12));
+      if (std::string sub = r.getSubmissionId(); !sub.empty()) {
+        submissions_[sub] = j.id;
+        if (auto early = logs_.find("submission:" + sub); early != logs_.end()) {
+          append_log(j.id, early->second);
+          logs_.erase(early);
+        }
+      }
       save_job(j);
       jobs_[j.id] = j;
     }
@@ -529,6 +566,19 @@ class HeadService final : public transport::Service {
     grant_pending(ep);
   }
 
+  // Keeps the last kMaxLog bytes of each job's output (driver and workers), in memory and under --state.
+  void append_log(const std::string& job, const std::string& text) {
+    auto& buf = logs_[job];
+    buf += text;
+    if (buf.size() > kMaxLog) buf.erase(0, buf.size() - kMaxLog);
+    if (!opts_.state_dir.empty() && job.rfind("submission:", 0) != 0) {
+      auto dir = std::filesystem::path(opts_.state_dir) / "logs";
+      std::filesystem::create_directories(dir);
+      std::ofstream out(dir / (job + ".log"), std::ios::app | std::ios::binary);
+      out << text;
+    }
+  }
+
   void job_finished(Endpoint& ep, Peer& p, const std::string& reason) {
     auto o = owners_.find(p.id);
     if (o == owners_.end()) return;
@@ -623,6 +673,9 @@ class HeadService final : public transport::Service {
   std::uint64_t job_counter_ = 0, lease_counter_ = 0, lease_reserved_ = 0, infeasible_ = 0;
   std::unique_ptr<HeadStore> store_;
   static constexpr std::chrono::seconds kRejoinGrace{10};
+  static constexpr std::size_t kMaxLog = 4u << 20;
+  std::map<std::string, std::string> submissions_;  // submission id -> job id
+  std::map<std::string, std::string> logs_;
   Clock::time_point rejoin_grace_until_{};
 };
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <set>
 #include <unordered_map>
 
@@ -201,6 +202,36 @@ class NodeService final : public transport::Service {
     }
     for (auto& [pid, w] : workers_)
       if (!w.busy && now - w.idle_since > opts_.worker_idle) ::kill(pid, SIGTERM);
+    if (joined_ && now - last_log_scan_ >= std::chrono::milliseconds(300)) {
+      last_log_scan_ = now;
+      forward_logs(ep);
+    }
+  }
+
+  // Sends what the job's workers printed since the last scan to the head (`iogrid job logs`).
+  void forward_logs(Endpoint& ep) {
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(log_dir(), ec)) {
+      auto job = f.path().stem().string();
+      auto size = std::filesystem::file_size(f.path(), ec);
+      if (ec) continue;
+      auto& offset = log_offsets_[job];
+      if (size <= offset) continue;
+      std::ifstream in(f.path(), std::ios::binary);
+      in.seekg(static_cast<std::streamoff>(offset));
+      std::string text(std::min<std::uintmax_t>(size - offset, 1u << 20), '\0');
+      in.read(text.data(), static_cast<std::streamsize>(text.size()));
+      text.resize(static_cast<std::size_t>(in.gcount()));
+      offset += text.size();
+      std::string tagged;
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) tagged += "(" + name_ + ") " + line + "\n";
+      capnp::MallocMessageBuilder out;
+      auto l = out.initRoot<proto::Envelope>().initJobLog();
+      l.setJobId(job);
+      l.setText(kj::arrayPtr(reinterpret_cast<const kj::byte*>(tagged.data()), tagged.size()));
+      ep.send(head_, out);
+    }
   }
 
  private:
@@ -443,6 +474,8 @@ class NodeService final : public transport::Service {
   std::unique_ptr<transport::DataServer> data_;
   std::uint64_t object_counter_ = 0;
   std::map<std::string, std::vector<std::uint64_t>> objects_by_job_;
+  std::map<std::string, std::uintmax_t> log_offsets_;
+  Clock::time_point last_log_scan_{};
 };
 
 }  // namespace

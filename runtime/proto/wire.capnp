@@ -83,6 +83,7 @@ struct RegisterJob {
   codeSize @3 :UInt64;
   parentJob @4 :Text;         # set by a worker that submits nested tasks for its job
   resumeJob @5 :Text;         # a driver reconnecting after losing the head (e.g. a head restart)
+  submissionId @6 :Text;      # set when started by `iogrid job submit`, which forwards the driver's output
 }
 
 # head -> driver
@@ -269,6 +270,23 @@ struct LeaseBlocked {
   blocked @1 :Bool;
 }
 
+# cli (job submit) or node -> head: output of a job's driver or workers.
+struct JobLog {
+  jobId @0 :Text;             # empty: look up by submissionId
+  submissionId @1 :Text;
+  text @2 :Data;
+}
+
+struct JobLogsRequest {
+  jobId @0 :Text;
+}
+
+struct JobLogsReply {
+  jobId @0 :Text;
+  found @1 :Bool;
+  text @2 :Data;
+}
+
 struct Envelope {
   union {
     hello @0 :Hello;
@@ -303,5 +321,8 @@ struct Envelope {
     storeObject @29 :StoreObject;
     objectStored @30 :ObjectStored;
     leaseBlocked @31 :LeaseBlocked;
+    jobLog @32 :JobLog;
+    jobLogsRequest @33 :JobLogsRequest;
+    jobLogsReply @34 :JobLogsReply;
   }
 }

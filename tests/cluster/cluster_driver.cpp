@@ -56,6 +56,11 @@ long fan(long n) {
   return s;
 }
 IOGRID_REMOTE(fan);
+int shout(std::string msg) {
+  std::cout << msg << std::endl;
+  return 1;
+}
+IOGRID_REMOTE(shout);
 
 IOGRID_REMOTE(blob_sum);
 
@@ -244,6 +249,10 @@ int main(int argc, char** argv) {
     else if (scenario == "hang") hang();
     else if (scenario == "crash") crashing();
     else if (scenario == "nested") nested();
+    else if (scenario == "logs") {
+      std::cout << "driver says hi" << std::endl;
+      check(iogrid::get(iogrid::task(shout).remote(std::string("hello from a worker")), 60s) == 1, "the shouting task ran");
+    }
     else if (scenario == "lineage") lineage(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "objects") objects(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "kv_put" && argc > 3) iogrid::kv_put(argv[2], argv[3]);

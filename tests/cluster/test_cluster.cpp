@@ -218,3 +218,23 @@ TEST_CASE("tasks submit tasks across processes, more parents than CPUs, without 
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);
 }
+
+TEST_CASE("job submit streams the driver's output, and job logs returns it with the workers' output", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  iogrid::test::Process submit({IOGRID_CLI_PATH, "job", "submit", "--address", c.address(), "--token-file", c.token_file(),
+                                "--", CLUSTER_DRIVER_PATH, "logs"},
+                               {}, (c.dir() / "submit.log").string());
+  REQUIRE(submit.wait(60s) == 0);
+  CHECK(submit.output().find("driver says hi") != std::string::npos);
+  CHECK(submit.output().find("OK") != std::string::npos);
+  std::string logs;
+  bool both = eventually([&] {
+    logs = iogrid::runtime::cluster::job_logs(c.address(), c.read_token(), "job-1");
+    return logs.find("driver says hi") != std::string::npos && logs.find("hello from a worker") != std::string::npos;
+  }, 10s);
+  INFO(logs + "\n" + c.logs());
+  CHECK(both);
+  CHECK_THROWS_WITH(iogrid::runtime::cluster::job_logs(c.address(), c.read_token(), "job-99"), Catch::Contains("no job job-99"));
+}
