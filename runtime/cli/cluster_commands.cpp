@@ -112,9 +112,12 @@ int head_command(const std::vector<std::string>& args) {
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy pack|spread|random]\n"
                    "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
+                   "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
-                   "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n";
+                   "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
+                   "The dashboard (status page, /api/status JSON, /metrics for Prometheus) listens on 127.0.0.1:8265 by\n"
+                   "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n";
       return 0;
     }
     if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));
@@ -125,7 +128,12 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--heartbeat-ms") o.heartbeat = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--log-level") level = a.value(f);
-    else if (f == "--dashboard-port" || f == "--tls-cert" || f == "--tls-key" || f == "--tls-ca")
+    else if (f == "--dashboard-port") {
+      o.dashboard_port = static_cast<int>(number(f, a.value(f)));
+      o.dashboard_port_explicit = true;
+    } else if (f == "--no-dashboard") o.dashboard_port = -1;
+    else if (f == "--dashboard-bind") o.dashboard_bind = a.value(f);
+    else if (f == "--tls-cert" || f == "--tls-key" || f == "--tls-ca")
       throw std::invalid_argument(f + " is not available in this build yet");
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid head (see iogrid head --help)");
   }

@@ -20,6 +20,7 @@
 #include "iogrid/errors.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/cluster/remote_lease.hpp"
+#include "runtime/cluster/status_json.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/task_submitter.hpp"
@@ -72,54 +73,6 @@ std::vector<NodeInfo> nodes_of(proto::StatusReply::Reader r) {
     out.push_back(std::move(i));
   }
   return out;
-}
-
-nlohmann::json status_json(proto::StatusReply::Reader r) {
-  nlohmann::json j;
-  j["head"] = std::string(r.getHeadName());
-  j["pending_leases"] = r.getPendingLeases();
-  j["dead_nodes"] = r.getDeadNodes();
-  j["nodes"] = nlohmann::json::array();
-  for (auto ns : r.getNodes()) {
-    auto n = proto::read(ns.getInfo());
-    nlohmann::json jn;
-    jn["name"] = n.name;
-    jn["index"] = n.index;
-    jn["host"] = std::string(ns.getHost());
-    jn["state"] = n.alive ? "alive" : "dead";
-    jn["cpus"] = sched::from_milli(n.total.cpus);
-    jn["cpus_available"] = sched::from_milli(n.available.cpus);
-    jn["memory_gib"] = double(n.total.memory_mib) / 1024.0;
-    jn["gpus"] = nlohmann::json::array();
-    for (const auto& g : n.gpus)
-      jn["gpus"].push_back({{"model", g.model},
-                            {"memory_gib", double(g.memory_mib) / 1024.0},
-                            {"compute_capability", g.compute_capability},
-                            {"free", sched::from_milli(g.free)},
-                            {"verified", g.verified}});
-    jn["labels"] = n.labels;
-    jn["custom"] = nlohmann::json::object();
-    for (const auto& [k, v] : n.total.custom) jn["custom"][k] = sched::from_milli(v);
-    jn["price_per_gpu_hour"] = n.price_per_gpu_hour;
-    jn["reputation"] = n.reputation;
-    jn["active_leases"] = ns.getActiveLeases();
-    jn["last_heartbeat_ms"] = ns.getLastHeartbeatMs();
-    jn["object_store_used_bytes"] = ns.getStoreUsedBytes();
-    jn["object_store_capacity_bytes"] = ns.getStoreCapacityBytes();
-    jn["object_store_objects"] = ns.getStoreObjects();
-    jn["spilled_bytes"] = ns.getSpilledBytes();
-    j["nodes"].push_back(jn);
-  }
-  j["jobs"] = nlohmann::json::array();
-  for (auto js : r.getJobs())
-    j["jobs"].push_back({{"id", std::string(js.getJobId())},
-                         {"driver", std::string(js.getDriver())},
-                         {"state", std::string(js.getState())},
-                         {"leases_granted", js.getLeasesGranted()},
-                         {"active_leases", js.getActiveLeases()},
-                         {"started_unix_ms", js.getStartedUnixMs()},
-                         {"ended_unix_ms", js.getEndedUnixMs()}});
-  return j;
 }
 
 // A lease asked for and not yet attached by a worker.

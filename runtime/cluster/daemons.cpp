@@ -1,5 +1,7 @@
 #include "runtime/cluster/daemons.hpp"
 
+#include "runtime/cluster/dashboard.hpp"
+
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -89,13 +91,32 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
     transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
     return 1;
   }
+  std::unique_ptr<Dashboard> dashboard;
+  if (opts.dashboard_port >= 0) {
+    try {
+      dashboard = std::make_unique<Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), opts.dashboard_bind,
+                                              [svc] { return head_status_snapshot(*svc); });
+    } catch (const std::exception& e) {
+      if (opts.dashboard_port_explicit) {
+        spdlog::error("{}", e.what());
+        transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
+        return 1;
+      }
+      spdlog::warn("{} (the head runs without a dashboard; pick one with --dashboard-port)", e.what());
+    }
+  }
   auto host = opts.bind == "0.0.0.0" || opts.bind.empty() ? primary_ip() : opts.bind;
   auto addr = host + ":" + std::to_string(port);
+  if (dashboard)
+    out << "iogrid dashboard on http://" << opts.dashboard_bind << ":" << dashboard->port()
+        << "/  (JSON: /api/status, Prometheus: /metrics)\n";
   out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file << ")\n"
       << "  join a machine:   iogrid node --address " << addr << " --token-file " << token_file << "\n"
       << "  run a program:    IOGRID_ADDRESS=" << addr << " IOGRID_TOKEN_FILE=" << token_file << " ./my_program\n"
       << "  see the cluster:  iogrid status --address " << addr << "\n"
-      << "IOGRID_HEAD_PORT=" << port << std::endl;
+      << "IOGRID_HEAD_PORT=" << port << "\n";
+  if (dashboard) out << "IOGRID_DASHBOARD_PORT=" << dashboard->port() << "\n";
+  out << std::flush;
   int sig = wait_for_stop(signals);
   spdlog::info("stopping on signal {}", sig);
   transport::post(ep, [](transport::Endpoint& e) { e.stop(); });

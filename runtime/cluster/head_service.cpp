@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
 #include "runtime/cluster/head_store.hpp"
+#include "runtime/cluster/status_json.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
 #include "scheduler/feasibility.hpp"
@@ -85,6 +87,12 @@ class HeadService final : public transport::Service {
   }
 
   void on_start(Endpoint& ep) override {}
+
+  // The status as JSON for the dashboard (any thread).
+  std::string snapshot() const {
+    std::lock_guard<std::mutex> g(snapshot_m_);
+    return snapshot_;
+  }
 
   // ---- durable state ----
   void restore() {
@@ -256,6 +264,10 @@ class HeadService final : public transport::Service {
 
   void on_tick(Endpoint& ep) override {
     auto now = Clock::now();
+    if (now - last_snapshot_ >= std::chrono::milliseconds(500)) {
+      last_snapshot_ = now;
+      refresh_snapshot(ep);
+    }
     std::vector<std::pair<ConnId, std::string>> expired;
     for (const auto& [conn, index] : node_by_conn_) {
       auto silent = now - nodes_[index].last_heartbeat;
@@ -621,7 +633,20 @@ class HeadService final : public transport::Service {
 
   void status(Endpoint& ep, Peer& p) {
     capnp::MallocMessageBuilder out;
-    auto s = out.initRoot<proto::Envelope>().initStatusReply();
+    fill_status(ep, out.initRoot<proto::Envelope>().initStatusReply());
+    ep.send(p.id, out);
+  }
+
+  void refresh_snapshot(Endpoint& ep) {
+    capnp::MallocMessageBuilder out;
+    auto r = out.initRoot<proto::StatusReply>();
+    fill_status(ep, r);
+    auto text = status_json(r.asReader()).dump();
+    std::lock_guard<std::mutex> g(snapshot_m_);
+    snapshot_ = std::move(text);
+  }
+
+  void fill_status(Endpoint& ep, proto::StatusReply::Builder s) {
     s.setHeadName(ep.name());
     s.setPendingLeases(static_cast<std::uint32_t>(pending_.size()));
     std::uint32_t alive = 0, dead = 0;
@@ -655,7 +680,6 @@ class HeadService final : public transport::Service {
       js[i].setEndedUnixMs(j.ended);
       ++i;
     }
-    ep.send(p.id, out);
   }
 
   HeadOptions opts_;
@@ -674,6 +698,9 @@ class HeadService final : public transport::Service {
   std::unique_ptr<HeadStore> store_;
   static constexpr std::chrono::seconds kRejoinGrace{10};
   static constexpr std::size_t kMaxLog = 4u << 20;
+  mutable std::mutex snapshot_m_;
+  std::string snapshot_ = R"({"head":"head","pending_leases":0,"dead_nodes":0,"nodes":[],"jobs":[]})";
+  Clock::time_point last_snapshot_{};
   std::map<std::string, std::string> submissions_;  // submission id -> job id
   std::map<std::string, std::string> logs_;
   Clock::time_point rejoin_grace_until_{};
@@ -684,5 +711,7 @@ class HeadService final : public transport::Service {
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts) {
   return std::make_shared<HeadService>(std::move(opts));
 }
+
+std::string head_status_snapshot(transport::Service& head) { return dynamic_cast<HeadService&>(head).snapshot(); }
 
 }  // namespace iogrid::runtime::cluster

@@ -30,9 +30,14 @@ struct HeadOptions {
   std::string policy = "pack";
   std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send
-  std::chrono::milliseconds driver_reconnect{30000};  // after a restart, a running job's driver has this long to come back
+  std::chrono::milliseconds driver_reconnect{30000};
+  int dashboard_port = 8265;                         // -1: no dashboard
+  bool dashboard_port_explicit = false;              // a busy explicit port is an error; the default only warns
+  std::string dashboard_bind = "127.0.0.1";  // after a restart, a running job's driver has this long to come back
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
+// The head's status as JSON, refreshed twice a second (for the dashboard; callable from any thread).
+std::string head_status_snapshot(transport::Service& head);
 
 }  // namespace iogrid::runtime::cluster

@@ -37,7 +37,7 @@ class LocalCluster {
 
   void start_head(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv{IOGRID_CLI_PATH, "head", "--port", "0", "--token-file", token_file_, "--state",
-                                  (dir_ / "state").string(), "--log-level", "debug"};
+                                  (dir_ / "state").string(), "--log-level", "debug", "--no-dashboard"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     head_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, (dir_ / "head.log").string());
     REQUIRE(head_->wait_for_output("IOGRID_HEAD_PORT=", std::chrono::seconds(10)));
@@ -45,6 +45,7 @@ class LocalCluster {
     auto p = out.find("IOGRID_HEAD_PORT=");
     port_ = std::stoi(out.substr(p + 17));
     address_ = "127.0.0.1:" + std::to_string(port_);
+    if (auto d = out.find("IOGRID_DASHBOARD_PORT="); d != std::string::npos) dashboard_port_ = std::stoi(out.substr(d + 22));
   }
   Process& head() { return *head_; }
 
@@ -83,6 +84,7 @@ class LocalCluster {
 
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  int dashboard_port() const { return dashboard_port_; }
   const std::string& token_file() const { return token_file_; }
   std::filesystem::path dir() const { return dir_; }
   std::string read_token() const {
@@ -103,6 +105,7 @@ class LocalCluster {
   std::filesystem::path dir_;
   std::string token_file_, address_;
   int port_ = 0;
+  int dashboard_port_ = 0;
   std::unique_ptr<Process> head_;
   std::map<std::string, std::unique_ptr<Process>> nodes_;
   std::vector<std::unique_ptr<Process>> drivers_;

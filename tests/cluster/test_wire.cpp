@@ -152,3 +152,35 @@ TEST_CASE("the head survives garbage, oversized frames and a wrong protocol vers
   CHECK(log.find("exceeds the limit") != std::string::npos);
   CHECK(log.find("protocol version mismatch") != std::string::npos);
 }
+
+namespace {
+// One HTTP/1.1 GET on 127.0.0.1:port; returns the whole response (status line, headers, body).
+std::string http_get(int port, const std::string& path) {
+  RawConnection r(port);
+  r.send_bytes("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  return r.read_until_closed(&closed);
+}
+}  // namespace
+
+TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metrics", "[cluster][dashboard]") {
+  iogrid::test::LocalCluster c({"--dashboard-port", "0"});
+  REQUIRE(c.dashboard_port() > 0);
+  c.add_node("n1", {"--num-cpus", "2", "--gpus", "A100:40:8.0"});
+  REQUIRE(c.wait_nodes(1));
+  std::string status;
+  bool seen = iogrid::test::eventually([&] {
+    status = http_get(c.dashboard_port(), "/api/status");
+    return status.find("\"n1\"") != std::string::npos;
+  }, 5s);
+  INFO(status);
+  REQUIRE(seen);
+  CHECK(status.find("200 OK") != std::string::npos);
+  auto body = nlohmann::json::parse(status.substr(status.find("\r\n\r\n") + 4));
+  CHECK(body["nodes"][0]["gpus"][0]["model"] == "A100");
+  auto metrics = http_get(c.dashboard_port(), "/metrics");
+  CHECK(metrics.find("iogrid_nodes{state=\"alive\"} 1") != std::string::npos);
+  CHECK(metrics.find("iogrid_node_cpus{node=\"n1\",kind=\"total\"} 2") != std::string::npos);
+  CHECK(http_get(c.dashboard_port(), "/").find("<h1>iogrid cluster</h1>") != std::string::npos);
+  CHECK(http_get(c.dashboard_port(), "/nope").find("404") != std::string::npos);
+}

@@ -1,0 +1,25 @@
+// The head's HTTP face (Boost.Beast): `/` a status page that refreshes itself, `/api/status` the cluster
+// status as JSON (the same document as `iogrid status --json`), `/metrics` Prometheus text.
+// Read-only and unauthenticated: it binds to 127.0.0.1 unless told otherwise (--dashboard-bind).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace iogrid::runtime::cluster {
+
+class Dashboard {
+ public:
+  // `snapshot` returns the current status JSON; called from the dashboard's thread.
+  Dashboard(std::uint16_t port, const std::string& bind, std::function<std::string()> snapshot);
+  ~Dashboard();
+  std::uint16_t port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace iogrid::runtime::cluster
