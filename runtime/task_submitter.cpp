@@ -79,22 +79,22 @@ std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::failed_arg(const detail:
 }
 
 void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then) {
-  int missing = 0;
+  bool all_done = true;
   for (const auto& d : spec->deps)
-    if (!d->done()) ++missing;
-  if (missing == 0) {
+    if (!d->done()) all_done = false;
+  if (all_done) {
     then(spec);
     return;
   }
-  // One extra count held while registering, so `then` runs exactly once, after the last dependency.
-  spec->unresolved.store(missing + 1, std::memory_order_relaxed);
+  // One count per dependency plus one held while registering, so `then` runs exactly once, after the last
+  // dependency. Every dependency is registered (on_done runs at once for one that is already done): counting
+  // only the pending ones would race with a dependency completing between the count and its registration.
+  spec->unresolved.store(static_cast<int>(spec->deps.size()) + 1, std::memory_order_relaxed);
   auto shared_then = std::make_shared<std::function<void(detail::TaskSpec*)>>(std::move(then));
-  for (const auto& d : spec->deps) {
-    if (d->done()) continue;
+  for (const auto& d : spec->deps)
     d->on_done([spec, shared_then] {
       if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
     });
-  }
   if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
 }
 
