@@ -15,6 +15,7 @@
 #include "runtime/messages.hpp"
 #include "runtime/node_actor.hpp"
 #include "runtime/object_store.hpp"
+#include "runtime/submitter_core.hpp"
 #include "runtime/task_submitter.hpp"
 #include "worker/work_source.hpp"
 
@@ -89,7 +90,7 @@ class ExportTable {
 
 }  // namespace
 
-class EmbeddedRuntime final : public detail::Core {
+class EmbeddedRuntime final : public SubmitterCore {
  public:
   explicit EmbeddedRuntime(const InitOptions& opts) {
     cfg_.set("scheduler.max-threads", 2);
@@ -144,46 +145,13 @@ class EmbeddedRuntime final : public detail::Core {
     sys_.reset();  // waits for every actor, and so for every worker thread to finish its task
   }
 
-  detail::RefHandle new_entry() override {
-    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
-  }
-
-  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
-    submitter_->submit(std::move(spec), opts);
-  }
-
-  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
-    auto h = new_entry();
+  std::uint32_t put_node() const override {
     const auto* ctx = worker::current_context();
-    submitter_->store_value(h.get(), std::move(value), std::move(contained), ctx ? ctx->node_index : 0);
-    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
-    return h;
-  }
-
-  void cancel(detail::ObjectEntry* e) override {
-    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
-        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
+    return ctx ? ctx->node_index : 0;
   }
 
   std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return exports_.export_ref(e); }
   detail::RefHandle import_ref(std::uint64_t id) override { return exports_.import_ref(id); }
-
-  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
-    auto rec = submitter_->create_actor(std::move(ctor), opts);
-    auto* raw = rec.get();
-    return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
-      rec->handles_dropped();
-      rec.reset();
-    });
-  }
-
-  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
-    static_cast<ActorRecord*>(actor.get())->submit(spec.release());
-  }
-
-  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
-    static_cast<ActorRecord*>(actor.get())->kill(no_restart);
-  }
 
   std::string current_node() const override {
     const auto* ctx = worker::current_context();
@@ -241,8 +209,6 @@ class EmbeddedRuntime final : public detail::Core {
   caf::actor job_;
   std::vector<caf::actor> nodes_;
   std::vector<std::shared_ptr<ObjectStore>> stores_;
-  std::unique_ptr<TaskSubmitter> submitter_;
-  std::atomic<std::uint64_t> next_id_{1};
   ExportTable exports_;
   std::atomic<bool> stopped_{false};
 };

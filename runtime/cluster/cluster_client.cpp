@@ -19,10 +19,12 @@
 
 #include "iogrid/errors.hpp"
 #include "runtime/actor_record.hpp"
+#include "runtime/cluster/cross_process_refs.hpp"
 #include "runtime/cluster/remote_lease.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/proto/convert.hpp"
+#include "runtime/submitter_core.hpp"
 #include "runtime/task_submitter.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -436,7 +438,7 @@ std::string self_exe() {
   return p.string();
 }
 
-class ClusterClient final : public detail::Core {
+class ClusterClient final : public SubmitterCore {
  public:
   ClusterClient(const InitOptions& init, ClientOptions opts) {
     cfg_.load<caf::io::middleman>();
@@ -543,44 +545,9 @@ class ClusterClient final : public detail::Core {
     return f.get();
   }
 
-  // ---- detail::Core ----
-  detail::RefHandle new_entry() override {
-    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
-  }
-  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
-    submitter_->submit(std::move(spec), opts);
-  }
-  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
-    auto h = new_entry();
-    submitter_->store_value(h.get(), std::move(value), std::move(contained), 0);
-    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
-    return h;
-  }
-  void cancel(detail::ObjectEntry* e) override {
-    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
-        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
-  }
-  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override {
-    throw Error("iogrid: an ObjectRef inside a task's arguments or result cannot cross processes in cluster mode yet; "
-                "pass the ObjectRef as a direct task argument instead");
-  }
-  detail::RefHandle import_ref(std::uint64_t) override {
-    throw Error("iogrid: an ObjectRef inside a value cannot cross processes in cluster mode yet");
-  }
-  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
-    auto rec = submitter_->create_actor(std::move(ctor), opts);
-    auto* raw = rec.get();
-    return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
-      rec->handles_dropped();
-      rec.reset();
-    });
-  }
-  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
-    static_cast<ActorRecord*>(actor.get())->submit(spec.release());
-  }
-  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
-    static_cast<ActorRecord*>(actor.get())->kill(no_restart);
-  }
+  // ---- detail::Core (the rest comes from SubmitterCore) ----
+  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override { ref_inside_value_cannot_leave(); }
+  detail::RefHandle import_ref(std::uint64_t) override { ref_inside_value_cannot_arrive(); }
   std::string current_node() const override { return "driver"; }
 
  private:
@@ -610,8 +577,6 @@ class ClusterClient final : public detail::Core {
   std::shared_ptr<ObjectStore> store_;
   std::shared_ptr<transport::DataClient> data_client_;
   std::unique_ptr<transport::DataServer> data_server_;
-  std::unique_ptr<TaskSubmitter> submitter_;
-  std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> stopped_{false};
 };
 

@@ -18,6 +18,7 @@
 #include "iogrid/detail/spin.hpp"
 #include "iogrid/errors.hpp"
 #include "runtime/cluster/cluster_client.hpp"
+#include "runtime/cluster/cross_process_refs.hpp"
 #include "runtime/cluster/wire_task.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -54,13 +55,8 @@ class WorkerProcessCore final : public detail::Core {
   void cancel(detail::ObjectEntry* e) override {
     if (auto* c = nested_if_started()) c->cancel(e);
   }
-  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override {
-    throw Error("iogrid: an ObjectRef inside a task's arguments or result cannot cross processes in cluster mode yet; "
-                "pass the ObjectRef as a direct task argument instead");
-  }
-  detail::RefHandle import_ref(std::uint64_t) override {
-    throw Error("iogrid: an ObjectRef inside a value cannot cross processes in cluster mode yet");
-  }
+  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override { ref_inside_value_cannot_leave(); }
+  detail::RefHandle import_ref(std::uint64_t) override { ref_inside_value_cannot_arrive(); }
   std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
     return nested().create_actor(std::move(ctor), opts);
   }

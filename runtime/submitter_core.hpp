@@ -1,0 +1,58 @@
+// SubmitterCore: the part of the SDK's Core that both runtimes share (embedded, and the cluster client of a
+// driver): entries, task submission, puts and actors all go through one TaskSubmitter. A runtime derives
+// from it, creates `submitter_` in its constructor, and adds what differs (refs inside values, where a put
+// lands, which node the caller is on).
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "iogrid/detail/core.hpp"
+#include "runtime/actor_record.hpp"
+#include "runtime/task_submitter.hpp"
+
+namespace iogrid::runtime {
+
+class SubmitterCore : public detail::Core {
+ public:
+  detail::RefHandle new_entry() override {
+    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+  }
+  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+    submitter_->submit(std::move(spec), opts);
+  }
+  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+    auto h = new_entry();
+    submitter_->store_value(h.get(), std::move(value), std::move(contained), put_node());
+    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
+    return h;
+  }
+  void cancel(detail::ObjectEntry* e) override {
+    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
+  }
+  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+    auto rec = submitter_->create_actor(std::move(ctor), opts);
+    auto* raw = rec.get();
+    return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
+      rec->handles_dropped();
+      rec.reset();
+    });
+  }
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+    static_cast<ActorRecord*>(actor.get())->submit(spec.release());
+  }
+  void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
+    static_cast<ActorRecord*>(actor.get())->kill(no_restart);
+  }
+
+ protected:
+  // The node whose store takes a large put from the calling thread.
+  virtual std::uint32_t put_node() const { return 0; }
+  std::unique_ptr<TaskSubmitter> submitter_;
+
+ private:
+  std::atomic<std::uint64_t> next_id_{1};
+};
+
+}  // namespace iogrid::runtime
