@@ -15,6 +15,7 @@
 #include "runtime/messages.hpp"
 #include "runtime/node_actor.hpp"
 #include "runtime/object_store.hpp"
+#include "runtime/node_info.hpp"
 #include "runtime/submitter_core.hpp"
 #include "runtime/task_submitter.hpp"
 #include "worker/work_source.hpp"
@@ -178,21 +179,7 @@ class EmbeddedRuntime final : public SubmitterCore {
                  [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
     std::vector<NodeInfo> out;
     for (const auto& n : view.nodes) {
-      NodeInfo i;
-      i.name = n.name;
-      i.num_cpus = sched::from_milli(n.total.cpus);
-      i.available_cpus = sched::from_milli(n.available.cpus);
-      i.memory_gib = double(n.total.memory_mib) / 1024.0;
-      for (const auto& g : n.gpus) {
-        GpuOptions go;
-        go.model = g.model;
-        go.memory_gib = double(g.memory_mib) / 1024.0;
-        go.compute_capability = g.compute_capability;
-        go.tflops = g.tflops;
-        go.count = 1;
-        i.gpus.push_back(go);
-      }
-      i.labels = n.labels;
+      auto i = describe_node(n);
       auto st = stores_[n.index]->stats();
       i.object_store_used_bytes = st.used_bytes;
       i.object_store_capacity_bytes = st.capacity_bytes;

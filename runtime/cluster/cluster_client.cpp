@@ -22,6 +22,8 @@
 #include "runtime/cluster/cross_process_refs.hpp"
 #include "runtime/cluster/remote_lease.hpp"
 #include "runtime/cluster/status_json.hpp"
+#include "runtime/cluster/store_server.hpp"
+#include "runtime/node_info.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/submitter_core.hpp"
@@ -54,24 +56,10 @@ std::string read_file(const std::string& path) {
 std::vector<NodeInfo> nodes_of(proto::StatusReply::Reader r) {
   std::vector<NodeInfo> out;
   for (auto ns : r.getNodes()) {
-    auto n = proto::read(ns.getInfo());
-    NodeInfo i;
+    auto i = describe_node(proto::read(ns.getInfo()));
     i.object_store_used_bytes = ns.getStoreUsedBytes();
     i.object_store_capacity_bytes = ns.getStoreCapacityBytes();
     i.spilled_bytes = ns.getSpilledBytes();
-    i.name = n.name;
-    i.num_cpus = sched::from_milli(n.total.cpus);
-    i.available_cpus = sched::from_milli(n.available.cpus);
-    i.memory_gib = double(n.total.memory_mib) / 1024.0;
-    for (const auto& g : n.gpus) {
-      GpuOptions go;
-      go.model = g.model;
-      go.memory_gib = double(g.memory_mib) / 1024.0;
-      go.compute_capability = g.compute_capability;
-      go.tflops = g.tflops;
-      i.gpus.push_back(go);
-    }
-    i.labels = n.labels;
     out.push_back(std::move(i));
   }
   return out;
@@ -456,17 +444,7 @@ class ClusterClient final : public SubmitterCore {
     }
     store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
                                            std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
-    auto store = store_;
-    data_server_ = std::make_unique<transport::DataServer>(
-        opts.token, "0.0.0.0",
-        [store](std::uint64_t key) -> detail::BufferPtr {
-          try {
-            return store->fetch(key);
-          } catch (const std::exception&) {
-            return nullptr;
-          }
-        },
-        [](std::uint64_t) {});  // the driver's objects are freed by the driver's own references
+    data_server_ = serve_store(opts.token, store_, false);  // freed by the driver's own references
     svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const detail::ObjectEntry& e) -> std::optional<Location> {
       if (auto* r = dynamic_cast<RemoteObject*>(e.store.get())) return r->location();
       if (!e.store) return std::nullopt;

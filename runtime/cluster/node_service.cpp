@@ -15,6 +15,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "runtime/cluster/store_server.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -61,17 +62,7 @@ class NodeService final : public transport::Service {
     std::filesystem::create_directories(log_dir());
     auto capacity = opts_.object_store_bytes > 0 ? opts_.object_store_bytes : physical_bytes() / 4;
     store_ = std::make_shared<ObjectStore>(opts_.node.name, capacity, std::filesystem::path(opts_.work_dir) / "spill");
-    auto store = store_;
-    data_ = std::make_unique<transport::DataServer>(
-        opts_.token, "0.0.0.0",
-        [store](std::uint64_t key) -> detail::BufferPtr {
-          try {
-            return store->fetch(key);
-          } catch (const std::exception&) {
-            return nullptr;
-          }
-        },
-        [store](std::uint64_t key) { store->erase(key); });
+    data_ = serve_store(opts_.token, store_, true);
   }
 
   static std::int64_t physical_bytes() {

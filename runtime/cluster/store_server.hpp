@@ -1,0 +1,30 @@
+// A data-plane server over an object store (a node's, or a driver's for its own large puts).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/object_store.hpp"
+#include "runtime/transport/data_plane.hpp"
+
+namespace iogrid::runtime::cluster {
+
+// `remote_erase`: whether peers may free objects (owners freeing what lives on a node); a driver's objects
+// are freed by the driver's own references only.
+inline std::unique_ptr<transport::DataServer> serve_store(const std::string& token, std::shared_ptr<ObjectStore> store,
+                                                          bool remote_erase) {
+  return std::make_unique<transport::DataServer>(
+      token, "0.0.0.0",
+      [store](std::uint64_t key) -> detail::BufferPtr {
+        try {
+          return store->fetch(key);
+        } catch (const std::exception&) {
+          return nullptr;
+        }
+      },
+      [store, remote_erase](std::uint64_t key) {
+        if (remote_erase) store->erase(key);
+      });
+}
+
+}  // namespace iogrid::runtime::cluster
