@@ -9,16 +9,21 @@
 namespace iogrid::proto {
 
 namespace {
+// Custom resources as a list of (name, milli) pairs.
+template <class Builder>
+void write_quantities(Builder list, const std::map<std::string, sched::Milli>& m) {
+  unsigned i = 0;
+  for (const auto& [k, v] : m) {
+    list[i].setName(k);
+    list[i].setMilli(v);
+    ++i;
+  }
+}
+
 void write_res(NodeResources::Builder b, const sched::NodeResources& r) {
   b.setCpusMilli(r.cpus);
   b.setMemoryMib(r.memory_mib);
-  auto c = b.initCustom(static_cast<unsigned>(r.custom.size()));
-  unsigned i = 0;
-  for (const auto& [k, v] : r.custom) {
-    c[i].setName(k);
-    c[i].setMilli(v);
-    ++i;
-  }
+  write_quantities(b.initCustom(static_cast<unsigned>(r.custom.size())), r.custom);
 }
 sched::NodeResources read_res(NodeResources::Reader r) {
   sched::NodeResources out;
@@ -69,13 +74,7 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   for (unsigned i = 0; i < r.gpu_models.size(); ++i) models.set(i, r.gpu_models[i]);
   b.setMinGpuMemoryMib(r.min_gpu_memory_mib);
   b.setMinComputeCapability(r.min_compute_capability);
-  auto c = b.initCustom(static_cast<unsigned>(r.custom.size()));
-  unsigned i = 0;
-  for (const auto& [k, v] : r.custom) {
-    c[i].setName(k);
-    c[i].setMilli(v);
-    ++i;
-  }
+  write_quantities(b.initCustom(static_cast<unsigned>(r.custom.size())), r.custom);
   write_labels(b.initLabels(static_cast<unsigned>(r.labels.size())), r.labels);
   b.setNode(r.node);
 }
@@ -135,13 +134,7 @@ void write(Allocation::Builder b, const sched::Allocation& a) {
   b.setNodeIndex(a.node);
   b.setCpusMilli(a.cpus);
   b.setMemoryMib(a.memory_mib);
-  auto c = b.initCustom(static_cast<unsigned>(a.custom.size()));
-  unsigned i = 0;
-  for (const auto& [k, v] : a.custom) {
-    c[i].setName(k);
-    c[i].setMilli(v);
-    ++i;
-  }
+  write_quantities(b.initCustom(static_cast<unsigned>(a.custom.size())), a.custom);
   auto dev = b.initGpuDevices(static_cast<unsigned>(a.gpus.size()));
   auto milli = b.initGpuMilli(static_cast<unsigned>(a.gpus.size()));
   for (unsigned j = 0; j < a.gpus.size(); ++j) {
