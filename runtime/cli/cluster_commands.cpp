@@ -97,6 +97,15 @@ std::string address_or_env(const std::string& a) {
   throw std::invalid_argument("no head address: pass --address HOST:PORT or set IOGRID_ADDRESS");
 }
 
+// --tls-cert/--tls-key/--tls-ca for client commands: they reach the connection (and a submitted driver)
+// through IOGRID_TLS_CERT/KEY/CA.
+bool tls_flag(Args& a, const std::string& f) {
+  const char* var = f == "--tls-cert" ? "IOGRID_TLS_CERT" : f == "--tls-key" ? "IOGRID_TLS_KEY" : f == "--tls-ca" ? "IOGRID_TLS_CA" : nullptr;
+  if (!var) return false;
+  setenv(var, a.value(f).c_str(), 1);
+  return true;
+}
+
 long physical_memory_mib() {
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
   return pages > 0 && size > 0 ? pages / 1024 * size / 1024 : 8192;
@@ -106,6 +115,7 @@ long physical_memory_mib() {
 
 int head_command(const std::vector<std::string>& args) {
   runtime::cluster::HeadOptions o;
+  o.tls = runtime::transport::tls_from_env();
   std::string token_file = default_token_path(), level = "info";
   for (Args a(args); !a.done(); ++a.i) {
     const auto f = a.peek();
@@ -113,11 +123,14 @@ int head_command(const std::vector<std::string>& args) {
       std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy pack|spread|random]\n"
                    "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
+                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
                    "The dashboard (status page, /api/status JSON, /metrics for Prometheus) listens on 127.0.0.1:8265 by\n"
-                   "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n";
+                   "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n"
+                   "With --tls-cert/--tls-key/--tls-ca (or IOGRID_TLS_CERT/KEY/CA) every connection runs mutual TLS: each\n"
+                   "process shows a certificate signed by the CA and checks its peer's.\n";
       return 0;
     }
     if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));
@@ -133,8 +146,9 @@ int head_command(const std::vector<std::string>& args) {
       o.dashboard_port_explicit = true;
     } else if (f == "--no-dashboard") o.dashboard_port = -1;
     else if (f == "--dashboard-bind") o.dashboard_bind = a.value(f);
-    else if (f == "--tls-cert" || f == "--tls-key" || f == "--tls-ca")
-      throw std::invalid_argument(f + " is not available in this build yet");
+    else if (f == "--tls-cert") o.tls.cert = a.value(f);
+    else if (f == "--tls-key") o.tls.key = a.value(f);
+    else if (f == "--tls-ca") o.tls.ca = a.value(f);
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid head (see iogrid head --help)");
   }
   o.token = token_or_create(token_file, true);
@@ -143,6 +157,7 @@ int head_command(const std::vector<std::string>& args) {
 
 int node_command(const std::vector<std::string>& args) {
   runtime::cluster::NodeDaemonOptions o;
+  o.tls = runtime::transport::tls_from_env();
   std::string address, token_file = default_token_path(), level = "info";
   double cpus = 0, mem = 0;
   bool gpus_declared = false;
@@ -155,6 +170,7 @@ int node_command(const std::vector<std::string>& args) {
       std::cout << "usage: iogrid node --address HOST:PORT [--token-file F] [--name NAME] [--num-cpus N] [--memory-gib G]\n"
                    "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
                    "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
+                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
                    "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
                    "node in tests and demos.\n";
@@ -174,6 +190,9 @@ int node_command(const std::vector<std::string>& args) {
     else if (f == "--price") o.node.price_per_gpu_hour = number(f, a.value(f));
     else if (f == "--reputation") o.node.reputation = number(f, a.value(f));
     else if (f == "--work-dir") o.work_dir = a.value(f);
+    else if (f == "--tls-cert") o.tls.cert = a.value(f);
+    else if (f == "--tls-key") o.tls.key = a.value(f);
+    else if (f == "--tls-ca") o.tls.ca = a.value(f);
     else if (f == "--log-level") level = a.value(f);
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid node (see iogrid node --help)");
   }
@@ -204,13 +223,14 @@ int status_command(const std::vector<std::string>& args) {
   for (Args a(args); !a.done(); ++a.i) {
     const auto f = a.peek();
     if (f == "--help" || f == "-h") {
-      std::cout << "usage: iogrid status [--address HOST:PORT] [--token-file F] [--json]\n"
+      std::cout << "usage: iogrid status [--address HOST:PORT] [--token-file F] [--json] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Prints the cluster's nodes (state, resources, GPUs, labels, load), jobs and queued leases.\n";
       return 0;
     }
     if (f == "--address") address = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--json") json = true;
+    else if (tls_flag(a, f)) continue;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid status");
   }
   auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(address_or_env(address), token_or_create(token_file, false)));
@@ -272,6 +292,7 @@ int job_command(const std::vector<std::string>& args) {
     if (f == "--address") address = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--json") json = true;
+    else if (tls_flag(a, f)) continue;
     else if ((sub == "stop" || sub == "logs") && id.empty() && f[0] != '-') id = f;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);
   }

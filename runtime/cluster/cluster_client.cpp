@@ -30,6 +30,7 @@
 #include "runtime/task_submitter.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
+#include "runtime/transport/tls.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/work_source.hpp"
 
@@ -437,14 +438,15 @@ class ClusterClient final : public SubmitterCore {
     svc_ = std::make_shared<DriverService>(host, port, opts.parent_job);
     auto exe = self_exe();
     svc_->set_code(transport::sha256_file(exe), exe);
+    auto tls = transport::make_tls_context(transport::tls_from_env());  // IOGRID_TLS_CERT/KEY/CA
     data_client_ = transport::process_data_client();
     if (!data_client_) {
-      data_client_ = std::make_shared<transport::DataClient>(opts.token);
+      data_client_ = std::make_shared<transport::DataClient>(opts.token, tls);
       transport::set_process_data_client(data_client_);
     }
     store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
                                            std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
-    data_server_ = serve_store(opts.token, store_, false);  // freed by the driver's own references
+    data_server_ = serve_store(opts.token, store_, false, tls);  // freed by the driver's own references
     svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const detail::ObjectEntry& e) -> std::optional<Location> {
       if (auto* r = dynamic_cast<RemoteObject*>(e.store.get())) return r->location();
       if (!e.store) return std::nullopt;
@@ -453,6 +455,7 @@ class ClusterClient final : public SubmitterCore {
     transport::EndpointConfig ec;
     ec.token = opts.token;
     ec.name = (opts.parent_job.empty() ? "driver-" : "nested-owner-") + std::to_string(::getpid());
+    ec.tls = tls;
     auto joined = svc_->joined();
     ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
     if (joined.wait_for(opts.connect_timeout) != std::future_status::ready) {
@@ -616,6 +619,7 @@ std::string query_head(const std::string& address, const std::string& token, std
   transport::EndpointConfig ec;
   ec.token = token;
   ec.name = "cli-" + std::to_string(::getpid());
+  ec.tls = transport::make_tls_context(transport::tls_from_env());
   auto ep = transport::spawn_endpoint(sys, svc, ec);
   std::string out;
   std::exception_ptr err;
@@ -760,6 +764,7 @@ int submit_job(const std::string& address, const std::string& token, const std::
   transport::EndpointConfig ec;
   ec.token = token;
   ec.name = "job-submit-" + std::to_string(::getpid());
+  ec.tls = transport::make_tls_context(transport::tls_from_env());
   auto ep = transport::spawn_endpoint(sys, svc, ec);
   char buf[65536];
   for (;;) {

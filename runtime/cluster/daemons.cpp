@@ -72,6 +72,12 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   transport::EndpointConfig ec;
   ec.token = opts.token;
   ec.name = "head";
+  try {
+    ec.tls = transport::make_tls_context(opts.tls);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   auto svc = make_head_service(opts);
   auto ep = transport::spawn_endpoint(sys, svc, ec);
   auto bound = std::make_shared<std::promise<std::uint16_t>>();
@@ -110,7 +116,8 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   if (dashboard)
     out << "iogrid dashboard on http://" << opts.dashboard_bind << ":" << dashboard->port()
         << "/  (JSON: /api/status, Prometheus: /metrics)\n";
-  out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file << ")\n"
+  out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file
+      << (opts.tls.enabled() ? ", TLS with CA " + opts.tls.ca : std::string(", no TLS")) << ")\n"
       << "  join a machine:   iogrid node --address " << addr << " --token-file " << token_file << "\n"
       << "  run a program:    IOGRID_ADDRESS=" << addr << " IOGRID_TOKEN_FILE=" << token_file << " ./my_program\n"
       << "  see the cluster:  iogrid status --address " << addr << "\n"
@@ -131,6 +138,12 @@ int run_node(const NodeDaemonOptions& opts, const std::string& log_level) {
   transport::EndpointConfig ec;
   ec.token = opts.token;
   ec.name = opts.node.name;
+  try {
+    ec.tls = transport::make_tls_context(opts.tls);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
   auto ep = transport::spawn_endpoint(sys, make_node_service(opts), ec);
   int sig = wait_for_stop(signals);
   spdlog::info("stopping on signal {}", sig);

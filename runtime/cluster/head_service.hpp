@@ -19,6 +19,7 @@
 #include <string>
 
 #include "runtime/transport/endpoint.hpp"
+#include "runtime/transport/tls.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -33,7 +34,8 @@ struct HeadOptions {
   std::chrono::milliseconds driver_reconnect{30000};
   int dashboard_port = 8265;                         // -1: no dashboard
   bool dashboard_port_explicit = false;              // a busy explicit port is an error; the default only warns
-  std::string dashboard_bind = "127.0.0.1";  // after a restart, a running job's driver has this long to come back
+  std::string dashboard_bind = "127.0.0.1";
+  transport::TlsConfig tls;  // after a restart, a running job's driver has this long to come back
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);

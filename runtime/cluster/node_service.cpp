@@ -62,7 +62,7 @@ class NodeService final : public transport::Service {
     std::filesystem::create_directories(log_dir());
     auto capacity = opts_.object_store_bytes > 0 ? opts_.object_store_bytes : physical_bytes() / 4;
     store_ = std::make_shared<ObjectStore>(opts_.node.name, capacity, std::filesystem::path(opts_.work_dir) / "spill");
-    data_ = serve_store(opts_.token, store_, true);
+    data_ = serve_store(opts_.token, store_, true, transport::make_tls_context(opts_.tls));
   }
 
   static std::int64_t physical_bytes() {
@@ -313,6 +313,11 @@ class NodeService final : public transport::Service {
     env_strings.push_back(std::string(kWorkerTokenEnv) + "=" + opts_.token);
     env_strings.push_back(std::string(kWorkerJobEnv) + "=" + l.job);
     env_strings.push_back(std::string(kWorkerHeadEnv) + "=" + opts_.head_host + ":" + std::to_string(opts_.head_port));
+    if (opts_.tls.enabled()) {
+      env_strings.push_back("IOGRID_TLS_CERT=" + opts_.tls.cert);
+      env_strings.push_back("IOGRID_TLS_KEY=" + opts_.tls.key);
+      env_strings.push_back("IOGRID_TLS_CA=" + opts_.tls.ca);
+    }
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "runtime/transport/endpoint.hpp"
+#include "runtime/transport/tls.hpp"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -32,6 +33,7 @@ struct NodeDaemonOptions {
   std::chrono::milliseconds worker_idle{10000};
   std::chrono::milliseconds reconnect{1000};
   std::int64_t object_store_bytes = 0;               // 0: a quarter of this machine's memory
+  transport::TlsConfig tls;                          // also handed to its worker processes
 };
 
 std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts);

@@ -12,7 +12,7 @@ namespace iogrid::runtime::cluster {
 // `remote_erase`: whether peers may free objects (owners freeing what lives on a node); a driver's objects
 // are freed by the driver's own references only.
 inline std::unique_ptr<transport::DataServer> serve_store(const std::string& token, std::shared_ptr<ObjectStore> store,
-                                                          bool remote_erase) {
+                                                          bool remote_erase, std::shared_ptr<ssl_ctx_st> tls) {
   return std::make_unique<transport::DataServer>(
       token, "0.0.0.0",
       [store](std::uint64_t key) -> detail::BufferPtr {
@@ -24,7 +24,8 @@ inline std::unique_ptr<transport::DataServer> serve_store(const std::string& tok
       },
       [store, remote_erase](std::uint64_t key) {
         if (remote_erase) store->erase(key);
-      });
+      },
+      std::move(tls));
 }
 
 }  // namespace iogrid::runtime::cluster

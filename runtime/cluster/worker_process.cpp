@@ -23,6 +23,7 @@
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/endpoint.hpp"
+#include "runtime/transport/tls.hpp"
 #include "worker/worker_thread.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -383,7 +384,14 @@ void run_worker_process() {
   const char* job = std::getenv(kWorkerJobEnv);
   core.configure(head ? head : "", token, job ? job : "");
   detail::set_core(&core);
-  transport::set_process_data_client(std::make_shared<transport::DataClient>(token));
+  std::shared_ptr<ssl_ctx_st> tls;
+  try {
+    tls = transport::make_tls_context(transport::tls_from_env());
+  } catch (const std::exception& e) {
+    spdlog::error("worker {}: {}", ::getpid(), e.what());
+    std::_Exit(1);
+  }
+  transport::set_process_data_client(std::make_shared<transport::DataClient>(token, tls));
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
   cfg.set("scheduler.max-threads", 1);
@@ -392,6 +400,7 @@ void run_worker_process() {
   transport::EndpointConfig ec;
   ec.token = token;
   ec.name = std::to_string(::getpid());
+  ec.tls = tls;
   auto svc = std::make_shared<WorkerService>(host, port);
   transport::spawn_endpoint(*sys, svc, ec);
   for (;;) ::pause();

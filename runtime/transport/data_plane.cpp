@@ -1,10 +1,12 @@
 #include "runtime/transport/data_plane.hpp"
 
 #include <spdlog/spdlog.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <zlib.h>
 
 #include <array>
+#include <csignal>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -45,12 +47,69 @@ std::uint32_t crc(const std::uint8_t* p, std::size_t n) {
   return static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0), p, static_cast<uInt>(n)));
 }
 
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// OpenSSL writes to the socket with write(), which raises SIGPIPE when the peer has gone (asio and CAF use
+// MSG_NOSIGNAL). A process that runs the data plane over TLS therefore ignores SIGPIPE: the write fails
+// with EPIPE and that connection ends.
+void ignore_sigpipe_for_tls(const std::shared_ptr<ssl_ctx_st>& tls) {
+  if (tls) std::signal(SIGPIPE, SIG_IGN);
+}
+
 }  // namespace
+
+// One data-plane connection: a blocking TCP socket, with TLS on top when the cluster uses it.
+struct Channel {
+  tcp::socket sock;
+  std::unique_ptr<SSL, SslFree> ssl;
+  explicit Channel(asio::io_context& io) : sock(io) {}
+
+  // Runs the TLS handshake when `ctx` is set; throws iogrid::Error when it fails.
+  void start_tls(ssl_ctx_st* ctx, bool server) {
+    if (!ctx) return;
+    ssl.reset(SSL_new(ctx));
+    SSL_set_fd(ssl.get(), sock.native_handle());
+    int r = server ? SSL_accept(ssl.get()) : SSL_connect(ssl.get());
+    if (r != 1) {
+      auto v = SSL_get_verify_result(ssl.get());
+      throw Error(std::string("TLS handshake failed") + (v != X509_V_OK ? std::string(": ") + X509_verify_cert_error_string(v) : ""));
+    }
+  }
+  void write_all(const void* p, std::size_t n) {
+    if (!ssl) {
+      asio::write(sock, asio::buffer(p, n));
+      return;
+    }
+    const auto* b = static_cast<const char*>(p);
+    while (n > 0) {
+      int w = SSL_write(ssl.get(), b, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+      if (w <= 0) throw Error("TLS write failed");
+      b += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+  void read_all(void* p, std::size_t n) {
+    if (!ssl) {
+      asio::read(sock, asio::buffer(p, n));
+      return;
+    }
+    auto* b = static_cast<char*>(p);
+    while (n > 0) {
+      int r = SSL_read(ssl.get(), b, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
+      if (r <= 0) throw Error("TLS read failed (connection closed)");
+      b += r;
+      n -= static_cast<std::size_t>(r);
+    }
+  }
+};
 
 // ---- server ----
 
 struct DataServer::Impl {
   std::string token;
+  std::shared_ptr<ssl_ctx_st> tls;
   Lookup lookup;
   Erase erase;
   asio::io_context io;
@@ -58,28 +117,34 @@ struct DataServer::Impl {
   std::thread accept_thread;
   std::mutex m;
   std::vector<std::thread> conns;
-  std::vector<std::shared_ptr<tcp::socket>> sockets;
+  std::vector<std::shared_ptr<Channel>> sockets;
   std::atomic<bool> stopping{false};
 
-  void serve(std::shared_ptr<tcp::socket> s) {
+  void serve(std::shared_ptr<Channel> ch) {
     try {
-      auto nonce = random_bytes(32);
-      asio::write(*s, asio::buffer(nonce));
-      std::string answer(32, '\0');
-      asio::read(*s, asio::buffer(answer.data(), answer.size()));
-      if (!equal_constant_time(answer, proof(token, nonce))) {
-        spdlog::warn("data plane: refused a connection from {}: wrong cluster token", s->remote_endpoint().address().to_string());
+      ch->sock.set_option(tcp::no_delay(true));
+      try {
+        ch->start_tls(tls.get(), true);
+      } catch (const std::exception& e) {
+        spdlog::warn("data plane: refused a connection from {}: {}", ch->sock.remote_endpoint().address().to_string(), e.what());
         return;
       }
-      s->set_option(tcp::no_delay(true));
+      auto nonce = random_bytes(32);
+      ch->write_all(nonce.data(), nonce.size());
+      std::string answer(32, '\0');
+      ch->read_all(answer.data(), answer.size());
+      if (!equal_constant_time(answer, proof(token, nonce))) {
+        spdlog::warn("data plane: refused a connection from {}: wrong cluster token", ch->sock.remote_endpoint().address().to_string());
+        return;
+      }
       for (;;) {
         std::uint8_t req[9];
-        asio::read(*s, asio::buffer(req, sizeof req));
+        ch->read_all(req, sizeof req);
         auto key = get_le<std::uint64_t>(req + 1);
         if (req[0] == kDelete) {
           erase(key);
           std::uint8_t ok = 0;
-          asio::write(*s, asio::buffer(&ok, 1));
+          ch->write_all(&ok, 1);
           continue;
         }
         if (req[0] != kGet) {
@@ -90,7 +155,7 @@ struct DataServer::Impl {
         std::vector<std::uint8_t> head;
         head.push_back(obj ? 0 : 1);
         put_le<std::uint64_t>(head, obj ? obj->size() : 0);
-        asio::write(*s, asio::buffer(head));
+        ch->write_all(head.data(), head.size());
         if (!obj) continue;
         const auto* p = obj->data();
         for (std::size_t off = 0; off < obj->size(); off += kChunk) {
@@ -98,8 +163,13 @@ struct DataServer::Impl {
           std::uint8_t c[4];
           auto sum = crc(p + off, n);
           for (int i = 0; i < 4; ++i) c[i] = static_cast<std::uint8_t>(sum >> (8 * i));
-          std::array<asio::const_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
-          asio::write(*s, bufs);
+          if (ch->ssl) {
+            ch->write_all(p + off, n);
+            ch->write_all(c, 4);
+          } else {
+            std::array<asio::const_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
+            asio::write(ch->sock, bufs);
+          }
         }
       }
     } catch (const std::exception&) {
@@ -108,8 +178,11 @@ struct DataServer::Impl {
   }
 };
 
-DataServer::DataServer(std::string token, std::string bind, Lookup lookup, Erase erase) : impl_(std::make_unique<Impl>()) {
+DataServer::DataServer(std::string token, std::string bind, Lookup lookup, Erase erase, std::shared_ptr<ssl_ctx_st> tls)
+    : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
+  ignore_sigpipe_for_tls(tls);
+  impl_->tls = std::move(tls);
   impl_->lookup = std::move(lookup);
   impl_->erase = std::move(erase);
   tcp::endpoint ep(asio::ip::make_address(bind), 0);
@@ -119,9 +192,9 @@ DataServer::DataServer(std::string token, std::string bind, Lookup lookup, Erase
   impl_->acceptor.listen();
   impl_->accept_thread = std::thread([impl = impl_.get()] {
     for (;;) {
-      auto s = std::make_shared<tcp::socket>(impl->io);
+      auto s = std::make_shared<Channel>(impl->io);
       boost::system::error_code ec;
-      impl->acceptor.accept(*s, ec);
+      impl->acceptor.accept(s->sock, ec);
       if (impl->stopping) return;
       if (ec) continue;
       std::lock_guard<std::mutex> g(impl->m);
@@ -140,9 +213,9 @@ DataServer::~DataServer() {
   impl_->acceptor.close(ec);
   std::lock_guard<std::mutex> g(impl_->m);
   // shutdown() wakes a connection thread blocked in read (close() alone would not).
-  for (auto& s : impl_->sockets) s->shutdown(tcp::socket::shutdown_both, ec);
+  for (auto& s : impl_->sockets) s->sock.shutdown(tcp::socket::shutdown_both, ec);
   for (auto& t : impl_->conns) t.join();
-  for (auto& s : impl_->sockets) s->close(ec);
+  for (auto& s : impl_->sockets) s->sock.close(ec);
 }
 
 std::uint16_t DataServer::port() const {
@@ -155,9 +228,10 @@ std::uint16_t DataServer::port() const {
 
 struct DataClient::Impl {
   std::string token;
+  std::shared_ptr<ssl_ctx_st> tls;
   std::mutex m;
   // Idle authenticated connections per server.
-  std::map<std::string, std::vector<std::unique_ptr<tcp::socket>>> idle;
+  std::map<std::string, std::vector<std::unique_ptr<Channel>>> idle;
   asio::io_context io;
   std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0};
   // Background frees.
@@ -167,7 +241,7 @@ struct DataClient::Impl {
   bool stop = false;
   std::thread freer;
 
-  std::unique_ptr<tcp::socket> connect(const std::string& host, std::uint16_t port) {
+  std::unique_ptr<Channel> connect(const std::string& host, std::uint16_t port) {
     {
       std::lock_guard<std::mutex> g(m);
       auto& v = idle[host + ":" + std::to_string(port)];
@@ -177,25 +251,32 @@ struct DataClient::Impl {
         return s;
       }
     }
-    auto s = std::make_unique<tcp::socket>(io);
+    auto s = std::make_unique<Channel>(io);
     boost::system::error_code ec;
-    s->connect(tcp::endpoint(asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host), port), ec);
+    s->sock.connect(tcp::endpoint(asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host), port), ec);
     if (ec) throw Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
-    s->set_option(tcp::no_delay(true));
-    std::string nonce(32, '\0');
-    asio::read(*s, asio::buffer(nonce.data(), nonce.size()));
-    auto p = proof(token, nonce);
-    asio::write(*s, asio::buffer(p));
+    s->sock.set_option(tcp::no_delay(true));
+    try {
+      s->start_tls(tls.get(), false);
+      std::string nonce(32, '\0');
+      s->read_all(nonce.data(), nonce.size());
+      auto p = proof(token, nonce);
+      s->write_all(p.data(), p.size());
+    } catch (const std::exception& e) {
+      throw Error("iogrid: the data plane at " + host + ":" + std::to_string(port) + " refused this process: " + e.what());
+    }
     return s;
   }
-  void give_back(const std::string& host, std::uint16_t port, std::unique_ptr<tcp::socket> s) {
+  void give_back(const std::string& host, std::uint16_t port, std::unique_ptr<Channel> s) {
     std::lock_guard<std::mutex> g(m);
     idle[host + ":" + std::to_string(port)].push_back(std::move(s));
   }
 };
 
-DataClient::DataClient(std::string token) : impl_(std::make_unique<Impl>()) {
+DataClient::DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls) : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
+  ignore_sigpipe_for_tls(tls);
+  impl_->tls = std::move(tls);
   impl_->freer = std::thread([impl = impl_.get()] {
     for (;;) {
       std::tuple<std::string, std::uint16_t, std::uint64_t> job;
@@ -211,9 +292,9 @@ DataClient::DataClient(std::string token) : impl_(std::make_unique<Impl>()) {
         auto s = impl->connect(host, port);
         std::vector<std::uint8_t> req{kDelete};
         put_le<std::uint64_t>(req, key);
-        asio::write(*s, asio::buffer(req));
+        s->write_all(req.data(), req.size());
         std::uint8_t status;
-        asio::read(*s, asio::buffer(&status, 1));
+        s->read_all(&status, 1);
         impl->give_back(host, port, std::move(s));
       } catch (const std::exception&) {
       }
@@ -237,9 +318,9 @@ detail::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port,
   put_le<std::uint64_t>(req, key);
   detail::MutableBufferPtr out;
   try {
-    asio::write(*s, asio::buffer(req));
+    s->write_all(req.data(), req.size());
     std::uint8_t head[9];
-    asio::read(*s, asio::buffer(head, sizeof head));
+    s->read_all(head, sizeof head);
     if (head[0] != 0) {
       impl_->give_back(host, port, std::move(s));
       throw Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
@@ -250,8 +331,13 @@ detail::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port,
     for (std::size_t off = 0; off < size; off += kChunk) {
       auto n = std::min<std::size_t>(kChunk, size - off);
       std::uint8_t c[4];
-      std::array<asio::mutable_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
-      asio::read(*s, bufs);
+      if (s->ssl) {
+        s->read_all(p + off, n);
+        s->read_all(c, 4);
+      } else {
+        std::array<asio::mutable_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
+        asio::read(s->sock, bufs);
+      }
       if (crc(p + off, n) != get_le<std::uint32_t>(c))
         throw Error("iogrid: object " + std::to_string(key) + " from " + host + ":" + std::to_string(port) +
                     " failed its checksum at byte " + std::to_string(off));

@@ -6,7 +6,8 @@
 //                               by its CRC-32; chunks are streamed back to back (pipelined, no per-chunk ack)
 //   DELETE [u8 2][u64 key]  ->  [u8 status]
 // status: 0 ok, 1 no such object. A wrong proof, an unknown op or a short read closes the connection.
-// A CRC mismatch fails the fetch with iogrid::Error (the bytes were damaged on the way).
+// A CRC mismatch fails the fetch with iogrid::Error (the bytes were damaged on the way). With TLS configured
+// the connection runs TLS (mutual, the cluster CA) before the token challenge.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,8 @@
 #include <string>
 
 #include "iogrid/detail/buffer.hpp"
+
+struct ssl_ctx_st;
 
 namespace iogrid::runtime::transport {
 
@@ -31,7 +34,7 @@ class DataServer {
  public:
   using Lookup = std::function<detail::BufferPtr(std::uint64_t key)>;  // nullptr: missing
   using Erase = std::function<void(std::uint64_t key)>;
-  DataServer(std::string token, std::string bind, Lookup lookup, Erase erase);
+  DataServer(std::string token, std::string bind, Lookup lookup, Erase erase, std::shared_ptr<ssl_ctx_st> tls = nullptr);
   ~DataServer();
   std::uint16_t port() const;
 
@@ -42,7 +45,7 @@ class DataServer {
 
 class DataClient {
  public:
-  explicit DataClient(std::string token);
+  explicit DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls = nullptr);
   ~DataClient();
   // Pulls one object; throws iogrid::Error when the server cannot be reached, has no such object, or the
   // bytes fail their checksum.

@@ -1,5 +1,7 @@
 #include "runtime/transport/endpoint.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <unordered_map>
@@ -32,8 +34,14 @@ const char* role_name(proto::Role r) {
   return "peer";
 }
 
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+
 struct Conn {
   caf::io::connection_handle hdl;
+  std::unique_ptr<SSL, SslFree> ssl;   // TLS: bytes pass through it (memory BIOs)
+  std::string plain_out;                // TLS: plaintext waiting for the handshake to finish
   Peer peer;
   FrameDecoder decoder;
   std::string client_nonce;   // outgoing: ours; incoming: theirs
@@ -60,7 +68,7 @@ class EndpointImpl final : public Endpoint {
     auto r = self_->add_tcp_scribe(host, port);
     if (!r)
       throw Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
-    auto& c = add(*r, host);
+    auto& c = add(*r, host, true);
     c.peer.outgoing = true;
     c.peer.role = role;
     c.client_nonce = random_bytes(32);
@@ -121,7 +129,13 @@ class EndpointImpl final : public Endpoint {
     if (it == conns_.end()) return;
     auto id = hdl.id();
     try {
-      it->second.decoder.feed(buf.data(), buf.size());
+      if (it->second.ssl) {
+        std::string plain, why;
+        if (!decrypt(it->second, buf, plain, why)) return protocol_error(id, why);
+        it->second.decoder.feed(plain.data(), plain.size());
+      } else {
+        it->second.decoder.feed(buf.data(), buf.size());
+      }
       for (;;) {
         auto cit = conns_.find(id);  // a handler may have closed it
         if (cit == conns_.end() || cit->second.closing) return;
@@ -152,18 +166,89 @@ class EndpointImpl final : public Endpoint {
   bool stopping() const { return stopping_; }
 
  private:
-  Conn& add(caf::io::connection_handle hdl, const std::string& addr) {
+  Conn& add(caf::io::connection_handle hdl, const std::string& addr, bool outgoing = false) {
     auto& c = conns_[hdl.id()];
     c.hdl = hdl;
     c.peer.id = hdl.id();
     c.peer.address = addr;
+    if (cfg_.tls) {
+      c.ssl.reset(SSL_new(cfg_.tls.get()));
+      SSL_set_bio(c.ssl.get(), BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+      if (outgoing) SSL_set_connect_state(c.ssl.get());
+      else SSL_set_accept_state(c.ssl.get());
+    }
     self_->configure_read(hdl, caf::io::receive_policy::at_most(256 * 1024));
     return c;
   }
 
   void write(Conn& c, const std::string& frame) {
+    if (c.ssl) {
+      c.plain_out += frame;
+      return pump_tls(c);
+    }
     self_->write(c.hdl, frame.size(), frame.data());
     self_->flush(c.hdl);
+  }
+
+  // TLS: moves pending plaintext into the session once it is up, and what OpenSSL wants sent onto the wire.
+  void pump_tls(Conn& c) {
+    auto* ssl = c.ssl.get();
+    if (!SSL_is_init_finished(ssl)) SSL_do_handshake(ssl);
+    if (SSL_is_init_finished(ssl) && !c.plain_out.empty()) {
+      std::size_t off = 0;
+      while (off < c.plain_out.size()) {
+        int n = SSL_write(ssl, c.plain_out.data() + off, static_cast<int>(std::min<std::size_t>(c.plain_out.size() - off, 1 << 20)));
+        if (n <= 0) break;
+        off += static_cast<std::size_t>(n);
+      }
+      c.plain_out.erase(0, off);
+    }
+    auto* wbio = SSL_get_wbio(ssl);
+    char buf[64 * 1024];
+    bool wrote = false;
+    while (BIO_ctrl_pending(wbio) > 0) {
+      int n = BIO_read(wbio, buf, sizeof buf);
+      if (n <= 0) break;
+      self_->write(c.hdl, static_cast<std::size_t>(n), buf);
+      wrote = true;
+    }
+    if (wrote) self_->flush(c.hdl);
+  }
+
+  // TLS: ciphertext in, plaintext out; false (with `why`) when the session failed.
+  bool decrypt(Conn& c, const std::vector<char>& in, std::string& out, std::string& why) {
+    auto* ssl = c.ssl.get();
+    BIO_write(SSL_get_rbio(ssl), in.data(), static_cast<int>(in.size()));
+    if (!SSL_is_init_finished(ssl)) {
+      int r = SSL_do_handshake(ssl);
+      if (r <= 0) {
+        int e = SSL_get_error(ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+          auto v = SSL_get_verify_result(ssl);
+          char err[256];
+          ERR_error_string_n(ERR_get_error(), err, sizeof err);
+          why = std::string("TLS handshake failed: ") + (v != X509_V_OK ? X509_verify_cert_error_string(v) : err);
+          return false;
+        }
+      }
+    }
+    char buf[64 * 1024];
+    for (;;) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        out.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      int e = SSL_get_error(ssl, n);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+      if (e == SSL_ERROR_ZERO_RETURN) break;
+      char err[256];
+      ERR_error_string_n(ERR_get_error(), err, sizeof err);
+      why = std::string("TLS error: ") + err;
+      return false;
+    }
+    pump_tls(c);
+    return true;
   }
 
   void reject(Conn& c, const std::string& reason) {

@@ -6,6 +6,8 @@
 // - Malformed, oversized or unexpected bytes close that connection (logged); every other connection
 //   keeps being served.
 // - Service callbacks and Endpoint methods run on the broker's thread only; other threads use post().
+// - With TLS configured, bytes pass through OpenSSL (memory BIOs) below the framing: a peer that fails the
+//   TLS handshake (no certificate, or one the cluster CA did not sign) is closed and logged.
 #pragma once
 
 #include <caf/all.hpp>
@@ -16,6 +18,8 @@
 #include <string>
 
 #include "runtime/transport/frame.hpp"
+
+struct ssl_ctx_st;
 
 namespace iogrid::runtime::transport {
 
@@ -51,6 +55,7 @@ struct EndpointConfig {
   std::string name;                           // how this process introduces itself
   std::chrono::milliseconds tick{100};        // period of Service::on_tick
   std::uint32_t frame_limit = kDefaultFrameLimit;
+  std::shared_ptr<ssl_ctx_st> tls;            // set: every connection runs TLS first (make_tls_context)
 };
 
 class Endpoint {

@@ -16,7 +16,40 @@ namespace iogrid::test {
 
 class LocalCluster {
  public:
+  struct Tls {};  // tag: run the cluster with mutual TLS (certificates made for the test)
+
   explicit LocalCluster(std::vector<std::string> head_args = {}) {
+    make_dir();
+    start_head(std::move(head_args));
+  }
+  explicit LocalCluster(Tls) {
+    make_dir();
+    make_certificates("ca", {"member"});
+    tls_ = {"--tls-cert", (dir_ / "member.pem").string(), "--tls-key", (dir_ / "member.key").string(), "--tls-ca",
+            (dir_ / "ca.pem").string()};
+    // This process (status queries) and the drivers it starts use the same certificate.
+    setenv("IOGRID_TLS_CERT", tls_[1].c_str(), 1);
+    setenv("IOGRID_TLS_KEY", tls_[3].c_str(), 1);
+    setenv("IOGRID_TLS_CA", tls_[5].c_str(), 1);
+    start_head({});
+  }
+
+  // A CA `ca` under dir() and, for each name, NAME.pem / NAME.key signed by it (EC P-256, valid 2 days).
+  void make_certificates(const std::string& ca, const std::vector<std::string>& names) {
+    auto run = [](const std::string& cmd) { REQUIRE(std::system((cmd + " > /dev/null 2>&1").c_str()) == 0); };
+    auto d = dir_.string() + "/";
+    run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d + ca + ".key -out " + d +
+        ca + ".pem -days 2 -subj /CN=" + ca);
+    for (const auto& n : names) {
+      run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout " + d + n + ".key -out " + d + n +
+          ".csr -subj /CN=" + n);
+      run("openssl x509 -req -in " + d + n + ".csr -CA " + d + ca + ".pem -CAkey " + d + ca + ".key -CAcreateserial -out " + d +
+          n + ".pem -days 2");
+    }
+  }
+
+ private:
+  void make_dir() {
     std::random_device rd;
     dir_ = std::filesystem::temp_directory_path() / ("iogrid-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(dir_);
@@ -25,9 +58,15 @@ class LocalCluster {
       std::ofstream t(token_file_);
       t << "test-token-" << rd() << rd() << rd() << "\n";
     }
-    start_head(std::move(head_args));
   }
+
+ public:
   ~LocalCluster() {
+    if (!tls_.empty()) {
+      unsetenv("IOGRID_TLS_CERT");
+      unsetenv("IOGRID_TLS_KEY");
+      unsetenv("IOGRID_TLS_CA");
+    }
     drivers_.clear();
     nodes_.clear();
     head_.reset();
@@ -38,6 +77,7 @@ class LocalCluster {
   void start_head(std::vector<std::string> extra = {}) {
     std::vector<std::string> argv{IOGRID_CLI_PATH, "head", "--port", "0", "--token-file", token_file_, "--state",
                                   (dir_ / "state").string(), "--log-level", "debug", "--no-dashboard"};
+    argv.insert(argv.end(), tls_.begin(), tls_.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     head_ = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, (dir_ / "head.log").string());
     REQUIRE(head_->wait_for_output("IOGRID_HEAD_PORT=", std::chrono::seconds(10)));
@@ -52,6 +92,7 @@ class LocalCluster {
   Process& add_node(const std::string& name, std::vector<std::string> args = {}) {
     std::vector<std::string> argv{IOGRID_CLI_PATH, "node", "--address", address_, "--token-file", token_file_, "--name",
                                   name, "--work-dir", (dir_ / name).string(), "--log-level", "debug"};
+    argv.insert(argv.end(), tls_.begin(), tls_.end());
     argv.insert(argv.end(), args.begin(), args.end());
     auto& p = nodes_[name];
     p = std::make_unique<Process>(argv, std::map<std::string, std::string>{}, (dir_ / (name + ".log")).string());
@@ -109,6 +150,7 @@ class LocalCluster {
   std::unique_ptr<Process> head_;
   std::map<std::string, std::unique_ptr<Process>> nodes_;
   std::vector<std::unique_ptr<Process>> drivers_;
+  std::vector<std::string> tls_;
 };
 
 }  // namespace iogrid::test

@@ -184,3 +184,34 @@ TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metric
   CHECK(http_get(c.dashboard_port(), "/").find("<h1>iogrid cluster</h1>") != std::string::npos);
   CHECK(http_get(c.dashboard_port(), "/nope").find("404") != std::string::npos);
 }
+
+TEST_CASE("with TLS every connection needs a certificate from the cluster CA", "[cluster][tls]") {
+  iogrid::test::LocalCluster c{iogrid::test::LocalCluster::Tls{}};
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  // A whole job runs over TLS, large objects included (the graph moves a 400 KB argument and result).
+  c.add_node("a100", {"--num-cpus", "1", "--gpus", "A100:40:8.0x2"});
+  c.add_node("rtx", {"--num-cpus", "1", "--gpus", "RTX4090:24:8.9"});
+  c.add_node("cpu", {"--num-cpus", "1", "--labels", "region=eu"});
+  REQUIRE(c.wait_nodes(5));
+  // (the graph scenario expects exactly three nodes: run the objects scenario instead)
+  auto& d = c.driver({"objects", std::to_string(4u << 20)});
+  int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  // A node without TLS, and one whose certificate another CA signed, do not get in.
+  iogrid::test::Process plain({IOGRID_CLI_PATH, "node", "--address", c.address(), "--token-file", c.token_file(), "--name",
+                               "plain"},
+                              {{"IOGRID_TLS_CERT", ""}, {"IOGRID_TLS_KEY", ""}, {"IOGRID_TLS_CA", ""}},
+                              (c.dir() / "plain.log").string());
+  c.make_certificates("rogue-ca", {"rogue"});
+  auto d2 = c.dir().string() + "/";
+  iogrid::test::Process rogue({IOGRID_CLI_PATH, "node", "--address", c.address(), "--token-file", c.token_file(), "--name",
+                               "rogue", "--tls-cert", d2 + "rogue.pem", "--tls-key", d2 + "rogue.key", "--tls-ca", d2 + "ca.pem"},
+                              {}, (c.dir() / "rogue.log").string());
+  std::this_thread::sleep_for(2s);
+  CHECK(c.status()["nodes"].size() == 5);
+  auto head = c.head().output();
+  CHECK(head.find("TLS") != std::string::npos);
+}
