@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "iogrid/errors.hpp"
+#include "runtime/export_table.hpp"
 #include "runtime/head_actor.hpp"
 #include "runtime/job_actor.hpp"
 #include "runtime/messages.hpp"
@@ -55,39 +56,6 @@ sched::Node to_node(const NodeOptions& o, std::uint32_t index) {
   n.reputation = o.reputation;
   return n;
 }
-
-class ExportTable {
- public:
-  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) {
-    {
-      std::lock_guard<std::mutex> g(m_);
-      auto& slot = table_[e->id];
-      slot.first = e;
-      ++slot.second;
-    }
-    auto h = detail::RefHandle::share(e);
-    auto id = e->id;
-    return std::shared_ptr<void>(e, [this, h = std::move(h), id](void*) mutable {
-      {
-        std::lock_guard<std::mutex> g(m_);
-        auto it = table_.find(id);
-        if (it != table_.end() && --it->second.second == 0) table_.erase(it);
-      }
-      h.reset();
-    });
-  }
-  detail::RefHandle import_ref(std::uint64_t id) {
-    std::lock_guard<std::mutex> g(m_);
-    auto it = table_.find(id);
-    if (it == table_.end())
-      throw Error("iogrid: object " + std::to_string(id) + " referenced inside a value no longer exists");
-    return detail::RefHandle::share(it->second.first);
-  }
-
- private:
-  std::mutex m_;
-  std::unordered_map<std::uint64_t, std::pair<detail::ObjectEntry*, int>> table_;
-};
 
 }  // namespace
 

@@ -47,6 +47,8 @@ class SubmitterCore : public detail::Core {
   }
 
  protected:
+  // Cluster mode: entry ids start at a random tag, so ids stay unique across the processes a ref visits.
+  void set_id_base(std::uint64_t base) { next_id_.store(base, std::memory_order_relaxed); }
   // The node whose store takes a large put from the calling thread.
   virtual std::uint32_t put_node() const { return 0; }
   std::unique_ptr<TaskSubmitter> submitter_;

@@ -79,8 +79,12 @@ std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::failed_arg(const detail:
 }
 
 void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then) {
+  std::vector<detail::ObjectEntry*> waits;
+  for (const auto& d : spec->deps) waits.push_back(d.get());
+  if (hooks_.wait_for_contained)
+    for (const auto& t : spec->contained) waits.push_back(static_cast<detail::ObjectEntry*>(t.get()));
   bool all_done = true;
-  for (const auto& d : spec->deps)
+  for (auto* d : waits)
     if (!d->done()) all_done = false;
   if (all_done) {
     then(spec);
@@ -89,9 +93,9 @@ void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(d
   // One count per dependency plus one held while registering, so `then` runs exactly once, after the last
   // dependency. Every dependency is registered (on_done runs at once for one that is already done): counting
   // only the pending ones would race with a dependency completing between the count and its registration.
-  spec->unresolved.store(static_cast<int>(spec->deps.size()) + 1, std::memory_order_relaxed);
+  spec->unresolved.store(static_cast<int>(waits.size()) + 1, std::memory_order_relaxed);
   auto shared_then = std::make_shared<std::function<void(detail::TaskSpec*)>>(std::move(then));
-  for (const auto& d : spec->deps)
+  for (auto* d : waits)
     d->on_done([spec, shared_then] {
       if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
     });

@@ -34,6 +34,7 @@ class TaskSubmitter {
     std::function<void(LeaseRequest)> request_lease;
     std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
     std::function<detail::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
+    bool wait_for_contained = false;  // cluster mode: refs inside arguments must be done before a task is sent
   };
   TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle);
   ~TaskSubmitter();

@@ -19,7 +19,7 @@
 
 #include "iogrid/errors.hpp"
 #include "runtime/actor_record.hpp"
-#include "runtime/cluster/cross_process_refs.hpp"
+#include "runtime/export_table.hpp"
 #include "runtime/cluster/remote_lease.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/cluster/store_server.hpp"
@@ -475,6 +475,8 @@ class ClusterClient final : public SubmitterCore {
     };
     hooks.store_of = [this](std::uint32_t) { return store_; };
     hooks.new_entry = [this] { return new_entry(); };
+    hooks.wait_for_contained = true;
+    set_id_base(fresh_id_base());
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
   }
 
@@ -527,8 +529,8 @@ class ClusterClient final : public SubmitterCore {
   }
 
   // ---- detail::Core (the rest comes from SubmitterCore) ----
-  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override { ref_inside_value_cannot_leave(); }
-  detail::RefHandle import_ref(std::uint64_t) override { ref_inside_value_cannot_arrive(); }
+  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return process_export_table().export_ref(e); }
+  detail::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
   std::string current_node() const override { return "driver"; }
 
  private:

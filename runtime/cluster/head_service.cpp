@@ -37,6 +37,7 @@ kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
 
 struct NodeRec {
   ConnId conn = 0;
+  std::map<std::uint64_t, std::uint64_t> objects;  // the object directory: key -> size of copies held here
   std::int64_t store_used = 0, store_capacity = 0, store_objects = 0, spilled = 0;
   std::string host;
   Clock::time_point last_heartbeat;
@@ -199,6 +200,21 @@ class HeadService final : public transport::Service {
         return ep.send(p.id, out);
       }
       case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
+      case W::OBJECTS_ADDED: {
+        auto it = node_by_conn_.find(p.id);
+        if (it == node_by_conn_.end()) return;
+        auto a = msg.getObjectsAdded();
+        auto keys = a.getKeys();
+        auto sizes = a.getSizes();
+        for (unsigned i = 0; i < keys.size() && i < sizes.size(); ++i) nodes_[it->second].objects[keys[i]] = sizes[i];
+        return;
+      }
+      case W::OBJECTS_REMOVED: {
+        auto it = node_by_conn_.find(p.id);
+        if (it == node_by_conn_.end()) return;
+        for (auto k : msg.getObjectsRemoved().getKeys()) nodes_[it->second].objects.erase(k);
+        return;
+      }
       case W::JOB_LOG: {
         auto l = msg.getJobLog();
         auto t = l.getText();
@@ -376,6 +392,9 @@ class HeadService final : public transport::Service {
       }
     }
     nodes_[index].active_leases = 0;
+    if (!nodes_[index].objects.empty())
+      spdlog::warn("{} object copies were on node {}; their owners rebuild what they still need", nodes_[index].objects.size(), n.name);
+    nodes_[index].objects.clear();
     capnp::MallocMessageBuilder out;
     auto d = out.initRoot<proto::Envelope>().initNodeDead();
     d.setNodeIndex(index);
@@ -664,6 +683,10 @@ class HeadService final : public transport::Service {
       ns[i].setStoreCapacityBytes(nodes_[n.index].store_capacity);
       ns[i].setStoreObjects(nodes_[n.index].store_objects);
       ns[i].setSpilledBytes(nodes_[n.index].spilled);
+      std::uint64_t bytes = 0;
+      for (const auto& [k, size] : nodes_[n.index].objects) bytes += size;
+      ns[i].setDirectoryObjects(nodes_[n.index].objects.size());
+      ns[i].setDirectoryBytes(bytes);
       ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
       ++i;

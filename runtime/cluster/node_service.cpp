@@ -62,7 +62,10 @@ class NodeService final : public transport::Service {
     std::filesystem::create_directories(log_dir());
     auto capacity = opts_.object_store_bytes > 0 ? opts_.object_store_bytes : physical_bytes() / 4;
     store_ = std::make_shared<ObjectStore>(opts_.node.name, capacity, std::filesystem::path(opts_.work_dir) / "spill");
-    data_ = serve_store(opts_.token, store_, true, transport::make_tls_context(opts_.tls));
+    data_ = serve_store(opts_.token, store_, true, transport::make_tls_context(opts_.tls), [this](std::uint64_t key) {
+      // Freed by its owner: the head's directory forgets this copy (sent from the endpoint's thread).
+      if (self_) transport::post(self_, [this, key](Endpoint& ep) { objects_removed(ep, {key}); });
+    });
   }
 
   static std::int64_t physical_bytes() {
@@ -71,6 +74,7 @@ class NodeService final : public transport::Service {
   }
 
   void on_start(Endpoint& ep) override {
+    self_ = ep.handle();
     local_port_ = ep.listen(0, "127.0.0.1");
     try_connect(ep);
   }
@@ -399,6 +403,14 @@ class NodeService final : public transport::Service {
       store_->put(key, buf);
       objects_by_job_[r.getJobId()].push_back(key);
       reply.setKey(key);
+      if (head_) {
+        capnp::MallocMessageBuilder added;
+        auto a = added.initRoot<proto::Envelope>().initObjectsAdded();
+        a.initKeys(1).set(0, key);
+        a.initSizes(1).set(0, size);
+        a.setJobId(r.getJobId());
+        ep.send(head_, added);
+      }
     } catch (const std::exception& e) {
       std::error_code ec;
       std::filesystem::remove(path, ec);
@@ -411,6 +423,7 @@ class NodeService final : public transport::Service {
     ended_jobs_.insert(job);
     if (auto it = objects_by_job_.find(job); it != objects_by_job_.end()) {
       for (auto key : it->second) store_->erase(key);
+      objects_removed(ep, it->second);
       objects_by_job_.erase(it);
     }
     for (auto& [pid, w] : workers_)
@@ -422,6 +435,14 @@ class NodeService final : public transport::Service {
     }
     waiting_code_.swap(rest);
     spdlog::info("{} ended ({}); its workers are stopped", job, why);
+  }
+
+  void objects_removed(Endpoint& ep, const std::vector<std::uint64_t>& keys) {
+    if (!head_ || keys.empty()) return;
+    capnp::MallocMessageBuilder out;
+    auto list = out.initRoot<proto::Envelope>().initObjectsRemoved().initKeys(static_cast<unsigned>(keys.size()));
+    for (unsigned i = 0; i < keys.size(); ++i) list.set(i, keys[i]);
+    ep.send(head_, out);
   }
 
   void reap(Endpoint& ep) {
@@ -466,6 +487,7 @@ class NodeService final : public transport::Service {
   std::deque<Lease> waiting_code_;
   std::set<std::string> ended_jobs_;
   std::string observed_host_;
+  caf::actor self_;
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
   std::uint64_t object_counter_ = 0;

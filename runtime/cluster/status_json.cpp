@@ -40,6 +40,8 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     jn["object_store_capacity_bytes"] = ns.getStoreCapacityBytes();
     jn["object_store_objects"] = ns.getStoreObjects();
     jn["spilled_bytes"] = ns.getSpilledBytes();
+    jn["directory_objects"] = ns.getDirectoryObjects();
+    jn["directory_bytes"] = ns.getDirectoryBytes();
     j["nodes"].push_back(jn);
   }
   j["jobs"] = nlohmann::json::array();

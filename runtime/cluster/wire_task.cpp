@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "iogrid/errors.hpp"
+#include "runtime/export_table.hpp"
+#include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -56,6 +58,8 @@ void write_task(proto::TaskSpec::Builder b, const detail::TaskSpec& spec, std::u
     auto v = e.bytes();
     deps.set(i, bytes_of(v->data(), v->size()));
   }
+  auto refs = refs_of(spec);
+  if (!refs.empty()) write_refs(b.initRefs(static_cast<unsigned>(refs.size())), refs, locate, false);
   if (!any_remote) return;
   auto locs = b.initDepLocations(n);
   for (unsigned i = 0; i < n; ++i)
@@ -90,6 +94,7 @@ std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r) {
     }
     s->deps.push_back(std::move(h));
   }
+  if (r.hasRefs()) s->contained = read_refs(r.getRefs());  // listed while the task runs
   return s;
 }
 
@@ -119,7 +124,14 @@ void register_object(const std::shared_ptr<RemoteObject>& o) {
 }
 }  // namespace
 
-RemoteObject::RemoteObject(Location l) : loc_(std::move(l)), name_("node " + std::to_string(loc_.node)) {}
+RemoteObject::RemoteObject(Location l, bool borrowed)
+    : loc_(std::move(l)), name_("node " + std::to_string(loc_.node)), erased_(borrowed) {}
+
+void RemoteObject::disown() {
+  std::lock_guard<std::mutex> g(m_);
+  erased_ = true;
+  lineage_ = nullptr;
+}
 
 RemoteObject::~RemoteObject() = default;
 
@@ -156,10 +168,82 @@ std::shared_ptr<RemoteObject> RemoteObject::find(const Location& l) {
   return nullptr;
 }
 
-std::shared_ptr<RemoteObject> make_remote_object(Location l) {
-  auto o = std::make_shared<RemoteObject>(std::move(l));
+std::shared_ptr<RemoteObject> make_remote_object(Location l, bool borrowed) {
+  auto o = std::make_shared<RemoteObject>(std::move(l), borrowed);
   register_object(o);
   return o;
+}
+
+std::vector<detail::ObjectEntry*> refs_of(const detail::TaskSpec& spec) {
+  std::vector<detail::ObjectEntry*> out;
+  std::vector<const std::vector<std::shared_ptr<void>>*> todo{&spec.contained};
+  for (const auto& d : spec.deps)
+    if (d->done()) todo.push_back(&d->contained);
+  for (std::size_t i = 0; i < todo.size() && out.size() < 100000; ++i)
+    for (const auto& token : *todo[i]) {
+      auto* e = static_cast<detail::ObjectEntry*>(token.get());
+      if (!e || std::find(out.begin(), out.end(), e) != out.end()) continue;
+      out.push_back(e);
+      if (e->done()) todo.push_back(&e->contained);  // refs inside a ref's value
+    }
+  return out;
+}
+
+void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<detail::ObjectEntry*>& refs,
+                const Locate& locate, bool owned) {
+  for (unsigned i = 0; i < refs.size(); ++i) {
+    auto* e = refs[i];
+    auto b = list[i];
+    b.setId(e->id);
+    b.setOwned(owned);
+    if (!e->done()) {
+      b.setError("iogrid: an ObjectRef inside a value was still pending when the value was sent to another process; "
+                 "get() it first or pass it as a direct argument");
+      continue;
+    }
+    if (e->state.load() == detail::ObjectState::failed) {
+      b.setError(e->error->message);
+      continue;
+    }
+    auto* remote = dynamic_cast<RemoteObject*>(e->store.get());
+    if (remote && !remote->rebuilding()) {
+      write_location(b.initLocation(), remote->location());
+      if (owned) remote->disown();  // the receiver frees it from now on
+      continue;
+    }
+    if (!e->value && locate && !owned)
+      if (auto where = locate(*e)) {
+        write_location(b.initLocation(), *where);
+        continue;
+      }
+    try {
+      auto v = e->bytes();
+      b.setValue(bytes_of(v->data(), v->size()));
+    } catch (const std::exception& ex) {
+      b.setError(ex.what());
+    }
+  }
+}
+
+std::vector<std::shared_ptr<void>> read_refs(capnp::List<proto::RefInfo>::Reader list) {
+  std::vector<std::shared_ptr<void>> tokens;
+  for (auto r : list) {
+    auto h = detail::RefHandle::adopt(new detail::ObjectEntry(r.getId()));
+    if (r.getError().size()) {
+      h->complete_error(std::make_shared<const detail::ErrorInfo>(
+          detail::ErrorInfo{detail::ErrorKind::object_lost, "", "", std::string(r.getError())}));
+    } else if (r.hasLocation() && r.getLocation().getSize() > 0) {
+      auto loc = read_location(r.getLocation());
+      auto size = loc.size;
+      h->complete_value(nullptr, make_remote_object(std::move(loc), !r.getOwned()), size);
+    } else {
+      auto v = buffer_of(r.getValue());
+      auto size = v->size();
+      h->complete_value(std::move(v), nullptr, size);
+    }
+    tokens.push_back(process_export_table().export_ref(h.get()));
+  }
+  return tokens;
 }
 
 void RemoteObject::mark_lost(const std::string& why) {
@@ -269,6 +353,11 @@ void RemoteObject::erase(std::uint64_t) {
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,
                   const Location* location, const Location* lost_dep) {
   b.setTaskId(task_id);
+  if (!out.failed && !out.contained.empty()) {
+    std::vector<detail::ObjectEntry*> refs;
+    for (const auto& t : out.contained) refs.push_back(static_cast<detail::ObjectEntry*>(t.get()));
+    write_refs(b.initRefs(static_cast<unsigned>(refs.size())), refs, nullptr, true);
+  }
   b.setOk(!out.failed);
   if (lost_dep) write_location(b.initLostDep(), *lost_dep);
   if (out.failed) b.setError(out.error);
@@ -279,6 +368,7 @@ void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const wor
 worker::Outcome read_result(proto::TaskResult::Reader r) {
   worker::Outcome out;
   out.failed = !r.getOk();
+  if (r.hasRefs()) out.contained = read_refs(r.getRefs());
   if (out.failed) {
     out.error = r.getError();
     if (r.hasLostDep() && r.getLostDep().getSize() > 0) out.lost_dep = RemoteObject::find(read_location(r.getLostDep()));

@@ -50,7 +50,18 @@ void fetch_remote_deps(RemoteSpec& spec, Location* failed);
 void write_location(proto::ObjectLocation::Builder b, const Location& l);
 Location read_location(proto::ObjectLocation::Reader r);
 
-std::shared_ptr<RemoteObject> make_remote_object(Location l);  // registered for node-death lookups
+std::shared_ptr<RemoteObject> make_remote_object(Location l, bool borrowed = false);  // registered for node-death lookups
+
+// ObjectRefs inside values crossing processes. The sender describes each (waiting for it first if it must);
+// the receiver makes a local entry under the same id (ids are unique across processes in cluster mode) and
+// lists it in its process's export table, so deserialising the value finds it; the returned tokens keep
+// those entries alive.
+// `owned`: ownership moves with the value (results); otherwise the receiver borrows (arguments).
+void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<detail::ObjectEntry*>& refs,
+                const Locate& locate, bool owned);
+std::vector<std::shared_ptr<void>> read_refs(capnp::List<proto::RefInfo>::Reader list);
+// The refs inside `spec`'s inline arguments and inside its dependencies' values (recursively).
+std::vector<detail::ObjectEntry*> refs_of(const detail::TaskSpec& spec);
 
 // `location`: set when the value stays on the node (large results).
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,
@@ -62,12 +73,15 @@ worker::Outcome read_result(proto::TaskResult::Reader r);
 // rebuilt from its lineage (the task that made it runs again); without lineage it fails as lost.
 class RemoteObject final : public detail::ObjectSource, public LineageAware, public std::enable_shared_from_this<RemoteObject> {
  public:
-  explicit RemoteObject(Location l);
+  // `borrowed`: another process owns it; dropping this handle does not free it.
+  explicit RemoteObject(Location l, bool borrowed = false);
   ~RemoteObject() override;
   detail::BufferPtr fetch(std::uint64_t id) override;  // waits for a rebuild in progress
   void erase(std::uint64_t id) override;
   const std::string& node_name() const override { return name_; }
   void set_lineage(Recompute r) override;
+  // Ownership moves to another process (a result's ref): this handle no longer frees the object.
+  void disown();
 
   Location location() const;
   // The node holding it is gone: rebuild (or fail).

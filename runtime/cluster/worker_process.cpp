@@ -18,7 +18,7 @@
 #include "iogrid/detail/spin.hpp"
 #include "iogrid/errors.hpp"
 #include "runtime/cluster/cluster_client.hpp"
-#include "runtime/cluster/cross_process_refs.hpp"
+#include "runtime/export_table.hpp"
 #include "runtime/cluster/wire_task.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -56,8 +56,8 @@ class WorkerProcessCore final : public detail::Core {
   void cancel(detail::ObjectEntry* e) override {
     if (auto* c = nested_if_started()) c->cancel(e);
   }
-  std::shared_ptr<void> export_ref(detail::ObjectEntry*) override { ref_inside_value_cannot_leave(); }
-  detail::RefHandle import_ref(std::uint64_t) override { ref_inside_value_cannot_arrive(); }
+  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return process_export_table().export_ref(e); }
+  detail::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
   std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
     return nested().create_actor(std::move(ctor), opts);
   }
@@ -92,7 +92,7 @@ class WorkerProcessCore final : public detail::Core {
     }
     return *nested_;
   }
-  std::atomic<std::uint64_t> next_id_{std::uint64_t(1) << 40};  // apart from the nested owner's ids
+  std::atomic<std::uint64_t> next_id_{fresh_id_base()};  // unique across processes (refs travel in values)
   std::mutex m_;
   std::unique_ptr<detail::Core> nested_;
   std::atomic<bool> started_{false};
@@ -162,6 +162,9 @@ class LeaseQueue final : public worker::WorkSource {
       instance_ = out.instance;
       ctor_fn_ = rs->fn;
     }
+    // Refs inside the result travel with it (their owner becomes the result's owner): wait for them first.
+    for (const auto& t : out.contained)
+      detail::wait_done(static_cast<detail::ObjectEntry*>(t.get()), std::chrono::steady_clock::time_point::max());
     std::optional<Location> where;
     if (!out.failed && out.value && out.value->size() > detail::kMaxInlineValueBytes) {
       try {

@@ -88,6 +88,16 @@ struct TaskSpec {
   jobId @12 :Text;
   depValues @13 :List(Data);  # cluster mode: the values of `deps`, in order, when they travel inline
   depLocations @14 :List(ObjectLocation);  # cluster mode: where large deps are pulled from (size 0: inline)
+  refs @15 :List(RefInfo);    # ObjectRefs inside the arguments (and inside the deps' values)
+}
+
+# An ObjectRef carried inside a value to another process: its id, and its value (inline, or where to pull it).
+struct RefInfo {
+  id @0 :UInt64;
+  value @1 :Data;
+  location @2 :ObjectLocation;  # size > 0: pull from there
+  error @3 :Text;               # the object failed (or was not ready when sent)
+  owned @4 :Bool;               # the receiver becomes its owner (frees it); otherwise it borrows it
 }
 
 # Where a large object can be pulled over the data plane.

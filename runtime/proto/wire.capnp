@@ -163,6 +163,7 @@ struct TaskResult {
   error @3 :Text;
   location @4 :Common.ObjectLocation;  # set (size > 0) when the value is large and stays on the node
   lostDep @5 :Common.ObjectLocation;   # set when the task could not pull this argument (its node is gone)
+  refs @6 :List(Common.RefInfo);       # ObjectRefs inside the result; the owner of the result takes them over
 }
 
 # worker -> node: adopt the large value written to `path` (a file in shared memory) into the node's store.
@@ -215,6 +216,8 @@ struct NodeStatus {
   storeCapacityBytes @6 :Int64;
   storeObjects @7 :Int64;
   spilledBytes @8 :Int64;
+  directoryObjects @9 :UInt64;   # copies the head's object directory lists on this node
+  directoryBytes @10 :UInt64;
 }
 
 struct JobStatus {
@@ -287,6 +290,17 @@ struct JobLogsReply {
   text @2 :Data;
 }
 
+# node -> head: the object directory (which node holds which large object).
+struct ObjectsAdded {
+  keys @0 :List(UInt64);
+  sizes @1 :List(UInt64);
+  jobId @2 :Text;
+}
+
+struct ObjectsRemoved {
+  keys @0 :List(UInt64);
+}
+
 struct Envelope {
   union {
     hello @0 :Hello;
@@ -324,5 +338,7 @@ struct Envelope {
     jobLog @32 :JobLog;
     jobLogsRequest @33 :JobLogsRequest;
     jobLogsReply @34 :JobLogsReply;
+    objectsAdded @35 :ObjectsAdded;
+    objectsRemoved @36 :ObjectsRemoved;
   }
 }

@@ -42,6 +42,21 @@ std::vector<int> children_of(int pid) {
   return out;
 }
 
+// Two 2-CPU nodes, n1 and n2, joined.
+void two_nodes(LocalCluster& c) {
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+}
+
+// Runs the driver scenario `args` to the end; it must exit 0 (its output and every log on failure).
+void scenario_passes(LocalCluster& c, std::vector<std::string> args) {
+  auto& d = c.driver(std::move(args));
+  int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+}
+
 bool all_cpus_free(LocalCluster& c) {
   auto s = c.status();
   for (const auto& n : s["nodes"])
@@ -185,13 +200,26 @@ TEST_CASE("a head restarted with --state keeps nodes, jobs and keys, and a runni
 
 TEST_CASE("large objects stay on their node, move node to node over the data plane, and are freed", "[cluster]") {
   LocalCluster c;
-  c.add_node("n1", {"--num-cpus", "2"});
-  c.add_node("n2", {"--num-cpus", "2"});
-  REQUIRE(c.wait_nodes(2));
+  two_nodes(c);
   auto& d = c.driver({"objects", std::to_string(24u << 20)});
+  REQUIRE(d.wait_for_output("holding", 60s));
+  // The head's object directory knows where the copy lives.
+  bool listed = false;
+  auto snapshot = c.status();
+  INFO(snapshot.dump());
+  for (const auto& n : snapshot["nodes"])
+    if (n["name"] == "n1" && n["directory_objects"].get<int>() >= 1 && n["directory_bytes"].get<std::uint64_t>() >= (24u << 20))
+      listed = true;
+  CHECK(listed);
   int rc = d.wait(120s);
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);
+  CHECK(eventually([&] {
+    auto s = c.status();
+    for (const auto& n : s["nodes"])
+      if (n["directory_objects"].get<int>() != 0) return false;
+    return true;
+  }, 5s));
 }
 
 TEST_CASE("an object whose only copy died with its node is rebuilt from its lineage", "[cluster]") {
@@ -210,13 +238,8 @@ TEST_CASE("an object whose only copy died with its node is rebuilt from its line
 
 TEST_CASE("tasks submit tasks across processes, more parents than CPUs, without deadlock", "[cluster]") {
   LocalCluster c;
-  c.add_node("n1", {"--num-cpus", "2"});
-  c.add_node("n2", {"--num-cpus", "2"});
-  REQUIRE(c.wait_nodes(2));
-  auto& d = c.driver({"nested"});
-  int rc = d.wait(120s);
-  INFO(d.output() + "\n" + c.logs());
-  REQUIRE(rc == 0);
+  two_nodes(c);
+  scenario_passes(c, {"nested"});
 }
 
 TEST_CASE("job submit streams the driver's output, and job logs returns it with the workers' output", "[cluster]") {
@@ -237,4 +260,10 @@ TEST_CASE("job submit streams the driver's output, and job logs returns it with 
   INFO(logs + "\n" + c.logs());
   CHECK(both);
   CHECK_THROWS_WITH(iogrid::runtime::cluster::job_logs(c.address(), c.read_token(), "job-99"), Catch::Contains("no job job-99"));
+}
+
+TEST_CASE("ObjectRefs inside arguments and results cross processes", "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  scenario_passes(c, {"refs"});
 }
