@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "scheduler/feasibility.hpp"
+#include "scheduler/first_fit_policy.hpp"
 #include "scheduler/pack_policy.hpp"
 #include "scheduler/random_policy.hpp"
 #include "scheduler/spread_policy.hpp"
@@ -56,11 +57,18 @@ std::optional<std::uint32_t> RandomPolicy::select(const ClusterView& view, const
   return ok[rng_() % ok.size()];
 }
 
+std::optional<std::uint32_t> FirstFitPolicy::select(const ClusterView& view, const ResourceRequest& req) {
+  for (const auto& n : view.nodes)
+    if (fits(n, req, Capacity::available)) return n.index;
+  return std::nullopt;
+}
+
 std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint64_t seed) {
   if (name == "pack") return std::make_unique<PackPolicy>();
   if (name == "spread") return std::make_unique<SpreadPolicy>();
   if (name == "random") return std::make_unique<RandomPolicy>(seed);
-  throw std::invalid_argument("unknown scheduling policy '" + name + "' (choose pack, spread or random)");
+  if (name == "first-fit") return std::make_unique<FirstFitPolicy>();
+  throw std::invalid_argument("unknown scheduling policy '" + name + "' (choose pack, spread, random or first-fit)");
 }
 
 }  // namespace iogrid::sched

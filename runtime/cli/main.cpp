@@ -7,6 +7,7 @@
 
 #include "bench/report.hpp"
 #include "runtime/cli/cluster_commands.hpp"
+#include "runtime/cli/sched_commands.hpp"
 #include "runtime/cluster/worker_env.hpp"
 
 namespace {
@@ -20,6 +21,8 @@ commands:
       Ray's core microbenchmarks on the embedded cluster, or (--mode cluster) on a head and two node processes
       started on this machine for the run. --json prints one JSON line per figure:
       {"suite","name","value","unit","higher_is_better","mode"}. Each figure is the median of N runs (default 5).
+  sched generate|replay ...
+      Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
       Prints the version.
   help
@@ -102,6 +105,7 @@ int main(int argc, char** argv) {
     if (cmd == "node") return iogrid::cli::node_command(rest);
     if (cmd == "status") return iogrid::cli::status_command(rest);
     if (cmd == "job") return iogrid::cli::job_command(rest);
+    if (cmd == "sched") return iogrid::cli::sched_command(rest);
     std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {

@@ -68,5 +68,5 @@ TEST_CASE("random is reproducible from its seed and only picks fitting nodes", "
 
 TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
   REQUIRE(make_policy("pack")->name() == "pack");
-  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread or random"));
+  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread, random or first-fit"));
 }

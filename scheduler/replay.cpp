@@ -1,0 +1,146 @@
+#include "scheduler/replay.hpp"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+
+#include "scheduler/feasibility.hpp"
+
+namespace iogrid::sched {
+
+namespace {
+
+struct Shape {
+  Milli gpus;  // < 1000: fraction of one GPU; else whole GPUs
+  Milli cpus;
+  double weight;
+};
+
+std::vector<Shape> gpu_shapes(const std::vector<TraceTask>& tasks) {
+  std::map<std::pair<Milli, Milli>, std::size_t> count;
+  std::size_t total = 0;
+  for (const auto& t : tasks) {
+    if (t.num_gpu <= 0) continue;
+    auto r = to_request(t);
+    ++count[{r.gpus, r.cpus}];
+    ++total;
+  }
+  std::vector<Shape> out;
+  for (const auto& [k, c] : count) out.push_back(Shape{k.first, k.second, double(c) / double(total)});
+  return out;
+}
+
+// Free GPU capacity of `n` (milli) that a task of shape `s` could not use.
+Milli unusable(const Node& n, const Shape& s) {
+  Milli free = 0, whole = 0;
+  for (const auto& g : n.gpus) {
+    free += g.free;
+    if (g.free == kOne) ++whole;
+  }
+  if (free == 0) return 0;
+  if (n.available.cpus < s.cpus) return free;  // no room for its CPUs: everything here is stranded
+  if (s.gpus < kOne) {
+    Milli small = 0;
+    for (const auto& g : n.gpus)
+      if (g.free < s.gpus) small += g.free;
+    return small;
+  }
+  if (whole * kOne < s.gpus) return free;
+  return free - whole * kOne;  // partly used GPUs cannot serve whole-GPU work
+}
+
+double fragmented(const ClusterView& view, const std::vector<Shape>& shapes) {
+  double free = 0, frag = 0;
+  for (const auto& n : view.nodes) {
+    if (!n.alive) continue;
+    Milli f = 0;
+    for (const auto& g : n.gpus) f += g.free;
+    free += double(f);
+    for (const auto& s : shapes) frag += s.weight * double(unusable(n, s));
+  }
+  return free > 0 ? frag / free : 0;
+}
+
+double allocated_ratio(const ClusterView& view, Milli capacity) {
+  Milli free = 0;
+  for (const auto& n : view.nodes)
+    for (const auto& g : n.gpus) free += g.free;
+  return capacity > 0 ? double(capacity - free) / double(capacity) : 0;
+}
+
+}  // namespace
+
+double fragmented_share(const ClusterView& view, const std::vector<TraceTask>& tasks) {
+  return fragmented(view, gpu_shapes(tasks));
+}
+
+ReplayResult replay(const std::vector<TraceNode>& nodes, const std::vector<TraceTask>& tasks, SchedulingPolicy& policy,
+                    double inflate, const Clock& now) {
+  ReplayResult res;
+  res.policy = std::string(policy.name());
+  auto view = to_view(nodes);
+  Milli capacity = 0;
+  for (const auto& n : view.nodes) capacity += Milli(n.gpus.size()) * kOne;
+  auto shapes = gpu_shapes(tasks);
+  const bool saturate = inflate > 0;
+  using Departure = std::pair<std::int64_t, Allocation>;
+  auto later = [](const Departure& a, const Departure& b) { return a.first > b.first; };
+  std::priority_queue<Departure, std::vector<Departure>, decltype(later)> departures(later);
+  std::vector<double> latencies;
+  latencies.reserve(tasks.size());
+  double arrived = 0, next_sample = 0.05;
+  auto sample = [&] {
+    res.curve.push_back(ReplayPoint{arrived / double(std::max<Milli>(capacity, 1)), allocated_ratio(view, capacity),
+                                    fragmented(view, shapes)});
+  };
+  std::size_t i = 0;
+  for (std::size_t n = 0; !tasks.empty(); ++n) {
+    if (!saturate && n >= tasks.size()) break;
+    if (saturate && arrived >= inflate * double(capacity)) break;
+    if (saturate && n >= tasks.size() * 1000) break;  // a trace without GPU work never saturates
+    const auto& t = tasks[i];
+    i = (i + 1) % tasks.size();
+    if (!saturate)
+      while (!departures.empty() && departures.top().first <= t.creation_time) {
+        release(view.nodes[departures.top().second.node], departures.top().second);
+        departures.pop();
+      }
+    auto req = to_request(t);
+    auto t0 = now();
+    auto pick = policy.select(view, req);
+    std::optional<Allocation> alloc;
+    if (pick) alloc = allocate(view.nodes[*pick], req);
+    latencies.push_back(std::chrono::duration<double, std::milli>(now() - t0).count());
+    double g = double(req.gpus) / double(kOne);
+    if (alloc) {
+      ++res.placed;
+      res.gpu_placed += g;
+      if (!saturate) departures.emplace(t.deletion_time, *alloc);
+    } else {
+      ++res.failed;
+      res.gpu_failed += g;
+    }
+    arrived += double(req.gpus);
+    while (capacity > 0 && arrived / double(capacity) >= next_sample) {
+      sample();
+      next_sample += 0.05;
+    }
+  }
+  res.final_allocated_gpu_ratio = allocated_ratio(view, capacity);
+  res.final_fragmented_share = fragmented(view, shapes);
+  if (!latencies.empty()) {
+    double total = 0;
+    for (double l : latencies) total += l;
+    res.decisions_per_s = total > 0 ? double(latencies.size()) / (total / 1000.0) : 0;
+    auto at = [&](double q) {
+      auto k = static_cast<std::size_t>(q * double(latencies.size() - 1));
+      std::nth_element(latencies.begin(), latencies.begin() + static_cast<std::ptrdiff_t>(k), latencies.end());
+      return latencies[k];
+    };
+    res.p50_ms = at(0.5);
+    res.p99_ms = at(0.99);
+  }
+  return res;
+}
+
+}  // namespace iogrid::sched

@@ -1,0 +1,221 @@
+#include "scheduler/trace.hpp"
+
+#include <algorithm>
+#include <istream>
+#include <map>
+#include <ostream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+namespace iogrid::sched {
+
+namespace {
+
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cell;
+  for (char c : line) {
+    if (c == ',') {
+      out.push_back(cell);
+      cell.clear();
+    } else if (c != '\r') {
+      cell.push_back(c);
+    }
+  }
+  out.push_back(cell);
+  return out;
+}
+
+struct Table {
+  std::map<std::string, std::size_t> columns;
+  std::vector<std::pair<std::size_t, std::vector<std::string>>> rows;  // (line number, cells)
+};
+
+Table read_table(std::istream& in, const std::vector<std::string>& required) {
+  Table t;
+  std::string line;
+  std::size_t n = 0;
+  if (!std::getline(in, line)) throw std::invalid_argument("empty trace: no header line");
+  ++n;
+  auto header = split_csv(line);
+  for (std::size_t i = 0; i < header.size(); ++i) t.columns[header[i]] = i;
+  for (const auto& r : required)
+    if (!t.columns.count(r)) throw std::invalid_argument("line 1: missing column '" + r + "'");
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty() || line == "\r") continue;
+    t.rows.emplace_back(n, split_csv(line));
+  }
+  return t;
+}
+
+const std::string& cell(const Table& t, const std::pair<std::size_t, std::vector<std::string>>& row, const std::string& col) {
+  static const std::string empty;
+  auto it = t.columns.find(col);
+  if (it == t.columns.end() || it->second >= row.second.size()) return empty;
+  return row.second[it->second];
+}
+
+template <class T>
+T number(const Table& t, const std::pair<std::size_t, std::vector<std::string>>& row, const std::string& col, T fallback,
+         bool required) {
+  const auto& v = cell(t, row, col);
+  if (v.empty()) {
+    if (required) throw std::invalid_argument("line " + std::to_string(row.first) + ": column '" + col + "' is empty");
+    return fallback;
+  }
+  try {
+    std::size_t used = 0;
+    double d = std::stod(v, &used);
+    if (used != v.size()) throw std::invalid_argument("trailing characters");
+    return static_cast<T>(d);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("line " + std::to_string(row.first) + ": column '" + col + "' is not a number: '" + v + "'");
+  }
+}
+
+}  // namespace
+
+std::vector<TraceNode> read_nodes_csv(std::istream& in) {
+  auto t = read_table(in, {"sn", "cpu_milli", "memory_mib", "gpu", "model"});
+  std::vector<TraceNode> out;
+  for (const auto& row : t.rows) {
+    TraceNode n;
+    n.sn = cell(t, row, "sn");
+    n.cpu_milli = number<Milli>(t, row, "cpu_milli", 0, true);
+    n.memory_mib = number<std::int64_t>(t, row, "memory_mib", 0, true);
+    n.gpus = number<int>(t, row, "gpu", 0, true);
+    n.model = cell(t, row, "model");
+    n.region = cell(t, row, "region");
+    n.price = number<double>(t, row, "price", 0, false);
+    n.reputation = number<double>(t, row, "reputation", 1.0, false);
+    if (n.cpu_milli < 0 || n.memory_mib < 0 || n.gpus < 0)
+      throw std::invalid_argument("line " + std::to_string(row.first) + ": negative capacity");
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<TraceTask> read_tasks_csv(std::istream& in) {
+  auto t = read_table(in, {"name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "creation_time", "deletion_time"});
+  std::vector<TraceTask> out;
+  for (const auto& row : t.rows) {
+    TraceTask k;
+    k.name = cell(t, row, "name");
+    k.cpu_milli = number<Milli>(t, row, "cpu_milli", 0, true);
+    k.memory_mib = number<std::int64_t>(t, row, "memory_mib", 0, true);
+    k.num_gpu = number<int>(t, row, "num_gpu", 0, true);
+    k.gpu_milli = number<Milli>(t, row, "gpu_milli", 0, false);
+    k.gpu_spec = cell(t, row, "gpu_spec");
+    k.creation_time = number<std::int64_t>(t, row, "creation_time", 0, true);
+    k.deletion_time = number<std::int64_t>(t, row, "deletion_time", 0, false);
+    if (k.num_gpu < 0 || k.gpu_milli < 0 || k.gpu_milli > kOne)
+      throw std::invalid_argument("line " + std::to_string(row.first) + ": num_gpu must be >= 0 and gpu_milli within 0..1000");
+    out.push_back(std::move(k));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const TraceTask& a, const TraceTask& b) { return a.creation_time < b.creation_time; });
+  return out;
+}
+
+void write_nodes_csv(std::ostream& out, const std::vector<TraceNode>& nodes) {
+  out << "sn,cpu_milli,memory_mib,gpu,model,region,price,reputation\n";
+  for (const auto& n : nodes)
+    out << n.sn << ',' << n.cpu_milli << ',' << n.memory_mib << ',' << n.gpus << ',' << n.model << ',' << n.region << ','
+        << n.price << ',' << n.reputation << '\n';
+}
+
+void write_tasks_csv(std::ostream& out, const std::vector<TraceTask>& tasks) {
+  out << "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,creation_time,deletion_time\n";
+  for (const auto& k : tasks)
+    out << k.name << ',' << k.cpu_milli << ',' << k.memory_mib << ',' << k.num_gpu << ',' << k.gpu_milli << ',' << k.gpu_spec
+        << ',' << k.creation_time << ',' << k.deletion_time << '\n';
+}
+
+SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+  SyntheticTrace t;
+  // Machine kinds: (weight, GPUs, model, CPUs, memory GiB, price per GPU-hour).
+  struct Kind {
+    double weight;
+    int gpus;
+    const char* model;
+    int cpus;
+    int mem_gib;
+    double price;
+  };
+  const Kind kinds[] = {{0.25, 8, "A100", 96, 768, 1.8}, {0.10, 8, "H100", 128, 1024, 3.2}, {0.20, 4, "V100", 64, 384, 0.9},
+                        {0.20, 2, "T4", 32, 128, 0.35},   {0.15, 1, "RTX4090", 16, 64, 0.45}, {0.10, 0, "", 64, 256, 0}};
+  const char* regions[] = {"eu", "us", "asia"};
+  std::discrete_distribution<int> pick_kind({0.25, 0.10, 0.20, 0.20, 0.15, 0.10});
+  for (std::size_t i = 0; i < nodes; ++i) {
+    const auto& k = kinds[pick_kind(rng)];
+    TraceNode n;
+    n.sn = "node-" + std::to_string(i);
+    n.cpu_milli = Milli(k.cpus) * kOne;
+    n.memory_mib = std::int64_t(k.mem_gib) * 1024;
+    n.gpus = k.gpus;
+    n.model = k.model;
+    n.region = regions[rng() % 3];
+    n.price = k.price * uniform(0.7, 1.3);
+    n.reputation = uniform(0.5, 1.0);
+    t.nodes.push_back(std::move(n));
+  }
+  // Task shapes after the Alibaba 2023 GPU trace: most tasks share one GPU, a few take several.
+  std::discrete_distribution<int> pick_shape({0.35, 0.25, 0.15, 0.10, 0.05, 0.03, 0.07});
+  std::exponential_distribution<double> gap(1.0);           // arrivals: one per time unit on average
+  std::exponential_distribution<double> life(1.0 / 2000.0);  // lifetimes: long against arrivals, so work piles up
+  double now = 0;
+  for (std::size_t i = 0; i < tasks; ++i) {
+    TraceTask k;
+    k.name = "task-" + std::to_string(i);
+    switch (pick_shape(rng)) {
+      case 0: k.num_gpu = 1; k.gpu_milli = 250; k.cpu_milli = 2000; break;
+      case 1: k.num_gpu = 1; k.gpu_milli = 500; k.cpu_milli = 4000; break;
+      case 2: k.num_gpu = 1; k.gpu_milli = 1000; k.cpu_milli = 6000; break;
+      case 3: k.num_gpu = 2; k.gpu_milli = 1000; k.cpu_milli = 12000; break;
+      case 4: k.num_gpu = 4; k.gpu_milli = 1000; k.cpu_milli = 24000; break;
+      case 5: k.num_gpu = 8; k.gpu_milli = 1000; k.cpu_milli = 48000; break;
+      default: k.num_gpu = 0; k.gpu_milli = 0; k.cpu_milli = 4000; break;
+    }
+    k.memory_mib = k.cpu_milli / kOne * 4096;
+    if (k.num_gpu > 0 && rng() % 5 == 0) k.gpu_spec = (rng() % 2) ? "A100|H100" : "V100|T4";
+    now += gap(rng);
+    k.creation_time = static_cast<std::int64_t>(now);
+    k.deletion_time = k.creation_time + 1 + static_cast<std::int64_t>(life(rng));
+    t.tasks.push_back(std::move(k));
+  }
+  return t;
+}
+
+ClusterView to_view(const std::vector<TraceNode>& nodes) {
+  ClusterView v;
+  for (std::uint32_t i = 0; i < nodes.size(); ++i) {
+    const auto& t = nodes[i];
+    Node n;
+    n.index = i;
+    n.name = t.sn;
+    n.total.cpus = t.cpu_milli;
+    n.total.memory_mib = t.memory_mib;
+    for (int g = 0; g < t.gpus; ++g) n.gpus.push_back(Gpu{t.model, 0, 0, 0, true, kOne});
+    n.available = n.total;
+    if (!t.region.empty()) n.labels["region"] = t.region;
+    n.price_per_gpu_hour = t.price;
+    n.reputation = t.reputation;
+    v.nodes.push_back(std::move(n));
+  }
+  return v;
+}
+
+ResourceRequest to_request(const TraceTask& t) {
+  ResourceRequest r;
+  r.cpus = t.cpu_milli;
+  r.memory_mib = t.memory_mib;
+  if (t.num_gpu == 1) r.gpus = t.gpu_milli > 0 ? t.gpu_milli : kOne;
+  else if (t.num_gpu > 1) r.gpus = Milli(t.num_gpu) * kOne;
+  r.gpu_models = split_models(t.gpu_spec);
+  return r;
+}
+
+}  // namespace iogrid::sched
