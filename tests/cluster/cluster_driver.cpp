@@ -103,6 +103,19 @@ void check(bool ok, const std::string& what) {
   }
 }
 
+// Polls the nodes' object stores until every one is empty (true) or the time is up (false).
+bool stores_empty_within(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool empty = true;
+    for (const auto& node : iogrid::nodes())
+      if (node.object_store_used_bytes != 0) empty = false;
+    if (empty) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
 long sum_of_squares_graph(long n) {
   std::vector<iogrid::ObjectRef<long>> level;
   for (long i = 1; i <= n; ++i) level.push_back(iogrid::task(square).remote(i));
@@ -191,12 +204,10 @@ void objects(std::uint64_t n) {
     auto local = iogrid::get(blob, 60s);
     check(local.size() == n && local[1] == 10, "the driver can get the object too");
     bool stored = false;
-    for (const auto& node : iogrid::nodes())
-      if (node.name == "n1" && node.object_store_used_bytes >= static_cast<std::int64_t>(n)) stored = true;
     for (int i = 0; i < 50 && !stored; ++i) {
-      std::this_thread::sleep_for(100ms);
       for (const auto& node : iogrid::nodes())
         if (node.name == "n1" && node.object_store_used_bytes >= static_cast<std::int64_t>(n)) stored = true;
+      if (!stored) std::this_thread::sleep_for(100ms);
     }
     check(stored, "n1's object store holds the object while it is referenced");
     std::cout << "holding" << std::endl;  // the test looks at the head's object directory now
@@ -207,13 +218,7 @@ void objects(std::uint64_t n) {
     auto s2 = iogrid::get(iogrid::task(blob_sum).options({.node = "n2"}).remote(ref), 60s);
     check(s2.first == n, "a large driver value reaches a remote task");
   }
-  bool freed = false;
-  for (int i = 0; i < 100 && !freed; ++i) {
-    std::this_thread::sleep_for(100ms);
-    freed = true;
-    for (const auto& node : iogrid::nodes())
-      if (node.object_store_used_bytes != 0) freed = false;
-  }
+  bool freed = stores_empty_within(10s);
   check(freed, "the objects are freed on every node once no one refers to them");
 }
 
@@ -261,13 +266,7 @@ void refs_in_values() {
   check(blob.size() == n && blob[1] == 10, "a returned ref to a large object made by a nested task");
   inner = {};
   blob.clear();
-  bool freed = false;
-  for (int i = 0; i < 100 && !freed; ++i) {
-    std::this_thread::sleep_for(100ms);
-    freed = true;
-    for (const auto& node : iogrid::nodes())
-      if (node.object_store_used_bytes != 0) freed = false;
-  }
+  bool freed = stores_empty_within(10s);
   check(freed, "the large object is freed once the driver drops the ref it was handed");
 }
 
