@@ -2,6 +2,8 @@
 #include <vector>
 
 #include "scheduler/feasibility.hpp"
+#include "scheduler/dot_product_policy.hpp"
+#include "scheduler/fgd_policy.hpp"
 #include "scheduler/first_fit_policy.hpp"
 #include "scheduler/pack_policy.hpp"
 #include "scheduler/random_policy.hpp"
@@ -63,12 +65,52 @@ std::optional<std::uint32_t> FirstFitPolicy::select(const ClusterView& view, con
   return std::nullopt;
 }
 
+std::optional<std::uint32_t> FgdPolicy::select(const ClusterView& view, const ResourceRequest& req) {
+  workload_.observe(req);
+  auto shapes = workload_.shapes();
+  std::optional<std::uint32_t> best;
+  double best_delta = 0;
+  for (const auto& n : view.nodes) {
+    if (!fits(n, req, Capacity::available)) continue;
+    Node after = n;
+    if (!allocate(after, req)) continue;
+    double delta = node_fragmentation(after, shapes) - node_fragmentation(n, shapes);
+    if (!best || delta < best_delta - 1e-9) {
+      best = n.index;
+      best_delta = delta;
+    }
+  }
+  return best;
+}
+
+std::optional<std::uint32_t> DotProductPolicy::select(const ClusterView& view, const ResourceRequest& req) {
+  std::optional<std::uint32_t> best;
+  double best_score = -1;
+  for (const auto& n : view.nodes) {
+    if (!fits(n, req, Capacity::available)) continue;
+    auto norm = [](Milli v, Milli total) { return total > 0 ? double(v) / double(total) : 0.0; };
+    Milli gpu_free = 0;
+    for (const auto& g : n.gpus) gpu_free += g.free;
+    Milli gpu_total = Milli(n.gpus.size()) * kOne;
+    double score = norm(req.cpus, n.total.cpus) * norm(n.available.cpus, n.total.cpus) +
+                   norm(req.memory_mib, n.total.memory_mib) * norm(n.available.memory_mib, n.total.memory_mib) +
+                   norm(req.gpus, gpu_total) * norm(gpu_free, gpu_total);
+    if (score > best_score + 1e-12) {
+      best_score = score;
+      best = n.index;
+    }
+  }
+  return best;
+}
+
 std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint64_t seed) {
   if (name == "pack") return std::make_unique<PackPolicy>();
   if (name == "spread") return std::make_unique<SpreadPolicy>();
   if (name == "random") return std::make_unique<RandomPolicy>(seed);
   if (name == "first-fit") return std::make_unique<FirstFitPolicy>();
-  throw std::invalid_argument("unknown scheduling policy '" + name + "' (choose pack, spread, random or first-fit)");
+  if (name == "dot-product") return std::make_unique<DotProductPolicy>();
+  if (name == "fgd") return std::make_unique<FgdPolicy>();
+  throw std::invalid_argument("unknown scheduling policy '" + name + "' (choose pack, spread, random, first-fit, dot-product or fgd)");
 }
 
 }  // namespace iogrid::sched

@@ -21,7 +21,7 @@ class SchedulingPolicy {
   virtual std::string_view name() const = 0;
 };
 
-// "pack" (best fit), "spread", "random" (seeded) or "first-fit"; throws std::invalid_argument naming the choices otherwise.
+// "pack" (best fit), "spread", "random" (seeded), "first-fit", "dot-product" or "fgd" (fragmentation-aware); throws std::invalid_argument naming the choices otherwise.
 std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint64_t seed = 1);
 
 }  // namespace iogrid::sched

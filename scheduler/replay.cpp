@@ -5,58 +5,24 @@
 #include <queue>
 
 #include "scheduler/feasibility.hpp"
+#include "scheduler/fragmentation.hpp"
 
 namespace iogrid::sched {
 
 namespace {
 
-struct Shape {
-  Milli gpus;  // < 1000: fraction of one GPU; else whole GPUs
-  Milli cpus;
-  double weight;
-};
-
-std::vector<Shape> gpu_shapes(const std::vector<TraceTask>& tasks) {
-  std::map<std::pair<Milli, Milli>, std::size_t> count;
-  std::size_t total = 0;
-  for (const auto& t : tasks) {
-    if (t.num_gpu <= 0) continue;
-    auto r = to_request(t);
-    ++count[{r.gpus, r.cpus}];
-    ++total;
-  }
-  std::vector<Shape> out;
-  for (const auto& [k, c] : count) out.push_back(Shape{k.first, k.second, double(c) / double(total)});
-  return out;
+std::vector<TaskShape> gpu_shapes(const std::vector<TraceTask>& tasks) {
+  WorkloadHistogram h;
+  for (const auto& t : tasks) h.observe(to_request(t));
+  return h.shapes();
 }
 
-// Free GPU capacity of `n` (milli) that a task of shape `s` could not use.
-Milli unusable(const Node& n, const Shape& s) {
-  Milli free = 0, whole = 0;
-  for (const auto& g : n.gpus) {
-    free += g.free;
-    if (g.free == kOne) ++whole;
-  }
-  if (free == 0) return 0;
-  if (n.available.cpus < s.cpus) return free;  // no room for its CPUs: everything here is stranded
-  if (s.gpus < kOne) {
-    Milli small = 0;
-    for (const auto& g : n.gpus)
-      if (g.free < s.gpus) small += g.free;
-    return small;
-  }
-  if (whole * kOne < s.gpus) return free;
-  return free - whole * kOne;  // partly used GPUs cannot serve whole-GPU work
-}
-
-double fragmented(const ClusterView& view, const std::vector<Shape>& shapes) {
+double fragmented(const ClusterView& view, const std::vector<TaskShape>& shapes) {
   double free = 0, frag = 0;
   for (const auto& n : view.nodes) {
     if (!n.alive) continue;
-    Milli f = 0;
-    for (const auto& g : n.gpus) f += g.free;
-    free += double(f);
-    for (const auto& s : shapes) frag += s.weight * double(unusable(n, s));
+    for (const auto& g : n.gpus) free += double(g.free);
+    frag += node_fragmentation(n, shapes);
   }
   return free > 0 ? frag / free : 0;
 }

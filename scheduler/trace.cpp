@@ -162,8 +162,10 @@ SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_
     n.reputation = uniform(0.5, 1.0);
     t.nodes.push_back(std::move(n));
   }
-  // Task shapes after the Alibaba 2023 GPU trace: most tasks share one GPU, a few take several.
-  std::discrete_distribution<int> pick_shape({0.35, 0.25, 0.15, 0.10, 0.05, 0.03, 0.07});
+  // Task shapes after the Alibaba 2023 GPU-sharing trace: most tasks take a fraction of one GPU (of many
+  // sizes), some a whole GPU, a few several, some none.
+  const Milli fractions[] = {100, 200, 250, 300, 400, 500, 600, 700, 800};
+  std::discrete_distribution<int> pick_shape({0.55, 0.17, 0.06, 0.04, 0.02, 0.16});
   std::exponential_distribution<double> gap(1.0);           // arrivals: one per time unit on average
   std::exponential_distribution<double> life(1.0 / 2000.0);  // lifetimes: long against arrivals, so work piles up
   double now = 0;
@@ -171,13 +173,12 @@ SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_
     TraceTask k;
     k.name = "task-" + std::to_string(i);
     switch (pick_shape(rng)) {
-      case 0: k.num_gpu = 1; k.gpu_milli = 250; k.cpu_milli = 2000; break;
-      case 1: k.num_gpu = 1; k.gpu_milli = 500; k.cpu_milli = 4000; break;
-      case 2: k.num_gpu = 1; k.gpu_milli = 1000; k.cpu_milli = 6000; break;
-      case 3: k.num_gpu = 2; k.gpu_milli = 1000; k.cpu_milli = 12000; break;
-      case 4: k.num_gpu = 4; k.gpu_milli = 1000; k.cpu_milli = 24000; break;
-      case 5: k.num_gpu = 8; k.gpu_milli = 1000; k.cpu_milli = 48000; break;
-      default: k.num_gpu = 0; k.gpu_milli = 0; k.cpu_milli = 4000; break;
+      case 0: k.num_gpu = 1; k.gpu_milli = fractions[rng() % 9]; k.cpu_milli = 1000 * (1 + Milli(rng() % 8)); break;
+      case 1: k.num_gpu = 1; k.gpu_milli = 1000; k.cpu_milli = 1000 * (4 + Milli(rng() % 8)); break;
+      case 2: k.num_gpu = 2; k.gpu_milli = 1000; k.cpu_milli = 12000; break;
+      case 3: k.num_gpu = 4; k.gpu_milli = 1000; k.cpu_milli = 24000; break;
+      case 4: k.num_gpu = 8; k.gpu_milli = 1000; k.cpu_milli = 48000; break;
+      default: k.num_gpu = 0; k.gpu_milli = 0; k.cpu_milli = 1000 * (1 + Milli(rng() % 16)); break;
     }
     k.memory_mib = k.cpu_milli / kOne * 4096;
     if (k.num_gpu > 0 && rng() % 5 == 0) k.gpu_spec = (rng() % 2) ? "A100|H100" : "V100|T4";

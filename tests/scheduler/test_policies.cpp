@@ -68,5 +68,56 @@ TEST_CASE("random is reproducible from its seed and only picks fitting nodes", "
 
 TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
   REQUIRE(make_policy("pack")->name() == "pack");
-  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread, random or first-fit"));
+  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread, random, first-fit, dot-product or fgd"));
+}
+
+TEST_CASE("fgd picks the placement that strands the least GPU capacity for the workload; best fit does not", "[scheduler]") {
+  ClusterView v;
+  Node a;  // almost out of CPUs, one idle GPU
+  a.index = 0;
+  a.name = "a";
+  a.total.cpus = 16000;
+  a.total.memory_mib = 65536;
+  a.available = a.total;
+  a.available.cpus = 1800;
+  a.gpus.push_back(Gpu{"A100", 40960, 8.0, 0, true, kOne});
+  Node b;  // plenty of CPUs, one GPU 40% used
+  b.index = 1;
+  b.name = "b";
+  b.total.cpus = 16000;
+  b.total.memory_mib = 65536;
+  b.available = b.total;
+  b.gpus.push_back(Gpu{"A100", 40960, 8.0, 0, true, 600});
+  v.nodes = {a, b};
+  ResourceRequest half;
+  half.cpus = 1000;
+  half.gpus = 500;
+  // Best fit: node a ends up the most utilised (its CPUs), so it goes there and a's remaining half GPU is
+  // stranded without CPUs. FGD sees that and uses b's partly used GPU instead.
+  CHECK(make_policy("pack")->select(v, half) == 0u);
+  CHECK(make_policy("fgd")->select(v, half) == 1u);
+}
+
+TEST_CASE("dot-product matches the request's shape to the node's free capacity", "[scheduler]") {
+  ClusterView v;
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    Node n;
+    n.index = i;
+    n.name = i == 0 ? "gpu-rich" : "cpu-rich";
+    n.total.cpus = 32000;
+    n.total.memory_mib = 65536;
+    n.available = n.total;
+    n.gpus.assign(4, Gpu{"A100", 40960, 8.0, 0, true, kOne});
+    if (i == 0) n.available.cpus = 4000;                     // GPUs free, CPUs busy
+    else for (int g = 0; g < 3; ++g) n.gpus[g].free = 0;     // CPUs free, GPUs busy
+    v.nodes.push_back(n);
+  }
+  ResourceRequest cpu_heavy;
+  cpu_heavy.cpus = 3000;
+  ResourceRequest gpu_heavy;
+  gpu_heavy.cpus = 1000;
+  gpu_heavy.gpus = 2000;
+  auto p = make_policy("dot-product");
+  CHECK(p->select(v, cpu_heavy) == 1u);
+  CHECK(p->select(v, gpu_heavy) == 0u);
 }
