@@ -102,7 +102,7 @@ class EmbeddedRuntime final : public SubmitterCore {
 
   ~EmbeddedRuntime() override { stop(); }
 
-  void stop() {
+  void stop() override {
     if (stopped_.exchange(true)) return;
     submitter_->shutdown();
     for (auto& n : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
@@ -127,8 +127,8 @@ class EmbeddedRuntime final : public SubmitterCore {
     return ctx ? ctx->node_name : std::string("driver");
   }
 
-  void kv_put(const std::string& key, const std::string& value) { caf::anon_send(head_, kv_put_atom::value, key, value); }
-  std::optional<std::string> kv_get(const std::string& key) {
+  void kv_put(const std::string& key, const std::string& value) override { caf::anon_send(head_, kv_put_atom::value, key, value); }
+  std::optional<std::string> kv_get(const std::string& key) override {
     caf::scoped_actor self{*sys_};
     std::optional<std::string> out;
     self->request(head_, caf::infinite, kv_get_atom::value, key)
@@ -139,7 +139,7 @@ class EmbeddedRuntime final : public SubmitterCore {
     return out;
   }
 
-  std::vector<NodeInfo> describe() {
+  std::vector<NodeInfo> describe() override {
     caf::scoped_actor self{*sys_};
     sched::ClusterView view;
     self->request(head_, caf::infinite, view_atom::value)
@@ -168,18 +168,6 @@ class EmbeddedRuntime final : public SubmitterCore {
   std::atomic<bool> stopped_{false};
 };
 
-std::unique_ptr<detail::Core> start_embedded(const InitOptions& opts) { return std::make_unique<EmbeddedRuntime>(opts); }
-
-std::vector<NodeInfo> describe_nodes(detail::Core& core) { return static_cast<EmbeddedRuntime&>(core).describe(); }
-
-void stop_embedded(detail::Core& core) { static_cast<EmbeddedRuntime&>(core).stop(); }
-
-void embedded_kv_put(detail::Core& core, const std::string& key, const std::string& value) {
-  static_cast<EmbeddedRuntime&>(core).kv_put(key, value);
-}
-
-std::optional<std::string> embedded_kv_get(detail::Core& core, const std::string& key) {
-  return static_cast<EmbeddedRuntime&>(core).kv_get(key);
-}
+std::unique_ptr<SubmitterCore> start_embedded(const InitOptions& opts) { return std::make_unique<EmbeddedRuntime>(opts); }
 
 }  // namespace iogrid::runtime

@@ -7,17 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/runtime.hpp"
+#include "runtime/submitter_core.hpp"
 
 namespace iogrid::runtime {
 
-class EmbeddedRuntime;
-
-std::unique_ptr<detail::Core> start_embedded(const InitOptions& opts);
-std::vector<NodeInfo> describe_nodes(detail::Core& core);
-void stop_embedded(detail::Core& core);
-void embedded_kv_put(detail::Core& core, const std::string& key, const std::string& value);
-std::optional<std::string> embedded_kv_get(detail::Core& core, const std::string& key);
+std::unique_ptr<SubmitterCore> start_embedded(const InitOptions& opts);
 
 }  // namespace iogrid::runtime

@@ -1,13 +1,17 @@
 // SubmitterCore: the part of the SDK's Core that both runtimes share (embedded, and the cluster client of a
 // driver): entries, task submission, puts and actors all go through one TaskSubmitter. A runtime derives
 // from it, creates `submitter_` in its constructor, and adds what differs (refs inside values, where a put
-// lands, which node the caller is on).
+// lands, which node the caller is on) and the runtime-level calls the SDK makes (nodes, KV, stop).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "iogrid/detail/core.hpp"
+#include "iogrid/runtime.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/task_submitter.hpp"
 
@@ -45,6 +49,12 @@ class SubmitterCore : public detail::Core {
   void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
     static_cast<ActorRecord*>(actor.get())->kill(no_restart);
   }
+
+  // What iogrid::nodes(), kv_put/kv_get and shutdown() ask of the running runtime.
+  virtual std::vector<NodeInfo> describe() = 0;
+  virtual void kv_put(const std::string& key, const std::string& value) = 0;
+  virtual std::optional<std::string> kv_get(const std::string& key) = 0;
+  virtual void stop() = 0;
 
  protected:
   // Cluster mode: entry ids start at a random tag, so ids stay unique across the processes a ref visits.

@@ -482,7 +482,7 @@ class ClusterClient final : public SubmitterCore {
 
   ~ClusterClient() override { stop(); }
 
-  void stop() {
+  void stop() override {
     if (stopped_.exchange(true)) return;
     if (submitter_) submitter_->shutdown();
     transport::post(ep_, [svc = svc_](Endpoint& ep) {
@@ -492,7 +492,7 @@ class ClusterClient final : public SubmitterCore {
     teardown();
   }
 
-  std::vector<NodeInfo> describe() {
+  std::vector<NodeInfo> describe() override {
     auto p = std::make_shared<std::promise<std::string>>();
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p](Endpoint& ep) { svc->ask_status(ep, p); });
@@ -505,7 +505,7 @@ class ClusterClient final : public SubmitterCore {
     return nodes_of(reader.getRoot<proto::StatusReply>());
   }
 
-  void kv_put(const std::string& key, const std::string& value) {
+  void kv_put(const std::string& key, const std::string& value) override {
     auto p = std::make_shared<std::promise<void>>();
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p, key, value](Endpoint& ep) {
@@ -519,7 +519,7 @@ class ClusterClient final : public SubmitterCore {
     f.get();
   }
 
-  std::optional<std::string> kv_get(const std::string& key) {
+  std::optional<std::string> kv_get(const std::string& key) override {
     auto p = std::make_shared<std::promise<std::optional<std::string>>>();
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p, key](Endpoint& ep) { svc->kv_get(ep, key, p); });
@@ -649,22 +649,8 @@ auto with_envelope(const std::string& bytes, Fn fn) {
 
 }  // namespace
 
-std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOptions opts) {
+std::unique_ptr<SubmitterCore> connect_cluster(const InitOptions& init, ClientOptions opts) {
   return std::make_unique<ClusterClient>(init, std::move(opts));
-}
-
-std::vector<NodeInfo> describe_cluster(detail::Core& core) { return static_cast<ClusterClient&>(core).describe(); }
-
-void stop_cluster(detail::Core& core) { static_cast<ClusterClient&>(core).stop(); }
-
-bool is_cluster(const detail::Core& core) { return dynamic_cast<const ClusterClient*>(&core) != nullptr; }
-
-void cluster_kv_put(detail::Core& core, const std::string& key, const std::string& value) {
-  static_cast<ClusterClient&>(core).kv_put(key, value);
-}
-
-std::optional<std::string> cluster_kv_get(detail::Core& core, const std::string& key) {
-  return static_cast<ClusterClient&>(core).kv_get(key);
 }
 
 std::string cluster_status_json(const std::string& address, const std::string& token) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "iogrid/detail/core.hpp"
+#include "runtime/submitter_core.hpp"
 #include "iogrid/runtime.hpp"
 #include "runtime/transport/frame.hpp"
 
@@ -22,12 +22,7 @@ struct ClientOptions {
   std::string parent_job;      // set in a worker process: it owns nested tasks of this job
 };
 
-std::unique_ptr<detail::Core> connect_cluster(const InitOptions& init, ClientOptions opts);
-std::vector<NodeInfo> describe_cluster(detail::Core& core);
-void stop_cluster(detail::Core& core);
-bool is_cluster(const detail::Core& core);
-void cluster_kv_put(detail::Core& core, const std::string& key, const std::string& value);
-std::optional<std::string> cluster_kv_get(detail::Core& core, const std::string& key);
+std::unique_ptr<SubmitterCore> connect_cluster(const InitOptions& init, ClientOptions opts);
 
 // One status snapshot from a head, for the CLI (`iogrid status`): the raw reply as JSON.
 std::string cluster_status_json(const std::string& address, const std::string& token);

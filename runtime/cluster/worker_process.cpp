@@ -94,7 +94,7 @@ class WorkerProcessCore final : public detail::Core {
   }
   std::atomic<std::uint64_t> next_id_{fresh_id_base()};  // unique across processes (refs travel in values)
   std::mutex m_;
-  std::unique_ptr<detail::Core> nested_;
+  std::unique_ptr<SubmitterCore> nested_;
   std::atomic<bool> started_{false};
   std::string head_, token_, job_;
 };

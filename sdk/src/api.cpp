@@ -15,7 +15,7 @@ namespace iogrid {
 
 namespace {
 std::mutex g_mutex;
-std::unique_ptr<detail::Core> g_core;
+std::unique_ptr<runtime::SubmitterCore> g_core;  // the embedded runtime or a cluster client
 }  // namespace
 
 void init(InitOptions options) {
@@ -60,34 +60,31 @@ InitOptions options_from_args(int argc, char** argv, InitOptions base) {
 }
 
 void shutdown() {
-  std::unique_ptr<detail::Core> c;
+  std::unique_ptr<runtime::SubmitterCore> c;
   {
     std::lock_guard<std::mutex> g(g_mutex);
     detail::set_core(nullptr);
     c = std::move(g_core);
   }
-  if (!c) return;
-  if (runtime::cluster::is_cluster(*c)) runtime::cluster::stop_cluster(*c);
-  else runtime::stop_embedded(*c);
+  if (c) c->stop();
 }
 
 bool is_initialized() { return detail::core_running(); }
 
-std::vector<NodeInfo> nodes() {
-  auto& c = detail::core();
-  return runtime::cluster::is_cluster(c) ? runtime::cluster::describe_cluster(c) : runtime::describe_nodes(c);
+namespace {
+// The running runtime; throws iogrid::RuntimeError when init() has not been called.
+runtime::SubmitterCore& running() {
+  std::lock_guard<std::mutex> g(g_mutex);
+  if (!g_core) throw RuntimeError("iogrid: the runtime is not running; call iogrid::init() first");
+  return *g_core;
 }
+}  // namespace
 
-void kv_put(const std::string& key, const std::string& value) {
-  auto& c = detail::core();
-  if (runtime::cluster::is_cluster(c)) runtime::cluster::cluster_kv_put(c, key, value);
-  else runtime::embedded_kv_put(c, key, value);
-}
+std::vector<NodeInfo> nodes() { return running().describe(); }
 
-std::optional<std::string> kv_get(const std::string& key) {
-  auto& c = detail::core();
-  return runtime::cluster::is_cluster(c) ? runtime::cluster::cluster_kv_get(c, key) : runtime::embedded_kv_get(c, key);
-}
+void kv_put(const std::string& key, const std::string& value) { running().kv_put(key, value); }
+
+std::optional<std::string> kv_get(const std::string& key) { return running().kv_get(key); }
 
 TransferStats transfer_stats() {
   auto c = runtime::transport::process_data_client();
