@@ -101,7 +101,7 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   if (opts.dashboard_port >= 0) {
     try {
       dashboard = std::make_unique<Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), opts.dashboard_bind,
-                                              [svc] { return head_status_snapshot(*svc); });
+                                              [ep, svc] { return head_status_json(ep, svc); });
     } catch (const std::exception& e) {
       if (opts.dashboard_port_explicit) {
         spdlog::error("{}", e.what());

@@ -12,7 +12,7 @@ namespace iogrid::runtime::cluster {
 
 class Dashboard {
  public:
-  // `snapshot` returns the current status JSON; called from the dashboard's thread.
+  // `snapshot` returns the current status JSON (called from the dashboard's thread; may throw).
   Dashboard(std::uint16_t port, const std::string& bind, std::function<std::string()> snapshot);
   ~Dashboard();
   std::uint16_t port() const;

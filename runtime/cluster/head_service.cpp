@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <future>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
 
+#include "iogrid/errors.hpp"
 #include "runtime/cluster/head_store.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/proto/convert.hpp"
@@ -89,10 +91,12 @@ class HeadService final : public transport::Service {
 
   void on_start(Endpoint& ep) override {}
 
-  // The status as JSON for the dashboard (any thread).
-  std::string snapshot() const {
-    std::lock_guard<std::mutex> g(snapshot_m_);
-    return snapshot_;
+  // The status as JSON (the dashboard asks through the endpoint, so this runs on its thread).
+  std::string status_text(Endpoint& ep) {
+    capnp::MallocMessageBuilder out;
+    auto r = out.initRoot<proto::StatusReply>();
+    fill_status(ep, r);
+    return status_json(r.asReader()).dump();
   }
 
   // ---- durable state ----
@@ -280,10 +284,6 @@ class HeadService final : public transport::Service {
 
   void on_tick(Endpoint& ep) override {
     auto now = Clock::now();
-    if (now - last_snapshot_ >= std::chrono::milliseconds(500)) {
-      last_snapshot_ = now;
-      refresh_snapshot(ep);
-    }
     std::vector<std::pair<ConnId, std::string>> expired;
     for (const auto& [conn, index] : node_by_conn_) {
       auto silent = now - nodes_[index].last_heartbeat;
@@ -656,15 +656,6 @@ class HeadService final : public transport::Service {
     ep.send(p.id, out);
   }
 
-  void refresh_snapshot(Endpoint& ep) {
-    capnp::MallocMessageBuilder out;
-    auto r = out.initRoot<proto::StatusReply>();
-    fill_status(ep, r);
-    auto text = status_json(r.asReader()).dump();
-    std::lock_guard<std::mutex> g(snapshot_m_);
-    snapshot_ = std::move(text);
-  }
-
   void fill_status(Endpoint& ep, proto::StatusReply::Builder s) {
     s.setHeadName(ep.name());
     s.setPendingLeases(static_cast<std::uint32_t>(pending_.size()));
@@ -721,9 +712,6 @@ class HeadService final : public transport::Service {
   std::unique_ptr<HeadStore> store_;
   static constexpr std::chrono::seconds kRejoinGrace{10};
   static constexpr std::size_t kMaxLog = 4u << 20;
-  mutable std::mutex snapshot_m_;
-  std::string snapshot_ = R"({"head":"head","pending_leases":0,"dead_nodes":0,"nodes":[],"jobs":[]})";
-  Clock::time_point last_snapshot_{};
   std::map<std::string, std::string> submissions_;  // submission id -> job id
   std::map<std::string, std::string> logs_;
   Clock::time_point rejoin_grace_until_{};
@@ -735,6 +723,13 @@ std::shared_ptr<transport::Service> make_head_service(HeadOptions opts) {
   return std::make_shared<HeadService>(std::move(opts));
 }
 
-std::string head_status_snapshot(transport::Service& head) { return dynamic_cast<HeadService&>(head).snapshot(); }
+std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head) {
+  auto p = std::make_shared<std::promise<std::string>>();
+  auto f = p->get_future();
+  transport::post(endpoint, [p, head](Endpoint& ep) { p->set_value(static_cast<HeadService&>(*head).status_text(ep)); });
+  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    throw Error("iogrid: the head did not answer within 5 s");
+  return f.get();
+}
 
 }  // namespace iogrid::runtime::cluster

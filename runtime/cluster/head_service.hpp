@@ -39,7 +39,7 @@ struct HeadOptions {
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
-// The head's status as JSON, refreshed twice a second (for the dashboard; callable from any thread).
-std::string head_status_snapshot(transport::Service& head);
+// The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
+std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
 
 }  // namespace iogrid::runtime::cluster
