@@ -182,10 +182,12 @@ void ActorRecord::submit(detail::TaskSpec* spec) {
     g.unlock();
     return owner_.fail(spec, err);
   }
-  bool deps_ready = true;
+  // One look at the dependencies decides both whether the call can go now and which ones to wait for: looking
+  // twice could miss one that finished in between (its completion would then drain nothing).
+  std::vector<detail::ObjectEntry*> pending;
   for (const auto& d : spec->deps)
-    if (!d->done()) deps_ready = false;
-  if (waiting_.empty() && deps_ready && mailbox_) {
+    if (!d->done()) pending.push_back(d.get());
+  if (waiting_.empty() && pending.empty() && mailbox_) {
     if (auto err = TaskSubmitter::failed_arg(*spec)) {
       g.unlock();
       return owner_.fail(spec, err);
@@ -194,9 +196,6 @@ void ActorRecord::submit(detail::TaskSpec* spec) {
     return;
   }
   waiting_.push_back(spec);
-  std::vector<detail::ObjectEntry*> pending;
-  for (const auto& d : spec->deps)
-    if (!d->done()) pending.push_back(d.get());
   g.unlock();
   std::weak_ptr<ActorRecord> weak = shared_from_this();
   for (auto* d : pending)
