@@ -20,15 +20,19 @@ void ShapeQueue::push(detail::TaskSpec* spec) {
       q_.push_back(spec);
       size_.store(q_.size(), std::memory_order_release);
       wake = parked_ > 0;
-      if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases) {
-        ++pending_leases_;
-        need_lease = true;
-      }
+      need_lease = claim_lease_request_locked();
     }
   }
   if (failed) return owner_.fail(spec, failed);
   if (wake) cv_.notify_one();
   if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
+}
+
+bool ShapeQueue::claim_lease_request_locked() {
+  if (closed_ || static_cast<int>(q_.size()) <= active_leases_ + pending_leases_ || pending_leases_ >= kMaxPendingLeases)
+    return false;
+  ++pending_leases_;
+  return true;
 }
 
 detail::TaskSpec* ShapeQueue::pop_locked() {
@@ -85,10 +89,7 @@ void ShapeQueue::worker_blocked() {
   {
     std::lock_guard<std::mutex> g(m_);
     --active_leases_;
-    if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases) {
-      ++pending_leases_;
-      need_lease = true;
-    }
+    need_lease = claim_lease_request_locked();
   }
   if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
 }
@@ -105,10 +106,7 @@ void ShapeQueue::lease_granted() {
     --pending_leases_;
     ++active_leases_;
     // Tasks queued while every lease request was in flight still want workers.
-    if (static_cast<int>(q_.size()) > active_leases_ + pending_leases_ && pending_leases_ < kMaxPendingLeases && !closed_) {
-      ++pending_leases_;
-      need_lease = true;
-    }
+    need_lease = claim_lease_request_locked();
   }
   if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
 }

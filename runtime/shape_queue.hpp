@@ -50,6 +50,9 @@ class ShapeQueue final : public worker::WorkSource,
 
  private:
   detail::TaskSpec* pop_locked();
+  // The lease rule (see above): true, counting the request, when queued tasks outnumber active plus requested
+  // leases and fewer than kMaxPendingLeases are in flight.
+  bool claim_lease_request_locked();
   TaskSubmitter& owner_;
   const std::uint32_t id_;
   const sched::ResourceRequest req_;

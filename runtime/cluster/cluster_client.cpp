@@ -46,6 +46,24 @@ kj::ArrayPtr<const kj::byte> bytes_of(const std::string& s) {
   return kj::arrayPtr(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
 
+// A received message kept past its frame (flat bytes), and read back later on another thread.
+template <class Reader>
+std::string copy_flat(Reader r) {
+  capnp::MallocMessageBuilder copy;
+  copy.setRoot(r);
+  auto words = capnp::messageToFlatArray(copy);  // owns the bytes
+  auto bytes = words.asBytes();
+  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+}
+
+template <class Root, class Fn>
+auto with_root(const std::string& bytes, Fn fn) {
+  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.data(), bytes.data(), bytes.size());
+  capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
+  return fn(reader.getRoot<Root>());
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error("iogrid: cannot read " + path);
@@ -250,11 +268,7 @@ class DriverService final : public transport::Service {
         }
         case W::STATUS_REPLY: {
           if (status_waiters_.empty()) return;
-          capnp::MallocMessageBuilder copy;
-          copy.setRoot(msg.getStatusReply());
-          auto words = capnp::messageToFlatArray(copy);
-          auto bytes = words.asBytes();
-          status_waiters_.front()->set_value(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+          status_waiters_.front()->set_value(copy_flat(msg.getStatusReply()));
           status_waiters_.pop_front();
           return;
         }
@@ -498,11 +512,7 @@ class ClusterClient final : public SubmitterCore {
     transport::post(ep_, [svc = svc_, p](Endpoint& ep) { svc->ask_status(ep, p); });
     if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
       throw RuntimeError("iogrid: the head did not answer a status request within 10 s");
-    auto bytes = f.get();
-    std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
-    std::memcpy(words.data(), bytes.data(), bytes.size());
-    capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
-    return nodes_of(reader.getRoot<proto::StatusReply>());
+    return with_root<proto::StatusReply>(f.get(), [](proto::StatusReply::Reader r) { return nodes_of(r); });
   }
 
   void kv_put(const std::string& key, const std::string& value) override {
@@ -582,12 +592,8 @@ class QueryService final : public transport::Service {
     if (finished_) return;
     if (msg.which() == proto::Envelope::Which::REJECT)
       return finish_error(std::make_exception_ptr(Error("iogrid: " + std::string(msg.getReject().getReason()))));
-    capnp::MallocMessageBuilder copy;
-    copy.setRoot(msg);
-    auto words = capnp::messageToFlatArray(copy);
-    auto bytes = words.asBytes();
     finished_ = true;
-    done_.set_value(std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size()));
+    done_.set_value(copy_flat(msg));
   }
   void on_closed(Endpoint&, Peer&, const std::string& why) override {
     finish_error(std::make_exception_ptr(Error("iogrid: the head at " + host_ + ":" + std::to_string(port_) + " " +
@@ -639,13 +645,6 @@ std::string query_head(const std::string& address, const std::string& token, std
   return out;
 }
 
-template <class Fn>
-auto with_envelope(const std::string& bytes, Fn fn) {
-  std::vector<capnp::word> words(bytes.size() / sizeof(capnp::word));
-  std::memcpy(words.data(), bytes.data(), bytes.size());
-  capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
-  return fn(reader.getRoot<proto::Envelope>());
-}
 
 }  // namespace
 
@@ -659,7 +658,7 @@ std::string cluster_status_json(const std::string& address, const std::string& t
     msg.initRoot<proto::Envelope>().initStatusRequest();
     ep.send(c, msg);
   });
-  return with_envelope(bytes, [](proto::Envelope::Reader env) {
+  return with_root<proto::Envelope>(bytes, [](proto::Envelope::Reader env) {
     if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
     return status_json(env.getStatusReply()).dump();
   });
@@ -671,7 +670,7 @@ std::string job_logs(const std::string& address, const std::string& token, const
     msg.initRoot<proto::Envelope>().initJobLogsRequest().setJobId(job_id);
     ep.send(c, msg);
   });
-  return with_envelope(bytes, [&](proto::Envelope::Reader env) {
+  return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
     if (env.which() != proto::Envelope::Which::JOB_LOGS_REPLY) throw Error("iogrid: unexpected answer from the head");
     auto r = env.getJobLogsReply();
     if (!r.getFound()) throw Error("iogrid: the head knows no job " + job_id + " (see iogrid job list)");
@@ -779,7 +778,7 @@ std::string stop_job(const std::string& address, const std::string& token, const
     msg.initRoot<proto::Envelope>().initStopJob().setJobId(job_id);
     ep.send(c, msg);
   });
-  return with_envelope(bytes, [&](proto::Envelope::Reader env) {
+  return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
     if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
     return "stopped " + job_id;
   });
