@@ -11,7 +11,7 @@ namespace iogrid::runtime {
 namespace {
 
 struct HeadState {
-  sched::ClusterView view;
+  sched::ClusterState state;
   std::shared_ptr<sched::SchedulingPolicy> policy;
   std::vector<caf::actor> nodes;
   std::deque<LeaseRequest> pending;
@@ -22,18 +22,12 @@ struct HeadState {
 
 using Self = caf::stateful_actor<HeadState>;
 
-bool feasible_anywhere(const sched::ClusterView& v, const sched::ResourceRequest& r) {
-  for (const auto& n : v.nodes)
-    if (sched::fits(n, r, sched::Capacity::total)) return true;
-  return false;
-}
-
 // Grants `req` now if some node has room; returns false when it must wait.
 bool try_grant(Self* self, LeaseRequest& req) {
   auto& st = self->state;
-  auto node = st.policy->select(st.view, req.request);
+  auto node = st.policy->select(st.state, req.request);
   if (!node) return false;
-  auto alloc = sched::allocate(st.view.nodes[*node], req.request);
+  auto alloc = st.state.allocate(*node, req.request);
   if (!alloc) return false;
   ++st.stats.leases_granted;
   req.client->lease_granted();
@@ -50,16 +44,16 @@ void grant_pending(Self* self) {
 }
 
 caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sched::SchedulingPolicy> policy) {
-  self->state.view = std::move(view);
+  self->state.state = sched::ClusterState(std::move(view));
   self->state.policy = std::move(policy);
   return {
       [=](nodes_atom, std::vector<caf::actor> nodes) { self->state.nodes = std::move(nodes); },
       [=](lease_atom, LeaseRequest req) {
         auto& st = self->state;
-        if (!feasible_anywhere(st.view, req.request)) {
+        if (!st.state.feasible(req.request)) {
           ++st.stats.leases_infeasible;
           req.client->lease_failed(std::make_shared<const detail::ErrorInfo>(
-              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + sched::explain_infeasible(st.view, req.request)}));
+              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + sched::explain_infeasible(st.state.view(), req.request)}));
           return;
         }
         if (!st.pending.empty() || !try_grant(self, req)) {
@@ -69,21 +63,21 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
       },
       [=](release_atom, sched::Allocation alloc) {
         auto& st = self->state;
-        if (alloc.node < st.view.nodes.size()) sched::release(st.view.nodes[alloc.node], alloc);
+        st.state.release(alloc);
         grant_pending(self);
       },
       // A worker parked in get/wait lends its CPUs out (its GPUs stay held), as Ray does; on resuming it
       // takes them back even if that briefly over-commits the node.
       [=](worker::blocked_atom, const sched::Allocation& alloc) {
         auto& st = self->state;
-        if (alloc.node < st.view.nodes.size()) st.view.nodes[alloc.node].available.cpus += alloc.cpus;
+        if (alloc.node < st.state.size()) st.state.adjust_cpus(alloc.node, alloc.cpus);
         grant_pending(self);
       },
       [=](worker::unblocked_atom, const sched::Allocation& alloc) {
         auto& st = self->state;
-        if (alloc.node < st.view.nodes.size()) st.view.nodes[alloc.node].available.cpus -= alloc.cpus;
+        if (alloc.node < st.state.size()) st.state.adjust_cpus(alloc.node, -alloc.cpus);
       },
-      [=](view_atom) { return self->state.view; },
+      [=](view_atom) { return self->state.state.view(); },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },
       // Answers an empty list when the key is missing, else one value.

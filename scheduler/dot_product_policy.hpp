@@ -11,7 +11,8 @@ namespace iogrid::sched {
 
 class DotProductPolicy final : public SchedulingPolicy {
  public:
-  std::optional<std::uint32_t> select(const ClusterView& view, const ResourceRequest& req) override;
+  using SchedulingPolicy::select;
+  std::optional<std::uint32_t> select(const ClusterState& state, const ResourceRequest& req) override;
   std::string_view name() const override { return "dot-product"; }
 };
 

@@ -12,6 +12,8 @@ bool gpu_matches(const Gpu& gpu, const ResourceRequest& req) {
     return false;
   if (gpu.memory_mib < req.min_gpu_memory_mib) return false;
   if (gpu.compute_capability + 1e-9 < req.min_compute_capability) return false;
+  if (!gpu.verified && !req.allow_unverified) return false;
+  if (req.min_gpu_tflops > 0 && gpu.tflops + 1e-9 < req.min_gpu_tflops) return false;
   return true;
 }
 
@@ -42,9 +44,20 @@ bool labels_match(const Node& node, const ResourceRequest& req) {
 
 }  // namespace
 
+bool market_ok(const Node& node, const ResourceRequest& req) {
+  if (node.reputation + 1e-12 < req.min_reputation) return false;
+  if (req.max_price > 0 && req.gpus > 0 && node.price_per_gpu_hour > req.max_price + 1e-12) return false;
+  return true;
+}
+
 bool fits(const Node& node, const ResourceRequest& req, Capacity which) {
   if (!node.alive) return false;
   if (!req.node.empty() && req.node != node.name) return false;
+  if (!market_ok(node, req)) return false;
+  return fits_resources(node, req, which);
+}
+
+bool fits_resources(const Node& node, const ResourceRequest& req, Capacity which) {
   const auto& r = pick(node, which);
   if (r.cpus < req.cpus || r.memory_mib < req.memory_mib) return false;
   for (const auto& [k, v] : req.custom) {
@@ -54,7 +67,7 @@ bool fits(const Node& node, const ResourceRequest& req, Capacity which) {
   return labels_match(node, req) && gpus_fit(node, req, which);
 }
 
-std::optional<Allocation> allocate(Node& node, const ResourceRequest& req) {
+std::optional<Allocation> plan(const Node& node, const ResourceRequest& req) {
   if (!fits(node, req, Capacity::available)) return std::nullopt;
   Allocation a;
   a.node = node.index;
@@ -78,10 +91,16 @@ std::optional<Allocation> allocate(Node& node, const ResourceRequest& req) {
       }
     }
   }
-  node.available.cpus -= a.cpus;
-  node.available.memory_mib -= a.memory_mib;
-  for (const auto& [k, v] : a.custom) node.available.custom[k] -= v;
-  for (const auto& [i, f] : a.gpus) node.gpus[i].free -= f;
+  return a;
+}
+
+std::optional<Allocation> allocate(Node& node, const ResourceRequest& req) {
+  auto a = plan(node, req);
+  if (!a) return a;
+  node.available.cpus -= a->cpus;
+  node.available.memory_mib -= a->memory_mib;
+  for (const auto& [k, v] : a->custom) node.available.custom[k] -= v;
+  for (const auto& [i, f] : a->gpus) node.gpus[i].free -= f;
   return a;
 }
 
@@ -108,23 +127,43 @@ bool reserve(Node& node, const Allocation& a) {
   return true;
 }
 
+namespace {
+double used_fraction(Milli avail, Milli total) { return total > 0 ? 1.0 - double(avail) / double(total) : 0.0; }
+}  // namespace
+
 double utilization(const Node& node) {
-  double u = 0;
-  auto frac = [](Milli avail, Milli total) { return total > 0 ? 1.0 - double(avail) / double(total) : 0.0; };
-  u = std::max(u, frac(node.available.cpus, node.total.cpus));
-  u = std::max(u, frac(node.available.memory_mib, node.total.memory_mib));
+  ResourceRequest nothing;
+  nothing.cpus = 0;
+  return utilization_after(node, nothing);
+}
+
+double utilization_after(const Node& node, const ResourceRequest& req) {
+  double u = std::max(used_fraction(node.available.cpus - req.cpus, node.total.cpus),
+                      used_fraction(node.available.memory_mib - req.memory_mib, node.total.memory_mib));
   if (!node.gpus.empty()) {
-    Milli free = 0;
+    Milli free = -req.gpus;
     for (const auto& g : node.gpus) free += g.free;
-    u = std::max(u, frac(free, Milli(node.gpus.size()) * kOne));
+    u = std::max(u, used_fraction(free, Milli(node.gpus.size()) * kOne));
   }
   return u;
 }
+
+namespace {
+std::string fmt(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+}  // namespace
 
 std::string first_unmet(const Node& node, const ResourceRequest& req) {
   std::ostringstream os;
   if (!node.alive) return "it is dead";
   if (!req.node.empty() && req.node != node.name) return "the request is pinned to node '" + req.node + "'";
+  if (node.reputation + 1e-12 < req.min_reputation)
+    return "its reputation " + fmt(node.reputation) + " is below the request's minimum " + fmt(req.min_reputation);
+  if (req.max_price > 0 && req.gpus > 0 && node.price_per_gpu_hour > req.max_price + 1e-12)
+    return "its price " + fmt(node.price_per_gpu_hour) + "/GPU-h is above the request's ceiling " + fmt(req.max_price);
   if (node.total.cpus < req.cpus)
     return "it has " + std::to_string(from_milli(node.total.cpus)).substr(0, 6) + " CPUs, the request needs " +
            std::to_string(from_milli(req.cpus)).substr(0, 6);
@@ -152,7 +191,11 @@ std::string first_unmet(const Node& node, const ResourceRequest& req) {
       if (g.memory_mib < req.min_gpu_memory_mib)
         return "its GPUs have " + std::to_string(g.memory_mib / 1024) + " GiB, the request needs " +
                std::to_string(req.min_gpu_memory_mib / 1024) + " GiB";
-      return "its GPUs' compute capability is below the request's minimum";
+      if (g.compute_capability + 1e-9 < req.min_compute_capability)
+        return "its GPUs' compute capability is below the request's minimum";
+      if (!g.verified && !req.allow_unverified) return "its GPUs are unverified (the request does not allow unverified GPUs)";
+      return "its GPUs' verified throughput " + fmt(g.tflops) + " TFLOPS is below the request's minimum " +
+             fmt(req.min_gpu_tflops);
     }
     if (req.gpus >= kOne && Milli(matching) * kOne < req.gpus)
       return "it has " + std::to_string(matching) + " matching GPUs, the request needs " +
@@ -171,6 +214,7 @@ std::string explain_infeasible(const ClusterView& view, const ResourceRequest& r
     int score = 0;
     if (!n.alive) score += 100;
     if (!req.node.empty() && req.node != n.name) score += 50;
+    if (!market_ok(n, req)) ++score;
     if (n.total.cpus < req.cpus) ++score;
     if (n.total.memory_mib < req.memory_mib) ++score;
     for (const auto& [k, v] : req.labels) {
@@ -182,10 +226,13 @@ std::string explain_infeasible(const ClusterView& view, const ResourceRequest& r
       Node copy = n;
       copy.available = copy.total;
       for (auto& g : copy.gpus) g.free = kOne;
-      if (!fits(copy, ResourceRequest{0, 0, req.gpus, req.gpu_models, req.min_gpu_memory_mib,
-                                      req.min_compute_capability, {}, {}, {}},
-                Capacity::total))
-        score += 2;
+      ResourceRequest gpu_only = req;  // the GPU part of the request alone
+      gpu_only.cpus = gpu_only.memory_mib = 0;
+      gpu_only.custom.clear();
+      gpu_only.labels.clear();
+      gpu_only.node.clear();
+      gpu_only.max_price = gpu_only.min_reputation = 0;
+      if (!fits(copy, gpu_only, Capacity::total)) score += 2;
     }
     if (score < best_score) {
       best_score = score;

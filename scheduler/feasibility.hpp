@@ -1,7 +1,8 @@
 // Feasibility (could a node ever run this request?) and availability (can it run it now?),
 // allocation and release. Pure functions over the resource model; policies build on them.
 // Rules: hard constraints are CPU, memory, custom resources, GPU count/fraction, accepted models,
-// minimum GPU memory and compute capability, label selector and node affinity; a dead node fits nothing.
+// minimum GPU memory, compute capability and verified throughput, GPU verification, label selector, node
+// affinity, reputation floor and price ceiling; a dead node fits nothing.
 #pragma once
 
 #include <optional>
@@ -13,11 +14,20 @@ namespace iogrid::sched {
 
 enum class Capacity { total, available };
 
+// A GPU matches when its model is accepted, it has the memory, compute capability and verified throughput
+// asked for, and it is verified (or the request allows unverified GPUs).
 bool gpu_matches(const Gpu& gpu, const ResourceRequest& req);
+// Reputation floor, and price ceiling for GPU work.
+bool market_ok(const Node& node, const ResourceRequest& req);
 bool fits(const Node& node, const ResourceRequest& req, Capacity which);
+// The resource part of fits(): CPUs, memory, custom resources, labels and GPUs (not liveness, node affinity,
+// price or reputation, which differ between otherwise identical nodes).
+bool fits_resources(const Node& node, const ResourceRequest& req, Capacity which);
 // Takes the request's resources from `node` (must fit its available capacity). Fractions go to the
 // matching GPU with the least free capacity that still fits (packing fractions onto shared devices).
 std::optional<Allocation> allocate(Node& node, const ResourceRequest& req);
+// What allocate() would take, without taking it.
+std::optional<Allocation> plan(const Node& node, const ResourceRequest& req);
 void release(Node& node, const Allocation& alloc);
 // Takes exactly `alloc` from `node` again (a lease that survived a head restart); false, with the node
 // unchanged, when the node's available capacity no longer holds it.
@@ -25,6 +35,8 @@ bool reserve(Node& node, const Allocation& alloc);
 
 // Fraction in [0,1]: the most-used dimension (CPU, memory, GPU) of the node.
 double utilization(const Node& node);
+// The same after `req` were placed on `node` (no copy of the node is made).
+double utilization_after(const Node& node, const ResourceRequest& req);
 
 // For a request no node can ever satisfy: names the request and the node that comes closest and why it fails.
 std::string explain_infeasible(const ClusterView& view, const ResourceRequest& req);

@@ -22,6 +22,8 @@ struct TaskShape {
 Milli unusable_gpu(const Node& n, const TaskShape& s);
 // Expected stranded free GPU capacity of `n` under `workload` (milli).
 double node_fragmentation(const Node& n, const std::vector<TaskShape>& workload);
+// How much node_fragmentation(n) grows if `a` (a plan for `n`) were taken.
+double fragmentation_growth(const Node& n, const Allocation& a, const std::vector<TaskShape>& workload);
 
 // A running histogram of the GPU request shapes a scheduler has seen (bounded: the most frequent kept).
 class WorkloadHistogram {

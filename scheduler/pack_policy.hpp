@@ -1,5 +1,5 @@
-// PackPolicy: best fit. Assumptions: the view's `available` capacity is current.
-// Rules: among nodes whose available capacity fits the request, choose the one that will be most
+// PackPolicy: best fit (also named "best-fit"). Assumptions: the state's `available` capacity is current.
+// Rules: among the candidate nodes (tightest first, see policy.hpp) choose the one that will be most
 // utilised after placing it (fills nodes up before touching empty ones, leaving whole nodes free for
 // large requests); ties go to the lowest node index, so the choice is deterministic.
 #pragma once
@@ -10,7 +10,8 @@ namespace iogrid::sched {
 
 class PackPolicy final : public SchedulingPolicy {
  public:
-  std::optional<std::uint32_t> select(const ClusterView& view, const ResourceRequest& req) override;
+  using SchedulingPolicy::select;
+  std::optional<std::uint32_t> select(const ClusterState& state, const ResourceRequest& req) override;
   std::string_view name() const override { return "pack"; }
 };
 

@@ -13,7 +13,8 @@ class RandomPolicy final : public SchedulingPolicy {
  public:
   explicit RandomPolicy(std::function<std::uint64_t()> rng) : rng_(std::move(rng)) {}
   explicit RandomPolicy(std::uint64_t seed) : RandomPolicy([g = std::mt19937_64(seed)]() mutable { return g(); }) {}
-  std::optional<std::uint32_t> select(const ClusterView& view, const ResourceRequest& req) override;
+  using SchedulingPolicy::select;
+  std::optional<std::uint32_t> select(const ClusterState& state, const ResourceRequest& req) override;
   std::string_view name() const override { return "random"; }
 
  private:

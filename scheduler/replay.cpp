@@ -44,7 +44,8 @@ ReplayResult replay(const std::vector<TraceNode>& nodes, const std::vector<Trace
                     double inflate, const Clock& now) {
   ReplayResult res;
   res.policy = std::string(policy.name());
-  auto view = to_view(nodes);
+  ClusterState state(to_view(nodes));
+  const auto& view = state.view();
   Milli capacity = 0;
   for (const auto& n : view.nodes) capacity += Milli(n.gpus.size()) * kOne;
   auto shapes = gpu_shapes(tasks);
@@ -68,14 +69,14 @@ ReplayResult replay(const std::vector<TraceNode>& nodes, const std::vector<Trace
     i = (i + 1) % tasks.size();
     if (!saturate)
       while (!departures.empty() && departures.top().first <= t.creation_time) {
-        release(view.nodes[departures.top().second.node], departures.top().second);
+        state.release(departures.top().second);
         departures.pop();
       }
     auto req = to_request(t);
     auto t0 = now();
-    auto pick = policy.select(view, req);
+    auto pick = policy.select(state, req);
     std::optional<Allocation> alloc;
-    if (pick) alloc = allocate(view.nodes[*pick], req);
+    if (pick) alloc = state.allocate(*pick, req);
     latencies.push_back(std::chrono::duration<double, std::milli>(now() - t0).count());
     double g = double(req.gpus) / double(kOne);
     if (alloc) {

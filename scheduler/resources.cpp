@@ -49,6 +49,11 @@ std::string ResourceRequest::describe() const {
   for (const auto& [k, v] : custom) os << ", " << k << " " << num(v);
   for (const auto& [k, v] : labels) os << ", label " << k << "=" << v;
   if (!node.empty()) os << ", node " << node;
+  if (min_gpu_tflops > 0) os << ", GPU >= " << min_gpu_tflops << " TFLOPS";
+  if (allow_unverified) os << ", unverified GPUs allowed";
+  if (max_price > 0) os << ", price <= " << max_price << "/GPU-h";
+  if (min_reputation > 0) os << ", reputation >= " << min_reputation;
+  if (!preferred_regions.empty()) os << ", prefers " << join_models(preferred_regions);
   os << "}";
   return os.str();
 }
@@ -60,8 +65,15 @@ std::string ResourceRequest::key() const {
   for (const auto& [k, v] : custom) os << k << '=' << v << ',';
   os << '/';
   for (const auto& [k, v] : labels) os << k << '=' << v << ',';
-  os << '/' << node;
+  os << '/' << node << '/' << min_gpu_tflops << '/' << allow_unverified << '/' << max_price << '/' << min_reputation
+     << '/' << join_models(preferred_regions);
   return os.str();
+}
+
+const std::string& Node::region() const {
+  static const std::string none;
+  auto it = labels.find(kRegionLabel);
+  return it == labels.end() ? none : it->second;
 }
 
 std::string Node::describe() const {
@@ -73,6 +85,8 @@ std::string Node::describe() const {
   for (const auto& [m, c] : counts) os << ", " << c << " x " << m;
   for (const auto& [k, v] : total.custom) os << ", " << k << " " << num(v);
   for (const auto& [k, v] : labels) os << ", " << k << "=" << v;
+  if (price_per_gpu_hour > 0) os << ", " << price_per_gpu_hour << "/GPU-h";
+  if (reputation < 1.0) os << ", reputation " << reputation;
   if (!alive) os << ", dead";
   os << ")";
   return os.str();

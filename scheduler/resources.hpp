@@ -41,6 +41,12 @@ struct ResourceRequest {
   std::map<std::string, Milli> custom;
   std::map<std::string, std::string> labels;  // every label must match the node's
   std::string node;                        // hard node affinity by name; empty: any node
+  // GPU trust and market constraints (hard, except preferred_regions which only the market policy weighs).
+  double min_gpu_tflops = 0;               // minimum measured (verified) throughput per GPU; 0: any
+  bool allow_unverified = false;           // unverified GPUs receive no GPU work unless this is set
+  double max_price = 0;                    // price ceiling per GPU-hour for GPU work; 0: none
+  double min_reputation = 0;               // reputation floor in [0,1]
+  std::vector<std::string> preferred_regions;  // soft: the market policy prefers these regions
 
   // Human-readable form for errors: "{CPU 1, GPU 1 x A100|H100 >= 40 GiB}".
   std::string describe() const;
@@ -50,6 +56,9 @@ struct ResourceRequest {
 
 // Splits "A100|H100" into {"A100", "H100"}.
 std::vector<std::string> split_models(const std::string& models);
+
+// The label that names a node's region ("eu", "us-east", ...); regions matter for gangs and the market.
+inline constexpr const char* kRegionLabel = "region";
 
 struct Node {
   std::uint32_t index = 0;
@@ -63,6 +72,7 @@ struct Node {
   bool alive = true;
 
   std::string describe() const;  // "node-1 (8 CPU, 2 x A100 40 GiB, region=eu)"
+  const std::string& region() const;  // the region label, or empty
 };
 
 // What a placement took from a node; handing it back to release() restores the node exactly.

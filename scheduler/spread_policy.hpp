@@ -1,5 +1,5 @@
 // SpreadPolicy: least loaded. Assumptions: the view's `available` capacity is current.
-// Rules: among nodes whose available capacity fits, choose the least utilised one; among equally
+// Rules: among the candidate nodes (loosest first, see policy.hpp) choose the least utilised one; among equally
 // utilised nodes, rotate (a cursor owned by the policy) so consecutive requests land on different nodes.
 #pragma once
 
@@ -9,7 +9,8 @@ namespace iogrid::sched {
 
 class SpreadPolicy final : public SchedulingPolicy {
  public:
-  std::optional<std::uint32_t> select(const ClusterView& view, const ResourceRequest& req) override;
+  using SchedulingPolicy::select;
+  std::optional<std::uint32_t> select(const ClusterState& state, const ResourceRequest& req) override;
   std::string_view name() const override { return "spread"; }
 
  private:

@@ -45,7 +45,8 @@ void write_tasks_csv(std::ostream& out, const std::vector<TraceTask>& tasks);
 
 // A heterogeneous cluster of `nodes` machines (8-GPU data-centre boxes, 4-GPU servers, 1-2 GPU rigs, CPU-only
 // nodes) and `tasks` tasks in the shape of the Alibaba traces (mostly fractional single-GPU tasks, some
-// multi-GPU ones, some CPU-only), arriving over time with exponential lifetimes.
+// multi-GPU ones, some CPU-only), arriving one per time unit with exponential lifetimes sized so a warm cluster
+// is about 80% allocated.
 struct SyntheticTrace {
   std::vector<TraceNode> nodes;
   std::vector<TraceTask> tasks;

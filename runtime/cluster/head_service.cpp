@@ -108,13 +108,17 @@ class HeadService final : public transport::Service {
       n.index = sn.index;
       n.alive = false;  // until it reconnects
       n.available = {};
-      while (view_.nodes.size() < sn.index) view_.nodes.emplace_back(), nodes_.emplace_back();
-      view_.nodes.push_back(std::move(n));
+      while (state_.size() < sn.index) {
+        sched::Node gap;
+        gap.alive = false;
+        state_.add(std::move(gap));
+        nodes_.emplace_back();
+      }
+      state_.add(std::move(n));
       NodeRec rec;
       rec.host = sn.host;
       nodes_.push_back(rec);
     }
-    for (auto& view_node : view_.nodes) view_node.alive = false;
     auto now = Clock::now();
     for (const auto& sj : store_->jobs()) {
       JobRec j;
@@ -143,14 +147,14 @@ class HeadService final : public transport::Service {
     lease_counter_ = store_->counter("lease");
     lease_reserved_ = lease_counter_;
     // Nodes need a moment to rejoin: until then a request nothing alive can hold waits instead of failing.
-    if (!view_.nodes.empty()) rejoin_grace_until_ = Clock::now() + kRejoinGrace;
+    if (!(state_.size() == 0)) rejoin_grace_until_ = Clock::now() + kRejoinGrace;
     spdlog::info("restored head state from {}: {} nodes (waiting for them to reconnect), {} jobs, {} keys",
-                 store_->path(), view_.nodes.size(), jobs_.size(), kv_.size());
+                 store_->path(), state_.size(), jobs_.size(), kv_.size());
   }
 
   void save_node(std::uint32_t index) {
     if (!store_) return;
-    const auto& n = view_.nodes[index];
+    const auto& n = state_.nodes()[index];
     auto bytes = proto::encode(n);
     store_->put_node(StoredNode{index, n.name, std::string(bytes.begin(), bytes.end()), nodes_[index].host, n.alive});
   }
@@ -246,14 +250,14 @@ class HeadService final : public transport::Service {
         // them back even if that briefly over-commits the node.
         auto lb = msg.getLeaseBlocked();
         auto it = leases_.find(lb.getLeaseId());
-        if (it == leases_.end() || it->second.alloc.node >= view_.nodes.size()) return;
-        auto& node = view_.nodes[it->second.alloc.node];
-        if (!node.alive) return;
+        if (it == leases_.end() || it->second.alloc.node >= state_.size()) return;
+        const auto& alloc = it->second.alloc;
+        if (!state_.node(alloc.node).alive) return;
         if (lb.getBlocked()) {
-          node.available.cpus += it->second.alloc.cpus;
+          state_.adjust_cpus(alloc.node, alloc.cpus);
           grant_pending(ep);
         } else {
-          node.available.cpus -= it->second.alloc.cpus;
+          state_.adjust_cpus(alloc.node, -alloc.cpus);
         }
         return;
       }
@@ -314,12 +318,12 @@ class HeadService final : public transport::Service {
     rec.host = r.getHost().size() ? std::string(r.getHost()) : p.address;
     rec.last_heartbeat = Clock::now();
     auto prev = r.getPreviousIndex();
-    bool rejoined = r.getRejoin() && prev < view_.nodes.size() && !view_.nodes[prev].alive &&
-                    view_.nodes[prev].name == std::string(r.getPreviousName());
+    bool rejoined = r.getRejoin() && prev < state_.size() && !state_.nodes()[prev].alive &&
+                    state_.nodes()[prev].name == std::string(r.getPreviousName());
     if (rejoined) {
       // The same daemon after a head restart or a dropped connection: same identity, its leases still run.
       node.index = prev;
-      node.name = view_.nodes[prev].name;
+      node.name = state_.nodes()[prev].name;
       for (auto l : r.getActiveLeases()) {
         auto alloc = proto::read(l.getAllocation());
         alloc.node = prev;
@@ -333,23 +337,23 @@ class HeadService final : public transport::Service {
         leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc};
         ++rec.active_leases;
       }
-      view_.nodes[prev] = std::move(node);
+      state_.replace(prev, std::move(node));
       nodes_[prev] = rec;
-      spdlog::info("node {} rejoined from {} with {} running leases", view_.nodes[prev].name, p.address, rec.active_leases);
+      spdlog::info("node {} rejoined from {} with {} running leases", state_.nodes()[prev].name, p.address, rec.active_leases);
     } else {
-      node.index = static_cast<std::uint32_t>(view_.nodes.size());
+      node.index = static_cast<std::uint32_t>(state_.size());
       std::string base = node.name.empty() ? "node" : node.name;
       node.name = base;
       for (int k = 2; name_taken(node.name); ++k) node.name = base + "-" + std::to_string(k);
       spdlog::info("node {} joined from {}: {}", node.name, p.address, node.describe());
-      view_.nodes.push_back(std::move(node));
+      state_.add(std::move(node));
       nodes_.push_back(rec);
     }
-    auto index = rejoined ? prev : view_.nodes.back().index;
+    auto index = rejoined ? prev : static_cast<std::uint32_t>(state_.size() - 1);
     capnp::MallocMessageBuilder out;
     auto a = out.initRoot<proto::Envelope>().initNodeAccepted();
     a.setNodeIndex(index);
-    a.setName(view_.nodes[index].name);
+    a.setName(state_.nodes()[index].name);
     a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
     a.setObservedHost(p.address);
     node_by_conn_[p.id] = index;
@@ -359,7 +363,7 @@ class HeadService final : public transport::Service {
   }
 
   bool name_taken(const std::string& name) const {
-    for (const auto& n : view_.nodes)
+    for (const auto& n : state_.nodes())
       if (n.alive && n.name == name) return true;
     return false;
   }
@@ -376,10 +380,12 @@ class HeadService final : public transport::Service {
   }
 
   void node_dead(Endpoint& ep, std::uint32_t index, const std::string& why) {
-    auto& n = view_.nodes[index];
-    if (!n.alive) return;
-    n.alive = false;
-    n.available = {};
+    if (!state_.node(index).alive) return;
+    auto dead = state_.node(index);
+    dead.alive = false;
+    dead.available = {};
+    state_.replace(index, std::move(dead));
+    const auto& n = state_.node(index);
     spdlog::warn("node {} is dead: {}", n.name, why);
     save_node(index);
     for (auto it = leases_.begin(); it != leases_.end();) {
@@ -509,9 +515,7 @@ class HeadService final : public transport::Service {
   }
 
   bool feasible_anywhere(const sched::ResourceRequest& r) const {
-    for (const auto& n : view_.nodes)
-      if (sched::fits(n, r, sched::Capacity::total)) return true;
-    return false;
+    return state_.feasible(r);
   }
 
   void lease_failed(Endpoint& ep, ConnId owner, std::uint64_t lease, const std::string& reason, bool infeasible,
@@ -532,7 +536,7 @@ class HeadService final : public transport::Service {
     PendingLease pl{p.id, r.getLeaseId(), proto::read(r.getRequest())};
     if (!feasible_anywhere(pl.request) && Clock::now() >= rejoin_grace_until_) {
       ++infeasible_;
-      return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(view_, pl.request), true);
+      return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), pl.request), true);
     }
     if (!pending_.empty() || !try_grant(ep, pl)) pending_.push_back(std::move(pl));
   }
@@ -542,9 +546,9 @@ class HeadService final : public transport::Service {
     if (owner == owners_.end()) return true;  // the owner is gone: drop the request
     auto job = jobs_.find(owner->second.job);
     if (job == jobs_.end() || job->second.state != "running") return true;
-    auto node = policy_->select(view_, pl.request);
+    auto node = policy_->select(state_, pl.request);
     if (!node) return false;
-    auto alloc = sched::allocate(view_.nodes[*node], pl.request);
+    auto alloc = state_.allocate(*node, pl.request);
     if (!alloc) return false;
     auto id = next_lease_id();
     leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc};
@@ -574,7 +578,7 @@ class HeadService final : public transport::Service {
   void fail_infeasible_pending(Endpoint& ep) {
     for (auto it = pending_.begin(); it != pending_.end();) {
       if (!feasible_anywhere(it->request)) {
-        lease_failed(ep, it->owner, it->owner_lease, "iogrid: " + sched::explain_infeasible(view_, it->request), true);
+        lease_failed(ep, it->owner, it->owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), it->request), true);
         it = pending_.erase(it);
       } else {
         ++it;
@@ -586,8 +590,8 @@ class HeadService final : public transport::Service {
     auto it = leases_.find(id);
     if (it == leases_.end()) return;
     auto& alloc = it->second.alloc;
-    if (alloc.node < view_.nodes.size() && view_.nodes[alloc.node].alive) {
-      sched::release(view_.nodes[alloc.node], alloc);
+    if (alloc.node < state_.size() && state_.node(alloc.node).alive) {
+      state_.release(alloc);
       if (nodes_[alloc.node].active_leases > 0) --nodes_[alloc.node].active_leases;
     }
     if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
@@ -660,12 +664,12 @@ class HeadService final : public transport::Service {
     s.setHeadName(ep.name());
     s.setPendingLeases(static_cast<std::uint32_t>(pending_.size()));
     std::uint32_t alive = 0, dead = 0;
-    for (const auto& n : view_.nodes) (n.alive ? alive : dead)++;
+    for (const auto& n : state_.nodes()) (n.alive ? alive : dead)++;
     s.setDeadNodes(dead);
     auto ns = s.initNodes(alive);
     auto now = Clock::now();
     unsigned i = 0;
-    for (const auto& n : view_.nodes) {
+    for (const auto& n : state_.nodes()) {
       if (!n.alive) continue;
       proto::write(ns[i].initInfo(), n);
       ns[i].setHost(nodes_[n.index].host);
@@ -699,7 +703,7 @@ class HeadService final : public transport::Service {
   HeadOptions opts_;
   std::unique_ptr<sched::SchedulingPolicy> policy_;
   std::filesystem::path code_dir_;
-  sched::ClusterView view_;
+  sched::ClusterState state_;
   std::vector<NodeRec> nodes_;
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;
   std::map<std::string, JobRec> jobs_;

@@ -68,7 +68,7 @@ TEST_CASE("random is reproducible from its seed and only picks fitting nodes", "
 
 TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
   REQUIRE(make_policy("pack")->name() == "pack");
-  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, spread, random, first-fit, dot-product or fgd"));
+  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, best-fit, spread, random, first-fit, dot-product, fgd or market"));
 }
 
 TEST_CASE("fgd picks the placement that strands the least GPU capacity for the workload; best fit does not", "[scheduler]") {

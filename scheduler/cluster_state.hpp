@@ -1,0 +1,83 @@
+// ClusterState: the node table the scheduler decides on, indexed so that a decision among 10,000 nodes looks at
+// a few dozen of them instead of all.
+// Assumptions: a large cluster is made of few node classes: machines with the same totals, GPUs (model,
+// memory, compute capability, verification, throughput) and labels (region included). Price, reputation and
+// liveness vary per node and are checked per node.
+// Rules:
+// - Every change to a node's capacity goes through this class (allocate, release, reserve, adjust_cpus,
+//   set_alive, replace), so the index always agrees with the nodes.
+// - Within a class, nodes are ordered by the free amount of the class's scarce resource: GPU capacity (sum of
+//   the free fractions) on GPU machines, CPUs otherwise.
+// - candidates() visits, class by class, nodes that fit a request now, tightest first (least free) or loosest
+//   first, at most `per_class` fitting nodes per class. A class whose totals cannot hold the request is skipped
+//   without looking at its nodes, and nodes with less free scarce resource than the request are never visited.
+// - Dead nodes belong to no class. A request pinned to a node (`node`) looks at that node only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "scheduler/feasibility.hpp"
+#include "scheduler/resources.hpp"
+
+namespace iogrid::sched {
+
+class ClusterState {
+ public:
+  enum class Order { tightest, loosest };
+  // Return false to stop visiting this class (the next class follows).
+  using Visitor = std::function<bool(const Node&)>;
+
+  ClusterState() = default;
+  explicit ClusterState(ClusterView view);
+
+  // Adds a node at index size() (its `index` is set) and returns that index.
+  std::uint32_t add(Node n);
+  // Replaces node `i` (a rejoin, or new attributes such as verification results); keeps index `i`.
+  void replace(std::uint32_t i, Node n);
+  void set_alive(std::uint32_t i, bool alive);
+  void set_reputation(std::uint32_t i, double reputation);
+
+  std::optional<Allocation> allocate(std::uint32_t i, const ResourceRequest& req);
+  void release(const Allocation& a);
+  bool reserve(const Allocation& a);
+  // Lends (+) or takes back (-) CPUs of node `i` (a worker blocked in get/wait); may over-commit briefly.
+  void adjust_cpus(std::uint32_t i, Milli delta);
+
+  const ClusterView& view() const { return view_; }
+  const std::vector<Node>& nodes() const { return view_.nodes; }
+  const Node& node(std::uint32_t i) const { return view_.nodes[i]; }
+  std::size_t size() const { return view_.nodes.size(); }
+  std::size_t classes() const { return classes_.size(); }
+  std::optional<std::uint32_t> find(const std::string& name) const;
+
+  // Whether some live node could ever hold `req` (total capacity).
+  bool feasible(const ResourceRequest& req) const;
+  // Visits nodes that fit `req` now (see the rules above).
+  void candidates(const ResourceRequest& req, Order order, std::size_t per_class, const Visitor& visit) const;
+
+ private:
+  struct Class {
+    std::uint32_t representative = 0;
+    bool gpu = false;
+    std::set<std::pair<Milli, std::uint32_t>> by_free;  // (free scarce resource, node index)
+  };
+  static std::string class_key(const Node& n);
+  Milli scarce_free(const Node& n, const Class& c) const;
+  void unindex(std::uint32_t i);
+  void index(std::uint32_t i);
+
+  ClusterView view_;
+  std::vector<Class> classes_;
+  std::unordered_map<std::string, std::uint32_t> class_by_key_;
+  std::vector<std::int32_t> class_of_;  // per node; -1: dead
+  std::vector<Milli> indexed_free_;     // per node: the key it is filed under
+  std::unordered_map<std::string, std::uint32_t> by_name_;
+};
+
+}  // namespace iogrid::sched
