@@ -1,5 +1,6 @@
 #include "scheduler/cluster_state.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace iogrid::sched {
@@ -20,16 +21,20 @@ std::string ClusterState::class_key(const Node& n) {
   return os.str();
 }
 
-Milli ClusterState::scarce_free(const Node& n, const Class& c) const {
-  if (!c.gpu) return n.available.cpus;
-  Milli f = 0;
-  for (const auto& g : n.gpus) f += g.free;
-  return f;
+Milli ClusterState::gpu_key(const Node& n) {
+  Milli whole = 0, partial = 0;
+  for (const auto& g : n.gpus) {
+    if (g.free >= kOne) ++whole;
+    else partial = std::max(partial, g.free);
+  }
+  return whole * kOne + partial;
 }
 
 void ClusterState::unindex(std::uint32_t i) {
   if (class_of_[i] < 0) return;
-  classes_[static_cast<std::size_t>(class_of_[i])].by_free.erase({indexed_free_[i], i});
+  auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
+  c.by_cpu.erase({indexed_[i].first, i});
+  if (c.gpu) c.by_gpu.erase({indexed_[i].second, i});
   class_of_[i] = -1;
 }
 
@@ -47,8 +52,9 @@ void ClusterState::index(std::uint32_t i) {
   }
   auto& c = classes_[it->second];
   class_of_[i] = static_cast<std::int32_t>(it->second);
-  indexed_free_[i] = scarce_free(n, c);
-  c.by_free.emplace(indexed_free_[i], i);
+  indexed_[i] = {n.available.cpus, c.gpu ? gpu_key(n) : 0};
+  c.by_cpu.emplace(indexed_[i].first, i);
+  if (c.gpu) c.by_gpu.emplace(indexed_[i].second, i);
 }
 
 std::uint32_t ClusterState::add(Node n) {
@@ -57,7 +63,7 @@ std::uint32_t ClusterState::add(Node n) {
   if (!n.name.empty()) by_name_[n.name] = i;
   view_.nodes.push_back(std::move(n));
   class_of_.push_back(-1);
-  indexed_free_.push_back(0);
+  indexed_.emplace_back(0, 0);
   index(i);
   return i;
 }
@@ -119,11 +125,27 @@ bool ClusterState::feasible(const ResourceRequest& req) const {
     return i && fits(view_.nodes[*i], req, Capacity::total);
   }
   for (const auto& c : classes_) {
-    if (c.by_free.empty() || !fits_resources(view_.nodes[c.representative], req, Capacity::total)) continue;
-    for (const auto& [free, i] : c.by_free)
+    if (c.by_cpu.empty() || !fits_resources(view_.nodes[c.representative], req, Capacity::total)) continue;
+    for (const auto& [free, i] : c.by_cpu)
       if (market_ok(view_.nodes[i], req)) return true;
   }
   return false;
+}
+
+bool ClusterState::fits_now(const Node& n, const ResourceRequest& req, const std::vector<char>& match) {
+  if (n.available.cpus < req.cpus || n.available.memory_mib < req.memory_mib || !market_ok(n, req)) return false;
+  for (const auto& [k, v] : req.custom) {
+    auto it = n.available.custom.find(k);
+    if (v > 0 && (it == n.available.custom.end() || it->second < v)) return false;
+  }
+  if (req.gpus <= 0) return true;
+  Milli whole = 0;
+  for (std::size_t d = 0; d < n.gpus.size(); ++d) {
+    if (!match[d]) continue;
+    if (req.gpus < kOne && n.gpus[d].free >= req.gpus) return true;
+    if (n.gpus[d].free >= kOne) whole += kOne;
+  }
+  return req.gpus >= kOne && whole >= req.gpus;
 }
 
 void ClusterState::candidates(const ResourceRequest& req, Order order, std::size_t per_class,
@@ -133,22 +155,29 @@ void ClusterState::candidates(const ResourceRequest& req, Order order, std::size
     if (i && fits(view_.nodes[*i], req, Capacity::available)) visit(view_.nodes[*i]);
     return;
   }
+  std::vector<char> match;
   for (const auto& c : classes_) {
-    if (c.by_free.empty() || !fits_resources(view_.nodes[c.representative], req, Capacity::total)) continue;
-    const Milli need = c.gpu ? req.gpus : req.cpus;
+    if (c.by_cpu.empty()) continue;
+    const auto& rep = view_.nodes[c.representative];
+    if (!fits_resources(rep, req, Capacity::total)) continue;
+    match.assign(rep.gpus.size(), 0);
+    for (std::size_t d = 0; d < rep.gpus.size(); ++d) match[d] = gpu_matches(rep.gpus[d], req) ? 1 : 0;
+    const bool by_gpu = c.gpu && req.gpus > 0;
+    const auto& ord = by_gpu ? c.by_gpu : c.by_cpu;
+    const Milli bound = by_gpu ? req.gpus : req.cpus;
     std::size_t seen = 0;
     auto consider = [&](std::uint32_t i) {
       const auto& n = view_.nodes[i];
-      if (!fits(n, req, Capacity::available)) return true;
+      if (!fits_now(n, req, match)) return true;
       ++seen;
       return visit(n) && seen < per_class;
     };
-    auto first = c.by_free.lower_bound({need, 0});
+    auto first = ord.lower_bound({bound, 0});
     if (order == Order::tightest) {
-      for (auto it = first; it != c.by_free.end(); ++it)
+      for (auto it = first; it != ord.end(); ++it)
         if (!consider(it->second)) break;
     } else {
-      for (auto it = c.by_free.end(); it != first;) {
+      for (auto it = ord.end(); it != first;) {
         --it;
         if (!consider(it->second)) break;
       }

@@ -6,11 +6,13 @@
 // Rules:
 // - Every change to a node's capacity goes through this class (allocate, release, reserve, adjust_cpus,
 //   set_alive, replace), so the index always agrees with the nodes.
-// - Within a class, nodes are ordered by the free amount of the class's scarce resource: GPU capacity (sum of
-//   the free fractions) on GPU machines, CPUs otherwise.
-// - candidates() visits, class by class, nodes that fit a request now, tightest first (least free) or loosest
-//   first, at most `per_class` fitting nodes per class. A class whose totals cannot hold the request is skipped
-//   without looking at its nodes, and nodes with less free scarce resource than the request are never visited.
+// - Each class keeps two orders of its nodes. By free CPUs; and, on GPU machines, by a GPU key
+//   = 1000 x (fully free devices) + (largest free fraction among the partly used ones), which is exact for
+//   both kinds of GPU request: k whole GPUs fit iff key >= 1000 k; a fraction r fits on some device iff key >= r.
+// - candidates() visits, class by class, nodes that fit a request now, tightest first (smallest key) or
+//   loosest first, at most `per_class` fitting nodes per class: GPU requests walk the GPU order from the
+//   request's bound, CPU-only requests the CPU order. A class whose totals cannot hold the request is skipped
+//   without looking at its nodes; which devices of a class match the request is decided once per class.
 // - Dead nodes belong to no class. A request pinned to a node (`node`) looks at that node only.
 #pragma once
 
@@ -62,13 +64,17 @@ class ClusterState {
   void candidates(const ResourceRequest& req, Order order, std::size_t per_class, const Visitor& visit) const;
 
  private:
+  using Order_ = std::set<std::pair<Milli, std::uint32_t>>;  // (key, node index)
   struct Class {
     std::uint32_t representative = 0;
     bool gpu = false;
-    std::set<std::pair<Milli, std::uint32_t>> by_free;  // (free scarce resource, node index)
+    Order_ by_cpu;
+    Order_ by_gpu;
   };
   static std::string class_key(const Node& n);
-  Milli scarce_free(const Node& n, const Class& c) const;
+  static Milli gpu_key(const Node& n);
+  // fits(node, req, available) for a node of a class whose totals hold `req`; `match[d]`: device d matches.
+  static bool fits_now(const Node& n, const ResourceRequest& req, const std::vector<char>& match);
   void unindex(std::uint32_t i);
   void index(std::uint32_t i);
 
@@ -76,7 +82,7 @@ class ClusterState {
   std::vector<Class> classes_;
   std::unordered_map<std::string, std::uint32_t> class_by_key_;
   std::vector<std::int32_t> class_of_;  // per node; -1: dead
-  std::vector<Milli> indexed_free_;     // per node: the key it is filed under
+  std::vector<std::pair<Milli, Milli>> indexed_;  // per node: the (CPU, GPU) keys it is filed under
   std::unordered_map<std::string, std::uint32_t> by_name_;
 };
 
