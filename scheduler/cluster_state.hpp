@@ -29,6 +29,9 @@
 
 namespace iogrid::sched {
 
+// How many fitting nodes per class the indexed policies and gangs score (see policy.hpp).
+inline constexpr std::size_t kCandidatesPerClass = 8;
+
 class ClusterState {
  public:
   enum class Order { tightest, loosest };

@@ -31,8 +31,6 @@ class SchedulingPolicy {
   virtual std::string_view name() const = 0;
 };
 
-inline constexpr std::size_t kCandidatesPerClass = 8;
-
 // "pack" (also "best-fit"), "spread", "random" (seeded), "first-fit", "dot-product", "fgd" (fragmentation-aware)
 // or "market" (price, reputation and region against fit); throws std::invalid_argument naming the choices otherwise.
 std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint64_t seed = 1);
