@@ -64,6 +64,7 @@ std::uint32_t ClusterState::add(Node n) {
   view_.nodes.push_back(std::move(n));
   class_of_.push_back(-1);
   indexed_.emplace_back(0, 0);
+  held_for_.push_back(0);
   index(i);
   return i;
 }
@@ -113,6 +114,8 @@ void ClusterState::adjust_cpus(std::uint32_t i, Milli delta) {
   index(i);
 }
 
+void ClusterState::clear_holds() { std::fill(held_for_.begin(), held_for_.end(), 0); }
+
 std::optional<std::uint32_t> ClusterState::find(const std::string& name) const {
   auto it = by_name_.find(name);
   if (it == by_name_.end()) return std::nullopt;
@@ -152,7 +155,7 @@ void ClusterState::candidates(const ResourceRequest& req, Order order, std::size
                               const Visitor& visit) const {
   if (!req.node.empty()) {
     auto i = find(req.node);
-    if (i && fits(view_.nodes[*i], req, Capacity::available)) visit(view_.nodes[*i]);
+    if (i && usable(view_.nodes[*i]) && fits(view_.nodes[*i], req, Capacity::available)) visit(view_.nodes[*i]);
     return;
   }
   std::vector<char> match;
@@ -168,7 +171,7 @@ void ClusterState::candidates(const ResourceRequest& req, Order order, std::size
     std::size_t seen = 0;
     auto consider = [&](std::uint32_t i) {
       const auto& n = view_.nodes[i];
-      if (!fits_now(n, req, match)) return true;
+      if (!usable(n) || !fits_now(n, req, match)) return true;
       ++seen;
       return visit(n) && seen < per_class;
     };

@@ -14,6 +14,8 @@
 //   request's bound, CPU-only requests the CPU order. A class whose totals cannot hold the request is skipped
 //   without looking at its nodes; which devices of a class match the request is decided once per class.
 // - Dead nodes belong to no class. A request pinned to a node (`node`) looks at that node only.
+// - Holds: a node held for a ticket (a starving gang, see scheduler.hpp) is offered only while that ticket is
+//   being served (serve()); usable() says whether a node may be offered now.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +63,13 @@ class ClusterState {
   std::size_t classes() const { return classes_.size(); }
   std::optional<std::uint32_t> find(const std::string& name) const;
 
+  // Holds (see the rules above). hold(i, 0) lifts a hold.
+  void hold(std::uint32_t i, std::uint64_t ticket) { held_for_[i] = ticket; }
+  void clear_holds();
+  std::uint64_t held_for(std::uint32_t i) const { return held_for_[i]; }
+  void serve(std::uint64_t ticket) { serving_ = ticket; }
+  bool usable(const Node& n) const { return held_for_[n.index] == 0 || held_for_[n.index] == serving_; }
+
   // Whether some live node could ever hold `req` (total capacity).
   bool feasible(const ResourceRequest& req) const;
   // Visits nodes that fit `req` now (see the rules above).
@@ -87,6 +96,8 @@ class ClusterState {
   std::vector<std::int32_t> class_of_;  // per node; -1: dead
   std::vector<std::pair<Milli, Milli>> indexed_;  // per node: the (CPU, GPU) keys it is filed under
   std::unordered_map<std::string, std::uint32_t> by_name_;
+  std::vector<std::uint64_t> held_for_;
+  std::uint64_t serving_ = 0;
 };
 
 }  // namespace iogrid::sched

@@ -61,14 +61,14 @@ std::optional<std::uint32_t> SpreadPolicy::select(const ClusterState& state, con
 std::optional<std::uint32_t> RandomPolicy::select(const ClusterState& state, const ResourceRequest& req) {
   std::vector<std::uint32_t> ok;
   for (const auto& n : state.nodes())
-    if (fits(n, req, Capacity::available)) ok.push_back(n.index);
+    if (state.usable(n) && fits(n, req, Capacity::available)) ok.push_back(n.index);
   if (ok.empty()) return std::nullopt;
   return ok[rng_() % ok.size()];
 }
 
 std::optional<std::uint32_t> FirstFitPolicy::select(const ClusterState& state, const ResourceRequest& req) {
   for (const auto& n : state.nodes())
-    if (fits(n, req, Capacity::available)) return n.index;
+    if (state.usable(n) && fits(n, req, Capacity::available)) return n.index;
   return std::nullopt;
 }
 

@@ -1,0 +1,323 @@
+#include "scheduler/scheduler.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "scheduler/feasibility.hpp"
+
+namespace iogrid::sched {
+
+Scheduler::Scheduler(std::unique_ptr<SchedulingPolicy> policy, SchedulerOptions opts, Clock now)
+    : policy_(std::move(policy)), opts_(opts), now_(std::move(now)) {}
+
+std::int64_t Scheduler::now_ns() const {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now_().time_since_epoch()).count();
+}
+
+void Scheduler::node_changed() {
+  cluster_cpus_ = cluster_gpus_ = 0;
+  for (const auto& n : state_.nodes()) {
+    if (!n.alive) continue;
+    cluster_cpus_ += n.total.cpus;
+    cluster_gpus_ += Milli(n.gpus.size()) * kOne;
+  }
+  if (!starving_) return;
+  for (std::uint32_t i = 0; i < state_.size(); ++i)
+    if (state_.held_for(i) == starving_ && !state_.node(i).alive) {
+      choose_holds();
+      return;
+    }
+}
+
+Scheduler::Job& Scheduler::job(const std::string& name) {
+  auto it = jobs_.find(name);
+  if (it == jobs_.end()) {
+    it = jobs_.emplace(name, Job{}).first;
+    it->second.name = name;
+  }
+  return it->second;
+}
+
+void Scheduler::set_share(const std::string& name, Share share) {
+  if (!(share.weight > 0) || !(share.user_weight > 0)) share.weight = share.user_weight = 1;
+  job(name).share = std::move(share);
+}
+
+std::uint32_t Scheduler::intern(const ResourceRequest& req) {
+  auto key = req.key();
+  auto it = shape_ids_.find(key);
+  if (it != shape_ids_.end()) return it->second;
+  shapes_.push_back(req);
+  auto id = static_cast<std::uint32_t>(shapes_.size() - 1);
+  shape_ids_.emplace(std::move(key), id);
+  return id;
+}
+
+std::uint64_t Scheduler::submit(const std::string& name, const ResourceRequest& req, int priority,
+                                std::optional<BundleRef> bundle) {
+  if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  auto t = next_ticket_++;
+  ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
+  job(name).levels[priority].shapes[key].push_back(Entry{t, next_seq_++, now_ns()});
+  ++queued_;
+  return t;
+}
+
+std::uint64_t Scheduler::submit_gang(const std::string& name, GangRequest gang, int priority) {
+  if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  auto t = next_ticket_++;
+  job(name).levels[priority].gangs.push_back(PendingGang{t, next_seq_++, now_ns(), std::move(gang)});
+  ++queued_;
+  return t;
+}
+
+void Scheduler::cancel(std::uint64_t ticket) {
+  if (auto g = gangs_.find(ticket); g != gangs_.end()) {
+    auto& j = job(g->second.job);
+    for (const auto& a : g->second.placement.bundles) account(j, a, -1);
+    release_gang(state_, g->second.placement);
+    gangs_.erase(g);
+    return;
+  }
+  if (ticket == 0 || ticket >= next_ticket_) return;
+  if (ticket == starving_) {
+    starving_ = 0;
+    state_.clear_holds();
+  }
+  cancelled_[ticket] = true;
+}
+
+const GangPlacement* Scheduler::gang(std::uint64_t ticket) const {
+  auto it = gangs_.find(ticket);
+  return it == gangs_.end() ? nullptr : &it->second.placement;
+}
+
+void Scheduler::account(Job& j, const Allocation& a, int sign) {
+  j.cpus_held += sign * a.cpus;
+  for (const auto& [d, f] : a.gpus) j.gpus_held += sign * f;
+}
+
+double Scheduler::usage(const Job& j) const {
+  double u = 0;
+  if (cluster_cpus_ > 0) u = std::max(u, double(j.cpus_held) / double(cluster_cpus_));
+  if (cluster_gpus_ > 0) u = std::max(u, double(j.gpus_held) / double(cluster_gpus_));
+  return u;
+}
+
+double Scheduler::dominant_share(const std::string& name) const {
+  auto it = jobs_.find(name);
+  return it == jobs_.end() ? 0 : usage(it->second);
+}
+
+double Scheduler::user_usage(const std::string& user) const {
+  Milli cpus = 0, gpus = 0;
+  for (const auto& [n, j] : jobs_)
+    if (j.share.user == user) cpus += j.cpus_held, gpus += j.gpus_held;
+  double u = 0;
+  if (cluster_cpus_ > 0) u = std::max(u, double(cpus) / double(cluster_cpus_));
+  if (cluster_gpus_ > 0) u = std::max(u, double(gpus) / double(cluster_gpus_));
+  return u;
+}
+
+std::optional<Scheduler::Item> Scheduler::oldest(Job& j, int priority, Level& lvl,
+                                                 const std::unordered_set<std::uint64_t>& blocked) {
+  std::optional<Item> best;
+  for (auto it = lvl.shapes.begin(); it != lvl.shapes.end();) {
+    auto& q = it->second;
+    while (!q.empty() && !cancelled_.empty() && cancelled_.erase(q.front().ticket)) {
+      q.pop_front();
+      --queued_;
+    }
+    if (q.empty()) {
+      it = lvl.shapes.erase(it);
+      continue;
+    }
+    const auto& e = q.front();
+    if (!blocked.count(e.ticket) && (!best || e.seq < best->seq))
+      best = Item{&j, priority, it->first, 0, e.ticket, e.seq, e.since_ns};
+    ++it;
+  }
+  for (auto it = lvl.gangs.begin(); it != lvl.gangs.end();) {
+    if (!cancelled_.empty() && cancelled_.erase(it->ticket)) {
+      it = lvl.gangs.erase(it);
+      --queued_;
+      continue;
+    }
+    if (!blocked.count(it->ticket) && (!best || it->seq < best->seq))
+      best = Item{&j, priority, std::nullopt, it->ticket, it->ticket, it->seq, it->since_ns};
+    ++it;
+  }
+  return best;
+}
+
+std::optional<Grant> Scheduler::try_place(const Item& it) {
+  auto& lvl = it.job->levels[it.priority];
+  Grant g;
+  g.ticket = it.ticket;
+  g.job = it.job->name;
+  if (it.shape) {
+    const auto& [shape, gang, bundle] = *it.shape;
+    const auto& req = shapes_[shape];
+    std::optional<Allocation> a;
+    if (gang) {
+      auto pg = gangs_.find(gang);
+      if (pg == gangs_.end() || bundle >= pg->second.pools.size()) return std::nullopt;
+      a = pg->second.pools[bundle].allocate(req);
+    } else {
+      auto n = policy_->select(state_, req);
+      if (n) a = state_.allocate(*n, req);
+      if (a) account(*it.job, *a, +1);
+    }
+    if (!a) return std::nullopt;
+    g.allocations.push_back(*a);
+    auto q = lvl.shapes.find(*it.shape);
+    q->second.pop_front();
+    if (q->second.empty()) lvl.shapes.erase(q);
+  } else {
+    auto pos = std::find_if(lvl.gangs.begin(), lvl.gangs.end(), [&](const auto& p) { return p.ticket == it.gang; });
+    if (pos == lvl.gangs.end()) return std::nullopt;
+    auto placed = place_gang(state_, pos->gang);
+    if (!placed) return std::nullopt;
+    PlacedGang pg{it.job->name, *placed, {}};
+    for (const auto& a : placed->bundles) {
+      pg.pools.emplace_back(a, state_.node(a.node));
+      account(*it.job, a, +1);
+    }
+    g.allocations = placed->bundles;
+    g.region = placed->region;
+    g.gang = true;
+    gangs_.emplace(it.ticket, std::move(pg));
+    lvl.gangs.erase(pos);
+  }
+  --queued_;
+  return g;
+}
+
+std::optional<Scheduler::Item> Scheduler::find_item(std::uint64_t ticket) {
+  static const std::unordered_set<std::uint64_t> none;
+  for (auto& [name, j] : jobs_)
+    for (auto& [prio, lvl] : j.levels) {
+      for (auto& [key, q] : lvl.shapes)
+        if (!q.empty() && q.front().ticket == ticket)
+          return Item{&j, prio, key, 0, ticket, q.front().seq, q.front().since_ns};
+      for (auto& g : lvl.gangs)
+        if (g.ticket == ticket) return Item{&j, prio, std::nullopt, ticket, ticket, g.seq, g.since_ns};
+    }
+  return std::nullopt;
+}
+
+void Scheduler::check_starvation() {
+  if (starving_) return;
+  const auto limit = now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(opts_.starvation_after).count();
+  std::optional<Item> oldest_item;
+  for (auto& [name, j] : jobs_)
+    for (auto& [prio, lvl] : j.levels) {
+      for (auto& [key, q] : lvl.shapes)
+        if (!q.empty() && std::get<1>(key) == 0 && q.front().since_ns <= limit &&
+            (!oldest_item || q.front().seq < oldest_item->seq))
+          oldest_item = Item{&j, prio, key, 0, q.front().ticket, q.front().seq, q.front().since_ns};
+      for (auto& g : lvl.gangs)
+        if (g.since_ns <= limit && (!oldest_item || g.seq < oldest_item->seq))
+          oldest_item = Item{&j, prio, std::nullopt, g.ticket, g.ticket, g.seq, g.since_ns};
+    }
+  if (!oldest_item || cancelled_.count(oldest_item->ticket)) return;
+  starving_ = oldest_item->ticket;
+  choose_holds();
+}
+
+void Scheduler::choose_holds() {
+  state_.clear_holds();
+  auto it = find_item(starving_);
+  if (!it) {
+    starving_ = 0;
+    return;
+  }
+  // Where it would go on an empty cluster: those nodes are held for it.
+  ClusterView empty = state_.view();
+  for (auto& n : empty.nodes) {
+    n.available = n.total;
+    for (auto& g : n.gpus) g.free = kOne;
+  }
+  ClusterState blank(std::move(empty));
+  GangRequest target;
+  if (it->shape) {
+    target.bundles = {shapes_[std::get<0>(*it->shape)]};
+  } else {
+    for (auto& g : it->job->levels[it->priority].gangs)
+      if (g.ticket == starving_) target = g.gang;
+  }
+  if (auto p = place_gang(blank, target))
+    for (const auto& a : p->bundles) state_.hold(a.node, starving_);
+}
+
+void Scheduler::drop_empty(Job& j) {
+  for (auto it = j.levels.begin(); it != j.levels.end();) {
+    if (it->second.shapes.empty() && it->second.gangs.empty()) it = j.levels.erase(it);
+    else ++it;
+  }
+}
+
+std::vector<Grant> Scheduler::schedule() {
+  std::vector<Grant> grants;
+  if (queued_ == 0) return grants;
+  check_starvation();
+  std::unordered_set<std::uint64_t> blocked;
+  if (starving_) {
+    state_.serve(starving_);
+    auto it = find_item(starving_);
+    std::optional<Grant> g;
+    if (it) g = try_place(*it);
+    state_.serve(0);
+    if (g) {
+      grants.push_back(std::move(*g));
+      starving_ = 0;
+      state_.clear_holds();
+    } else if (!it) {
+      starving_ = 0;
+      state_.clear_holds();
+    } else {
+      blocked.insert(starving_);
+    }
+  }
+  for (;;) {
+    // The highest priority with eligible work; among its jobs the smallest weighted share (user, then job).
+    std::optional<Item> pick;
+    int pick_prio = std::numeric_limits<int>::min();
+    double pick_user = 0, pick_job = 0;
+    for (auto& [name, j] : jobs_) {
+      for (auto& [prio, lvl] : j.levels) {
+        if (prio < pick_prio) break;
+        auto item = oldest(j, prio, lvl, blocked);
+        if (!item) continue;
+        double uu = user_usage(j.share.user) / j.share.user_weight;
+        double ju = usage(j) / j.share.weight;
+        if (!pick || prio > pick_prio || uu < pick_user - 1e-12 ||
+            (uu < pick_user + 1e-12 && ju < pick_job - 1e-12)) {
+          pick = item;
+          pick_prio = prio;
+          pick_user = uu;
+          pick_job = ju;
+        }
+        break;  // lower priorities of this job wait
+      }
+    }
+    if (!pick) break;
+    auto g = try_place(*pick);
+    if (g) grants.push_back(std::move(*g));
+    else blocked.insert(pick->ticket);
+  }
+  for (auto& [name, j] : jobs_) drop_empty(j);
+  return grants;
+}
+
+void Scheduler::release(const std::string& name, const Allocation& a, std::optional<BundleRef> bundle) {
+  if (bundle && bundle->gang) {
+    auto pg = gangs_.find(bundle->gang);
+    if (pg != gangs_.end() && bundle->index < pg->second.pools.size()) pg->second.pools[bundle->index].release(a);
+    return;
+  }
+  account(job(name), a, -1);
+  state_.release(a);
+}
+
+}  // namespace iogrid::sched
