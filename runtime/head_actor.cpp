@@ -5,16 +5,16 @@
 
 #include "runtime/messages.hpp"
 #include "scheduler/feasibility.hpp"
+#include "scheduler/scheduler.hpp"
 
 namespace iogrid::runtime {
 
 namespace {
 
 struct HeadState {
-  sched::ClusterState state;
-  std::shared_ptr<sched::SchedulingPolicy> policy;
+  std::unique_ptr<sched::Scheduler> scheduler;
   std::vector<caf::actor> nodes;
-  std::deque<LeaseRequest> pending;
+  std::unordered_map<std::uint64_t, LeaseRequest> waiting;  // by scheduler ticket
   std::unordered_map<std::string, std::string> kv;
   HeadStats stats;
   static inline const char* name = "iogrid.head";
@@ -22,62 +22,89 @@ struct HeadState {
 
 using Self = caf::stateful_actor<HeadState>;
 
-// Grants `req` now if some node has room; returns false when it must wait.
-bool try_grant(Self* self, LeaseRequest& req) {
+// Embedded mode runs one driver: its leases are one job to the scheduler.
+const std::string kJob = "driver";
+
+void grant(Self* self, LeaseRequest& req, const sched::Allocation& alloc) {
   auto& st = self->state;
-  auto node = st.policy->select(st.state, req.request);
-  if (!node) return false;
-  auto alloc = st.state.allocate(*node, req.request);
-  if (!alloc) return false;
   ++st.stats.leases_granted;
   req.client->lease_granted();
-  self->send(st.nodes[*node], start_atom::value, std::move(req.source), *alloc);
-  return true;
+  self->send(st.nodes[alloc.node], start_atom::value, std::move(req.source), alloc);
 }
 
-void grant_pending(Self* self) {
-  auto& pending = self->state.pending;
-  for (auto it = pending.begin(); it != pending.end();) {
-    if (try_grant(self, *it)) it = pending.erase(it);
-    else ++it;
+void schedule(Self* self) {
+  auto& st = self->state;
+  for (auto& g : st.scheduler->schedule()) {
+    auto it = st.waiting.find(g.ticket);
+    if (it == st.waiting.end()) {  // nobody waits for it any more
+      st.scheduler->release(kJob, g.allocations.front());
+      continue;
+    }
+    grant(self, it->second, g.allocations.front());
+    st.waiting.erase(it);
   }
 }
 
 caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sched::SchedulingPolicy> policy) {
-  self->state.state = sched::ClusterState(std::move(view));
-  self->state.policy = std::move(policy);
+  auto& st = self->state;
+  // The scheduler owns its policy; the shared pointer keeps the caller's object alive as long as the head.
+  struct Shared final : sched::SchedulingPolicy {
+    std::shared_ptr<sched::SchedulingPolicy> p;
+    using SchedulingPolicy::select;
+    std::optional<std::uint32_t> select(const sched::ClusterState& s, const sched::ResourceRequest& r) override {
+      return p->select(s, r);
+    }
+    std::string_view name() const override { return p->name(); }
+  };
+  auto shared = std::make_unique<Shared>();
+  shared->p = std::move(policy);
+  st.scheduler = std::make_unique<sched::Scheduler>(std::move(shared));
+  for (auto& n : view.nodes) st.scheduler->cluster().add(std::move(n));
+  st.scheduler->node_changed();
   return {
       [=](nodes_atom, std::vector<caf::actor> nodes) { self->state.nodes = std::move(nodes); },
       [=](lease_atom, LeaseRequest req) {
         auto& st = self->state;
-        if (!st.state.feasible(req.request)) {
+        auto& cluster = st.scheduler->cluster();
+        if (!cluster.feasible(req.request)) {
           ++st.stats.leases_infeasible;
           req.client->lease_failed(std::make_shared<const detail::ErrorInfo>(
-              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + sched::explain_infeasible(st.state.view(), req.request)}));
+              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "",
+                                "iogrid: " + sched::explain_infeasible(cluster.view(), req.request)}));
           return;
         }
-        if (!st.pending.empty() || !try_grant(self, req)) {
-          ++st.stats.leases_queued;
-          st.pending.push_back(std::move(req));
+        // Fast path: nothing waits and it fits now.
+        if (st.waiting.empty()) {
+          if (auto n = st.scheduler->policy().select(cluster, req.request)) {
+            if (auto alloc = cluster.allocate(*n, req.request)) {
+              st.scheduler->account(kJob, *alloc);
+              grant(self, req, *alloc);
+              return;
+            }
+          }
         }
+        ++st.stats.leases_queued;
+        auto ticket = st.scheduler->submit(kJob, req.request);
+        st.waiting.emplace(ticket, std::move(req));
+        schedule(self);
       },
       [=](release_atom, sched::Allocation alloc) {
         auto& st = self->state;
-        st.state.release(alloc);
-        grant_pending(self);
+        st.scheduler->release(kJob, alloc);
+        schedule(self);
       },
       // A worker parked in get/wait lends its CPUs out (its GPUs stay held), as Ray does; on resuming it
       // takes them back even if that briefly over-commits the node.
       [=](worker::blocked_atom, const sched::Allocation& alloc) {
-        auto& st = self->state;
-        if (alloc.node < st.state.size()) st.state.adjust_cpus(alloc.node, alloc.cpus);
-        grant_pending(self);
+        auto& cluster = self->state.scheduler->cluster();
+        if (alloc.node < cluster.size()) cluster.adjust_cpus(alloc.node, alloc.cpus);
+        schedule(self);
       },
       [=](worker::unblocked_atom, const sched::Allocation& alloc) {
-        auto& st = self->state;
-        if (alloc.node < st.state.size()) st.state.adjust_cpus(alloc.node, -alloc.cpus);
+        auto& cluster = self->state.scheduler->cluster();
+        if (alloc.node < cluster.size()) cluster.adjust_cpus(alloc.node, -alloc.cpus);
       },
-      [=](view_atom) { return self->state.state.view(); },
+      [=](view_atom) { return self->state.scheduler->cluster().view(); },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },
       // Answers an empty list when the key is missing, else one value.

@@ -1,7 +1,7 @@
-// HeadActor: one per cluster. Owns the node table (as a scheduler ClusterView), places worker leases with
-// the scheduling policy, queues leases that fit the cluster but not its free capacity right now (granting
-// them in order as capacity returns), fails at once those no node could ever run, and keeps the
-// key-value store used for rendezvous.
+// HeadActor (embedded mode): one per cluster. Wraps a sched::Scheduler: places worker leases with the
+// scheduling policy, queues leases that fit the cluster but not its free capacity right now (the scheduler
+// grants them as capacity returns, by its priority and fair-share rules), fails at once those no node could
+// ever run, and keeps the key-value store used for rendezvous.
 #pragma once
 
 #include <caf/all.hpp>

@@ -84,6 +84,10 @@ class Scheduler {
   void cancel(std::uint64_t ticket);
   // Decides as much as fits now, in the order of the rules above.
   std::vector<Grant> schedule();
+  // Books an allocation the caller made directly on cluster() (a fast path when nothing waits) to `job`.
+  void account(const std::string& job, const Allocation& a) { account(this->job(job), a, +1); }
+  // Forgets a granted allocation whose node died (nothing to give back to the node; the job's share drops).
+  void forget(const std::string& job, const Allocation& a) { account(this->job(job), a, -1); }
   // Gives back a granted request's allocation.
   void release(const std::string& job, const Allocation& a, std::optional<BundleRef> bundle = std::nullopt);
 

@@ -18,6 +18,7 @@
 #include "runtime/transport/auth.hpp"
 #include "scheduler/feasibility.hpp"
 #include "scheduler/policy.hpp"
+#include "scheduler/scheduler.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -81,7 +82,7 @@ struct LeaseRec {
 
 class HeadService final : public transport::Service {
  public:
-  explicit HeadService(HeadOptions o) : opts_(std::move(o)), policy_(sched::make_policy(opts_.policy)) {
+  explicit HeadService(HeadOptions o) : opts_(std::move(o)), sched_(sched::make_policy(opts_.policy)) {
     code_dir_ = opts_.state_dir.empty()
                     ? std::filesystem::temp_directory_path() / ("iogrid-head-" + std::to_string(::getpid())) / "code"
                     : std::filesystem::path(opts_.state_dir) / "code";
@@ -278,7 +279,7 @@ class HeadService final : public transport::Service {
       auto job_id = it->second.job;
       owners_.erase(it);
       // Leases this owner was still waiting for will never be used.
-      for (auto q = pending_.begin(); q != pending_.end();) q = q->owner == p.id ? pending_.erase(q) : std::next(q);
+      drop_pending([&](const PendingLease& q) { return q.owner == p.id; });
       auto j = jobs_.find(job_id);
       if (j != jobs_.end() && j->second.conn == p.id) end_job(ep, j->second, "failed", "its driver disconnected (" + why + ")");
       for (auto& [lid, l] : leases_)
@@ -335,11 +336,13 @@ class HeadService final : public transport::Service {
           ++j->second.active_leases;
         }
         leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc};
+        sched_.account(job, alloc);
         ++rec.active_leases;
       }
       state_.replace(prev, std::move(node));
       nodes_[prev] = rec;
       spdlog::info("node {} rejoined from {} with {} running leases", state_.nodes()[prev].name, p.address, rec.active_leases);
+      sched_.node_changed();
     } else {
       node.index = static_cast<std::uint32_t>(state_.size());
       std::string base = node.name.empty() ? "node" : node.name;
@@ -347,6 +350,7 @@ class HeadService final : public transport::Service {
       for (int k = 2; name_taken(node.name); ++k) node.name = base + "-" + std::to_string(k);
       spdlog::info("node {} joined from {}: {}", node.name, p.address, node.describe());
       state_.add(std::move(node));
+      sched_.node_changed();
       nodes_.push_back(rec);
     }
     auto index = rejoined ? prev : static_cast<std::uint32_t>(state_.size() - 1);
@@ -385,11 +389,13 @@ class HeadService final : public transport::Service {
     dead.alive = false;
     dead.available = {};
     state_.replace(index, std::move(dead));
+    sched_.node_changed();
     const auto& n = state_.node(index);
     spdlog::warn("node {} is dead: {}", n.name, why);
     save_node(index);
     for (auto it = leases_.begin(); it != leases_.end();) {
       if (it->second.alloc.node == index) {
+        sched_.forget(it->second.job, it->second.alloc);
         lease_failed(ep, it->second.owner, it->second.owner_lease, "node " + n.name + " died", false, true);
         if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
         it = leases_.erase(it);
@@ -538,18 +544,31 @@ class HeadService final : public transport::Service {
       ++infeasible_;
       return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), pl.request), true);
     }
-    if (!pending_.empty() || !try_grant(ep, pl)) pending_.push_back(std::move(pl));
+    auto ticket = sched_.submit(owner->second.job, pl.request);
+    pending_.emplace(ticket, std::move(pl));
+    grant_pending(ep);
   }
 
-  bool try_grant(Endpoint& ep, const PendingLease& pl) {
+  template <class Pred>
+  void drop_pending(Pred pred) {
+    for (auto q = pending_.begin(); q != pending_.end();) {
+      if (pred(q->second)) {
+        sched_.cancel(q->first);
+        q = pending_.erase(q);
+      } else {
+        ++q;
+      }
+    }
+  }
+
+  // Sends the lease the scheduler granted; false when its owner or job is gone (the caller gives it back).
+  bool send_grant(Endpoint& ep, const PendingLease& pl, const sched::Allocation& grant) {
     auto owner = owners_.find(pl.owner);
-    if (owner == owners_.end()) return true;  // the owner is gone: drop the request
+    if (owner == owners_.end()) return false;
     auto job = jobs_.find(owner->second.job);
-    if (job == jobs_.end() || job->second.state != "running") return true;
-    auto node = policy_->select(state_, pl.request);
-    if (!node) return false;
-    auto alloc = state_.allocate(*node, pl.request);
-    if (!alloc) return false;
+    if (job == jobs_.end() || job->second.state != "running") return false;
+    const auto node = &grant.node;
+    const auto alloc = &grant;
     auto id = next_lease_id();
     leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc};
     ++job->second.leases_granted;
@@ -569,21 +588,21 @@ class HeadService final : public transport::Service {
   }
 
   void grant_pending(Endpoint& ep) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (try_grant(ep, *it)) it = pending_.erase(it);
-      else ++it;
+    if (pending_.empty()) return;
+    for (auto& g : sched_.schedule()) {
+      auto it = pending_.find(g.ticket);
+      if (it == pending_.end() || !send_grant(ep, it->second, g.allocations.front()))
+        sched_.release(g.job, g.allocations.front());
+      if (it != pending_.end()) pending_.erase(it);
     }
   }
 
   void fail_infeasible_pending(Endpoint& ep) {
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      if (!feasible_anywhere(it->request)) {
-        lease_failed(ep, it->owner, it->owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), it->request), true);
-        it = pending_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    drop_pending([&](const PendingLease& q) {
+      if (feasible_anywhere(q.request)) return false;
+      lease_failed(ep, q.owner, q.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), q.request), true);
+      return true;
+    });
   }
 
   void lease_done(Endpoint& ep, std::uint64_t id) {
@@ -591,7 +610,7 @@ class HeadService final : public transport::Service {
     if (it == leases_.end()) return;
     auto& alloc = it->second.alloc;
     if (alloc.node < state_.size() && state_.node(alloc.node).alive) {
-      state_.release(alloc);
+      sched_.release(it->second.job, alloc);
       if (nodes_[alloc.node].active_leases > 0) --nodes_[alloc.node].active_leases;
     }
     if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
@@ -627,10 +646,10 @@ class HeadService final : public transport::Service {
     j.ended = unix_ms();
     spdlog::info("job {} {}: {}", j.id, state, why);
     save_job(j);
-    for (auto q = pending_.begin(); q != pending_.end();) {
-      auto o = owners_.find(q->owner);
-      q = (o == owners_.end() || o->second.job == j.id) ? pending_.erase(q) : std::next(q);
-    }
+    drop_pending([&](const PendingLease& q) {
+      auto o = owners_.find(q.owner);
+      return o == owners_.end() || o->second.job == j.id;
+    });
     capnp::MallocMessageBuilder out;
     auto e = out.initRoot<proto::Envelope>().initJobEnded();
     e.setJobId(j.id);
@@ -701,14 +720,14 @@ class HeadService final : public transport::Service {
   }
 
   HeadOptions opts_;
-  std::unique_ptr<sched::SchedulingPolicy> policy_;
+  sched::Scheduler sched_;                       // the queue, fair share and gangs around the node table
+  sched::ClusterState& state_ = sched_.cluster();
   std::filesystem::path code_dir_;
-  sched::ClusterState state_;
   std::vector<NodeRec> nodes_;
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;
   std::map<std::string, JobRec> jobs_;
   std::unordered_map<ConnId, OwnerRec> owners_;
-  std::deque<PendingLease> pending_;
+  std::unordered_map<std::uint64_t, PendingLease> pending_;  // by scheduler ticket
   std::unordered_map<std::uint64_t, LeaseRec> leases_;
   std::map<std::string, std::vector<ConnId>> code_waiters_;
   std::map<std::string, std::string> kv_;
