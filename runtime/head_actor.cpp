@@ -32,9 +32,9 @@ void grant(Self* self, LeaseRequest& req, const sched::Allocation& alloc) {
   self->send(st.nodes[alloc.node], start_atom::value, std::move(req.source), alloc);
 }
 
-void schedule(Self* self) {
+void hand_out(Self* self, std::vector<sched::Grant> grants) {
   auto& st = self->state;
-  for (auto& g : st.scheduler->schedule()) {
+  for (auto& g : grants) {
     auto it = st.waiting.find(g.ticket);
     if (it == st.waiting.end()) {  // nobody waits for it any more
       st.scheduler->release(kJob, g.allocations.front());
@@ -73,32 +73,26 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
                                 "iogrid: " + sched::explain_infeasible(cluster.view(), req.request)}));
           return;
         }
-        // Fast path: nothing waits and it fits now.
-        if (st.waiting.empty()) {
-          if (auto n = st.scheduler->policy().select(cluster, req.request)) {
-            if (auto alloc = cluster.allocate(*n, req.request)) {
-              st.scheduler->account(kJob, *alloc);
-              grant(self, req, *alloc);
-              return;
-            }
-          }
+        auto d = st.scheduler->submit_or_place(kJob, req.request);
+        if (d.grant) {
+          grant(self, req, d.grant->allocations.front());
+          return;
         }
         ++st.stats.leases_queued;
-        auto ticket = st.scheduler->submit(kJob, req.request);
-        st.waiting.emplace(ticket, std::move(req));
-        schedule(self);
+        st.waiting.emplace(d.ticket, std::move(req));
       },
       [=](release_atom, sched::Allocation alloc) {
         auto& st = self->state;
         st.scheduler->release(kJob, alloc);
-        schedule(self);
+        hand_out(self, st.scheduler->schedule_freed(alloc.node));
       },
       // A worker parked in get/wait lends its CPUs out (its GPUs stay held), as Ray does; on resuming it
       // takes them back even if that briefly over-commits the node.
       [=](worker::blocked_atom, const sched::Allocation& alloc) {
         auto& cluster = self->state.scheduler->cluster();
-        if (alloc.node < cluster.size()) cluster.adjust_cpus(alloc.node, alloc.cpus);
-        schedule(self);
+        if (alloc.node >= cluster.size()) return;
+        cluster.adjust_cpus(alloc.node, alloc.cpus);
+        hand_out(self, self->state.scheduler->schedule_freed(alloc.node));
       },
       [=](worker::unblocked_atom, const sched::Allocation& alloc) {
         auto& cluster = self->state.scheduler->cluster();

@@ -5,6 +5,18 @@
 
 namespace iogrid::sched {
 
+namespace {
+template <class V, class K>
+void insert_sorted(V& v, const K& k) {
+  v.insert(std::lower_bound(v.begin(), v.end(), k), k);
+}
+template <class V, class K>
+void erase_sorted(V& v, const K& k) {
+  auto it = std::lower_bound(v.begin(), v.end(), k);
+  if (it != v.end() && *it == k) v.erase(it);
+}
+}  // namespace
+
 ClusterState::ClusterState(ClusterView view) {
   for (auto& n : view.nodes) add(std::move(n));
 }
@@ -33,8 +45,8 @@ Milli ClusterState::gpu_key(const Node& n) {
 void ClusterState::unindex(std::uint32_t i) {
   if (class_of_[i] < 0) return;
   auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
-  c.by_cpu.erase({indexed_[i].first, i});
-  if (c.gpu) c.by_gpu.erase({indexed_[i].second, i});
+  erase_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
+  if (c.gpu) erase_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
   class_of_[i] = -1;
 }
 
@@ -50,11 +62,30 @@ void ClusterState::index(std::uint32_t i) {
     classes_.push_back(std::move(c));
     it = class_by_key_.emplace(std::move(key), static_cast<std::uint32_t>(classes_.size() - 1)).first;
   }
-  auto& c = classes_[it->second];
   class_of_[i] = static_cast<std::int32_t>(it->second);
-  indexed_[i] = {n.available.cpus, c.gpu ? gpu_key(n) : 0};
-  c.by_cpu.emplace(indexed_[i].first, i);
-  if (c.gpu) c.by_gpu.emplace(indexed_[i].second, i);
+  file(i);
+}
+
+void ClusterState::file(std::uint32_t i) {
+  const auto& n = view_.nodes[i];
+  auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
+  hot_[i] = Hot{n.available.cpus, c.gpu ? gpu_key(n) : 0, n.available.memory_mib};
+  insert_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
+  if (c.gpu) insert_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
+}
+
+void ClusterState::refile(std::uint32_t i) {
+  if (class_of_[i] < 0) return;  // dead: in no class
+  auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
+  const auto& n = view_.nodes[i];
+  const Milli cpus = n.available.cpus, gpu = c.gpu ? gpu_key(n) : 0;
+  if (cpus == hot_[i].cpus && gpu == hot_[i].gpu) {
+    hot_[i].memory = n.available.memory_mib;
+    return;
+  }
+  erase_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
+  if (c.gpu) erase_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
+  file(i);
 }
 
 std::uint32_t ClusterState::add(Node n) {
@@ -63,7 +94,7 @@ std::uint32_t ClusterState::add(Node n) {
   if (!n.name.empty()) by_name_[n.name] = i;
   view_.nodes.push_back(std::move(n));
   class_of_.push_back(-1);
-  indexed_.emplace_back(0, 0);
+  hot_.emplace_back();
   held_for_.push_back(0);
   index(i);
   return i;
@@ -87,31 +118,27 @@ void ClusterState::set_alive(std::uint32_t i, bool alive) {
 void ClusterState::set_reputation(std::uint32_t i, double reputation) { view_.nodes[i].reputation = reputation; }
 
 std::optional<Allocation> ClusterState::allocate(std::uint32_t i, const ResourceRequest& req) {
-  unindex(i);
   auto a = sched::allocate(view_.nodes[i], req);
-  index(i);
+  if (a) refile(i);
   return a;
 }
 
 void ClusterState::release(const Allocation& a) {
   if (a.node >= view_.nodes.size()) return;
-  unindex(a.node);
   sched::release(view_.nodes[a.node], a);
-  index(a.node);
+  refile(a.node);
 }
 
 bool ClusterState::reserve(const Allocation& a) {
   if (a.node >= view_.nodes.size()) return false;
-  unindex(a.node);
   bool ok = sched::reserve(view_.nodes[a.node], a);
-  index(a.node);
+  if (ok) refile(a.node);
   return ok;
 }
 
 void ClusterState::adjust_cpus(std::uint32_t i, Milli delta) {
-  unindex(i);
   view_.nodes[i].available.cpus += delta;
-  index(i);
+  refile(i);
 }
 
 void ClusterState::clear_holds() { std::fill(held_for_.begin(), held_for_.end(), 0); }
@@ -170,12 +197,14 @@ void ClusterState::candidates(const ResourceRequest& req, Order order, std::size
     const Milli bound = by_gpu ? req.gpus : req.cpus;
     std::size_t seen = 0;
     auto consider = [&](std::uint32_t i) {
+      const auto& h = hot_[i];
+      if (h.cpus < req.cpus || h.memory < req.memory_mib || (held_for_[i] != 0 && held_for_[i] != serving_)) return true;
       const auto& n = view_.nodes[i];
-      if (!usable(n) || !fits_now(n, req, match)) return true;
+      if (!fits_now(n, req, match)) return true;
       ++seen;
       return visit(n) && seen < per_class;
     };
-    auto first = ord.lower_bound({bound, 0});
+    auto first = std::lower_bound(ord.begin(), ord.end(), std::pair<Milli, std::uint32_t>{bound, 0});
     if (order == Order::tightest) {
       for (auto it = first; it != ord.end(); ++it)
         if (!consider(it->second)) break;

@@ -21,7 +21,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,7 +75,9 @@ class ClusterState {
   void candidates(const ResourceRequest& req, Order order, std::size_t per_class, const Visitor& visit) const;
 
  private:
-  using Order_ = std::set<std::pair<Milli, std::uint32_t>>;  // (key, node index)
+  // (key, node index), sorted: a flat vector, so walks and binary searches stay in cache (an update moves
+  // up to a class's size of entries, cheap for classes of thousands).
+  using Order_ = std::vector<std::pair<Milli, std::uint32_t>>;
   struct Class {
     std::uint32_t representative = 0;
     bool gpu = false;
@@ -87,14 +88,21 @@ class ClusterState {
   static Milli gpu_key(const Node& n);
   // fits(node, req, available) for a node of a class whose totals hold `req`; `match[d]`: device d matches.
   static bool fits_now(const Node& n, const ResourceRequest& req, const std::vector<char>& match);
-  void unindex(std::uint32_t i);
-  void index(std::uint32_t i);
+  void unindex(std::uint32_t i);  // out of its class (dead, or about to change class)
+  void index(std::uint32_t i);    // into the class its attributes name
+  void file(std::uint32_t i);     // into its class's orders under its current free capacity
+  void refile(std::uint32_t i);   // after a capacity change: same class, new keys
 
   ClusterView view_;
   std::vector<Class> classes_;
   std::unordered_map<std::string, std::uint32_t> class_by_key_;
   std::vector<std::int32_t> class_of_;  // per node; -1: dead
-  std::vector<std::pair<Milli, Milli>> indexed_;  // per node: the (CPU, GPU) keys it is filed under
+  // Per node, densely packed so a walk rejects most nodes without touching them: the keys it is filed under
+  // (free CPUs, GPU key) and its free memory.
+  struct Hot {
+    Milli cpus = 0, gpu = 0, memory = 0;
+  };
+  std::vector<Hot> hot_;
   std::unordered_map<std::string, std::uint32_t> by_name_;
   std::vector<std::uint64_t> held_for_;
   std::uint64_t serving_ = 0;

@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "scheduler/feasibility.hpp"
@@ -150,7 +151,7 @@ std::optional<Scheduler::Item> Scheduler::oldest(Job& j, int priority, Level& lv
   return best;
 }
 
-std::optional<Grant> Scheduler::try_place(const Item& it) {
+std::optional<Grant> Scheduler::try_place(const Item& it, std::optional<std::uint32_t> on_node) {
   auto& lvl = it.job->levels[it.priority];
   Grant g;
   g.ticket = it.ticket;
@@ -163,6 +164,9 @@ std::optional<Grant> Scheduler::try_place(const Item& it) {
       auto pg = gangs_.find(gang);
       if (pg == gangs_.end() || bundle >= pg->second.pools.size()) return std::nullopt;
       a = pg->second.pools[bundle].allocate(req);
+    } else if (on_node) {
+      if (state_.usable(state_.node(*on_node)) && market_ok(state_.node(*on_node), req)) a = state_.allocate(*on_node, req);
+      if (a) account(*it.job, *a, +1);
     } else {
       auto n = policy_->select(state_, req);
       if (n) a = state_.allocate(*n, req);
@@ -257,27 +261,121 @@ void Scheduler::drop_empty(Job& j) {
   }
 }
 
+std::optional<Grant> Scheduler::try_starving(std::optional<std::uint32_t> freed) {
+  if (!starving_) return std::nullopt;
+  auto it = find_item(starving_);
+  if (!it) {
+    starving_ = 0;
+    state_.clear_holds();
+    return std::nullopt;
+  }
+  if (freed && state_.held_for(*freed) != starving_) return std::nullopt;  // nothing changed for it
+  state_.serve(starving_);
+  auto g = try_place(*it);
+  state_.serve(0);
+  if (g) {
+    starving_ = 0;
+    state_.clear_holds();
+  }
+  return g;
+}
+
+Scheduler::Decision Scheduler::submit_or_place(const std::string& name, const ResourceRequest& req, int priority,
+                                               std::optional<BundleRef> bundle) {
+  if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  auto& j = job(name);
+  ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
+  auto& lvl = j.levels[priority];
+  auto q = lvl.shapes.find(key);
+  if (q == lvl.shapes.end() || q->second.empty()) {
+    Decision d;
+    d.ticket = next_ticket_++;
+    auto& shape = lvl.shapes[key];  // a transient entry, so try_place finds its queue
+    shape.push_back(Entry{d.ticket, next_seq_++, now_ns()});
+    ++queued_;
+    d.grant = try_place(Item{&j, priority, key, 0, d.ticket, 0, 0});  // on failure it stays queued
+    return d;
+  }
+  return Decision{submit(name, req, priority, bundle), std::nullopt};
+}
+
+std::vector<Grant> Scheduler::schedule_freed(std::uint32_t node) {
+  std::vector<Grant> grants;
+  if (queued_ == 0 || node >= state_.size() || !state_.node(node).alive) return grants;
+  check_starvation();
+  if (auto g = try_starving(node)) grants.push_back(std::move(*g));
+  if (state_.held_for(node) != 0) return grants;  // held for the starving item: nobody else
+  const auto& freed = state_.node(node);
+  // Every eligible head, in the order of the rules (priority, user share, job share, age).
+  struct Cand {
+    int priority;
+    double user, job;
+    Item item;
+  };
+  std::vector<Cand> cands;
+  for (auto& [name, j] : jobs_) {
+    double uu = user_usage(j.share.user) / j.share.user_weight, ju = usage(j) / j.share.weight;
+    for (auto& [prio, lvl] : j.levels) {
+      for (auto& [key, q] : lvl.shapes) {
+        while (!q.empty() && !cancelled_.empty() && cancelled_.erase(q.front().ticket)) {
+          q.pop_front();
+          --queued_;
+        }
+        if (q.empty() || q.front().ticket == starving_) continue;
+        const auto gang = std::get<1>(key);
+        if (gang) {  // only bundles on this node gained capacity here
+          auto pg = gangs_.find(gang);
+          if (pg == gangs_.end() || std::get<2>(key) >= pg->second.pools.size() ||
+              pg->second.pools[std::get<2>(key)].reserved().node != node)
+            continue;
+        } else if (!fits(freed, shapes_[std::get<0>(key)], Capacity::available)) {
+          continue;  // cannot use what this node has free
+        }
+        cands.push_back(Cand{prio, uu, ju, Item{&j, prio, key, 0, q.front().ticket, q.front().seq, q.front().since_ns}});
+      }
+      for (auto& g : lvl.gangs)
+        if (g.ticket != starving_ && !cancelled_.count(g.ticket))
+          cands.push_back(Cand{prio, uu, ju, Item{&j, prio, std::nullopt, g.ticket, g.ticket, g.seq, g.since_ns}});
+    }
+  }
+  std::vector<std::size_t> order(cands.size());
+  for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    const auto& a = cands[x];
+    const auto& b = cands[y];
+    if (a.priority != b.priority) return a.priority > b.priority;
+    if (std::abs(a.user - b.user) > 1e-12) return a.user < b.user;
+    if (std::abs(a.job - b.job) > 1e-12) return a.job < b.job;
+    return a.item.seq < b.item.seq;
+  });
+  for (auto k : order) {
+    auto& c = cands[k];
+    // A shape keeps going on this node while it fits (its next entry becomes the head).
+    for (;;) {
+      auto g = c.item.shape ? try_place(c.item, std::get<1>(*c.item.shape) ? std::nullopt : std::optional(node))
+                            : try_place(c.item);
+      if (!g) break;
+      grants.push_back(std::move(*g));
+      if (!c.item.shape) break;
+      auto& lvl = c.item.job->levels[c.item.priority];
+      auto q = lvl.shapes.find(*c.item.shape);
+      if (q == lvl.shapes.end() || q->second.empty()) break;
+      c.item.ticket = q->second.front().ticket;
+      if (cancelled_.count(c.item.ticket)) break;
+    }
+  }
+  for (auto& [name, j] : jobs_) drop_empty(j);
+  return grants;
+}
+
 std::vector<Grant> Scheduler::schedule() {
   std::vector<Grant> grants;
   if (queued_ == 0) return grants;
   check_starvation();
   std::unordered_set<std::uint64_t> blocked;
   if (starving_) {
-    state_.serve(starving_);
-    auto it = find_item(starving_);
-    std::optional<Grant> g;
-    if (it) g = try_place(*it);
-    state_.serve(0);
-    if (g) {
-      grants.push_back(std::move(*g));
-      starving_ = 0;
-      state_.clear_holds();
-    } else if (!it) {
-      starving_ = 0;
-      state_.clear_holds();
-    } else {
-      blocked.insert(starving_);
-    }
+    if (auto g = try_starving(std::nullopt)) grants.push_back(std::move(*g));
+    else if (starving_) blocked.insert(starving_);
   }
   for (;;) {
     // The highest priority with eligible work; among its jobs the smallest weighted share (user, then job).

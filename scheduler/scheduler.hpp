@@ -82,8 +82,21 @@ class Scheduler {
   std::uint64_t submit_gang(const std::string& job, GangRequest gang, int priority = 0);
   // Removes queued work, or a placed gang with its reservation.
   void cancel(std::uint64_t ticket);
-  // Decides as much as fits now, in the order of the rules above.
+  // The usual path for one request: placed at once when nothing of its shape waits ahead of it and it fits now
+  // (grant set), otherwise queued (ticket set, grant empty).
+  struct Decision {
+    std::uint64_t ticket = 0;
+    std::optional<Grant> grant;
+  };
+  Decision submit_or_place(const std::string& job, const ResourceRequest& req, int priority = 0,
+                           std::optional<BundleRef> bundle = std::nullopt);
+  // Decides as much as fits now, in the order of the rules above (a full pass: after nodes join, gangs are
+  // removed, or on a timer).
   std::vector<Grant> schedule();
+  // After capacity returned on one node (a release there): only that node changed, so waiting work is tried on
+  // it alone, in the order of the rules above (shares as they were when the pass began). Cheap enough to run
+  // on every release.
+  std::vector<Grant> schedule_freed(std::uint32_t node);
   // Books an allocation the caller made directly on cluster() (a fast path when nothing waits) to `job`.
   void account(const std::string& job, const Allocation& a) { account(this->job(job), a, +1); }
   // Forgets a granted allocation whose node died (nothing to give back to the node; the job's share drops).
@@ -146,7 +159,9 @@ class Scheduler {
   // The oldest item of `lvl` not in `blocked`.
   std::optional<Item> oldest(Job& j, int priority, Level& lvl, const std::unordered_set<std::uint64_t>& blocked);
   // Tries to place `it` now; on success pops it and returns the grant.
-  std::optional<Grant> try_place(const Item& it);
+  // `on_node`: only that node may be used (the freed pass).
+  std::optional<Grant> try_place(const Item& it, std::optional<std::uint32_t> on_node = std::nullopt);
+  std::optional<Grant> try_starving(std::optional<std::uint32_t> freed);
   void account(Job& j, const Allocation& a, int sign);
   void check_starvation();
   void choose_holds();

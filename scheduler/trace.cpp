@@ -132,7 +132,13 @@ void write_tasks_csv(std::ostream& out, const std::vector<TraceTask>& tasks) {
         << ',' << k.creation_time << ',' << k.deletion_time << '\n';
 }
 
-SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_t seed) {
+TraceMix parse_mix(const std::string& name) {
+  if (name == "default") return TraceMix::standard;
+  if (name == "sharing") return TraceMix::sharing;
+  throw std::invalid_argument("unknown trace mix '" + name + "' (choose default or sharing)");
+}
+
+SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_t seed, TraceMix mix, bool dense_nodes) {
   std::mt19937_64 rng(seed);
   auto uniform = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
   SyntheticTrace t;
@@ -147,10 +153,15 @@ SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_
   };
   const Kind kinds[] = {{0.25, 8, "A100", 96, 768, 1.8}, {0.10, 8, "H100", 128, 1024, 3.2}, {0.20, 4, "V100", 64, 384, 0.9},
                         {0.20, 2, "T4", 32, 128, 0.35},   {0.15, 1, "RTX4090", 16, 64, 0.45}, {0.10, 0, "", 64, 256, 0}};
+  const Kind dense[] = {{0.25, 8, "A100", 96, 768, 1.8}, {0.15, 8, "H100", 128, 1024, 3.2}, {0.15, 8, "L40S", 64, 512, 1.1},
+                        {0.15, 8, "V100", 64, 384, 0.9},  {0.15, 8, "A10", 64, 256, 0.6},   {0.15, 8, "RTX4090", 64, 256, 0.45}};
   const char* regions[] = {"eu", "us", "asia"};
   std::discrete_distribution<int> pick_kind({0.25, 0.10, 0.20, 0.20, 0.15, 0.10});
+  std::discrete_distribution<int> pick_dense({0.25, 0.15, 0.15, 0.15, 0.15, 0.15});
+  std::int64_t total_gpus = 0;
   for (std::size_t i = 0; i < nodes; ++i) {
-    const auto& k = kinds[pick_kind(rng)];
+    const auto& k = dense_nodes ? dense[pick_dense(rng)] : kinds[pick_kind(rng)];
+    total_gpus += k.gpus;
     TraceNode n;
     n.sn = "node-" + std::to_string(i);
     n.cpu_milli = Milli(k.cpus) * kOne;
@@ -167,14 +178,31 @@ SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_
   const Milli fractions[] = {100, 200, 250, 300, 400, 500, 600, 700, 800};
   std::discrete_distribution<int> pick_shape({0.55, 0.17, 0.06, 0.04, 0.02, 0.16});
   std::exponential_distribution<double> gap(1.0);           // arrivals: one per time unit on average
-  // Lifetimes: one task arrives per time unit and a task holds ~0.86 GPU on average against ~4.15 GPUs per
-  // node, so a mean lifetime of 4 time units per node keeps the cluster about 80% allocated once it is warm.
-  std::exponential_distribution<double> life(1.0 / std::max(2000.0, 4.0 * double(nodes)));
+  // Lifetimes: one task arrives per time unit and a task holds ~0.86 GPU on average, so a mean lifetime of
+  // 0.8 x GPUs / 0.86 time units keeps the cluster about 80% allocated once it is warm.
+  std::exponential_distribution<double> life(1.0 / std::max(2000.0, 0.8 * double(total_gpus) / 0.86));
   double now = 0;
   for (std::size_t i = 0; i < tasks; ++i) {
     TraceTask k;
     k.name = "task-" + std::to_string(i);
-    switch (pick_shape(rng)) {
+    if (mix == TraceMix::sharing) {
+      // GPU sharing with few, large fractions and CPU-hungry tasks: leftovers are easy to strand.
+      const Milli big_fractions[] = {300, 400, 500, 600, 700};
+      const Milli cpus[] = {1, 2, 4, 8, 16};
+      double r = uniform(0, 1);
+      if (r < 0.6) k.num_gpu = 1, k.gpu_milli = big_fractions[rng() % 5], k.cpu_milli = 1000 * cpus[rng() % 5];
+      else if (r < 0.8) k.num_gpu = 1, k.gpu_milli = 1000, k.cpu_milli = 1000 * cpus[1 + rng() % 4];
+      else if (r < 0.9) {
+        const int counts[] = {2, 4, 8};
+        const Milli per_gpu[] = {2, 8, 16};
+        k.num_gpu = counts[rng() % 3];
+        k.gpu_milli = 1000;
+        k.cpu_milli = 1000 * k.num_gpu * per_gpu[rng() % 3];
+      } else {
+        const Milli cpu_only[] = {4, 16, 32};
+        k.num_gpu = 0, k.gpu_milli = 0, k.cpu_milli = 1000 * cpu_only[rng() % 3];
+      }
+    } else switch (pick_shape(rng)) {
       case 0: k.num_gpu = 1; k.gpu_milli = fractions[rng() % 9]; k.cpu_milli = 1000 * (1 + Milli(rng() % 8)); break;
       case 1: k.num_gpu = 1; k.gpu_milli = 1000; k.cpu_milli = 1000 * (4 + Milli(rng() % 8)); break;
       case 2: k.num_gpu = 2; k.gpu_milli = 1000; k.cpu_milli = 12000; break;

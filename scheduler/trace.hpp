@@ -51,7 +51,13 @@ struct SyntheticTrace {
   std::vector<TraceNode> nodes;
   std::vector<TraceTask> tasks;
 };
-SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_t seed);
+// Task mixes: `standard` as above; `sharing` a GPU-sharing-heavy mix (60% single-GPU fractions of 0.3-0.7,
+// CPU-hungry tasks) where careless placement strands GPU leftovers, the case fragmentation-aware placement targets.
+enum class TraceMix { standard, sharing };
+TraceMix parse_mix(const std::string& name);  // "default" or "sharing"
+// dense_nodes: every node an 8-GPU box of one of six models (the 10,000-node, 80,000-GPU scale bench).
+SyntheticTrace generate_trace(std::size_t nodes, std::size_t tasks, std::uint64_t seed,
+                              TraceMix mix = TraceMix::standard, bool dense_nodes = false);
 
 // The scheduler's view of trace nodes, and a task's resource request.
 ClusterView to_view(const std::vector<TraceNode>& nodes);

@@ -21,6 +21,10 @@ commands:
       Ray's core microbenchmarks on the embedded cluster, or (--mode cluster) on a head and two node processes
       started on this machine for the run. --json prints one JSON line per figure:
       {"suite","name","value","unit","higher_is_better","mode"}. Each figure is the median of N runs (default 5).
+  bench scale [--json] [--runs N] [--only NAME[,NAME...]]
+      The scheduler at 10,000 nodes / 80,000 GPUs: placement decisions/s and p99 latency (library alone and
+      inside the head actor), gang create/remove per second, bytes per queued task, replay of a 1M-task trace,
+      and fragmentation-aware placement against best fit at saturation. Takes a few minutes.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -67,6 +71,7 @@ int bench(const std::vector<std::string>& args) {
   }
   if (o.runs < 1) throw std::invalid_argument("--runs must be at least 1");
   if (suite == "micro") return iogrid::bench::run_micro(o);
+  if (suite == "scale") return iogrid::bench::run_scale(o);
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -75,7 +80,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale)\n";
   return 2;
 }
 

@@ -16,12 +16,14 @@ namespace iogrid::cli {
 namespace {
 
 const char* kUsage =
-    "usage: iogrid sched generate --nodes N --tasks M [--seed S] --out DIR\n"
+    "usage: iogrid sched generate --nodes N --tasks M [--seed S] [--mix default|sharing] --out DIR\n"
     "           writes DIR/nodes.csv and DIR/tasks.csv: a synthetic heterogeneous GPU cluster and its workload\n"
+    "           (--mix sharing: mostly large GPU fractions and CPU-hungry tasks, where leftovers strand easily)\n"
     "       iogrid sched replay --nodes NODES.csv --tasks TASKS.csv [--policy NAME[,NAME...]] [--inflate X] [--json]\n"
     "           replays the trace through the scheduler: tasks placed and failed, GPU allocation ratio as arrived work\n"
     "           grows, fragmented share of free GPU capacity, decisions per second, p50/p99 decision latency.\n"
-    "           Policies: pack (best fit), first-fit, spread, random. --inflate X: tasks never leave and arrivals\n"
+    "           Policies: pack (= best-fit), fgd (fragmentation-aware), market, dot-product, first-fit, spread,\n"
+    "           random. --inflate X: tasks never leave and arrivals\n"
     "           cycle until X times the cluster's GPUs have arrived (the saturation study).\n";
 
 std::string value(const std::vector<std::string>& a, std::size_t& i) {
@@ -47,15 +49,21 @@ int sched_command(const std::vector<std::string>& args) {
     std::size_t nodes = 0, tasks = 0;
     std::uint64_t seed = 1;
     std::string out;
+    auto mix = sched::TraceMix::standard;
     for (std::size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "--nodes") nodes = std::stoul(value(args, i));
+      if (args[i] == "--help" || args[i] == "-h") {
+        std::cout << kUsage;
+        return 0;
+      }
+      if (args[i] == "--mix") mix = sched::parse_mix(value(args, i));
+      else if (args[i] == "--nodes") nodes = std::stoul(value(args, i));
       else if (args[i] == "--tasks") tasks = std::stoul(value(args, i));
       else if (args[i] == "--seed") seed = std::stoull(value(args, i));
       else if (args[i] == "--out") out = value(args, i);
       else throw std::invalid_argument("unknown option '" + args[i] + "' for sched generate\n" + kUsage);
     }
     if (nodes == 0 || tasks == 0 || out.empty()) throw std::invalid_argument("sched generate needs --nodes, --tasks and --out");
-    auto t = sched::generate_trace(nodes, tasks, seed);
+    auto t = sched::generate_trace(nodes, tasks, seed, mix);
     std::filesystem::create_directories(out);
     std::ofstream n(std::filesystem::path(out) / "nodes.csv"), k(std::filesystem::path(out) / "tasks.csv");
     sched::write_nodes_csv(n, t.nodes);
@@ -68,6 +76,10 @@ int sched_command(const std::vector<std::string>& args) {
     double inflate = 0;
     bool json = false;
     for (std::size_t i = 1; i < args.size(); ++i) {
+      if (args[i] == "--help" || args[i] == "-h") {
+        std::cout << kUsage;
+        return 0;
+      }
       if (args[i] == "--nodes") nodes_path = value(args, i);
       else if (args[i] == "--tasks") tasks_path = value(args, i);
       else if (args[i] == "--policy") policies = value(args, i);

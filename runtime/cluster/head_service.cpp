@@ -256,7 +256,7 @@ class HeadService final : public transport::Service {
         if (!state_.node(alloc.node).alive) return;
         if (lb.getBlocked()) {
           state_.adjust_cpus(alloc.node, alloc.cpus);
-          grant_pending(ep);
+          hand_out(ep, sched_.schedule_freed(alloc.node));
         } else {
           state_.adjust_cpus(alloc.node, -alloc.cpus);
         }
@@ -544,9 +544,12 @@ class HeadService final : public transport::Service {
       ++infeasible_;
       return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), pl.request), true);
     }
-    auto ticket = sched_.submit(owner->second.job, pl.request);
-    pending_.emplace(ticket, std::move(pl));
-    grant_pending(ep);
+    auto d = sched_.submit_or_place(owner->second.job, pl.request);
+    if (d.grant) {
+      if (!send_grant(ep, pl, d.grant->allocations.front())) sched_.release(d.grant->job, d.grant->allocations.front());
+      return;
+    }
+    pending_.emplace(d.ticket, std::move(pl));
   }
 
   template <class Pred>
@@ -587,9 +590,13 @@ class HeadService final : public transport::Service {
     return true;
   }
 
+  // A full pass (nodes joined or changed).
   void grant_pending(Endpoint& ep) {
-    if (pending_.empty()) return;
-    for (auto& g : sched_.schedule()) {
+    if (!pending_.empty()) hand_out(ep, sched_.schedule());
+  }
+
+  void hand_out(Endpoint& ep, std::vector<sched::Grant> grants) {
+    for (auto& g : grants) {
       auto it = pending_.find(g.ticket);
       if (it == pending_.end() || !send_grant(ep, it->second, g.allocations.front()))
         sched_.release(g.job, g.allocations.front());
@@ -608,8 +615,9 @@ class HeadService final : public transport::Service {
   void lease_done(Endpoint& ep, std::uint64_t id) {
     auto it = leases_.find(id);
     if (it == leases_.end()) return;
-    auto& alloc = it->second.alloc;
-    if (alloc.node < state_.size() && state_.node(alloc.node).alive) {
+    auto alloc = it->second.alloc;
+    bool freed = alloc.node < state_.size() && state_.node(alloc.node).alive;
+    if (freed) {
       sched_.release(it->second.job, alloc);
       if (nodes_[alloc.node].active_leases > 0) --nodes_[alloc.node].active_leases;
     }
@@ -617,7 +625,7 @@ class HeadService final : public transport::Service {
     // An owner whose worker never attached (it failed to start) asks again; others ignore this.
     lease_failed(ep, it->second.owner, it->second.owner_lease, "the lease ended on its node", false, true);
     leases_.erase(it);
-    grant_pending(ep);
+    if (freed && !pending_.empty()) hand_out(ep, sched_.schedule_freed(alloc.node));
   }
 
   // Keeps the last kMaxLog bytes of each job's output (driver and workers), in memory and under --state.

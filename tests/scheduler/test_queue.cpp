@@ -114,7 +114,8 @@ TEST_CASE("small work backfills around a waiting gang", "[scheduler][queue]") {
 
 TEST_CASE("a large gang is never starved by a stream of small tasks", "[scheduler][queue]") {
   // 4 nodes x 4 GPUs; a stream of 1-GPU tasks keeps every node partly busy; a gang needs 4 whole nodes.
-  auto run = [](std::chrono::milliseconds starvation_after) {
+  // incremental: how the heads drive it (submit_or_place, schedule_freed after each release); otherwise full passes.
+  auto run = [](std::chrono::milliseconds starvation_after, bool incremental = false) {
     FakeClock clock;
     Scheduler s(make_policy("pack"), SchedulerOptions{starvation_after}, clock.fn());
     for (int i = 0; i < 4; ++i) s.cluster().add(node("n" + std::to_string(i), 16, 4));
@@ -128,18 +129,30 @@ TEST_CASE("a large gang is never starved by a stream of small tasks", "[schedule
     for (int step = 0; step < 3000; ++step) {
       clock.t += 100ms;
       if (step == 20) gang = s.submit_gang("train", big);
-      while (s.queued() < 30) s.submit("small", gpus(1));  // the stream never dries up
-      for (auto& g : s.schedule()) {
-        if (g.ticket == gang) return step;
-        running.push_back(g);
+      std::vector<Grant> granted;
+      while (s.queued() < 30) {  // the stream never dries up
+        if (!incremental) {
+          s.submit("small", gpus(1));
+          continue;
+        }
+        auto d = s.submit_or_place("small", gpus(1));
+        if (d.grant) granted.push_back(*d.grant);
       }
+      if (!incremental) granted = s.schedule();
       for (std::size_t k = 0; k < running.size();) {
         if (rng() % 20 == 0) {
+          auto node = running[k].allocations[0].node;
           s.release(running[k].job, running[k].allocations[0]);
           running.erase(running.begin() + static_cast<std::ptrdiff_t>(k));
+          if (incremental)
+            for (auto& g : s.schedule_freed(node)) granted.push_back(g);
         } else {
           ++k;
         }
+      }
+      for (auto& g : granted) {
+        if (g.ticket == gang) return step;
+        running.push_back(g);
       }
     }
     return -1;
@@ -150,6 +163,10 @@ TEST_CASE("a large gang is never starved by a stream of small tasks", "[schedule
   int step = run(5s);
   CHECK(step > 20);
   CHECK(step < 20 + 50 + 400);  // 5 s = 50 steps to starve, then the held nodes drain
+  CHECK(run(std::chrono::hours(1000), true) == -1);
+  int incremental = run(5s, true);
+  CHECK(incremental > 20);
+  CHECK(incremental < 20 + 50 + 400);
 }
 
 TEST_CASE("work targeting a gang's bundle runs on its reservation; cancelling the gang frees it", "[scheduler][queue]") {
