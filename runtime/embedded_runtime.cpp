@@ -139,6 +139,19 @@ class EmbeddedRuntime final : public SubmitterCore {
     return out;
   }
 
+  std::string admin(const std::string& command, const std::string& args) override {
+    caf::scoped_actor self{*sys_};
+    std::string out;
+    self->request(head_, caf::infinite, admin_atom::value, command, args)
+        .receive(
+            [&](bool ok, const std::string& body) {
+              if (!ok) throw Error(body);
+              out = body;
+            },
+            [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
+    return out;
+  }
+
   std::vector<NodeInfo> describe() override {
     caf::scoped_actor self{*sys_};
     sched::ClusterView view;

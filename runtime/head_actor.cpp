@@ -6,13 +6,23 @@
 #include "runtime/messages.hpp"
 #include "scheduler/feasibility.hpp"
 #include "scheduler/scheduler.hpp"
+#include "runtime/reservations.hpp"
 
 namespace iogrid::runtime {
 
 namespace {
 
+struct LeaseBook {  // what the ledger needs about a running lease
+  std::chrono::steady_clock::time_point start;
+  double price = 0;
+};
+
 struct HeadState {
   std::unique_ptr<sched::Scheduler> scheduler;
+  sched::Ledger ledger;
+  std::unique_ptr<ReservationBook> reservations;
+  std::unordered_map<std::uint64_t, LeaseBook> leases;  // by Allocation::lease
+  std::uint64_t next_lease = 1;
   std::vector<caf::actor> nodes;
   std::unordered_map<std::uint64_t, LeaseRequest> waiting;  // by scheduler ticket
   std::unordered_map<std::string, std::string> kv;
@@ -25,11 +35,27 @@ using Self = caf::stateful_actor<HeadState>;
 // Embedded mode runs one driver: its leases are one job to the scheduler.
 const std::string kJob = "driver";
 
-void grant(Self* self, LeaseRequest& req, const sched::Allocation& alloc) {
+void grant(Self* self, LeaseRequest& req, sched::Allocation alloc) {
   auto& st = self->state;
   ++st.stats.leases_granted;
+  alloc.lease = st.next_lease++;
+  if (!alloc.gpus.empty())
+    st.leases[alloc.lease] = LeaseBook{std::chrono::steady_clock::now(),
+                                       st.scheduler->cluster().node(alloc.node).price_per_gpu_hour};
   req.client->lease_granted();
   self->send(st.nodes[alloc.node], start_atom::value, std::move(req.source), alloc);
+}
+
+// Charges an ended lease to the ledger.
+void charge(HeadState& st, const sched::Allocation& alloc) {
+  auto it = st.leases.find(alloc.lease);
+  if (it == st.leases.end()) return;
+  double gpus = 0;
+  for (const auto& [d, f] : alloc.gpus) gpus += double(f) / double(sched::kOne);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.start).count();
+  st.ledger.lease(kJob, alloc.gang ? reservation_name(alloc.gang) : "", st.scheduler->cluster().node(alloc.node).name,
+                  gpus, secs, it->second.price);
+  st.leases.erase(it);
 }
 
 void hand_out(Self* self, std::vector<sched::Grant> grants) {
@@ -59,18 +85,18 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
   auto shared = std::make_unique<Shared>();
   shared->p = std::move(policy);
   st.scheduler = std::make_unique<sched::Scheduler>(std::move(shared));
+  st.reservations = std::make_unique<ReservationBook>(*st.scheduler, st.ledger);
   for (auto& n : view.nodes) st.scheduler->cluster().add(std::move(n));
   st.scheduler->node_changed();
   return {
       [=](nodes_atom, std::vector<caf::actor> nodes) { self->state.nodes = std::move(nodes); },
       [=](lease_atom, LeaseRequest req) {
         auto& st = self->state;
-        auto& cluster = st.scheduler->cluster();
-        if (!cluster.feasible(req.request)) {
+        std::string why;
+        if (!st.scheduler->feasible(req.request, &why)) {
           ++st.stats.leases_infeasible;
           req.client->lease_failed(std::make_shared<const detail::ErrorInfo>(
-              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "",
-                                "iogrid: " + sched::explain_infeasible(cluster.view(), req.request)}));
+              detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + why}));
           return;
         }
         auto d = st.scheduler->submit_or_place(kJob, req.request);
@@ -83,6 +109,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
       },
       [=](release_atom, sched::Allocation alloc) {
         auto& st = self->state;
+        charge(st, alloc);
         st.scheduler->release(kJob, alloc);
         hand_out(self, st.scheduler->schedule_freed(alloc.node));
       },
@@ -99,6 +126,17 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
         if (alloc.node < cluster.size()) cluster.adjust_cpus(alloc.node, -alloc.cpus);
       },
       [=](view_atom) { return self->state.scheduler->cluster().view(); },
+      [=](admin_atom, const std::string& command, const std::string& args) -> std::tuple<bool, std::string> {
+        auto& st = self->state;
+        for (auto t : st.reservations->expire()) (void)t;
+        try {
+          auto body = st.reservations->admin(command, nlohmann::json::parse(args.empty() ? "{}" : args), kJob);
+          if (command == "cluster.delete") hand_out(self, st.scheduler->schedule());
+          return {true, body.dump()};
+        } catch (const std::exception& e) {
+          return {false, e.what()};
+        }
+      },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },
       // Answers an empty list when the key is missing, else one value.

@@ -54,6 +54,9 @@ class SubmitterCore : public detail::Core {
   virtual std::vector<NodeInfo> describe() = 0;
   virtual void kv_put(const std::string& key, const std::string& value) = 0;
   virtual std::optional<std::string> kv_get(const std::string& key) = 0;
+  // An operator command to the head (reservations, ledger; runtime/reservations.hpp): the answer's JSON, or
+  // iogrid::Error with the head's reason.
+  virtual std::string admin(const std::string& command, const std::string& args_json) = 0;
   virtual void stop() = 0;
 
  protected:

@@ -3,10 +3,22 @@
 #include <cmath>
 
 #include "iogrid/errors.hpp"
+#include "runtime/reservations.hpp"
+#include <mutex>
 
 namespace iogrid::runtime {
 
 namespace {
+std::mutex g_cluster_mutex;
+std::string g_default_cluster;
+
+const std::string& default_cluster() {
+  static thread_local std::string copy;
+  std::lock_guard<std::mutex> g(g_cluster_mutex);
+  copy = g_default_cluster;
+  return copy;
+}
+
 template <class O>
 sched::ResourceRequest common_request(const O& o, double cpus) {
   auto check = [](double v, const char* field) {
@@ -33,11 +45,27 @@ sched::ResourceRequest common_request(const O& o, double cpus) {
   }
   r.labels = o.labels;
   r.node = o.node;
+  check(o.max_price, "max_price");
+  check(o.min_reputation, "min_reputation");
+  check(o.min_gpu_tflops, "min_gpu_tflops");
+  if (o.min_reputation > 1) throw Error("iogrid: option min_reputation is between 0 and 1");
+  r.max_price = o.max_price;
+  r.min_reputation = o.min_reputation;
+  r.min_gpu_tflops = o.min_gpu_tflops;
+  r.allow_unverified = o.allow_unverified_gpus;
+  const std::string& cluster = o.cluster.empty() ? default_cluster() : o.cluster;
+  if (!cluster.empty()) r.reservation = parse_reservation(cluster);
   if ((!r.gpu_models.empty() || r.min_gpu_memory_mib > 0 || r.min_compute_capability > 0) && r.gpus == 0)
     throw Error("iogrid: gpu_model / min_gpu_memory_gib / min_compute_capability need num_gpus > 0");
   return r;
 }
 }  // namespace
+
+void set_default_cluster(const std::string& id) {
+  if (!id.empty()) (void)parse_reservation(id);  // a malformed id fails at init, not at the first task
+  std::lock_guard<std::mutex> g(g_cluster_mutex);
+  g_default_cluster = id;
+}
 
 sched::ResourceRequest to_request(const TaskOptions& o) {
   if (o.max_retries < 0) throw Error("iogrid: option max_retries must be >= 0");

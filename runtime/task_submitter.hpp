@@ -26,6 +26,8 @@ namespace iogrid::runtime {
 
 // Converts and checks a user's options; throws iogrid::Error naming the bad field.
 sched::ResourceRequest to_request(const TaskOptions& o);
+// The reservation ("c-7") tasks and actors run in when their options name none; empty: anywhere.
+void set_default_cluster(const std::string& id);
 sched::ResourceRequest to_request(const ActorOptions& o);
 
 class TaskSubmitter {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "scheduler/feasibility.hpp"
@@ -252,6 +253,78 @@ bool gang_feasible(const ClusterState& state, const GangRequest& gang, std::stri
     }
   }
   return false;
+}
+
+namespace {
+
+std::string money(double v) {
+  std::ostringstream os;
+  os.precision(3);
+  os << v;
+  return os.str();
+}
+
+// What a placement offers: "4 x A100 on 2 nodes in eu, 1.9/GPU-h on average, reputation >= 0.8".
+std::string offer(const ClusterState& s, const GangPlacement& p) {
+  std::map<std::string, int> models;
+  std::set<std::uint32_t> nodes;
+  double price = 0, gpus = 0, rep = 1;
+  for (const auto& a : p.bundles) {
+    const auto& n = s.node(a.node);
+    nodes.insert(a.node);
+    rep = std::min(rep, n.reputation);
+    for (const auto& [d, f] : a.gpus) {
+      models[n.gpus[d].model] += 1;
+      price += n.price_per_gpu_hour * double(f) / double(kOne);
+      gpus += double(f) / double(kOne);
+    }
+  }
+  std::string m;
+  for (const auto& [model, c] : models) m += (m.empty() ? "" : " + ") + std::to_string(c) + " x " + model;
+  if (m.empty()) m = "no GPUs";
+  std::string out = m + " on " + std::to_string(nodes.size()) + " node(s)";
+  if (!p.region.empty()) out += " in " + p.region;
+  if (gpus > 0) out += ", " + money(price / gpus) + "/GPU-h on average";
+  out += ", reputation >= " + money(rep);
+  return out;
+}
+
+}  // namespace
+
+std::string explain_unplaced(const ClusterState& state, const GangRequest& gang) {
+  std::string why;
+  if (!gang_feasible(state, gang, &why)) return why;
+  auto try_with = [&](const std::function<void(GangRequest&)>& relax) -> std::optional<std::string> {
+    GangRequest g = gang;
+    relax(g);
+    ClusterState copy = state;
+    if (auto p = place_gang(copy, g)) return offer(copy, *p);
+    return std::nullopt;
+  };
+  const auto& b = gang.bundles.front();
+  if (b.max_price > 0)
+    if (auto o = try_with([](GangRequest& g) { for (auto& x : g.bundles) x.max_price = 0; }))
+      return "the price ceiling " + money(b.max_price) + "/GPU-h cannot be met now; closest offer: " + *o;
+  if (b.min_reputation > 0)
+    if (auto o = try_with([](GangRequest& g) { for (auto& x : g.bundles) x.min_reputation = 0; }))
+      return "the reputation floor " + money(b.min_reputation) + " cannot be met now; closest offer: " + *o;
+  if (b.labels.count(kRegionLabel) || gang.same_region)
+    if (auto o = try_with([](GangRequest& g) {
+          g.same_region = false;
+          for (auto& x : g.bundles) x.labels.erase(kRegionLabel);
+        }))
+      return "not enough free GPUs in " +
+             (b.labels.count(kRegionLabel) ? "region " + b.labels.at(kRegionLabel) : std::string("any one region")) +
+             " now; closest offer: " + *o;
+  if (!b.gpu_models.empty())
+    if (auto o = try_with([](GangRequest& g) { for (auto& x : g.bundles) x.gpu_models.clear(); }))
+      return "not enough free GPUs of the accepted models now; closest offer: " + *o;
+  for (std::size_t k = gang.bundles.size() - 1; k > 0; --k) {
+    if (auto o = try_with([k](GangRequest& g) { g.bundles.resize(k); }))
+      return "only " + std::to_string(k) + " of the " + std::to_string(gang.bundles.size()) +
+             " bundles fit now; closest offer: " + *o;
+  }
+  return "nothing that matches is free now (" + gang.describe() + ")";
 }
 
 BundlePool::BundlePool(const Allocation& reserved, const Node& node) : reserved_(reserved) {

@@ -44,6 +44,11 @@ void release_gang(ClusterState& state, const GangPlacement& placement);
 // constraint fails and what comes closest.
 bool gang_feasible(const ClusterState& state, const GangRequest& gang, std::string* why = nullptr);
 
+// For a gang that cannot be placed now: which constraint fails and the closest offer, found by relaxing one
+// constraint at a time on a copy of the state (price ceiling, reputation floor, region, GPU models, then fewer
+// bundles). Costs a few placements on copies: for user-facing reservations, not for the hot path.
+std::string explain_unplaced(const ClusterState& state, const GangRequest& gang);
+
 // A bundle's reservation as a pool that tasks and actors targeting the bundle allocate from. Allocations it
 // hands out are in node terms (node index, the node's device indices), so they can be sent to the node.
 class BundlePool {

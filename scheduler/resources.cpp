@@ -54,6 +54,7 @@ std::string ResourceRequest::describe() const {
   if (max_price > 0) os << ", price <= " << max_price << "/GPU-h";
   if (min_reputation > 0) os << ", reputation >= " << min_reputation;
   if (!preferred_regions.empty()) os << ", prefers " << join_models(preferred_regions);
+  if (reservation) os << ", in reservation " << reservation;
   os << "}";
   return os.str();
 }
@@ -66,7 +67,7 @@ std::string ResourceRequest::key() const {
   os << '/';
   for (const auto& [k, v] : labels) os << k << '=' << v << ',';
   os << '/' << node << '/' << min_gpu_tflops << '/' << allow_unverified << '/' << max_price << '/' << min_reputation
-     << '/' << join_models(preferred_regions);
+     << '/' << join_models(preferred_regions) << '/' << reservation;
   return os.str();
 }
 

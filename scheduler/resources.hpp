@@ -47,6 +47,7 @@ struct ResourceRequest {
   double max_price = 0;                    // price ceiling per GPU-hour for GPU work; 0: none
   double min_reputation = 0;               // reputation floor in [0,1]
   std::vector<std::string> preferred_regions;  // soft: the market policy prefers these regions
+  std::uint64_t reservation = 0;           // run inside this reservation (a gang's bundles) only; 0: anywhere
 
   // Human-readable form for errors: "{CPU 1, GPU 1 x A100|H100 >= 40 GiB}".
   std::string describe() const;
@@ -82,6 +83,10 @@ struct Allocation {
   Milli memory_mib = 0;
   std::map<std::string, Milli> custom;
   std::vector<std::pair<std::uint32_t, Milli>> gpus;  // (device index on the node, fraction)
+  // Set when drawn from a gang's bundle (the gang's ticket and the bundle): releasing it refills the bundle.
+  std::uint64_t gang = 0;
+  std::uint32_t bundle = 0;
+  std::uint64_t lease = 0;  // the head's lease id, for its bookkeeping (0: none)
 };
 
 struct ClusterView {

@@ -57,6 +57,7 @@ std::uint32_t Scheduler::intern(const ResourceRequest& req) {
 std::uint64_t Scheduler::submit(const std::string& name, const ResourceRequest& req, int priority,
                                 std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  if (!bundle && req.reservation) bundle = BundleRef{req.reservation, kAnyBundle};
   auto t = next_ticket_++;
   ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
   job(name).levels[priority].shapes[key].push_back(Entry{t, next_seq_++, now_ns()});
@@ -70,6 +71,26 @@ std::uint64_t Scheduler::submit_gang(const std::string& name, GangRequest gang, 
   job(name).levels[priority].gangs.push_back(PendingGang{t, next_seq_++, now_ns(), std::move(gang)});
   ++queued_;
   return t;
+}
+
+std::optional<Grant> Scheduler::reserve_now(const std::string& name, const GangRequest& gang) {
+  if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  auto placed = place_gang(state_, gang);
+  if (!placed) return std::nullopt;
+  auto& j = job(name);
+  Grant g;
+  g.ticket = next_ticket_++;
+  g.job = name;
+  g.gang = true;
+  g.region = placed->region;
+  g.allocations = placed->bundles;
+  PlacedGang pg{name, *placed, {}};
+  for (const auto& a : placed->bundles) {
+    pg.pools.emplace_back(a, state_.node(a.node));
+    account(j, a, +1);
+  }
+  gangs_.emplace(g.ticket, std::move(pg));
+  return g;
 }
 
 void Scheduler::cancel(std::uint64_t ticket) {
@@ -86,6 +107,23 @@ void Scheduler::cancel(std::uint64_t ticket) {
     state_.clear_holds();
   }
   cancelled_[ticket] = true;
+}
+
+bool Scheduler::feasible(const ResourceRequest& req, std::string* why) const {
+  if (!req.reservation) {
+    if (state_.feasible(req)) return true;
+    if (why) *why = explain_infeasible(state_.view(), req);
+    return false;
+  }
+  auto g = gangs_.find(req.reservation);
+  if (g == gangs_.end()) {
+    if (why) *why = "reservation " + std::to_string(req.reservation) + " does not exist (deleted or expired?)";
+    return false;
+  }
+  for (const auto& pool : g->second.pools)
+    if (pool.fits_ever(req)) return true;
+  if (why) *why = "no bundle of reservation " + std::to_string(req.reservation) + " can ever hold " + req.describe();
+  return false;
 }
 
 const GangPlacement* Scheduler::gang(std::uint64_t ticket) const {
@@ -162,8 +200,17 @@ std::optional<Grant> Scheduler::try_place(const Item& it, std::optional<std::uin
     std::optional<Allocation> a;
     if (gang) {
       auto pg = gangs_.find(gang);
-      if (pg == gangs_.end() || bundle >= pg->second.pools.size()) return std::nullopt;
-      a = pg->second.pools[bundle].allocate(req);
+      if (pg == gangs_.end()) return std::nullopt;
+      auto& pools = pg->second.pools;
+      for (std::uint32_t k = 0; k < pools.size() && !a; ++k) {
+        if (bundle != kAnyBundle && bundle != k) continue;
+        if (on_node && pools[k].reserved().node != *on_node) continue;
+        if (!state_.node(pools[k].reserved().node).alive) continue;  // that bundle was lost with its node
+        if ((a = pools[k].allocate(req))) {
+          a->gang = gang;
+          a->bundle = k;
+        }
+      }
     } else if (on_node) {
       if (state_.usable(state_.node(*on_node)) && market_ok(state_.node(*on_node), req)) a = state_.allocate(*on_node, req);
       if (a) account(*it.job, *a, +1);
@@ -283,6 +330,7 @@ std::optional<Grant> Scheduler::try_starving(std::optional<std::uint32_t> freed)
 Scheduler::Decision Scheduler::submit_or_place(const std::string& name, const ResourceRequest& req, int priority,
                                                std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  if (!bundle && req.reservation) bundle = BundleRef{req.reservation, kAnyBundle};
   auto& j = job(name);
   ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
   auto& lvl = j.levels[priority];
@@ -325,9 +373,13 @@ std::vector<Grant> Scheduler::schedule_freed(std::uint32_t node) {
         const auto gang = std::get<1>(key);
         if (gang) {  // only bundles on this node gained capacity here
           auto pg = gangs_.find(gang);
-          if (pg == gangs_.end() || std::get<2>(key) >= pg->second.pools.size() ||
-              pg->second.pools[std::get<2>(key)].reserved().node != node)
-            continue;
+          if (pg == gangs_.end()) continue;
+          const auto& pools = pg->second.pools;
+          const auto b = std::get<2>(key);
+          bool here = false;
+          for (std::size_t k = 0; k < pools.size(); ++k)
+            here = here || ((b == kAnyBundle || b == k) && pools[k].reserved().node == node);
+          if (!here) continue;
         } else if (!fits(freed, shapes_[std::get<0>(key)], Capacity::available)) {
           continue;  // cannot use what this node has free
         }
@@ -352,8 +404,7 @@ std::vector<Grant> Scheduler::schedule_freed(std::uint32_t node) {
     auto& c = cands[k];
     // A shape keeps going on this node while it fits (its next entry becomes the head).
     for (;;) {
-      auto g = c.item.shape ? try_place(c.item, std::get<1>(*c.item.shape) ? std::nullopt : std::optional(node))
-                            : try_place(c.item);
+      auto g = c.item.shape ? try_place(c.item, node) : try_place(c.item);
       if (!g) break;
       grants.push_back(std::move(*g));
       if (!c.item.shape) break;
@@ -408,10 +459,10 @@ std::vector<Grant> Scheduler::schedule() {
   return grants;
 }
 
-void Scheduler::release(const std::string& name, const Allocation& a, std::optional<BundleRef> bundle) {
-  if (bundle && bundle->gang) {
-    auto pg = gangs_.find(bundle->gang);
-    if (pg != gangs_.end() && bundle->index < pg->second.pools.size()) pg->second.pools[bundle->index].release(a);
+void Scheduler::release(const std::string& name, const Allocation& a) {
+  if (a.gang) {  // back into its bundle (nothing to do if the gang is gone: its capacity went back with it)
+    auto pg = gangs_.find(a.gang);
+    if (pg != gangs_.end() && a.bundle < pg->second.pools.size()) pg->second.pools[a.bundle].release(a);
     return;
   }
   account(job(name), a, -1);

@@ -15,6 +15,7 @@
 //   placed there, so as their running work ends it fits and runs. One item starves at a time; holds are lifted
 //   when it runs or is cancelled, and re-chosen when a held node dies.
 // - Work targeting a gang's bundle draws on that bundle's reservation (BundlePool) and is queued like any other.
+//   A request with `reservation` set targets any bundle of that gang (a user-facing reservation, "cluster").
 // - Memory: a queued request is a 40-byte entry in a per-shape deque; its request is stored once per shape.
 #pragma once
 
@@ -37,9 +38,11 @@
 
 namespace iogrid::sched {
 
+inline constexpr std::uint32_t kAnyBundle = 0xffffffffu;
+
 struct BundleRef {
   std::uint64_t gang = 0;  // the gang's ticket
-  std::uint32_t index = 0;
+  std::uint32_t index = 0; // kAnyBundle: whichever bundle has room
 };
 
 struct Share {
@@ -80,6 +83,8 @@ class Scheduler {
                        std::optional<BundleRef> bundle = std::nullopt);
   // Queues a gang: granted all at once, one allocation per bundle; its ticket names the gang afterwards.
   std::uint64_t submit_gang(const std::string& job, GangRequest gang, int priority = 0);
+  // Places a gang now or not at all (a user-facing reservation: never queued). Its ticket names it afterwards.
+  std::optional<Grant> reserve_now(const std::string& job, const GangRequest& gang);
   // Removes queued work, or a placed gang with its reservation.
   void cancel(std::uint64_t ticket);
   // The usual path for one request: placed at once when nothing of its shape waits ahead of it and it fits now
@@ -100,14 +105,19 @@ class Scheduler {
   // Books an allocation the caller made directly on cluster() (a fast path when nothing waits) to `job`.
   void account(const std::string& job, const Allocation& a) { account(this->job(job), a, +1); }
   // Forgets a granted allocation whose node died (nothing to give back to the node; the job's share drops).
-  void forget(const std::string& job, const Allocation& a) { account(this->job(job), a, -1); }
-  // Gives back a granted request's allocation.
-  void release(const std::string& job, const Allocation& a, std::optional<BundleRef> bundle = std::nullopt);
+  void forget(const std::string& job, const Allocation& a) {
+    if (!a.gang) account(this->job(job), a, -1);
+  }
+  // Gives back a granted request's allocation (to its bundle when it was drawn from one).
+  void release(const std::string& job, const Allocation& a);
 
   std::size_t queued() const { return queued_; }
   std::size_t gangs_placed() const { return gangs_.size(); }
   std::uint64_t starving() const { return starving_; }
   const GangPlacement* gang(std::uint64_t ticket) const;
+  // Whether `req` could ever run where it asks to: inside its reservation when it names one (a bundle could
+  // hold it), else on the cluster. `why` explains a no.
+  bool feasible(const ResourceRequest& req, std::string* why = nullptr) const;
   // Dominant share of `job` now (what fair share compares, before weights).
   double dominant_share(const std::string& job) const;
 

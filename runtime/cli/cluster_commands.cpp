@@ -120,7 +120,7 @@ int head_command(const std::vector<std::string>& args) {
   for (Args a(args); !a.done(); ++a.i) {
     const auto f = a.peek();
     if (f == "--help" || f == "-h") {
-      std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy pack|spread|random]\n"
+      std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy NAME]\n"
                    "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--tls-cert F --tls-key F --tls-ca F]\n"
@@ -269,18 +269,18 @@ int status_command(const std::vector<std::string>& args) {
 
 int job_command(const std::vector<std::string>& args) {
   const char* usage =
-      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] -- PROGRAM [ARGS...]\n"
+      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] [--cluster ID] -- PROGRAM [ARGS...]\n"
       "       iogrid job list [--address HOST:PORT] [--token-file F] [--json]\n"
       "       iogrid job logs ID [--address HOST:PORT] [--token-file F]\n"
       "       iogrid job stop ID [--address HOST:PORT] [--token-file F]\n"
       "submit runs PROGRAM as the job's driver against the cluster and streams its output (also kept by the head\n"
       "for `job logs`, with what the job's workers print); the program's own executable is shipped to the nodes\n"
-      "that run its tasks.\n";
+      "that run its tasks. --cluster ID runs every task and actor of the job inside that reservation (iogrid cluster).\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage;
     return args.empty() ? 2 : 0;
   }
-  std::string sub = args[0], address, token_file = default_token_path(), id;
+  std::string sub = args[0], address, token_file = default_token_path(), id, cluster;
   bool json = false;
   std::vector<std::string> program;
   for (Args a(args); ++a.i, !a.done();) {
@@ -292,6 +292,7 @@ int job_command(const std::vector<std::string>& args) {
     if (f == "--address") address = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--json") json = true;
+    else if (sub == "submit" && f == "--cluster") cluster = a.value(f);
     else if (tls_flag(a, f)) continue;
     else if ((sub == "stop" || sub == "logs") && id.empty() && f[0] != '-') id = f;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);
@@ -300,6 +301,14 @@ int job_command(const std::vector<std::string>& args) {
   if (sub == "submit") {
     if (program.empty()) throw std::invalid_argument("iogrid job submit needs -- PROGRAM [ARGS...]");
     auto token = runtime::transport::load_token(token_file);  // fails early with a clear message
+    if (!cluster.empty()) {
+      // The cluster must exist now; the driver (and so every task it submits) runs inside it.
+      std::string found;
+      for (const auto& c : nlohmann::json::parse(runtime::cluster::admin(addr, token, "cluster.list", "{}")))
+        if (c["id"].get<std::string>() == cluster || c["name"].get<std::string>() == cluster) found = c["id"].get<std::string>();
+      if (found.empty()) throw std::invalid_argument("no cluster " + cluster + " on the head at " + addr + " (see iogrid cluster list)");
+      setenv("IOGRID_CLUSTER", found.c_str(), 1);
+    }
     return runtime::cluster::submit_job(addr, token, token_file, program);
   }
   auto token = token_or_create(token_file, false);

@@ -7,6 +7,7 @@
 
 #include "bench/report.hpp"
 #include "runtime/cli/cluster_commands.hpp"
+#include "runtime/cli/reservation_commands.hpp"
 #include "runtime/cli/sched_commands.hpp"
 #include "runtime/cluster/worker_env.hpp"
 
@@ -37,6 +38,8 @@ cluster commands (each takes --help):
   node --address HOST:PORT [--gpus ...] ...    join this machine to a cluster
   status [--address HOST:PORT] [--json]        nodes, resources, GPUs, jobs and queued work
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
+  cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
+  ledger                                       GPU-seconds and cost per job, cluster and provider node
 The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
 )";
 
@@ -111,10 +114,13 @@ int main(int argc, char** argv) {
     if (cmd == "status") return iogrid::cli::status_command(rest);
     if (cmd == "job") return iogrid::cli::job_command(rest);
     if (cmd == "sched") return iogrid::cli::sched_command(rest);
+    if (cmd == "cluster") return iogrid::cli::cluster_command(rest);
+    if (cmd == "ledger") return iogrid::cli::ledger_command(rest);
     std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "iogrid: " << e.what() << "\n";
+    const std::string what = e.what();
+    std::cerr << (what.rfind("iogrid: ", 0) == 0 ? "" : "iogrid: ") << what << "\n";
     return 2;
   }
 }

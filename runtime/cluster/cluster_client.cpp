@@ -141,6 +141,21 @@ class DriverService final : public transport::Service {
     ep.send(head_, msg);
   }
 
+  void admin(Endpoint& ep, const std::string& command, const std::string& args, std::shared_ptr<std::promise<std::string>> p) {
+    if (!head_) {
+      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      return;
+    }
+    auto id = ++kv_counter_;
+    admin_waiters_[id] = std::move(p);
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<proto::Envelope>().initAdminRequest();
+    r.setRequestId(id);
+    r.setCommand(command);
+    r.setArgs(args);
+    ep.send(head_, msg);
+  }
+
   void ask_status(Endpoint& ep, std::shared_ptr<std::promise<std::string>> p) {
     if (!head_) {
       p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
@@ -290,6 +305,15 @@ class DriverService final : public transport::Service {
           failed_ = true;
           std::_Exit(143);
         }
+        case W::ADMIN_REPLY: {
+          auto v = msg.getAdminReply();
+          auto it = admin_waiters_.find(v.getRequestId());
+          if (it == admin_waiters_.end()) return;
+          if (v.getOk()) it->second->set_value(std::string(v.getBody()));
+          else it->second->set_exception(std::make_exception_ptr(Error(std::string(v.getError()))));
+          admin_waiters_.erase(it);
+          return;
+        }
         case W::KV_VALUE: {
           auto v = msg.getKvValue();
           auto it = kv_waiters_.find(v.getRequestId());
@@ -355,6 +379,8 @@ class DriverService final : public transport::Service {
       next_try_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
       for (auto& [id, p] : kv_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
       kv_waiters_.clear();
+      for (auto& [id, p] : admin_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      admin_waiters_.clear();
       for (auto& p : status_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
       status_waiters_.clear();
       return;
@@ -428,6 +454,7 @@ class DriverService final : public transport::Service {
   std::deque<std::shared_ptr<std::promise<std::string>>> status_waiters_;
   std::uint64_t kv_counter_ = 0;
   std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::optional<std::string>>>> kv_waiters_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::string>>> admin_waiters_;
   std::chrono::steady_clock::time_point reconnect_deadline_{}, next_try_{};
   Locate locate_;
   mutable std::mutex host_m_;
@@ -535,6 +562,15 @@ class ClusterClient final : public SubmitterCore {
     transport::post(ep_, [svc = svc_, p, key](Endpoint& ep) { svc->kv_get(ep, key, p); });
     if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
       throw RuntimeError("iogrid: the head did not answer a key-value request within 30 s");
+    return f.get();
+  }
+
+  std::string admin(const std::string& command, const std::string& args) override {
+    auto p = std::make_shared<std::promise<std::string>>();
+    auto f = p->get_future();
+    transport::post(ep_, [svc = svc_, p, command, args](Endpoint& ep) { svc->admin(ep, command, args, p); });
+    if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
+      throw RuntimeError("iogrid: the head did not answer within 30 s");
     return f.get();
   }
 
@@ -661,6 +697,24 @@ std::string cluster_status_json(const std::string& address, const std::string& t
   return with_root<proto::Envelope>(bytes, [](proto::Envelope::Reader env) {
     if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
     return status_json(env.getStatusReply()).dump();
+  });
+}
+
+std::string admin(const std::string& address, const std::string& token, const std::string& command,
+                  const std::string& args) {
+  auto bytes = query_head(address, token, [command, args](Endpoint& ep, ConnId c) {
+    capnp::MallocMessageBuilder msg;
+    auto r = msg.initRoot<proto::Envelope>().initAdminRequest();
+    r.setRequestId(1);
+    r.setCommand(command);
+    r.setArgs(args);
+    ep.send(c, msg);
+  });
+  return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
+    if (env.which() != proto::Envelope::Which::ADMIN_REPLY) throw Error("iogrid: unexpected answer from the head");
+    auto r = env.getAdminReply();
+    if (!r.getOk()) throw Error(std::string(r.getError()));
+    return std::string(r.getBody());
   });
 }
 

@@ -31,6 +31,9 @@ std::string job_logs(const std::string& address, const std::string& token, const
 // Runs `program` as a job's driver with its output streamed here and forwarded to the head; returns its exit code.
 int submit_job(const std::string& address, const std::string& token, const std::string& token_file,
                std::vector<std::string> program);
+// An operator command (runtime/reservations.hpp) for the CLI: the answer's JSON, or iogrid::Error.
+std::string admin(const std::string& address, const std::string& token, const std::string& command,
+                  const std::string& args);
 // Asks the head to stop a job; returns the head's answer (or throws iogrid::Error).
 std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id);
 

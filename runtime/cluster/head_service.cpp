@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <future>
 #include <mutex>
 #include <sstream>
@@ -19,6 +20,8 @@
 #include "scheduler/feasibility.hpp"
 #include "scheduler/policy.hpp"
 #include "scheduler/scheduler.hpp"
+#include "scheduler/reputation.hpp"
+#include "runtime/reservations.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -59,6 +62,7 @@ struct JobRec {
   std::uint32_t active_leases = 0;
   std::uint64_t started = 0, ended = 0;
   Clock::time_point orphaned_since{};  // restored from state with no driver connected yet
+  std::set<std::uint64_t> reservations;  // reservations its leases ran in
 };
 
 struct OwnerRec {  // a driver, or a worker submitting nested tasks for its job
@@ -78,6 +82,9 @@ struct LeaseRec {
   ConnId owner = 0;
   std::uint64_t owner_lease = 0;
   sched::Allocation alloc;
+  std::uint64_t reservation = 0;        // the reservation it runs in, 0: none
+  Clock::time_point start = Clock::now();
+  double price = 0;                     // the node's price per GPU-hour when granted
 };
 
 class HeadService final : public transport::Service {
@@ -136,6 +143,11 @@ class HeadService final : public transport::Service {
       jobs_[j.id] = j;
     }
     kv_ = store_->kv();
+    try {
+      ledger_ = sched::Ledger::load(store_->document("ledger"));
+    } catch (const std::exception& e) {
+      spdlog::warn("the ledger in {} is unreadable ({}); starting a new one", store_->path(), e.what());
+    }
     for (const auto& [id, j] : jobs_) {
       std::ifstream in(std::filesystem::path(opts_.state_dir) / "logs" / (id + ".log"), std::ios::binary);
       if (!in) continue;
@@ -209,6 +221,7 @@ class HeadService final : public transport::Service {
         return ep.send(p.id, out);
       }
       case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
+      case W::ADMIN_REQUEST: return admin(ep, p, msg.getAdminRequest());
       case W::OBJECTS_ADDED: {
         auto it = node_by_conn_.find(p.id);
         if (it == node_by_conn_.end()) return;
@@ -301,6 +314,11 @@ class HeadService final : public transport::Service {
       rejoin_grace_until_ = {};
       fail_infeasible_pending(ep);
     }
+    for (auto t : reservations_.expire()) reservation_gone(ep, t, "expired");
+    if (ledger_dirty_ && store_) {
+      store_->put_document("ledger", ledger_.save());
+      ledger_dirty_ = false;
+    }
     // A job restored from state whose driver never came back.
     for (auto& [id, j] : jobs_)
       if (j.state == "running" && j.conn == 0 && now - j.orphaned_since > opts_.driver_reconnect)
@@ -335,7 +353,7 @@ class HeadService final : public transport::Service {
           owner = j->second.conn;
           ++j->second.active_leases;
         }
-        leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc};
+        leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc, 0, Clock::now(), node.price_per_gpu_hour};
         sched_.account(job, alloc);
         ++rec.active_leases;
       }
@@ -388,6 +406,7 @@ class HeadService final : public transport::Service {
     auto dead = state_.node(index);
     dead.alive = false;
     dead.available = {};
+    dead.reputation = sched::update_reputation(dead.reputation, sched::Outcome::node_died);
     state_.replace(index, std::move(dead));
     sched_.node_changed();
     const auto& n = state_.node(index);
@@ -395,6 +414,8 @@ class HeadService final : public transport::Service {
     save_node(index);
     for (auto it = leases_.begin(); it != leases_.end();) {
       if (it->second.alloc.node == index) {
+        charge(it->second);
+        reputation(index, sched::Outcome::task_failed);
         sched_.forget(it->second.job, it->second.alloc);
         lease_failed(ep, it->second.owner, it->second.owner_lease, "node " + n.name + " died", false, true);
         if (auto j = jobs_.find(it->second.job); j != jobs_.end() && j->second.active_leases > 0) --j->second.active_leases;
@@ -540,10 +561,13 @@ class HeadService final : public transport::Service {
     auto owner = owners_.find(p.id);
     if (owner == owners_.end()) return ep.close(p.id, "lease request before registering a job");
     PendingLease pl{p.id, r.getLeaseId(), proto::read(r.getRequest())};
-    if (!feasible_anywhere(pl.request) && Clock::now() >= rejoin_grace_until_) {
+    std::string why;
+    if (!sched_.feasible(pl.request, &why) && (pl.request.reservation || Clock::now() >= rejoin_grace_until_)) {
       ++infeasible_;
-      return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), pl.request), true);
+      return lease_failed(ep, p.id, pl.owner_lease, "iogrid: " + why, true);
     }
+    if (pl.request.reservation)
+      if (auto j = jobs_.find(owner->second.job); j != jobs_.end()) j->second.reservations.insert(pl.request.reservation);
     auto d = sched_.submit_or_place(owner->second.job, pl.request);
     if (d.grant) {
       if (!send_grant(ep, pl, d.grant->allocations.front())) sched_.release(d.grant->job, d.grant->allocations.front());
@@ -573,7 +597,8 @@ class HeadService final : public transport::Service {
     const auto node = &grant.node;
     const auto alloc = &grant;
     auto id = next_lease_id();
-    leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc};
+    leases_[id] = LeaseRec{job->second.id, pl.owner, pl.owner_lease, *alloc, pl.request.reservation, Clock::now(),
+                           state_.node(*node).price_per_gpu_hour};
     ++job->second.leases_granted;
     ++job->second.active_leases;
     ++nodes_[*node].active_leases;
@@ -617,7 +642,9 @@ class HeadService final : public transport::Service {
     if (it == leases_.end()) return;
     auto alloc = it->second.alloc;
     bool freed = alloc.node < state_.size() && state_.node(alloc.node).alive;
+    charge(it->second);
     if (freed) {
+      reputation(alloc.node, sched::Outcome::task_succeeded);
       sched_.release(it->second.job, alloc);
       if (nodes_[alloc.node].active_leases > 0) --nodes_[alloc.node].active_leases;
     }
@@ -667,6 +694,58 @@ class HeadService final : public transport::Service {
     // The job's owners stop too (the driver itself only when someone else ended its job).
     for (const auto& [conn, o] : owners_)
       if (o.job == j.id && (conn != j.conn || state == "stopped")) ep.send_frame(conn, frame);
+  }
+
+  // Charges a lease that ended (or was lost with its node) to the ledger.
+  void charge(const LeaseRec& l) {
+    if (l.alloc.node >= state_.size() || l.alloc.gpus.empty()) return;
+    double gpus = 0;
+    for (const auto& [d, f] : l.alloc.gpus) gpus += double(f) / double(sched::kOne);
+    const double secs = std::chrono::duration<double>(Clock::now() - l.start).count();
+    ledger_.lease(l.job, l.reservation ? reservation_name(l.reservation) : "", state_.node(l.alloc.node).name, gpus,
+                  secs, l.price);
+    ledger_dirty_ = true;
+  }
+
+  void reputation(std::uint32_t node, sched::Outcome o) {
+    if (node >= state_.size()) return;
+    state_.set_reputation(node, sched::update_reputation(state_.node(node).reputation, o));
+  }
+
+  void admin(Endpoint& ep, Peer& p, proto::AdminRequest::Reader r) {
+    capnp::MallocMessageBuilder out;
+    auto reply = out.initRoot<proto::Envelope>().initAdminReply();
+    reply.setRequestId(r.getRequestId());
+    const std::string command = r.getCommand();
+    try {
+      auto args = nlohmann::json::parse(std::string(r.getArgs()).empty() ? std::string("{}") : std::string(r.getArgs()));
+      auto owner = owners_.find(p.id);
+      auto body = reservations_.admin(command, args, owner != owners_.end() ? owner->second.job : p.name);
+      if (command == "cluster.delete") reservation_gone(ep, parse_reservation(args.value("id", "")), "deleted");
+      if (command == "cluster.create" || command == "cluster.delete") {
+        spdlog::info("{} from {}: {}", command, p.name, body.dump());
+        ledger_dirty_ = true;
+      }
+      reply.setOk(true);
+      reply.setBody(body.dump());
+    } catch (const std::exception& e) {
+      reply.setOk(false);
+      reply.setError(e.what());
+    }
+    ep.send(p.id, out);
+    if (command == "cluster.delete" || command == "cluster.create") grant_pending(ep);
+  }
+
+  // A reservation ended: work queued for it fails, jobs that ran in it stop.
+  void reservation_gone(Endpoint& ep, std::uint64_t t, const std::string& how) {
+    const auto name = reservation_name(t);
+    drop_pending([&](const PendingLease& q) {
+      if (q.request.reservation != t) return false;
+      lease_failed(ep, q.owner, q.owner_lease, "iogrid: cluster " + name + " was " + how, true);
+      return true;
+    });
+    for (auto& [id, j] : jobs_)
+      if (j.state == "running" && j.reservations.count(t)) end_job(ep, j, "stopped", "its cluster " + name + " was " + how);
   }
 
   void stop_job(Endpoint& ep, Peer& p, const std::string& id) {
@@ -730,6 +809,9 @@ class HeadService final : public transport::Service {
   HeadOptions opts_;
   sched::Scheduler sched_;                       // the queue, fair share and gangs around the node table
   sched::ClusterState& state_ = sched_.cluster();
+  sched::Ledger ledger_;
+  ReservationBook reservations_{sched_, ledger_};
+  bool ledger_dirty_ = false;
   std::filesystem::path code_dir_;
   std::vector<NodeRec> nodes_;
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;

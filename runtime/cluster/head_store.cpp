@@ -58,6 +58,7 @@ HeadStore::HeadStore(const std::string& dir) {
        " state TEXT, leases_granted INTEGER, started INTEGER, ended INTEGER)");
   exec("CREATE TABLE IF NOT EXISTS kv(key TEXT PRIMARY KEY, value BLOB)");
   exec("CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER)");
+  exec("CREATE TABLE IF NOT EXISTS documents(name TEXT PRIMARY KEY, value BLOB)");
 }
 
 HeadStore::~HeadStore() { sqlite3_close(db_); }
@@ -90,6 +91,16 @@ void HeadStore::put_kv(const std::string& key, const std::string& value) {
 
 void HeadStore::put_counter(const std::string& name, std::uint64_t value) {
   Stmt(db_, "INSERT OR REPLACE INTO counters(name, value) VALUES(?,?)").text(1, name).num(2, static_cast<std::int64_t>(value)).step(db_);
+}
+
+void HeadStore::put_document(const std::string& name, const std::string& value) {
+  Stmt(db_, "INSERT OR REPLACE INTO documents(name, value) VALUES(?,?)").text(1, name).text(2, value).step(db_);
+}
+
+std::string HeadStore::document(const std::string& name) {
+  Stmt st(db_, "SELECT value FROM documents WHERE name = ?");
+  st.text(1, name);
+  return st.step(db_) ? st.col_text(0) : std::string();
 }
 
 std::vector<StoredNode> HeadStore::nodes() {

@@ -40,6 +40,9 @@ class HeadStore {
   void put_job(const StoredJob& j);
   void put_kv(const std::string& key, const std::string& value);
   void put_counter(const std::string& name, std::uint64_t value);
+  // A named text document of the head's own (the ledger).
+  void put_document(const std::string& name, const std::string& value);
+  std::string document(const std::string& name);  // empty when absent
 
   std::vector<StoredNode> nodes();
   std::vector<StoredJob> jobs();

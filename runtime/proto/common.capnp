@@ -35,6 +35,12 @@ struct ResourceRequest {
   custom @6 :List(Quantity);
   labels @7 :List(KeyValue);
   node @8 :Text;
+  minGpuTflops @9 :Float64;
+  allowUnverified @10 :Bool;
+  maxPrice @11 :Float64;
+  minReputation @12 :Float64;
+  preferredRegions @13 :List(Text);
+  reservation @14 :UInt64;
 }
 
 struct NodeResources {

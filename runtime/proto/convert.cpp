@@ -77,6 +77,13 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   write_quantities(b.initCustom(static_cast<unsigned>(r.custom.size())), r.custom);
   write_labels(b.initLabels(static_cast<unsigned>(r.labels.size())), r.labels);
   b.setNode(r.node);
+  b.setMinGpuTflops(r.min_gpu_tflops);
+  b.setAllowUnverified(r.allow_unverified);
+  b.setMaxPrice(r.max_price);
+  b.setMinReputation(r.min_reputation);
+  auto regions = b.initPreferredRegions(static_cast<unsigned>(r.preferred_regions.size()));
+  for (unsigned i = 0; i < r.preferred_regions.size(); ++i) regions.set(i, r.preferred_regions[i]);
+  b.setReservation(r.reservation);
 }
 
 sched::ResourceRequest read(ResourceRequest::Reader r) {
@@ -90,6 +97,12 @@ sched::ResourceRequest read(ResourceRequest::Reader r) {
   for (auto q : r.getCustom()) out.custom[q.getName()] = q.getMilli();
   for (auto kv : r.getLabels()) out.labels[kv.getKey()] = kv.getValue();
   out.node = r.getNode();
+  out.min_gpu_tflops = r.getMinGpuTflops();
+  out.allow_unverified = r.getAllowUnverified();
+  out.max_price = r.getMaxPrice();
+  out.min_reputation = r.getMinReputation();
+  for (auto x : r.getPreferredRegions()) out.preferred_regions.emplace_back(x);
+  out.reservation = r.getReservation();
   return out;
 }
 

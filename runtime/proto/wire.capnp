@@ -301,6 +301,21 @@ struct ObjectsRemoved {
   keys @0 :List(UInt64);
 }
 
+# cli/driver -> head: an operator command (reservations, ledger); arguments and answer are JSON text
+# (see runtime/reservations.hpp for the commands).
+struct AdminRequest {
+  requestId @0 :UInt64;
+  command @1 :Text;
+  args @2 :Text;
+}
+
+struct AdminReply {
+  requestId @0 :UInt64;
+  ok @1 :Bool;
+  body @2 :Text;     # JSON when ok
+  error @3 :Text;    # the reason when not
+}
+
 struct Envelope {
   union {
     hello @0 :Hello;
@@ -340,5 +355,7 @@ struct Envelope {
     jobLogsReply @34 :JobLogsReply;
     objectsAdded @35 :ObjectsAdded;
     objectsRemoved @36 :ObjectsRemoved;
+    adminRequest @37 :AdminRequest;
+    adminReply @38 :AdminReply;
   }
 }

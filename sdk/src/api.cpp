@@ -1,10 +1,13 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "iogrid/detail/core.hpp"
 #include "iogrid/errors.hpp"
+#include "iogrid/clusters.hpp"
 #include "iogrid/runtime.hpp"
+#include "runtime/task_submitter.hpp"
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/embedded_runtime.hpp"
@@ -24,6 +27,9 @@ void init(InitOptions options) {
   if (g_core) throw RuntimeError("iogrid: init() called twice; call iogrid::shutdown() first");
   if (options.address.empty())
     if (const char* env = std::getenv("IOGRID_ADDRESS"); env && *env) options.address = env;
+  if (options.cluster.empty())
+    if (const char* env = std::getenv("IOGRID_CLUSTER"); env && *env) options.cluster = env;
+  runtime::set_default_cluster(options.cluster);
   if (!options.address.empty()) {
     runtime::cluster::ClientOptions co;
     co.address = options.address;
@@ -81,6 +87,51 @@ runtime::SubmitterCore& running() {
 }  // namespace
 
 std::vector<NodeInfo> nodes() { return running().describe(); }
+
+namespace {
+ClusterInfo cluster_of(const nlohmann::json& j) {
+  ClusterInfo c;
+  c.id = j.value("id", "");
+  c.name = j.value("name", "");
+  c.region = j.value("region", "");
+  c.owner = j.value("owner", "");
+  c.gpus = j.value("gpus", 0);
+  for (const auto& n : j.value("nodes", nlohmann::json::array()))
+    c.nodes.push_back(ClusterNode{n.value("node", ""), n.value("gpus", 0), n.value("model", "")});
+  c.price_per_hour = j.value("price_per_hour", 0.0);
+  c.cost_so_far = j.value("cost_so_far", 0.0);
+  if (j.contains("expires_in_s") && j["expires_in_s"].is_number()) c.expires_in_s = j["expires_in_s"].get<double>();
+  return c;
+}
+}  // namespace
+
+ClusterInfo create_cluster(const ClusterSpec& spec) {
+  nlohmann::json a{{"gpus", spec.gpus},
+                   {"gpu_model", spec.gpu_model},
+                   {"region", spec.region},
+                   {"max_price", spec.max_price},
+                   {"min_reputation", spec.min_reputation},
+                   {"duration_s", static_cast<double>(spec.duration.count())},
+                   {"cpus_per_gpu", spec.cpus_per_gpu},
+                   {"name", spec.name},
+                   {"any_region", spec.any_region}};
+  return cluster_of(nlohmann::json::parse(running().admin("cluster.create", a.dump())));
+}
+
+std::vector<ClusterInfo> list_clusters() {
+  std::vector<ClusterInfo> out;
+  for (const auto& j : nlohmann::json::parse(running().admin("cluster.list", "{}"))) out.push_back(cluster_of(j));
+  return out;
+}
+
+void delete_cluster(const std::string& id) { (void)running().admin("cluster.delete", nlohmann::json{{"id", id}}.dump()); }
+
+std::vector<LedgerEntry> ledger() {
+  std::vector<LedgerEntry> out;
+  for (const auto& e : nlohmann::json::parse(running().admin("ledger", "{}")))
+    out.push_back(LedgerEntry{e.value("kind", ""), e.value("name", ""), e.value("gpu_seconds", 0.0), e.value("cost", 0.0)});
+  return out;
+}
 
 void kv_put(const std::string& key, const std::string& value) { running().kv_put(key, value); }
 

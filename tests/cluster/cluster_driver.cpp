@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -299,6 +300,17 @@ int main(int argc, char** argv) {
     }
     else if (scenario == "lineage") lineage(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
     else if (scenario == "objects") objects(argc > 2 ? std::stoull(argv[2]) : (8u << 20));
+    else if (scenario == "where_gpu") {
+      // N one-GPU tasks at once; prints the nodes they ran on ("NODES n1,n2").
+      int n = argc > 2 ? std::atoi(argv[2]) : 6;
+      std::vector<iogrid::ObjectRef<std::string>> refs;
+      for (int i = 0; i < n; ++i) refs.push_back(iogrid::task(where).options({.num_gpus = 1}).remote());
+      std::set<std::string> nodes;
+      for (auto& r : refs) nodes.insert(iogrid::get(r, 60s));
+      std::string list;
+      for (const auto& x : nodes) list += (list.empty() ? "" : ",") + x;
+      std::cout << "NODES " << list << std::endl;
+    }
     else if (scenario == "kv_put" && argc > 3) iogrid::kv_put(argv[2], argv[3]);
     else if (scenario == "kv_get" && argc > 2) {
       auto v = iogrid::kv_get(argv[2]);

@@ -267,3 +267,61 @@ TEST_CASE("ObjectRefs inside arguments and results cross processes", "[cluster]"
   two_nodes(c);
   scenario_passes(c, {"refs"});
 }
+
+TEST_CASE("a reservation (cluster) is met at once or says why; jobs inside run only on it; the ledger charges it",
+          "[cluster]") {
+  LocalCluster c;
+  c.add_node("eu-a100", {"--num-cpus", "8", "--gpus", "A100:40x2", "--labels", "region=eu", "--price", "2.0"});
+  c.add_node("us-a100", {"--num-cpus", "8", "--gpus", "A100:40x2", "--labels", "region=us", "--price", "1.0"});
+  c.add_node("eu-t4", {"--num-cpus", "8", "--gpus", "T4:16x2", "--labels", "region=eu", "--price", "0.3"});
+  REQUIRE(c.wait_nodes(3));
+  auto admin = [&](const std::string& cmd, const nlohmann::json& args) {
+    return nlohmann::json::parse(iogrid::runtime::cluster::admin(c.address(), c.read_token(), cmd, args.dump()));
+  };
+  // Two A100s under 1.5/GPU-h: only the us node qualifies.
+  auto r = admin("cluster.create", {{"gpus", 2}, {"gpu_model", "A100"}, {"max_price", 1.5}, {"name", "cheap"}});
+  const auto id = r["id"].get<std::string>();
+  REQUIRE(r["nodes"].size() == 1);
+  CHECK(r["nodes"][0]["node"] == "us-a100");
+  CHECK(r["price_per_hour"].get<double>() == Approx(2.0));
+  // Four more A100s cannot be met now: the answer names the shortfall and the closest offer.
+  CHECK_THROWS_WITH(admin("cluster.create", {{"gpus", 4}, {"gpu_model", "A100"}}),
+                    Catch::Contains("cannot reserve 4 GPU(s) of A100") && Catch::Contains("closest offer: 2 x A100"));
+  CHECK_THROWS_WITH(admin("cluster.create", {{"gpus", 1}, {"gpu_model", "A100"}, {"max_price", 0.5}}),
+                    Catch::Contains("price") && Catch::Contains("above the request's ceiling"));
+  // The CLI lists it.
+  iogrid::test::Process list({IOGRID_CLI_PATH, "cluster", "list", "--address", c.address(), "--token-file", c.token_file()},
+                             {}, (c.dir() / "list.log").string());
+  REQUIRE(list.wait(20s) == 0);
+  CHECK(list.output().find(id + " (cheap): 2 GPU(s) in us") != std::string::npos);
+  // A job submitted into it runs all its GPU tasks there, although other nodes are idle.
+  iogrid::test::Process submit({IOGRID_CLI_PATH, "job", "submit", "--address", c.address(), "--token-file", c.token_file(),
+                                "--cluster", id, "--", CLUSTER_DRIVER_PATH, "where_gpu", "8"},
+                               {}, (c.dir() / "submit.log").string());
+  const int code = submit.wait(90s);
+  INFO(c.logs() + "\n--- submit ---\n" + submit.output());
+  REQUIRE(code == 0);
+  CHECK(submit.output().find("NODES us-a100\n") != std::string::npos);
+  // The ledger: the job's GPU-seconds (paid by the reservation), the reservation's cost, the provider's.
+  std::map<std::string, nlohmann::json> by;
+  REQUIRE(eventually([&] {  // the job's leases end as its driver exits
+    by.clear();
+    for (const auto& e : admin("ledger", nlohmann::json::object()))
+      by[e["kind"].get<std::string>() + ":" + e["name"].get<std::string>()] = e;
+    return by.count("job:job-1") > 0;
+  }, 10s));
+  CHECK(by["job:job-1"]["gpu_seconds"].get<double>() > 0);
+  CHECK(by["job:job-1"]["cost"].get<double>() == 0);
+  REQUIRE(by.count("reservation:" + id));
+  CHECK(by["reservation:" + id]["cost"].get<double>() > 0);
+  REQUIRE(by.count("node:us-a100"));
+  CHECK_FALSE(by.count("node:eu-a100"));
+  // Deleted: gone from the list, and a job cannot be submitted into it any more.
+  CHECK(admin("cluster.delete", {{"id", id}})["deleted"] == id);
+  CHECK(admin("cluster.list", nlohmann::json::object()).empty());
+  iogrid::test::Process again({IOGRID_CLI_PATH, "job", "submit", "--address", c.address(), "--token-file", c.token_file(),
+                               "--cluster", id, "--", CLUSTER_DRIVER_PATH, "where_gpu", "1"},
+                              {}, (c.dir() / "again.log").string());
+  CHECK(again.wait(20s) != 0);
+  CHECK(again.output().find("no cluster " + id) != std::string::npos);
+}

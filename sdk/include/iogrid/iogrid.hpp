@@ -13,6 +13,7 @@
 
 #include "iogrid/actor.hpp"
 #include "iogrid/bytes.hpp"
+#include "iogrid/clusters.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/options.hpp"

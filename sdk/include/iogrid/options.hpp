@@ -21,6 +21,12 @@ struct TaskOptions {
   std::map<std::string, double> resources;        // custom resources
   std::map<std::string, std::string> labels;      // label selector: every key must match the node's label
   std::string node;                    // run on this node (by name); fails if it cannot ever fit there
+  std::string cluster;                 // run inside this reservation ("c-7", see create_cluster); default:
+                                       // the process's (InitOptions::cluster / IOGRID_CLUSTER), else anywhere
+  double max_price = 0;                // price ceiling per GPU-hour for GPU work; 0: none
+  double min_reputation = 0;           // only nodes at least this reputable (0..1)
+  double min_gpu_tflops = 0;           // minimum verified throughput per GPU
+  bool allow_unverified_gpus = false;  // unverified GPUs get no GPU work unless this is set
   int max_retries = 3;                 // re-runs after a worker or node is lost
   bool retry_exceptions = false;       // also re-run when the task throws
   std::string name;                    // shown in errors and logs; defaults to the function's name
@@ -36,6 +42,11 @@ struct ActorOptions {
   std::map<std::string, double> resources;
   std::map<std::string, std::string> labels;
   std::string node;
+  std::string cluster;                 // as TaskOptions::cluster
+  double max_price = 0;
+  double min_reputation = 0;
+  double min_gpu_tflops = 0;
+  bool allow_unverified_gpus = false;
   int max_restarts = 0;                // restarts after the actor dies (-1: unlimited)
   std::string name;
 };
@@ -70,6 +81,8 @@ struct InitOptions {
   std::string log_level = "warn";      // trace, debug, info, warn, error, off
   int worker_threads_per_node = 0;     // cap on worker threads a node runs at once; 0: 4 x its CPUs + 8
   std::chrono::milliseconds lease_idle{10};   // a worker keeps a lease this long without work
+  std::string cluster;                 // run every task and actor inside this reservation (also IOGRID_CLUSTER,
+                                       // which `iogrid job submit --cluster ID` sets)
 };
 
 }  // namespace iogrid

@@ -1,0 +1,14 @@
+// `iogrid cluster create|list|delete` (reservations) and `iogrid ledger`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace iogrid::cli {
+
+int cluster_command(const std::vector<std::string>& args);
+int ledger_command(const std::vector<std::string>& args);
+// "90s", "30m", "2h", "1d" or plain seconds; throws std::invalid_argument naming the flag.
+double parse_duration_s(const std::string& flag, const std::string& v);
+
+}  // namespace iogrid::cli

@@ -1,0 +1,189 @@
+#include "runtime/reservations.hpp"
+
+#include <cmath>
+#include <set>
+
+#include "iogrid/errors.hpp"
+#include "scheduler/placement_group.hpp"
+
+namespace iogrid::runtime {
+
+std::string reservation_name(std::uint64_t ticket) { return "c-" + std::to_string(ticket); }
+
+std::uint64_t parse_reservation(const std::string& id) {
+  std::string digits = id.rfind("c-", 0) == 0 ? id.substr(2) : id;
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
+    throw Error("iogrid: '" + id + "' is not a cluster id (they look like c-7; see iogrid cluster list)");
+  return std::stoull(digits);
+}
+
+namespace {
+
+double number(const nlohmann::json& args, const char* key, double fallback) {
+  if (!args.contains(key) || args[key].is_null()) return fallback;
+  if (!args[key].is_number()) throw Error(std::string("iogrid: ") + key + " must be a number");
+  double v = args[key].get<double>();
+  if (!std::isfinite(v) || v < 0) throw Error(std::string("iogrid: ") + key + " must be a non-negative number");
+  return v;
+}
+
+std::string text(const nlohmann::json& args, const char* key) {
+  if (!args.contains(key) || args[key].is_null()) return {};
+  if (!args[key].is_string()) throw Error(std::string("iogrid: ") + key + " must be a string");
+  return args[key].get<std::string>();
+}
+
+}  // namespace
+
+void ReservationBook::charge(std::uint64_t ticket, const Record& r, Clock::time_point until) const {
+  const auto* g = sched_.gang(ticket);
+  if (!g) return;
+  const double secs = std::chrono::duration<double>(until - r.created).count();
+  for (const auto& a : g->bundles) {
+    const auto& n = sched_.cluster().node(a.node);
+    double gpus = 0;
+    for (const auto& [d, f] : a.gpus) gpus += double(f) / double(sched::kOne);
+    ledger_.reserved(reservation_name(ticket), n.name, gpus, secs, n.price_per_gpu_hour);
+  }
+}
+
+nlohmann::json ReservationBook::describe(std::uint64_t ticket, const Record& r) const {
+  nlohmann::json j;
+  j["id"] = reservation_name(ticket);
+  j["name"] = r.name;
+  j["gpus"] = r.gpus;
+  j["gpu_model"] = r.gpu_model;
+  j["owner"] = r.owner;
+  const auto now = Clock::now();
+  j["age_s"] = std::chrono::duration<double>(now - r.created).count();
+  j["expires_in_s"] = r.expires == r.created ? nlohmann::json(nullptr)
+                                              : nlohmann::json(std::chrono::duration<double>(r.expires - now).count());
+  const auto* g = sched_.gang(ticket);
+  double price = 0;
+  std::set<std::string> regions;
+  nlohmann::json nodes = nlohmann::json::array();
+  std::map<std::string, int> per_node;
+  std::map<std::string, std::string> models;
+  if (g) {
+    for (const auto& a : g->bundles) {
+      const auto& n = sched_.cluster().node(a.node);
+      for (const auto& [d, f] : a.gpus) {
+        price += n.price_per_gpu_hour * double(f) / double(sched::kOne);
+        models[n.name] = d < n.gpus.size() ? n.gpus[d].model : "";
+        per_node[n.name] += 1;
+      }
+      regions.insert(n.region());
+    }
+  }
+  for (const auto& [name, count] : per_node) nodes.push_back({{"node", name}, {"gpus", count}, {"model", models[name]}});
+  j["nodes"] = nodes;
+  j["region"] = regions.size() == 1 ? *regions.begin() : std::string(regions.empty() ? "" : "several");
+  j["price_per_hour"] = price;
+  j["cost_so_far"] = price * std::chrono::duration<double>(now - r.created).count() / 3600.0;
+  return j;
+}
+
+nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::string& owner) {
+  const double gpus = number(args, "gpus", 0);
+  if (gpus < 1 || std::abs(gpus - std::round(gpus)) > 1e-9)
+    throw Error("iogrid: a cluster needs a whole number of GPUs (--gpus N, N >= 1)");
+  Record r;
+  r.gpus = static_cast<int>(std::lround(gpus));
+  r.gpu_model = text(args, "gpu_model");
+  r.region = text(args, "region");
+  r.max_price = number(args, "max_price", 0);
+  r.min_reputation = number(args, "min_reputation", 0);
+  if (r.min_reputation > 1) throw Error("iogrid: min_reputation is between 0 and 1");
+  r.name = text(args, "name");
+  r.owner = owner;
+  const double duration = number(args, "duration_s", 0);
+  const double cpus_per_gpu = number(args, "cpus_per_gpu", 2);
+  const bool any_region = args.contains("any_region") && args["any_region"].is_boolean() && args["any_region"].get<bool>();
+
+  sched::GangRequest g;
+  sched::ResourceRequest b;
+  b.gpus = sched::kOne;
+  b.cpus = sched::to_milli(cpus_per_gpu);
+  b.gpu_models = sched::split_models(r.gpu_model);
+  b.max_price = r.max_price;
+  b.min_reputation = r.min_reputation;
+  if (!r.region.empty()) b.labels[sched::kRegionLabel] = r.region;
+  g.bundles.assign(static_cast<std::size_t>(r.gpus), b);
+  g.strategy = sched::GangStrategy::pack;
+  g.same_region = !any_region && r.region.empty();
+  auto grant = sched_.reserve_now("reservation:" + owner, g);
+  if (!grant) {
+    // Same region is a preference when no region was named: try any region before refusing.
+    if (g.same_region) {
+      g.same_region = false;
+      grant = sched_.reserve_now("reservation:" + owner, g);
+    }
+    if (!grant)
+      throw Error("iogrid: cannot reserve " + std::to_string(r.gpus) + " GPU(s)" +
+                  (r.gpu_model.empty() ? "" : " of " + r.gpu_model) + (r.region.empty() ? "" : " in " + r.region) + ": " +
+                  sched::explain_unplaced(sched_.cluster(), g));
+  }
+  r.created = Clock::now();
+  r.expires = duration > 0 ? r.created + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration))
+                           : r.created;
+  auto ticket = grant->ticket;
+  if (r.name.empty()) r.name = reservation_name(ticket);
+  live_[ticket] = r;
+  return describe(ticket, r);
+}
+
+bool ReservationBook::remove(std::uint64_t ticket) {
+  auto it = live_.find(ticket);
+  if (it == live_.end()) return false;
+  charge(ticket, it->second, Clock::now());
+  sched_.cancel(ticket);
+  live_.erase(it);
+  return true;
+}
+
+std::vector<std::uint64_t> ReservationBook::expire() {
+  std::vector<std::uint64_t> out;
+  const auto now = Clock::now();
+  for (const auto& [t, r] : live_)
+    if (r.expires != r.created && r.expires <= now) out.push_back(t);
+  for (auto t : out) remove(t);
+  return out;
+}
+
+nlohmann::json ReservationBook::admin(const std::string& command, const nlohmann::json& args, const std::string& owner) {
+  if (command == "cluster.create") return create(args, owner);
+  if (command == "cluster.list") {
+    auto out = nlohmann::json::array();
+    for (const auto& [t, r] : live_) out.push_back(describe(t, r));
+    return out;
+  }
+  if (command == "cluster.delete") {
+    auto id = text(args, "id");
+    auto t = parse_reservation(id);
+    if (!remove(t)) throw Error("iogrid: no cluster " + id + " (see iogrid cluster list)");
+    return {{"deleted", reservation_name(t)}};
+  }
+  if (command == "ledger") {
+    // Running reservations are charged up to now in the answer (the ledger itself is charged when they end).
+    sched::Ledger view = sched::Ledger::load(ledger_.save());
+    const auto now = Clock::now();
+    for (const auto& [t, r] : live_) {
+      const auto* g = sched_.gang(t);
+      if (!g) continue;
+      const double secs = std::chrono::duration<double>(now - r.created).count();
+      for (const auto& a : g->bundles) {
+        const auto& n = sched_.cluster().node(a.node);
+        double gpus = 0;
+        for (const auto& [d, f] : a.gpus) gpus += double(f) / double(sched::kOne);
+        view.reserved(reservation_name(t), n.name, gpus, secs, n.price_per_gpu_hour);
+      }
+    }
+    auto out = nlohmann::json::array();
+    for (const auto& e : view.entries())
+      out.push_back({{"kind", e.kind}, {"name", e.name}, {"gpu_seconds", e.gpu_seconds}, {"cost", e.cost}});
+    return out;
+  }
+  throw Error("iogrid: unknown admin command '" + command + "'");
+}
+
+}  // namespace iogrid::runtime

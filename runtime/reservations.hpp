@@ -1,0 +1,65 @@
+// Reservations, called clusters by users (`iogrid cluster create|list|delete`, iogrid::create_cluster): a set
+// of GPUs reserved as one gang for a while; jobs and tasks submitted into a reservation run only on it.
+// Both heads (embedded and cluster mode) keep one ReservationBook next to their scheduler and answer the
+// same admin commands through it, so the two modes behave alike:
+//   cluster.create {gpus, gpu_model, region, max_price, min_reputation, duration_s, cpus_per_gpu, name,
+//                   any_region}          -> the reservation, or an error naming the failed constraint and the
+//                                           closest offer
+//   cluster.list {}                      -> every live reservation
+//   cluster.delete {id}                  -> {deleted: id}
+//   ledger {}                            -> GPU-seconds and cost per job, reservation and provider node
+// Rules: a reservation is placed at once or refused (never queued); its bundles are one GPU each (with
+// cpus_per_gpu CPUs), packed on as few nodes as possible, all in one region unless any_region; it is charged
+// for every reserved GPU from creation until deletion or expiry (see scheduler/ledger.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "scheduler/ledger.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace iogrid::runtime {
+
+// "c-7" <-> 7 (the gang's scheduler ticket).
+std::string reservation_name(std::uint64_t ticket);
+std::uint64_t parse_reservation(const std::string& id);  // throws iogrid::Error on a malformed id
+
+class ReservationBook {
+ public:
+  using Clock = std::chrono::steady_clock;
+  ReservationBook(sched::Scheduler& s, sched::Ledger& l) : sched_(s), ledger_(l) {}
+
+  // Runs one admin command (see the header); throws iogrid::Error with a user-facing message on bad input or
+  // a reservation that cannot be met. `owner` names who asked (a job id, or "cli").
+  nlohmann::json admin(const std::string& command, const nlohmann::json& args, const std::string& owner);
+  // Ends reservations whose time is up; returns their tickets (the head stops the jobs running inside).
+  std::vector<std::uint64_t> expire();
+  // Ends one reservation and charges the ledger (delete and expiry).
+  bool remove(std::uint64_t ticket);
+  bool exists(std::uint64_t ticket) const { return live_.count(ticket) > 0; }
+
+ private:
+  struct Record {
+    std::string name;
+    int gpus = 0;
+    std::string gpu_model, region;
+    double max_price = 0, min_reputation = 0;
+    Clock::time_point created, expires;  // expires == created: never
+    std::string owner;
+  };
+  nlohmann::json describe(std::uint64_t ticket, const Record& r) const;
+  nlohmann::json create(const nlohmann::json& args, const std::string& owner);
+  void charge(std::uint64_t ticket, const Record& r, Clock::time_point until) const;
+
+  sched::Scheduler& sched_;
+  sched::Ledger& ledger_;
+  std::map<std::uint64_t, Record> live_;
+};
+
+}  // namespace iogrid::runtime
