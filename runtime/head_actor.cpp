@@ -71,6 +71,21 @@ void hand_out(Self* self, std::vector<sched::Grant> grants) {
   }
 }
 
+// A reservation ended: leases waiting for it fail (work already running inside it finishes).
+void reservation_gone(Self* self, std::uint64_t t, const std::string& how) {
+  auto& st = self->state;
+  for (auto it = st.waiting.begin(); it != st.waiting.end();) {
+    if (it->second.request.reservation != t) {
+      ++it;
+      continue;
+    }
+    st.scheduler->cancel(it->first);
+    it->second.client->lease_failed(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
+        detail::ErrorKind::infeasible, "", "", "iogrid: cluster " + reservation_name(t) + " was " + how}));
+    it = st.waiting.erase(it);
+  }
+}
+
 caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sched::SchedulingPolicy> policy) {
   auto& st = self->state;
   // The scheduler owns its policy; the shared pointer keeps the caller's object alive as long as the head.
@@ -86,6 +101,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
   shared->p = std::move(policy);
   st.scheduler = std::make_unique<sched::Scheduler>(std::move(shared));
   st.reservations = std::make_unique<ReservationBook>(*st.scheduler, st.ledger);
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);  // reservation expiry
   for (auto& n : view.nodes) st.scheduler->cluster().add(std::move(n));
   st.scheduler->node_changed();
   return {
@@ -128,14 +144,22 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
       [=](view_atom) { return self->state.scheduler->cluster().view(); },
       [=](admin_atom, const std::string& command, const std::string& args) -> std::tuple<bool, std::string> {
         auto& st = self->state;
-        for (auto t : st.reservations->expire()) (void)t;
+        for (auto t : st.reservations->expire()) reservation_gone(self, t, "expired");
         try {
-          auto body = st.reservations->admin(command, nlohmann::json::parse(args.empty() ? "{}" : args), kJob);
-          if (command == "cluster.delete") hand_out(self, st.scheduler->schedule());
+          auto json = nlohmann::json::parse(args.empty() ? "{}" : args);
+          auto body = st.reservations->admin(command, json, kJob);
+          if (command == "cluster.delete") {
+            reservation_gone(self, parse_reservation(json.value("id", "")), "deleted");
+            hand_out(self, st.scheduler->schedule());
+          }
           return {true, body.dump()};
         } catch (const std::exception& e) {
           return {false, e.what()};
         }
+      },
+      [=](tick_atom) {
+        for (auto t : self->state.reservations->expire()) reservation_gone(self, t, "expired");
+        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
       [=](stats_atom) { return self->state.stats; },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.kv[k] = v; },

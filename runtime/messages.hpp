@@ -17,6 +17,7 @@ using view_atom = caf::atom_constant<caf::atom("view")>;          // -> head: Cl
 using kv_put_atom = caf::atom_constant<caf::atom("kv_put")>;      // -> head: (kv_put, key, value)
 using kv_get_atom = caf::atom_constant<caf::atom("kv_get")>;      // -> head: (kv_get, key) -> value
 using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job: counters
+using tick_atom = caf::atom_constant<caf::atom("tick")>;          // head -> itself: periodic housekeeping
 using admin_atom = caf::atom_constant<caf::atom("admin")>;        // -> head: (admin, command, args JSON) -> (ok, body or error)
 
 struct HeadStats {
