@@ -127,6 +127,9 @@ int run_scale(const Options& o) {
   if (wanted("head_actor_decisions_per_s_10k_nodes") || wanted("head_actor_p99_decision_latency_ms_10k_nodes")) {
     caf::actor_system_config cfg;
     cfg.set("scheduler.max-threads", 2);
+    // Workers poll a while before sleeping, as a head under steady load would (saves a futex per message).
+    cfg.set("work-stealing.aggressive-poll-attempts", 1000);
+    cfg.set("work-stealing.moderate-poll-attempts", 2000);
     caf::actor_system sys{cfg};
     for (int r = 0; r < runs; ++r) {
       auto head = runtime::spawn_head(sys, sched::to_view(trace.nodes), sched::make_policy("pack"));

@@ -115,7 +115,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
               detail::ErrorInfo{detail::ErrorKind::infeasible, "", "", "iogrid: " + why}));
           return;
         }
-        auto d = st.scheduler->submit_or_place(kJob, req.request);
+        auto d = st.scheduler->submit_or_place(kJob, req.request, req.request.priority);
         if (d.grant) {
           grant(self, req, d.grant->allocations.front());
           return;

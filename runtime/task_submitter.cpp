@@ -53,6 +53,7 @@ sched::ResourceRequest common_request(const O& o, double cpus) {
   r.min_reputation = o.min_reputation;
   r.min_gpu_tflops = o.min_gpu_tflops;
   r.allow_unverified = o.allow_unverified_gpus;
+  r.priority = o.priority;
   const std::string& cluster = o.cluster.empty() ? default_cluster() : o.cluster;
   if (!cluster.empty()) r.reservation = parse_reservation(cluster);
   if ((!r.gpu_models.empty() || r.min_gpu_memory_mib > 0 || r.min_compute_capability > 0) && r.gpus == 0)

@@ -55,20 +55,41 @@ std::string ResourceRequest::describe() const {
   if (min_reputation > 0) os << ", reputation >= " << min_reputation;
   if (!preferred_regions.empty()) os << ", prefers " << join_models(preferred_regions);
   if (reservation) os << ", in reservation " << reservation;
+  if (priority) os << ", priority " << priority;
   os << "}";
   return os.str();
 }
 
 std::string ResourceRequest::key() const {
-  std::ostringstream os;
-  os << cpus << '/' << memory_mib << '/' << gpus << '/' << join_models(gpu_models) << '/' << min_gpu_memory_mib
-     << '/' << min_compute_capability << '/';
-  for (const auto& [k, v] : custom) os << k << '=' << v << ',';
-  os << '/';
-  for (const auto& [k, v] : labels) os << k << '=' << v << ',';
-  os << '/' << node << '/' << min_gpu_tflops << '/' << allow_unverified << '/' << max_price << '/' << min_reputation
-     << '/' << join_models(preferred_regions) << '/' << reservation;
-  return os.str();
+  // Hot (the scheduler interns every request by it): plain appends, no stream.
+  std::string k;
+  k.reserve(96);
+  auto num = [&](auto v) {
+    k += std::to_string(v);
+    k += '/';
+  };
+  num(cpus);
+  num(memory_mib);
+  num(gpus);
+  for (const auto& m : gpu_models) k += m + "|";
+  k += '/';
+  num(min_gpu_memory_mib);
+  num(min_compute_capability);
+  for (const auto& [n, v] : custom) k += n + "=" + std::to_string(v) + ",";
+  k += '/';
+  for (const auto& [n, v] : labels) k += n + "=" + v + ",";
+  k += '/';
+  k += node;
+  k += '/';
+  num(min_gpu_tflops);
+  num(int(allow_unverified));
+  num(max_price);
+  num(min_reputation);
+  for (const auto& r : preferred_regions) k += r + "|";
+  k += '/';
+  num(reservation);
+  num(priority);
+  return k;
 }
 
 const std::string& Node::region() const {

@@ -121,7 +121,8 @@ int head_command(const std::vector<std::string>& args) {
     const auto f = a.peek();
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy NAME]\n"
-                   "                   [--node-timeout-ms MS] [--heartbeat-ms MS] [--log-level LEVEL]\n"
+                   "                   [--user-weights alice=2,bob=1] [--node-timeout-ms MS] [--heartbeat-ms MS]\n"
+                   "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
@@ -130,8 +131,16 @@ int head_command(const std::vector<std::string>& args) {
                    "The dashboard (status page, /api/status JSON, /metrics for Prometheus) listens on 127.0.0.1:8265 by\n"
                    "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n"
                    "With --tls-cert/--tls-key/--tls-ca (or IOGRID_TLS_CERT/KEY/CA) every connection runs mutual TLS: each\n"
-                   "process shows a certificate signed by the CA and checks its peer's.\n";
+                   "process shows a certificate signed by the CA and checks its peer's.\n"
+                   "--policy: pack (default, best fit), market (price, reputation and region against fit), fgd\n"
+                   "(fragmentation-aware), spread, dot-product, first-fit, random. Waiting work is served by priority,\n"
+                   "then weighted fair share between users (--user-weights) and between a user's jobs (job submit\n"
+                   "--weight), with small work backfilled around waiting gangs.\n";
       return 0;
+    }
+    if (f == "--user-weights") {
+      for (const auto& [k, v] : key_values(f, a.value(f))) o.user_weights[k] = number(f, v);
+      continue;
     }
     if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));
     else if (f == "--bind") o.bind = a.value(f);
@@ -269,13 +278,16 @@ int status_command(const std::vector<std::string>& args) {
 
 int job_command(const std::vector<std::string>& args) {
   const char* usage =
-      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] [--cluster ID] -- PROGRAM [ARGS...]\n"
+      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] [--cluster ID] [--user U] [--weight W]\n"
+      "                         -- PROGRAM [ARGS...]\n"
       "       iogrid job list [--address HOST:PORT] [--token-file F] [--json]\n"
       "       iogrid job logs ID [--address HOST:PORT] [--token-file F]\n"
       "       iogrid job stop ID [--address HOST:PORT] [--token-file F]\n"
       "submit runs PROGRAM as the job's driver against the cluster and streams its output (also kept by the head\n"
       "for `job logs`, with what the job's workers print); the program's own executable is shipped to the nodes\n"
-      "that run its tasks. --cluster ID runs every task and actor of the job inside that reservation (iogrid cluster).\n";
+      "that run its tasks. --cluster ID runs every task and actor of the job inside that reservation (iogrid cluster).\n"
+      "--user and --weight set the job's fair share: when resources are short, users share by their weights\n"
+      "(iogrid head --user-weights) and a user's jobs by theirs.\n";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage;
     return args.empty() ? 2 : 0;
@@ -293,6 +305,8 @@ int job_command(const std::vector<std::string>& args) {
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--json") json = true;
     else if (sub == "submit" && f == "--cluster") cluster = a.value(f);
+    else if (sub == "submit" && f == "--user") setenv("IOGRID_USER", a.value(f).c_str(), 1);
+    else if (sub == "submit" && f == "--weight") setenv("IOGRID_JOB_WEIGHT", std::to_string(number(f, a.value(f))).c_str(), 1);
     else if (tls_flag(a, f)) continue;
     else if ((sub == "stop" || sub == "logs") && id.empty() && f[0] != '-') id = f;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);

@@ -218,6 +218,8 @@ class DriverService final : public transport::Service {
       auto spec = r.initSpec();
       spec.setCodeHash(code_hash_);
       spec.setDriverNode(ep.name());
+      if (const char* user = std::getenv("IOGRID_USER"); user && *user) spec.setUser(user);
+      if (const char* w = std::getenv("IOGRID_JOB_WEIGHT"); w && *w) spec.setWeight(std::atof(w));
       r.setOwnerPort(owner_port_);
       if (const char* sub = std::getenv("IOGRID_SUBMISSION_ID"); sub && *sub) r.setSubmissionId(sub);
       if (!parent_job_.empty()) r.setParentJob(parent_job_);

@@ -63,6 +63,8 @@ struct JobRec {
   std::uint64_t started = 0, ended = 0;
   Clock::time_point orphaned_since{};  // restored from state with no driver connected yet
   std::set<std::uint64_t> reservations;  // reservations its leases ran in
+  std::string user = "default";           // fair share
+  double weight = 1;
 };
 
 struct OwnerRec {  // a driver, or a worker submitting nested tasks for its job
@@ -476,6 +478,13 @@ class HeadService final : public transport::Service {
       j.conn = p.id;
       j.driver = p.name + "@" + p.address;
       j.code_hash = r.getSpec().getCodeHash();
+      sched::Share share;
+      if (std::string user = r.getSpec().getUser(); !user.empty()) share.user = user;
+      if (r.getSpec().getWeight() > 0) share.weight = r.getSpec().getWeight();
+      if (auto uw = opts_.user_weights.find(share.user); uw != opts_.user_weights.end()) share.user_weight = uw->second;
+      sched_.set_share(j.id, share);
+      j.user = share.user;
+      j.weight = share.weight;
       j.owner_host = o.host;
       j.owner_port = o.port;
       j.started = unix_ms();
@@ -568,7 +577,7 @@ class HeadService final : public transport::Service {
     }
     if (pl.request.reservation)
       if (auto j = jobs_.find(owner->second.job); j != jobs_.end()) j->second.reservations.insert(pl.request.reservation);
-    auto d = sched_.submit_or_place(owner->second.job, pl.request);
+    auto d = sched_.submit_or_place(owner->second.job, pl.request, pl.request.priority);
     if (d.grant) {
       if (!send_grant(ep, pl, d.grant->allocations.front())) sched_.release(d.grant->job, d.grant->allocations.front());
       return;

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <memory>
+#include <map>
 #include <string>
 
 #include "runtime/transport/endpoint.hpp"
@@ -35,7 +36,8 @@ struct HeadOptions {
   int dashboard_port = 8265;                         // -1: no dashboard
   bool dashboard_port_explicit = false;              // a busy explicit port is an error; the default only warns
   std::string dashboard_bind = "127.0.0.1";
-  transport::TlsConfig tls;  // after a restart, a running job's driver has this long to come back
+  transport::TlsConfig tls;
+  std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);

@@ -41,6 +41,7 @@ struct ResourceRequest {
   minReputation @12 :Float64;
   preferredRegions @13 :List(Text);
   reservation @14 :UInt64;
+  priority @15 :Int32;
 }
 
 struct NodeResources {
@@ -129,4 +130,6 @@ struct JobSpec {
   driverNode @1 :Text;
   codeHash @2 :Text;          # content hash of the driver executable
   args @3 :List(Text);
+  user @4 :Text;              # fair share: the user the job belongs to ("default" when empty)
+  weight @5 :Float64;         # fair share: the job's weight within its user (0: 1)
 }

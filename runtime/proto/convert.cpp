@@ -84,6 +84,7 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   auto regions = b.initPreferredRegions(static_cast<unsigned>(r.preferred_regions.size()));
   for (unsigned i = 0; i < r.preferred_regions.size(); ++i) regions.set(i, r.preferred_regions[i]);
   b.setReservation(r.reservation);
+  b.setPriority(r.priority);
 }
 
 sched::ResourceRequest read(ResourceRequest::Reader r) {
@@ -103,6 +104,7 @@ sched::ResourceRequest read(ResourceRequest::Reader r) {
   out.min_reputation = r.getMinReputation();
   for (auto x : r.getPreferredRegions()) out.preferred_regions.emplace_back(x);
   out.reservation = r.getReservation();
+  out.priority = r.getPriority();
   return out;
 }
 

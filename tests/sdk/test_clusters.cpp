@@ -1,5 +1,6 @@
 // Reservations ("clusters") and the ledger through the SDK, on the embedded cluster.
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -79,4 +80,30 @@ TEST_CASE("price ceilings and reputation floors on tasks", "[sdk][clusters]") {
   CHECK(iogrid::get(iogrid::task(gpu_where).options({.num_gpus = 1, .min_reputation = 0.93}).remote()) == "us-a100");
   CHECK_THROWS_WITH(iogrid::get(iogrid::task(gpu_where).options({.num_gpus = 1, .max_price = 0.1}).remote()),
                     Catch::Contains("above the request's ceiling"));
+}
+
+namespace {
+std::atomic<int> g_order{0};
+int hold_cpu(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return 0;
+}
+int take_turn() { return g_order.fetch_add(1); }
+IOGRID_REMOTE(hold_cpu);
+IOGRID_REMOTE(take_turn);
+}  // namespace
+
+TEST_CASE("when CPUs are short, higher priority work runs first", "[sdk][queue]") {
+  iogrid::InitOptions o;
+  o.nodes.push_back({.name = "one", .num_cpus = 1});
+  Cluster c(o);
+  g_order = 0;
+  // (A lease serves further tasks of its own shape, so the busy task has a shape of its own.)
+  auto busy = iogrid::task(hold_cpu).options({.priority = 1}).remote(300);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the only CPU is taken
+  auto low = iogrid::task(take_turn).options({.priority = 0}).remote();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto high = iogrid::task(take_turn).options({.priority = 5}).remote();
+  CHECK(iogrid::get(high) < iogrid::get(low));
+  (void)iogrid::get(busy);
 }

@@ -27,6 +27,7 @@ struct TaskOptions {
   double min_reputation = 0;           // only nodes at least this reputable (0..1)
   double min_gpu_tflops = 0;           // minimum verified throughput per GPU
   bool allow_unverified_gpus = false;  // unverified GPUs get no GPU work unless this is set
+  int priority = 0;                    // when resources are short, higher priority work is placed first
   int max_retries = 3;                 // re-runs after a worker or node is lost
   bool retry_exceptions = false;       // also re-run when the task throws
   std::string name;                    // shown in errors and logs; defaults to the function's name
@@ -47,6 +48,7 @@ struct ActorOptions {
   double min_reputation = 0;
   double min_gpu_tflops = 0;
   bool allow_unverified_gpus = false;
+  int priority = 0;
   int max_restarts = 0;                // restarts after the actor dies (-1: unlimited)
   std::string name;
 };
