@@ -35,7 +35,7 @@ std::string text(const nlohmann::json& args, const char* key) {
 
 }  // namespace
 
-void ReservationBook::charge(std::uint64_t ticket, const Record& r, Clock::time_point until) const {
+void ReservationBook::charge(sched::Ledger& to, std::uint64_t ticket, const Record& r, Clock::time_point until) const {
   const auto* g = sched_.gang(ticket);
   if (!g) return;
   const double secs = std::chrono::duration<double>(until - r.created).count();
@@ -43,7 +43,7 @@ void ReservationBook::charge(std::uint64_t ticket, const Record& r, Clock::time_
     const auto& n = sched_.cluster().node(a.node);
     double gpus = 0;
     for (const auto& [d, f] : a.gpus) gpus += double(f) / double(sched::kOne);
-    ledger_.reserved(reservation_name(ticket), n.name, gpus, secs, n.price_per_gpu_hour);
+    to.reserved(reservation_name(ticket), n.name, gpus, secs, n.price_per_gpu_hour);
   }
 }
 
@@ -135,7 +135,7 @@ nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::st
 bool ReservationBook::remove(std::uint64_t ticket) {
   auto it = live_.find(ticket);
   if (it == live_.end()) return false;
-  charge(ticket, it->second, Clock::now());
+  charge(ledger_, ticket, it->second, Clock::now());
   sched_.cancel(ticket);
   live_.erase(it);
   return true;
@@ -167,17 +167,7 @@ nlohmann::json ReservationBook::admin(const std::string& command, const nlohmann
     // Running reservations are charged up to now in the answer (the ledger itself is charged when they end).
     sched::Ledger view = sched::Ledger::load(ledger_.save());
     const auto now = Clock::now();
-    for (const auto& [t, r] : live_) {
-      const auto* g = sched_.gang(t);
-      if (!g) continue;
-      const double secs = std::chrono::duration<double>(now - r.created).count();
-      for (const auto& a : g->bundles) {
-        const auto& n = sched_.cluster().node(a.node);
-        double gpus = 0;
-        for (const auto& [d, f] : a.gpus) gpus += double(f) / double(sched::kOne);
-        view.reserved(reservation_name(t), n.name, gpus, secs, n.price_per_gpu_hour);
-      }
-    }
+    for (const auto& [t, r] : live_) charge(view, t, r, now);
     auto out = nlohmann::json::array();
     for (const auto& e : view.entries())
       out.push_back({{"kind", e.kind}, {"name", e.name}, {"gpu_seconds", e.gpu_seconds}, {"cost", e.cost}});

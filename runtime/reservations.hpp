@@ -55,7 +55,8 @@ class ReservationBook {
   };
   nlohmann::json describe(std::uint64_t ticket, const Record& r) const;
   nlohmann::json create(const nlohmann::json& args, const std::string& owner);
-  void charge(std::uint64_t ticket, const Record& r, Clock::time_point until) const;
+  // Charges reservation `ticket` from its creation until `until` to `to`.
+  void charge(sched::Ledger& to, std::uint64_t ticket, const Record& r, Clock::time_point until) const;
 
   sched::Scheduler& sched_;
   sched::Ledger& ledger_;

@@ -2,6 +2,7 @@
 #include <random>
 #include <set>
 
+#include "nodes.hpp"
 #include "scheduler/placement_group.hpp"
 
 using namespace iogrid::sched;
@@ -9,14 +10,7 @@ using namespace iogrid::sched;
 namespace {
 
 Node gpu_node(const std::string& name, int gpus, int cpus, const std::string& region = "") {
-  Node n;
-  n.name = name;
-  n.total.cpus = cpus * kOne;
-  n.total.memory_mib = 64 * 1024;
-  n.gpus.assign(static_cast<std::size_t>(gpus), Gpu{"A100", 40960, 8.0, 300, true, kOne});
-  n.available = n.total;
-  if (!region.empty()) n.labels[kRegionLabel] = region;
-  return n;
+  return test::make_node(name, cpus, gpus, region);
 }
 
 ResourceRequest bundle(Milli gpus, Milli cpus = kOne) {

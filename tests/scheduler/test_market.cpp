@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "nodes.hpp"
 #include "scheduler/cluster_state.hpp"
 #include "scheduler/feasibility.hpp"
 #include "scheduler/market_policy.hpp"
@@ -10,15 +11,9 @@ using namespace iogrid::sched;
 
 namespace {
 Node priced(const std::string& name, double price, double reputation, const std::string& region = "eu") {
-  Node n;
-  n.name = name;
-  n.total.cpus = 16 * kOne;
-  n.total.memory_mib = 64 * 1024;
-  n.gpus.assign(2, Gpu{"A100", 40960, 8.0, 250, true, kOne});
-  n.available = n.total;
+  Node n = test::make_node(name, 16, 2, region);
   n.price_per_gpu_hour = price;
   n.reputation = reputation;
-  n.labels[kRegionLabel] = region;
   return n;
 }
 ResourceRequest one_gpu() {

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "nodes.hpp"
 #include "scheduler/scheduler.hpp"
 
 using namespace iogrid::sched;
@@ -15,15 +16,8 @@ struct FakeClock {
   }
 };
 
-Node node(const std::string& name, int cpus, int gpus = 0) {
-  Node n;
-  n.name = name;
-  n.total.cpus = cpus * kOne;
-  n.total.memory_mib = 64 * 1024;
-  n.gpus.assign(static_cast<std::size_t>(gpus), Gpu{"A100", 40960, 8.0, 300, true, kOne});
-  n.available = n.total;
-  return n;
-}
+using test::make_node;
+Node node(const std::string& name, int cpus, int gpus = 0) { return make_node(name, cpus, gpus); }
 
 ResourceRequest cpus(int c) {
   ResourceRequest r;
