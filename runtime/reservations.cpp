@@ -53,6 +53,11 @@ nlohmann::json ReservationBook::describe(std::uint64_t ticket, const Record& r) 
   j["name"] = r.name;
   j["gpus"] = r.gpus;
   j["gpu_model"] = r.gpu_model;
+  if (const auto* g = sched_.gang(ticket)) {  // bundle k is GPU k of the reservation (TaskOptions::bundle)
+    auto bundles = nlohmann::json::array();
+    for (const auto& a : g->bundles) bundles.push_back(sched_.cluster().node(a.node).name);
+    j["bundles"] = bundles;
+  }
   j["owner"] = r.owner;
   const auto now = Clock::now();
   j["age_s"] = std::chrono::duration<double>(now - r.created).count();
@@ -109,7 +114,11 @@ nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::st
   b.min_reputation = r.min_reputation;
   if (!r.region.empty()) b.labels[sched::kRegionLabel] = r.region;
   g.bundles.assign(static_cast<std::size_t>(r.gpus), b);
-  g.strategy = sched::GangStrategy::pack;
+  try {
+    g.strategy = sched::parse_strategy(text(args, "strategy").empty() ? "pack" : text(args, "strategy"));
+  } catch (const std::invalid_argument& e) {
+    throw Error(std::string("iogrid: ") + e.what());
+  }
   g.same_region = !any_region && r.region.empty();
   auto grant = sched_.reserve_now("reservation:" + owner, g);
   if (!grant) {

@@ -3,13 +3,14 @@
 // Both heads (embedded and cluster mode) keep one ReservationBook next to their scheduler and answer the
 // same admin commands through it, so the two modes behave alike:
 //   cluster.create {gpus, gpu_model, region, max_price, min_reputation, duration_s, cpus_per_gpu, name,
-//                   any_region}          -> the reservation, or an error naming the failed constraint and the
+//                   any_region, strategy}          -> the reservation, or an error naming the failed constraint and the
 //                                           closest offer
 //   cluster.list {}                      -> every live reservation
 //   cluster.delete {id}                  -> {deleted: id}
 //   ledger {}                            -> GPU-seconds and cost per job, reservation and provider node
 // Rules: a reservation is placed at once or refused (never queued); its bundles are one GPU each (with
-// cpus_per_gpu CPUs), packed on as few nodes as possible, all in one region unless any_region; it is charged
+// cpus_per_gpu CPUs), placed by `strategy` (default pack: as few nodes as possible), all in one region unless
+// any_region; work may target one bundle (TaskOptions::bundle) or any; it is charged
 // for every reserved GPU from creation until deletion or expiry (see scheduler/ledger.hpp).
 #pragma once
 

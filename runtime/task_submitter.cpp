@@ -56,6 +56,9 @@ sched::ResourceRequest common_request(const O& o, double cpus) {
   r.priority = o.priority;
   const std::string& cluster = o.cluster.empty() ? default_cluster() : o.cluster;
   if (!cluster.empty()) r.reservation = parse_reservation(cluster);
+  if (o.bundle >= 0 && !r.reservation) throw Error("iogrid: option bundle needs a cluster (option cluster or IOGRID_CLUSTER)");
+  r.bundle = o.bundle < 0 ? -1 : o.bundle;
+  r.preferred_regions = o.preferred_regions;
   if ((!r.gpu_models.empty() || r.min_gpu_memory_mib > 0 || r.min_compute_capability > 0) && r.gpus == 0)
     throw Error("iogrid: gpu_model / min_gpu_memory_gib / min_compute_capability need num_gpus > 0");
   return r;

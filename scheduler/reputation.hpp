@@ -9,7 +9,8 @@
 //   uptime_hour         target 1, step 0.01   (each hour connected and healthy)
 //   verification_passed target 1, step 0.30
 //   verification_failed score capped at 0.1 at once (a wrong or implausible answer)
-// The result is clamped to [0, 1]. Failures weigh 25-50x a success: ~25 successes undo one lost lease.
+// The result is clamped to [0, 1]. Trust is lost fast and earned slowly: at 0.9, one lost lease (-0.045)
+// takes about 190 successes to make up, and an hour of uptime is worth five successes.
 #pragma once
 
 namespace iogrid::sched {

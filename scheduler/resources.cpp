@@ -55,6 +55,7 @@ std::string ResourceRequest::describe() const {
   if (min_reputation > 0) os << ", reputation >= " << min_reputation;
   if (!preferred_regions.empty()) os << ", prefers " << join_models(preferred_regions);
   if (reservation) os << ", in reservation " << reservation;
+  if (reservation && bundle >= 0) os << " bundle " << bundle;
   if (priority) os << ", priority " << priority;
   os << "}";
   return os.str();
@@ -88,6 +89,7 @@ std::string ResourceRequest::key() const {
   for (const auto& r : preferred_regions) k += r + "|";
   k += '/';
   num(reservation);
+  num(bundle);
   num(priority);
   return k;
 }

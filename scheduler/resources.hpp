@@ -48,6 +48,7 @@ struct ResourceRequest {
   double min_reputation = 0;               // reputation floor in [0,1]
   std::vector<std::string> preferred_regions;  // soft: the market policy prefers these regions
   std::uint64_t reservation = 0;           // run inside this reservation (a gang's bundles) only; 0: anywhere
+  std::int32_t bundle = -1;                // with reservation: this bundle only; -1: any bundle with room
   int priority = 0;                        // queueing: higher first (see scheduler.hpp); not a resource
 
   // Human-readable form for errors: "{CPU 1, GPU 1 x A100|H100 >= 40 GiB}".

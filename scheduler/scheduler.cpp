@@ -57,7 +57,8 @@ std::uint32_t Scheduler::intern(const ResourceRequest& req) {
 std::uint64_t Scheduler::submit(const std::string& name, const ResourceRequest& req, int priority,
                                 std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
-  if (!bundle && req.reservation) bundle = BundleRef{req.reservation, kAnyBundle};
+  if (!bundle && req.reservation)
+    bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
   auto t = next_ticket_++;
   ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
   job(name).levels[priority].shapes[key].push_back(Entry{t, next_seq_++, now_ns()});
@@ -120,8 +121,14 @@ bool Scheduler::feasible(const ResourceRequest& req, std::string* why) const {
     if (why) *why = "reservation " + std::to_string(req.reservation) + " does not exist (deleted or expired?)";
     return false;
   }
-  for (const auto& pool : g->second.pools)
-    if (pool.fits_ever(req)) return true;
+  const auto& pools = g->second.pools;
+  if (req.bundle >= 0 && static_cast<std::size_t>(req.bundle) >= pools.size()) {
+    if (why) *why = "reservation " + std::to_string(req.reservation) + " has " + std::to_string(pools.size()) +
+                    " bundles, there is no bundle " + std::to_string(req.bundle);
+    return false;
+  }
+  for (std::size_t k = 0; k < pools.size(); ++k)
+    if ((req.bundle < 0 || static_cast<std::size_t>(req.bundle) == k) && pools[k].fits_ever(req)) return true;
   if (why) *why = "no bundle of reservation " + std::to_string(req.reservation) + " can ever hold " + req.describe();
   return false;
 }
@@ -330,7 +337,8 @@ std::optional<Grant> Scheduler::try_starving(std::optional<std::uint32_t> freed)
 Scheduler::Decision Scheduler::submit_or_place(const std::string& name, const ResourceRequest& req, int priority,
                                                std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
-  if (!bundle && req.reservation) bundle = BundleRef{req.reservation, kAnyBundle};
+  if (!bundle && req.reservation)
+    bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
   auto& j = job(name);
   ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
   auto& lvl = j.levels[priority];

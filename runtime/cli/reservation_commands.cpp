@@ -17,12 +17,13 @@ namespace {
 const char* kClusterUsage =
     "usage: iogrid cluster create --gpus N [--gpu-model \"A100|H100\"] [--region R] [--max-price P]\n"
     "                             [--min-reputation R] [--duration 2h] [--cpus-per-gpu C] [--name NAME]\n"
-    "                             [--any-region] [--json]\n"
+    "                             [--any-region] [--strategy pack|spread|strict-pack|strict-spread] [--json]\n"
     "       iogrid cluster list [--json]\n"
     "       iogrid cluster delete ID\n"
     "  (each also takes --address HOST:PORT, --token-file F)\n"
-    "A cluster is a reservation: N whole GPUs reserved at once as one gang (packed on few nodes, in one region\n"
-    "unless --any-region), charged per GPU-hour at the providers' prices until deleted or --duration ends.\n"
+    "A cluster is a reservation: N whole GPUs reserved at once as one gang (by default packed on few nodes;\n"
+    "--strategy spread/strict-spread spreads them), in one region unless --any-region, charged per GPU-hour at\n"
+    "the providers' prices until deleted or --duration ends.\n"
     "Run work inside it with `iogrid job submit --cluster ID -- PROGRAM` or TaskOptions::cluster. A request\n"
     "that cannot be met says which constraint failed and what the closest offer is.\n";
 
@@ -124,6 +125,7 @@ int cluster_command(const std::vector<std::string>& args) {
     else if (sub == "create" && f == "--cpus-per-gpu") spec["cpus_per_gpu"] = number(f, flag_value(args, i));
     else if (sub == "create" && f == "--name") spec["name"] = flag_value(args, i);
     else if (sub == "create" && f == "--any-region") spec["any_region"] = true;
+    else if (sub == "create" && f == "--strategy") spec["strategy"] = flag_value(args, i);
     else if (sub == "delete" && id.empty() && f[0] != '-') id = f;
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid cluster " + sub + "\n" + kClusterUsage);
   }

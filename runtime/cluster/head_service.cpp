@@ -47,6 +47,7 @@ struct NodeRec {
   std::int64_t store_used = 0, store_capacity = 0, store_objects = 0, spilled = 0;
   std::string host;
   Clock::time_point last_heartbeat;
+  Clock::time_point uptime_credited;  // reputation: an hour of uptime is credited from here
   std::uint32_t active_leases = 0;
 };
 
@@ -312,6 +313,11 @@ class HeadService final : public transport::Service {
                                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms");
     }
     for (auto& [conn, why] : expired) ep.close(conn, why);
+    for (const auto& [conn, index] : node_by_conn_)  // reputation grows with healthy uptime
+      if (now - nodes_[index].uptime_credited >= std::chrono::hours(1)) {
+        nodes_[index].uptime_credited = now;
+        reputation(index, sched::Outcome::uptime_hour);
+      }
     if (rejoin_grace_until_ != Clock::time_point{} && now >= rejoin_grace_until_) {
       rejoin_grace_until_ = {};
       fail_infeasible_pending(ep);
@@ -338,6 +344,7 @@ class HeadService final : public transport::Service {
     rec.conn = p.id;
     rec.host = r.getHost().size() ? std::string(r.getHost()) : p.address;
     rec.last_heartbeat = Clock::now();
+    rec.uptime_credited = rec.last_heartbeat;
     auto prev = r.getPreviousIndex();
     bool rejoined = r.getRejoin() && prev < state_.size() && !state_.nodes()[prev].alive &&
                     state_.nodes()[prev].name == std::string(r.getPreviousName());

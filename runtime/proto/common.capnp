@@ -42,6 +42,7 @@ struct ResourceRequest {
   preferredRegions @13 :List(Text);
   reservation @14 :UInt64;
   priority @15 :Int32;
+  bundle @16 :Int32 = -1;
 }
 
 struct NodeResources {

@@ -85,6 +85,7 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   for (unsigned i = 0; i < r.preferred_regions.size(); ++i) regions.set(i, r.preferred_regions[i]);
   b.setReservation(r.reservation);
   b.setPriority(r.priority);
+  b.setBundle(r.bundle);
 }
 
 sched::ResourceRequest read(ResourceRequest::Reader r) {
@@ -105,6 +106,7 @@ sched::ResourceRequest read(ResourceRequest::Reader r) {
   for (auto x : r.getPreferredRegions()) out.preferred_regions.emplace_back(x);
   out.reservation = r.getReservation();
   out.priority = r.getPriority();
+  out.bundle = r.getBundle();
   return out;
 }
 

@@ -99,6 +99,7 @@ ClusterInfo cluster_of(const nlohmann::json& j) {
   for (const auto& n : j.value("nodes", nlohmann::json::array()))
     c.nodes.push_back(ClusterNode{n.value("node", ""), n.value("gpus", 0), n.value("model", "")});
   c.price_per_hour = j.value("price_per_hour", 0.0);
+  for (const auto& b : j.value("bundles", nlohmann::json::array())) c.bundles.push_back(b.get<std::string>());
   c.cost_so_far = j.value("cost_so_far", 0.0);
   if (j.contains("expires_in_s") && j["expires_in_s"].is_number()) c.expires_in_s = j["expires_in_s"].get<double>();
   return c;
@@ -114,7 +115,8 @@ ClusterInfo create_cluster(const ClusterSpec& spec) {
                    {"duration_s", static_cast<double>(spec.duration.count())},
                    {"cpus_per_gpu", spec.cpus_per_gpu},
                    {"name", spec.name},
-                   {"any_region", spec.any_region}};
+                   {"any_region", spec.any_region},
+                   {"strategy", spec.strategy}};
   return cluster_of(nlohmann::json::parse(running().admin("cluster.create", a.dump())));
 }
 

@@ -4,7 +4,9 @@
 #include "nodes.hpp"
 #include "scheduler/cluster_state.hpp"
 #include "scheduler/feasibility.hpp"
+#include "scheduler/ledger.hpp"
 #include "scheduler/market_policy.hpp"
+#include "scheduler/reputation.hpp"
 #include "scheduler/policy.hpp"
 
 using namespace iogrid::sched;
@@ -122,4 +124,40 @@ TEST_CASE("fractional GPUs are never over-committed, whatever the policy", "[sch
     for (const auto& n : s.nodes())
       for (std::uint32_t d = 0; d < n.gpus.size(); ++d) CHECK(n.gpus[d].free == kOne - held[{n.index, d}]);
   }
+}
+
+TEST_CASE("reputation follows the documented rule", "[scheduler][market]") {
+  // At 0.9 one lost lease costs what ~190 successes rebuild; a failed verification caps trust at once.
+  double r = 0.9;
+  r = update_reputation(r, Outcome::task_failed);
+  CHECK(r == Approx(0.855));
+  int successes = 0;
+  while (r < 0.9 && successes < 1000) r = update_reputation(r, Outcome::task_succeeded), ++successes;
+  CHECK(successes > 150);
+  CHECK(successes < 250);
+  CHECK(update_reputation(0.95, Outcome::verification_failed) == Approx(0.1));
+  CHECK(update_reputation(0.5, Outcome::verification_passed) == Approx(0.65));
+  CHECK(update_reputation(0.5, Outcome::node_died) == Approx(0.45));
+  CHECK(update_reputation(1.0, Outcome::uptime_hour) == 1.0);
+  CHECK(update_reputation(0.0, Outcome::task_failed) == 0.0);
+}
+
+TEST_CASE("the ledger charges leases, reservations and providers by their rules", "[scheduler][market]") {
+  Ledger l;
+  l.lease("job-1", "", "n1", 2, 1800, 3.0);        // 2 GPUs for half an hour at 3/GPU-h
+  l.lease("job-2", "c-4", "n2", 1, 3600, 1.0);     // inside a reservation: no extra cost
+  l.reserved("c-4", "n2", 4, 3600, 1.0);           // the reservation pays for its 4 GPUs
+  l.lease("job-1", "", "n1", 0, 100, 3.0);         // CPU-only: nothing
+  CHECK(l.total("job", "job-1").gpu_seconds == Approx(3600));
+  CHECK(l.total("job", "job-1").cost == Approx(3.0));
+  CHECK(l.total("job", "job-2").gpu_seconds == Approx(3600));
+  CHECK(l.total("job", "job-2").cost == 0);
+  CHECK(l.total("reservation", "c-4").cost == Approx(4.0));
+  CHECK(l.total("node", "n1").cost == Approx(3.0));
+  CHECK(l.total("node", "n2").cost == Approx(4.0));
+  auto again = Ledger::load(l.save());  // what the head keeps in its state survives a restart
+  CHECK(again.total("node", "n2").gpu_seconds == Approx(14400));
+  CHECK(again.entries().size() == l.entries().size());
+  CHECK(again.entries().front().kind == "job");
+  CHECK_THROWS_WITH(Ledger::load("job,x\n"), Catch::Contains("line 1"));
 }

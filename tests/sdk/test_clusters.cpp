@@ -107,3 +107,20 @@ TEST_CASE("when CPUs are short, higher priority work runs first", "[sdk][queue]"
   CHECK(iogrid::get(high) < iogrid::get(low));
   (void)iogrid::get(busy);
 }
+
+TEST_CASE("a cluster's bundles can be targeted one by one; strategies spread them", "[sdk][clusters]") {
+  Cluster c(market());
+  auto r = iogrid::create_cluster({.gpus = 2, .gpu_model = "A100", .any_region = true, .strategy = "strict-spread"});
+  REQUIRE(r.bundles.size() == 2);
+  CHECK(r.bundles[0] != r.bundles[1]);  // one GPU per node
+  for (int b = 0; b < 2; ++b)
+    CHECK(iogrid::get(iogrid::task(gpu_where).options({.num_gpus = 1, .cluster = r.id, .bundle = b}).remote()) ==
+          r.bundles[static_cast<std::size_t>(b)]);
+  CHECK_THROWS_WITH(iogrid::get(iogrid::task(gpu_where).options({.num_gpus = 1, .cluster = r.id, .bundle = 5}).remote()),
+                    Catch::Contains("there is no bundle 5"));
+  CHECK_THROWS_WITH(iogrid::task(gpu_where).options({.bundle = 0}).remote(), Catch::Contains("needs a cluster"));
+  CHECK_THROWS_WITH(iogrid::create_cluster({.gpus = 1, .strategy = "diagonal"}), Catch::Contains("unknown gang strategy"));
+  // strict-pack: all on one node, or refused with the reason.
+  CHECK_THROWS_WITH(iogrid::create_cluster({.gpus = 3, .gpu_model = "A100", .any_region = true, .strategy = "strict-pack"}),
+                    Catch::Contains("strict-pack needs one node"));
+}

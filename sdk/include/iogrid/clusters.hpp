@@ -23,6 +23,7 @@ struct ClusterSpec {
   double cpus_per_gpu = 2;             // CPUs reserved with each GPU
   std::string name;
   bool any_region = false;             // allow the GPUs to span regions
+  std::string strategy = "pack";       // pack, spread, strict-pack (one node) or strict-spread (one GPU per node)
 };
 
 struct ClusterNode {
@@ -36,6 +37,7 @@ struct ClusterInfo {
   std::string name, region, owner;
   int gpus = 0;
   std::vector<ClusterNode> nodes;
+  std::vector<std::string> bundles;    // the node of bundle k (one GPU each; TaskOptions::bundle = k)
   double price_per_hour = 0;           // the reservation's total
   double cost_so_far = 0;
   std::optional<double> expires_in_s;  // nullopt: until deleted

@@ -23,7 +23,9 @@ struct TaskOptions {
   std::string node;                    // run on this node (by name); fails if it cannot ever fit there
   std::string cluster;                 // run inside this reservation ("c-7", see create_cluster); default:
                                        // the process's (InitOptions::cluster / IOGRID_CLUSTER), else anywhere
+  int bundle = -1;                     // with cluster: run on this bundle (GPU) of it; -1: any with room
   double max_price = 0;                // price ceiling per GPU-hour for GPU work; 0: none
+  std::vector<std::string> preferred_regions;  // soft preference (head --policy market weighs it)
   double min_reputation = 0;           // only nodes at least this reputable (0..1)
   double min_gpu_tflops = 0;           // minimum verified throughput per GPU
   bool allow_unverified_gpus = false;  // unverified GPUs get no GPU work unless this is set
@@ -44,7 +46,9 @@ struct ActorOptions {
   std::map<std::string, std::string> labels;
   std::string node;
   std::string cluster;                 // as TaskOptions::cluster
+  int bundle = -1;
   double max_price = 0;
+  std::vector<std::string> preferred_regions;
   double min_reputation = 0;
   double min_gpu_tflops = 0;
   bool allow_unverified_gpus = false;
