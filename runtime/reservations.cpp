@@ -10,6 +10,12 @@ namespace iogrid::runtime {
 
 std::string reservation_name(std::uint64_t ticket) { return "c-" + std::to_string(ticket); }
 
+namespace {
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 std::uint64_t parse_reservation(const std::string& id) {
   std::string digits = id.rfind("c-", 0) == 0 ? id.substr(2) : id;
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos)
@@ -135,6 +141,8 @@ nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::st
   r.created = Clock::now();
   r.expires = duration > 0 ? r.created + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration))
                            : r.created;
+  r.created_unix_ms = unix_ms();
+  r.expires_unix_ms = duration > 0 ? r.created_unix_ms + static_cast<std::int64_t>(duration * 1000) : 0;
   auto ticket = grant->ticket;
   if (r.name.empty()) r.name = reservation_name(ticket);
   live_[ticket] = r;
@@ -157,6 +165,71 @@ std::vector<std::uint64_t> ReservationBook::expire() {
     if (r.expires != r.created && r.expires <= now) out.push_back(t);
   for (auto t : out) remove(t);
   return out;
+}
+
+std::string ReservationBook::save() const {
+  auto out = nlohmann::json::array();
+  for (const auto& [t, r] : live_) {
+    const auto* g = sched_.gang(t);
+    if (!g) continue;
+    auto bundles = nlohmann::json::array();
+    for (const auto& a : g->bundles) {
+      auto gpus = nlohmann::json::array();
+      for (const auto& [d, f] : a.gpus) gpus.push_back({d, f});
+      bundles.push_back({{"node", a.node}, {"cpus", a.cpus}, {"memory_mib", a.memory_mib}, {"custom", a.custom}, {"gpus", gpus}});
+    }
+    out.push_back({{"ticket", t},
+                   {"name", r.name},
+                   {"gpus", r.gpus},
+                   {"gpu_model", r.gpu_model},
+                   {"region", r.region},
+                   {"max_price", r.max_price},
+                   {"min_reputation", r.min_reputation},
+                   {"owner", r.owner},
+                   {"created_unix_ms", r.created_unix_ms},
+                   {"expires_unix_ms", r.expires_unix_ms},
+                   {"bundles", bundles}});
+  }
+  return out.dump();
+}
+
+void ReservationBook::load(const std::string& text) {
+  if (text.empty()) return;
+  try {
+    const auto now = Clock::now();
+    const auto wall = unix_ms();
+    for (const auto& j : nlohmann::json::parse(text)) {
+      Record r;
+      r.name = j.at("name").get<std::string>();
+      r.gpus = j.at("gpus").get<int>();
+      r.gpu_model = j.at("gpu_model").get<std::string>();
+      r.region = j.at("region").get<std::string>();
+      r.max_price = j.at("max_price").get<double>();
+      r.min_reputation = j.at("min_reputation").get<double>();
+      r.owner = j.at("owner").get<std::string>();
+      r.created_unix_ms = j.at("created_unix_ms").get<std::int64_t>();
+      r.expires_unix_ms = j.at("expires_unix_ms").get<std::int64_t>();
+      r.created = now - std::chrono::milliseconds(std::max<std::int64_t>(0, wall - r.created_unix_ms));
+      r.expires = r.expires_unix_ms ? now + std::chrono::milliseconds(r.expires_unix_ms - wall) : r.created;
+      if (r.expires_unix_ms && r.expires == r.created) r.expires += std::chrono::milliseconds(1);
+      std::vector<sched::Allocation> bundles;
+      for (const auto& b : j.at("bundles")) {
+        sched::Allocation a;
+        a.node = b.at("node").get<std::uint32_t>();
+        if (a.node >= sched_.cluster().size()) throw Error("a bundle names node " + std::to_string(a.node) + ", unknown");
+        a.cpus = b.at("cpus").get<sched::Milli>();
+        a.memory_mib = b.at("memory_mib").get<sched::Milli>();
+        a.custom = b.at("custom").get<std::map<std::string, sched::Milli>>();
+        for (const auto& g : b.at("gpus")) a.gpus.emplace_back(g.at(0).get<std::uint32_t>(), g.at(1).get<sched::Milli>());
+        bundles.push_back(std::move(a));
+      }
+      const auto ticket = j.at("ticket").get<std::uint64_t>();
+      sched_.adopt_gang(ticket, "reservation:" + r.owner, bundles);
+      live_[ticket] = r;
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("iogrid: the saved clusters are unreadable: ") + e.what());
+  }
 }
 
 nlohmann::json ReservationBook::admin(const std::string& command, const nlohmann::json& args, const std::string& owner) {

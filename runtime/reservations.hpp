@@ -45,6 +45,11 @@ class ReservationBook {
   bool remove(std::uint64_t ticket);
   bool exists(std::uint64_t ticket) const { return live_.count(ticket) > 0; }
 
+  // The head's state: every live reservation with its placement, as JSON text; load() takes them back after a
+  // restart (their gangs are adopted by the scheduler; nodes reserve their bundles again as they rejoin).
+  std::string save() const;
+  void load(const std::string& text);  // throws iogrid::Error on malformed text
+
  private:
   struct Record {
     std::string name;
@@ -52,6 +57,7 @@ class ReservationBook {
     std::string gpu_model, region;
     double max_price = 0, min_reputation = 0;
     Clock::time_point created, expires;  // expires == created: never
+    std::int64_t created_unix_ms = 0, expires_unix_ms = 0;  // the same on the wall clock, for the state
     std::string owner;
   };
   nlohmann::json describe(std::uint64_t ticket, const Record& r) const;

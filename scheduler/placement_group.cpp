@@ -367,15 +367,27 @@ std::optional<Allocation> BundlePool::allocate(const ResourceRequest& req) {
   return out;
 }
 
-void BundlePool::release(const Allocation& a) {
+std::optional<Allocation> BundlePool::to_local(const Allocation& a) const {
   Allocation local = a;
-  for (auto& [d, f] : local.gpus)
-    for (std::uint32_t k = 0; k < reserved_.gpus.size(); ++k)
+  for (auto& [d, f] : local.gpus) {
+    bool found = false;
+    for (std::uint32_t k = 0; k < reserved_.gpus.size() && !found; ++k)
       if (reserved_.gpus[k].first == d) {
         d = k;
-        break;
+        found = true;
       }
-  sched::release(pool_, local);
+    if (!found) return std::nullopt;
+  }
+  return local;
+}
+
+void BundlePool::release(const Allocation& a) {
+  if (auto local = to_local(a)) sched::release(pool_, *local);
+}
+
+bool BundlePool::adopt(const Allocation& a) {
+  auto local = to_local(a);
+  return local && sched::reserve(pool_, *local);
 }
 
 }  // namespace iogrid::sched

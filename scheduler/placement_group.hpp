@@ -56,10 +56,14 @@ class BundlePool {
   BundlePool(const Allocation& reserved, const Node& node);
   std::optional<Allocation> allocate(const ResourceRequest& req);  // ignores node affinity, price, reputation
   void release(const Allocation& a);
+  // Takes exactly `a` (node terms) from the bundle again (a lease found running after a restart); false,
+  // unchanged, when the bundle does not hold it.
+  bool adopt(const Allocation& a);
   bool fits_ever(const ResourceRequest& req) const;
   const Allocation& reserved() const { return reserved_; }
 
  private:
+  std::optional<Allocation> to_local(const Allocation& a) const;  // node devices -> bundle devices
   Allocation reserved_;
   Node pool_;  // the bundle as a small node: its devices are the reserved fractions
 };

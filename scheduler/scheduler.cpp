@@ -94,6 +94,37 @@ std::optional<Grant> Scheduler::reserve_now(const std::string& name, const GangR
   return g;
 }
 
+void Scheduler::adopt_gang(std::uint64_t ticket, const std::string& name, const std::vector<Allocation>& bundles) {
+  if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
+  auto& j = job(name);
+  PlacedGang pg{name, GangPlacement{bundles, {}}, {}};
+  for (const auto& a : bundles) {
+    pg.pools.emplace_back(a, state_.node(a.node));
+    account(j, a, +1);
+  }
+  gangs_[ticket] = std::move(pg);
+  next_ticket_ = std::max(next_ticket_, ticket + 1);
+}
+
+std::vector<Allocation> Scheduler::bundles_on(std::uint32_t node) const {
+  std::vector<Allocation> out;
+  for (const auto& [t, g] : gangs_)
+    for (const auto& a : g.placement.bundles)
+      if (a.node == node) out.push_back(a);
+  return out;
+}
+
+bool Scheduler::adopt_into_bundle(Allocation& a) {
+  for (auto& [t, g] : gangs_)
+    for (std::uint32_t k = 0; k < g.pools.size(); ++k)
+      if (g.pools[k].reserved().node == a.node && g.pools[k].adopt(a)) {
+        a.gang = t;
+        a.bundle = k;
+        return true;
+      }
+  return false;
+}
+
 void Scheduler::cancel(std::uint64_t ticket) {
   if (auto g = gangs_.find(ticket); g != gangs_.end()) {
     auto& j = job(g->second.job);

@@ -85,6 +85,14 @@ class Scheduler {
   std::uint64_t submit_gang(const std::string& job, GangRequest gang, int priority = 0);
   // Places a gang now or not at all (a user-facing reservation: never queued). Its ticket names it afterwards.
   std::optional<Grant> reserve_now(const std::string& job, const GangRequest& gang);
+  // Restart: takes back a gang placed before, under its old ticket, without touching node capacity (its nodes
+  // are not back yet; each rejoining node takes its bundles out again, see bundles_on).
+  void adopt_gang(std::uint64_t ticket, const std::string& job, const std::vector<Allocation>& bundles);
+  // The gang bundles placed on `node` (a rejoining node reserves them before anything else).
+  std::vector<Allocation> bundles_on(std::uint32_t node) const;
+  // A running lease found on a rejoining node: put back into a bundle on its node whose room holds exactly it
+  // (sets a.gang/a.bundle); false when no bundle does (it then holds node capacity).
+  bool adopt_into_bundle(Allocation& a);
   // Removes queued work, or a placed gang with its reservation.
   void cancel(std::uint64_t ticket);
   // The usual path for one request: placed at once when nothing of its shape waits ahead of it and it fits now
@@ -103,7 +111,9 @@ class Scheduler {
   // on every release.
   std::vector<Grant> schedule_freed(std::uint32_t node);
   // Books an allocation the caller made directly on cluster() (a fast path when nothing waits) to `job`.
-  void account(const std::string& job, const Allocation& a) { account(this->job(job), a, +1); }
+  void account(const std::string& job, const Allocation& a) {
+    if (!a.gang) account(this->job(job), a, +1);  // work inside a gang is on the gang's account
+  }
   // Forgets a granted allocation whose node died (nothing to give back to the node; the job's share drops).
   void forget(const std::string& job, const Allocation& a) {
     if (!a.gang) account(this->job(job), a, -1);

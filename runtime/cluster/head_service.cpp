@@ -151,6 +151,11 @@ class HeadService final : public transport::Service {
     } catch (const std::exception& e) {
       spdlog::warn("the ledger in {} is unreadable ({}); starting a new one", store_->path(), e.what());
     }
+    try {
+      reservations_.load(store_->document("clusters"));
+    } catch (const std::exception& e) {
+      spdlog::warn("the clusters in {} are unreadable ({}); they are dropped", store_->path(), e.what());
+    }
     for (const auto& [id, j] : jobs_) {
       std::ifstream in(std::filesystem::path(opts_.state_dir) / "logs" / (id + ".log"), std::ios::binary);
       if (!in) continue;
@@ -322,11 +327,11 @@ class HeadService final : public transport::Service {
       rejoin_grace_until_ = {};
       fail_infeasible_pending(ep);
     }
-    for (auto t : reservations_.expire()) reservation_gone(ep, t, "expired");
-    if (ledger_dirty_ && store_) {
-      store_->put_document("ledger", ledger_.save());
-      ledger_dirty_ = false;
+    for (auto t : reservations_.expire()) {
+      reservation_gone(ep, t, "expired");
+      clusters_dirty_ = true;
     }
+    save_books();
     // A job restored from state whose driver never came back.
     for (auto& [id, j] : jobs_)
       if (j.state == "running" && j.conn == 0 && now - j.orphaned_since > opts_.driver_reconnect)
@@ -352,17 +357,23 @@ class HeadService final : public transport::Service {
       // The same daemon after a head restart or a dropped connection: same identity, its leases still run.
       node.index = prev;
       node.name = state_.nodes()[prev].name;
+      // Clusters placed here before a head restart take their bundles out first; leases running inside them
+      // go back into their bundle.
+      for (const auto& bundle : sched_.bundles_on(prev))
+        if (!sched::reserve(node, bundle))
+          spdlog::warn("node {} no longer has room for a cluster bundle placed on it", node.name);
       for (auto l : r.getActiveLeases()) {
         auto alloc = proto::read(l.getAllocation());
         alloc.node = prev;
-        if (!sched::reserve(node, alloc)) continue;
+        if (!sched_.adopt_into_bundle(alloc) && !sched::reserve(node, alloc)) continue;
         ConnId owner = 0;
         std::string job = l.getJobId();
         if (auto j = jobs_.find(job); j != jobs_.end()) {
           owner = j->second.conn;
           ++j->second.active_leases;
+          if (alloc.gang) j->second.reservations.insert(alloc.gang);
         }
-        leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc, 0, Clock::now(), node.price_per_gpu_hour};
+        leases_[l.getLeaseId()] = LeaseRec{job, owner, l.getOwnerLeaseId(), alloc, alloc.gang, Clock::now(), node.price_per_gpu_hour};
         sched_.account(job, alloc);
         ++rec.active_leases;
       }
@@ -712,6 +723,14 @@ class HeadService final : public transport::Service {
       if (o.job == j.id && (conn != j.conn || state == "stopped")) ep.send_frame(conn, frame);
   }
 
+  // Writes the ledger and the clusters to the state when they changed.
+  void save_books() {
+    if (!store_) return;
+    if (ledger_dirty_) store_->put_document("ledger", ledger_.save());
+    if (clusters_dirty_) store_->put_document("clusters", reservations_.save());
+    ledger_dirty_ = clusters_dirty_ = false;
+  }
+
   // Charges a lease that ended (or was lost with its node) to the ledger.
   void charge(const LeaseRec& l) {
     if (l.alloc.node >= state_.size() || l.alloc.gpus.empty()) return;
@@ -740,7 +759,8 @@ class HeadService final : public transport::Service {
       if (command == "cluster.delete") reservation_gone(ep, parse_reservation(args.value("id", "")), "deleted");
       if (command == "cluster.create" || command == "cluster.delete") {
         spdlog::info("{} from {}: {}", command, p.name, body.dump());
-        ledger_dirty_ = true;
+        ledger_dirty_ = clusters_dirty_ = true;
+        save_books();
       }
       reply.setOk(true);
       reply.setBody(body.dump());
@@ -827,7 +847,7 @@ class HeadService final : public transport::Service {
   sched::ClusterState& state_ = sched_.cluster();
   sched::Ledger ledger_;
   ReservationBook reservations_{sched_, ledger_};
-  bool ledger_dirty_ = false;
+  bool ledger_dirty_ = false, clusters_dirty_ = false;
   std::filesystem::path code_dir_;
   std::vector<NodeRec> nodes_;
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;

@@ -325,3 +325,46 @@ TEST_CASE("a reservation (cluster) is met at once or says why; jobs inside run o
   CHECK(again.wait(20s) != 0);
   CHECK(again.output().find("no cluster " + id) != std::string::npos);
 }
+
+TEST_CASE("clusters and the ledger survive a head restart", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "8", "--gpus", "A100:40x2", "--price", "1.0"});
+  c.add_node("n2", {"--num-cpus", "8", "--gpus", "A100:40x2", "--price", "2.0"});
+  REQUIRE(c.wait_nodes(2));
+  auto admin = [&](const std::string& cmd, const nlohmann::json& args) {
+    return nlohmann::json::parse(iogrid::runtime::cluster::admin(c.address(), c.read_token(), cmd, args.dump()));
+  };
+  auto r = admin("cluster.create", {{"gpus", 2}, {"strategy", "strict-pack"}});
+  const auto id = r["id"].get<std::string>();
+  const auto where = r["nodes"][0]["node"].get<std::string>();
+  iogrid::test::Process job({IOGRID_CLI_PATH, "job", "submit", "--address", c.address(), "--token-file", c.token_file(),
+                             "--cluster", id, "--", CLUSTER_DRIVER_PATH, "where_gpu", "4"},
+                            {}, (c.dir() / "job1.log").string());
+  REQUIRE(job.wait(90s) == 0);
+  auto job_seconds = [&] {
+    for (const auto& e : admin("ledger", nlohmann::json::object()))
+      if (e["kind"] == "job" && e["name"] == "job-1") return e["gpu_seconds"].get<double>();
+    return 0.0;
+  };
+  REQUIRE(eventually([&] { return job_seconds() > 0; }, 10s));
+  const double before = job_seconds();
+  std::this_thread::sleep_for(1500ms);  // the head writes its books on its next tick
+
+  c.head().kill(SIGKILL);
+  c.start_head({"--port", std::to_string(c.port())});
+  REQUIRE(c.wait_nodes(2));
+  auto list = admin("cluster.list", nlohmann::json::object());
+  INFO(c.logs());
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["id"] == id);
+  CHECK(list[0]["nodes"][0]["node"] == where);
+  CHECK(job_seconds() == Approx(before));
+  // Its GPUs are held again: only the other node's two are free outside it.
+  CHECK_THROWS_WITH(admin("cluster.create", {{"gpus", 3}}), Catch::Contains("cannot reserve 3 GPU(s)"));
+  // And work still runs inside it.
+  iogrid::test::Process again({IOGRID_CLI_PATH, "job", "submit", "--address", c.address(), "--token-file", c.token_file(),
+                               "--cluster", id, "--", CLUSTER_DRIVER_PATH, "where_gpu", "4"},
+                              {}, (c.dir() / "job2.log").string());
+  REQUIRE(again.wait(90s) == 0);
+  CHECK(again.output().find("NODES " + where + "\n") != std::string::npos);
+}
