@@ -273,6 +273,19 @@ int status_command(const std::vector<std::string>& args) {
   for (const auto& j : s["jobs"])
     std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
               << std::setw(10) << j["active_leases"].get<int>() << j["driver"].get<std::string>() << "\n";
+  auto clusters = nlohmann::json::parse(
+      runtime::cluster::admin(address_or_env(address), token_or_create(token_file, false), "cluster.list", "{}"));
+  if (!clusters.empty()) {
+    std::cout << "\n" << std::setw(10) << "CLUSTER" << std::setw(8) << "GPUS" << std::setw(12) << "PRICE/H" << "NODES (GPUs)\n";
+    for (const auto& cl : clusters) {
+      std::string nodes;
+      for (const auto& n : cl["nodes"]) nodes += n["node"].get<std::string>() + ":" + std::to_string(n["gpus"].get<int>()) + " ";
+      std::ostringstream price;
+      price << std::fixed << std::setprecision(2) << cl["price_per_hour"].get<double>();
+      std::cout << std::setw(10) << cl["id"].get<std::string>() << std::setw(8) << cl["gpus"].get<int>() << std::setw(12)
+                << price.str() << nodes << "\n";
+    }
+  }
   return 0;
 }
 
