@@ -116,12 +116,13 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
           return;
         }
         auto d = st.scheduler->submit_or_place(kJob, req.request, req.request.priority);
-        if (d.grant) {
-          grant(self, req, d.grant->allocations.front());
+        if (const auto* mine = d.mine(); mine && d.grants.size() == 1) {  // the common case: granted at once
+          grant(self, req, mine->allocations.front());
           return;
         }
-        ++st.stats.leases_queued;
+        if (!d.mine()) ++st.stats.leases_queued;
         st.waiting.emplace(d.ticket, std::move(req));
+        hand_out(self, std::move(d.grants));
       },
       [=](release_atom, sched::Allocation alloc) {
         auto& st = self->state;
@@ -158,7 +159,10 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
         }
       },
       [=](tick_atom) {
-        for (auto t : self->state.reservations->expire()) reservation_gone(self, t, "expired");
+        auto expired = self->state.reservations->expire();
+        for (auto t : expired) reservation_gone(self, t, "expired");
+        // A full pass now and then: capacity that came back without a release (an expired cluster) is used.
+        if (!self->state.waiting.empty()) hand_out(self, self->state.scheduler->schedule());
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
       [=](stats_atom) { return self->state.stats; },

@@ -372,18 +372,33 @@ Scheduler::Decision Scheduler::submit_or_place(const std::string& name, const Re
     bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
   auto& j = job(name);
   ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
-  auto& lvl = j.levels[priority];
-  auto q = lvl.shapes.find(key);
-  if (q == lvl.shapes.end() || q->second.empty()) {
-    Decision d;
-    d.ticket = next_ticket_++;
-    auto& shape = lvl.shapes[key];  // a transient entry, so try_place finds its queue
-    shape.push_back(Entry{d.ticket, next_seq_++, now_ns()});
-    ++queued_;
-    d.grant = try_place(Item{&j, priority, key, 0, d.ticket, 0, 0});  // on failure it stays queued
-    return d;
+  auto& q = j.levels[priority].shapes[key];
+  Decision d;
+  d.ticket = next_ticket_++;
+  q.push_back(Entry{d.ticket, next_seq_++, now_ns()});
+  ++queued_;
+  // Place the shape's queue from its head while it fits (cancelled entries are dropped on the way).
+  for (;;) {
+    auto& lvl = j.levels[priority];
+    auto it = lvl.shapes.find(key);
+    if (it == lvl.shapes.end()) break;
+    auto& entries = it->second;
+    while (!entries.empty() && !cancelled_.empty() && cancelled_.erase(entries.front().ticket)) {
+      entries.pop_front();
+      --queued_;
+    }
+    if (entries.empty()) {
+      lvl.shapes.erase(it);
+      break;
+    }
+    if (entries.front().ticket == starving_) break;  // the starving item goes through its own path
+    const auto& e = entries.front();
+    auto g = try_place(Item{&j, priority, key, 0, e.ticket, e.seq, e.since_ns});
+    if (!g) break;
+    d.grants.push_back(std::move(*g));
   }
-  return Decision{submit(name, req, priority, bundle), std::nullopt};
+  drop_empty(j);
+  return d;
 }
 
 std::vector<Grant> Scheduler::schedule_freed(std::uint32_t node) {

@@ -95,11 +95,17 @@ class Scheduler {
   bool adopt_into_bundle(Allocation& a);
   // Removes queued work, or a placed gang with its reservation.
   void cancel(std::uint64_t ticket);
-  // The usual path for one request: placed at once when nothing of its shape waits ahead of it and it fits now
-  // (grant set), otherwise queued (ticket set, grant empty).
+  // The usual path for one request: queued behind the waiting requests of its shape, and then that shape's
+  // queue is placed from its head for as long as it fits (nothing of a shape waits while a later one of the
+  // same shape could run). `grants` holds what was placed, this request's grant included when it fits now.
   struct Decision {
     std::uint64_t ticket = 0;
-    std::optional<Grant> grant;
+    std::vector<Grant> grants;
+    const Grant* mine() const {
+      for (const auto& g : grants)
+        if (g.ticket == ticket) return &g;
+      return nullptr;
+    }
   };
   Decision submit_or_place(const std::string& job, const ResourceRequest& req, int priority = 0,
                            std::optional<BundleRef> bundle = std::nullopt);

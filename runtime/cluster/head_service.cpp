@@ -331,6 +331,11 @@ class HeadService final : public transport::Service {
       reservation_gone(ep, t, "expired");
       clusters_dirty_ = true;
     }
+    // A full pass each second: capacity that came back without a release (an expired cluster) is used.
+    if (!pending_.empty() && now - last_full_pass_ >= std::chrono::seconds(1)) {
+      last_full_pass_ = now;
+      grant_pending(ep);
+    }
     save_books();
     // A job restored from state whose driver never came back.
     for (auto& [id, j] : jobs_)
@@ -596,11 +601,8 @@ class HeadService final : public transport::Service {
     if (pl.request.reservation)
       if (auto j = jobs_.find(owner->second.job); j != jobs_.end()) j->second.reservations.insert(pl.request.reservation);
     auto d = sched_.submit_or_place(owner->second.job, pl.request, pl.request.priority);
-    if (d.grant) {
-      if (!send_grant(ep, pl, d.grant->allocations.front())) sched_.release(d.grant->job, d.grant->allocations.front());
-      return;
-    }
     pending_.emplace(d.ticket, std::move(pl));
+    hand_out(ep, std::move(d.grants));
   }
 
   template <class Pred>
@@ -848,6 +850,7 @@ class HeadService final : public transport::Service {
   sched::Ledger ledger_;
   ReservationBook reservations_{sched_, ledger_};
   bool ledger_dirty_ = false, clusters_dirty_ = false;
+  Clock::time_point last_full_pass_{};
   std::filesystem::path code_dir_;
   std::vector<NodeRec> nodes_;
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;

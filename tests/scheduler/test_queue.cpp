@@ -130,7 +130,7 @@ TEST_CASE("a large gang is never starved by a stream of small tasks", "[schedule
           continue;
         }
         auto d = s.submit_or_place("small", gpus(1));
-        if (d.grant) granted.push_back(*d.grant);
+        for (auto& g : d.grants) granted.push_back(g);
       }
       if (!incremental) granted = s.schedule();
       for (std::size_t k = 0; k < running.size();) {
@@ -209,4 +209,27 @@ TEST_CASE("cancelled queued work is never granted", "[scheduler][queue]") {
   REQUIRE(g.size() == 1);
   CHECK(g[0].ticket == b);
   CHECK(s.queued() == 0);
+}
+
+TEST_CASE("a request never waits behind cancelled or placeable requests of its own shape", "[scheduler][queue]") {
+  FakeClock clock;
+  Scheduler s(make_policy("pack"), {}, clock.fn());
+  s.cluster().add(node("a", 1));
+  s.node_changed();
+  auto a = s.submit_or_place("j", cpus(1));
+  REQUIRE(a.mine());
+  auto b = s.submit_or_place("j", cpus(1));  // the node is full: b waits
+  CHECK_FALSE(b.mine());
+  s.cancel(b.ticket);                        // its owner went away
+  s.release("j", a.mine()->allocations[0]);  // capacity returns with nobody told
+  auto c = s.submit_or_place("j", cpus(1));
+  REQUIRE(c.mine());                         // not stuck behind the cancelled b
+  CHECK(c.grants.size() == 1);
+  auto d = s.submit_or_place("j", cpus(1));  // waits again
+  CHECK_FALSE(d.mine());
+  s.release("j", c.mine()->allocations[0]);
+  auto e = s.submit_or_place("j", cpus(1));  // the older d goes first, then e waits
+  REQUIRE(e.grants.size() == 1);
+  CHECK(e.grants[0].ticket == d.ticket);
+  CHECK(s.queued() == 1);
 }
