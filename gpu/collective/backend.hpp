@@ -1,0 +1,48 @@
+// Backend: one collective interface with interchangeable implementations (as PyTorch's c10d ProcessGroup):
+// Gloo for tensors in host memory (here), NCCL for tensors on GPUs (the GPU layer). A backend is made by
+// rendezvous of `size` members through a Store, each knowing its rank; every member must call the same
+// operations in the same order.
+// Rules: buffers are contiguous arrays of one element type; allreduce/broadcast work in place; allgather's
+// output holds size x count elements (rank r's at offset r x count); reduce_scatter leaves in `out` this
+// rank's `count` elements of the reduction of every member's size x count input. A member that dies or stops
+// calling makes the others' pending operation fail with CollectiveError within the group's timeout.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "gpu/collective/store.hpp"
+
+namespace iogrid::collective {
+
+enum class ReduceOp { sum, mean, max };
+enum class DType { f32, f64, i32, i64 };
+std::size_t size_of(DType t);
+const char* to_string(DType t);
+const char* to_string(ReduceOp op);
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* name() const = 0;
+
+  virtual void allreduce(void* data, std::size_t count, DType type, ReduceOp op) = 0;
+  virtual void broadcast(void* data, std::size_t count, DType type, int root) = 0;
+  virtual void allgather(const void* in, void* out, std::size_t count, DType type) = 0;
+  virtual void reduce_scatter(const void* in, void* out, std::size_t count, DType type, ReduceOp op) = 0;
+  virtual void barrier() = 0;
+};
+
+struct GroupOptions {
+  std::chrono::milliseconds timeout{30000};  // rendezvous and each operation
+  std::string host = "127.0.0.1";            // the address this member listens on for its peers
+};
+
+// Gloo over TCP. `prefix` names the group in the store (members of one group use the same prefix).
+std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+
+}  // namespace iogrid::collective

@@ -1,0 +1,117 @@
+// Gloo collective groups of 2 to 8 members, each member a thread of this process meeting through a MemoryStore.
+#include <catch2/catch.hpp>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "gpu/collective/backend.hpp"
+
+using namespace iogrid::collective;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs fn(backend) on `size` members at once; rethrows the first member's failure.
+template <class F>
+void members(int size, const std::string& group, F fn, GroupOptions o = {}) {
+  MemoryStore store;
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(size));
+  for (int r = 0; r < size; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        auto b = make_gloo(store, group, r, size, o);
+        fn(*b);
+      } catch (...) {
+        errors[static_cast<std::size_t>(r)] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+TEST_CASE("allreduce sum, mean and max agree on every member, 2 to 8 members", "[collective]") {
+  for (int size : {2, 3, 4, 8}) {
+    members(size, "ar" + std::to_string(size), [size](Backend& b) {
+      const int r = b.rank();
+      std::vector<float> v(1000);
+      for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(r + 1) * float(i % 7);
+      b.allreduce(v.data(), v.size(), DType::f32, ReduceOp::sum);
+      const float ranks = float(size * (size + 1) / 2);
+      for (std::size_t i = 0; i < v.size(); ++i) REQUIRE(v[i] == Approx(ranks * float(i % 7)));
+      std::vector<double> m(10, double(r));
+      b.allreduce(m.data(), m.size(), DType::f64, ReduceOp::mean);
+      REQUIRE(m[3] == Approx(double(size - 1) / 2));
+      std::vector<std::int64_t> x{r * 10, -r};
+      b.allreduce(x.data(), x.size(), DType::i64, ReduceOp::max);
+      REQUIRE(x[0] == (size - 1) * 10);
+      REQUIRE(x[1] == 0);
+    });
+  }
+}
+
+TEST_CASE("broadcast, allgather, reduce-scatter and barrier", "[collective]") {
+  members(4, "misc", [](Backend& b) {
+    const int r = b.rank();
+    std::vector<std::int32_t> v(5, r == 2 ? 42 : -1);
+    b.broadcast(v.data(), v.size(), DType::i32, 2);
+    REQUIRE(v == std::vector<std::int32_t>(5, 42));
+    std::vector<float> mine{float(r), float(r) + 0.5f};
+    std::vector<float> all(8);
+    b.allgather(mine.data(), all.data(), 2, DType::f32);
+    for (int k = 0; k < 4; ++k) {
+      REQUIRE(all[static_cast<std::size_t>(2 * k)] == float(k));
+      REQUIRE(all[static_cast<std::size_t>(2 * k + 1)] == float(k) + 0.5f);
+    }
+    std::vector<double> in(8);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = double(i) + r;  // sum over members: 4i + 6
+    std::vector<double> out(2);
+    b.reduce_scatter(in.data(), out.data(), 2, DType::f64, ReduceOp::sum);
+    REQUIRE(out[0] == Approx(4.0 * (2 * r) + 6));
+    REQUIRE(out[1] == Approx(4.0 * (2 * r + 1) + 6));
+    b.barrier();
+    REQUIRE_THROWS_AS(b.broadcast(v.data(), v.size(), DType::i32, 7), CollectiveError);
+  });
+}
+
+TEST_CASE("a member that dies makes the others fail with a clear error, not hang", "[collective]") {
+  GroupOptions o;
+  o.timeout = 2000ms;
+  std::atomic<int> failed{0};
+  std::atomic<long> slowest_ms{0};
+  MemoryStore store;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 3; ++r)
+    threads.emplace_back([&, r] {
+      auto b = make_gloo(store, "dies", r, 3, o);
+      if (r == 1) return;  // rank 1 leaves: its connections close
+      std::vector<float> v(1 << 16, 1.0f);
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        b->allreduce(v.data(), v.size(), DType::f32, ReduceOp::sum);
+      } catch (const CollectiveError& e) {
+        std::string what = e.what();
+        if (what.find("allreduce in group dies") != std::string::npos) ++failed;
+      }
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      slowest_ms = std::max<long>(slowest_ms.load(), static_cast<long>(ms));
+    });
+  for (auto& t : threads) t.join();
+  CHECK(failed == 2);
+  CHECK(slowest_ms < 5000);
+}
+
+TEST_CASE("a member that never arrives fails the rendezvous within the timeout, naming what is missing", "[collective]") {
+  MemoryStore store;
+  GroupOptions o;
+  o.timeout = 500ms;
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_WITH(make_gloo(store, "alone", 0, 2, o), Catch::Contains("group alone") && Catch::Contains("timed out"));
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK_THROWS_WITH(make_gloo(store, "bad", 3, 2, o), Catch::Contains("rank 3 is outside 0..1"));
+}
