@@ -31,6 +31,8 @@ int run_micro(const Options& o);
 // The scheduler at 10,000 nodes: decisions/s, p99 latency (library and head actor), gangs/s, bytes per
 // queued task, 1M-task replay time, FGD against best fit.
 int run_scale(const Options& o);
+// The GPU layer: collectives against Gloo called directly (CPU), and on a GPU machine the GPU rows.
+int run_gpu(const Options& o);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
 int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 

@@ -15,7 +15,7 @@
 
 #include "gpu/collective/store.hpp"
 
-namespace iogrid::collective {
+namespace iogrid::gpu::collective {
 
 enum class ReduceOp { sum, mean, max };
 enum class DType { f32, f64, i32, i64 };
@@ -45,4 +45,4 @@ struct GroupOptions {
 // Gloo over TCP. `prefix` names the group in the store (members of one group use the same prefix).
 std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 
-}  // namespace iogrid::collective
+}  // namespace iogrid::gpu::collective

@@ -14,7 +14,7 @@
 
 #include "gpu/collective/backend.hpp"
 
-namespace iogrid::collective {
+namespace iogrid::gpu::collective {
 
 std::size_t size_of(DType t) {
   switch (t) {
@@ -209,4 +209,4 @@ std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int 
   return std::make_unique<GlooBackend>(store, prefix, rank, size, o);
 }
 
-}  // namespace iogrid::collective
+}  // namespace iogrid::gpu::collective

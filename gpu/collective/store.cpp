@@ -4,7 +4,7 @@
 #include <functional>
 #include <thread>
 
-namespace iogrid::collective {
+namespace iogrid::gpu::collective {
 
 namespace {
 std::string missing(const std::vector<std::string>& keys, const std::function<bool(const std::string&)>& have) {
@@ -58,4 +58,4 @@ void MemoryStore::wait(const std::vector<std::string>& keys, std::chrono::millis
                           missing(keys, have));
 }
 
-}  // namespace iogrid::collective
+}  // namespace iogrid::gpu::collective

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace iogrid::collective {
+namespace iogrid::gpu::collective {
 
 // Every failure of a collective (rendezvous timeout, a member that died, bad arguments) is a CollectiveError
 // whose message names the group, the operation and the cause.
@@ -43,4 +43,4 @@ class MemoryStore final : public Store {
   std::map<std::string, std::string> kv_;
 };
 
-}  // namespace iogrid::collective
+}  // namespace iogrid::gpu::collective

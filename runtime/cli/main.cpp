@@ -26,6 +26,9 @@ commands:
       The scheduler at 10,000 nodes / 80,000 GPUs: placement decisions/s and p99 latency (library alone and
       inside the head actor), gang create/remove per second, bytes per queued task, replay of a 1M-task trace,
       and fragmentation-aware placement against best fit at saturation. Takes a few minutes.
+  bench gpu [--json] [--runs N]
+      The GPU layer: allreduce of 64 MiB f32 over 4 ranks through iogrid's collective group against Gloo called
+      directly in the same run (ratio and bus bandwidth); on a GPU machine, the GPU rows.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -75,6 +78,7 @@ int bench(const std::vector<std::string>& args) {
   if (o.runs < 1) throw std::invalid_argument("--runs must be at least 1");
   if (suite == "micro") return iogrid::bench::run_micro(o);
   if (suite == "scale") return iogrid::bench::run_scale(o);
+  if (suite == "gpu") return iogrid::bench::run_gpu(o);
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -83,7 +87,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu)\n";
   return 2;
 }
 

@@ -8,7 +8,7 @@
 
 #include "gpu/collective/backend.hpp"
 
-using namespace iogrid::collective;
+using namespace iogrid::gpu::collective;
 using namespace std::chrono_literals;
 
 namespace {

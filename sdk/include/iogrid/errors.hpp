@@ -70,4 +70,10 @@ class RuntimeError : public Error {
   using Error::Error;
 };
 
+// A collective group's rendezvous or operation failed (a member died or stopped answering, bad arguments).
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace iogrid

@@ -14,6 +14,7 @@
 #include "iogrid/actor.hpp"
 #include "iogrid/bytes.hpp"
 #include "iogrid/clusters.hpp"
+#include "iogrid/collective.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/options.hpp"
