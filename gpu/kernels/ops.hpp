@@ -1,0 +1,62 @@
+// Ops: the numeric kernels the workloads need, one interface with a CPU implementation (here, OpenBLAS for
+// GEMM) and a CUDA twin (cuBLAS and own kernels) behind it. Buffers are raw pointers to f32 (int32 labels) in
+// the memory of the implementation's device; matrices are row-major.
+// Rules shared by every implementation (tests hold the CUDA twin to the CPU results within stated tolerances):
+// - gemm: C = alpha * op(A) * op(B) + beta * C, op = transpose when asked; A is MxK (KxM when transposed),
+//   B is KxN (NxK when transposed), C is MxN.
+// - softmax_xent: per row, p = softmax(logits); loss = mean over rows of -log p[label]; dlogits = (p - onehot)/rows.
+// - init_uniform / init_normal are counter-based (splitmix64 of seed and element index), so every
+//   implementation draws the same numbers for the same seed, in any order and on any device.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace iogrid::gpu::kernels {
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual const char* device() const = 0;  // "cpu", "cuda:0", ...
+
+  virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, const float* b,
+                    float beta, float* c) = 0;
+  // y[r][c] += bias[c] for an rows x cols matrix.
+  virtual void bias_add(float* y, const float* bias, int rows, int cols) = 0;
+  // db[c] = sum over rows of dy[r][c].
+  virtual void column_sums(const float* dy, float* db, int rows, int cols) = 0;
+  virtual void relu(float* x, std::size_t n) = 0;
+  // dx = dy where the forward output y was positive, else 0 (in place on dy).
+  virtual void relu_backward(float* dy, const float* y, std::size_t n) = 0;
+  // Returns the mean loss; writes dlogits (may alias logits) and, when not null, the number of rows whose
+  // arg-max equals the label to *correct.
+  virtual float softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* dlogits,
+                             int* correct) = 0;
+  virtual float sum(const float* x, std::size_t n) = 0;
+  virtual void scale(float* x, std::size_t n, float by) = 0;
+  // v = momentum * v + (g + weight_decay * w); w -= lr * v.
+  virtual void sgd_momentum(float* w, const float* g, float* v, std::size_t n, float lr, float momentum,
+                            float weight_decay) = 0;
+  // Adam with bias correction; `step` counts from 1.
+  virtual void adam(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
+                    float eps, int step) = 0;
+  virtual void init_uniform(float* w, std::size_t n, float lo, float hi, std::uint64_t seed) = 0;
+  virtual void init_normal(float* w, std::size_t n, float mean, float stddev, std::uint64_t seed) = 0;
+};
+
+// The CPU implementation (always there).
+Ops& cpu_ops();
+
+// The counter-based generator every implementation uses: a uniform float in [0, 1) for (seed, index).
+inline std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+inline float uniform01(std::uint64_t seed, std::uint64_t index) {
+  return float(splitmix64(seed * 0x100000001b3ull ^ index) >> 40) * (1.0f / 16777216.0f);
+}
+
+}  // namespace iogrid::gpu::kernels
