@@ -21,3 +21,4 @@
 #include "iogrid/remote.hpp"
 #include "iogrid/runtime.hpp"
 #include "iogrid/serialization.hpp"
+#include "iogrid/tensor.hpp"

@@ -1,0 +1,18 @@
+// Device memory for tensors: allocation, release and copies on a CUDA device. Built without CUDA (or on a
+// machine without a GPU) every call throws std::runtime_error saying so; host memory never comes here.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace iogrid::gpu {
+
+bool cuda_built();           // this build has the CUDA side
+int cuda_device_count();     // 0 without a driver or a GPU
+void* device_alloc(int device, std::size_t bytes);  // zero-filled
+void device_free(int device, void* p) noexcept;
+void copy_to_device(int device, void* dst, const void* src, std::size_t bytes);
+void copy_to_host(int device, void* dst, const void* src, std::size_t bytes);
+void copy_device_to_device(int device, void* dst, const void* src, std::size_t bytes);
+
+}  // namespace iogrid::gpu
