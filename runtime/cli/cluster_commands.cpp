@@ -218,6 +218,7 @@ int node_command(const std::vector<std::string>& args) {
       g.model = d.model;
       g.memory_mib = static_cast<std::int64_t>(d.memory_gib * 1024);
       g.compute_capability = d.compute_capability;
+      g.verified = false;  // found, not declared: the head challenges it before it gets GPU work
       o.node.gpus.push_back(g);
     }
     if (!note.empty()) std::cout << "iogrid node: " << note << "\n";
@@ -268,6 +269,10 @@ int status_command(const std::vector<std::string>& args) {
     std::cout << std::setw(16) << n["name"].get<std::string>() << std::setw(16) << n["host"].get<std::string>()
               << std::setw(12) << cpu.str() << std::setw(10) << memory.str() << std::setw(30) << gpus.str()
               << std::setw(8) << n["active_leases"].get<int>() << labels.str() << "\n";
+    if (n.contains("verification") && !n["verification"].get<std::string>().empty()) {
+      std::istringstream lines(n["verification"].get<std::string>());
+      for (std::string l; std::getline(lines, l);) std::cout << "    " << l << "\n";
+    }
   }
   std::cout << "\n" << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
   for (const auto& j : s["jobs"])

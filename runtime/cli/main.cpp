@@ -43,6 +43,7 @@ cluster commands (each takes --help):
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
   cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
   ledger                                       GPU-seconds and cost per job, cluster and provider node
+  verify [--node NAME] [--size N]              challenge nodes' GPUs (seeded GEMM, checked by the head)
 The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
 )";
 
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
     if (cmd == "sched") return iogrid::cli::sched_command(rest);
     if (cmd == "cluster") return iogrid::cli::cluster_command(rest);
     if (cmd == "ledger") return iogrid::cli::ledger_command(rest);
+    if (cmd == "verify") return iogrid::cli::verify_command(rest);
     std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
     return 2;
   } catch (const std::exception& e) {

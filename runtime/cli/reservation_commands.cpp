@@ -157,6 +157,47 @@ int cluster_command(const std::vector<std::string>& args) {
   throw std::invalid_argument("unknown cluster command '" + sub + "'\n" + kClusterUsage);
 }
 
+int verify_command(const std::vector<std::string>& args) {
+  Connection conn;
+  nlohmann::json a = nlohmann::json::object();
+  bool json = false;
+  double wait_s = 600;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") {
+      std::cout << "usage: iogrid verify [--node NAME] [--size N] [--timeout S] [--address HOST:PORT] [--token-file F] [--json]\n"
+                   "Challenges every GPU of a node (default: every node with GPUs): a seeded N x N GEMM (default 8192)\n"
+                   "is run and timed there; the head checks rows drawn after the node committed to its answer against\n"
+                   "its own, and the throughput against what the claimed model can do. A GPU that fails (wrong answer,\n"
+                   "too fast to be honest, far slower than its model) is marked unverified and gets no GPU work unless\n"
+                   "a request allows unverified GPUs; the verdict shows in iogrid status.\n";
+      return 0;
+    }
+    if (conn.take(args, i)) continue;
+    if (args[i] == "--node") a["node"] = flag_value(args, i);
+    else if (args[i] == "--size") a["size"] = static_cast<int>(number(args[i], flag_value(args, i)));
+    else if (args[i] == "--timeout") wait_s = number(args[i], flag_value(args, i));
+    else if (args[i] == "--json") json = true;
+    else throw std::invalid_argument("unknown option '" + args[i] + "' for iogrid verify");
+  }
+  std::string addr = conn.address;
+  if (addr.empty())
+    if (const char* e = std::getenv("IOGRID_ADDRESS"); e && *e) addr = e;
+  if (addr.empty()) throw std::invalid_argument("no head address: pass --address HOST:PORT or set IOGRID_ADDRESS");
+  auto results = nlohmann::json::parse(runtime::cluster::admin(addr, runtime::transport::load_token(conn.token_file), "verify",
+                                                               a.dump(), std::chrono::seconds(static_cast<long>(wait_s))));
+  if (json) {
+    std::cout << results.dump() << "\n";
+    return 0;
+  }
+  int failed = 0;
+  for (const auto& r : results) {
+    std::cout << r["node"].get<std::string>() << " GPU " << r["device"].get<int>() << ": "
+              << (r["verified"].get<bool>() ? "verified, " : "UNVERIFIED, ") << r["reason"].get<std::string>() << "\n";
+    failed += r["verified"].get<bool>() ? 0 : 1;
+  }
+  return failed ? 1 : 0;
+}
+
 int ledger_command(const std::vector<std::string>& args) {
   Connection conn;
   bool json = false;

@@ -1,4 +1,4 @@
-// `iogrid cluster create|list|delete` (reservations) and `iogrid ledger`.
+// `iogrid cluster create|list|delete` (reservations), `iogrid ledger` and `iogrid verify`.
 #pragma once
 
 #include <string>
@@ -8,6 +8,8 @@ namespace iogrid::cli {
 
 int cluster_command(const std::vector<std::string>& args);
 int ledger_command(const std::vector<std::string>& args);
+// `iogrid verify`: challenges nodes' GPUs (gpu/verify/challenge.hpp); exit status 1 when any fails.
+int verify_command(const std::vector<std::string>& args);
 // "90s", "30m", "2h", "1d" or plain seconds; throws std::invalid_argument naming the flag.
 double parse_duration_s(const std::string& flag, const std::string& v);
 

@@ -653,7 +653,8 @@ class QueryService final : public transport::Service {
 };
 
 // Sends one request and returns the reply envelope's bytes.
-std::string query_head(const std::string& address, const std::string& token, std::function<void(Endpoint&, ConnId)> ask) {
+std::string query_head(const std::string& address, const std::string& token, std::function<void(Endpoint&, ConnId)> ask,
+                       std::chrono::seconds timeout = std::chrono::seconds(10)) {
   auto [host, port] = transport::parse_address(address);
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
@@ -669,8 +670,9 @@ std::string query_head(const std::string& address, const std::string& token, std
   auto ep = transport::spawn_endpoint(sys, svc, ec);
   std::string out;
   std::exception_ptr err;
-  if (result.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-    err = std::make_exception_ptr(Error("iogrid: no answer from the head at " + address + " within 10 s"));
+  if (result.wait_for(timeout) != std::future_status::ready) {
+    err = std::make_exception_ptr(Error("iogrid: no answer from the head at " + address + " within " +
+                                        std::to_string(timeout.count()) + " s"));
   } else {
     try {
       out = result.get();
@@ -703,7 +705,7 @@ std::string cluster_status_json(const std::string& address, const std::string& t
 }
 
 std::string admin(const std::string& address, const std::string& token, const std::string& command,
-                  const std::string& args) {
+                  const std::string& args, std::chrono::seconds timeout) {
   auto bytes = query_head(address, token, [command, args](Endpoint& ep, ConnId c) {
     capnp::MallocMessageBuilder msg;
     auto r = msg.initRoot<proto::Envelope>().initAdminRequest();
@@ -711,7 +713,7 @@ std::string admin(const std::string& address, const std::string& token, const st
     r.setCommand(command);
     r.setArgs(args);
     ep.send(c, msg);
-  });
+  }, timeout);
   return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
     if (env.which() != proto::Envelope::Which::ADMIN_REPLY) throw Error("iogrid: unexpected answer from the head");
     auto r = env.getAdminReply();

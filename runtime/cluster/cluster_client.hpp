@@ -33,7 +33,7 @@ int submit_job(const std::string& address, const std::string& token, const std::
                std::vector<std::string> program);
 // An operator command (runtime/reservations.hpp) for the CLI: the answer's JSON, or iogrid::Error.
 std::string admin(const std::string& address, const std::string& token, const std::string& command,
-                  const std::string& args);
+                  const std::string& args, std::chrono::seconds timeout = std::chrono::seconds(10));
 // Asks the head to stop a job; returns the head's answer (or throws iogrid::Error).
 std::string stop_job(const std::string& address, const std::string& token, const std::string& job_id);
 

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <future>
 #include <mutex>
@@ -21,6 +22,7 @@
 #include "scheduler/policy.hpp"
 #include "scheduler/scheduler.hpp"
 #include "scheduler/reputation.hpp"
+#include "gpu/verify/challenge.hpp"
 #include "runtime/reservations.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -48,6 +50,7 @@ struct NodeRec {
   std::string host;
   Clock::time_point last_heartbeat;
   Clock::time_point uptime_credited;  // reputation: an hour of uptime is credited from here
+  std::string verification;           // the last verification verdict(s), shown by iogrid status
   std::uint32_t active_leases = 0;
 };
 
@@ -230,6 +233,8 @@ class HeadService final : public transport::Service {
       }
       case W::STOP_JOB: return stop_job(ep, p, msg.getStopJob().getJobId());
       case W::ADMIN_REQUEST: return admin(ep, p, msg.getAdminRequest());
+      case W::VERIFY_COMMIT: return verify_commit(ep, p, msg.getVerifyCommit());
+      case W::VERIFY_ROWS: return verify_rows(ep, p, msg.getVerifyRows());
       case W::OBJECTS_ADDED: {
         auto it = node_by_conn_.find(p.id);
         if (it == node_by_conn_.end()) return;
@@ -406,6 +411,11 @@ class HeadService final : public transport::Service {
     node_by_conn_[p.id] = index;
     save_node(index);
     ep.send(p.id, out);
+    // GPUs a node found itself arrive unverified: they are challenged at once (declared ones are trusted as
+    // declared until `iogrid verify`).
+    bool unverified = false;
+    for (const auto& g : state_.node(index).gpus) unverified = unverified || !g.verified;
+    if (unverified) start_verify(ep, index, opts_.verify_size, 0);
     grant_pending(ep);
   }
 
@@ -754,6 +764,7 @@ class HeadService final : public transport::Service {
     auto reply = out.initRoot<proto::Envelope>().initAdminReply();
     reply.setRequestId(r.getRequestId());
     const std::string command = r.getCommand();
+    if (command == "verify") return start_verify_command(ep, p, r);
     try {
       auto args = nlohmann::json::parse(std::string(r.getArgs()).empty() ? std::string("{}") : std::string(r.getArgs()));
       auto owner = owners_.find(p.id);
@@ -784,6 +795,166 @@ class HeadService final : public transport::Service {
     });
     for (auto& [id, j] : jobs_)
       if (j.state == "running" && j.reservations.count(t)) end_job(ep, j, "stopped", "its cluster " + name + " was " + how);
+  }
+
+  // ---- GPU verification (gpu/verify/challenge.hpp) ----
+  struct Verification {
+    std::uint32_t node = 0, device = 0;
+    gpu::verify::Challenge challenge;
+    gpu::verify::Commitment commitment;
+    std::vector<int> rows;
+    std::uint64_t batch = 0;  // the admin request waiting for it, 0: none (a join)
+  };
+  struct VerifyBatch {
+    ConnId requester = 0;
+    std::uint64_t request_id = 0;
+    std::size_t remaining = 0;
+    nlohmann::json results = nlohmann::json::array();
+  };
+
+  // Starts one challenge per GPU of `node`; returns how many.
+  std::size_t start_verify(Endpoint& ep, std::uint32_t node, int n, std::uint64_t batch) {
+    const auto& nd = state_.node(node);
+    if (!nd.alive || nd.gpus.empty()) return 0;
+    std::random_device rd;
+    for (std::uint32_t d = 0; d < nd.gpus.size(); ++d) {
+      Verification v;
+      v.node = node;
+      v.device = d;
+      v.challenge = {(std::uint64_t(rd()) << 32) ^ rd(), n};
+      v.batch = batch;
+      const auto id = ++verify_counter_;
+      capnp::MallocMessageBuilder out;
+      auto c = out.initRoot<proto::Envelope>().initVerifyChallenge();
+      c.setId(id);
+      c.setSeed(v.challenge.seed);
+      c.setN(static_cast<std::uint32_t>(n));
+      c.setDevice(d);
+      verifications_[id] = v;
+      ep.send(nodes_[node].conn, out);
+    }
+    spdlog::info("verifying the {} GPU(s) of {} (GEMM {}^3)", nd.gpus.size(), nd.name, n);
+    return nd.gpus.size();
+  }
+
+  void start_verify_command(Endpoint& ep, Peer& p, proto::AdminRequest::Reader r) {
+    auto fail = [&](const std::string& why) {
+      capnp::MallocMessageBuilder out;
+      auto reply = out.initRoot<proto::Envelope>().initAdminReply();
+      reply.setRequestId(r.getRequestId());
+      reply.setOk(false);
+      reply.setError(why);
+      ep.send(p.id, out);
+    };
+    nlohmann::json args;
+    try {
+      args = nlohmann::json::parse(std::string(r.getArgs()).empty() ? std::string("{}") : std::string(r.getArgs()));
+    } catch (const std::exception& e) {
+      return fail(std::string("iogrid: bad arguments: ") + e.what());
+    }
+    const std::string only = args.value("node", "");
+    const int n = args.value("size", 8192);
+    if (n < 16 || n > 32768) return fail("iogrid: --size must be between 16 and 32768");
+    const auto batch = ++verify_counter_;
+    auto& b = batches_[batch];
+    b.requester = p.id;
+    b.request_id = r.getRequestId();
+    for (const auto& [conn, index] : node_by_conn_)
+      if (only.empty() || state_.node(index).name == only) b.remaining += start_verify(ep, index, n, batch);
+    if (b.remaining == 0) {
+      batches_.erase(batch);
+      return fail(only.empty() ? "iogrid: no live node has GPUs to verify"
+                               : "iogrid: no live node named '" + only + "' with GPUs (see iogrid status)");
+    }
+  }
+
+  void verify_commit(Endpoint& ep, Peer& p, proto::VerifyCommit::Reader m) {
+    auto it = verifications_.find(m.getId());
+    if (it == verifications_.end() || nodes_[it->second.node].conn != p.id) return;
+    if (std::string err = m.getError(); !err.empty()) {
+      gpu::verify::Verdict v;
+      v.reason = "the node could not run the challenge: " + err;
+      return verify_done(ep, it, v);
+    }
+    auto root = m.getRoot();
+    if (root.size() != it->second.commitment.root.size()) {
+      gpu::verify::Verdict v;
+      v.reason = "wrong answer: a malformed commitment";
+      return verify_done(ep, it, v);
+    }
+    std::copy(root.begin(), root.end(), it->second.commitment.root.begin());
+    it->second.commitment.seconds = m.getSeconds();
+    std::random_device rd;  // drawn only now, after the commitment
+    it->second.rows = gpu::verify::draw_rows(it->second.challenge.n, 16, (std::uint64_t(rd()) << 32) ^ rd());
+    capnp::MallocMessageBuilder out;
+    auto o = out.initRoot<proto::Envelope>().initVerifyOpen();
+    o.setId(m.getId());
+    auto rows = o.initRows(static_cast<unsigned>(it->second.rows.size()));
+    for (unsigned i = 0; i < it->second.rows.size(); ++i) rows.set(i, static_cast<std::uint32_t>(it->second.rows[i]));
+    ep.send(p.id, out);
+  }
+
+  void verify_rows(Endpoint& ep, Peer& p, proto::VerifyRows::Reader m) {
+    auto it = verifications_.find(m.getId());
+    if (it == verifications_.end() || nodes_[it->second.node].conn != p.id) return;
+    std::vector<gpu::verify::Prover::Opening> openings;
+    for (auto r : m.getRows()) {
+      gpu::verify::Prover::Opening o;
+      o.row = static_cast<int>(r.getRow());
+      for (auto x : r.getValues()) o.values.push_back(x);
+      for (auto h : r.getPath()) {
+        gpu::verify::Hash hash{};
+        if (h.size() == hash.size()) std::copy(h.begin(), h.end(), hash.begin());
+        o.path.push_back(hash);
+      }
+      openings.push_back(std::move(o));
+    }
+    const auto& v = it->second;
+    const auto& gpu = state_.node(v.node).gpus.at(v.device);
+    verify_done(ep, it, gpu::verify::check(v.challenge, v.commitment, v.rows, openings, gpu.model));
+  }
+
+  void verify_done(Endpoint& ep, std::map<std::uint64_t, Verification>::iterator it, const gpu::verify::Verdict& verdict) {
+    const auto v = it->second;
+    verifications_.erase(it);
+    if (v.node < state_.size() && v.device < state_.node(v.node).gpus.size()) {
+      auto node = state_.node(v.node);
+      auto& g = node.gpus[v.device];
+      g.verified = verdict.verified;
+      if (verdict.verified) g.tflops = verdict.tflops;
+      const std::string line = "GPU " + std::to_string(v.device) + " (" + g.model + "): " +
+                               (verdict.verified ? "" : "unverified, ") + verdict.reason;
+      node.reputation = sched::update_reputation(
+          node.reputation, verdict.verified ? sched::Outcome::verification_passed : sched::Outcome::verification_failed);
+      state_.replace(v.node, std::move(node));
+      sched_.node_changed();
+      save_node(v.node);
+      auto& text = nodes_[v.node].verification;
+      // One line per device, the newest replacing the old one.
+      std::string kept;
+      std::istringstream lines(text);
+      for (std::string l; std::getline(lines, l);)
+        if (l.rfind("GPU " + std::to_string(v.device) + " ", 0) != 0) kept += l + "\n";
+      text = kept + line;
+      spdlog::info("verification of {}: {}", state_.node(v.node).name, line);
+      if (verdict.verified) grant_pending(ep);
+    }
+    if (!v.batch) return;
+    auto b = batches_.find(v.batch);
+    if (b == batches_.end()) return;
+    b->second.results.push_back({{"node", v.node < state_.size() ? state_.node(v.node).name : std::string("?")},
+                                 {"device", v.device},
+                                 {"verified", verdict.verified},
+                                 {"tflops", verdict.tflops},
+                                 {"reason", verdict.reason}});
+    if (--b->second.remaining > 0) return;
+    capnp::MallocMessageBuilder out;
+    auto reply = out.initRoot<proto::Envelope>().initAdminReply();
+    reply.setRequestId(b->second.request_id);
+    reply.setOk(true);
+    reply.setBody(b->second.results.dump());
+    if (ep.peer(b->second.requester)) ep.send(b->second.requester, out);
+    batches_.erase(b);
   }
 
   void stop_job(Endpoint& ep, Peer& p, const std::string& id) {
@@ -826,6 +997,7 @@ class HeadService final : public transport::Service {
       for (const auto& [k, size] : nodes_[n.index].objects) bytes += size;
       ns[i].setDirectoryObjects(nodes_[n.index].objects.size());
       ns[i].setDirectoryBytes(bytes);
+      ns[i].setVerification(nodes_[n.index].verification);
       ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
       ++i;
@@ -850,6 +1022,9 @@ class HeadService final : public transport::Service {
   sched::Ledger ledger_;
   ReservationBook reservations_{sched_, ledger_};
   bool ledger_dirty_ = false, clusters_dirty_ = false;
+  std::map<std::uint64_t, Verification> verifications_;
+  std::map<std::uint64_t, VerifyBatch> batches_;
+  std::uint64_t verify_counter_ = 0;
   Clock::time_point last_full_pass_{};
   std::filesystem::path code_dir_;
   std::vector<NodeRec> nodes_;

@@ -38,6 +38,7 @@ struct HeadOptions {
   std::string dashboard_bind = "127.0.0.1";
   transport::TlsConfig tls;
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
+  int verify_size = 8192;                           // GEMM size of the join-time GPU verification
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);

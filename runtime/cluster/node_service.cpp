@@ -1,5 +1,8 @@
 #include "runtime/cluster/node_service.hpp"
 
+#include "gpu/kernels/ops.hpp"
+#include "gpu/verify/challenge.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -11,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 #include <sstream>
 #include <set>
 #include <unordered_map>
@@ -135,6 +139,8 @@ class NodeService final : public transport::Service {
         case W::START_LEASE: return start_lease(ep, msg.getStartLease());
         case W::CODE: return code_arrived(ep, msg.getCode());
         case W::JOB_ENDED: return job_ended(ep, msg.getJobEnded().getJobId(), msg.getJobEnded().getReason());
+        case W::VERIFY_CHALLENGE: return verify_challenge(msg.getVerifyChallenge());
+        case W::VERIFY_OPEN: return verify_open(ep, msg.getVerifyOpen());
         default: return;
       }
     }
@@ -488,6 +494,68 @@ class NodeService final : public transport::Service {
   std::set<std::string> ended_jobs_;
   std::string observed_host_;
   caf::actor self_;
+  // GPU verification: the challenge runs on a thread of its own (the endpoint keeps serving); its prover waits
+  // here for the head to ask for rows.
+  std::map<std::uint64_t, std::shared_ptr<gpu::verify::Prover>> provers_;
+
+  void verify_challenge(proto::VerifyChallenge::Reader r) {
+    gpu::verify::Challenge c{r.getSeed(), static_cast<int>(r.getN())};
+    const auto id = r.getId();
+    // Detached: it touches this service only through post(), which drops the call once the endpoint is gone.
+    std::thread([this, c, id, self = self_] {
+      std::shared_ptr<gpu::verify::Prover> prover;
+      std::string error;
+      try {
+        if (c.n <= 0 || c.n > 32768) throw std::invalid_argument("challenge size " + std::to_string(c.n) + " out of range");
+        // The device under test: the GEMM of this build's kernels (the CPU implementation without CUDA).
+        auto a = gpu::verify::matrix_a(c), b = gpu::verify::matrix_b(c);
+        std::vector<float> product(a.size());
+        auto t0 = std::chrono::steady_clock::now();
+        gpu::kernels::cpu_ops().gemm(false, false, c.n, c.n, c.n, 1.0f, a.data(), b.data(), 0.0f, product.data());
+        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        prover = std::make_shared<gpu::verify::Prover>(c, std::move(product), secs);
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      transport::post(self, [this, id, prover, error](Endpoint& ep) {
+        capnp::MallocMessageBuilder out;
+        auto m = out.initRoot<proto::Envelope>().initVerifyCommit();
+        m.setId(id);
+        if (prover) {
+          provers_[id] = prover;
+          const auto& root = prover->commitment().root;
+          m.setRoot(capnp::Data::Reader(root.data(), root.size()));
+          m.setSeconds(prover->commitment().seconds);
+          spdlog::info("verification challenge {}: GEMM took {:.3f} s", id, prover->commitment().seconds);
+        } else {
+          m.setError(error);
+        }
+        if (head_) ep.send(head_, out);
+      });
+    }).detach();
+  }
+
+  void verify_open(Endpoint& ep, proto::VerifyOpen::Reader r) {
+    auto it = provers_.find(r.getId());
+    if (it == provers_.end() || !head_) return;
+    std::vector<int> rows;
+    for (auto x : r.getRows()) rows.push_back(static_cast<int>(x));
+    auto openings = it->second->open(rows);
+    provers_.erase(it);
+    capnp::MallocMessageBuilder out;
+    auto m = out.initRoot<proto::Envelope>().initVerifyRows();
+    m.setId(r.getId());
+    auto list = m.initRows(static_cast<unsigned>(openings.size()));
+    for (unsigned i = 0; i < openings.size(); ++i) {
+      list[i].setRow(static_cast<std::uint32_t>(openings[i].row));
+      auto values = list[i].initValues(static_cast<unsigned>(openings[i].values.size()));
+      for (unsigned j = 0; j < openings[i].values.size(); ++j) values.set(j, openings[i].values[j]);
+      auto path = list[i].initPath(static_cast<unsigned>(openings[i].path.size()));
+      for (unsigned j = 0; j < openings[i].path.size(); ++j)
+        path.set(j, capnp::Data::Reader(openings[i].path[j].data(), openings[i].path[j].size()));
+    }
+    ep.send(head_, out);
+  }
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
   std::uint64_t object_counter_ = 0;

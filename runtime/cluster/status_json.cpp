@@ -42,6 +42,7 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     jn["spilled_bytes"] = ns.getSpilledBytes();
     jn["directory_objects"] = ns.getDirectoryObjects();
     jn["directory_bytes"] = ns.getDirectoryBytes();
+    jn["verification"] = std::string(ns.getVerification());
     j["nodes"].push_back(jn);
   }
   j["jobs"] = nlohmann::json::array();

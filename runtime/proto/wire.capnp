@@ -218,6 +218,7 @@ struct NodeStatus {
   spilledBytes @8 :Int64;
   directoryObjects @9 :UInt64;   # copies the head's object directory lists on this node
   directoryBytes @10 :UInt64;
+  verification @11 :Text;        # the last verification's verdict, or empty
 }
 
 struct JobStatus {
@@ -301,6 +302,38 @@ struct ObjectsRemoved {
   keys @0 :List(UInt64);
 }
 
+# GPU verification (gpu/verify/challenge.hpp): head -> node a seeded GEMM; node -> head its time and a Merkle
+# root over C's rows; head -> node the rows it wants, drawn only then; node -> head those rows with their paths.
+struct VerifyChallenge {
+  id @0 :UInt64;
+  seed @1 :UInt64;
+  n @2 :UInt32;
+  device @3 :UInt32;
+}
+
+struct VerifyCommit {
+  id @0 :UInt64;
+  root @1 :Data;
+  seconds @2 :Float64;
+  error @3 :Text;      # set when the node could not run it
+}
+
+struct VerifyOpen {
+  id @0 :UInt64;
+  rows @1 :List(UInt32);
+}
+
+struct OpenedRow {
+  row @0 :UInt32;
+  values @1 :List(Float32);
+  path @2 :List(Data);
+}
+
+struct VerifyRows {
+  id @0 :UInt64;
+  rows @1 :List(OpenedRow);
+}
+
 # cli/driver -> head: an operator command (reservations, ledger); arguments and answer are JSON text
 # (see runtime/reservations.hpp for the commands).
 struct AdminRequest {
@@ -357,5 +390,9 @@ struct Envelope {
     objectsRemoved @36 :ObjectsRemoved;
     adminRequest @37 :AdminRequest;
     adminReply @38 :AdminReply;
+    verifyChallenge @39 :VerifyChallenge;
+    verifyCommit @40 :VerifyCommit;
+    verifyOpen @41 :VerifyOpen;
+    verifyRows @42 :VerifyRows;
   }
 }

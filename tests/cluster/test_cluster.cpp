@@ -368,3 +368,41 @@ TEST_CASE("clusters and the ledger survive a head restart", "[cluster]") {
   REQUIRE(again.wait(90s) == 0);
   CHECK(again.output().find("NODES " + where + "\n") != std::string::npos);
 }
+
+TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work; an unknown model passes", "[cluster]") {
+  LocalCluster c;
+  c.add_node("fake-h100", {"--num-cpus", "2", "--gpus", "H100:80x1"});
+  c.add_node("generic", {"--num-cpus", "2", "--gpus", "generic:16x1"});
+  REQUIRE(c.wait_nodes(2));
+  auto verify = [&](const std::string& node) {
+    auto p = std::make_unique<iogrid::test::Process>(
+        std::vector<std::string>{IOGRID_CLI_PATH, "verify", "--address", c.address(), "--token-file", c.token_file(),
+                                 "--node", node, "--size", "256"},
+        std::map<std::string, std::string>{}, (c.dir() / ("verify-" + node + ".log")).string());
+    int rc = p->wait(60s);
+    return std::make_pair(rc, p->output());
+  };
+  auto [bad_rc, bad] = verify("fake-h100");
+  INFO(bad + "\n" + c.logs());
+  CHECK(bad_rc == 1);
+  CHECK(bad.find("UNVERIFIED, far from what a H100 can do") != std::string::npos);
+  auto [ok_rc, ok] = verify("generic");
+  CHECK(ok_rc == 0);
+  CHECK(ok.find("verified, answer correct") != std::string::npos);
+  // The verdicts show in the status, and the unverified GPU is out of the scheduler's reach.
+  auto s = c.status();
+  for (const auto& n : s["nodes"]) {
+    if (n["name"] == "fake-h100") {
+      CHECK(n["gpus"][0]["verified"] == false);
+      CHECK(n["verification"].get<std::string>().find("unverified") != std::string::npos);
+      CHECK(n["reputation"].get<double>() <= 0.1 + 1e-9);
+    } else {
+      CHECK(n["gpus"][0]["verified"] == true);
+    }
+  }
+  iogrid::test::Process unknown({IOGRID_CLI_PATH, "verify", "--address", c.address(), "--token-file", c.token_file(),
+                                 "--node", "nobody"},
+                                {}, (c.dir() / "verify-nobody.log").string());
+  CHECK(unknown.wait(30s) != 0);
+  CHECK(unknown.output().find("no live node named 'nobody'") != std::string::npos);
+}
