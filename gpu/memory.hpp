@@ -8,7 +8,9 @@
 namespace iogrid::gpu {
 
 bool cuda_built();           // this build has the CUDA side
-int cuda_device_count();     // 0 without a driver or a GPU
+// 0 without a driver, without a GPU, or with a driver older than the runtime; `why` says which.
+int cuda_device_count(std::string* why = nullptr);
+int cuda_sm_count(int device);  // 0 when unknown
 void* device_alloc(int device, std::size_t bytes);  // zero-filled
 void device_free(int device, void* p) noexcept;
 void copy_to_device(int device, void* dst, const void* src, std::size_t bytes);

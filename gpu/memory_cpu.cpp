@@ -13,7 +13,11 @@ namespace {
 }  // namespace
 
 bool cuda_built() { return false; }
-int cuda_device_count() { return 0; }
+int cuda_device_count(std::string* why) {
+  if (why) *why = "this build has no CUDA";
+  return 0;
+}
+int cuda_sm_count(int) { return 0; }
 void* device_alloc(int, std::size_t) { no_cuda(); }
 void device_free(int, void*) noexcept {}
 void copy_to_device(int, void*, const void*, std::size_t) { no_cuda(); }

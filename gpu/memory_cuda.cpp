@@ -18,13 +18,26 @@ void use(int device) { check(cudaSetDevice(device), "cannot select the device");
 
 bool cuda_built() { return true; }
 
-int cuda_device_count() {
+int cuda_device_count(std::string* why) {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();  // clear the sticky "no driver" error
+  auto e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky error
+    if (why)
+      *why = e == cudaErrorInsufficientDriver ? "the NVIDIA driver is older than the CUDA runtime of this build"
+                                              : cudaGetErrorString(e);
     return 0;
   }
   return n;
+}
+
+int cuda_sm_count(int device) {
+  int v = 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return v;
 }
 
 void* device_alloc(int device, std::size_t bytes) {

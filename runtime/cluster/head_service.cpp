@@ -22,6 +22,7 @@
 #include "scheduler/policy.hpp"
 #include "scheduler/scheduler.hpp"
 #include "scheduler/reputation.hpp"
+#include "gpu/devices.hpp"
 #include "gpu/verify/challenge.hpp"
 #include "runtime/reservations.hpp"
 
@@ -51,6 +52,7 @@ struct NodeRec {
   Clock::time_point last_heartbeat;
   Clock::time_point uptime_credited;  // reputation: an hour of uptime is credited from here
   std::string verification;           // the last verification verdict(s), shown by iogrid status
+  std::vector<gpu::Telemetry> telemetry;  // the GPUs' state from the last heartbeat
   std::uint32_t active_leases = 0;
 };
 
@@ -434,6 +436,11 @@ class HeadService final : public transport::Service {
     n.store_capacity = h.getStoreCapacityBytes();
     n.store_objects = h.getStoreObjects();
     n.spilled = h.getSpilledBytes();
+    n.telemetry.clear();
+    for (auto t : h.getTelemetry())
+      n.telemetry.push_back(gpu::Telemetry{static_cast<int>(t.getIndex()), t.getTemperatureC(), t.getPowerW(),
+                                           t.getPowerLimitW(), t.getUtilizationPct(), t.getMemoryUsedGib(),
+                                           static_cast<int>(t.getSmClockMhz()), static_cast<int>(t.getMemoryClockMhz())});
   }
 
   void node_dead(Endpoint& ep, std::uint32_t index, const std::string& why) {
@@ -998,6 +1005,18 @@ class HeadService final : public transport::Service {
       ns[i].setDirectoryObjects(nodes_[n.index].objects.size());
       ns[i].setDirectoryBytes(bytes);
       ns[i].setVerification(nodes_[n.index].verification);
+      const auto& tel = nodes_[n.index].telemetry;
+      auto tl = ns[i].initTelemetry(static_cast<unsigned>(tel.size()));
+      for (unsigned k = 0; k < tel.size(); ++k) {
+        tl[k].setIndex(static_cast<std::uint32_t>(tel[k].index));
+        tl[k].setTemperatureC(float(tel[k].temperature_c));
+        tl[k].setPowerW(float(tel[k].power_w));
+        tl[k].setPowerLimitW(float(tel[k].power_limit_w));
+        tl[k].setUtilizationPct(float(tel[k].utilization_pct));
+        tl[k].setMemoryUsedGib(float(tel[k].memory_used_gib));
+        tl[k].setSmClockMhz(static_cast<std::uint32_t>(tel[k].sm_clock_mhz));
+        tl[k].setMemoryClockMhz(static_cast<std::uint32_t>(tel[k].memory_clock_mhz));
+      }
       ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
       ++i;

@@ -43,6 +43,16 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     jn["directory_objects"] = ns.getDirectoryObjects();
     jn["directory_bytes"] = ns.getDirectoryBytes();
     jn["verification"] = std::string(ns.getVerification());
+    jn["telemetry"] = nlohmann::json::array();
+    for (auto t : ns.getTelemetry())
+      jn["telemetry"].push_back({{"index", t.getIndex()},
+                                 {"temperature_c", t.getTemperatureC()},
+                                 {"power_w", t.getPowerW()},
+                                 {"power_limit_w", t.getPowerLimitW()},
+                                 {"utilization_pct", t.getUtilizationPct()},
+                                 {"memory_used_gib", t.getMemoryUsedGib()},
+                                 {"sm_clock_mhz", t.getSmClockMhz()},
+                                 {"memory_clock_mhz", t.getMemoryClockMhz()}});
     j["nodes"].push_back(jn);
   }
   j["jobs"] = nlohmann::json::array();
@@ -87,6 +97,21 @@ std::string prometheus_metrics(const nlohmann::json& s) {
   }
   o << "# HELP iogrid_node_gpus GPUs of a node.\n# TYPE iogrid_node_gpus gauge\n";
   for (const auto& n : s["nodes"]) o << "iogrid_node_gpus{node=\"" << label(n["name"].get<std::string>()) << "\"} " << n["gpus"].size() << "\n";
+  o << "# HELP iogrid_gpu_utilization_percent GPU utilisation (NVML).\n# TYPE iogrid_gpu_utilization_percent gauge\n";
+  for (const auto& n : s["nodes"])
+    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
+      o << "iogrid_gpu_utilization_percent{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
+        << t["index"].get<int>() << "\"} " << t["utilization_pct"].get<double>() << "\n";
+  o << "# HELP iogrid_gpu_temperature_celsius GPU temperature (NVML).\n# TYPE iogrid_gpu_temperature_celsius gauge\n";
+  for (const auto& n : s["nodes"])
+    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
+      o << "iogrid_gpu_temperature_celsius{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
+        << t["index"].get<int>() << "\"} " << t["temperature_c"].get<double>() << "\n";
+  o << "# HELP iogrid_gpu_power_watts GPU power draw (NVML).\n# TYPE iogrid_gpu_power_watts gauge\n";
+  for (const auto& n : s["nodes"])
+    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
+      o << "iogrid_gpu_power_watts{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
+        << t["index"].get<int>() << "\"} " << t["power_w"].get<double>() << "\n";
   o << "# HELP iogrid_node_active_leases Leases running on a node.\n# TYPE iogrid_node_active_leases gauge\n";
   for (const auto& n : s["nodes"])
     o << "iogrid_node_active_leases{node=\"" << label(n["name"].get<std::string>()) << "\"} " << n["active_leases"].get<long>() << "\n";

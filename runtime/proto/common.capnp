@@ -63,6 +63,18 @@ struct NodeInfo {
   alive @8 :Bool;
 }
 
+# What a GPU is doing (NVML), sent with heartbeats.
+struct GpuTelemetry {
+  index @0 :UInt32;
+  temperatureC @1 :Float32;
+  powerW @2 :Float32;
+  powerLimitW @3 :Float32;
+  utilizationPct @4 :Float32;
+  memoryUsedGib @5 :Float32;
+  smClockMhz @6 :UInt32;
+  memoryClockMhz @7 :UInt32;
+}
+
 struct Heartbeat {
   nodeIndex @0 :UInt32;
   sequence @1 :UInt64;
@@ -72,6 +84,7 @@ struct Heartbeat {
   storeCapacityBytes @5 :Int64;
   storeObjects @6 :Int64;
   spilledBytes @7 :Int64;
+  telemetry @8 :List(GpuTelemetry);
 }
 
 enum TaskKind {

@@ -219,6 +219,7 @@ struct NodeStatus {
   directoryObjects @9 :UInt64;   # copies the head's object directory lists on this node
   directoryBytes @10 :UInt64;
   verification @11 :Text;        # the last verification's verdict, or empty
+  telemetry @12 :List(Common.GpuTelemetry);
 }
 
 struct JobStatus {
