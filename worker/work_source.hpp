@@ -13,11 +13,13 @@
 
 namespace iogrid::worker {
 
-// Who is running: the worker's node. Available to running tasks through current_context().
+// Who is running: the worker's node, and the GPUs of the lease it serves. Available to running tasks through
+// current_context().
 struct WorkerContext {
   std::uint32_t node_index = 0;
   std::string node_name;
   std::uint64_t worker_id = 0;
+  std::vector<std::pair<std::uint32_t, double>> gpus;  // (device index on the node, fraction of it)
 };
 
 // What running one spec produced.

@@ -18,6 +18,7 @@ caf::behavior worker_actor(caf::stateful_actor<WorkerState>* self, caf::actor no
         hooks.on_end = [node, me, alloc] { caf::anon_send(node, idle_atom::value, me, alloc); };
         hooks.on_block = [node, alloc] { caf::anon_send(node, blocked_atom::value, alloc); };
         hooks.on_unblock = [node, alloc] { caf::anon_send(node, unblocked_atom::value, alloc); };
+        for (const auto& [device, f] : alloc.gpus) hooks.gpus.emplace_back(device, double(f) / double(sched::kOne));
         self->state.thread->serve(std::move(src), std::move(hooks));
       },
   };

@@ -56,6 +56,7 @@ void WorkerThread::loop() {
       if (!src_) return;  // stopped while idle
       src = std::move(src_);
       on_end = hooks_.on_end;
+      ctx_.gpus = hooks_.gpus;  // what the tasks of this lease see as theirs
       src_.reset();
     }
     current_ = src.get();

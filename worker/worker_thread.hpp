@@ -19,6 +19,7 @@ class WorkerThread final : public detail::BlockingObserver {
     std::function<void()> on_end;        // the lease ran dry
     std::function<void()> on_block;      // the running task parked in get/wait
     std::function<void()> on_unblock;
+    std::vector<std::pair<std::uint32_t, double>> gpus;  // the lease's GPUs (device, fraction)
   };
   explicit WorkerThread(WorkerContext ctx);
   ~WorkerThread() override;  // finishes the task in hand, then joins

@@ -392,6 +392,9 @@ class NodeService final : public transport::Service {
     s.setDataPort(data_->port());
     auto gpus = s.initGpuDevices(static_cast<unsigned>(w.lease.alloc.gpus.size()));
     for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i) gpus.set(i, w.lease.alloc.gpus[i].first);
+    auto fractions = s.initGpuFractions(static_cast<unsigned>(w.lease.alloc.gpus.size()));
+    for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i)
+      fractions.set(i, static_cast<std::uint32_t>(w.lease.alloc.gpus[i].second));
     ep.send(w.conn, out);
   }
 

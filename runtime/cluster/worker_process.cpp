@@ -268,6 +268,11 @@ class WorkerService final : public transport::Service {
     ctx_.node_name = s.getNodeName();
     ctx_.node_index = s.getNodeIndex();
     ctx_.worker_id = static_cast<std::uint64_t>(::getpid());
+    ctx_.gpus.clear();
+    auto devices = s.getGpuDevices();
+    auto fractions = s.getGpuFractions();
+    for (unsigned i = 0; i < devices.size(); ++i)
+      ctx_.gpus.emplace_back(devices[i], i < fractions.size() ? double(fractions[i]) / 1000.0 : 1.0);
     data_host_ = s.getDataHost();
     data_port_ = s.getDataPort();
     job_ = s.getJobId();
@@ -330,6 +335,7 @@ class WorkerService final : public transport::Service {
     auto node = node_;
     auto global = global_lease_;
     worker::WorkerThread::Hooks hooks;
+    hooks.gpus = ctx_.gpus;
     // Runs on the worker thread once the lease has run dry.
     // A task parked in get/wait lends its CPUs out through the node and the head.
     auto blocked = [self, node, global](bool b) {

@@ -141,6 +141,7 @@ struct ServeLease {
   globalLeaseId @8 :UInt64;
   dataHost @9 :Text;          # the node's data plane, where the worker's large results are served from
   dataPort @10 :UInt16;
+  gpuFractions @11 :List(UInt32);  # thousandths of each device in gpuDevices
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.

@@ -8,6 +8,7 @@
 #include "iogrid/clusters.hpp"
 #include "iogrid/runtime.hpp"
 #include "runtime/task_submitter.hpp"
+#include "worker/work_source.hpp"
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/embedded_runtime.hpp"
@@ -144,6 +145,13 @@ TransferStats transfer_stats() {
   if (!c) return {};
   auto s = c->stats();
   return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds};
+}
+
+std::vector<GpuAssignment> current_gpus() {
+  std::vector<GpuAssignment> out;
+  if (const auto* ctx = worker::current_context())
+    for (const auto& [d, f] : ctx->gpus) out.push_back(GpuAssignment{static_cast<int>(d), f});
+  return out;
 }
 
 std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }

@@ -1,5 +1,6 @@
 // Tensors in host memory (and on a GPU when this machine has one): storage, access rules, tasks, the store.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "cluster_fixture.hpp"
 #include "gpu/memory.hpp"
@@ -74,4 +75,27 @@ TEST_CASE("tensors on a GPU: copies there and back keep the values", "[tensor][g
   CHECK(dev.device() == iogrid::Device::cuda(0));
   CHECK_THROWS_WITH(dev.data<float>(), Catch::Contains("not in host memory"));
   CHECK(dev.clone().to_vector<float>() == std::vector<float>{1, 2, 3, 4});
+}
+
+namespace {
+std::vector<double> my_gpus() {
+  std::vector<double> out;
+  for (const auto& g : iogrid::current_gpus()) out.push_back(g.device + g.fraction / 10);  // device.fraction/10
+  return out;
+}
+IOGRID_REMOTE(my_gpus);
+}  // namespace
+
+TEST_CASE("a task learns which GPUs (and how much of each) it holds", "[tensor][gpu-assignment]") {
+  iogrid::InitOptions o;
+  o.nodes.push_back({.name = "box", .num_cpus = 4, .gpus = {{.model = "A100", .memory_gib = 40, .count = 4}}});
+  Cluster c(o);
+  CHECK(iogrid::current_gpus().empty());  // the driver holds none
+  CHECK(iogrid::get(iogrid::task(my_gpus).remote()).empty());  // CPU work holds none
+  auto two = iogrid::get(iogrid::task(my_gpus).options({.num_gpus = 2}).remote());
+  REQUIRE(two.size() == 2);
+  CHECK(two[0] != two[1]);
+  auto half = iogrid::get(iogrid::task(my_gpus).options({.num_gpus = 0.5}).remote());
+  REQUIRE(half.size() == 1);
+  CHECK(half[0] - std::floor(half[0]) == Approx(0.05));  // half of one device
 }

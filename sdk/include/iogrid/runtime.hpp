@@ -39,6 +39,14 @@ std::vector<NodeInfo> nodes();
 // Inside a task or actor method: the node it runs on ("driver" outside of tasks).
 std::string current_node();
 
+// Inside a task or actor method: the GPUs its lease holds, as device indices on its node with the fraction of
+// each (empty for CPU work and outside of tasks). A GPU task uses these devices and no others.
+struct GpuAssignment {
+  int device = 0;
+  double fraction = 1;
+};
+std::vector<GpuAssignment> current_gpus();
+
 // The head's key-value store (rendezvous, small shared settings). Kept across head restarts in cluster mode
 // when the head has --state. kv_get returns nullopt for a missing key.
 void kv_put(const std::string& key, const std::string& value);
