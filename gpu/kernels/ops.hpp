@@ -47,6 +47,8 @@ class Ops {
 
 // The CPU implementation (always there).
 Ops& cpu_ops();
+// The CUDA implementation on `device`, or nullptr when this build has no CUDA or the machine no such device.
+Ops* cuda_ops(int device);
 
 // The counter-based generator every implementation uses: a uniform float in [0, 1) for (seed, index).
 inline std::uint64_t splitmix64(std::uint64_t x) {

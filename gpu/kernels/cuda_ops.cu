@@ -1,0 +1,239 @@
+// The CUDA twin of the CPU kernels (ops.hpp): cuBLAS for GEMM and scaling, small kernels for the rest.
+// Same rules and the same counter-based initialisation as the CPU implementation.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "gpu/kernels/ops.hpp"
+
+namespace iogrid::gpu::kernels {
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA ") + what + ": " + cudaGetErrorString(e));
+}
+void check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS) throw std::runtime_error(std::string("cuBLAS ") + what + " failed (" + std::to_string(int(s)) + ")");
+}
+
+constexpr int kThreads = 256;
+int blocks(std::size_t n) { return int(std::min<std::size_t>((n + kThreads - 1) / kThreads, 65535)); }
+
+__device__ std::uint64_t d_splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+__device__ float d_uniform01(std::uint64_t seed, std::uint64_t index) {
+  return float(d_splitmix64(seed * 0x100000001b3ull ^ index) >> 40) * (1.0f / 16777216.0f);
+}
+
+__global__ void k_bias_add(float* y, const float* bias, int rows, int cols) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < std::size_t(rows) * cols;
+       i += std::size_t(gridDim.x) * blockDim.x)
+    y[i] += bias[i % cols];
+}
+__global__ void k_column_sums(const float* dy, float* db, int rows, int cols) {
+  for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < cols; c += gridDim.x * blockDim.x) {
+    float s = 0;
+    for (int r = 0; r < rows; ++r) s += dy[std::size_t(r) * cols + c];
+    db[c] = s;
+  }
+}
+__global__ void k_relu(float* x, std::size_t n) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    x[i] = x[i] > 0 ? x[i] : 0.0f;
+}
+__global__ void k_relu_backward(float* dy, const float* y, std::size_t n) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    if (!(y[i] > 0)) dy[i] = 0;
+}
+// One thread per row: softmax, loss and gradient (class counts are small in these workloads).
+__global__ void k_softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* d,
+                               float* loss, int* right) {
+  int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  const float* x = logits + std::size_t(r) * classes;
+  float* g = d + std::size_t(r) * classes;
+  int arg = 0;
+  float mx = x[0];
+  for (int c = 1; c < classes; ++c)
+    if (x[c] > mx) mx = x[c], arg = c;
+  double z = 0;
+  for (int c = 0; c < classes; ++c) z += exp(double(x[c] - mx));
+  const int label = labels[r];
+  loss[r] = float(-(double(x[label] - mx) - log(z)));
+  right[r] = arg == label ? 1 : 0;
+  const float inv = 1.0f / float(rows);
+  for (int c = 0; c < classes; ++c) g[c] = (float(exp(double(x[c] - mx)) / z) - (c == label ? 1.0f : 0.0f)) * inv;
+}
+__global__ void k_sum(const float* x, std::size_t n, double* out) {
+  __shared__ double part[kThreads];
+  double s = 0;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    s += x[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) atomicAdd(out, part[0]);
+}
+__global__ void k_sgd(float* w, const float* g, float* v, std::size_t n, float lr, float momentum, float wd) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    v[i] = momentum * v[i] + g[i] + wd * w[i];
+    w[i] -= lr * v[i];
+  }
+}
+__global__ void k_adam(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float b1, float b2,
+                       float eps, float c1, float c2) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    m[i] = b1 * m[i] + (1 - b1) * g[i];
+    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+    w[i] -= lr * (m[i] / c1) / (sqrtf(v[i] / c2) + eps);
+  }
+}
+__global__ void k_uniform(float* w, std::size_t n, float lo, float hi, std::uint64_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    w[i] = lo + (hi - lo) * d_uniform01(seed, i);
+}
+__global__ void k_normal(float* w, std::size_t n, float mean, float stddev, std::uint64_t seed) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    float u1 = fmaxf(d_uniform01(seed, 2 * i), 1.17549435e-38f);
+    float u2 = d_uniform01(seed, 2 * i + 1);
+    w[i] = mean + stddev * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
+  }
+}
+
+class CudaOps final : public Ops {
+ public:
+  explicit CudaOps(int device) : device_(device), name_("cuda:" + std::to_string(device)) {
+    check(cudaSetDevice(device_), "cannot select the device");
+    check(cublasCreate(&blas_), "create");
+  }
+  ~CudaOps() override { cublasDestroy(blas_); }
+  const char* device() const override { return name_.c_str(); }
+
+  void gemm(bool ta, bool tb, int m, int n, int k, float alpha, const float* a, const float* b, float beta,
+            float* c) override {
+    use();
+    // Row-major C = op(A) op(B) is column-major C' = op(B)' op(A)'.
+    check(cublasSgemm(blas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, n, m, k, &alpha, b,
+                      tb ? k : n, a, ta ? m : k, &beta, c, n),
+          "sgemm");
+  }
+  void bias_add(float* y, const float* bias, int rows, int cols) override {
+    use();
+    k_bias_add<<<blocks(std::size_t(rows) * cols), kThreads>>>(y, bias, rows, cols);
+    done("bias_add");
+  }
+  void column_sums(const float* dy, float* db, int rows, int cols) override {
+    use();
+    k_column_sums<<<blocks(std::size_t(cols)), kThreads>>>(dy, db, rows, cols);
+    done("column_sums");
+  }
+  void relu(float* x, std::size_t n) override {
+    use();
+    k_relu<<<blocks(n), kThreads>>>(x, n);
+    done("relu");
+  }
+  void relu_backward(float* dy, const float* y, std::size_t n) override {
+    use();
+    k_relu_backward<<<blocks(n), kThreads>>>(dy, y, n);
+    done("relu_backward");
+  }
+  float softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* dlogits,
+                     int* correct) override {
+    use();
+    float* loss = nullptr;
+    int* right = nullptr;
+    check(cudaMalloc(&loss, sizeof(float) * rows), "alloc");
+    check(cudaMalloc(&right, sizeof(int) * rows), "alloc");
+    k_softmax_xent<<<(rows + kThreads - 1) / kThreads, kThreads>>>(logits, labels, rows, classes, dlogits, loss, right);
+    std::vector<float> l(static_cast<std::size_t>(rows));
+    std::vector<int> ok(static_cast<std::size_t>(rows));
+    check(cudaMemcpy(l.data(), loss, sizeof(float) * rows, cudaMemcpyDeviceToHost), "softmax_xent");
+    check(cudaMemcpy(ok.data(), right, sizeof(int) * rows, cudaMemcpyDeviceToHost), "softmax_xent");
+    cudaFree(loss);
+    cudaFree(right);
+    double s = 0;
+    int r = 0;
+    for (int i = 0; i < rows; ++i) s += l[std::size_t(i)], r += ok[std::size_t(i)];
+    if (correct) *correct = r;
+    return float(s / rows);
+  }
+  float sum(const float* x, std::size_t n) override {
+    use();
+    double* out = nullptr;
+    check(cudaMalloc(&out, sizeof(double)), "alloc");
+    check(cudaMemset(out, 0, sizeof(double)), "memset");
+    k_sum<<<blocks(n), kThreads>>>(x, n, out);
+    double h = 0;
+    check(cudaMemcpy(&h, out, sizeof(double), cudaMemcpyDeviceToHost), "sum");
+    cudaFree(out);
+    return float(h);
+  }
+  void scale(float* x, std::size_t n, float by) override {
+    use();
+    check(cublasSscal(blas_, int(n), &by, x, 1), "sscal");
+  }
+  void sgd_momentum(float* w, const float* g, float* v, std::size_t n, float lr, float momentum, float wd) override {
+    use();
+    k_sgd<<<blocks(n), kThreads>>>(w, g, v, n, lr, momentum, wd);
+    done("sgd_momentum");
+  }
+  void adam(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float b1, float b2, float eps,
+            int step) override {
+    use();
+    const float c1 = 1.0f - std::pow(b1, float(step)), c2 = 1.0f - std::pow(b2, float(step));
+    k_adam<<<blocks(n), kThreads>>>(w, g, m, v, n, lr, b1, b2, eps, c1, c2);
+    done("adam");
+  }
+  void init_uniform(float* w, std::size_t n, float lo, float hi, std::uint64_t seed) override {
+    use();
+    k_uniform<<<blocks(n), kThreads>>>(w, n, lo, hi, seed);
+    done("init_uniform");
+  }
+  void init_normal(float* w, std::size_t n, float mean, float stddev, std::uint64_t seed) override {
+    use();
+    k_normal<<<blocks(n), kThreads>>>(w, n, mean, stddev, seed);
+    done("init_normal");
+  }
+
+ private:
+  void use() { check(cudaSetDevice(device_), "cannot select the device"); }
+  void done(const char* what) {
+    check(cudaGetLastError(), what);
+    check(cudaDeviceSynchronize(), what);
+  }
+  int device_;
+  std::string name_;
+  cublasHandle_t blas_ = nullptr;
+};
+
+}  // namespace
+
+Ops* cuda_ops(int device) {
+  static std::mutex m;
+  static std::map<int, std::unique_ptr<CudaOps>> ops;
+  std::lock_guard<std::mutex> g(m);
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || device < 0 || device >= n) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  auto& slot = ops[device];
+  if (!slot) slot = std::make_unique<CudaOps>(device);
+  return slot.get();
+}
+
+}  // namespace iogrid::gpu::kernels

@@ -1,0 +1,96 @@
+// The CUDA kernels against the CPU ones (tolerances: GEMM 1e-3 relative, element-wise 1e-5, loss 1e-4;
+// normal initialisation 1e-4, as device math functions may differ in the last bits). Skips without a GPU.
+#include <catch2/catch.hpp>
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "gpu/kernels/ops.hpp"
+
+using namespace iogrid::gpu::kernels;
+
+namespace {
+// A device buffer filled from / read back to host vectors.
+struct DeviceVec {
+  float* p = nullptr;
+  std::size_t n = 0;
+  explicit DeviceVec(const std::vector<float>& host) : n(host.size()) {
+    cudaMalloc(&p, n * sizeof(float));
+    cudaMemcpy(p, host.data(), n * sizeof(float), cudaMemcpyHostToDevice);
+  }
+  ~DeviceVec() { cudaFree(p); }
+  std::vector<float> get() const {
+    std::vector<float> h(n);
+    cudaMemcpy(h.data(), p, n * sizeof(float), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+}  // namespace
+
+TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
+  Ops* gpu = cuda_ops(0);
+  if (!gpu) {
+    WARN("skipped: no CUDA device here (or a build without CUDA); the CPU kernels are tested on their own");
+    return;
+  }
+  auto& cpu = cpu_ops();
+  const int m = 65, n = 33, k = 129;
+  std::vector<float> a(std::size_t(m) * k), b(std::size_t(k) * n), c(std::size_t(m) * n, 0);
+  cpu.init_uniform(a.data(), a.size(), -1, 1, 1);
+  cpu.init_uniform(b.data(), b.size(), -1, 1, 2);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      DeviceVec da(a), db(b), dc(c);
+      gpu->gemm(ta, tb, m, n, k, 1.0f, da.p, db.p, 0.0f, dc.p);
+      cudaDeviceSynchronize();
+      std::vector<float> ref(c.size());
+      cpu.gemm(ta, tb, m, n, k, 1.0f, a.data(), b.data(), 0.0f, ref.data());
+      auto got = dc.get();
+      for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(got[i] == Approx(ref[i]).epsilon(1e-3).margin(1e-3));
+    }
+  // Counter-based initialisation: the same numbers on both devices.
+  std::vector<float> u(10000), zero(10000, 0);
+  cpu.init_uniform(u.data(), u.size(), -2, 3, 77);
+  DeviceVec du(zero);
+  gpu->init_uniform(du.p, du.n, -2, 3, 77);
+  CHECK(du.get() == u);
+  std::vector<float> g(10000);
+  cpu.init_normal(g.data(), g.size(), 0, 1, 78);
+  DeviceVec dg(zero);
+  gpu->init_normal(dg.p, dg.n, 0, 1, 78);
+  auto gg = dg.get();
+  for (std::size_t i = 0; i < g.size(); ++i) REQUIRE(gg[i] == Approx(g[i]).margin(1e-4));
+  // Element-wise kernels and the optimisers.
+  std::vector<float> x(3000);
+  cpu.init_normal(x.data(), x.size(), 0, 1, 5);
+  DeviceVec dx(x);
+  gpu->relu(dx.p, dx.n);
+  auto rx = x;
+  cpu.relu(rx.data(), rx.size());
+  CHECK(dx.get() == rx);
+  CHECK(gpu->sum(dx.p, dx.n) == Approx(cpu.sum(rx.data(), rx.size())).epsilon(1e-5));
+  std::vector<float> w = x, gr(x.size(), 0.1f), v(x.size(), 0), m2(x.size(), 0), v2(x.size(), 0);
+  DeviceVec dw(w), dgr(gr), dv(v), dm(m2), dv2(v2);
+  gpu->adam(dw.p, dgr.p, dm.p, dv2.p, dw.n, 0.01f, 0.9f, 0.999f, 1e-8f, 1);
+  cpu.adam(w.data(), gr.data(), m2.data(), v2.data(), w.size(), 0.01f, 0.9f, 0.999f, 1e-8f, 1);
+  auto gw = dw.get();
+  for (std::size_t i = 0; i < w.size(); ++i) REQUIRE(gw[i] == Approx(w[i]).margin(1e-5));
+  // Softmax cross-entropy on 128 rows of 10 classes.
+  std::vector<float> logits(1280);
+  cpu.init_normal(logits.data(), logits.size(), 0, 2, 9);
+  std::vector<std::int32_t> labels(128);
+  for (int i = 0; i < 128; ++i) labels[std::size_t(i)] = i % 10;
+  std::int32_t* dl = nullptr;
+  cudaMalloc(&dl, labels.size() * sizeof(std::int32_t));
+  cudaMemcpy(dl, labels.data(), labels.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice);
+  DeviceVec dlog(logits), dgrad(std::vector<float>(logits.size(), 0));
+  int right_gpu = 0, right_cpu = 0;
+  std::vector<float> grad(logits.size());
+  float lg = gpu->softmax_xent(dlog.p, dl, 128, 10, dgrad.p, &right_gpu);
+  float lc = cpu.softmax_xent(logits.data(), labels.data(), 128, 10, grad.data(), &right_cpu);
+  cudaFree(dl);
+  CHECK(lg == Approx(lc).epsilon(1e-4));
+  CHECK(right_gpu == right_cpu);
+  auto gg2 = dgrad.get();
+  for (std::size_t i = 0; i < grad.size(); ++i) REQUIRE(gg2[i] == Approx(grad[i]).margin(1e-5));
+}
