@@ -18,6 +18,7 @@ int cuda_device_count(std::string* why) {
   return 0;
 }
 int cuda_sm_count(int) { return 0; }
+void select_device(int) noexcept {}
 void* device_alloc(int, std::size_t) { no_cuda(); }
 void device_free(int, void*) noexcept {}
 void copy_to_device(int, void*, const void*, std::size_t) { no_cuda(); }

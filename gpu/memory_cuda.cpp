@@ -40,6 +40,10 @@ int cuda_sm_count(int device) {
   return v;
 }
 
+void select_device(int device) noexcept {
+  if (cudaSetDevice(device) != cudaSuccess) (void)cudaGetLastError();
+}
+
 void* device_alloc(int device, std::size_t bytes) {
   use(device);
   void* p = nullptr;

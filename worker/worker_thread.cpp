@@ -1,5 +1,6 @@
 #include "worker/worker_thread.hpp"
 
+#include "gpu/memory.hpp"
 #include "worker/executor.hpp"
 
 namespace iogrid::worker {
@@ -59,6 +60,8 @@ void WorkerThread::loop() {
       ctx_.gpus = hooks_.gpus;  // what the tasks of this lease see as theirs
       src_.reset();
     }
+    // The worker binds its lease's GPU: CUDA calls of the tasks go to that device by default.
+    if (!ctx_.gpus.empty()) gpu::select_device(static_cast<int>(ctx_.gpus.front().first));
     current_ = src.get();
     while (auto* spec = src->next(ctx_)) {
       auto outcome = execute(*spec, src->self());
