@@ -94,3 +94,38 @@ TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
   auto gg2 = dgrad.get();
   for (std::size_t i = 0; i < grad.size(); ++i) REQUIRE(gg2[i] == Approx(grad[i]).margin(1e-5));
 }
+
+#include <thread>
+
+#include "gpu/collective/nccl_backend.hpp"
+#include "gpu/memory.hpp"
+
+TEST_CASE("NCCL groups: one member per GPU, sum and mean agree with the arithmetic", "[collective][gpu]") {
+  namespace gc = iogrid::gpu::collective;
+  const int gpus = iogrid::gpu::cuda_device_count();
+  if (gpus == 0) {
+    WARN("skipped: no CUDA device here; the Gloo groups are tested on their own");
+    return;
+  }
+  const int size = std::min(gpus, 8);
+  gc::MemoryStore store;
+  std::vector<std::thread> members;
+  std::vector<float> first(std::size_t(size), -1), mean(std::size_t(size), -1);
+  for (int r = 0; r < size; ++r)
+    members.emplace_back([&, r] {
+      auto b = gc::make_nccl(store, "nccl-test", r, size, r, {});
+      std::vector<float> host(1 << 20, float(r + 1));
+      DeviceVec d(host);
+      b->allreduce(d.p, d.n, gc::DType::f32, gc::ReduceOp::sum);
+      first[std::size_t(r)] = d.get()[12345];
+      DeviceVec e(host);
+      b->allreduce(e.p, e.n, gc::DType::f32, gc::ReduceOp::mean);
+      mean[std::size_t(r)] = e.get()[0];
+      b->barrier();
+    });
+  for (auto& t : members) t.join();
+  for (int r = 0; r < size; ++r) {
+    CHECK(first[std::size_t(r)] == Approx(size * (size + 1) / 2.0));
+    CHECK(mean[std::size_t(r)] == Approx((size + 1) / 2.0));
+  }
+}
