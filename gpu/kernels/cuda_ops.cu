@@ -26,16 +26,6 @@ void check(cublasStatus_t s, const char* what) {
 constexpr int kThreads = 256;
 int blocks(std::size_t n) { return int(std::min<std::size_t>((n + kThreads - 1) / kThreads, 65535)); }
 
-__device__ std::uint64_t d_splitmix64(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-__device__ float d_uniform01(std::uint64_t seed, std::uint64_t index) {
-  return float(d_splitmix64(seed * 0x100000001b3ull ^ index) >> 40) * (1.0f / 16777216.0f);
-}
-
 __global__ void k_bias_add(float* y, const float* bias, int rows, int cols) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < std::size_t(rows) * cols;
        i += std::size_t(gridDim.x) * blockDim.x)
@@ -104,12 +94,12 @@ __global__ void k_adam(float* w, const float* g, float* m, float* v, std::size_t
 }
 __global__ void k_uniform(float* w, std::size_t n, float lo, float hi, std::uint64_t seed) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
-    w[i] = lo + (hi - lo) * d_uniform01(seed, i);
+    w[i] = lo + (hi - lo) * uniform01(seed, i);
 }
 __global__ void k_normal(float* w, std::size_t n, float mean, float stddev, std::uint64_t seed) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
-    float u1 = fmaxf(d_uniform01(seed, 2 * i), 1.17549435e-38f);
-    float u2 = d_uniform01(seed, 2 * i + 1);
+    float u1 = fmaxf(uniform01(seed, 2 * i), 1.17549435e-38f);
+    float u2 = uniform01(seed, 2 * i + 1);
     w[i] = mean + stddev * sqrtf(-2.0f * logf(u1)) * cosf(6.2831853071795864f * u2);
   }
 }

@@ -13,6 +13,13 @@
 #include <cstdint>
 #include <memory>
 
+// The generator below is compiled for the host and, under nvcc, for the device too (one definition for both).
+#ifdef __CUDACC__
+#define IOGRID_HOST_DEVICE __host__ __device__
+#else
+#define IOGRID_HOST_DEVICE
+#endif
+
 namespace iogrid::gpu::kernels {
 
 class Ops {
@@ -51,13 +58,13 @@ Ops& cpu_ops();
 Ops* cuda_ops(int device);
 
 // The counter-based generator every implementation uses: a uniform float in [0, 1) for (seed, index).
-inline std::uint64_t splitmix64(std::uint64_t x) {
+IOGRID_HOST_DEVICE inline std::uint64_t splitmix64(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
   return x ^ (x >> 31);
 }
-inline float uniform01(std::uint64_t seed, std::uint64_t index) {
+IOGRID_HOST_DEVICE inline float uniform01(std::uint64_t seed, std::uint64_t index) {
   return float(splitmix64(seed * 0x100000001b3ull ^ index) >> 40) * (1.0f / 16777216.0f);
 }
 
