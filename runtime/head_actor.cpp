@@ -18,7 +18,7 @@ struct LeaseBook {  // what the ledger needs about a running lease
 };
 
 struct HeadState {
-  std::unique_ptr<sched::Scheduler> scheduler;
+  std::shared_ptr<sched::Scheduler> scheduler;
   sched::Ledger ledger;
   std::unique_ptr<ReservationBook> reservations;
   std::unordered_map<std::uint64_t, LeaseBook> leases;  // by Allocation::lease
@@ -50,8 +50,7 @@ void grant(Self* self, LeaseRequest& req, sched::Allocation alloc) {
 void charge(HeadState& st, const sched::Allocation& alloc) {
   auto it = st.leases.find(alloc.lease);
   if (it == st.leases.end()) return;
-  double gpus = 0;
-  for (const auto& [d, f] : alloc.gpus) gpus += double(f) / double(sched::kOne);
+  const double gpus = sched::gpu_count(alloc);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.start).count();
   st.ledger.lease(kJob, alloc.gang ? reservation_name(alloc.gang) : "", st.scheduler->cluster().node(alloc.node).name,
                   gpus, secs, it->second.price);
@@ -86,24 +85,11 @@ void reservation_gone(Self* self, std::uint64_t t, const std::string& how) {
   }
 }
 
-caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sched::SchedulingPolicy> policy) {
+caf::behavior head_actor(Self* self, std::shared_ptr<sched::Scheduler> scheduler) {
   auto& st = self->state;
-  // The scheduler owns its policy; the shared pointer keeps the caller's object alive as long as the head.
-  struct Shared final : sched::SchedulingPolicy {
-    std::shared_ptr<sched::SchedulingPolicy> p;
-    using SchedulingPolicy::select;
-    std::optional<std::uint32_t> select(const sched::ClusterState& s, const sched::ResourceRequest& r) override {
-      return p->select(s, r);
-    }
-    std::string_view name() const override { return p->name(); }
-  };
-  auto shared = std::make_unique<Shared>();
-  shared->p = std::move(policy);
-  st.scheduler = std::make_unique<sched::Scheduler>(std::move(shared));
+  st.scheduler = std::move(scheduler);
   st.reservations = std::make_unique<ReservationBook>(*st.scheduler, st.ledger);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);  // reservation expiry
-  for (auto& n : view.nodes) st.scheduler->cluster().add(std::move(n));
-  st.scheduler->node_changed();
   return {
       [=](nodes_atom, std::vector<caf::actor> nodes) { self->state.nodes = std::move(nodes); },
       [=](lease_atom, LeaseRequest req) {
@@ -179,7 +165,10 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::shared_ptr<sc
 }  // namespace
 
 caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, std::unique_ptr<sched::SchedulingPolicy> policy) {
-  return sys.spawn(head_actor, std::move(view), std::shared_ptr<sched::SchedulingPolicy>(std::move(policy)));
+  auto scheduler = std::make_shared<sched::Scheduler>(std::move(policy));
+  for (auto& n : view.nodes) scheduler->cluster().add(std::move(n));
+  scheduler->node_changed();
+  return sys.spawn(head_actor, std::move(scheduler));
 }
 
 }  // namespace iogrid::runtime

@@ -47,9 +47,7 @@ void ReservationBook::charge(sched::Ledger& to, std::uint64_t ticket, const Reco
   const double secs = std::chrono::duration<double>(until - r.created).count();
   for (const auto& a : g->bundles) {
     const auto& n = sched_.cluster().node(a.node);
-    double gpus = 0;
-    for (const auto& [d, f] : a.gpus) gpus += double(f) / double(sched::kOne);
-    to.reserved(reservation_name(ticket), n.name, gpus, secs, n.price_per_gpu_hour);
+    to.reserved(reservation_name(ticket), n.name, sched::gpu_count(a), secs, n.price_per_gpu_hour);
   }
 }
 

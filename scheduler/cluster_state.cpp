@@ -185,7 +185,7 @@ void ClusterState::candidates(const ResourceRequest& req, Order order, std::size
     if (i && usable(view_.nodes[*i]) && fits(view_.nodes[*i], req, Capacity::available)) visit(view_.nodes[*i]);
     return;
   }
-  std::vector<char> match;
+  auto& match = match_scratch_;
   for (const auto& c : classes_) {
     if (c.by_cpu.empty()) continue;
     const auto& rep = view_.nodes[c.representative];

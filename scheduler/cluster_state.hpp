@@ -105,6 +105,7 @@ class ClusterState {
   std::vector<Hot> hot_;
   std::unordered_map<std::string, std::uint32_t> by_name_;
   std::vector<std::uint64_t> held_for_;
+  mutable std::vector<char> match_scratch_;  // candidates(): which devices of a class match (reused)
   std::uint64_t serving_ = 0;
 };
 

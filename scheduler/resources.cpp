@@ -94,6 +94,12 @@ std::string ResourceRequest::key() const {
   return k;
 }
 
+double gpu_count(const Allocation& a) {
+  Milli m = 0;
+  for (const auto& [d, f] : a.gpus) m += f;
+  return from_milli(m);
+}
+
 const std::string& Node::region() const {
   static const std::string none;
   auto it = labels.find(kRegionLabel);

@@ -91,6 +91,9 @@ struct Allocation {
   std::uint64_t lease = 0;  // the head's lease id, for its bookkeeping (0: none)
 };
 
+// GPUs an allocation holds (fractions add up: two halves are 1.0).
+double gpu_count(const Allocation& a);
+
 struct ClusterView {
   std::vector<Node> nodes;
 };

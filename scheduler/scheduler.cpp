@@ -54,13 +54,17 @@ std::uint32_t Scheduler::intern(const ResourceRequest& req) {
   return id;
 }
 
+Scheduler::ShapeKey Scheduler::shape_key(const ResourceRequest& req, std::optional<BundleRef> bundle) {
+  if (!bundle && req.reservation)  // a request naming a reservation targets its bundle, or any of them
+    bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
+  return ShapeKey{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
+}
+
 std::uint64_t Scheduler::submit(const std::string& name, const ResourceRequest& req, int priority,
                                 std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
-  if (!bundle && req.reservation)
-    bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
   auto t = next_ticket_++;
-  ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
+  const auto key = shape_key(req, bundle);
   job(name).levels[priority].shapes[key].push_back(Entry{t, next_seq_++, now_ns()});
   ++queued_;
   return t;
@@ -368,10 +372,8 @@ std::optional<Grant> Scheduler::try_starving(std::optional<std::uint32_t> freed)
 Scheduler::Decision Scheduler::submit_or_place(const std::string& name, const ResourceRequest& req, int priority,
                                                std::optional<BundleRef> bundle) {
   if (cluster_cpus_ == 0 && cluster_gpus_ == 0) node_changed();
-  if (!bundle && req.reservation)
-    bundle = BundleRef{req.reservation, req.bundle >= 0 ? static_cast<std::uint32_t>(req.bundle) : kAnyBundle};
   auto& j = job(name);
-  ShapeKey key{intern(req), bundle ? bundle->gang : 0, bundle ? bundle->index : 0};
+  const auto key = shape_key(req, bundle);
   auto& q = j.levels[priority].shapes[key];
   Decision d;
   d.ticket = next_ticket_++;

@@ -178,6 +178,7 @@ class Scheduler {
   };
 
   std::uint32_t intern(const ResourceRequest& req);
+  ShapeKey shape_key(const ResourceRequest& req, std::optional<BundleRef> bundle);
   std::int64_t now_ns() const;
   double usage(const Job& j) const;
   double user_usage(const std::string& user) const;

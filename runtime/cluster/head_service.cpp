@@ -437,10 +437,7 @@ class HeadService final : public transport::Service {
     n.store_objects = h.getStoreObjects();
     n.spilled = h.getSpilledBytes();
     n.telemetry.clear();
-    for (auto t : h.getTelemetry())
-      n.telemetry.push_back(gpu::Telemetry{static_cast<int>(t.getIndex()), t.getTemperatureC(), t.getPowerW(),
-                                           t.getPowerLimitW(), t.getUtilizationPct(), t.getMemoryUsedGib(),
-                                           static_cast<int>(t.getSmClockMhz()), static_cast<int>(t.getMemoryClockMhz())});
+    for (auto t : h.getTelemetry()) n.telemetry.push_back(proto::read(t));
   }
 
   void node_dead(Endpoint& ep, std::uint32_t index, const std::string& why) {
@@ -590,10 +587,6 @@ class HeadService final : public transport::Service {
     ep.send(p.id, out);
   }
 
-  bool feasible_anywhere(const sched::ResourceRequest& r) const {
-    return state_.feasible(r);
-  }
-
   void lease_failed(Endpoint& ep, ConnId owner, std::uint64_t lease, const std::string& reason, bool infeasible,
                     bool retry = false) {
     if (!ep.peer(owner)) return;
@@ -677,8 +670,9 @@ class HeadService final : public transport::Service {
 
   void fail_infeasible_pending(Endpoint& ep) {
     drop_pending([&](const PendingLease& q) {
-      if (feasible_anywhere(q.request)) return false;
-      lease_failed(ep, q.owner, q.owner_lease, "iogrid: " + sched::explain_infeasible(state_.view(), q.request), true);
+      std::string why;
+      if (sched_.feasible(q.request, &why)) return false;
+      lease_failed(ep, q.owner, q.owner_lease, "iogrid: " + why, true);
       return true;
     });
   }
@@ -753,11 +747,9 @@ class HeadService final : public transport::Service {
   // Charges a lease that ended (or was lost with its node) to the ledger.
   void charge(const LeaseRec& l) {
     if (l.alloc.node >= state_.size() || l.alloc.gpus.empty()) return;
-    double gpus = 0;
-    for (const auto& [d, f] : l.alloc.gpus) gpus += double(f) / double(sched::kOne);
     const double secs = std::chrono::duration<double>(Clock::now() - l.start).count();
-    ledger_.lease(l.job, l.reservation ? reservation_name(l.reservation) : "", state_.node(l.alloc.node).name, gpus,
-                  secs, l.price);
+    ledger_.lease(l.job, l.reservation ? reservation_name(l.reservation) : "", state_.node(l.alloc.node).name,
+                  sched::gpu_count(l.alloc), secs, l.price);
     ledger_dirty_ = true;
   }
 
@@ -1007,16 +999,7 @@ class HeadService final : public transport::Service {
       ns[i].setVerification(nodes_[n.index].verification);
       const auto& tel = nodes_[n.index].telemetry;
       auto tl = ns[i].initTelemetry(static_cast<unsigned>(tel.size()));
-      for (unsigned k = 0; k < tel.size(); ++k) {
-        tl[k].setIndex(static_cast<std::uint32_t>(tel[k].index));
-        tl[k].setTemperatureC(float(tel[k].temperature_c));
-        tl[k].setPowerW(float(tel[k].power_w));
-        tl[k].setPowerLimitW(float(tel[k].power_limit_w));
-        tl[k].setUtilizationPct(float(tel[k].utilization_pct));
-        tl[k].setMemoryUsedGib(float(tel[k].memory_used_gib));
-        tl[k].setSmClockMhz(static_cast<std::uint32_t>(tel[k].sm_clock_mhz));
-        tl[k].setMemoryClockMhz(static_cast<std::uint32_t>(tel[k].memory_clock_mhz));
-      }
+      for (unsigned k = 0; k < tel.size(); ++k) proto::write(tl[k], tel[k]);
       ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
           std::chrono::duration_cast<std::chrono::milliseconds>(now - nodes_[n.index].last_heartbeat).count()));
       ++i;

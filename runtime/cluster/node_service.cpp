@@ -202,17 +202,7 @@ class NodeService final : public transport::Service {
       h.setSpilledBytes(st.spilled_bytes);
       auto telemetry = gpu::read_telemetry();  // empty without a driver
       auto tl = h.initTelemetry(static_cast<unsigned>(telemetry.size()));
-      for (unsigned i = 0; i < telemetry.size(); ++i) {
-        const auto& t = telemetry[i];
-        tl[i].setIndex(static_cast<std::uint32_t>(t.index));
-        tl[i].setTemperatureC(float(t.temperature_c));
-        tl[i].setPowerW(float(t.power_w));
-        tl[i].setPowerLimitW(float(t.power_limit_w));
-        tl[i].setUtilizationPct(float(t.utilization_pct));
-        tl[i].setMemoryUsedGib(float(t.memory_used_gib));
-        tl[i].setSmClockMhz(static_cast<std::uint32_t>(t.sm_clock_mhz));
-        tl[i].setMemoryClockMhz(static_cast<std::uint32_t>(t.memory_clock_mhz));
-      }
+      for (unsigned i = 0; i < telemetry.size(); ++i) proto::write(tl[i], telemetry[i]);
       ep.send(head_, out);
     }
     for (auto& [pid, w] : workers_)

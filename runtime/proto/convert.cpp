@@ -66,6 +66,23 @@ auto with_reader(const std::vector<std::uint8_t>& bytes, Fn fn) {
 }
 }  // namespace
 
+void write(GpuTelemetry::Builder b, const gpu::Telemetry& t) {
+  b.setIndex(static_cast<std::uint32_t>(t.index));
+  b.setTemperatureC(float(t.temperature_c));
+  b.setPowerW(float(t.power_w));
+  b.setPowerLimitW(float(t.power_limit_w));
+  b.setUtilizationPct(float(t.utilization_pct));
+  b.setMemoryUsedGib(float(t.memory_used_gib));
+  b.setSmClockMhz(static_cast<std::uint32_t>(t.sm_clock_mhz));
+  b.setMemoryClockMhz(static_cast<std::uint32_t>(t.memory_clock_mhz));
+}
+
+gpu::Telemetry read(GpuTelemetry::Reader r) {
+  return gpu::Telemetry{static_cast<int>(r.getIndex()), r.getTemperatureC(), r.getPowerW(), r.getPowerLimitW(),
+                        r.getUtilizationPct(), r.getMemoryUsedGib(), static_cast<int>(r.getSmClockMhz()),
+                        static_cast<int>(r.getMemoryClockMhz())};
+}
+
 void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   b.setCpusMilli(r.cpus);
   b.setMemoryMib(r.memory_mib);

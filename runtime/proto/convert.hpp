@@ -10,6 +10,7 @@
 
 #include "common.capnp.h"
 #include "wire.capnp.h"
+#include "gpu/devices.hpp"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::proto {
@@ -24,6 +25,8 @@ void write(NodeInfo::Builder b, const sched::Node& n);
 sched::Node read(NodeInfo::Reader r);
 
 void write(Allocation::Builder b, const sched::Allocation& a);
+void write(GpuTelemetry::Builder b, const gpu::Telemetry& t);
+gpu::Telemetry read(GpuTelemetry::Reader r);
 sched::Allocation read(Allocation::Reader r);
 
 std::vector<std::uint8_t> encode(const sched::ResourceRequest& r);

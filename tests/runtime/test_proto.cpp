@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <capnp/message.h>
+
 #include "runtime/proto/convert.hpp"
 
 using namespace iogrid;
@@ -54,4 +56,28 @@ TEST_CASE("malformed bytes are rejected, not trusted", "[proto]") {
   auto good = proto::encode(sched::ResourceRequest{});
   good.resize(good.size() - 8);  // truncated
   REQUIRE_THROWS_AS(proto::decode_request(good), proto::DecodeError);
+}
+
+TEST_CASE("GPU telemetry and the new request fields survive the wire", "[proto]") {
+  capnp::MallocMessageBuilder m;
+  auto b = m.initRoot<iogrid::proto::GpuTelemetry>();
+  iogrid::gpu::Telemetry t{3, 71.0, 412.5, 700.0, 93.0, 61.25, 1980, 2619};
+  iogrid::proto::write(b, t);
+  auto back = iogrid::proto::read(b.asReader());
+  CHECK(back.index == 3);
+  CHECK(back.power_w == Approx(412.5));
+  CHECK(back.memory_used_gib == Approx(61.25));
+  CHECK(back.memory_clock_mhz == 2619);
+  iogrid::sched::ResourceRequest r;
+  r.gpus = 500;
+  r.max_price = 2.5;
+  r.min_reputation = 0.8;
+  r.min_gpu_tflops = 300;
+  r.allow_unverified = true;
+  r.preferred_regions = {"eu", "us"};
+  r.reservation = 7;
+  r.bundle = 1;
+  r.priority = -2;
+  auto rr = iogrid::proto::decode_request(iogrid::proto::encode(r));
+  CHECK(rr.key() == r.key());
 }
