@@ -19,9 +19,24 @@ namespace iogrid::gpu::collective {
 
 enum class ReduceOp { sum, mean, max };
 enum class DType { f32, f64, i32, i64 };
-std::size_t size_of(DType t);
-const char* to_string(DType t);
-const char* to_string(ReduceOp op);
+inline std::size_t size_of(DType t) { return t == DType::f32 || t == DType::i32 ? 4 : 8; }
+inline const char* to_string(DType t) {
+  switch (t) {
+    case DType::f32: return "f32";
+    case DType::f64: return "f64";
+    case DType::i32: return "i32";
+    case DType::i64: return "i64";
+  }
+  return "?";
+}
+inline const char* to_string(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::mean: return "mean";
+    case ReduceOp::max: return "max";
+  }
+  return "?";
+}
 
 class Backend {
  public:

@@ -16,35 +16,6 @@
 
 namespace iogrid::gpu::collective {
 
-std::size_t size_of(DType t) {
-  switch (t) {
-    case DType::f32: return 4;
-    case DType::f64: return 8;
-    case DType::i32: return 4;
-    case DType::i64: return 8;
-  }
-  return 0;
-}
-
-const char* to_string(DType t) {
-  switch (t) {
-    case DType::f32: return "f32";
-    case DType::f64: return "f64";
-    case DType::i32: return "i32";
-    case DType::i64: return "i64";
-  }
-  return "?";
-}
-
-const char* to_string(ReduceOp op) {
-  switch (op) {
-    case ReduceOp::sum: return "sum";
-    case ReduceOp::mean: return "mean";
-    case ReduceOp::max: return "max";
-  }
-  return "?";
-}
-
 namespace {
 
 // Our Store seen through Gloo's rendezvous interface.

@@ -1,11 +1,11 @@
-#include "gpu/collective/nccl_backend.hpp"
-
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <chrono>
 #include <cstring>
 #include <thread>
+
+#include "gpu/collective/backend.hpp"
 
 namespace iogrid::gpu::collective {
 
@@ -151,8 +151,8 @@ class NcclBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_nccl(Store& store, const std::string& prefix, int rank, int size, int device,
-                                   const GroupOptions& o) {
+std::unique_ptr<Backend> make_nccl_impl(Store& store, const std::string& prefix, int rank, int size, int device,
+                                        const GroupOptions& o) {
   return std::make_unique<NcclBackend>(store, prefix, rank, size, device, o);
 }
 

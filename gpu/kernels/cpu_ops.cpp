@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 #include <limits>
 
 #include "gpu/kernels/ops.hpp"
@@ -19,6 +20,13 @@ class CpuOps final : public Ops {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
                 ta ? m : k, b, tb ? k : n, beta, c, n);
   }
+  void gemm_bf16(int m, int n, int k, const std::uint16_t* a, const std::uint16_t* b, float* c) override {
+    std::vector<float> fa(std::size_t(m) * std::size_t(k)), fb(std::size_t(k) * std::size_t(n));
+    for (std::size_t i = 0; i < fa.size(); ++i) fa[i] = from_bf16(a[i]);
+    for (std::size_t i = 0; i < fb.size(); ++i) fb[i] = from_bf16(b[i]);
+    gemm(false, false, m, n, k, 1.0f, fa.data(), fb.data(), 0.0f, c);
+  }
+  void synchronize() override {}
 
   void bias_add(float* y, const float* bias, int rows, int cols) override {
     for (int r = 0; r < rows; ++r) {

@@ -121,6 +121,17 @@ class CudaOps final : public Ops {
                       tb ? k : n, a, ta ? m : k, &beta, c, n),
           "sgemm");
   }
+  void gemm_bf16(int m, int n, int k, const std::uint16_t* a, const std::uint16_t* b, float* c) override {
+    use();
+    const float one = 1.0f, zero = 0.0f;
+    check(cublasGemmEx(blas_, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &one, b, CUDA_R_16BF, n, a, CUDA_R_16BF, k, &zero, c,
+                       CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "bf16 gemm");
+  }
+  void synchronize() override {
+    use();
+    check(cudaDeviceSynchronize(), "synchronize");
+  }
   void bias_add(float* y, const float* bias, int rows, int cols) override {
     use();
     k_bias_add<<<blocks(std::size_t(rows) * cols), kThreads>>>(y, bias, rows, cols);
@@ -212,7 +223,45 @@ class CudaOps final : public Ops {
 
 }  // namespace
 
-Ops* cuda_ops(int device) {
+// cuBLAS called directly, without the Ops layer: the reference for `iogrid bench gpu`.
+double cublas_bf16_gemm_seconds(int device, int n, int reps, const std::uint16_t* a_host, const std::uint16_t* b_host) {
+  check(cudaSetDevice(device), "cannot select the device");
+  const std::size_t elems = std::size_t(n) * std::size_t(n);
+  void *a = nullptr, *b = nullptr, *c = nullptr;
+  check(cudaMalloc(&a, elems * 2), "alloc");
+  check(cudaMalloc(&b, elems * 2), "alloc");
+  check(cudaMalloc(&c, elems * 4), "alloc");
+  check(cudaMemcpy(a, a_host, elems * 2, cudaMemcpyHostToDevice), "copy");
+  check(cudaMemcpy(b, b_host, elems * 2, cudaMemcpyHostToDevice), "copy");
+  cublasHandle_t h = nullptr;
+  check(cublasCreate(&h), "create");
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  const float one = 1.0f, zero = 0.0f;
+  auto run = [&] {
+    check(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b, CUDA_R_16BF, n, a, CUDA_R_16BF, n, &zero, c,
+                       CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+          "bf16 gemm");
+  };
+  run();  // warm-up (heuristics, clocks)
+  check(cudaDeviceSynchronize(), "warm-up");
+  cudaEventRecord(start);
+  for (int i = 0; i < reps; ++i) run();
+  cudaEventRecord(stop);
+  check(cudaEventSynchronize(stop), "timing");
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cublasDestroy(h);
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(c);
+  return double(ms) / 1000.0 / reps;
+}
+
+Ops* cuda_ops_impl(int device) {
   static std::mutex m;
   static std::map<int, std::unique_ptr<CudaOps>> ops;
   std::lock_guard<std::mutex> g(m);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 // The generator below is compiled for the host and, under nvcc, for the device too (one definition for both).
 #ifdef __CUDACC__
@@ -29,6 +30,11 @@ class Ops {
 
   virtual void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, const float* b,
                     float beta, float* c) = 0;
+  // C (f32, MxN) = A (bf16 bits, MxK) x B (bf16 bits, KxN), accumulated in f32 (tensor cores on a GPU; the CPU
+  // twin widens to f32 and calls the f32 GEMM).
+  virtual void gemm_bf16(int m, int n, int k, const std::uint16_t* a, const std::uint16_t* b, float* c) = 0;
+  // Waits until every kernel issued so far has finished (GEMMs may run asynchronously).
+  virtual void synchronize() = 0;
   // y[r][c] += bias[c] for an rows x cols matrix.
   virtual void bias_add(float* y, const float* bias, int rows, int cols) = 0;
   // db[c] = sum over rows of dy[r][c].
@@ -54,8 +60,9 @@ class Ops {
 
 // The CPU implementation (always there).
 Ops& cpu_ops();
-// The CUDA implementation on `device`, or nullptr when this build has no CUDA or the machine no such device.
-Ops* cuda_ops(int device);
+// The CUDA implementation on `device` (from the CUDA plugin, gpu/cuda_plugin.hpp), or nullptr when the plugin
+// is not there or the machine has no such device; `why` says which.
+Ops* cuda_ops(int device, std::string* why = nullptr);
 
 // The counter-based generator every implementation uses: a uniform float in [0, 1) for (seed, index).
 IOGRID_HOST_DEVICE inline std::uint64_t splitmix64(std::uint64_t x) {
@@ -66,6 +73,20 @@ IOGRID_HOST_DEVICE inline std::uint64_t splitmix64(std::uint64_t x) {
 }
 IOGRID_HOST_DEVICE inline float uniform01(std::uint64_t seed, std::uint64_t index) {
   return float(splitmix64(seed * 0x100000001b3ull ^ index) >> 40) * (1.0f / 16777216.0f);
+}
+
+// bf16 <-> f32 (round to nearest even; NaN stays NaN).
+inline std::uint16_t to_bf16(float f) {
+  std::uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((u >> 16) | 0x40);
+  return std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float from_bf16(std::uint16_t h) {
+  std::uint32_t u = std::uint32_t(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
 }
 
 }  // namespace iogrid::gpu::kernels

@@ -46,6 +46,26 @@ TEST_CASE("gemm matches plain loops for every transpose combination (tolerance 1
     }
 }
 
+TEST_CASE("bf16: conversion rounds to nearest even; the bf16 GEMM equals the f32 GEMM of the widened inputs", "[kernels]") {
+  CHECK(from_bf16(to_bf16(1.0f)) == 1.0f);
+  CHECK(from_bf16(to_bf16(-2.5f)) == -2.5f);
+  CHECK(to_bf16(1.0f + 1.0f / 256) == to_bf16(1.0f));          // halfway: ties to even (down)
+  CHECK(to_bf16(1.0f + 3.0f / 256) == to_bf16(1.0f + 1.0f / 64));  // halfway: ties to even (up)
+  CHECK(std::isnan(from_bf16(to_bf16(std::nanf("")))));
+  auto& ops = cpu_ops();
+  const int m = 9, n = 7, k = 33;
+  std::vector<float> fa(std::size_t(m) * k), fb(std::size_t(k) * n);
+  ops.init_uniform(fa.data(), fa.size(), -1, 1, 3);
+  ops.init_uniform(fb.data(), fb.size(), -1, 1, 4);
+  std::vector<std::uint16_t> a(fa.size()), b(fb.size());
+  for (std::size_t i = 0; i < fa.size(); ++i) fa[i] = from_bf16(a[i] = to_bf16(fa[i]));
+  for (std::size_t i = 0; i < fb.size(); ++i) fb[i] = from_bf16(b[i] = to_bf16(fb[i]));
+  std::vector<float> c(std::size_t(m) * n);
+  ops.gemm_bf16(m, n, k, a.data(), b.data(), c.data());
+  auto ref = reference_gemm(false, false, m, n, k, fa, fb);
+  for (std::size_t i = 0; i < c.size(); ++i) REQUIRE(c[i] == Approx(ref[i]).epsilon(1e-4).margin(1e-5));
+}
+
 TEST_CASE("softmax cross-entropy: known values and a gradient that matches finite differences", "[kernels]") {
   auto& ops = cpu_ops();
   std::vector<float> equal{0.3f, 0.3f};

@@ -3,9 +3,13 @@
 #include <catch2/catch.hpp>
 #include <cuda_runtime.h>
 
+#include <thread>
+#include <cmath>
 #include <vector>
 
+#include "gpu/cuda_plugin.hpp"
 #include "gpu/kernels/ops.hpp"
+#include "gpu/memory.hpp"
 
 using namespace iogrid::gpu::kernels;
 
@@ -27,10 +31,24 @@ struct DeviceVec {
 };
 }  // namespace
 
+TEST_CASE("a build with CUDA ships the CUDA plugin, and it loads without a GPU", "[kernels][gpu]") {
+  std::string why;
+  const auto* plugin = iogrid::gpu::cuda_plugin(&why);
+  INFO(why);
+  REQUIRE(plugin != nullptr);
+  CHECK(plugin->abi == iogrid::gpu::kCudaPluginAbi);
+  if (iogrid::gpu::cuda_device_count() == 0) {
+    std::string no_device;
+    CHECK(cuda_ops(0, &no_device) == nullptr);
+    CHECK(no_device == "no CUDA device 0 on this machine");
+  }
+}
+
 TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
-  Ops* gpu = cuda_ops(0);
+  std::string why;
+  Ops* gpu = cuda_ops(0, &why);
   if (!gpu) {
-    WARN("skipped: no CUDA device here (or a build without CUDA); the CPU kernels are tested on their own");
+    WARN("skipped: " + why + "; the CPU kernels are tested on their own");
     return;
   }
   auto& cpu = cpu_ops();
@@ -95,10 +113,7 @@ TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
   for (std::size_t i = 0; i < grad.size(); ++i) REQUIRE(gg2[i] == Approx(grad[i]).margin(1e-5));
 }
 
-#include <thread>
-
 #include "gpu/collective/nccl_backend.hpp"
-#include "gpu/memory.hpp"
 
 TEST_CASE("NCCL groups: one member per GPU, sum and mean agree with the arithmetic", "[collective][gpu]") {
   namespace gc = iogrid::gpu::collective;
@@ -128,4 +143,35 @@ TEST_CASE("NCCL groups: one member per GPU, sum and mean agree with the arithmet
     CHECK(first[std::size_t(r)] == Approx(size * (size + 1) / 2.0));
     CHECK(mean[std::size_t(r)] == Approx((size + 1) / 2.0));
   }
+}
+
+TEST_CASE("bf16 GEMM on tensor cores matches the CPU twin (tolerance 2e-3 relative to the row scale)", "[kernels][gpu]") {
+  std::string why;
+  Ops* gpu = cuda_ops(0, &why);
+  if (!gpu) {
+    WARN("skipped: " + why);
+    return;
+  }
+  auto& cpu = cpu_ops();
+  const int m = 300, n = 200, k = 512;
+  std::vector<float> fa(std::size_t(m) * k), fb(std::size_t(k) * n);
+  cpu.init_uniform(fa.data(), fa.size(), -1, 1, 11);
+  cpu.init_uniform(fb.data(), fb.size(), -1, 1, 12);
+  std::vector<std::uint16_t> a(fa.size()), b(fb.size());
+  for (std::size_t i = 0; i < fa.size(); ++i) a[i] = to_bf16(fa[i]);
+  for (std::size_t i = 0; i < fb.size(); ++i) b[i] = to_bf16(fb[i]);
+  std::vector<float> ref(std::size_t(m) * n);
+  cpu.gemm_bf16(m, n, k, a.data(), b.data(), ref.data());
+  void *da = nullptr, *db = nullptr;
+  cudaMalloc(&da, a.size() * 2);
+  cudaMalloc(&db, b.size() * 2);
+  cudaMemcpy(da, a.data(), a.size() * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(db, b.data(), b.size() * 2, cudaMemcpyHostToDevice);
+  DeviceVec dc(std::vector<float>(ref.size(), 0));
+  gpu->gemm_bf16(m, n, k, static_cast<std::uint16_t*>(da), static_cast<std::uint16_t*>(db), dc.p);
+  gpu->synchronize();
+  auto got = dc.get();
+  cudaFree(da);
+  cudaFree(db);
+  for (std::size_t i = 0; i < ref.size(); ++i) REQUIRE(got[i] == Approx(ref[i]).margin(2e-3 * std::sqrt(double(k))));
 }
