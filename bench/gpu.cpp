@@ -15,7 +15,12 @@
 
 #include "bench/report.hpp"
 #include "gpu/collective/backend.hpp"
+#include "gpu/cuda_plugin.hpp"
 #include "gpu/devices.hpp"
+#include "gpu/memory.hpp"
+#include "gpu/verify/challenge.hpp"
+#include "iogrid/iogrid.hpp"
+#include "iogrid/tensor.hpp"
 
 namespace iogrid::bench {
 
@@ -38,6 +43,136 @@ double timed(int ranks, int iters, const std::function<std::function<void()>(int
     });
   for (auto& t : threads) t.join();
   return *std::max_element(secs.begin(), secs.end());
+}
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// The bf16 operands of the GEMM figure: the same numbers for the task and for cuBLAS called directly.
+std::vector<std::uint16_t> bf16_matrix(int n, std::uint64_t seed) {
+  std::vector<float> f(std::size_t(n) * std::size_t(n));
+  gpu::kernels::cpu_ops().init_uniform(f.data(), f.size(), -1, 1, seed);
+  std::vector<std::uint16_t> h(f.size());
+  for (std::size_t i = 0; i < f.size(); ++i) h[i] = gpu::kernels::to_bf16(f[i]);
+  return h;
+}
+
+// A GPU worker actor holding the operands on its device; run(reps) does reps bf16 GEMMs and waits for them.
+class GemmActor {
+ public:
+  GemmActor(int n, std::uint64_t seed) : n_(n) {
+    auto gpus = iogrid::current_gpus();
+    if (gpus.empty()) throw std::runtime_error("the GEMM actor holds no GPU");
+    const auto dev = iogrid::Device::cuda(gpus.front().device);
+    std::string why;
+    ops_ = gpu::kernels::cuda_ops(dev.index, &why);
+    if (!ops_) throw std::runtime_error(why);
+    const std::int64_t elems = std::int64_t(n) * n;
+    a_ = iogrid::Tensor::from(bf16_matrix(n, seed), {elems}).to(dev);
+    b_ = iogrid::Tensor::from(bf16_matrix(n, seed + 1), {elems}).to(dev);
+    c_ = iogrid::Tensor({elems}, iogrid::DType::f32, dev);
+    run(1);  // warm-up
+  }
+  int run(int reps) {
+    for (int i = 0; i < reps; ++i)
+      ops_->gemm_bf16(n_, n_, n_, static_cast<const std::uint16_t*>(a_.raw()), static_cast<const std::uint16_t*>(b_.raw()),
+                      static_cast<float*>(c_.raw()));
+    ops_->synchronize();
+    return reps;
+  }
+
+ private:
+  int n_;
+  gpu::kernels::Ops* ops_ = nullptr;
+  iogrid::Tensor a_, b_, c_;
+};
+
+void empty_gpu_task() {}
+
+}  // namespace
+}  // namespace iogrid::bench
+
+IOGRID_REMOTE(&iogrid::bench::GemmActor::run);
+IOGRID_REMOTE(iogrid::bench::empty_gpu_task);
+
+namespace iogrid::bench {
+
+namespace {
+
+// The GPU rows: bf16 GEMM as a task against cuBLAS directly, the empty GPU task's round trip, verification.
+void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std::vector<Figure>& figs,
+              const std::function<bool(const std::string&)>& wanted) {
+  std::string why;
+  const auto* plugin = gpu::cuda_plugin(&why);
+  if (!plugin || !gpu::kernels::cuda_ops(0, &why)) {
+    progress(o, "GPU rows skipped: " + why);
+    return;
+  }
+  const std::string device = devices.front().model + " (" + devices.front().full_name + ")";
+  iogrid::init();
+  if (wanted("gemm_task_vs_cublas_ratio")) {
+    const int n = 8192, reps = 20;
+    const double flops = 2.0 * n * double(n) * n;
+    Figure ratio{"gemm_task_vs_cublas_ratio", 0, "x", true, {}};
+    Figure direct_tf{"gemm_bf16_cublas_direct_tflops", 0, "TFLOP/s", true, {}};
+    Figure task_tf{"gemm_bf16_task_tflops", 0, "TFLOP/s", true, {}};
+    const auto a = bf16_matrix(n, 1), b = bf16_matrix(n, 2);
+    auto actor = iogrid::actor<GemmActor>(n, std::uint64_t(1)).options({.num_gpus = 1}).remote();
+    (void)iogrid::get(actor.call(&GemmActor::run).remote(1));  // constructed and warm
+    for (int run = 0; run < o.runs; ++run) {
+      const double direct = plugin->cublas_bf16_gemm_seconds(0, n, reps, a.data(), b.data());
+      auto t0 = Clock::now();
+      (void)iogrid::get(actor.call(&GemmActor::run).remote(reps));
+      const double task = since(t0) / reps;
+      direct_tf.runs.push_back(flops / direct / 1e12);
+      task_tf.runs.push_back(flops / task / 1e12);
+      ratio.runs.push_back(direct / task);
+      progress(o, "run " + std::to_string(run + 1) + " on " + device + ": cuBLAS direct " +
+                      std::to_string(direct_tf.runs.back()) + " TFLOP/s, as an iogrid task " +
+                      std::to_string(task_tf.runs.back()) + " TFLOP/s, ratio " + std::to_string(ratio.runs.back()));
+    }
+    for (auto* f : {&ratio, &direct_tf, &task_tf}) {
+      f->value = median(f->runs);
+      figs.push_back(*f);
+    }
+  }
+  if (wanted("gpu_empty_task_roundtrip_us")) {
+    Figure rt{"gpu_empty_task_roundtrip_us", 0, "us", false, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      std::vector<double> us;
+      for (int i = 0; i < 2000; ++i) {
+        auto t0 = Clock::now();
+        iogrid::get(iogrid::task(empty_gpu_task).options({.num_gpus = 1}).remote());
+        us.push_back(since(t0) * 1e6);
+      }
+      rt.runs.push_back(median(us));
+      progress(o, "run " + std::to_string(run + 1) + ": empty GPU task round trip, median of 2000: " +
+                      std::to_string(rt.runs.back()) + " us");
+    }
+    rt.value = median(rt.runs);
+    figs.push_back(rt);
+  }
+  iogrid::shutdown();
+  if (wanted("verification_seconds")) {
+    Figure secs{"verification_seconds", 0, "s", false, {}};
+    Figure ok{"verification_verdict_correct", 0, "bool", true, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      gpu::verify::Challenge c{0x5eed0000ull + std::uint64_t(run), 8192};
+      auto t0 = Clock::now();
+      std::string where;
+      auto prover = gpu::verify::run_challenge(c, 0, &where);
+      auto rows = gpu::verify::draw_rows(c.n, 16, std::uint64_t(run) * 7919 + 1);
+      auto verdict = gpu::verify::check(c, prover->commitment(), rows, prover->open(rows), devices.front().model);
+      secs.runs.push_back(since(t0));
+      ok.runs.push_back(verdict.verified ? 1 : 0);
+      progress(o, "run " + std::to_string(run + 1) + ": verification on " + where + " of " + device + ": " +
+                      std::to_string(secs.runs.back()) + " s, " + (verdict.verified ? "verified: " : "refused: ") +
+                      verdict.reason);
+    }
+    secs.value = median(secs.runs);
+    ok.value = median(ok.runs);
+    figs.push_back(secs);
+    figs.push_back(ok);
+  }
 }
 
 }  // namespace
@@ -97,6 +232,7 @@ int run_gpu(const Options& o) {
       figs.push_back(*f);
     }
   }
+  if (!devices.empty()) gpu_rows(o, devices, figs, wanted);
   print("gpu", o, figs);
   return 0;
 }

@@ -2,6 +2,7 @@
 
 #include "gpu/memory.hpp"
 
+#include <cstdlib>
 #include <dlfcn.h>
 
 #include <sstream>
@@ -162,5 +163,7 @@ std::vector<Telemetry> read_telemetry() {
   }
   return out;
 }
+
+void use_pci_device_order() { setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 0); }
 
 }  // namespace iogrid::gpu

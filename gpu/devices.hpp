@@ -32,6 +32,9 @@ struct Telemetry {
 // The GPUs of this machine; `note` explains an empty result (no driver, NVML failed, a driver older than the
 // CUDA runtime this build uses).
 std::vector<DeviceInfo> detect_devices(std::string* note = nullptr);
+// Makes CUDA number devices as NVML does (by PCI bus: CUDA_DEVICE_ORDER=PCI_BUS_ID unless already set), so a
+// GPU index the node reports is the CUDA ordinal its workers use. Call before the first CUDA call.
+void use_pci_device_order();
 // Telemetry of every GPU NVML sees (empty without a driver). Cheap enough for every heartbeat.
 std::vector<Telemetry> read_telemetry();
 

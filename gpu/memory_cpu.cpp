@@ -19,6 +19,7 @@ int cuda_device_count(std::string* why) {
 }
 int cuda_sm_count(int) { return 0; }
 void select_device(int) noexcept {}
+void set_thread_memory_share(int, double) {}
 void* device_alloc(int, std::size_t) { no_cuda(); }
 void device_free(int, void*) noexcept {}
 void copy_to_device(int, void*, const void*, std::size_t) { no_cuda(); }

@@ -9,6 +9,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "gpu/devices.hpp"
 #include "iogrid/errors.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/head_actor.hpp"
@@ -67,7 +68,18 @@ class EmbeddedRuntime final : public SubmitterCore {
     sys_ = std::make_unique<caf::actor_system>(cfg_);
 
     auto node_opts = opts.nodes;
-    if (node_opts.empty()) node_opts.emplace_back();
+    if (node_opts.empty()) {
+      // One node with this machine's resources, its GPUs included (NVML; none without a driver). They count as
+      // verified: the machine is the user's own.
+      auto& self = node_opts.emplace_back();
+      for (const auto& d : gpu::detect_devices()) {
+        GpuOptions g;
+        g.model = d.model;
+        g.memory_gib = d.memory_gib;
+        g.compute_capability = d.compute_capability;
+        self.gpus.push_back(g);
+      }
+    }
     sched::ClusterView view;
     std::filesystem::path spill_root = opts.spill_dir.empty()
                                            ? std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid()))

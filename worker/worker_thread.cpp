@@ -61,7 +61,14 @@ void WorkerThread::loop() {
       src_.reset();
     }
     // The worker binds its lease's GPU: CUDA calls of the tasks go to that device by default.
-    if (!ctx_.gpus.empty()) gpu::select_device(static_cast<int>(ctx_.gpus.front().first));
+    // A fraction of a device caps the memory its tasks may allocate through iogrid (Tensor) at that fraction.
+    if (!ctx_.gpus.empty()) {
+      const int device = static_cast<int>(ctx_.gpus.front().first);
+      gpu::select_device(device);
+      gpu::set_thread_memory_share(device, ctx_.gpus.front().second);
+    } else {
+      gpu::set_thread_memory_share(-1, 0);
+    }
     current_ = src.get();
     while (auto* spec = src->next(ctx_)) {
       auto outcome = execute(*spec, src->self());

@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,6 +59,11 @@ class Prover {
   std::vector<std::vector<Hash>> levels_;  // levels_[0]: leaves (row hashes, padded to a power of two)
   Commitment commitment_;
 };
+
+// The node's side end to end: the challenge's GEMM on CUDA device `device` through the CUDA plugin (bf16 inputs,
+// f32 accumulation, the fastest of 3 timed runs after a warm-up) or, when that device is not there (or device
+// < 0), on the CPU in f32; returns the prover holding the committed product. `where` says which ran and why.
+std::shared_ptr<Prover> run_challenge(const Challenge& c, int device, std::string* where = nullptr);
 
 // What the claimed model can do (dense GEMM in the challenge's precision), in TFLOPS.
 struct ModelThroughput {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu/devices.hpp"
 #include "bench/report.hpp"
 #include "runtime/cli/cluster_commands.hpp"
 #include "runtime/cli/reservation_commands.hpp"
@@ -95,6 +96,7 @@ int bench(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  iogrid::gpu::use_pci_device_order();
   // Started by a node as a worker of a job this executable drives (iogrid bench ... --mode cluster).
   if (std::getenv(iogrid::runtime::cluster::kWorkerEndpointEnv)) iogrid::runtime::cluster::run_worker_process();
   std::vector<std::string> args(argv + 1, argv + argc);

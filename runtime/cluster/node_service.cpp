@@ -508,19 +508,17 @@ class NodeService final : public transport::Service {
   void verify_challenge(proto::VerifyChallenge::Reader r) {
     gpu::verify::Challenge c{r.getSeed(), static_cast<int>(r.getN())};
     const auto id = r.getId();
+    const int device = static_cast<int>(r.getDevice());
     // Detached: it touches this service only through post(), which drops the call once the endpoint is gone.
-    std::thread([this, c, id, self = self_] {
+    std::thread([this, c, id, device, self = self_] {
       std::shared_ptr<gpu::verify::Prover> prover;
       std::string error;
       try {
-        if (c.n <= 0 || c.n > 32768) throw std::invalid_argument("challenge size " + std::to_string(c.n) + " out of range");
-        // The device under test: the GEMM of this build's kernels (the CPU implementation without CUDA).
-        auto a = gpu::verify::matrix_a(c), b = gpu::verify::matrix_b(c);
-        std::vector<float> product(a.size());
-        auto t0 = std::chrono::steady_clock::now();
-        gpu::kernels::cpu_ops().gemm(false, false, c.n, c.n, c.n, 1.0f, a.data(), b.data(), 0.0f, product.data());
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        prover = std::make_shared<gpu::verify::Prover>(c, std::move(product), secs);
+        // The device under test: its CUDA device through the plugin, or the CPU where there is none (a node
+        // declaring GPUs it does not have is then measured as what it is).
+        std::string where;
+        prover = gpu::verify::run_challenge(c, device, &where);
+        spdlog::info("verification challenge {}: n={} on {}", id, c.n, where);
       } catch (const std::exception& e) {
         error = e.what();
       }

@@ -3,6 +3,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "gpu/devices.hpp"
 #include "iogrid/detail/core.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/clusters.hpp"
@@ -23,6 +24,7 @@ std::unique_ptr<runtime::SubmitterCore> g_core;  // the embedded runtime or a cl
 }  // namespace
 
 void init(InitOptions options) {
+  gpu::use_pci_device_order();
   if (std::getenv(runtime::cluster::kWorkerEndpointEnv)) runtime::cluster::run_worker_process();
   std::lock_guard<std::mutex> g(g_mutex);
   if (g_core) throw RuntimeError("iogrid: init() called twice; call iogrid::shutdown() first");

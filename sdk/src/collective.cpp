@@ -1,6 +1,7 @@
 #include "iogrid/collective.hpp"
 
 #include "gpu/collective/backend.hpp"
+#include "gpu/collective/nccl_backend.hpp"
 #include "iogrid/runtime.hpp"
 
 namespace iogrid::collective {
@@ -47,23 +48,77 @@ auto translate(F&& f) {
 
 struct Group::Impl {
   KvStore store;
-  std::unique_ptr<gc::Backend> backend;
+  std::string name;
+  gc::GroupOptions options;
+  std::unique_ptr<gc::Backend> backend;  // Gloo, host memory
+  std::unique_ptr<gc::Backend> nccl;     // formed on the first GPU tensor
+  int nccl_device = -1;
+
+  // The backend for a tensor: Gloo for host memory, NCCL on the tensor's GPU.
+  gc::Backend& for_tensor(const Tensor& t, const char* what) {
+    if (!t.defined()) throw CollectiveError(std::string("iogrid: ") + what + " of an empty tensor");
+    if (t.device().is_cpu()) return *backend;
+    if (!nccl) {
+      nccl_device = t.device().index;
+      nccl = translate([&] { return gc::make_nccl(store, name + "/nccl", backend->rank(), backend->size(), nccl_device, options); });
+    } else if (t.device().index != nccl_device) {
+      throw CollectiveError("iogrid: group " + name + " talks NCCL on cuda:" + std::to_string(nccl_device) + ", got a tensor on " + t.device().str());
+    }
+    return *nccl;
+  }
 };
+
+namespace {
+gc::DType tensor_dtype(const Tensor& t, const char* what) {
+  switch (t.dtype()) {
+    case DType::f32: return gc::DType::f32;
+    case DType::i32: return gc::DType::i32;
+    case DType::i64: return gc::DType::i64;
+    default:
+      throw CollectiveError(std::string("iogrid: ") + what + " takes f32, i32 or i64 tensors, got " + to_string(t.dtype()));
+  }
+}
+}  // namespace
 
 Group Group::join(const std::string& name, int rank, int size, GroupOptions options) {
   if (name.empty()) throw CollectiveError("iogrid: a collective group needs a name");
   Group g;
   g.impl_ = std::make_shared<Impl>();
-  gc::GroupOptions o;
-  o.timeout = options.timeout;
-  o.host = options.host;
-  g.impl_->backend = translate([&] { return gc::make_gloo(g.impl_->store, name, rank, size, o); });
+  g.impl_->name = name;
+  g.impl_->options.timeout = options.timeout;
+  g.impl_->options.host = options.host;
+  g.impl_->backend = translate([&] { return gc::make_gloo(g.impl_->store, name, rank, size, g.impl_->options); });
   return g;
 }
 
 int Group::rank() const { return impl_->backend->rank(); }
 int Group::size() const { return impl_->backend->size(); }
-std::string Group::backend() const { return impl_->backend->name(); }
+std::string Group::backend() const { return std::string(impl_->backend->name()) + (impl_->nccl ? "+nccl" : ""); }
+
+void Group::allreduce(Tensor& t, ReduceOp op) {
+  auto& b = impl_->for_tensor(t, "allreduce");
+  translate([&] { b.allreduce(t.raw(), t.numel(), tensor_dtype(t, "allreduce"), op_of(op)); });
+}
+void Group::broadcast(Tensor& t, int root) {
+  auto& b = impl_->for_tensor(t, "broadcast");
+  translate([&] { b.broadcast(t.raw(), t.numel(), tensor_dtype(t, "broadcast"), root); });
+}
+Tensor Group::allgather(const Tensor& mine) {
+  auto& b = impl_->for_tensor(mine, "allgather");
+  Tensor out({static_cast<std::int64_t>(mine.numel()) * size()}, mine.dtype(), mine.device());
+  translate([&] { b.allgather(mine.raw(), out.raw(), mine.numel(), tensor_dtype(mine, "allgather")); });
+  return out;
+}
+Tensor Group::reduce_scatter(const Tensor& all, ReduceOp op) {
+  auto& b = impl_->for_tensor(all, "reduce_scatter");
+  const auto n = all.numel() / static_cast<std::size_t>(size());
+  if (n * static_cast<std::size_t>(size()) != all.numel())
+    throw CollectiveError("iogrid: reduce_scatter needs a multiple of the group size (" + std::to_string(size()) +
+                          ") elements, got " + std::to_string(all.numel()));
+  Tensor out({static_cast<std::int64_t>(n)}, all.dtype(), all.device());
+  translate([&] { b.reduce_scatter(all.raw(), out.raw(), n, tensor_dtype(all, "reduce_scatter"), op_of(op)); });
+  return out;
+}
 
 void Group::raw_allreduce(void* data, std::size_t n, int type, ReduceOp op) {
   translate([&] { impl_->backend->allreduce(data, n, dtype(type), op_of(op)); });

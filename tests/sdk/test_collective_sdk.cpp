@@ -1,6 +1,10 @@
 // Collective groups across actors of the embedded cluster, meeting through the head's key-value store.
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <thread>
+
+#include "gpu/kernels/ops.hpp"
+#include "gpu/memory.hpp"
 
 #include "cluster_fixture.hpp"
 
@@ -24,6 +28,25 @@ struct Member {
     return {double(grad[0]), double(grad[999]), double(ranks.size()), double(ranks[std::size_t(size - 1)]),
             double(weights[2]), double(g.size())};
   }
+  // Host tensors through the same group: allreduce (max), reduce-scatter, allgather; an f16 tensor is refused.
+  std::vector<double> tensors(std::string group) {
+    auto g = Group::join(group, rank, size, {.timeout = 20s});
+    auto t = iogrid::Tensor::from(std::vector<float>(8, float(rank)), {2, 4});
+    g.allreduce(t, ReduceOp::max);
+    auto all = iogrid::Tensor::from(std::vector<std::int32_t>(std::size_t(size) * 2, rank + 1), {size * 2});
+    auto part = g.reduce_scatter(all);
+    auto gathered = g.allgather(iogrid::Tensor::from(std::vector<std::int64_t>{rank * 10}, {1}));
+    double refused = 0;
+    try {
+      iogrid::Tensor half({4}, iogrid::DType::f16);
+      g.allreduce(half);
+    } catch (const iogrid::CollectiveError& e) {
+      refused = std::string(e.what()).find("f32, i32 or i64") != std::string::npos ? 1 : 0;
+    }
+    return {double(t.data<float>()[7]), double(t.dim(1)), double(part.numel()), double(part.data<std::int32_t>()[1]),
+            double(gathered.numel()), double(gathered.data<std::int64_t>()[std::size_t(size - 1)]), refused,
+            g.backend() == "gloo" ? 1.0 : 0.0};
+  }
   int lonely(std::string group) {
     try {
       Group::join(group, rank, size + 1, {.timeout = 300ms});
@@ -35,6 +58,7 @@ struct Member {
 };
 IOGRID_REMOTE(&Member::round);
 IOGRID_REMOTE(&Member::lonely);
+IOGRID_REMOTE(&Member::tensors);
 }  // namespace
 
 TEST_CASE("actors form a collective group through the head's key-value store", "[collective][sdk]") {
@@ -53,6 +77,47 @@ TEST_CASE("actors form a collective group through the head's key-value store", "
     CHECK(v[4] == 7);
     CHECK(v[5] == 4);
   }
+  // Tensors: sum of 1..4 = 10 in every reduce-scattered element; max of ranks = 3; rank r's 10r gathered.
+  std::vector<iogrid::ObjectRef<std::vector<double>>> tensor_rounds;
+  for (auto& m : members) tensor_rounds.push_back(m.call(&Member::tensors).remote(std::string("sdk-group-tensors")));
+  for (auto& r : tensor_rounds) {
+    auto v = iogrid::get(r, 60s);
+    CHECK(v[0] == 3);
+    CHECK(v[1] == 4);  // the tensor kept its shape
+    CHECK(v[2] == 2);
+    CHECK(v[3] == 10);
+    CHECK(v[4] == 4);
+    CHECK(v[5] == 30);
+    CHECK(v[6] == 1);
+    CHECK(v[7] == 1);
+  }
   // A member whose peers never come: a CollectiveError naming the timeout, not a hang.
   CHECK(iogrid::get(members[0].call(&Member::lonely).remote(std::string("sdk-group-alone")), 30s) == 1);
+}
+
+TEST_CASE("GPU tensors go through NCCL in the same group, host tensors through Gloo", "[collective][sdk][gpu]") {
+  std::string why;
+  const int gpus = iogrid::gpu::cuda_device_count(&why);
+  if (gpus == 0 || !iogrid::gpu::kernels::cuda_ops(0, &why)) {
+    WARN("skipped: no CUDA device here (" + why + "); host tensors are tested above");
+    return;
+  }
+  Cluster c;
+  const int n = std::min(gpus, 4);
+  std::vector<std::thread> threads;
+  std::vector<float> sums(std::size_t(n), -1);
+  std::vector<std::string> backends(static_cast<std::size_t>(n));
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      auto g = Group::join("sdk-group-nccl", r, n, {.timeout = 30s});
+      auto t = iogrid::Tensor::from(std::vector<float>(1 << 20, float(r + 1)), {1 << 20}).to(iogrid::Device::cuda(r));
+      g.allreduce(t);
+      sums[std::size_t(r)] = t.to(iogrid::Device::cpu()).data<float>()[12345];
+      backends[std::size_t(r)] = g.backend();
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < n; ++r) {
+    CHECK(sums[std::size_t(r)] == Approx(n * (n + 1) / 2.0));
+    CHECK(backends[std::size_t(r)] == "gloo+nccl");
+  }
 }

@@ -1,6 +1,7 @@
 // Tensors in host memory (and on a GPU when this machine has one): storage, access rules, tasks, the store.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <thread>
 
 #include "cluster_fixture.hpp"
 #include "gpu/memory.hpp"
@@ -75,6 +76,27 @@ TEST_CASE("tensors on a GPU: copies there and back keep the values", "[tensor][g
   CHECK(dev.device() == iogrid::Device::cuda(0));
   CHECK_THROWS_WITH(dev.data<float>(), Catch::Contains("not in host memory"));
   CHECK(dev.clone().to_vector<float>() == std::vector<float>{1, 2, 3, 4});
+  // Large tensors cross through the pinned staging buffers in chunks (24 MiB + a tail: three and a bit chunks).
+  std::vector<float> big((24u << 20) / 4 + 1001);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = float(i % 100003);
+  auto round_trip = iogrid::Tensor::from(big, {std::int64_t(big.size())}).to(iogrid::Device::cuda(0)).to_vector<float>();
+  CHECK(round_trip == big);
+}
+
+TEST_CASE("a worker on a fraction of a GPU cannot allocate more than its share of the device's memory", "[tensor][gpu]") {
+  if (iogrid::gpu::cuda_device_count() == 0) {
+    WARN("skipped: no CUDA device here; the scheduler's tests hold fractions to the device without one");
+    return;
+  }
+  std::thread([] {
+    iogrid::gpu::set_thread_memory_share(0, 0.01);  // 1% of device 0
+    iogrid::Tensor small({1 << 20}, iogrid::DType::f32, iogrid::Device::cuda(0));  // 4 MiB: within any 1%
+    CHECK_THROWS_WITH(iogrid::Tensor({std::int64_t(1) << 30}, iogrid::DType::f32, iogrid::Device::cuda(0)),
+                      Catch::Contains("GPU memory share exceeded"));
+    small = iogrid::Tensor();  // freed: the share is back
+    iogrid::Tensor again({1 << 20}, iogrid::DType::f32, iogrid::Device::cuda(0));
+    CHECK(again.numel() == (1u << 20));
+  }).join();
 }
 
 namespace {

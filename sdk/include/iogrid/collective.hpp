@@ -1,7 +1,8 @@
 // Collective groups: members (tasks, actors or drivers) that exchange buffers together, as in PyTorch's
 // c10d. Every member joins with the group's name, its rank and the group's size; they meet through the head's
-// key-value store, then talk to each other directly. Host-memory buffers go through Gloo; GPU tensors will go
-// through NCCL behind the same calls.
+// key-value store, then talk to each other directly. Vectors and host tensors go through Gloo; tensors on a
+// GPU go through NCCL behind the same calls (its communicator is formed on the first GPU call, under the
+// group's name + "/nccl", on the device of that tensor).
 //
 //   auto g = iogrid::collective::Group::join("grads-step-1", rank, world);
 //   g.allreduce(gradients, iogrid::collective::ReduceOp::mean);   // every member gets the mean
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "iogrid/errors.hpp"
+#include "iogrid/tensor.hpp"
 
 namespace iogrid::collective {
 
@@ -35,7 +37,13 @@ class Group {
 
   int rank() const;
   int size() const;
-  std::string backend() const;  // "gloo"
+  std::string backend() const;  // "gloo", or "gloo+nccl" once a GPU tensor went through the group
+
+  // Tensors (f32, i32 or i64; contiguous): host tensors through Gloo, GPU tensors through NCCL.
+  void allreduce(Tensor& t, ReduceOp op = ReduceOp::sum);
+  void broadcast(Tensor& t, int root);
+  Tensor allgather(const Tensor& mine);                        // shape [size() * mine.numel()]
+  Tensor reduce_scatter(const Tensor& all, ReduceOp op = ReduceOp::sum);  // shape [all.numel() / size()]
 
   template <class T>
   void allreduce(std::vector<T>& data, ReduceOp op = ReduceOp::sum) {
