@@ -125,4 +125,6 @@ Ops& cpu_ops() {
   return ops;
 }
 
+void set_cpu_threads(int n) { openblas_set_num_threads(n > 0 ? n : openblas_get_num_procs()); }
+
 }  // namespace iogrid::gpu::kernels

@@ -60,6 +60,9 @@ class Ops {
 
 // The CPU implementation (always there).
 Ops& cpu_ops();
+// Threads the CPU GEMM may use (process-wide; 0: the BLAS library's default). Data-parallel workers that each
+// stand for one CPU set 1.
+void set_cpu_threads(int n);
 // The CUDA implementation on `device` (from the CUDA plugin, gpu/cuda_plugin.hpp), or nullptr when the plugin
 // is not there or the machine has no such device; `why` says which.
 Ops* cuda_ops(int device, std::string* why = nullptr);

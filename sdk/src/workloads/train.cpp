@@ -1,0 +1,311 @@
+#include "iogrid/train.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <numeric>
+#include <random>
+
+#include "gpu/kernels/ops.hpp"
+#include "iogrid/actor.hpp"
+#include "iogrid/collective.hpp"
+#include "iogrid/remote.hpp"
+#include "iogrid/runtime.hpp"
+
+namespace iogrid::train {
+
+// --- checkpoints on disk: "IOGRIDCK" + the serialised Checkpoint --------------------------------------------
+namespace {
+constexpr char kMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'C', 'K'};
+}
+
+void save_checkpoint(const Checkpoint& c, const std::string& path) {
+  auto buf = serialize(c);
+  const auto tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error("iogrid: cannot write checkpoint " + tmp);
+    f.write(kMagic, sizeof kMagic);
+    f.write(reinterpret_cast<const char*>(buf->data()), std::streamsize(buf->size()));
+    if (!f) throw Error("iogrid: cannot write checkpoint " + tmp);
+  }
+  std::filesystem::rename(tmp, path);  // a crash mid-write never leaves a half checkpoint under the name
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("iogrid: checkpoint " + path + " does not exist or cannot be read");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (bytes.size() < sizeof kMagic || !std::equal(kMagic, kMagic + sizeof kMagic, bytes.begin()))
+    throw Error("iogrid: " + path + " is not an iogrid checkpoint");
+  auto buf = detail::make_buffer(bytes.size() - sizeof kMagic);
+  std::copy(bytes.begin() + sizeof kMagic, bytes.end(), buf->data());
+  try {
+    return deserialize<Checkpoint>(buf);
+  } catch (const std::exception& e) {
+    throw Error("iogrid: checkpoint " + path + " is damaged (" + e.what() + ")");
+  }
+}
+
+// --- the worker actor --------------------------------------------------------------------------------------
+struct WorkerSpec {
+  nn::MlpSpec model;
+  nn::OptimizerSpec optimizer;
+  int rank = 0, world = 1, batch = 64;
+  std::uint64_t seed = 1;
+  std::string group;
+  std::int64_t timeout_ms = 10000;
+  IOGRID_SERIALIZE(model, optimizer, rank, world, batch, seed, group, timeout_ms)
+};
+
+struct EpochStats {
+  double loss_sum = 0;  // sum over steps of the batch mean loss
+  std::int64_t correct = 0, samples = 0, steps = 0;
+  IOGRID_SERIALIZE(loss_sum, correct, samples, steps)
+};
+
+class TrainWorker {
+ public:
+  TrainWorker(WorkerSpec spec, ObjectRef<data::Dataset> train, Checkpoint start)
+      : spec_(std::move(spec)),
+        model_(spec_.model, device()),
+        opt_(model_, spec_.optimizer) {
+    if (model_.device().is_cpu()) gpu::kernels::set_cpu_threads(1);
+    shard_ = get(train).shard(spec_.rank, spec_.world);
+    if (!start.weights.empty()) {
+      model_.set_weights(start.weights);
+      opt_.set_state(start.optimizer_state, start.optimizer_steps);
+    }
+    group_ = collective::Group::join(spec_.group, spec_.rank, spec_.world,
+                                     {.timeout = std::chrono::milliseconds(spec_.timeout_ms)});
+  }
+
+  // One pass over the shard; `steps` is the gang's common step count.
+  EpochStats epoch(int e, int steps, float lr) {
+    opt_.set_lr(lr);
+    std::vector<std::uint32_t> order(shard_.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::mt19937_64 rng(spec_.seed * 1000003ull + std::uint64_t(e) * 7919ull + std::uint64_t(spec_.rank));
+    std::shuffle(order.begin(), order.end(), rng);
+    const std::size_t f = shard_.features(), b = std::size_t(spec_.batch);
+    std::vector<std::uint8_t> x(b * f);
+    std::vector<std::int32_t> y(b);
+    const auto* img = shard_.images.data<std::uint8_t>();
+    const auto* lab = shard_.labels.data<std::int32_t>();
+    EpochStats s;
+    for (int step = 0; step < steps; ++step) {
+      for (std::size_t i = 0; i < b; ++i) {
+        const std::size_t src = order[(std::size_t(step) * b + i) % order.size()];
+        std::copy(img + src * f, img + (src + 1) * f, x.data() + i * f);
+        y[i] = lab[src];
+      }
+      auto bs = model_.train_batch(x.data(), y.data(), int(b));
+      if (spec_.world > 1) group_.allreduce(model_.grads(), collective::ReduceOp::mean);
+      opt_.step();
+      s.loss_sum += bs.loss;
+      s.correct += bs.correct;
+      s.samples += bs.count;
+      ++s.steps;
+    }
+    return s;
+  }
+
+  Checkpoint checkpoint(int epoch) {
+    Checkpoint c;
+    c.epoch = epoch;
+    c.model = spec_.model;
+    c.weights = model_.weights();
+    c.optimizer_state = opt_.state();
+    c.optimizer_steps = opt_.steps();
+    return c;
+  }
+
+  double evaluate(ObjectRef<data::Dataset> test) { return model_.evaluate(get(test)).accuracy(); }
+
+  // FNV-1a over the weights' bits: equal digests on every rank mean identical replicas.
+  std::uint64_t digest() {
+    auto w = model_.weights();
+    std::uint64_t h = 1469598103934665603ull;
+    const auto* p = reinterpret_cast<const std::uint8_t*>(w.data());
+    for (std::size_t i = 0; i < w.size() * 4; ++i) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+  }
+
+ private:
+  static Device device() {
+    auto gpus = current_gpus();
+    return gpus.empty() ? Device::cpu() : Device::cuda(gpus.front().device);
+  }
+  WorkerSpec spec_;
+  nn::Mlp model_;
+  nn::Optimizer opt_;
+  data::Dataset shard_;
+  collective::Group group_;
+};
+
+}  // namespace iogrid::train
+
+IOGRID_REMOTE(&iogrid::train::TrainWorker::epoch);
+IOGRID_REMOTE(&iogrid::train::TrainWorker::checkpoint);
+IOGRID_REMOTE(&iogrid::train::TrainWorker::evaluate);
+IOGRID_REMOTE(&iogrid::train::TrainWorker::digest);
+
+namespace iogrid::train {
+
+struct Trainer::Impl {
+  Config cfg;
+  std::string run_id = [] {  // a group name is used for one formation only: unique per trainer and attempt
+    std::random_device rd;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%08x%08x", rd(), rd());
+    return std::string(buf);
+  }();
+  ObjectRef<data::Dataset> train, test;
+  std::size_t train_size = 0;
+  std::mutex m;
+  std::vector<ActorHandle<TrainWorker>> gang;
+
+  std::vector<ActorHandle<TrainWorker>> start_gang(int attempt, const Checkpoint& from) {
+    std::vector<ActorHandle<TrainWorker>> g;
+    for (int r = 0; r < cfg.workers; ++r) {
+      WorkerSpec s;
+      s.model = cfg.model;
+      s.optimizer = cfg.optimizer;
+      s.rank = r;
+      s.world = cfg.workers;
+      s.batch = cfg.batch_size;
+      s.seed = cfg.seed;
+      s.group = cfg.name + "-" + run_id + "-" + std::to_string(attempt);
+      s.timeout_ms = cfg.collective_timeout.count();
+      g.push_back(actor<TrainWorker>(s, train, from)
+                      .options({.num_cpus = cfg.cpus_per_worker, .num_gpus = cfg.gpus_per_worker})
+                      .remote());
+    }
+    std::lock_guard<std::mutex> l(m);
+    gang = g;
+    return g;
+  }
+  void stop_gang() {
+    std::lock_guard<std::mutex> l(m);
+    for (auto& w : gang) w.kill();
+    gang.clear();
+  }
+};
+
+Trainer::Trainer(Config config, const data::Dataset& train, const data::Dataset& test) : impl_(std::make_unique<Impl>()) {
+  auto& c = config;
+  if (c.workers < 1) throw Error("iogrid: training needs at least one worker");
+  if (c.epochs < 1) throw Error("iogrid: training needs at least one epoch");
+  if (c.batch_size < 1) throw Error("iogrid: the batch size must be positive");
+  if (train.size() == 0) throw Error("iogrid: the training set is empty");
+  if (train.features() != std::size_t(c.model.layers.front()))
+    throw Error("iogrid: the model takes " + std::to_string(c.model.layers.front()) + " features, the training set has " +
+                std::to_string(train.features()));
+  if (train.size() < std::size_t(c.workers) * std::size_t(c.batch_size))
+    throw Error("iogrid: " + std::to_string(train.size()) + " training examples are fewer than one batch per worker");
+  if (!is_initialized()) throw Error("iogrid: call iogrid::init() before training");
+  impl_->cfg = std::move(config);
+  impl_->train = put(train);
+  impl_->test = put(test);
+  impl_->train_size = train.size();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::kill_worker(int rank) {
+  std::lock_guard<std::mutex> l(impl_->m);
+  if (rank >= 0 && std::size_t(rank) < impl_->gang.size()) impl_->gang[std::size_t(rank)].kill();
+}
+
+Result Trainer::fit() {
+  auto& I = *impl_;
+  auto& c = I.cfg;
+  using Clock = std::chrono::steady_clock;
+  Result res;
+  Checkpoint last;
+  last.model = c.model;
+  if (!c.resume_from.empty()) {
+    last = load_checkpoint(c.resume_from);
+    if (last.model.layers != c.model.layers) throw Error("iogrid: checkpoint " + c.resume_from + " holds another model");
+  }
+  if (!c.checkpoint_dir.empty()) std::filesystem::create_directories(c.checkpoint_dir);
+  const int steps = int((I.train_size / std::size_t(c.workers)) / std::size_t(c.batch_size));
+  int attempt = 0;
+  auto gang = I.start_gang(attempt, last);
+  float lr = c.optimizer.lr;
+  for (int e = 0; e < last.epoch; ++e) lr *= c.lr_decay;
+  ObjectRef<Checkpoint> stored = put(last);  // the newest checkpoint also lives in the object store
+  int epoch = last.epoch;
+  while (epoch < c.epochs) {
+    const auto t0 = Clock::now();
+    try {
+      std::vector<ObjectRef<EpochStats>> parts;
+      for (auto& w : gang) parts.push_back(w.call(&TrainWorker::epoch).remote(epoch + 1, steps, lr));
+      auto stats = get(parts);
+      const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      auto ck = get(gang[0].call(&TrainWorker::checkpoint).remote(epoch + 1));
+      EpochMetrics m;
+      m.epoch = epoch + 1;
+      for (const auto& s : stats) {
+        m.loss += s.loss_sum;
+        m.train_accuracy += double(s.correct);
+        m.samples += s.samples;
+      }
+      m.loss /= double(std::max<std::int64_t>(1, stats[0].steps * std::int64_t(stats.size())));
+      m.train_accuracy /= double(std::max<std::int64_t>(1, m.samples));
+      m.seconds = secs;
+      m.samples_per_s = double(m.samples) / secs;
+      m.test_accuracy = get(gang[0].call(&TrainWorker::evaluate).remote(I.test));
+      m.restarts = res.restarts;
+      last = std::move(ck);
+      stored = put(last);
+      if (!c.checkpoint_dir.empty())
+        save_checkpoint(last, (std::filesystem::path(c.checkpoint_dir) / ("checkpoint-" + std::to_string(m.epoch) + ".bin")).string());
+      res.history.push_back(m);
+      if (c.progress) {
+        char line[256];
+        std::snprintf(line, sizeof line, "[train] epoch %d/%d  loss %.4f  train acc %.4f  test acc %.4f  %.0f samples/s  %.1f s%s\n",
+                      m.epoch, c.epochs, m.loss, m.train_accuracy, m.test_accuracy, m.samples_per_s, m.seconds,
+                      res.restarts ? ("  (" + std::to_string(res.restarts) + " restarts)").c_str() : "");
+        std::cerr << line << std::flush;
+      }
+      if (c.on_epoch) c.on_epoch(m);
+      lr *= c.lr_decay;
+      ++epoch;
+    } catch (const Error& err) {
+      // A worker died or a collective failed: replace the gang, resume from the last checkpoint.
+      I.stop_gang();
+      if (res.restarts >= c.max_restarts)
+        throw Error("iogrid: training failed after " + std::to_string(res.restarts) + " gang restarts: " + err.what());
+      ++res.restarts;
+      if (c.progress)
+        std::cerr << "[train] epoch " << epoch + 1 << " failed (" << err.what() << "); restarting the gang from epoch "
+                  << last.epoch << " (restart " << res.restarts << " of at most " << c.max_restarts << ")\n";
+      last = get(stored);
+      epoch = last.epoch;
+      lr = c.optimizer.lr;
+      for (int e = 0; e < last.epoch; ++e) lr *= c.lr_decay;
+      gang = I.start_gang(++attempt, last);
+    }
+  }
+  std::vector<ObjectRef<std::uint64_t>> digests;
+  for (auto& w : gang) digests.push_back(w.call(&TrainWorker::digest).remote());
+  auto d = get(digests);
+  res.replicas_identical = std::all_of(d.begin(), d.end(), [&](std::uint64_t x) { return x == d[0]; });
+  I.stop_gang();
+  res.final = last;
+  res.test_accuracy = res.history.empty() ? 0 : res.history.back().test_accuracy;
+  std::vector<double> rates;
+  for (const auto& m : res.history) rates.push_back(m.samples_per_s);
+  if (!rates.empty()) {
+    std::sort(rates.begin(), rates.end());
+    res.samples_per_s = rates[rates.size() / 2];
+  }
+  return res;
+}
+
+}  // namespace iogrid::train

@@ -1,0 +1,95 @@
+// Data-parallel training on the embedded cluster: identical replicas, learning, checkpoints and resume, and
+// a worker killed mid-training.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iogrid/iogrid.hpp>
+#include <iogrid/train.hpp>
+#include <thread>
+
+#include "../sdk/cluster_fixture.hpp"
+#include "synthetic.hpp"
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+iogrid::train::Config small_config() {
+  iogrid::train::Config c;
+  c.model.layers = {32, 16, 4};
+  c.workers = 2;
+  c.epochs = 3;
+  c.batch_size = 16;
+  c.progress = false;
+  c.collective_timeout = 5000ms;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("two workers train to the same weights, learn, and checkpoint every epoch; a run resumes from a file", "[train]") {
+  Cluster cl({.nodes = {{.name = "n", .num_cpus = 2}}});
+  auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
+  auto dir = fs::temp_directory_path() / ("iogrid-train-" + std::to_string(::getpid()));
+  auto c = small_config();
+  c.checkpoint_dir = dir.string();
+  std::vector<int> seen;
+  c.on_epoch = [&](const iogrid::train::EpochMetrics& m) { seen.push_back(m.epoch); };
+  auto r = iogrid::train::fit(train, test, c);
+  CHECK(r.replicas_identical);
+  CHECK(seen == std::vector<int>{1, 2, 3});
+  REQUIRE(r.history.size() == 3);
+  CHECK(r.history[2].loss < r.history[0].loss);
+  CHECK(r.test_accuracy > 0.95);
+  CHECK(r.history[0].samples == 2 * 50 * 16);  // 800 examples per shard: 50 steps of 16 on each worker
+  CHECK(r.samples_per_s > 0);
+  for (int e = 1; e <= 3; ++e) CHECK(fs::exists(dir / ("checkpoint-" + std::to_string(e) + ".bin")));
+  auto ck = iogrid::train::load_checkpoint((dir / "checkpoint-3.bin").string());
+  CHECK(ck.epoch == 3);
+  CHECK(ck.weights == r.final.weights);
+
+  // Resume from epoch 2's file: only epoch 3 runs, and it reproduces the same weights.
+  auto c2 = small_config();
+  c2.resume_from = (dir / "checkpoint-2.bin").string();
+  auto r2 = iogrid::train::fit(train, test, c2);
+  REQUIRE(r2.history.size() == 1);
+  CHECK(r2.history[0].epoch == 3);
+  CHECK(r2.final.weights == r.final.weights);
+
+  std::ofstream((dir / "junk.bin").string()) << "not a checkpoint";
+  CHECK_THROWS_WITH(iogrid::train::load_checkpoint((dir / "junk.bin").string()), Catch::Contains("not an iogrid checkpoint"));
+  fs::remove_all(dir);
+  auto bad = small_config();
+  bad.model.layers = {10, 4};
+  CHECK_THROWS_WITH(iogrid::train::fit(train, test, bad), Catch::Contains("takes 10 features"));
+}
+
+TEST_CASE("a worker killed mid-training: the gang restarts from the last checkpoint and reaches the same quality", "[train]") {
+  Cluster cl({.nodes = {{.name = "n", .num_cpus = 2}}});
+  auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
+  auto c = small_config();
+  c.epochs = 4;
+  auto clean = iogrid::train::fit(train, test, c);
+
+  auto c2 = small_config();
+  c2.epochs = 4;
+  c2.batch_size = 4;  // longer epochs, so the kill lands inside one
+  std::unique_ptr<iogrid::train::Trainer> t;
+  std::thread killer;
+  c2.on_epoch = [&](const iogrid::train::EpochMetrics& m) {
+    if (m.epoch == 2 && m.restarts == 0)
+      killer = std::thread([&] {
+        std::this_thread::sleep_for(30ms);
+        t->kill_worker(1);
+      });
+  };
+  t = std::make_unique<iogrid::train::Trainer>(c2, train, test);
+  auto r = t->fit();
+  killer.join();
+  CHECK(r.restarts == 1);
+  REQUIRE(r.history.size() == 4);
+  CHECK(r.history.back().epoch == 4);
+  CHECK(r.replicas_identical);
+  CHECK(r.test_accuracy > 0.95);
+  CHECK(r.test_accuracy == Approx(clean.test_accuracy).margin(0.03));
+}
