@@ -33,6 +33,8 @@ int run_micro(const Options& o);
 int run_scale(const Options& o);
 // The GPU layer: collectives against Gloo called directly (CPU), and on a GPU machine the GPU rows.
 int run_gpu(const Options& o);
+// Training, batch inference (and later sweeps) on Fashion-MNIST.
+int run_workloads(const Options& o);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
 int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 

@@ -30,6 +30,9 @@ commands:
   bench gpu [--json] [--runs N]
       The GPU layer: allreduce of 64 MiB f32 over 4 ranks through iogrid's collective group against Gloo called
       directly in the same run (ratio and bus bandwidth); on a GPU machine, the GPU rows.
+  bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
+      The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
+      workers against 1, batch inference through a pool of actors against one plain loop. A few minutes.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -81,6 +84,7 @@ int bench(const std::vector<std::string>& args) {
   if (suite == "micro") return iogrid::bench::run_micro(o);
   if (suite == "scale") return iogrid::bench::run_scale(o);
   if (suite == "gpu") return iogrid::bench::run_gpu(o);
+  if (suite == "workloads") return iogrid::bench::run_workloads(o);
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -89,7 +93,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads)\n";
   return 2;
 }
 

@@ -1,0 +1,120 @@
+// `iogrid bench workloads`: the three workloads on Fashion-MNIST (embedded cluster of this machine).
+// - train_fashion_mnist_test_accuracy: the bundled MLP, 2 workers, 15 epochs, batch 64 per worker, SGD
+//   (lr 0.05, momentum 0.9, x0.85 per epoch) — the example's defaults.
+// - train_2_workers_vs_1_samples_ratio: samples/s of 2 workers over 1, batch 1024 per worker (per-worker batch
+//   fixed, as data-parallel scaling is measured), median epoch of 3, both in the same run.
+// - batch_inference_pool_vs_loop_ratio: the 60,000 training images through map_batches (a pool of 1-CPU
+//   actors) against the same model's predict() in one plain loop on one thread; the loop with the BLAS library
+//   on every core is printed too (batch_inference_loop_all_cores_images_per_s).
+// Sweeps (asha_vs_grid_*) are not built yet and print nothing.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "bench/report.hpp"
+#include "gpu/kernels/ops.hpp"
+#include "iogrid/infer.hpp"
+#include "iogrid/iogrid.hpp"
+#include "iogrid/train.hpp"
+
+namespace iogrid::bench {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double loop_images_per_s(nn::Mlp& m, const data::Dataset& d, int batch) {
+  auto t0 = Clock::now();
+  for (std::size_t at = 0; at < d.size(); at += std::size_t(batch)) {
+    const int n = int(std::min<std::size_t>(std::size_t(batch), d.size() - at));
+    (void)m.predict(d.images.data<std::uint8_t>() + at * d.features(), n);
+  }
+  return double(d.size()) / std::chrono::duration<double>(Clock::now() - t0).count();
+}
+}  // namespace
+
+int run_workloads(const Options& o) {
+  auto wanted = [&](const std::string& n) {
+    return o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end();
+  };
+  std::vector<Figure> figs;
+  auto train = data::fashion_mnist("train");
+  auto test = data::fashion_mnist("test");
+  iogrid::init();
+  train::Checkpoint model;  // for inference: the accuracy run's model, or a short training
+  if (wanted("train_fashion_mnist_test_accuracy")) {
+    Figure acc{"train_fashion_mnist_test_accuracy", 0, "fraction", true, {}};
+    Figure rate{"train_2_workers_samples_per_s", 0, "/s", true, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      train::Config c;
+      c.workers = 2;
+      c.epochs = 15;
+      c.lr_decay = 0.85f;
+      c.progress = !o.json;
+      auto r = train::fit(train, test, c);
+      acc.runs.push_back(r.test_accuracy);
+      rate.runs.push_back(r.samples_per_s);
+      model = r.final;
+      progress(o, "run " + std::to_string(run + 1) + ": test accuracy " + std::to_string(r.test_accuracy) + " after 15 epochs, " +
+                      std::to_string(r.samples_per_s) + " samples/s, replicas identical: " + (r.replicas_identical ? "yes" : "no"));
+    }
+    for (auto* f : {&acc, &rate}) {
+      f->value = median(f->runs);
+      figs.push_back(*f);
+    }
+  }
+  if (wanted("train_2_workers_vs_1_samples_ratio")) {
+    Figure ratio{"train_2_workers_vs_1_samples_ratio", 0, "x", true, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      double rates[2];
+      for (int w = 1; w <= 2; ++w) {
+        train::Config c;
+        c.workers = w;
+        c.epochs = 3;
+        c.batch_size = 1024;
+        c.optimizer.lr = 0.2f;
+        c.progress = false;
+        rates[w - 1] = train::fit(train, test, c).samples_per_s;
+      }
+      ratio.runs.push_back(rates[1] / rates[0]);
+      progress(o, "run " + std::to_string(run + 1) + ": 1 worker " + std::to_string(rates[0]) + " samples/s, 2 workers " +
+                      std::to_string(rates[1]) + " samples/s, ratio " + std::to_string(ratio.runs.back()));
+    }
+    ratio.value = median(ratio.runs);
+    figs.push_back(ratio);
+  }
+  if (wanted("batch_inference_pool_vs_loop_ratio")) {
+    if (model.weights.empty()) {
+      train::Config c;
+      c.epochs = 2;
+      c.progress = false;
+      model = train::fit(train, test, c).final;
+    }
+    Figure ratio{"batch_inference_pool_vs_loop_ratio", 0, "x", true, {}};
+    Figure pool_rate{"batch_inference_pool_images_per_s", 0, "/s", true, {}};
+    Figure loop_all{"batch_inference_loop_all_cores_images_per_s", 0, "/s", true, {}};
+    nn::Mlp m(model.model);
+    m.set_weights(model.weights);
+    for (int run = 0; run < o.runs; ++run) {
+      gpu::kernels::set_cpu_threads(1);
+      const double loop = loop_images_per_s(m, train, 500);
+      gpu::kernels::set_cpu_threads(0);
+      loop_all.runs.push_back(loop_images_per_s(m, train, 500));
+      auto r = infer::map_batches(train, model, {.batch_size = 500, .block_size = 5000, .progress = false});
+      pool_rate.runs.push_back(r.images_per_s);
+      ratio.runs.push_back(r.images_per_s / loop);
+      progress(o, "run " + std::to_string(run + 1) + ": loop (1 thread) " + std::to_string(loop) + " images/s, loop (all cores) " +
+                      std::to_string(loop_all.runs.back()) + ", pool of " + std::to_string(r.actors) + " actors " +
+                      std::to_string(r.images_per_s) + " images/s (accuracy " + std::to_string(r.accuracy) + "), ratio " +
+                      std::to_string(ratio.runs.back()));
+    }
+    for (auto* f : {&ratio, &pool_rate, &loop_all}) {
+      f->value = median(f->runs);
+      figs.push_back(*f);
+    }
+  }
+  iogrid::shutdown();
+  print("workloads", o, figs);
+  return 0;
+}
+
+}  // namespace iogrid::bench
