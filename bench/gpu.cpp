@@ -45,15 +45,11 @@ double timed(int ranks, int iters, const std::function<std::function<void()>(int
   return *std::max_element(secs.begin(), secs.end());
 }
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
 // The bf16 operands of the GEMM figure: the same numbers for the task and for cuBLAS called directly.
 std::vector<std::uint16_t> bf16_matrix(int n, std::uint64_t seed) {
   std::vector<float> f(std::size_t(n) * std::size_t(n));
   gpu::kernels::cpu_ops().init_uniform(f.data(), f.size(), -1, 1, seed);
-  std::vector<std::uint16_t> h(f.size());
-  for (std::size_t i = 0; i < f.size(); ++i) h[i] = gpu::kernels::to_bf16(f[i]);
-  return h;
+  return gpu::kernels::to_bf16(f);
 }
 
 // A GPU worker actor holding the operands on its device; run(reps) does reps bf16 GEMMs and waits for them.
@@ -122,7 +118,7 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
       const double direct = plugin->cublas_bf16_gemm_seconds(0, n, reps, a.data(), b.data());
       auto t0 = Clock::now();
       (void)iogrid::get(actor.call(&GemmActor::run).remote(reps));
-      const double task = since(t0) / reps;
+      const double task = secs(t0, Clock::now()) / reps;
       direct_tf.runs.push_back(flops / direct / 1e12);
       task_tf.runs.push_back(flops / task / 1e12);
       ratio.runs.push_back(direct / task);
@@ -142,7 +138,7 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
       for (int i = 0; i < 2000; ++i) {
         auto t0 = Clock::now();
         iogrid::get(iogrid::task(empty_gpu_task).options({.num_gpus = 1}).remote());
-        us.push_back(since(t0) * 1e6);
+        us.push_back(secs(t0, Clock::now()) * 1e6);
       }
       rt.runs.push_back(median(us));
       progress(o, "run " + std::to_string(run + 1) + ": empty GPU task round trip, median of 2000: " +
@@ -153,7 +149,7 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
   }
   iogrid::shutdown();
   if (wanted("verification_seconds")) {
-    Figure secs{"verification_seconds", 0, "s", false, {}};
+    Figure took{"verification_seconds", 0, "s", false, {}};
     Figure ok{"verification_verdict_correct", 0, "bool", true, {}};
     for (int run = 0; run < o.runs; ++run) {
       gpu::verify::Challenge c{0x5eed0000ull + std::uint64_t(run), 8192};
@@ -162,15 +158,15 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
       auto prover = gpu::verify::run_challenge(c, 0, &where);
       auto rows = gpu::verify::draw_rows(c.n, 16, std::uint64_t(run) * 7919 + 1);
       auto verdict = gpu::verify::check(c, prover->commitment(), rows, prover->open(rows), devices.front().model);
-      secs.runs.push_back(since(t0));
+      took.runs.push_back(secs(t0, Clock::now()));
       ok.runs.push_back(verdict.verified ? 1 : 0);
       progress(o, "run " + std::to_string(run + 1) + ": verification on " + where + " of " + device + ": " +
-                      std::to_string(secs.runs.back()) + " s, " + (verdict.verified ? "verified: " : "refused: ") +
+                      std::to_string(took.runs.back()) + " s, " + (verdict.verified ? "verified: " : "refused: ") +
                       verdict.reason);
     }
-    secs.value = median(secs.runs);
+    took.value = median(took.runs);
     ok.value = median(ok.runs);
-    figs.push_back(secs);
+    figs.push_back(took);
     figs.push_back(ok);
   }
 }

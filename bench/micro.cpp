@@ -47,7 +47,7 @@ struct Counter {
 IOGRID_REMOTE(&Counter::inc);
 
 using Clock = std::chrono::steady_clock;
-double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+using iogrid::bench::secs;
 
 // Repeats `batch` (which does `per_batch` operations) for about `seconds`; returns operations per second.
 double rate(double seconds, std::size_t per_batch, const std::function<void()>& batch) {

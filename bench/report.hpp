@@ -2,6 +2,7 @@
 // {"suite","name","value","unit","higher_is_better","mode"}.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct Options {
 };
 
 double median(std::vector<double> v);
+inline double secs(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
 void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures);
 void progress(const Options& o, const std::string& line);  // to stderr, not with --json
 

@@ -28,7 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::size_t kNodes = 10000;
 
-double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;

@@ -28,7 +28,7 @@ double loop_images_per_s(nn::Mlp& m, const data::Dataset& d, int batch) {
     const int n = int(std::min<std::size_t>(std::size_t(batch), d.size() - at));
     (void)m.predict(d.images.data<std::uint8_t>() + at * d.features(), n);
   }
-  return double(d.size()) / std::chrono::duration<double>(Clock::now() - t0).count();
+  return double(d.size()) / secs(t0, Clock::now());
 }
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 // The generator below is compiled for the host and, under nvcc, for the device too (one definition for both).
 #ifdef __CUDACC__
@@ -84,6 +85,11 @@ inline std::uint16_t to_bf16(float f) {
   __builtin_memcpy(&u, &f, 4);
   if ((u & 0x7fffffffu) > 0x7f800000u) return std::uint16_t((u >> 16) | 0x40);
   return std::uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline std::vector<std::uint16_t> to_bf16(const std::vector<float>& f) {
+  std::vector<std::uint16_t> h(f.size());
+  for (std::size_t i = 0; i < f.size(); ++i) h[i] = to_bf16(f[i]);
+  return h;
 }
 inline float from_bf16(std::uint16_t h) {
   std::uint32_t u = std::uint32_t(h) << 16;

@@ -37,8 +37,7 @@ std::shared_ptr<Prover> run_challenge(const Challenge& c, int device, std::strin
   }
   if (where) *where = std::string(ops->device()) + " (bf16)";
   const std::size_t elems = a.size();
-  std::vector<std::uint16_t> a16(elems), b16(elems);
-  for (std::size_t i = 0; i < elems; ++i) a16[i] = kernels::to_bf16(a[i]), b16[i] = kernels::to_bf16(b[i]);
+  const auto a16 = kernels::to_bf16(a), b16 = kernels::to_bf16(b);
   DeviceBuffer da(device, elems * 2), db(device, elems * 2), dc(device, elems * 4);
   copy_to_device(device, da.p, a16.data(), elems * 2);
   copy_to_device(device, db.p, b16.data(), elems * 2);

@@ -23,6 +23,16 @@ kernels::Ops& ops_for(Device d) {
 
 float* f32(Tensor& t) { return static_cast<float*>(t.raw()); }
 
+// Host bytes into a tensor's storage (host or device), and back.
+void upload(Tensor& t, const void* src, std::size_t bytes) {
+  if (t.device().is_cpu()) std::memcpy(t.raw(), src, bytes);
+  else gpu::copy_to_device(t.device().index, t.raw(), src, bytes);
+}
+void download(const Tensor& t, void* dst, std::size_t bytes) {
+  if (t.device().is_cpu()) std::memcpy(dst, t.raw(), bytes);
+  else gpu::copy_to_host(t.device().index, dst, t.raw(), bytes);
+}
+
 }  // namespace
 
 struct Mlp::Impl {
@@ -60,13 +70,8 @@ struct Mlp::Impl {
     const std::size_t n = std::size_t(batch) * std::size_t(width(0));
     host_x.resize(n);
     for (std::size_t i = 0; i < n; ++i) host_x[i] = float(images[i]) * (1.0f / 255.0f);
-    if (device.is_cpu()) {
-      std::memcpy(acts[0].raw(), host_x.data(), n * 4);
-      if (y) std::memcpy(labels.raw(), y, std::size_t(batch) * 4);
-    } else {
-      gpu::copy_to_device(device.index, acts[0].raw(), host_x.data(), n * 4);
-      if (y) gpu::copy_to_device(device.index, labels.raw(), y, std::size_t(batch) * 4);
-    }
+    upload(acts[0], host_x.data(), n * 4);
+    if (y) upload(labels, y, std::size_t(batch) * 4);
   }
 
   void forward(int batch) {
@@ -150,8 +155,7 @@ std::vector<std::int32_t> Mlp::predict(const std::uint8_t* images, int batch) {
   m.forward(batch);
   const int classes = m.width(m.layers());
   std::vector<float> logits(std::size_t(batch) * std::size_t(classes));
-  if (m.device.is_cpu()) std::memcpy(logits.data(), m.acts.back().raw(), logits.size() * 4);
-  else gpu::copy_to_host(m.device.index, logits.data(), m.acts.back().raw(), logits.size() * 4);
+  download(m.acts.back(), logits.data(), logits.size() * 4);
   std::vector<std::int32_t> out(static_cast<std::size_t>(batch));
   for (int r = 0; r < batch; ++r) {
     const float* row = logits.data() + std::size_t(r) * std::size_t(classes);
@@ -182,8 +186,7 @@ void Mlp::set_weights(const std::vector<float>& w) {
   auto& m = *impl_;
   if (w.size() != m.params.numel())
     throw Error("iogrid: weights of " + std::to_string(w.size()) + " values for a model of " + std::to_string(m.params.numel()));
-  if (m.device.is_cpu()) std::memcpy(m.params.raw(), w.data(), w.size() * 4);
-  else gpu::copy_to_device(m.device.index, m.params.raw(), w.data(), w.size() * 4);
+  upload(m.params, w.data(), w.size() * 4);
 }
 
 // --- optimiser -------------------------------------------------------------------------------------------
@@ -234,12 +237,8 @@ void Optimizer::set_state(const std::vector<float>& s, std::int64_t steps) {
   auto& o = *impl_;
   const std::size_t n = o.m1.numel(), want = o.m2.defined() ? 2 * n : n;
   if (s.size() != want) throw Error("iogrid: optimiser state of " + std::to_string(s.size()) + " values, expected " + std::to_string(want));
-  auto put = [&](Tensor& t, const float* src) {
-    if (t.device().is_cpu()) std::memcpy(t.raw(), src, n * 4);
-    else gpu::copy_to_device(t.device().index, t.raw(), src, n * 4);
-  };
-  put(o.m1, s.data());
-  if (o.m2.defined()) put(o.m2, s.data() + n);
+  upload(o.m1, s.data(), n * 4);
+  if (o.m2.defined()) upload(o.m2, s.data() + n, n * 4);
   o.steps = steps;
 }
 

@@ -1,7 +1,7 @@
 #include "iogrid/train.hpp"
 
 #include <algorithm>
-#include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -70,12 +70,14 @@ struct EpochStats {
 
 class TrainWorker {
  public:
-  TrainWorker(WorkerSpec spec, ObjectRef<data::Dataset> train, Checkpoint start)
+  // `from` is the gang's checkpoint in the object store (no weights: a fresh model from the spec's seed).
+  TrainWorker(WorkerSpec spec, ObjectRef<data::Dataset> train, ObjectRef<Checkpoint> from)
       : spec_(std::move(spec)),
         model_(spec_.model, device()),
         opt_(model_, spec_.optimizer) {
     if (model_.device().is_cpu()) gpu::kernels::set_cpu_threads(1);
     shard_ = get(train).shard(spec_.rank, spec_.world);
+    const auto start = get(from);
     if (!start.weights.empty()) {
       model_.set_weights(start.weights);
       opt_.set_state(start.optimizer_state, start.optimizer_steps);
@@ -169,7 +171,7 @@ struct Trainer::Impl {
   std::mutex m;
   std::vector<ActorHandle<TrainWorker>> gang;
 
-  std::vector<ActorHandle<TrainWorker>> start_gang(int attempt, const Checkpoint& from) {
+  std::vector<ActorHandle<TrainWorker>> start_gang(int attempt, const ObjectRef<Checkpoint>& from) {
     std::vector<ActorHandle<TrainWorker>> g;
     for (int r = 0; r < cfg.workers; ++r) {
       WorkerSpec s;
@@ -235,16 +237,16 @@ Result Trainer::fit() {
   if (!c.checkpoint_dir.empty()) std::filesystem::create_directories(c.checkpoint_dir);
   const int steps = int((I.train_size / std::size_t(c.workers)) / std::size_t(c.batch_size));
   int attempt = 0;
-  auto gang = I.start_gang(attempt, last);
-  float lr = c.optimizer.lr;
-  for (int e = 0; e < last.epoch; ++e) lr *= c.lr_decay;
-  ObjectRef<Checkpoint> stored = put(last);  // the newest checkpoint also lives in the object store
+  // The learning rate of the epoch after `done` epochs.
+  auto lr_after = [&](int done) { return c.optimizer.lr * std::pow(c.lr_decay, float(done)); };
+  ObjectRef<Checkpoint> stored = put(last);  // the newest checkpoint, which a new gang starts from
+  auto gang = I.start_gang(attempt, stored);
   int epoch = last.epoch;
   while (epoch < c.epochs) {
     const auto t0 = Clock::now();
     try {
       std::vector<ObjectRef<EpochStats>> parts;
-      for (auto& w : gang) parts.push_back(w.call(&TrainWorker::epoch).remote(epoch + 1, steps, lr));
+      for (auto& w : gang) parts.push_back(w.call(&TrainWorker::epoch).remote(epoch + 1, steps, lr_after(epoch)));
       auto stats = get(parts);
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
       auto ck = get(gang[0].call(&TrainWorker::checkpoint).remote(epoch + 1));
@@ -274,7 +276,6 @@ Result Trainer::fit() {
         std::cerr << line << std::flush;
       }
       if (c.on_epoch) c.on_epoch(m);
-      lr *= c.lr_decay;
       ++epoch;
     } catch (const Error& err) {
       // A worker died or a collective failed: replace the gang, resume from the last checkpoint.
@@ -285,17 +286,18 @@ Result Trainer::fit() {
       if (c.progress)
         std::cerr << "[train] epoch " << epoch + 1 << " failed (" << err.what() << "); restarting the gang from epoch "
                   << last.epoch << " (restart " << res.restarts << " of at most " << c.max_restarts << ")\n";
-      last = get(stored);
       epoch = last.epoch;
-      lr = c.optimizer.lr;
-      for (int e = 0; e < last.epoch; ++e) lr *= c.lr_decay;
-      gang = I.start_gang(++attempt, last);
+      gang = I.start_gang(++attempt, stored);
     }
   }
   std::vector<ObjectRef<std::uint64_t>> digests;
   for (auto& w : gang) digests.push_back(w.call(&TrainWorker::digest).remote());
-  auto d = get(digests);
-  res.replicas_identical = std::all_of(d.begin(), d.end(), [&](std::uint64_t x) { return x == d[0]; });
+  try {
+    auto d = get(digests);
+    res.replicas_identical = std::all_of(d.begin(), d.end(), [&](std::uint64_t x) { return x == d[0]; });
+  } catch (const Error&) {
+    res.replicas_identical = false;  // a worker died after the last epoch: training is complete, the check is not
+  }
   I.stop_gang();
   res.final = last;
   res.test_accuracy = res.history.empty() ? 0 : res.history.back().test_accuracy;
