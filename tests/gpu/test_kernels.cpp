@@ -46,7 +46,7 @@ TEST_CASE("gemm matches plain loops for every transpose combination (tolerance 1
     }
 }
 
-TEST_CASE("bf16: conversion rounds to nearest even; the bf16 GEMM equals the f32 GEMM of the widened inputs", "[kernels]") {
+TEST_CASE("bf16: conversion rounds to nearest even, the bf16 GEMM equals the f32 GEMM of the widened inputs", "[kernels]") {
   CHECK(from_bf16(to_bf16(1.0f)) == 1.0f);
   CHECK(from_bf16(to_bf16(-2.5f)) == -2.5f);
   CHECK(to_bf16(1.0f + 1.0f / 256) == to_bf16(1.0f));          // halfway: ties to even (down)

@@ -53,7 +53,7 @@ TEST_CASE("an object larger than the store fails with a clear error", "[store]")
   REQUIRE_THROWS_WITH(s.put(1, filled(2 << 20, 0)), Catch::Contains("does not fit") && Catch::Contains("capacity 1 MiB"));
 }
 
-TEST_CASE("objects held by readers are never spilled; a full store says so", "[store]") {
+TEST_CASE("objects held by readers are never spilled, a full store says so", "[store]") {
   runtime::ObjectStore s("n0", 2 << 20, temp_dir("pinned"));
   s.put(1, filled(1 << 20, 1));
   s.put(2, filled(1 << 20, 2));

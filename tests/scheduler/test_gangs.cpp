@@ -76,7 +76,7 @@ TEST_CASE("strict-spread needs as many nodes as bundles and says so", "[schedule
   CHECK_THAT(why, Catch::Contains("needs 4 different nodes, 3 can hold a bundle"));
 }
 
-TEST_CASE("pack uses one node when it can, few nodes otherwise; spread prefers distinct nodes", "[scheduler][gang]") {
+TEST_CASE("pack uses one node when it can, few nodes otherwise, spread prefers distinct nodes", "[scheduler][gang]") {
   ClusterState s;
   for (int i = 0; i < 4; ++i) s.add(gpu_node("n" + std::to_string(i), 4, 16));
   auto one = place_gang(s, gang(4, kOne, GangStrategy::pack));

@@ -72,7 +72,7 @@ TEST_CASE("the market policy trades price, reputation and region by its weights"
   CHECK(fit_only.select(s, one_gpu()) == 0u);
 }
 
-TEST_CASE("unverified GPUs get no GPU work unless allowed; minimum verified throughput", "[scheduler][market]") {
+TEST_CASE("unverified GPUs get no GPU work unless allowed, minimum verified throughput", "[scheduler][market]") {
   ClusterState s;
   auto unverified = priced("new", 0.5, 1.0);
   for (auto& g : unverified.gpus) g.verified = false;

@@ -71,7 +71,7 @@ TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
   REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, best-fit, spread, random, first-fit, dot-product, fgd or market"));
 }
 
-TEST_CASE("fgd picks the placement that strands the least GPU capacity for the workload; best fit does not", "[scheduler]") {
+TEST_CASE("fgd picks the placement that strands the least GPU capacity for the workload, best fit does not", "[scheduler]") {
   ClusterView v;
   Node a;  // almost out of CPUs, one idle GPU
   a.index = 0;

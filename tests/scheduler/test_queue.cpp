@@ -163,7 +163,7 @@ TEST_CASE("a large gang is never starved by a stream of small tasks", "[schedule
   CHECK(incremental < 20 + 50 + 400);
 }
 
-TEST_CASE("work targeting a gang's bundle runs on its reservation; cancelling the gang frees it", "[scheduler][queue]") {
+TEST_CASE("work targeting a gang's bundle runs on its reservation, cancelling the gang frees it", "[scheduler][queue]") {
   FakeClock clock;
   Scheduler s(make_policy("pack"), {}, clock.fn());
   s.cluster().add(node("a", 8, 4));

@@ -74,7 +74,7 @@ TEST_CASE("a method's exception fails that call only", "[actors][errors]") {
   REQUIRE(iogrid::get(counter.call(&Counter::add).remote(1)) == 2);
 }
 
-TEST_CASE("a killed actor fails later calls; max_restarts brings it back fresh", "[actors][restarts]") {
+TEST_CASE("a killed actor fails later calls, max_restarts brings it back fresh", "[actors][restarts]") {
   Cluster c;
   auto once = iogrid::actor<Counter>(5).options({.max_restarts = 1}).remote();
   REQUIRE(iogrid::get(once.call(&Counter::add).remote(1)) == 6);

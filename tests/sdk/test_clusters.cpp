@@ -108,7 +108,7 @@ TEST_CASE("when CPUs are short, higher priority work runs first", "[sdk][queue]"
   (void)iogrid::get(busy);
 }
 
-TEST_CASE("a cluster's bundles can be targeted one by one; strategies spread them", "[sdk][clusters]") {
+TEST_CASE("a cluster's bundles can be targeted one by one, strategies spread them", "[sdk][clusters]") {
   Cluster c(market());
   auto r = iogrid::create_cluster({.gpus = 2, .gpu_model = "A100", .any_region = true, .strategy = "strict-spread"});
   REQUIRE(r.bundles.size() == 2);

@@ -26,7 +26,7 @@ std::int64_t store_used() {
 }
 }  // namespace
 
-TEST_CASE("put and get round-trip values; Bytes come back without a copy", "[objects]") {
+TEST_CASE("put and get round-trip values, Bytes come back without a copy", "[objects]") {
   Cluster c;
   auto r = iogrid::put(std::vector<int>{1, 2, 3});
   REQUIRE(iogrid::get(r) == std::vector<int>{1, 2, 3});

@@ -149,7 +149,7 @@ TEST_CASE("a busy request waits for capacity instead of failing", "[tasks][sched
   REQUIRE(elapsed >= 110ms);  // 2 CPUs, each task holds both: they ran one at a time
 }
 
-TEST_CASE("get honours its timeout; wait splits ready from not ready", "[tasks]") {
+TEST_CASE("get honours its timeout, wait splits ready from not ready", "[tasks]") {
   Cluster c;
   auto slow = iogrid::task(sleepy).remote(300);
   auto fast = iogrid::task(sleepy).remote(0);
@@ -163,7 +163,7 @@ TEST_CASE("get honours its timeout; wait splits ready from not ready", "[tasks]"
   REQUIRE(iogrid::get(slow) == 300);
 }
 
-TEST_CASE("cancel stops a queued task; get says it was cancelled", "[tasks][cancel]") {
+TEST_CASE("cancel stops a queued task, get says it was cancelled", "[tasks][cancel]") {
   Cluster c(iogrid::InitOptions{.nodes = {{.num_cpus = 1}}});
   auto blocker = iogrid::task(sleepy).remote(200);
   auto queued = iogrid::task(sleepy).remote(5000);
@@ -200,7 +200,7 @@ TEST_CASE("shutdown with work in flight neither hangs nor loses errors", "[tasks
   REQUIRE_THROWS_AS(iogrid::task(add).remote(1, 2), iogrid::RuntimeError);
 }
 
-TEST_CASE("init twice is an error; init after shutdown works", "[runtime]") {
+TEST_CASE("init twice is an error, init after shutdown works", "[runtime]") {
   iogrid::init();
   REQUIRE_THROWS_AS(iogrid::init(), iogrid::RuntimeError);
   iogrid::shutdown();

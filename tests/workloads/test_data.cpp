@@ -40,7 +40,7 @@ struct TempDir {
 };
 }  // namespace
 
-TEST_CASE("IDX files: plain and gzip read back with their shape; malformed files are refused with the reason", "[data]") {
+TEST_CASE("IDX files: plain and gzip read back with their shape, malformed files are refused with the reason", "[data]") {
   TempDir d;
   auto plain = iogrid::data::read_idx(d.write("a.idx", idx(0x08, {3, 2, 2}, 12)));
   CHECK(plain.shape() == std::vector<std::int64_t>{3, 2, 2});
@@ -79,7 +79,7 @@ TEST_CASE("Fashion-MNIST as Debian ships it: 60,000 + 10,000 images of 28 x 28, 
   for (int c : per_class) CHECK(c == 1000);
 }
 
-TEST_CASE("shards cover the data once and differ in size by at most one; slices copy a range", "[data]") {
+TEST_CASE("shards cover the data once and differ in size by at most one, slices copy a range", "[data]") {
   std::vector<std::uint8_t> px(10 * 3);
   std::vector<std::int32_t> lab(10);
   for (int i = 0; i < 10; ++i) lab[std::size_t(i)] = i, px[std::size_t(i) * 3] = std::uint8_t(i);

@@ -37,7 +37,7 @@ TEST_CASE("MLP gradients match finite differences of the loss (tolerance 2e-2 re
   CHECK(checked > 10);
 }
 
-TEST_CASE("an MLP learns a generated problem with SGD and with Adam; optimiser state restores exactly", "[nn]") {
+TEST_CASE("an MLP learns a generated problem with SGD and with Adam, optimiser state restores exactly", "[nn]") {
   auto d = synthetic(2000, 32, 4);
   for (std::string kind : {"sgd", "adam"}) {
     Mlp m({.layers = {32, 16, 4}});

@@ -27,7 +27,7 @@ iogrid::train::Config small_config() {
 }
 }  // namespace
 
-TEST_CASE("two workers train to the same weights, learn, and checkpoint every epoch; a run resumes from a file", "[train]") {
+TEST_CASE("two workers train to the same weights, learn, and checkpoint every epoch, a run resumes from a file", "[train]") {
   Cluster cl({.nodes = {{.name = "n", .num_cpus = 2}}});
   auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
   auto dir = fs::temp_directory_path() / ("iogrid-train-" + std::to_string(::getpid()));
