@@ -22,3 +22,16 @@ inline std::string object_file_prefix() {
 [[noreturn]] void run_worker_process();
 
 }  // namespace iogrid::runtime::cluster
+
+namespace iogrid::runtime {
+class SubmitterCore;
+}
+
+namespace iogrid::runtime::cluster {
+
+// Inside a worker process: its own client of the head (the one nested tasks use, connected on first use), so
+// user code in tasks and actors reaches the head's key-value store and cluster queries as a driver does.
+// nullptr outside a worker process.
+SubmitterCore* worker_process_client();
+
+}  // namespace iogrid::runtime::cluster

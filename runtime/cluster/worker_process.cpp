@@ -70,6 +70,12 @@ class WorkerProcessCore final : public detail::Core {
     return ctx ? ctx->node_name : std::string("driver");
   }
 
+  // The cluster client of this process (connected on first use): nested tasks, the KV store, cluster queries.
+  SubmitterCore& client() {
+    (void)nested();
+    return *nested_;
+  }
+
   void configure(std::string head, std::string token, std::string job) {
     head_ = std::move(head);
     token_ = std::move(token);
@@ -377,7 +383,14 @@ class WorkerService final : public transport::Service {
   std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::uint64_t>>> store_waiters_;
 };
 
+std::atomic<WorkerProcessCore*> g_worker_core{nullptr};
+
 }  // namespace
+
+SubmitterCore* worker_process_client() {
+  auto* c = g_worker_core.load(std::memory_order_acquire);
+  return c ? &c->client() : nullptr;
+}
 
 void run_worker_process() {
   spdlog::set_pattern("[%H:%M:%S.%e] [worker %P] [%l] %v");
@@ -393,6 +406,7 @@ void run_worker_process() {
   const char* job = std::getenv(kWorkerJobEnv);
   core.configure(head ? head : "", token, job ? job : "");
   detail::set_core(&core);
+  g_worker_core.store(&core, std::memory_order_release);
   std::shared_ptr<ssl_ctx_st> tls;
   try {
     tls = transport::make_tls_context(transport::tls_from_env());

@@ -82,10 +82,14 @@ bool is_initialized() { return detail::core_running(); }
 
 namespace {
 // The running runtime; throws iogrid::RuntimeError when init() has not been called.
+// Inside a worker process of a cluster, that process's own client of the head.
 runtime::SubmitterCore& running() {
-  std::lock_guard<std::mutex> g(g_mutex);
-  if (!g_core) throw RuntimeError("iogrid: the runtime is not running; call iogrid::init() first");
-  return *g_core;
+  {
+    std::lock_guard<std::mutex> g(g_mutex);
+    if (g_core) return *g_core;
+  }
+  if (auto* w = runtime::cluster::worker_process_client()) return *w;
+  throw RuntimeError("iogrid: the runtime is not running; call iogrid::init() first");
 }
 }  // namespace
 

@@ -2,6 +2,11 @@
 // Its own executable is what the nodes run as workers, so it calls iogrid::init() first thing.
 // Prints "OK" and exits 0 when every check of the scenario holds; prints what was wrong and exits 1 otherwise.
 #include <iogrid/iogrid.hpp>
+#include <iogrid/train.hpp>
+#include <iogrid/tune.hpp>
+#include <iogrid/tune/mlp_trial.hpp>
+
+#include "../workloads/synthetic.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -282,6 +287,31 @@ void crashing() {
   }
   check(sum_of_squares_graph(50) == 42925, "other tasks still run");
 }
+// The workloads in worker processes: a 2-worker trainer whose group meets through the head's key-value store,
+// and a small sweep of MLP trials as actors.
+void workloads() {
+  auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
+  iogrid::train::Config c;
+  c.model.layers = {32, 16, 4};
+  c.workers = 2;
+  c.epochs = 2;
+  c.batch_size = 16;
+  c.collective_timeout = 10s;
+  auto r = iogrid::train::fit(train, test, c);
+  check(r.replicas_identical, "the two workers' replicas are identical");
+  check(r.test_accuracy > 0.9, "training in worker processes learns: test accuracy " + std::to_string(r.test_accuracy));
+  namespace tune = iogrid::tune;
+  tune::Space s;
+  s.add("lr", tune::grid({0.01, 0.1})).add("hidden", tune::grid({8, 16}));
+  tune::Config tc;
+  tc.max_iterations = 2;
+  tc.max_concurrent = 2;
+  tc.scheduler = std::make_shared<tune::AshaScheduler>();
+  auto sw = tune::run<tune::MlpTrial>(s, tc, tune::mlp_trial_data(train, test, 4));
+  check(sw.best_metric() > 0.9, "the sweep's best trial learns: " + std::to_string(sw.best_metric()));
+  check(sw.trials.size() == 4, "four trials");
+  std::cout << sw.table();
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -294,6 +324,7 @@ int main(int argc, char** argv) {
     else if (scenario == "crash") crashing();
     else if (scenario == "nested") nested();
     else if (scenario == "refs") refs_in_values();
+    else if (scenario == "workloads") workloads();
     else if (scenario == "logs") {
       std::cout << "driver says hi" << std::endl;
       check(iogrid::get(iogrid::task(shout).remote(std::string("hello from a worker")), 60s) == 1, "the shouting task ran");

@@ -262,13 +262,19 @@ TEST_CASE("job submit streams the driver's output, and job logs returns it with 
   CHECK_THROWS_WITH(iogrid::runtime::cluster::job_logs(c.address(), c.read_token(), "job-99"), Catch::Contains("no job job-99"));
 }
 
+TEST_CASE("training and a sweep run in worker processes, the trainer's group meeting through the head's store", "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  scenario_passes(c, {"workloads"});
+}
+
 TEST_CASE("ObjectRefs inside arguments and results cross processes", "[cluster]") {
   LocalCluster c;
   two_nodes(c);
   scenario_passes(c, {"refs"});
 }
 
-TEST_CASE("a reservation (cluster) is met at once or says why; jobs inside run only on it; the ledger charges it",
+TEST_CASE("a reservation (cluster) is met at once or says why, jobs inside run only on it, the ledger charges it",
           "[cluster]") {
   LocalCluster c;
   c.add_node("eu-a100", {"--num-cpus", "8", "--gpus", "A100:40x2", "--labels", "region=eu", "--price", "2.0"});
@@ -369,7 +375,7 @@ TEST_CASE("clusters and the ledger survive a head restart", "[cluster]") {
   CHECK(again.output().find("NODES " + where + "\n") != std::string::npos);
 }
 
-TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work; an unknown model passes", "[cluster]") {
+TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work, an unknown model passes", "[cluster]") {
   LocalCluster c;
   c.add_node("fake-h100", {"--num-cpus", "2", "--gpus", "H100:80x1"});
   c.add_node("generic", {"--num-cpus", "2", "--gpus", "generic:16x1"});
