@@ -32,7 +32,8 @@ commands:
       directly in the same run (ratio and bus bandwidth); on a GPU machine, the GPU rows.
   bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
       The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
-      workers against 1, batch inference through a pool of actors against one plain loop. A few minutes.
+      workers against 1, batch inference through a pool of actors against one plain loop, and a 32-trial sweep
+      with ASHA against the full grid (trial-time ratio, accuracy gap). Several minutes.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
