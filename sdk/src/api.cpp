@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -44,7 +46,16 @@ void init(InitOptions options) {
     g_core = runtime::start_embedded(options);
   }
   detail::set_core(g_core.get());
-  // A program that returns from main() without shutdown() still stops cleanly, before static objects go.
+  // A program that returns from main() without shutdown() still stops cleanly. exit() destroys the main
+  // thread's thread-locals (CAF's among them) before it runs atexit handlers, so on the main thread the stop
+  // hangs on a thread-local made after CAF's, which goes first; atexit covers init() from other threads.
+  struct StopAtExit {
+    ~StopAtExit() { shutdown(); }
+  };
+  if (::gettid() == ::getpid()) {
+    static thread_local StopAtExit stop_at_exit;
+    (void)&stop_at_exit;
+  }
   static bool registered = [] { return std::atexit([] { shutdown(); }) == 0; }();
   (void)registered;
 }

@@ -400,3 +400,12 @@ TEST_CASE("an example sweep killed with SIGKILL resumes from its folder and ends
   CHECK(best_line(out) == best_line(full));
   fs::remove_all(dir);
 }
+
+TEST_CASE("a program that fails after init() and returns without shutdown() exits with its own status, cleanly", "[tune][process]") {
+  // The example returns 1 from main() when the data is missing, leaving the runtime to stop at exit.
+  iogrid::test::Process p({SWEEP_EXAMPLE_PATH}, {{"IOGRID_FASHION_MNIST", "/nonexistent"}},
+                          (fs::temp_directory_path() / ("iogrid-sweep-exit-" + std::to_string(::getpid()))).string());
+  CHECK(p.wait(60s) == 1);  // not 134 (abort in the runtime's teardown)
+  CHECK_THAT(p.output(), Catch::Contains("Fashion-MNIST is not in /nonexistent"));
+  CHECK_THAT(p.output(), !Catch::Contains("corrupted"));
+}
