@@ -3,7 +3,7 @@
 // final test accuracy.
 //
 //   train_fashion_mnist [--workers 2] [--epochs 10] [--batch 64] [--lr 0.05] [--lr-decay 0.85] [--gpus-per-worker 0]
-//                       [--checkpoint-dir DIR] [--resume FILE] [--limit N]
+//                       [--checkpoint-dir DIR] [--resume FILE] [--limit N] [--gang]
 #include <iogrid/iogrid.hpp>
 #include <iogrid/train.hpp>
 
@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   c.epochs = 15;
   c.lr_decay = 0.85f;
   std::size_t limit = 0;
+  bool gang = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -35,15 +36,22 @@ int main(int argc, char** argv) {
     else if (a == "--checkpoint-dir") c.checkpoint_dir = next();
     else if (a == "--resume") c.resume_from = next();
     else if (a == "--limit") limit = std::stoul(next());
+    else if (a == "--gang") gang = true;
     else if (a == "--help" || a == "-h") {
       std::cout << "usage: train_fashion_mnist [--workers N] [--epochs E] [--batch B] [--lr LR] [--lr-decay D] [--gpus-per-worker G]\n"
-                   "                           [--checkpoint-dir DIR] [--resume FILE] [--limit N]\n"
-                   "Trains the bundled MLP on Fashion-MNIST (Debian's dataset-fashion-mnist) with N data-parallel workers.\n";
+                   "                           [--checkpoint-dir DIR] [--resume FILE] [--limit N] [--gang]\n"
+                   "Trains the bundled MLP on Fashion-MNIST (Debian's dataset-fashion-mnist) with N data-parallel workers.\n"
+                   "--gang reserves one GPU per worker as a gang for the run (all at once or a clear error) and runs\n"
+                   "worker r on GPU r of it.\n";
       return 0;
     } else {
       std::cerr << "unknown option " << a << " (see --help)\n";
       return 2;
     }
+  }
+  if (gang) {
+    c.gang = iogrid::ClusterSpec{.gpus = c.workers};
+    if (c.gpus_per_worker == 0) c.gpus_per_worker = 1;
   }
   try {
     iogrid::init();

@@ -88,3 +88,35 @@ TEST_CASE("a worker killed mid-training: the gang restarts from the last checkpo
   CHECK(r.test_accuracy > 0.95);
   CHECK(r.test_accuracy == Approx(clean.test_accuracy).margin(0.03));
 }
+
+TEST_CASE("a trainer reserves its workers as a gang, runs rank r on bundle r, and ends the reservation", "[train]") {
+  iogrid::InitOptions o;
+  for (const char* n : {"p1", "p2", "p3"})
+    o.nodes.push_back({.name = n, .num_cpus = 2, .gpus = {{.model = "A100", .memory_gib = 40, .count = 1}}});
+  Cluster cl(o);
+  auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
+  auto c = small_config();
+  c.epochs = 2;
+  c.gang = iogrid::ClusterSpec{.gpus = 2, .gpu_model = "A100", .cpus_per_gpu = 1, .strategy = "strict-spread"};
+  auto r = iogrid::train::fit(train, test, c);
+  CHECK(r.replicas_identical);
+  CHECK(!r.cluster.empty());
+  REQUIRE(r.worker_nodes.size() == 2);
+  CHECK(r.worker_nodes[0] != r.worker_nodes[1]);  // strict-spread: one bundle per provider
+  CHECK(iogrid::list_clusters().empty());         // the reservation ended with the run
+
+  // A reservation made beforehand: rank r on bundle r, and it is kept.
+  auto res = iogrid::create_cluster({.gpus = 2, .gpu_model = "A100", .cpus_per_gpu = 1, .strategy = "strict-spread"});
+  c.gang.reset();
+  c.cluster = res.id;
+  r = iogrid::train::fit(train, test, c);
+  CHECK(r.worker_nodes == res.bundles);
+  CHECK(iogrid::list_clusters().size() == 1);
+  c.workers = 3;
+  CHECK_THROWS_WITH(iogrid::train::fit(train, test, c), Catch::Contains("has 2 bundles for 3 workers"));
+  iogrid::delete_cluster(res.id);
+  // A gang that cannot be met fails at once, saying why.
+  c.cluster.clear();
+  c.gang = iogrid::ClusterSpec{.gpus = 4, .gpu_model = "A100"};
+  CHECK_THROWS_WITH(iogrid::train::fit(train, test, c), Catch::Contains("cannot reserve 4 GPU(s)"));
+}

@@ -17,15 +17,21 @@
 //   checkpoint_dir/checkpoint-<epoch>.bin when set) and measures test accuracy on rank 0's replica.
 // - A worker that dies (or a collective that fails) stops the epoch; the whole gang is replaced and resumes
 //   from the last checkpoint, up to max_restarts times. The new gang forms a new group (name + attempt).
+// - Gang placement: with `gang`, fit() first reserves it (iogrid::create_cluster: every bundle at once, or an
+//   iogrid::Error naming what could not be met), runs worker r on bundle r for the whole run (restarts
+//   included), and deletes the reservation when fit() returns or throws. `cluster` names a reservation made
+//   beforehand instead (kept). Either needs at least one bundle per worker.
 // - CPU workers run their BLAS on one thread each: a worker is one CPU (cpus_per_worker says how many the
 //   scheduler holds for it).
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "iogrid/clusters.hpp"
 #include "iogrid/data.hpp"
 #include "iogrid/nn.hpp"
 
@@ -68,6 +74,8 @@ struct Config {
   std::string resume_from;        // a checkpoint file to start from (its epoch count included)
   int max_restarts = 3;
   std::chrono::milliseconds collective_timeout{10000};  // a stuck or dead peer fails a step after this
+  std::optional<ClusterSpec> gang;  // reserve the workers' GPUs as one gang for this run (see the rules above)
+  std::string cluster;            // or run in this existing reservation, worker r on bundle r
   std::string name = "train";     // names the groups
   bool progress = true;           // one line per epoch on stderr
   std::function<void(const EpochMetrics&)> on_epoch;
@@ -80,6 +88,8 @@ struct Result {
   double samples_per_s = 0;       // median over epochs
   int restarts = 0;
   bool replicas_identical = false;  // every worker's weights bit-identical at the end (checked, not assumed)
+  std::vector<std::string> worker_nodes;  // the node each rank ran on (last gang)
+  std::string cluster;            // the reservation the gang ran in (empty: none)
 };
 
 class Trainer {

@@ -12,6 +12,7 @@
 
 #include "gpu/kernels/ops.hpp"
 #include "iogrid/actor.hpp"
+#include "iogrid/clusters.hpp"
 #include "iogrid/collective.hpp"
 #include "iogrid/remote.hpp"
 #include "iogrid/runtime.hpp"
@@ -128,6 +129,8 @@ class TrainWorker {
 
   double evaluate(ObjectRef<data::Dataset> test) { return model_.evaluate(get(test)).accuracy(); }
 
+  std::string node() { return current_node(); }
+
   // FNV-1a over the weights' bits: equal digests on every rank mean identical replicas.
   std::uint64_t digest() {
     auto w = model_.weights();
@@ -155,6 +158,7 @@ IOGRID_REMOTE(&iogrid::train::TrainWorker::epoch);
 IOGRID_REMOTE(&iogrid::train::TrainWorker::checkpoint);
 IOGRID_REMOTE(&iogrid::train::TrainWorker::evaluate);
 IOGRID_REMOTE(&iogrid::train::TrainWorker::digest);
+IOGRID_REMOTE(&iogrid::train::TrainWorker::node);
 
 namespace iogrid::train {
 
@@ -170,6 +174,8 @@ struct Trainer::Impl {
   std::size_t train_size = 0;
   std::mutex m;
   std::vector<ActorHandle<TrainWorker>> gang;
+  std::string cluster;  // the reservation the workers run in (bundle r for rank r)
+  bool owns_cluster = false;
 
   std::vector<ActorHandle<TrainWorker>> start_gang(int attempt, const ObjectRef<Checkpoint>& from) {
     std::vector<ActorHandle<TrainWorker>> g;
@@ -183,9 +189,12 @@ struct Trainer::Impl {
       s.seed = cfg.seed;
       s.group = cfg.name + "-" + run_id + "-" + std::to_string(attempt);
       s.timeout_ms = cfg.collective_timeout.count();
-      g.push_back(actor<TrainWorker>(s, train, from)
-                      .options({.num_cpus = cfg.cpus_per_worker, .num_gpus = cfg.gpus_per_worker})
-                      .remote());
+      ActorOptions o{.num_cpus = cfg.cpus_per_worker, .num_gpus = cfg.gpus_per_worker};
+      if (!cluster.empty()) {
+        o.cluster = cluster;
+        o.bundle = r;
+      }
+      g.push_back(actor<TrainWorker>(s, train, from).options(o).remote());
     }
     std::lock_guard<std::mutex> l(m);
     gang = g;
@@ -235,6 +244,35 @@ Result Trainer::fit() {
     if (last.model.layers != c.model.layers) throw Error("iogrid: checkpoint " + c.resume_from + " holds another model");
   }
   if (!c.checkpoint_dir.empty()) std::filesystem::create_directories(c.checkpoint_dir);
+  if (c.gang && !c.cluster.empty()) throw Error("iogrid: give the trainer a gang to reserve or a cluster to use, not both");
+  I.cluster = c.cluster;
+  if (c.gang) {
+    I.cluster = create_cluster(*c.gang).id;
+    I.owns_cluster = true;
+    if (c.progress) std::cerr << "[train] reserved " << c.gang->gpus << " GPU(s) as gang " << I.cluster << "\n";
+  }
+  // A reservation made here ends with fit(), however it ends.
+  struct Release {
+    Impl& I;
+    ~Release() {
+      if (!I.owns_cluster) return;
+      try {
+        delete_cluster(I.cluster);
+      } catch (const std::exception&) {
+      }
+      I.owns_cluster = false;
+    }
+  } release{I};
+  if (!I.cluster.empty()) {
+    int bundles = -1;
+    for (const auto& info : list_clusters())
+      if (info.id == I.cluster) bundles = int(info.bundles.size());
+    if (bundles < 0) throw Error("iogrid: there is no reservation " + I.cluster);
+    if (bundles < c.workers)
+      throw Error("iogrid: reservation " + I.cluster + " has " + std::to_string(bundles) + " bundles for " +
+                  std::to_string(c.workers) + " workers");
+  }
+  res.cluster = I.cluster;
   const int steps = int((I.train_size / std::size_t(c.workers)) / std::size_t(c.batch_size));
   int attempt = 0;
   // The learning rate of the epoch after `done` epochs.
@@ -291,10 +329,15 @@ Result Trainer::fit() {
     }
   }
   std::vector<ObjectRef<std::uint64_t>> digests;
-  for (auto& w : gang) digests.push_back(w.call(&TrainWorker::digest).remote());
+  std::vector<ObjectRef<std::string>> nodes;
+  for (auto& w : gang) {
+    digests.push_back(w.call(&TrainWorker::digest).remote());
+    nodes.push_back(w.call(&TrainWorker::node).remote());
+  }
   try {
     auto d = get(digests);
     res.replicas_identical = std::all_of(d.begin(), d.end(), [&](std::uint64_t x) { return x == d[0]; });
+    res.worker_nodes = get(nodes);
   } catch (const Error&) {
     res.replicas_identical = false;  // a worker died after the last epoch: training is complete, the check is not
   }
