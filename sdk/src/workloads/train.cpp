@@ -16,6 +16,7 @@
 #include "iogrid/collective.hpp"
 #include "iogrid/remote.hpp"
 #include "iogrid/runtime.hpp"
+#include "replica.hpp"
 
 namespace iogrid::train {
 
@@ -24,33 +25,9 @@ namespace {
 constexpr char kMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'C', 'K'};
 }
 
-void save_checkpoint(const Checkpoint& c, const std::string& path) {
-  auto buf = serialize(c);
-  const auto tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error("iogrid: cannot write checkpoint " + tmp);
-    f.write(kMagic, sizeof kMagic);
-    f.write(reinterpret_cast<const char*>(buf->data()), std::streamsize(buf->size()));
-    if (!f) throw Error("iogrid: cannot write checkpoint " + tmp);
-  }
-  std::filesystem::rename(tmp, path);  // a crash mid-write never leaves a half checkpoint under the name
-}
+void save_checkpoint(const Checkpoint& c, const std::string& path) { workloads::save_value(path, kMagic, c, "checkpoint"); }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("iogrid: checkpoint " + path + " does not exist or cannot be read");
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  if (bytes.size() < sizeof kMagic || !std::equal(kMagic, kMagic + sizeof kMagic, bytes.begin()))
-    throw Error("iogrid: " + path + " is not an iogrid checkpoint");
-  auto buf = detail::make_buffer(bytes.size() - sizeof kMagic);
-  std::copy(bytes.begin() + sizeof kMagic, bytes.end(), buf->data());
-  try {
-    return deserialize<Checkpoint>(buf);
-  } catch (const std::exception& e) {
-    throw Error("iogrid: checkpoint " + path + " is damaged (" + e.what() + ")");
-  }
-}
+Checkpoint load_checkpoint(const std::string& path) { return workloads::load_value<Checkpoint>(path, kMagic, "checkpoint"); }
 
 // --- the worker actor --------------------------------------------------------------------------------------
 struct WorkerSpec {
@@ -63,20 +40,15 @@ struct WorkerSpec {
   IOGRID_SERIALIZE(model, optimizer, rank, world, batch, seed, group, timeout_ms)
 };
 
-struct EpochStats {
-  double loss_sum = 0;  // sum over steps of the batch mean loss
-  std::int64_t correct = 0, samples = 0, steps = 0;
-  IOGRID_SERIALIZE(loss_sum, correct, samples, steps)
-};
+using workloads::EpochStats;
 
 class TrainWorker {
  public:
   // `from` is the gang's checkpoint in the object store (no weights: a fresh model from the spec's seed).
   TrainWorker(WorkerSpec spec, ObjectRef<data::Dataset> train, ObjectRef<Checkpoint> from)
       : spec_(std::move(spec)),
-        model_(spec_.model, device()),
+        model_(spec_.model, workloads::worker_device()),
         opt_(model_, spec_.optimizer) {
-    if (model_.device().is_cpu()) gpu::kernels::set_cpu_threads(1);
     shard_ = get(train).shard(spec_.rank, spec_.world);
     const auto start = get(from);
     if (!start.weights.empty()) {
@@ -90,31 +62,10 @@ class TrainWorker {
   // One pass over the shard; `steps` is the gang's common step count.
   EpochStats epoch(int e, int steps, float lr) {
     opt_.set_lr(lr);
-    std::vector<std::uint32_t> order(shard_.size());
-    std::iota(order.begin(), order.end(), 0u);
-    std::mt19937_64 rng(spec_.seed * 1000003ull + std::uint64_t(e) * 7919ull + std::uint64_t(spec_.rank));
-    std::shuffle(order.begin(), order.end(), rng);
-    const std::size_t f = shard_.features(), b = std::size_t(spec_.batch);
-    std::vector<std::uint8_t> x(b * f);
-    std::vector<std::int32_t> y(b);
-    const auto* img = shard_.images.data<std::uint8_t>();
-    const auto* lab = shard_.labels.data<std::int32_t>();
-    EpochStats s;
-    for (int step = 0; step < steps; ++step) {
-      for (std::size_t i = 0; i < b; ++i) {
-        const std::size_t src = order[(std::size_t(step) * b + i) % order.size()];
-        std::copy(img + src * f, img + (src + 1) * f, x.data() + i * f);
-        y[i] = lab[src];
-      }
-      auto bs = model_.train_batch(x.data(), y.data(), int(b));
+    const std::uint64_t seed = spec_.seed * 1000003ull + std::uint64_t(e) * 7919ull + std::uint64_t(spec_.rank);
+    return workloads::train_epoch(model_, opt_, shard_, spec_.batch, steps, seed, [&] {
       if (spec_.world > 1) group_.allreduce(model_.grads(), collective::ReduceOp::mean);
-      opt_.step();
-      s.loss_sum += bs.loss;
-      s.correct += bs.correct;
-      s.samples += bs.count;
-      ++s.steps;
-    }
-    return s;
+    });
   }
 
   Checkpoint checkpoint(int epoch) {
@@ -141,10 +92,6 @@ class TrainWorker {
   }
 
  private:
-  static Device device() {
-    auto gpus = current_gpus();
-    return gpus.empty() ? Device::cpu() : Device::cuda(gpus.front().device);
-  }
   WorkerSpec spec_;
   nn::Mlp model_;
   nn::Optimizer opt_;

@@ -6,11 +6,11 @@
 #include <numeric>
 #include <random>
 
-#include "gpu/kernels/ops.hpp"
 #include "iogrid/nn.hpp"
 #include "iogrid/runtime.hpp"
 #include "iogrid/train.hpp"
 #include "iogrid/tune/space.hpp"
+#include "../replica.hpp"
 
 namespace iogrid::tune {
 
@@ -28,13 +28,6 @@ Space mlp_sweep_space() {
   return s;
 }
 
-namespace {
-Device trial_device() {
-  auto gpus = current_gpus();
-  return gpus.empty() ? Device::cpu() : Device::cuda(gpus.front().device);
-}
-}  // namespace
-
 struct MlpTrial::Impl {
   data::Dataset train, validation;
   nn::MlpSpec spec;
@@ -48,14 +41,13 @@ struct MlpTrial::Impl {
 
   Impl(const Params& p, const MlpTrialData& d, nn::MlpSpec s, nn::OptimizerSpec o)
       : train(get(d.train)), validation(get(d.validation)), spec(std::move(s)), opt_spec(o),
-        model(spec, trial_device()), opt(model, opt_spec) {
+        model(spec, workloads::worker_device()), opt(model, opt_spec) {
     batch = int(p.has("batch") ? p.integer("batch") : 64);
     lr_decay = float(p.number_or("lr_decay", 1));
     seed = std::uint64_t(p.number_or("seed", 1));
     if (batch < 1 || std::size_t(batch) > train.size())
       throw Error("iogrid: batch " + std::to_string(batch) + " does not fit the " + std::to_string(train.size()) +
                   " training examples");
-    if (model.device().is_cpu()) gpu::kernels::set_cpu_threads(1);  // a trial is one CPU
   }
 };
 
@@ -90,36 +82,15 @@ Metrics MlpTrial::step() {
   auto& I = *impl_;
   const auto t0 = std::chrono::steady_clock::now();
   I.opt.set_lr(I.opt_spec.lr * std::pow(I.lr_decay, float(I.epoch)));
-  std::vector<std::uint32_t> order(I.train.size());
-  std::iota(order.begin(), order.end(), 0u);
-  std::mt19937_64 rng(I.seed * 1000003ull + std::uint64_t(I.epoch) * 7919ull);
-  std::shuffle(order.begin(), order.end(), rng);
-  const std::size_t f = I.train.features(), b = std::size_t(I.batch), steps = I.train.size() / b;
-  std::vector<std::uint8_t> x(b * f);
-  std::vector<std::int32_t> y(b);
-  const auto* img = I.train.images.data<std::uint8_t>();
-  const auto* lab = I.train.labels.data<std::int32_t>();
-  double loss = 0;
-  std::int64_t correct = 0, seen = 0;
-  for (std::size_t s = 0; s < steps; ++s) {
-    for (std::size_t i = 0; i < b; ++i) {
-      const std::size_t src = order[s * b + i];
-      std::copy(img + src * f, img + (src + 1) * f, x.data() + i * f);
-      y[i] = lab[src];
-    }
-    auto st = I.model.train_batch(x.data(), y.data(), int(b));
-    I.opt.step();
-    loss += st.loss;
-    correct += st.correct;
-    seen += st.count;
-  }
+  const int steps = int(I.train.size() / std::size_t(I.batch));
+  const auto st = workloads::train_epoch(I.model, I.opt, I.train, I.batch, steps, I.seed * 1000003ull + std::uint64_t(I.epoch) * 7919ull);
   ++I.epoch;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Metrics m;
   m["epoch"] = I.epoch;
-  m["loss"] = steps ? loss / double(steps) : 0;
-  m["train_accuracy"] = seen ? double(correct) / double(seen) : 0;
-  m["samples_per_s"] = double(seen) / secs;
+  m["loss"] = st.steps ? st.loss_sum / double(st.steps) : 0;
+  m["train_accuracy"] = st.samples ? double(st.correct) / double(st.samples) : 0;
+  m["samples_per_s"] = double(st.samples) / secs;
   m["accuracy"] = I.model.evaluate(I.validation).accuracy();
   return m;
 }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "iogrid/tune.hpp"
+#include "../replica.hpp"
 
 namespace iogrid::tune {
 
@@ -101,6 +102,7 @@ namespace detail {
 namespace {
 
 constexpr char kStateMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'S', 'W'};
+constexpr char kTrialMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'T', 'C'};  // a trial's checkpoint file
 
 struct SweepState {
   int version = 1;
@@ -111,34 +113,14 @@ struct SweepState {
   IOGRID_SERIALIZE(version, name, objective, max_iterations, trials)
 };
 
-void write_atomically(const fs::path& path, const char* magic, const std::uint8_t* p, std::size_t n) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (magic) f.write(magic, 8);
-    f.write(reinterpret_cast<const char*>(p), std::streamsize(n));
-    if (!f) throw Error("iogrid: cannot write " + tmp);
-  }
-  fs::rename(tmp, path);
-}
-
-std::vector<char> read_file(const fs::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("iogrid: cannot read " + path.string());
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
-SweepState load_state(const fs::path& path) {
-  auto bytes = read_file(path);
-  if (bytes.size() < 8 || !std::equal(kStateMagic, kStateMagic + 8, bytes.begin()))
-    throw Error("iogrid: " + path.string() + " is not an iogrid sweep state");
-  auto buf = iogrid::detail::make_buffer(bytes.size() - 8);
-  std::copy(bytes.begin() + 8, bytes.end(), buf->data());
-  try {
-    return deserialize<SweepState>(buf);
-  } catch (const std::exception& e) {
-    throw Error("iogrid: sweep state " + path.string() + " is damaged (" + e.what() + ")");
-  }
+// The trial with the best metric after its last iteration (the first such on ties), -1 when none reported.
+int best_of(const std::vector<Trial>& trials, const Objective& o) {
+  int best = -1;
+  for (std::size_t i = 0; i < trials.size(); ++i)
+    if (trials[i].iterations() > 0 &&
+        (best < 0 || o.better(trials[i].metric(o.metric), trials[std::size_t(best)].metric(o.metric))))
+      best = int(i);
+  return best;
 }
 
 int default_slots(const Resources& r) {
@@ -182,7 +164,7 @@ class Driver {
     if (c.resume) {
       if (c.dir.empty()) throw Error("iogrid: resuming a sweep needs the folder it saved its state in (Config::dir)");
       if (!fs::exists(state_path_)) throw Error("iogrid: there is no sweep to resume in " + c.dir + " (no sweep.state)");
-      auto st = load_state(state_path_);
+      auto st = workloads::load_value<SweepState>(state_path_.string(), kStateMagic, "sweep state");
       if (st.trials.size() != params.size() || st.max_iterations != c.max_iterations ||
           st.objective.metric != c.objective.metric || st.objective.mode != c.objective.mode)
         throw Error("iogrid: the sweep saved in " + c.dir + " was made with another configuration (" +
@@ -244,14 +226,11 @@ class Driver {
       if (t.status == TrialStatus::paused) t.status = TrialStatus::stopped;
     Result r;
     r.objective = c_.objective;
-    for (std::size_t i = 0; i < trials_.size(); ++i) {
-      const auto& t = trials_[i];
+    for (const auto& t : trials_) {
       r.trial_seconds += t.seconds;
       r.iterations += t.iterations();
-      if (t.iterations() == 0) continue;
-      if (r.best < 0 || c_.objective.better(t.metric(c_.objective.metric), trials_[std::size_t(r.best)].metric(c_.objective.metric)))
-        r.best = int(i);
     }
+    r.best = best_of(trials_, c_.objective);
     if (r.best >= 0) r.best_checkpoint = checkpoint_bytes(std::size_t(r.best));
     prune_checkpoints();
     save_state();
@@ -336,7 +315,7 @@ class Driver {
       t.checkpoint_iteration = t.iterations();
       if (!c_.dir.empty()) {
         const auto path = fs::path(c_.dir) / ("trial-" + std::to_string(t.id) + ".ckpt");
-        write_atomically(path, nullptr, bytes.data(), bytes.size());
+        workloads::write_file(path.string(), kTrialMagic, bytes.data(), bytes.size(), "trial checkpoint");
         t.checkpoint_path = path.string();
       }
       t.status = t.iterations() >= c_.max_iterations ? TrialStatus::done : TrialStatus::paused;
@@ -360,12 +339,9 @@ class Driver {
 
   void report(const Trial& t) {
     if (!c_.progress) return;
-    int finished = 0, best = -1;
-    for (const auto& x : trials_) {
-      finished += x.status == TrialStatus::done;
-      if (x.iterations() > 0 && (best < 0 || c_.objective.better(x.metric(c_.objective.metric), trials_[std::size_t(best)].metric(c_.objective.metric))))
-        best = x.id;
-    }
+    int finished = 0;
+    for (const auto& x : trials_) finished += x.status == TrialStatus::done;
+    const int best = best_of(trials_, c_.objective);
     std::cerr << "[" << c_.name << "] trial " << t.id << " (" << t.params.str() << ") "
               << (t.status == TrialStatus::done ? "done" : "paused") << " after " << t.iterations() << " iterations: "
               << c_.objective.metric << " " << fmt(t.metric(c_.objective.metric), 4) << "   [" << finished << "/"
@@ -375,8 +351,8 @@ class Driver {
   ObjectRef<Bytes> checkpoint_ref(std::size_t i) {
     if (auto it = checkpoints_.find(i); it != checkpoints_.end()) return it->second;
     const auto& path = trials_[i].checkpoint_path;  // a resumed sweep's: from disk
-    auto bytes = read_file(path);
-    auto ref = put(Bytes(bytes.data(), bytes.size()));
+    auto buf = workloads::read_file(path, kTrialMagic, "trial checkpoint");
+    auto ref = put(Bytes(buf->data(), buf->size()));
     checkpoints_[i] = ref;
     return ref;
   }
@@ -413,8 +389,7 @@ class Driver {
     st.objective = c_.objective;
     st.max_iterations = c_.max_iterations;
     st.trials = trials_;
-    auto buf = serialize(st);
-    write_atomically(state_path_, kStateMagic, buf->data(), buf->size());
+    workloads::save_value(state_path_.string(), kStateMagic, st, "sweep state");
   }
 
   const Config& c_;
