@@ -27,7 +27,7 @@ namespace iogrid::bench {
 namespace {
 using Clock = std::chrono::steady_clock;
 
-double loop_images_per_s(nn::Mlp& m, const data::Dataset& d, int batch) {
+double loop_images_per_s(nn::Model& m, const data::Dataset& d, int batch) {
   auto t0 = Clock::now();
   for (std::size_t at = 0; at < d.size(); at += std::size_t(batch)) {
     const int n = int(std::min<std::size_t>(std::size_t(batch), d.size() - at));
@@ -97,7 +97,7 @@ int run_workloads(const Options& o) {
     Figure ratio{"batch_inference_pool_vs_loop_ratio", 0, "x", true, {}};
     Figure pool_rate{"batch_inference_pool_images_per_s", 0, "/s", true, {}};
     Figure loop_all{"batch_inference_loop_all_cores_images_per_s", 0, "/s", true, {}};
-    nn::Mlp m(model.model);
+    nn::Model m(model.model);
     m.set_weights(model.weights);
     // The 60,000 training images 4 times over (240,000), so a run lasts about a second, pool start included.
     const auto& one = train;

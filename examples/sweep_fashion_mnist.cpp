@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
     if (!csv.empty()) r.write_csv(csv);
     const auto& best = r.best_trial();
     const auto ck = tune::MlpTrial::checkpoint_of(r.best_checkpoint);
-    iogrid::nn::Mlp model(ck.model);
+    iogrid::nn::Model model(ck.model);
     model.set_weights(ck.weights);
     const double test = model.evaluate(iogrid::data::fashion_mnist("test")).accuracy();
     std::cout << "best config: " << best.params.str() << "  validation accuracy " << r.best_metric() << " after "

@@ -176,6 +176,9 @@ void copy_to_device(int device, void* dst, const void* src, std::size_t bytes) {
   }
   auto& st = t_staging;
   st.ready(device);
+  // The copy stream does not order itself after kernels on the default stream: wait for them (they may still
+  // be writing the source or using the destination).
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cannot wait for the device's pending work");
   // Chunk i is copied into pinned buffer i % 2 while the stream still moves chunk i - 1 from the other one.
   std::size_t off = 0;
   for (int i = 0; off < bytes; ++i, off += kChunk) {
@@ -198,6 +201,9 @@ void copy_to_host(int device, void* dst, const void* src, std::size_t bytes) {
   }
   auto& st = t_staging;
   st.ready(device);
+  // The copy stream does not order itself after kernels on the default stream: wait for them (they may still
+  // be writing the source or using the destination).
+  check(cudaStreamSynchronize(cudaStreamLegacy), "cannot wait for the device's pending work");
   // The stream fills buffer i % 2 with chunk i while the host drains chunk i - 1 from the other one.
   const std::size_t chunks = (bytes + kChunk - 1) / kChunk;
   auto issue = [&](std::size_t i) {

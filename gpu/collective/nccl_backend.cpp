@@ -120,6 +120,9 @@ class NcclBackend final : public Backend {
   template <class F>
   void run(const char* what, F&& f) {
     cuda(cudaSetDevice(device_), "select the device");
+    // The communicator's stream does not order itself after kernels on the default stream (which may still be
+    // writing the buffers, e.g. a backward pass): wait for them.
+    cuda(cudaStreamSynchronize(cudaStreamLegacy), "wait for the device's pending work");
     nccl(f(), what);
     wait_ready(what);
     const auto deadline = std::chrono::steady_clock::now() + timeout_;

@@ -43,6 +43,10 @@ class CpuOps final : public Ops {
     }
   }
 
+  void u8_to_f32(const std::uint8_t* x, std::size_t n, float by, float* y) override {
+    for (std::size_t i = 0; i < n; ++i) y[i] = float(x[i]) * by;
+  }
+
   void relu(float* x, std::size_t n) override {
     for (std::size_t i = 0; i < n; ++i) x[i] = x[i] > 0 ? x[i] : 0.0f;
   }
@@ -76,6 +80,65 @@ class CpuOps final : public Ops {
     }
     if (correct) *correct = right;
     return float(loss / rows);
+  }
+
+  void im2col(const float* x, int batch, int h, int w, int c, int k, int pad, float* cols) override {
+    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+    const std::size_t cc = std::size_t(c);
+    float* row = cols;
+    for (int b = 0; b < batch; ++b)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox)
+          for (int ky = 0; ky < k; ++ky) {
+            const int iy = oy + ky - pad;
+            for (int kx = 0; kx < k; ++kx, row += cc) {
+              const int ix = ox + kx - pad;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) std::fill(row, row + cc, 0.0f);
+              else std::copy_n(x + ((std::size_t(b) * h + iy) * w + ix) * cc, cc, row);
+            }
+          }
+  }
+
+  void col2im(const float* cols, int batch, int h, int w, int c, int k, int pad, float* dx) override {
+    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+    const std::size_t cc = std::size_t(c);
+    std::fill(dx, dx + std::size_t(batch) * h * w * cc, 0.0f);
+    const float* row = cols;
+    for (int b = 0; b < batch; ++b)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox)
+          for (int ky = 0; ky < k; ++ky) {
+            const int iy = oy + ky - pad;
+            for (int kx = 0; kx < k; ++kx, row += cc) {
+              const int ix = ox + kx - pad;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              float* dst = dx + ((std::size_t(b) * h + iy) * w + ix) * cc;
+              for (std::size_t ci = 0; ci < cc; ++ci) dst[ci] += row[ci];
+            }
+          }
+  }
+
+  void max_pool(const float* x, int batch, int h, int w, int c, int p, float* y, std::int32_t* argmax) override {
+    const int oh = h / p, ow = w / p;
+    std::size_t o = 0;
+    for (int b = 0; b < batch; ++b)
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox, o += std::size_t(c))
+          for (int dy = 0; dy < p; ++dy)
+            for (int dx = 0; dx < p; ++dx) {
+              const std::size_t at = ((std::size_t(b) * h + oy * p + dy) * w + ox * p + dx) * std::size_t(c);
+              for (int ci = 0; ci < c; ++ci)
+                if ((dy == 0 && dx == 0) || x[at + ci] > y[o + ci]) {
+                  y[o + ci] = x[at + ci];
+                  argmax[o + ci] = std::int32_t(at + ci);
+                }
+            }
+  }
+
+  void max_pool_backward(const float* dy, const std::int32_t* argmax, std::size_t n_out, float* dx,
+                         std::size_t n_in) override {
+    std::fill(dx, dx + n_in, 0.0f);
+    for (std::size_t i = 0; i < n_out; ++i) dx[argmax[i]] = dy[i];
   }
 
   float sum(const float* x, std::size_t n) override {

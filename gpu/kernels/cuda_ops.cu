@@ -38,6 +38,10 @@ __global__ void k_column_sums(const float* dy, float* db, int rows, int cols) {
     db[c] = s;
   }
 }
+__global__ void k_u8_to_f32(const std::uint8_t* x, std::size_t n, float by, float* y) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    y[i] = float(x[i]) * by;
+}
 __global__ void k_relu(float* x, std::size_t n) {
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
     x[i] = x[i] > 0 ? x[i] : 0.0f;
@@ -64,6 +68,69 @@ __global__ void k_softmax_xent(const float* logits, const std::int32_t* labels, 
   right[r] = arg == label ? 1 : 0;
   const float inv = 1.0f / float(rows);
   for (int c = 0; c < classes; ++c) g[c] = (float(exp(double(x[c] - mx)) / z) - (c == label ? 1.0f : 0.0f)) * inv;
+}
+// One thread per cols element (b, oy, ox, ky, kx, ci), in cols order.
+__global__ void k_im2col(const float* x, int batch, int h, int w, int c, int k, int pad, int oh, int ow, float* cols) {
+  const std::size_t n = std::size_t(batch) * oh * ow * k * k * c;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    std::size_t r = i;
+    const int ci = int(r % c); r /= c;
+    const int kx = int(r % k); r /= k;
+    const int ky = int(r % k); r /= k;
+    const int ox = int(r % ow); r /= ow;
+    const int oy = int(r % oh); r /= oh;
+    const int b = int(r);
+    const int iy = oy + ky - pad, ix = ox + kx - pad;
+    cols[i] = (iy < 0 || iy >= h || ix < 0 || ix >= w) ? 0.0f : x[((std::size_t(b) * h + iy) * w + ix) * c + ci];
+  }
+}
+// One thread per input element, gathering the k*k cols entries it was copied into (no atomics, deterministic).
+__global__ void k_col2im(const float* cols, int batch, int h, int w, int c, int k, int pad, int oh, int ow, float* dx) {
+  const std::size_t n = std::size_t(batch) * h * w * c;
+  const std::size_t row_len = std::size_t(k) * k * c;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    std::size_t r = i;
+    const int ci = int(r % c); r /= c;
+    const int ix = int(r % w); r /= w;
+    const int iy = int(r % h); r /= h;
+    const int b = int(r);
+    float s = 0;
+    for (int ky = 0; ky < k; ++ky) {
+      const int oy = iy - ky + pad;
+      if (oy < 0 || oy >= oh) continue;
+      for (int kx = 0; kx < k; ++kx) {
+        const int ox = ix - kx + pad;
+        if (ox < 0 || ox >= ow) continue;
+        s += cols[((std::size_t(b) * oh + oy) * ow + ox) * row_len + std::size_t(ky * k + kx) * c + ci];
+      }
+    }
+    dx[i] = s;
+  }
+}
+// One thread per pooled value.
+__global__ void k_max_pool(const float* x, int batch, int h, int w, int c, int p, int oh, int ow, float* y,
+                           std::int32_t* argmax) {
+  const std::size_t n = std::size_t(batch) * oh * ow * c;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    std::size_t r = i;
+    const int ci = int(r % c); r /= c;
+    const int ox = int(r % ow); r /= ow;
+    const int oy = int(r % oh); r /= oh;
+    const int b = int(r);
+    std::size_t best_at = 0;
+    float best = 0;
+    for (int dy = 0; dy < p; ++dy)
+      for (int dx = 0; dx < p; ++dx) {
+        const std::size_t at = ((std::size_t(b) * h + oy * p + dy) * w + ox * p + dx) * c + ci;
+        if ((dy == 0 && dx == 0) || x[at] > best) best = x[at], best_at = at;
+      }
+    y[i] = best;
+    argmax[i] = std::int32_t(best_at);
+  }
+}
+__global__ void k_scatter(const float* dy, const std::int32_t* argmax, std::size_t n, float* dx) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    dx[argmax[i]] = dy[i];
 }
 __global__ void k_sum(const float* x, std::size_t n, double* out) {
   __shared__ double part[kThreads];
@@ -142,6 +209,11 @@ class CudaOps final : public Ops {
     k_column_sums<<<blocks(std::size_t(cols)), kThreads>>>(dy, db, rows, cols);
     done("column_sums");
   }
+  void u8_to_f32(const std::uint8_t* x, std::size_t n, float by, float* y) override {
+    use();
+    k_u8_to_f32<<<blocks(n), kThreads>>>(x, n, by, y);
+    done("u8_to_f32");
+  }
   void relu(float* x, std::size_t n) override {
     use();
     k_relu<<<blocks(n), kThreads>>>(x, n);
@@ -171,6 +243,31 @@ class CudaOps final : public Ops {
     for (int i = 0; i < rows; ++i) s += l[std::size_t(i)], r += ok[std::size_t(i)];
     if (correct) *correct = r;
     return float(s / rows);
+  }
+  void im2col(const float* x, int batch, int h, int w, int c, int k, int pad, float* cols) override {
+    use();
+    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+    k_im2col<<<blocks(std::size_t(batch) * oh * ow * k * k * c), kThreads>>>(x, batch, h, w, c, k, pad, oh, ow, cols);
+    done("im2col");
+  }
+  void col2im(const float* cols, int batch, int h, int w, int c, int k, int pad, float* dx) override {
+    use();
+    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+    k_col2im<<<blocks(std::size_t(batch) * h * w * c), kThreads>>>(cols, batch, h, w, c, k, pad, oh, ow, dx);
+    done("col2im");
+  }
+  void max_pool(const float* x, int batch, int h, int w, int c, int p, float* y, std::int32_t* argmax) override {
+    use();
+    const int oh = h / p, ow = w / p;
+    k_max_pool<<<blocks(std::size_t(batch) * oh * ow * c), kThreads>>>(x, batch, h, w, c, p, oh, ow, y, argmax);
+    done("max_pool");
+  }
+  void max_pool_backward(const float* dy, const std::int32_t* argmax, std::size_t n_out, float* dx,
+                         std::size_t n_in) override {
+    use();
+    check(cudaMemsetAsync(dx, 0, n_in * sizeof(float)), "max_pool_backward");
+    k_scatter<<<blocks(n_out), kThreads>>>(dy, argmax, n_out, dx);
+    done("max_pool_backward");
   }
   float sum(const float* x, std::size_t n) override {
     use();

@@ -40,6 +40,8 @@ class Ops {
   virtual void bias_add(float* y, const float* bias, int rows, int cols) = 0;
   // db[c] = sum over rows of dy[r][c].
   virtual void column_sums(const float* dy, float* db, int rows, int cols) = 0;
+  // y[i] = x[i] * by: u8 pixels to scaled floats (x in the implementation's memory too).
+  virtual void u8_to_f32(const std::uint8_t* x, std::size_t n, float by, float* y) = 0;
   virtual void relu(float* x, std::size_t n) = 0;
   // dx = dy where the forward output y was positive, else 0 (in place on dy).
   virtual void relu_backward(float* dy, const float* y, std::size_t n) = 0;
@@ -47,6 +49,20 @@ class Ops {
   // arg-max equals the label to *correct.
   virtual float softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* dlogits,
                              int* correct) = 0;
+  // Convolution helpers on NHWC images (batch x height x width x channels, row-major), square k x k kernels,
+  // stride 1, `pad` zeros on every side: the output is oh = h + 2*pad - k + 1 by ow = w + 2*pad - k + 1.
+  // im2col: cols [batch*oh*ow, k*k*c], row (b, oy, ox), column (ky*k + kx)*c + ci, so a convolution is one GEMM
+  // of cols with weights [k*k*c, out_channels] giving NHWC output.
+  virtual void im2col(const float* x, int batch, int h, int w, int c, int k, int pad, float* cols) = 0;
+  // The adjoint of im2col: dx[b][y][x][ci] = the sum of the cols entries im2col copied x[b][y][x][ci] into
+  // (overwrites dx).
+  virtual void col2im(const float* cols, int batch, int h, int w, int c, int k, int pad, float* dx) = 0;
+  // Max-pooling over non-overlapping p x p windows (stride p; rows and columns that fill no window are dropped):
+  // y [batch, h/p, w/p, c]; argmax[i] = the index into x of the value y[i] took (the first one on ties).
+  virtual void max_pool(const float* x, int batch, int h, int w, int c, int p, float* y, std::int32_t* argmax) = 0;
+  // dx (n_in values) = 0, then dx[argmax[i]] = dy[i] for the n_out pooled values.
+  virtual void max_pool_backward(const float* dy, const std::int32_t* argmax, std::size_t n_out, float* dx,
+                                 std::size_t n_in) = 0;
   virtual float sum(const float* x, std::size_t n) = 0;
   virtual void scale(float* x, std::size_t n, float by) = 0;
   // v = momentum * v + (g + weight_decay * w); w -= lr * v.

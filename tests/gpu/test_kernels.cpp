@@ -94,7 +94,7 @@ TEST_CASE("softmax cross-entropy: known values and a gradient that matches finit
   }
 }
 
-TEST_CASE("bias, column sums, relu and its gradient, sum and scale", "[kernels]") {
+TEST_CASE("bias, column sums, relu and its gradient, sum, scale and pixel scaling", "[kernels]") {
   auto& ops = cpu_ops();
   std::vector<float> y{1, -2, 3, -4, 5, -6};  // 2 x 3
   std::vector<float> bias{1, 1, 10};
@@ -111,6 +111,75 @@ TEST_CASE("bias, column sums, relu and its gradient, sum and scale", "[kernels]"
   CHECK(ops.sum(y.data(), y.size()) == Approx(25));
   ops.scale(y.data(), y.size(), 0.5f);
   CHECK(y[2] == Approx(6.5f));
+  std::vector<std::uint8_t> pixels{0, 51, 255};
+  std::vector<float> scaled(3);
+  ops.u8_to_f32(pixels.data(), 3, 1.0f / 255.0f, scaled.data());
+  CHECK(scaled == std::vector<float>{0.0f, 51 * (1.0f / 255.0f), 255 * (1.0f / 255.0f)});
+}
+
+TEST_CASE("convolution by im2col and GEMM equals a direct convolution, and col2im is im2col's adjoint", "[kernels]") {
+  auto& ops = cpu_ops();
+  const int batch = 2, h = 5, w = 4, c = 3, k = 3, pad = 1, out = 2;  // 'same' padding: 5 x 4 output
+  std::vector<float> x(std::size_t(batch) * h * w * c), wt(std::size_t(k) * k * c * out);
+  ops.init_uniform(x.data(), x.size(), -1, 1, 11);
+  ops.init_uniform(wt.data(), wt.size(), -1, 1, 12);
+  std::vector<float> cols(std::size_t(batch) * h * w * k * k * c), y(std::size_t(batch) * h * w * out);
+  ops.im2col(x.data(), batch, h, w, c, k, pad, cols.data());
+  ops.gemm(false, false, batch * h * w, out, k * k * c, 1.0f, cols.data(), wt.data(), 0.0f, y.data());
+  for (int b = 0; b < batch; ++b)
+    for (int oy = 0; oy < h; ++oy)
+      for (int ox = 0; ox < w; ++ox)
+        for (int o = 0; o < out; ++o) {
+          double s = 0;
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx)
+              for (int ci = 0; ci < c; ++ci) {
+                const int iy = oy + ky - pad, ix = ox + kx - pad;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                s += double(x[((std::size_t(b) * h + iy) * w + ix) * c + ci]) *
+                     double(wt[(std::size_t(ky * k + kx) * c + ci) * out + o]);
+              }
+          REQUIRE(y[((std::size_t(b) * h + oy) * w + ox) * out + o] == Approx(s).margin(1e-5));
+        }
+  // <im2col(x), g> == <x, col2im(g)> for any g.
+  std::vector<float> g(cols.size()), back(x.size());
+  ops.init_uniform(g.data(), g.size(), -1, 1, 13);
+  ops.col2im(g.data(), batch, h, w, c, k, pad, back.data());
+  double lhs = 0, rhs = 0;
+  for (std::size_t i = 0; i < cols.size(); ++i) lhs += double(cols[i]) * g[i];
+  for (std::size_t i = 0; i < x.size(); ++i) rhs += double(x[i]) * back[i];
+  CHECK(lhs == Approx(rhs).epsilon(1e-5));
+  // 'valid' convolution (no padding): a 3 x 2 output.
+  std::vector<float> valid(std::size_t(batch) * 3 * 2 * k * k * c);
+  ops.im2col(x.data(), batch, h, w, c, k, 0, valid.data());
+  CHECK(valid[0] == x[0]);                          // first window starts at (0, 0)
+  CHECK(valid.back() == x.back());                  // last window ends at the last pixel
+}
+
+TEST_CASE("max-pooling keeps each window's maximum and routes its gradient there only", "[kernels]") {
+  auto& ops = cpu_ops();
+  // One image 4 x 5 x 1 (the last column fills no 2 x 2 window and is dropped) -> 2 x 2.
+  std::vector<float> x{1, 2, 5, 3, 9,  //
+                       4, 0, 1, 1, 9,  //
+                       -1, -2, 7, 7, 9,  //
+                       -3, -4, 0, 6, 9};
+  std::vector<float> y(4);
+  std::vector<std::int32_t> arg(4);
+  ops.max_pool(x.data(), 1, 4, 5, 1, 2, y.data(), arg.data());
+  CHECK(y == std::vector<float>{4, 5, -1, 7});
+  CHECK(arg == std::vector<std::int32_t>{5, 2, 10, 12});  // ties (7, 7): the first
+  std::vector<float> dx(x.size(), 42.0f);
+  ops.max_pool_backward(std::vector<float>{1, 2, 3, 4}.data(), arg.data(), 4, dx.data(), dx.size());
+  std::vector<float> want(x.size(), 0.0f);
+  want[5] = 1, want[2] = 2, want[10] = 3, want[12] = 4;
+  CHECK(dx == want);
+  // Channels pool independently.
+  std::vector<float> two{1, 8, 2, 7, 3, 6, 4, 5};  // 2 x 2 x 2
+  std::vector<float> y2(2);
+  std::vector<std::int32_t> a2(2);
+  ops.max_pool(two.data(), 1, 2, 2, 2, 2, y2.data(), a2.data());
+  CHECK(y2 == std::vector<float>{4, 8});
+  CHECK(a2 == std::vector<std::int32_t>{6, 1});
 }
 
 TEST_CASE("SGD with momentum and Adam follow their update rules", "[kernels]") {

@@ -111,6 +111,48 @@ TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
   CHECK(right_gpu == right_cpu);
   auto gg2 = dgrad.get();
   for (std::size_t i = 0; i < grad.size(); ++i) REQUIRE(gg2[i] == Approx(grad[i]).margin(1e-5));
+  // Convolution helpers and pooling on a batch of 3 images 9 x 7 x 4 (odd sizes: pooling drops a row and a column).
+  const int B = 3, H = 9, W = 7, C = 4, K = 3;
+  std::vector<float> img(std::size_t(B) * H * W * C);
+  cpu.init_normal(img.data(), img.size(), 0, 1, 21);
+  DeviceVec dimg(img), dcols(std::vector<float>(std::size_t(B) * H * W * K * K * C, 0));
+  std::vector<float> cols(dcols.n);
+  gpu->im2col(dimg.p, B, H, W, C, K, 1, dcols.p);
+  cpu.im2col(img.data(), B, H, W, C, K, 1, cols.data());
+  CHECK(dcols.get() == cols);
+  DeviceVec dback(std::vector<float>(img.size(), 7));
+  std::vector<float> back(img.size());
+  gpu->col2im(dcols.p, B, H, W, C, K, 1, dback.p);
+  cpu.col2im(cols.data(), B, H, W, C, K, 1, back.data());
+  auto gback = dback.get();
+  for (std::size_t i = 0; i < back.size(); ++i) REQUIRE(gback[i] == Approx(back[i]).margin(1e-5));
+  const std::size_t pooled = std::size_t(B) * (H / 2) * (W / 2) * C;
+  DeviceVec dpool(std::vector<float>(pooled, 0)), dgradin(std::vector<float>(img.size(), 5));
+  std::int32_t* darg = nullptr;
+  cudaMalloc(&darg, pooled * sizeof(std::int32_t));
+  std::vector<float> pool(pooled), gradin(img.size());
+  std::vector<std::int32_t> arg(pooled), garg(pooled);
+  gpu->max_pool(dimg.p, B, H, W, C, 2, dpool.p, darg);
+  cpu.max_pool(img.data(), B, H, W, C, 2, pool.data(), arg.data());
+  cudaMemcpy(garg.data(), darg, pooled * sizeof(std::int32_t), cudaMemcpyDeviceToHost);
+  CHECK(dpool.get() == pool);
+  CHECK(garg == arg);
+  gpu->max_pool_backward(dpool.p, darg, pooled, dgradin.p, img.size());
+  cpu.max_pool_backward(pool.data(), arg.data(), pooled, gradin.data(), img.size());
+  cudaFree(darg);
+  CHECK(dgradin.get() == gradin);
+  // Pixel scaling.
+  std::vector<std::uint8_t> px(1000);
+  for (std::size_t i = 0; i < px.size(); ++i) px[i] = std::uint8_t(i * 7);
+  std::uint8_t* dpx = nullptr;
+  cudaMalloc(&dpx, px.size());
+  cudaMemcpy(dpx, px.data(), px.size(), cudaMemcpyHostToDevice);
+  DeviceVec dscaled(std::vector<float>(px.size(), 0));
+  std::vector<float> scaled(px.size());
+  gpu->u8_to_f32(dpx, px.size(), 1.0f / 255.0f, dscaled.p);
+  cpu.u8_to_f32(px.data(), px.size(), 1.0f / 255.0f, scaled.data());
+  cudaFree(dpx);
+  CHECK(dscaled.get() == scaled);
 }
 
 #include "gpu/collective/nccl_backend.hpp"

@@ -11,7 +11,7 @@
 TEST_CASE("map_batches: predictions in input order, bounded blocks in flight, a pool within its bounds", "[infer]") {
   Cluster cl({.nodes = {{.name = "n", .num_cpus = 3}}});
   auto d = synthetic(1000, 32, 4, 5);
-  iogrid::nn::Mlp m({.layers = {32, 16, 4}});
+  iogrid::nn::Model m({.layers = {32, 16, 4}});
   iogrid::nn::Optimizer opt(m, {.lr = 0.05f});
   for (int at = 0; at + 50 <= 1000; at += 50) {
     m.train_batch(d.images.data<std::uint8_t>() + at * 32, d.labels.data<std::int32_t>() + at, 50);

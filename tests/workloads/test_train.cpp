@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iogrid/iogrid.hpp>
+#include <iogrid/infer.hpp>
 #include <iogrid/train.hpp>
 #include <thread>
 
@@ -119,4 +120,36 @@ TEST_CASE("a trainer reserves its workers as a gang, runs rank r on bundle r, an
   c.cluster.clear();
   c.gang = iogrid::ClusterSpec{.gpus = 4, .gpu_model = "A100"};
   CHECK_THROWS_WITH(iogrid::train::fit(train, test, c), Catch::Contains("cannot reserve 4 GPU(s)"));
+}
+
+TEST_CASE("a CNN trains data-parallel to identical replicas, its checkpoint serves batch inference, another model cannot resume it", "[train][cnn]") {
+  Cluster cl({.nodes = {{.name = "n", .num_cpus = 2}}});
+  auto train = synthetic(1600, 64, 4, 1), test = synthetic(400, 64, 4, 2);
+  auto dir = fs::temp_directory_path() / ("iogrid-train-cnn-" + std::to_string(::getpid()));
+  auto c = small_config();
+  c.model = iogrid::nn::cnn({8, 8, 1}, {{.channels = 8, .kernel = 3, .pool = 2}}, {16, 4});
+  c.epochs = 2;
+  c.checkpoint_dir = dir.string();
+  auto r = iogrid::train::fit(train, test, c);
+  CHECK(r.replicas_identical);
+  CHECK(r.test_accuracy > 0.9);
+  CHECK(r.final.model.same_architecture(c.model));
+  auto ck = iogrid::train::load_checkpoint((dir / "checkpoint-2.bin").string());
+  CHECK(ck.model.conv == c.model.conv);
+  CHECK(ck.model.image == c.model.image);
+
+  iogrid::nn::Model m(ck.model);
+  m.set_weights(ck.weights);
+  auto served = iogrid::infer::map_batches(test, ck, {.batch_size = 50, .block_size = 100, .progress = false});
+  CHECK(served.predictions == m.predict(test.images.data<std::uint8_t>(), int(test.size())));
+
+  auto mlp = small_config();
+  mlp.model.layers = {64, 16, 4};
+  mlp.resume_from = (dir / "checkpoint-1.bin").string();
+  CHECK_THROWS_WITH(iogrid::train::fit(train, test, mlp), Catch::Contains("holds another model"));
+  auto wrong = c;
+  wrong.checkpoint_dir.clear();
+  wrong.model.layers[0] = 64;
+  CHECK_THROWS_WITH(iogrid::train::fit(train, test, wrong), Catch::Contains("give 128 features (4x4x8), but layers[0] is 64"));
+  fs::remove_all(dir);
 }

@@ -51,7 +51,7 @@ struct EpochMetrics {
 
 struct Checkpoint {
   int epoch = 0;                // epochs completed
-  nn::MlpSpec model;
+  nn::ModelSpec model;
   std::vector<float> weights;
   std::vector<float> optimizer_state;
   std::int64_t optimizer_steps = 0;
@@ -61,7 +61,7 @@ void save_checkpoint(const Checkpoint& c, const std::string& path);
 Checkpoint load_checkpoint(const std::string& path);  // throws iogrid::Error for a missing or damaged file
 
 struct Config {
-  nn::MlpSpec model;
+  nn::ModelSpec model;
   nn::OptimizerSpec optimizer{.kind = "sgd", .lr = 0.05f, .momentum = 0.9f};
   int workers = 2;
   int epochs = 10;

@@ -16,7 +16,7 @@ class InferActor {
   explicit InferActor(ObjectRef<train::Checkpoint> weights) {
     auto gpus = current_gpus();
     auto ck = get(weights);
-    model_ = std::make_unique<nn::Mlp>(ck.model, gpus.empty() ? Device::cpu() : Device::cuda(gpus.front().device));
+    model_ = std::make_unique<nn::Model>(ck.model, gpus.empty() ? Device::cpu() : Device::cuda(gpus.front().device));
     model_->set_weights(ck.weights);
     if (gpus.empty()) gpu::kernels::set_cpu_threads(1);  // one actor stands for one CPU
   }
@@ -34,7 +34,7 @@ class InferActor {
   }
 
  private:
-  std::unique_ptr<nn::Mlp> model_;
+  std::unique_ptr<nn::Model> model_;
 };
 
 }  // namespace iogrid::infer
@@ -46,9 +46,10 @@ namespace iogrid::infer {
 Result map_batches(const data::Dataset& d, const train::Checkpoint& model, Config c) {
   using Clock = std::chrono::steady_clock;
   if (c.batch_size < 1 || c.block_size < 1) throw Error("iogrid: batch and block sizes must be positive");
-  if (model.model.layers.empty() || d.features() != std::size_t(model.model.layers.front()))
-    throw Error("iogrid: the model takes " + std::to_string(model.model.layers.empty() ? 0 : model.model.layers.front()) +
-                " features, the dataset has " + std::to_string(d.features()));
+  model.model.check();
+  if (d.features() != model.model.features())
+    throw Error("iogrid: the model takes " + std::to_string(model.model.features()) + " features, the dataset has " +
+                std::to_string(d.features()));
   if (!is_initialized()) throw Error("iogrid: call iogrid::init() before map_batches");
   const auto t0 = Clock::now();
   // Pool bounds from the cluster's capacity.

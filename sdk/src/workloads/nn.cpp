@@ -35,66 +35,252 @@ void download(const Tensor& t, void* dst, std::size_t bytes) {
 
 }  // namespace
 
-struct Mlp::Impl {
-  MlpSpec spec;
+std::size_t ModelSpec::features() const {
+  if (!conv.empty()) {
+    std::size_t n = 1;
+    for (int d : image) n *= std::size_t(std::max(d, 0));
+    return n;
+  }
+  return layers.empty() ? 0 : std::size_t(std::max(layers.front(), 0));
+}
+
+std::string ModelSpec::describe() const {
+  std::string s;
+  for (const auto& c : conv)
+    s += "conv" + std::to_string(c.channels) + "k" + std::to_string(c.kernel) + "p" + std::to_string(c.pool) + "-";
+  for (std::size_t i = 0; i < layers.size(); ++i) s += (i ? "-" : "") + std::to_string(layers[i]);
+  return s;
+}
+
+ModelSpec mlp(std::vector<int> layers, std::uint64_t seed) {
+  ModelSpec s;
+  s.layers = std::move(layers);
+  s.seed = seed;
+  return s;
+}
+
+namespace {
+// The {height, width, channels} each conv block gives; throws when a block does not fit its input.
+std::vector<std::vector<int>> block_shapes(const std::vector<int>& image, const std::vector<Conv>& blocks) {
+  if (image.size() != 3 || image[0] <= 0 || image[1] <= 0 || image[2] <= 0)
+    throw Error("iogrid: a model with conv blocks needs its input image as {height, width, channels}, all positive");
+  std::vector<std::vector<int>> out;
+  int h = image[0], w = image[1];
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const auto& b = blocks[i];
+    const std::string which = "conv block " + std::to_string(i + 1);
+    if (b.channels <= 0) throw Error("iogrid: " + which + " needs a positive channel count");
+    if (b.kernel <= 0 || b.kernel % 2 == 0) throw Error("iogrid: " + which + " needs an odd kernel size, got " + std::to_string(b.kernel));
+    if (b.pool <= 0) throw Error("iogrid: " + which + " needs a pool size of 1 or more");
+    if (h / b.pool == 0 || w / b.pool == 0)
+      throw Error("iogrid: " + which + " pools a " + std::to_string(h) + "x" + std::to_string(w) + " input away (pool " +
+                  std::to_string(b.pool) + ")");
+    h /= b.pool, w /= b.pool;
+    out.push_back({h, w, b.channels});
+  }
+  return out;
+}
+}  // namespace
+
+ModelSpec cnn(std::vector<int> image, std::vector<Conv> blocks, std::vector<int> dense, std::uint64_t seed) {
+  ModelSpec s;
+  auto shapes = block_shapes(image, blocks);
+  const auto& last = shapes.empty() ? image : shapes.back();
+  s.layers = {last[0] * last[1] * last[2]};
+  s.layers.insert(s.layers.end(), dense.begin(), dense.end());
+  s.conv = std::move(blocks);
+  s.image = std::move(image);
+  s.seed = seed;
+  return s;
+}
+
+ModelSpec small_cnn(int classes, std::uint64_t seed) {
+  return cnn({28, 28, 1}, {{.channels = 16, .kernel = 3, .pool = 2}, {.channels = 32, .kernel = 3, .pool = 2}},
+             {128, classes}, seed);
+}
+
+struct Model::Impl {
+  // A conv block's shapes, parameter offsets and scratch (kept from forward for backward).
+  struct Block {
+    int h, w, cin, cout, k, pool;  // input height/width/channels; output before pooling is h x w x cout
+    std::size_t w_off, b_off;
+    Tensor cols, z, pooled, argmax;  // im2col of the input, post-ReLU output, pooled output, pooling choices
+    Tensor dz, dcols, dx;            // gradients: of z, of cols, of the block's input
+    std::size_t out_values(int batch) const { return std::size_t(batch) * std::size_t(h / pool) * std::size_t(w / pool) * std::size_t(cout); }
+  };
+
+  ModelSpec spec;
   Device device;
   kernels::Ops* ops = nullptr;
   Tensor params, grads;
-  std::vector<std::size_t> w_off, b_off;  // offsets of each layer's weights and bias in the flat buffers
-  // Scratch: activations per layer (post-ReLU), the input batch, labels, a gradient buffer per width.
+  std::vector<Block> blocks;
+  std::vector<std::size_t> w_off, b_off;  // offsets of each dense layer's weights and bias in the flat buffers
+  // Scratch: the input batch, the dense layers' outputs (post-ReLU), labels, a gradient buffer per dense width.
   int capacity = 0;
+  Tensor input, input_u8;  // input_u8: the raw pixels, on a GPU only
   std::vector<Tensor> acts;
   Tensor labels, delta_a, delta_b;
-  std::vector<float> host_x;
 
   int layers() const { return int(spec.layers.size()) - 1; }
   int width(int i) const { return spec.layers[std::size_t(i)]; }
+  std::size_t features() const { return spec.features(); }
+
+  Tensor f32_tensor(std::size_t n) { return Tensor({std::int64_t(n)}, DType::f32, device); }
 
   void ensure(int batch) {
     if (batch <= capacity) return;
     capacity = std::max(batch, 64);
+    const std::size_t cap = std::size_t(capacity);
+    for (auto& b : blocks) {
+      const std::size_t pixels = cap * std::size_t(b.h) * std::size_t(b.w);
+      if (pixels * std::size_t(b.cout) >= (std::size_t(1) << 31))
+        throw Error("iogrid: a batch of " + std::to_string(batch) + " is too large for this model's conv blocks");
+      b.cols = f32_tensor(pixels * std::size_t(b.k * b.k * b.cin));
+      b.z = f32_tensor(pixels * std::size_t(b.cout));
+      b.dz = f32_tensor(pixels * std::size_t(b.cout));
+      b.dcols = f32_tensor(pixels * std::size_t(b.k * b.k * b.cin));
+      b.dx = f32_tensor(pixels * std::size_t(b.cin));
+      if (b.pool > 1) {
+        b.pooled = f32_tensor(b.out_values(capacity));
+        b.argmax = Tensor({std::int64_t(b.out_values(capacity))}, DType::i32, device);
+      }
+    }
+    input = f32_tensor(cap * features());
+    if (!device.is_cpu()) input_u8 = Tensor({std::int64_t(cap * features())}, DType::u8, device);
     acts.clear();
     int widest = 0;
-    for (int i = 0; i <= layers(); ++i) {
-      acts.emplace_back(std::vector<std::int64_t>{capacity, width(i)}, DType::f32, device);
+    for (int i = 1; i <= layers(); ++i) {
+      acts.push_back(f32_tensor(cap * std::size_t(width(i))));
       widest = std::max(widest, width(i));
     }
+    widest = std::max(widest, width(0));
     labels = Tensor({capacity}, DType::i32, device);
-    delta_a = Tensor({capacity, widest}, DType::f32, device);
-    delta_b = Tensor({capacity, widest}, DType::f32, device);
+    delta_a = f32_tensor(cap * std::size_t(widest));
+    delta_b = f32_tensor(cap * std::size_t(widest));
   }
 
-  // Scales u8 pixels into acts[0] and copies the labels to the device.
+  // Scales u8 pixels into `input` (on a GPU: the bytes go there and are scaled there) and copies the labels.
   void load(const std::uint8_t* images, const std::int32_t* y, int batch) {
     ensure(batch);
-    const std::size_t n = std::size_t(batch) * std::size_t(width(0));
-    host_x.resize(n);
-    for (std::size_t i = 0; i < n; ++i) host_x[i] = float(images[i]) * (1.0f / 255.0f);
-    upload(acts[0], host_x.data(), n * 4);
+    const std::size_t n = std::size_t(batch) * features();
+    const std::uint8_t* pixels = images;
+    if (!device.is_cpu()) {
+      upload(input_u8, images, n);
+      pixels = static_cast<const std::uint8_t*>(input_u8.raw());
+    }
+    ops->u8_to_f32(pixels, n, 1.0f / 255.0f, f32(input));
     if (y) upload(labels, y, std::size_t(batch) * 4);
+  }
+
+  // A block's output (what the next block or the first dense layer reads).
+  float* block_out(Block& b) { return b.pool > 1 ? f32(b.pooled) : f32(b.z); }
+  // The input of dense layer i (0: the last block's output or the input batch), and the output of layer i.
+  const float* dense_in(int i) {
+    if (i > 0) return f32(acts[std::size_t(i - 1)]);
+    return blocks.empty() ? f32(input) : block_out(blocks.back());
   }
 
   void forward(int batch) {
     float* p = f32(params);
+    const float* x = f32(input);
+    for (auto& b : blocks) {
+      const int rows = batch * b.h * b.w, kk = b.k * b.k * b.cin;
+      ops->im2col(x, batch, b.h, b.w, b.cin, b.k, b.k / 2, f32(b.cols));
+      ops->gemm(false, false, rows, b.cout, kk, 1.0f, f32(b.cols), p + b.w_off, 0.0f, f32(b.z));
+      ops->bias_add(f32(b.z), p + b.b_off, rows, b.cout);
+      ops->relu(f32(b.z), std::size_t(rows) * std::size_t(b.cout));
+      if (b.pool > 1)
+        ops->max_pool(f32(b.z), batch, b.h, b.w, b.cout, b.pool, f32(b.pooled), static_cast<std::int32_t*>(b.argmax.raw()));
+      x = block_out(b);
+    }
     for (int i = 0; i < layers(); ++i) {
       const int in = width(i), out = width(i + 1);
-      float* z = f32(acts[std::size_t(i + 1)]);
-      ops->gemm(false, false, batch, out, in, 1.0f, f32(acts[std::size_t(i)]), p + w_off[std::size_t(i)], 0.0f, z);
+      float* z = f32(acts[std::size_t(i)]);
+      ops->gemm(false, false, batch, out, in, 1.0f, dense_in(i), p + w_off[std::size_t(i)], 0.0f, z);
       ops->bias_add(z, p + b_off[std::size_t(i)], batch, out);
       if (i + 1 < layers()) ops->relu(z, std::size_t(batch) * std::size_t(out));
     }
   }
+
+  // Backward from dlogits (in delta_a) to grads.
+  void backward(int batch) {
+    float* g = f32(grads);
+    const float* p = f32(params);
+    float* dz = f32(delta_a);
+    for (int i = layers() - 1; i >= 0; --i) {
+      const int in = width(i), out = width(i + 1);
+      const float* a = dense_in(i);
+      ops->gemm(true, false, in, out, batch, 1.0f, a, dz, 0.0f, g + w_off[std::size_t(i)]);
+      ops->column_sums(dz, g + b_off[std::size_t(i)], batch, out);
+      if (i == 0 && blocks.empty()) return;
+      float* da = dz == f32(delta_a) ? f32(delta_b) : f32(delta_a);
+      ops->gemm(false, true, batch, in, out, 1.0f, dz, p + w_off[std::size_t(i)], 0.0f, da);
+      if (i > 0) ops->relu_backward(da, a, std::size_t(batch) * std::size_t(in));  // a block applies its own mask
+      dz = da;
+    }
+    // dz: the gradient of the last block's output.
+    for (std::size_t j = blocks.size(); j-- > 0;) {
+      auto& b = blocks[j];
+      const int rows = batch * b.h * b.w, kk = b.k * b.k * b.cin;
+      const std::size_t zn = std::size_t(rows) * std::size_t(b.cout);
+      float* dzb = f32(b.dz);
+      if (b.pool > 1)
+        ops->max_pool_backward(dz, static_cast<const std::int32_t*>(b.argmax.raw()), b.out_values(batch), dzb, zn);
+      else
+        copy_within(dzb, dz, zn);
+      ops->relu_backward(dzb, f32(b.z), zn);
+      ops->gemm(true, false, kk, b.cout, rows, 1.0f, f32(b.cols), dzb, 0.0f, g + b.w_off);
+      ops->column_sums(dzb, g + b.b_off, rows, b.cout);
+      if (j == 0) return;
+      ops->gemm(false, true, rows, kk, b.cout, 1.0f, dzb, p + b.w_off, 0.0f, f32(b.dcols));
+      ops->col2im(f32(b.dcols), batch, b.h, b.w, b.cin, b.k, b.k / 2, f32(b.dx));
+      dz = f32(b.dx);  // the gradient of the previous block's output
+    }
+  }
+
+  // dst = src, both in the model's memory.
+  void copy_within(float* dst, const float* src, std::size_t n) {
+    if (device.is_cpu()) std::memcpy(dst, src, n * 4);
+    else gpu::copy_device_to_device(device.index, dst, src, n * 4);
+  }
 };
 
-Mlp::Mlp(MlpSpec spec, Device device) : impl_(std::make_unique<Impl>()) {
-  if (spec.layers.size() < 2) throw Error("iogrid: an MLP needs at least an input and an output width");
-  for (int w : spec.layers)
-    if (w <= 0) throw Error("iogrid: MLP layer widths must be positive, got " + std::to_string(w));
+void ModelSpec::check() const {
+  if (layers.size() < 2) throw Error("iogrid: a model needs at least an input and an output width");
+  for (int w : layers)
+    if (w <= 0) throw Error("iogrid: layer widths must be positive, got " + std::to_string(w));
+  if (conv.empty()) {
+    if (!image.empty())
+      throw Error("iogrid: an input image shape is only used with conv blocks (an MLP takes layers[0] features)");
+    return;
+  }
+  const auto last = block_shapes(image, conv).back();
+  const int gives = last[0] * last[1] * last[2];
+  if (layers.front() != gives)
+    throw Error("iogrid: the conv blocks give " + std::to_string(gives) + " features (" + std::to_string(last[0]) + "x" +
+                std::to_string(last[1]) + "x" + std::to_string(last[2]) + "), but layers[0] is " +
+                std::to_string(layers.front()) + " (iogrid::nn::cnn() computes it)");
+}
+
+Model::Model(ModelSpec spec, Device device) : impl_(std::make_unique<Impl>()) {
+  spec.check();
   auto& m = *impl_;
+  std::size_t total = 0;
+  int h = spec.image.empty() ? 0 : spec.image[0], w = spec.image.empty() ? 0 : spec.image[1],
+      c = spec.image.empty() ? 0 : spec.image[2];
+  for (const auto& b : spec.conv) {
+    Impl::Block blk{};
+    blk.h = h, blk.w = w, blk.cin = c, blk.cout = b.channels, blk.k = b.kernel, blk.pool = b.pool;
+    blk.w_off = total;
+    total += std::size_t(b.kernel * b.kernel * c) * std::size_t(b.channels);
+    blk.b_off = total;
+    total += std::size_t(b.channels);
+    m.blocks.push_back(std::move(blk));
+    h /= b.pool, w /= b.pool, c = b.channels;
+  }
   m.spec = std::move(spec);
   m.device = device;
   m.ops = &ops_for(device);
-  std::size_t total = 0;
   for (int i = 0; i < m.layers(); ++i) {
     m.w_off.push_back(total);
     total += std::size_t(m.width(i)) * std::size_t(m.width(i + 1));
@@ -103,22 +289,30 @@ Mlp::Mlp(MlpSpec spec, Device device) : impl_(std::make_unique<Impl>()) {
   }
   m.params = Tensor({std::int64_t(total)}, DType::f32, device);
   m.grads = Tensor({std::int64_t(total)}, DType::f32, device);
-  for (int i = 0; i < m.layers(); ++i)  // He-normal weights, zero biases
+  // He-normal weights, zero biases; dense layer i keeps the seed stream it had before conv blocks existed.
+  const std::uint64_t base = m.spec.seed * 1000003ull;
+  for (std::size_t j = 0; j < m.blocks.size(); ++j) {
+    const auto& b = m.blocks[j];
+    const std::size_t fan_in = std::size_t(b.k * b.k * b.cin);
+    m.ops->init_normal(f32(m.params) + b.w_off, fan_in * std::size_t(b.cout), 0.0f, std::sqrt(2.0f / float(fan_in)),
+                       base + 500u + j);
+  }
+  for (int i = 0; i < m.layers(); ++i)
     m.ops->init_normal(f32(m.params) + m.w_off[std::size_t(i)], std::size_t(m.width(i)) * std::size_t(m.width(i + 1)), 0.0f,
-                       std::sqrt(2.0f / float(m.width(i))), m.spec.seed * 1000003ull + std::uint64_t(i));
+                       std::sqrt(2.0f / float(m.width(i))), base + std::uint64_t(i));
 }
 
-Mlp::~Mlp() = default;
-Mlp::Mlp(Mlp&&) noexcept = default;
-Mlp& Mlp::operator=(Mlp&&) noexcept = default;
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
 
-const MlpSpec& Mlp::spec() const { return impl_->spec; }
-Device Mlp::device() const { return impl_->device; }
-std::size_t Mlp::num_params() const { return impl_->params.numel(); }
-Tensor& Mlp::params() { return impl_->params; }
-Tensor& Mlp::grads() { return impl_->grads; }
+const ModelSpec& Model::spec() const { return impl_->spec; }
+Device Model::device() const { return impl_->device; }
+std::size_t Model::num_params() const { return impl_->params.numel(); }
+Tensor& Model::params() { return impl_->params; }
+Tensor& Model::grads() { return impl_->grads; }
 
-BatchStats Mlp::train_batch(const std::uint8_t* images, const std::int32_t* y, int batch) {
+BatchStats Model::train_batch(const std::uint8_t* images, const std::int32_t* y, int batch) {
   auto& m = *impl_;
   if (batch <= 0) throw Error("iogrid: train_batch needs at least one example");
   m.load(images, y, batch);
@@ -126,29 +320,16 @@ BatchStats Mlp::train_batch(const std::uint8_t* images, const std::int32_t* y, i
   const int classes = m.width(m.layers());
   BatchStats s;
   int correct = 0;
-  float* dz = f32(m.delta_a);
-  s.loss = m.ops->softmax_xent(f32(m.acts.back()), static_cast<const std::int32_t*>(m.labels.raw()), batch, classes, dz,
-                               &correct);
+  s.loss = m.ops->softmax_xent(f32(m.acts.back()), static_cast<const std::int32_t*>(m.labels.raw()), batch, classes,
+                               f32(m.delta_a), &correct);
   s.correct = correct;
   s.count = batch;
-  float* g = f32(m.grads);
-  const float* p = f32(m.params);
-  for (int i = m.layers() - 1; i >= 0; --i) {
-    const int in = m.width(i), out = m.width(i + 1);
-    const float* a = f32(m.acts[std::size_t(i)]);
-    m.ops->gemm(true, false, in, out, batch, 1.0f, a, dz, 0.0f, g + m.w_off[std::size_t(i)]);
-    m.ops->column_sums(dz, g + m.b_off[std::size_t(i)], batch, out);
-    if (i == 0) break;
-    float* da = dz == f32(m.delta_a) ? f32(m.delta_b) : f32(m.delta_a);
-    m.ops->gemm(false, true, batch, in, out, 1.0f, dz, p + m.w_off[std::size_t(i)], 0.0f, da);
-    m.ops->relu_backward(da, a, std::size_t(batch) * std::size_t(in));
-    dz = da;
-  }
+  m.backward(batch);
   m.ops->synchronize();
   return s;
 }
 
-std::vector<std::int32_t> Mlp::predict(const std::uint8_t* images, int batch) {
+std::vector<std::int32_t> Model::predict(const std::uint8_t* images, int batch) {
   auto& m = *impl_;
   if (batch <= 0) return {};
   m.load(images, nullptr, batch);
@@ -164,9 +345,9 @@ std::vector<std::int32_t> Mlp::predict(const std::uint8_t* images, int batch) {
   return out;
 }
 
-BatchStats Mlp::evaluate(const data::Dataset& d, int batch) {
-  if (d.features() != std::size_t(impl_->width(0)))
-    throw Error("iogrid: the model takes " + std::to_string(impl_->width(0)) + " features, the dataset has " +
+BatchStats Model::evaluate(const data::Dataset& d, int batch) {
+  if (d.features() != impl_->features())
+    throw Error("iogrid: the model takes " + std::to_string(impl_->features()) + " features, the dataset has " +
                 std::to_string(d.features()));
   BatchStats s;
   const auto* img = d.images.data<std::uint8_t>();
@@ -180,9 +361,9 @@ BatchStats Mlp::evaluate(const data::Dataset& d, int batch) {
   return s;
 }
 
-std::vector<float> Mlp::weights() const { return impl_->params.to_vector<float>(); }
+std::vector<float> Model::weights() const { return impl_->params.to_vector<float>(); }
 
-void Mlp::set_weights(const std::vector<float>& w) {
+void Model::set_weights(const std::vector<float>& w) {
   auto& m = *impl_;
   if (w.size() != m.params.numel())
     throw Error("iogrid: weights of " + std::to_string(w.size()) + " values for a model of " + std::to_string(m.params.numel()));
@@ -191,13 +372,13 @@ void Mlp::set_weights(const std::vector<float>& w) {
 
 // --- optimiser -------------------------------------------------------------------------------------------
 struct Optimizer::Impl {
-  Mlp::Impl* model;
+  Model::Impl* model;
   OptimizerSpec spec;
   Tensor m1, m2;  // sgd: m1 = velocity; adam: first and second moments
   std::int64_t steps = 0;
 };
 
-Optimizer::Optimizer(Mlp& model, OptimizerSpec spec) : impl_(std::make_unique<Impl>()) {
+Optimizer::Optimizer(Model& model, OptimizerSpec spec) : impl_(std::make_unique<Impl>()) {
   if (spec.kind != "sgd" && spec.kind != "adam")
     throw Error("iogrid: unknown optimiser '" + spec.kind + "' (sgd or adam)");
   if (!(spec.lr > 0)) throw Error("iogrid: the learning rate must be positive");

@@ -20,7 +20,7 @@ Device worker_device() {
   return Device::cpu();
 }
 
-EpochStats train_epoch(nn::Mlp& model, nn::Optimizer& opt, const data::Dataset& d, int batch, int steps,
+EpochStats train_epoch(nn::Model& model, nn::Optimizer& opt, const data::Dataset& d, int batch, int steps,
                        std::uint64_t shuffle_seed, const std::function<void()>& after_backward) {
   std::vector<std::uint32_t> order(d.size());
   std::iota(order.begin(), order.end(), 0u);

@@ -25,7 +25,7 @@ struct EpochStats {
 // `steps` batches of `batch` examples of `d` in an order shuffled from `shuffle_seed` (wrapping around when
 // steps x batch exceeds the data); `after_backward` runs between the gradients and the optimiser step (the
 // data-parallel allreduce).
-EpochStats train_epoch(nn::Mlp& model, nn::Optimizer& opt, const data::Dataset& d, int batch, int steps,
+EpochStats train_epoch(nn::Model& model, nn::Optimizer& opt, const data::Dataset& d, int batch, int steps,
                        std::uint64_t shuffle_seed, const std::function<void()>& after_backward = {});
 
 // Files holding an 8-byte magic then a serialised value; written to path.tmp and renamed, so a crash never

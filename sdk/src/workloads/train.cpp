@@ -31,7 +31,7 @@ Checkpoint load_checkpoint(const std::string& path) { return workloads::load_val
 
 // --- the worker actor --------------------------------------------------------------------------------------
 struct WorkerSpec {
-  nn::MlpSpec model;
+  nn::ModelSpec model;
   nn::OptimizerSpec optimizer;
   int rank = 0, world = 1, batch = 64;
   std::uint64_t seed = 1;
@@ -93,7 +93,7 @@ class TrainWorker {
 
  private:
   WorkerSpec spec_;
-  nn::Mlp model_;
+  nn::Model model_;
   nn::Optimizer opt_;
   data::Dataset shard_;
   collective::Group group_;
@@ -160,8 +160,9 @@ Trainer::Trainer(Config config, const data::Dataset& train, const data::Dataset&
   if (c.epochs < 1) throw Error("iogrid: training needs at least one epoch");
   if (c.batch_size < 1) throw Error("iogrid: the batch size must be positive");
   if (train.size() == 0) throw Error("iogrid: the training set is empty");
-  if (train.features() != std::size_t(c.model.layers.front()))
-    throw Error("iogrid: the model takes " + std::to_string(c.model.layers.front()) + " features, the training set has " +
+  c.model.check();
+  if (train.features() != c.model.features())
+    throw Error("iogrid: the model takes " + std::to_string(c.model.features()) + " features, the training set has " +
                 std::to_string(train.features()));
   if (train.size() < std::size_t(c.workers) * std::size_t(c.batch_size))
     throw Error("iogrid: " + std::to_string(train.size()) + " training examples are fewer than one batch per worker");
@@ -188,7 +189,7 @@ Result Trainer::fit() {
   last.model = c.model;
   if (!c.resume_from.empty()) {
     last = load_checkpoint(c.resume_from);
-    if (last.model.layers != c.model.layers) throw Error("iogrid: checkpoint " + c.resume_from + " holds another model");
+    if (!last.model.same_architecture(c.model)) throw Error("iogrid: checkpoint " + c.resume_from + " holds another model");
   }
   if (!c.checkpoint_dir.empty()) std::filesystem::create_directories(c.checkpoint_dir);
   if (c.gang && !c.cluster.empty()) throw Error("iogrid: give the trainer a gang to reserve or a cluster to use, not both");

@@ -30,16 +30,16 @@ Space mlp_sweep_space() {
 
 struct MlpTrial::Impl {
   data::Dataset train, validation;
-  nn::MlpSpec spec;
+  nn::ModelSpec spec;
   nn::OptimizerSpec opt_spec;
   int batch = 64;
   float lr_decay = 1;
   std::uint64_t seed = 1;
-  nn::Mlp model;
+  nn::Model model;
   nn::Optimizer opt;
   int epoch = 0;
 
-  Impl(const Params& p, const MlpTrialData& d, nn::MlpSpec s, nn::OptimizerSpec o)
+  Impl(const Params& p, const MlpTrialData& d, nn::ModelSpec s, nn::OptimizerSpec o)
       : train(get(d.train)), validation(get(d.validation)), spec(std::move(s)), opt_spec(o),
         model(spec, workloads::worker_device()), opt(model, opt_spec) {
     batch = int(p.has("batch") ? p.integer("batch") : 64);
@@ -52,10 +52,10 @@ struct MlpTrial::Impl {
 };
 
 namespace {
-nn::MlpSpec spec_of(const Params& p, const MlpTrialData& d, std::size_t features) {
+nn::ModelSpec spec_of(const Params& p, const MlpTrialData& d, std::size_t features) {
   const auto hidden = p.has("hidden") ? p.integer("hidden") : 256;
   if (hidden < 2) throw Error("iogrid: hidden must be at least 2, not " + std::to_string(hidden));
-  nn::MlpSpec s;
+  nn::ModelSpec s;
   s.layers = {int(features), int(hidden), int(hidden / 2), d.classes};
   s.seed = std::uint64_t(p.number_or("seed", 1));
   return s;
@@ -119,7 +119,7 @@ train::Checkpoint MlpTrial::checkpoint_of(const Bytes& b) {
 
 void MlpTrial::restore(const Bytes& b) {
   const auto c = checkpoint_of(b);
-  if (c.model.layers != impl_->spec.layers) throw Error("iogrid: the checkpoint holds another model than this trial's");
+  if (!c.model.same_architecture(impl_->spec)) throw Error("iogrid: the checkpoint holds another model than this trial's");
   impl_->model.set_weights(c.weights);
   impl_->opt.set_state(c.optimizer_state, c.optimizer_steps);
   impl_->epoch = c.epoch;
