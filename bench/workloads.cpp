@@ -10,12 +10,19 @@
 //   up to 9 epochs, 50,000 training images, validation on the other 10,000), once with ASHA (grace 1, eta 3) and
 //   once as a plain grid (every trial 9 epochs), both in the same run: trial-time of ASHA over the grid's, and the
 //   grid's best validation accuracy minus ASHA's best, in points (positive: the grid found better).
+// - train_cnn_fashion_mnist_test_accuracy: the small CNN (nn::small_cnn()), 2 workers, 10 epochs, otherwise as the MLP.
+// - *_vs_pytorch_*: see pytorch_rows() below; skipped, saying why, where Python has no PyTorch (or there is no GPU).
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <thread>
 
+#include "bench/pytorch_reference.hpp"
 #include "bench/report.hpp"
 #include "gpu/kernels/ops.hpp"
+#include "gpu/memory.hpp"
 #include "iogrid/infer.hpp"
 #include "iogrid/iogrid.hpp"
 #include "iogrid/train.hpp"
@@ -34,6 +41,87 @@ double loop_images_per_s(nn::Model& m, const data::Dataset& d, int batch) {
     (void)m.predict(d.images.data<std::uint8_t>() + at * d.features(), n);
   }
   return double(d.size()) / secs(t0, Clock::now());
+}
+// The same MLP (784-256-128-10) against PyTorch, each ratio measured in one run: training with batch 64 (SGD,
+// lr 0.05, momentum 0.9; iogrid: one worker; both: the median of 3 epochs), inference with batch 500 over the
+// 60,000 training images. On the CPU (both sides on this machine's cores): iogrid's worker on 1 thread against
+// PyTorch on 1 thread, and iogrid's inference pool against the faster of PyTorch on 1 thread and on every core.
+// On a GPU: one worker (one inference actor) holding GPU 0 against PyTorch on cuda:0.
+void pytorch_rows(const Options& o, const data::Dataset& train, const data::Dataset& test,
+                  const std::function<bool(const std::string&)>& wanted, std::vector<Figure>& figs) {
+  const bool cpu_rows = wanted("train_vs_pytorch_cpu_samples_ratio") || wanted("inference_vs_pytorch_cpu_images_ratio");
+  const bool gpu_rows = wanted("train_vs_pytorch_samples_ratio") || wanted("inference_vs_pytorch_images_ratio");
+  if (!cpu_rows && !gpu_rows) return;
+  std::string no_gpu;
+  const bool gpu = gpu::cuda_device_count(&no_gpu) > 0;
+  if (gpu_rows && !gpu)
+    progress(o, "train_vs_pytorch_samples_ratio and inference_vs_pytorch_images_ratio skipped: no GPU here (" + no_gpu + ")");
+  PytorchReference ref(train);
+  auto ratio_rows = [&](const std::string& name, const std::string& ours_name, const std::string& theirs_name,
+                        const std::string& unit, const std::function<double()>& ours,
+                        const std::function<std::optional<PytorchResult>(std::string*)>& theirs) {
+    Figure ratio{name, 0, "x", true, {}}, mine{ours_name, 0, unit, true, {}}, other{theirs_name, 0, unit, true, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      std::string why;
+      auto py = theirs(&why);
+      if (!py) {
+        progress(o, name + " skipped: no PyTorch reference (" + why + ")");
+        return;
+      }
+      const double m = ours();
+      mine.runs.push_back(m);
+      other.runs.push_back(py->rate);
+      ratio.runs.push_back(m / py->rate);
+      progress(o, "run " + std::to_string(run + 1) + ": iogrid " + std::to_string(m) + " " + unit + ", PyTorch " +
+                      py->torch_version + " (" + std::to_string(py->threads) + " threads) " + std::to_string(py->rate) +
+                      " " + unit + ", " + name + " " + std::to_string(ratio.runs.back()));
+    }
+    for (auto* f : {&ratio, &mine, &other}) {
+      f->value = median(f->runs);
+      figs.push_back(*f);
+    }
+  };
+  auto train_rate = [&](double gpus) {
+    train::Config c;
+    c.workers = 1;
+    c.epochs = 3;
+    c.batch_size = 64;
+    c.gpus_per_worker = gpus;
+    c.progress = false;
+    return train::fit(train, test, c).samples_per_s;
+  };
+  train::Checkpoint model;  // inference speed does not depend on the weights' values: a fresh model
+  model.model = nn::ModelSpec{};
+  model.weights = nn::Model(model.model).weights();
+  auto infer_rate = [&](double gpus) {
+    return infer::map_batches(train, model, {.batch_size = 500, .block_size = 5000, .gpus_per_actor = gpus, .progress = false})
+        .images_per_s;
+  };
+  auto faster = [](std::optional<PytorchResult> a, std::optional<PytorchResult> b) {
+    if (!a) return b;
+    if (!b) return a;
+    return a->rate >= b->rate ? a : b;
+  };
+  const int cores = int(std::thread::hardware_concurrency());
+  if (wanted("train_vs_pytorch_cpu_samples_ratio"))
+    ratio_rows("train_vs_pytorch_cpu_samples_ratio", "train_1_worker_cpu_samples_per_s", "pytorch_cpu_train_samples_per_s",
+               "/s", [&] { return train_rate(0); },
+               [&](std::string* why) { return ref.run({.mode = "train", .device = "cpu", .batch = 64, .threads = 1}, why); });
+  if (wanted("inference_vs_pytorch_cpu_images_ratio"))
+    ratio_rows("inference_vs_pytorch_cpu_images_ratio", "inference_pool_cpu_images_per_s", "pytorch_cpu_inference_images_per_s",
+               "/s", [&] { return infer_rate(0); }, [&](std::string* why) {
+                 return faster(ref.run({.mode = "infer", .device = "cpu", .batch = 500, .threads = 1}, why),
+                               ref.run({.mode = "infer", .device = "cpu", .batch = 500, .threads = cores}, why));
+               });
+  if (!gpu) return;
+  if (wanted("train_vs_pytorch_samples_ratio"))
+    ratio_rows("train_vs_pytorch_samples_ratio", "train_1_gpu_samples_per_s", "pytorch_gpu_train_samples_per_s", "/s",
+               [&] { return train_rate(1); },
+               [&](std::string* why) { return ref.run({.mode = "train", .device = "cuda:0", .batch = 64}, why); });
+  if (wanted("inference_vs_pytorch_images_ratio"))
+    ratio_rows("inference_vs_pytorch_images_ratio", "inference_1_gpu_images_per_s", "pytorch_gpu_inference_images_per_s", "/s",
+               [&] { return infer_rate(1); },
+               [&](std::string* why) { return ref.run({.mode = "infer", .device = "cuda:0", .batch = 500}, why); });
 }
 }  // namespace
 
@@ -161,6 +249,28 @@ int run_workloads(const Options& o) {
       figs.push_back(*f);
     }
   }
+  if (wanted("train_cnn_fashion_mnist_test_accuracy")) {
+    Figure acc{"train_cnn_fashion_mnist_test_accuracy", 0, "fraction", true, {}};
+    Figure rate{"train_cnn_2_workers_samples_per_s", 0, "/s", true, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      train::Config c;
+      c.model = nn::small_cnn();
+      c.workers = 2;
+      c.epochs = 10;
+      c.lr_decay = 0.85f;
+      c.progress = !o.json;
+      auto r = train::fit(train, test, c);
+      acc.runs.push_back(r.test_accuracy);
+      rate.runs.push_back(r.samples_per_s);
+      progress(o, "run " + std::to_string(run + 1) + ": small CNN test accuracy " + std::to_string(r.test_accuracy) +
+                      " after 10 epochs, " + std::to_string(r.samples_per_s) + " samples/s");
+    }
+    for (auto* f : {&acc, &rate}) {
+      f->value = median(f->runs);
+      figs.push_back(*f);
+    }
+  }
+  pytorch_rows(o, train, test, wanted, figs);
   iogrid::shutdown();
   print("workloads", o, figs);
   return 0;

@@ -32,8 +32,11 @@ commands:
       directly in the same run (ratio and bus bandwidth); on a GPU machine, the GPU rows.
   bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
       The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
-      workers against 1, batch inference through a pool of actors against one plain loop, and a 32-trial sweep
-      with ASHA against the full grid (trial-time ratio, accuracy gap). Several minutes.
+      workers against 1, batch inference through a pool of actors against one plain loop, a 32-trial sweep
+      with ASHA against the full grid (trial-time ratio, accuracy gap), test accuracy of the small CNN, and the
+      MLP's training and inference rates against PyTorch on the same data (on the CPU, and on GPU 0 where there
+      is one; needs a python3 with PyTorch, e.g. Debian's python3-torch, or $IOGRID_PYTHON). Several minutes
+      per run; --only picks figures, e.g. --only train_vs_pytorch_cpu_samples_ratio.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -65,6 +68,10 @@ int bench(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
       return args[++i];
     };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
     if (a == "--json") o.json = true;
     else if (a == "--mode") o.mode = value();
     else if (a == "--runs") o.runs = std::stoi(value());
