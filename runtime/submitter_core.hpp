@@ -58,6 +58,8 @@ class SubmitterCore : public detail::Core {
   // iogrid::Error with the head's reason.
   virtual std::string admin(const std::string& command, const std::string& args_json) = 0;
   virtual void stop() = 0;
+  // The address peers on other machines reach this process at (iogrid::current_host()).
+  virtual std::string advertised_host() const { return "127.0.0.1"; }
 
  protected:
   // Cluster mode: entry ids start at a random tag, so ids stay unique across the processes a ref visits.

@@ -535,6 +535,11 @@ class ClusterClient final : public SubmitterCore {
     teardown();
   }
 
+  std::string advertised_host() const override {
+    auto h = svc_->observed_host();
+    return h.empty() ? "127.0.0.1" : h;
+  }
+
   std::vector<NodeInfo> describe() override {
     auto p = std::make_shared<std::promise<std::string>>();
     auto f = p->get_future();

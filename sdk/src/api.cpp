@@ -173,6 +173,8 @@ std::vector<GpuAssignment> current_gpus() {
 
 std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }
 
+std::string current_host() { return running().advertised_host(); }
+
 std::int64_t live_objects() { return detail::ObjectEntry::live_entries.load(); }
 
 }  // namespace iogrid

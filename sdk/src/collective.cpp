@@ -86,7 +86,7 @@ Group Group::join(const std::string& name, int rank, int size, GroupOptions opti
   g.impl_ = std::make_shared<Impl>();
   g.impl_->name = name;
   g.impl_->options.timeout = options.timeout;
-  g.impl_->options.host = options.host;
+  g.impl_->options.host = options.host.empty() ? current_host() : options.host;
   g.impl_->backend = translate([&] { return gc::make_gloo(g.impl_->store, name, rank, size, g.impl_->options); });
   return g;
 }

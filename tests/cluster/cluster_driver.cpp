@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 long square(long x) { return x * x; }
 long add(long a, long b) { return a + b; }
 std::string where() { return iogrid::current_node(); }
+std::string host_of_worker() { return iogrid::current_host(); }
 long slow_square(long x, int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return x * x;
@@ -37,6 +38,7 @@ std::vector<double> scale(std::vector<double> v, double k) {
 IOGRID_REMOTE(square);
 IOGRID_REMOTE(add);
 IOGRID_REMOTE(where);
+IOGRID_REMOTE(host_of_worker);
 IOGRID_REMOTE(slow_square);
 IOGRID_REMOTE(fail_with);
 IOGRID_REMOTE(crash);
@@ -290,6 +292,10 @@ void crashing() {
 // The workloads in worker processes: a 2-worker trainer whose group meets through the head's key-value store,
 // and a small sweep of MLP trials as actors.
 void workloads() {
+  // Collective groups listen on current_host(): the machine's address as the head sees it (here, loopback).
+  check(iogrid::current_host() == "127.0.0.1", "the driver's host is " + iogrid::current_host());
+  const auto worker_host = iogrid::get(iogrid::task(host_of_worker).remote());
+  check(worker_host == "127.0.0.1", "a worker process's host is " + worker_host);
   auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
   iogrid::train::Config c;
   c.model.layers = {32, 16, 4};

@@ -28,7 +28,10 @@ enum class ReduceOp { sum, mean, max };
 
 struct GroupOptions {
   std::chrono::milliseconds timeout{30000};  // rendezvous, and each operation
-  std::string host = "127.0.0.1";            // the address this member listens on for its peers
+  // The address this member listens on for its peers; empty: iogrid::current_host() (this machine's address as
+  // the head sees it, 127.0.0.1 in an embedded cluster). Set it where that address is not one of this machine's
+  // own (behind NAT) or peers should use another network.
+  std::string host;
 };
 
 class Group {

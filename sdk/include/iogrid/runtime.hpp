@@ -39,6 +39,10 @@ std::vector<NodeInfo> nodes();
 // Inside a task or actor method: the node it runs on ("driver" outside of tasks).
 std::string current_node();
 
+// The address processes on other machines of the cluster reach this process at: its machine's address as the
+// head sees it (cluster mode), 127.0.0.1 in an embedded cluster. Collective groups listen there by default.
+std::string current_host();
+
 // Inside a task or actor method: the GPUs its lease holds, as device indices on its node with the fraction of
 // each (empty for CPU work and outside of tasks). A GPU task uses these devices and no others.
 struct GpuAssignment {
