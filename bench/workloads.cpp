@@ -134,16 +134,21 @@ int run_workloads(const Options& o) {
   auto test = data::fashion_mnist("test");
   iogrid::init();
   train::Checkpoint model;  // for inference: the accuracy run's model, or a short training
+  // The example's defaults: 2 workers, batch 64 per worker, SGD lr 0.05 with momentum 0.9, x0.85 per epoch.
+  auto fit_two_workers = [&](nn::ModelSpec spec, int epochs) {
+    train::Config c;
+    c.model = std::move(spec);
+    c.workers = 2;
+    c.epochs = epochs;
+    c.lr_decay = 0.85f;
+    c.progress = !o.json;
+    return train::fit(train, test, c);
+  };
   if (wanted("train_fashion_mnist_test_accuracy")) {
     Figure acc{"train_fashion_mnist_test_accuracy", 0, "fraction", true, {}};
     Figure rate{"train_2_workers_samples_per_s", 0, "/s", true, {}};
     for (int run = 0; run < o.runs; ++run) {
-      train::Config c;
-      c.workers = 2;
-      c.epochs = 15;
-      c.lr_decay = 0.85f;
-      c.progress = !o.json;
-      auto r = train::fit(train, test, c);
+      auto r = fit_two_workers(nn::ModelSpec{}, 15);
       acc.runs.push_back(r.test_accuracy);
       rate.runs.push_back(r.samples_per_s);
       model = r.final;
@@ -253,13 +258,7 @@ int run_workloads(const Options& o) {
     Figure acc{"train_cnn_fashion_mnist_test_accuracy", 0, "fraction", true, {}};
     Figure rate{"train_cnn_2_workers_samples_per_s", 0, "/s", true, {}};
     for (int run = 0; run < o.runs; ++run) {
-      train::Config c;
-      c.model = nn::small_cnn();
-      c.workers = 2;
-      c.epochs = 10;
-      c.lr_decay = 0.85f;
-      c.progress = !o.json;
-      auto r = train::fit(train, test, c);
+      auto r = fit_two_workers(nn::small_cnn(), 10);
       acc.runs.push_back(r.test_accuracy);
       rate.runs.push_back(r.samples_per_s);
       progress(o, "run " + std::to_string(run + 1) + ": small CNN test accuracy " + std::to_string(r.test_accuracy) +

@@ -11,6 +11,26 @@ namespace iogrid::gpu::kernels {
 
 namespace {
 
+constexpr std::size_t kPadding = ~std::size_t(0);
+
+// The im2col layout (ops.hpp) walked in order: f(at, pixel) for each c-long segment of cols, `at` its offset in
+// cols and `pixel` the offset in x of the NHWC pixel it holds (kPadding for the zero border).
+template <class F>
+void each_patch_pixel(int batch, int h, int w, int c, int k, int pad, F&& f) {
+  const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
+  std::size_t at = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ++ox)
+        for (int ky = 0; ky < k; ++ky)
+          for (int kx = 0; kx < k; ++kx, at += std::size_t(c)) {
+            const int iy = oy + ky - pad, ix = ox + kx - pad;
+            const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+            f(at, inside ? ((std::size_t(b) * std::size_t(h) + std::size_t(iy)) * std::size_t(w) + std::size_t(ix)) * std::size_t(c)
+                         : kPadding);
+          }
+}
+
 class CpuOps final : public Ops {
  public:
   const char* device() const override { return "cpu"; }
@@ -83,39 +103,18 @@ class CpuOps final : public Ops {
   }
 
   void im2col(const float* x, int batch, int h, int w, int c, int k, int pad, float* cols) override {
-    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
-    const std::size_t cc = std::size_t(c);
-    float* row = cols;
-    for (int b = 0; b < batch; ++b)
-      for (int oy = 0; oy < oh; ++oy)
-        for (int ox = 0; ox < ow; ++ox)
-          for (int ky = 0; ky < k; ++ky) {
-            const int iy = oy + ky - pad;
-            for (int kx = 0; kx < k; ++kx, row += cc) {
-              const int ix = ox + kx - pad;
-              if (iy < 0 || iy >= h || ix < 0 || ix >= w) std::fill(row, row + cc, 0.0f);
-              else std::copy_n(x + ((std::size_t(b) * h + iy) * w + ix) * cc, cc, row);
-            }
-          }
+    each_patch_pixel(batch, h, w, c, k, pad, [&](std::size_t at, std::size_t pixel) {
+      if (pixel == kPadding) std::fill_n(cols + at, c, 0.0f);
+      else std::copy_n(x + pixel, c, cols + at);
+    });
   }
 
   void col2im(const float* cols, int batch, int h, int w, int c, int k, int pad, float* dx) override {
-    const int oh = h + 2 * pad - k + 1, ow = w + 2 * pad - k + 1;
-    const std::size_t cc = std::size_t(c);
-    std::fill(dx, dx + std::size_t(batch) * h * w * cc, 0.0f);
-    const float* row = cols;
-    for (int b = 0; b < batch; ++b)
-      for (int oy = 0; oy < oh; ++oy)
-        for (int ox = 0; ox < ow; ++ox)
-          for (int ky = 0; ky < k; ++ky) {
-            const int iy = oy + ky - pad;
-            for (int kx = 0; kx < k; ++kx, row += cc) {
-              const int ix = ox + kx - pad;
-              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-              float* dst = dx + ((std::size_t(b) * h + iy) * w + ix) * cc;
-              for (std::size_t ci = 0; ci < cc; ++ci) dst[ci] += row[ci];
-            }
-          }
+    std::fill_n(dx, std::size_t(batch) * std::size_t(h) * std::size_t(w) * std::size_t(c), 0.0f);
+    each_patch_pixel(batch, h, w, c, k, pad, [&](std::size_t at, std::size_t pixel) {
+      if (pixel == kPadding) return;
+      for (int ci = 0; ci < c; ++ci) dx[pixel + std::size_t(ci)] += cols[at + std::size_t(ci)];
+    });
   }
 
   void max_pool(const float* x, int batch, int h, int w, int c, int p, float* y, std::int32_t* argmax) override {
