@@ -3,6 +3,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,7 +53,7 @@ __global__ void k_relu_backward(float* dy, const float* y, std::size_t n) {
 }
 // One thread per row: softmax, loss and gradient (class counts are small in these workloads).
 __global__ void k_softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* d,
-                               float* loss, int* right) {
+                               float* loss, float* right) {
   int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r >= rows) return;
   const float* x = logits + std::size_t(r) * classes;
@@ -65,7 +66,7 @@ __global__ void k_softmax_xent(const float* logits, const std::int32_t* labels, 
   for (int c = 0; c < classes; ++c) z += exp(double(x[c] - mx));
   const int label = labels[r];
   loss[r] = float(-(double(x[label] - mx) - log(z)));
-  right[r] = arg == label ? 1 : 0;
+  right[r] = arg == label ? 1.0f : 0.0f;
   const float inv = 1.0f / float(rows);
   for (int c = 0; c < classes; ++c) g[c] = (float(exp(double(x[c] - mx)) / z) - (c == label ? 1.0f : 0.0f)) * inv;
 }
@@ -227,20 +228,16 @@ class CudaOps final : public Ops {
   float softmax_xent(const float* logits, const std::int32_t* labels, int rows, int classes, float* dlogits,
                      int* correct) override {
     use();
-    float* loss = nullptr;
-    int* right = nullptr;
-    check(cudaMalloc(&loss, sizeof(float) * rows), "alloc");
-    check(cudaMalloc(&right, sizeof(int) * rows), "alloc");
-    k_softmax_xent<<<(rows + kThreads - 1) / kThreads, kThreads>>>(logits, labels, rows, classes, dlogits, loss, right);
-    std::vector<float> l(static_cast<std::size_t>(rows));
-    std::vector<int> ok(static_cast<std::size_t>(rows));
-    check(cudaMemcpy(l.data(), loss, sizeof(float) * rows, cudaMemcpyDeviceToHost), "softmax_xent");
-    check(cudaMemcpy(ok.data(), right, sizeof(int) * rows, cudaMemcpyDeviceToHost), "softmax_xent");
-    cudaFree(loss);
-    cudaFree(right);
+    // Per-row loss and hit (1 or 0) in the calling thread's scratch, read back with one copy.
+    const std::size_t n = static_cast<std::size_t>(rows);
+    auto* loss = static_cast<float*>(scratch(2 * n * sizeof(float)));
+    k_softmax_xent<<<(rows + kThreads - 1) / kThreads, kThreads>>>(logits, labels, rows, classes, dlogits, loss, loss + n);
+    done("softmax_xent");
+    std::vector<float> back(2 * n);
+    check(cudaMemcpy(back.data(), loss, back.size() * sizeof(float), cudaMemcpyDeviceToHost), "softmax_xent");
     double s = 0;
     int r = 0;
-    for (int i = 0; i < rows; ++i) s += l[std::size_t(i)], r += ok[std::size_t(i)];
+    for (std::size_t i = 0; i < n; ++i) s += back[i], r += back[n + i] > 0.5f ? 1 : 0;
     if (correct) *correct = r;
     return float(s / rows);
   }
@@ -271,13 +268,12 @@ class CudaOps final : public Ops {
   }
   float sum(const float* x, std::size_t n) override {
     use();
-    double* out = nullptr;
-    check(cudaMalloc(&out, sizeof(double)), "alloc");
-    check(cudaMemset(out, 0, sizeof(double)), "memset");
+    auto* out = static_cast<double*>(scratch(sizeof(double)));
+    check(cudaMemsetAsync(out, 0, sizeof(double)), "sum");
     k_sum<<<blocks(n), kThreads>>>(x, n, out);
+    done("sum");
     double h = 0;
     check(cudaMemcpy(&h, out, sizeof(double), cudaMemcpyDeviceToHost), "sum");
-    cudaFree(out);
     return float(h);
   }
   void scale(float* x, std::size_t n, float by) override {
@@ -309,9 +305,30 @@ class CudaOps final : public Ops {
 
  private:
   void use() { check(cudaSetDevice(device_), "cannot select the device"); }
-  void done(const char* what) {
-    check(cudaGetLastError(), what);
-    check(cudaDeviceSynchronize(), what);
+  // Kernels queue on the device's legacy default stream without the host waiting for each: copies to and from
+  // the host order themselves after them (staged copies and NCCL wait for that stream first), synchronize()
+  // waits. A launch error is reported at once, an execution error by the next call that waits.
+  void done(const char* what) { check(cudaGetLastError(), what); }
+  // A device buffer of at least `bytes` for the calling thread, kept between calls (threads share this object:
+  // fractional workers on one device).
+  void* scratch(std::size_t bytes) {
+    struct Buffer {
+      void* p = nullptr;
+      std::size_t bytes = 0;
+      ~Buffer() {
+        if (p) cudaFree(p);
+      }
+    };
+    thread_local std::map<int, Buffer> mine;
+    auto& b = mine[device_];
+    if (b.bytes < bytes) {
+      if (b.p) cudaFree(b.p);
+      b.p = nullptr;
+      b.bytes = 0;
+      check(cudaMalloc(&b.p, std::max<std::size_t>(bytes, 4096)), "scratch");
+      b.bytes = std::max<std::size_t>(bytes, 4096);
+    }
+    return b.p;
   }
   int device_;
   std::string name_;

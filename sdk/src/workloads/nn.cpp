@@ -105,7 +105,7 @@ struct Model::Impl {
     int h, w, cin, cout, k, pool;  // input height/width/channels; output before pooling is h x w x cout
     std::size_t w_off, b_off;
     Tensor cols, z, pooled, argmax;  // im2col of the input, post-ReLU output, pooled output, pooling choices
-    Tensor dz, dcols, dx;            // gradients: of z, of cols, of the block's input
+    Tensor dz, dx;                   // gradients: of z (with pooling), of the block's input
     std::size_t out_values(int batch) const { return std::size_t(batch) * std::size_t(h / pool) * std::size_t(w / pool) * std::size_t(cout); }
   };
 
@@ -137,10 +137,9 @@ struct Model::Impl {
         throw Error("iogrid: a batch of " + std::to_string(batch) + " is too large for this model's conv blocks");
       b.cols = f32_tensor(pixels * std::size_t(b.k * b.k * b.cin));
       b.z = f32_tensor(pixels * std::size_t(b.cout));
-      b.dz = f32_tensor(pixels * std::size_t(b.cout));
-      b.dcols = f32_tensor(pixels * std::size_t(b.k * b.k * b.cin));
       b.dx = f32_tensor(pixels * std::size_t(b.cin));
       if (b.pool > 1) {
+        b.dz = f32_tensor(pixels * std::size_t(b.cout));
         b.pooled = f32_tensor(b.out_values(capacity));
         b.argmax = Tensor({std::int64_t(b.out_values(capacity))}, DType::i32, device);
       }
@@ -223,25 +222,20 @@ struct Model::Impl {
       auto& b = blocks[j];
       const int rows = batch * b.h * b.w, kk = b.k * b.k * b.cin;
       const std::size_t zn = std::size_t(rows) * std::size_t(b.cout);
-      float* dzb = f32(b.dz);
-      if (b.pool > 1)
+      float* dzb = dz;  // without pooling the incoming gradient is z's, masked in place (it is scratch)
+      if (b.pool > 1) {
+        dzb = f32(b.dz);
         ops->max_pool_backward(dz, static_cast<const std::int32_t*>(b.argmax.raw()), b.out_values(batch), dzb, zn);
-      else
-        copy_within(dzb, dz, zn);
+      }
       ops->relu_backward(dzb, f32(b.z), zn);
       ops->gemm(true, false, kk, b.cout, rows, 1.0f, f32(b.cols), dzb, 0.0f, g + b.w_off);
       ops->column_sums(dzb, g + b.b_off, rows, b.cout);
       if (j == 0) return;
-      ops->gemm(false, true, rows, kk, b.cout, 1.0f, dzb, p + b.w_off, 0.0f, f32(b.dcols));
-      ops->col2im(f32(b.dcols), batch, b.h, b.w, b.cin, b.k, b.k / 2, f32(b.dx));
+      // cols is spent (the weight gradient above was its last use): it takes the gradient of the patches.
+      ops->gemm(false, true, rows, kk, b.cout, 1.0f, dzb, p + b.w_off, 0.0f, f32(b.cols));
+      ops->col2im(f32(b.cols), batch, b.h, b.w, b.cin, b.k, b.k / 2, f32(b.dx));
       dz = f32(b.dx);  // the gradient of the previous block's output
     }
-  }
-
-  // dst = src, both in the model's memory.
-  void copy_within(float* dst, const float* src, std::size_t n) {
-    if (device.is_cpu()) std::memcpy(dst, src, n * 4);
-    else gpu::copy_device_to_device(device.index, dst, src, n * 4);
   }
 };
 
