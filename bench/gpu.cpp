@@ -1,5 +1,6 @@
-// `iogrid bench gpu`: the GPU layer's figures. On a machine without a GPU only the CPU-side figure runs
-// (collectives through Gloo); the GPU rows say why they are skipped.
+// `iogrid bench gpu`: the GPU layer's figures. On a machine without a GPU only the CPU-side figures run
+// (allreduce through the group's Gloo and local backends against Gloo called directly); the GPU rows say why
+// they are skipped.
 #include <gloo/allreduce.h>
 #include <gloo/math.h>
 #include <gloo/rendezvous/context.h>
@@ -174,9 +175,12 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
 }  // namespace
 
 int run_gpu(const Options& o) {
-  auto wanted = [&](const std::string& n) {
-    return o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end();
-  };
+  auto wanted = selection(o, "gpu", {
+        "collective_allreduce_vs_gloo_direct_ratio",
+        "collective_allreduce_local_vs_gloo_direct_ratio",
+        "gemm_task_vs_cublas_ratio",
+        "gpu_empty_task_roundtrip_us",
+        "verification_seconds"});
   std::vector<Figure> figs;
   std::string note;
   auto devices = gpu::detect_devices(&note);
@@ -184,13 +188,15 @@ int run_gpu(const Options& o) {
     progress(o, "no GPU on this machine (" + (note.empty() ? std::string("no devices") : note) +
                     "): gemm_task_vs_cublas_ratio, gpu_empty_task_roundtrip_us and verification_seconds are skipped");
 
-  if (wanted("collective_allreduce_vs_gloo_direct_ratio")) {
+  if (wanted("collective_allreduce_vs_gloo_direct_ratio") || wanted("collective_allreduce_local_vs_gloo_direct_ratio")) {
     const int ranks = 4;
     const std::size_t count = (64u << 20) / sizeof(float);  // 64 MiB of f32
     const int iters = 3;
     Figure ratio{"collective_allreduce_vs_gloo_direct_ratio", 0, "x", true, {}};
     Figure group_bw{"collective_allreduce_busbw_GBps", 0, "GB/s", true, {}};
     Figure direct_bw{"gloo_direct_allreduce_busbw_GBps", 0, "GB/s", true, {}};
+    Figure local_ratio{"collective_allreduce_local_vs_gloo_direct_ratio", 0, "x", true, {}};
+    Figure local_bw{"collective_allreduce_local_busbw_GBps", 0, "GB/s", true, {}};
     const double bus_bytes = 2.0 * (ranks - 1) / ranks * double(count * sizeof(float));
     for (int run = 0; run < o.runs; ++run) {
       // Gloo called directly: its own in-memory store, TCP device, ring allreduce of sums.
@@ -216,14 +222,23 @@ int run_gpu(const Options& o) {
         auto* data = bufs[static_cast<std::size_t>(r)].data();
         return [b, data, count] { b->allreduce(data, count, gc::DType::f32, gc::ReduceOp::sum); };
       });
+      // The local backend (what a group of threads in one process takes by default), same buffers.
+      double local = timed(ranks, iters, [&](int r) -> std::function<void()> {
+        std::shared_ptr<gc::Backend> b = gc::make_local(store, "bench-local-" + std::to_string(run), r, ranks, {});
+        auto* data = bufs[static_cast<std::size_t>(r)].data();
+        return [b, data, count] { b->allreduce(data, count, gc::DType::f32, gc::ReduceOp::sum); };
+      });
       ratio.runs.push_back(direct / group);
+      local_ratio.runs.push_back(direct / local);
       group_bw.runs.push_back(bus_bytes * iters / group / 1e9);
       direct_bw.runs.push_back(bus_bytes * iters / direct / 1e9);
-      progress(o, "run " + std::to_string(run + 1) + ": group " + std::to_string(group_bw.runs.back()) +
+      local_bw.runs.push_back(bus_bytes * iters / local / 1e9);
+      progress(o, "run " + std::to_string(run + 1) + ": group (Gloo) " + std::to_string(group_bw.runs.back()) +
                       " GB/s bus, Gloo direct " + std::to_string(direct_bw.runs.back()) + " GB/s bus, ratio " +
-                      std::to_string(ratio.runs.back()));
+                      std::to_string(ratio.runs.back()) + "; group (local) " + std::to_string(local_bw.runs.back()) +
+                      " GB/s bus, ratio " + std::to_string(local_ratio.runs.back()));
     }
-    for (auto* f : {&ratio, &group_bw, &direct_bw}) {
+    for (auto* f : {&ratio, &group_bw, &direct_bw, &local_ratio, &local_bw}) {
       f->value = median(f->runs);
       figs.push_back(*f);
     }

@@ -129,9 +129,18 @@ int run_micro(const Options& o) {
     return 2;
   }
   const bool cluster = o.mode == "cluster";
-  auto wanted = [&](const std::string& n) {
-    return o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end();
-  };
+  auto wanted = selection(o, "micro", {
+        "single_client_tasks_sync",
+        "single_client_tasks_async",
+        "1_1_actor_calls_sync",
+        "1_1_actor_calls_async",
+        "single_client_wait_1k_refs",
+        "single_client_put_gigabytes",
+        "multi_client_tasks_async",
+        "object_transfer_1GiB_GBps",
+        "node_failure_detect_seconds",
+        "node_hang_detect_seconds",
+        "queued_1m_tasks_seconds"});
   std::vector<Figure> figs;
   auto measure = [&](const std::string& name, const std::string& unit, bool higher, const std::function<double()>& run,
                      int runs) {

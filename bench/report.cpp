@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 namespace iogrid::bench {
@@ -12,6 +13,19 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::function<bool(const std::string&)> selection(const Options& o, const std::string& suite,
+                                                  const std::vector<std::string>& names) {
+  for (const auto& n : o.only)
+    if (std::find(names.begin(), names.end(), n) == names.end()) {
+      std::string all;
+      for (const auto& k : names) all += (all.empty() ? "" : ", ") + k;
+      throw std::invalid_argument("bench " + suite + " has no figure '" + n + "' (its figures: " + all + ")");
+    }
+  return [only = o.only](const std::string& n) {
+    return only.empty() || std::find(only.begin(), only.end(), n) != only.end();
+  };
 }
 
 void progress(const Options& o, const std::string& line) {
@@ -27,7 +41,7 @@ void print(const std::string& suite, const Options& o, const std::vector<Figure>
     }
     return;
   }
-  std::printf("%-36s %16s  %-8s %s\n", (suite + " (" + o.mode + ")").c_str(), "median", "unit", "runs");
+  std::printf("%-48s %12s  %-8s %s\n", (suite + " (" + o.mode + ")").c_str(), "median", "unit", "runs");
   for (const auto& f : figures) {
     std::string runs;
     for (double r : f.runs) {
@@ -35,7 +49,7 @@ void print(const std::string& suite, const Options& o, const std::vector<Figure>
       std::snprintf(b, sizeof b, "%.4g ", r);
       runs += b;
     }
-    std::printf("%-36s %16.2f  %-8s %s\n", f.name.c_str(), f.value, f.unit.c_str(), runs.c_str());
+    std::printf("%-48s %12.2f  %-8s %s\n", f.name.c_str(), f.value, f.unit.c_str(), runs.c_str());
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,11 @@ struct Options {
 };
 
 double median(std::vector<double> v);
+// What --only picks among the figures a suite can run (`names`): the returned test says whether a figure is
+// wanted. A name in --only the suite does not know throws std::invalid_argument listing the suite's names, so a
+// misspelt figure is an error rather than an empty table.
+std::function<bool(const std::string&)> selection(const Options& o, const std::string& suite,
+                                                  const std::vector<std::string>& names);
 inline double secs(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }

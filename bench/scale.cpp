@@ -87,9 +87,16 @@ caf::behavior sink_node(caf::event_based_actor* self, caf::actor head, std::size
 }  // namespace
 
 int run_scale(const Options& o) {
-  auto wanted = [&](const std::string& n) {
-    return o.only.empty() || std::find(o.only.begin(), o.only.end(), n) != o.only.end();
-  };
+  auto wanted = selection(o, "scale", {
+        "placement_decisions_per_s_10k_nodes",
+        "p99_decision_latency_ms_10k_nodes",
+        "head_actor_decisions_per_s_10k_nodes",
+        "head_actor_p99_decision_latency_ms_10k_nodes",
+        "placement_group_create_per_s",
+        "placement_group_removal_per_s",
+        "scheduler_bytes_per_queued_task",
+        "replay_1m_tasks_seconds",
+        "fgd_vs_best_fit_gpu_placed_ratio"});
   std::map<std::string, Figure> figs;
   auto add = [&](const std::string& name, const std::string& unit, bool higher, double v) {
     auto& f = figs[name];

@@ -1,5 +1,6 @@
 // Backend: one collective interface with interchangeable implementations (as PyTorch's c10d ProcessGroup):
-// Gloo for tensors in host memory (here), NCCL for tensors on GPUs (the GPU layer). A backend is made by
+// for tensors in host memory Gloo over TCP (any members) or the local backend (members that are threads of
+// one process: they read each other's buffers); NCCL for tensors on GPUs (the GPU layer). A backend is made by
 // rendezvous of `size` members through a Store, each knowing its rank; every member must call the same
 // operations in the same order.
 // Rules: buffers are contiguous arrays of one element type; allreduce/broadcast work in place; allgather's
@@ -54,10 +55,20 @@ class Backend {
 
 struct GroupOptions {
   std::chrono::milliseconds timeout{30000};  // rendezvous and each operation
-  std::string host = "127.0.0.1";            // the address this member listens on for its peers
+  std::string host = "127.0.0.1";            // the address this member listens on for its peers (Gloo)
+  // make_host's choice: "auto" (local when every member is in this process, else Gloo), "local" or "gloo".
+  std::string host_backend = "auto";
 };
 
-// Gloo over TCP. `prefix` names the group in the store (members of one group use the same prefix).
+// `prefix` names the group in the store (members of one group use the same prefix); ranks 0..size-1.
+// Gloo over TCP: members anywhere.
 std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+// Members that are all threads of this process (local_backend.cpp); a member in another process is refused.
+std::unique_ptr<Backend> make_local(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+// For host memory, as GroupOptions::host_backend says (host_backend.cpp): with "auto" the members first
+// publish which process they are in, then all take the local backend when they share one, Gloo otherwise.
+std::unique_ptr<Backend> make_host(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+// This process, as a string no other process has (its id and a random number drawn at first use).
+std::string process_token();
 
 }  // namespace iogrid::gpu::collective

@@ -27,9 +27,12 @@ commands:
       The scheduler at 10,000 nodes / 80,000 GPUs: placement decisions/s and p99 latency (library alone and
       inside the head actor), gang create/remove per second, bytes per queued task, replay of a 1M-task trace,
       and fragmentation-aware placement against best fit at saturation. Takes a few minutes.
-  bench gpu [--json] [--runs N]
-      The GPU layer: allreduce of 64 MiB f32 over 4 ranks through iogrid's collective group against Gloo called
-      directly in the same run (ratio and bus bandwidth); on a GPU machine, the GPU rows.
+  bench gpu [--json] [--runs N] [--only NAME[,NAME...]]
+      The GPU layer: allreduce of 64 MiB f32 over 4 ranks (threads) through iogrid's collective group, with its
+      Gloo backend and with its local (shared-memory) backend, against Gloo called directly in the same run
+      (ratios and bus bandwidths); on a GPU machine, the GPU rows (bf16 GEMM as a task against cuBLAS, the empty
+      GPU task's round trip, the verification challenge).
+  A name given to --only that the suite does not have is an error listing the suite's figures.
   bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
       The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
       workers against 1, batch inference through a pool of actors against one plain loop, a 32-trial sweep

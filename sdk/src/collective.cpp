@@ -50,11 +50,11 @@ struct Group::Impl {
   KvStore store;
   std::string name;
   gc::GroupOptions options;
-  std::unique_ptr<gc::Backend> backend;  // Gloo, host memory
+  std::unique_ptr<gc::Backend> backend;  // host memory: local or Gloo
   std::unique_ptr<gc::Backend> nccl;     // formed on the first GPU tensor
   int nccl_device = -1;
 
-  // The backend for a tensor: Gloo for host memory, NCCL on the tensor's GPU.
+  // The backend for a tensor: the host backend for host memory, NCCL on the tensor's GPU.
   gc::Backend& for_tensor(const Tensor& t, const char* what) {
     if (!t.defined()) throw CollectiveError(std::string("iogrid: ") + what + " of an empty tensor");
     if (t.device().is_cpu()) return *backend;
@@ -87,7 +87,8 @@ Group Group::join(const std::string& name, int rank, int size, GroupOptions opti
   g.impl_->name = name;
   g.impl_->options.timeout = options.timeout;
   g.impl_->options.host = options.host.empty() ? current_host() : options.host;
-  g.impl_->backend = translate([&] { return gc::make_gloo(g.impl_->store, name, rank, size, g.impl_->options); });
+  g.impl_->options.host_backend = options.host_backend;
+  g.impl_->backend = translate([&] { return gc::make_host(g.impl_->store, name, rank, size, g.impl_->options); });
   return g;
 }
 

@@ -8,6 +8,8 @@
 
 #include "../workloads/synthetic.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -23,6 +25,16 @@ long square(long x) { return x * x; }
 long add(long a, long b) { return a + b; }
 std::string where() { return iogrid::current_node(); }
 std::string host_of_worker() { return iogrid::current_host(); }
+// A member of a 2-member group (an actor: members must run at once): its process id, the host backend the
+// group took, and an allreduce's sum.
+struct PairMember {
+  std::vector<std::string> join(std::string name, int rank) {
+    auto g = iogrid::collective::Group::join(name, rank, 2, {.timeout = std::chrono::seconds(30)});
+    std::vector<float> v(1000, float(rank + 1));
+    g.allreduce(v);
+    return {std::to_string(::getpid()), g.backend(), std::to_string(v[999])};
+  }
+};
 long slow_square(long x, int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return x * x;
@@ -39,6 +51,7 @@ IOGRID_REMOTE(square);
 IOGRID_REMOTE(add);
 IOGRID_REMOTE(where);
 IOGRID_REMOTE(host_of_worker);
+IOGRID_REMOTE(&PairMember::join);
 IOGRID_REMOTE(slow_square);
 IOGRID_REMOTE(fail_with);
 IOGRID_REMOTE(crash);
@@ -296,6 +309,16 @@ void workloads() {
   check(iogrid::current_host() == "127.0.0.1", "the driver's host is " + iogrid::current_host());
   const auto worker_host = iogrid::get(iogrid::task(host_of_worker).remote());
   check(worker_host == "127.0.0.1", "a worker process's host is " + worker_host);
+  // Members in two worker processes meet through Gloo; members that are threads of one process share memory.
+  auto p0 = iogrid::actor<PairMember>().remote(), p1 = iogrid::actor<PairMember>().remote();
+  auto m0 = p0.call(&PairMember::join).remote(std::string("cluster-group"), 0);
+  auto m1 = p1.call(&PairMember::join).remote(std::string("cluster-group"), 1);
+  const auto a = iogrid::get(m0, 60s), b = iogrid::get(m1, 60s);
+  const std::string expected = a[0] == b[0] ? "local" : "gloo";
+  std::cout << "group members in processes " << a[0] << " and " << b[0] << " took " << a[1] << "\n";
+  check(a[1] == expected && b[1] == expected, "group members in processes " + a[0] + " and " + b[0] + " took " + a[1] +
+                                                  " and " + b[1] + ", expected " + expected);
+  check(a[2] == "3.000000" && b[2] == "3.000000", "the allreduce's sum is " + a[2] + " and " + b[2]);
   auto train = synthetic(1600, 32, 4, 1), test = synthetic(400, 32, 4, 2);
   iogrid::train::Config c;
   c.model.layers = {32, 16, 4};

@@ -1,4 +1,5 @@
-// Gloo collective groups of 2 to 8 members, each member a thread of this process meeting through a MemoryStore.
+// Collective groups of 2 to 8 members, each member a thread of this process meeting through a MemoryStore:
+// every case runs with Gloo (TCP) and with the local backend (shared memory), which must behave alike.
 #include <catch2/catch.hpp>
 #include <atomic>
 #include <chrono>
@@ -13,16 +14,21 @@ using namespace std::chrono_literals;
 
 namespace {
 
+std::unique_ptr<Backend> make(const std::string& kind, Store& store, const std::string& group, int rank, int size,
+                              const GroupOptions& o = {}) {
+  return kind == "gloo" ? make_gloo(store, group, rank, size, o) : make_local(store, group, rank, size, o);
+}
+
 // Runs fn(backend) on `size` members at once; rethrows the first member's failure.
 template <class F>
-void members(int size, const std::string& group, F fn, GroupOptions o = {}) {
+void members(const std::string& kind, int size, const std::string& group, F fn, GroupOptions o = {}) {
   MemoryStore store;
   std::vector<std::thread> threads;
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(size));
   for (int r = 0; r < size; ++r)
     threads.emplace_back([&, r] {
       try {
-        auto b = make_gloo(store, group, r, size, o);
+        auto b = kind == "auto" ? make_host(store, group, r, size, o) : make(kind, store, group, r, size, o);
         fn(*b);
       } catch (...) {
         errors[static_cast<std::size_t>(r)] = std::current_exception();
@@ -36,8 +42,10 @@ void members(int size, const std::string& group, F fn, GroupOptions o = {}) {
 }  // namespace
 
 TEST_CASE("allreduce sum, mean and max agree on every member, 2 to 8 members", "[collective]") {
+  const std::string kind = GENERATE("gloo", "local");
+  INFO("backend " << kind);
   for (int size : {2, 3, 4, 8}) {
-    members(size, "ar" + std::to_string(size), [size](Backend& b) {
+    members(kind, size, "ar" + std::to_string(size), [size](Backend& b) {
       const int r = b.rank();
       std::vector<float> v(1000);
       for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(r + 1) * float(i % 7);
@@ -56,7 +64,9 @@ TEST_CASE("allreduce sum, mean and max agree on every member, 2 to 8 members", "
 }
 
 TEST_CASE("broadcast, allgather, reduce-scatter and barrier", "[collective]") {
-  members(4, "misc", [](Backend& b) {
+  const std::string kind = GENERATE("gloo", "local");
+  INFO("backend " << kind);
+  members(kind, 4, "misc", [](Backend& b) {
     const int r = b.rank();
     std::vector<std::int32_t> v(5, r == 2 ? 42 : -1);
     b.broadcast(v.data(), v.size(), DType::i32, 2);
@@ -80,6 +90,8 @@ TEST_CASE("broadcast, allgather, reduce-scatter and barrier", "[collective]") {
 }
 
 TEST_CASE("a member that dies makes the others fail with a clear error, not hang", "[collective]") {
+  const std::string kind = GENERATE("gloo", "local");
+  INFO("backend " << kind);
   GroupOptions o;
   o.timeout = 2000ms;
   std::atomic<int> failed{0};
@@ -88,7 +100,7 @@ TEST_CASE("a member that dies makes the others fail with a clear error, not hang
   std::vector<std::thread> threads;
   for (int r = 0; r < 3; ++r)
     threads.emplace_back([&, r] {
-      auto b = make_gloo(store, "dies", r, 3, o);
+      auto b = make(kind, store, "dies", r, 3, o);
       if (r == 1) return;  // rank 1 leaves: its connections close
       std::vector<float> v(1 << 16, 1.0f);
       auto t0 = std::chrono::steady_clock::now();
@@ -107,11 +119,66 @@ TEST_CASE("a member that dies makes the others fail with a clear error, not hang
 }
 
 TEST_CASE("a member that never arrives fails the rendezvous within the timeout, naming what is missing", "[collective]") {
+  const std::string kind = GENERATE("gloo", "local", "auto");
+  INFO("backend " << kind);
   MemoryStore store;
   GroupOptions o;
   o.timeout = 500ms;
+  o.host_backend = kind;
   auto t0 = std::chrono::steady_clock::now();
-  CHECK_THROWS_WITH(make_gloo(store, "alone", 0, 2, o), Catch::Contains("group alone") && Catch::Contains("timed out"));
+  CHECK_THROWS_WITH(make_host(store, "alone", 0, 2, o), Catch::Contains("group alone") && Catch::Contains("timed out"));
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
-  CHECK_THROWS_WITH(make_gloo(store, "bad", 3, 2, o), Catch::Contains("rank 3 is outside 0..1"));
+  MemoryStore fresh;  // rank 1 alone: rank 0 never publishes anything
+  CHECK_THROWS_WITH(make_host(fresh, "alone", 1, 2, o), Catch::Contains("group alone") && Catch::Contains("timed out"));
+  CHECK_THROWS_WITH(make_host(store, "bad", 3, 2, o), Catch::Contains("rank 3 is outside 0..1"));
+}
+
+TEST_CASE("auto picks the local backend for members in one process, and local refuses a member elsewhere", "[collective]") {
+  std::vector<std::string> names(3);
+  members("auto", 3, "pick", [&](Backend& b) {
+    names[std::size_t(b.rank())] = b.name();
+    std::vector<float> v(100, 1.0f);
+    b.allreduce(v.data(), v.size(), DType::f32, ReduceOp::sum);
+    REQUIRE(v[99] == 3.0f);
+  });
+  CHECK(names == std::vector<std::string>(3, "local"));
+  MemoryStore store;
+  GroupOptions o;
+  o.timeout = 500ms;
+  store.set("elsewhere/local", "12345-6789:1");  // rank 0's formation, published by another process
+  CHECK_THROWS_WITH(make_local(store, "elsewhere", 1, 2, o), Catch::Contains("needs every member in one process"));
+  o.host_backend = "tcp";
+  CHECK_THROWS_WITH(make_host(store, "odd", 0, 2, o), Catch::Contains("unknown host backend 'tcp'"));
+}
+
+TEST_CASE("local backend: members calling different operations all fail naming both, and every member gets the same bits",
+          "[collective]") {
+  std::vector<std::string> errors(2);
+  MemoryStore store;
+  std::vector<std::thread> threads;
+  GroupOptions o;
+  o.timeout = 2000ms;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      auto b = make_local(store, "mismatch", r, 2, o);
+      std::vector<float> v(r == 0 ? 10 : 12, 1.0f);
+      try {
+        b->allreduce(v.data(), v.size(), DType::f32, ReduceOp::sum);
+      } catch (const CollectiveError& e) {
+        errors[std::size_t(r)] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) {
+    CHECK_THAT(e, Catch::Contains("allreduce of 10 f32") && Catch::Contains("allreduce of 12 f32"));
+  }
+  // Sums of values that round differently in different orders: every member gets the very same bits.
+  std::vector<std::vector<float>> got(4);
+  members("local", 4, "bits", [&](Backend& b) {
+    std::vector<float> v(50000);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = 1.0f / float(1 + (i * 7 + std::size_t(b.rank()) * 13) % 1000);
+    b.allreduce(v.data(), v.size(), DType::f32, ReduceOp::mean);
+    got[std::size_t(b.rank())] = v;
+  });
+  for (int r = 1; r < 4; ++r) CHECK(got[std::size_t(r)] == got[0]);
 }

@@ -16,9 +16,10 @@ namespace {
 struct Member {
   int rank = 0, size = 0;
   Member(int r, int s) : rank(r), size(s) {}
-  // One round: the mean of every member's gradient, the ranks gathered, rank 0's weights broadcast.
-  std::vector<double> round(std::string group) {
-    auto g = Group::join(group, rank, size, {.timeout = 20s});
+  // One round: the mean of every member's gradient, the ranks gathered, rank 0's weights broadcast; with
+  // `host_backend` "auto" the actors (threads of this process) take the local backend.
+  std::vector<double> round(std::string group, std::string host_backend) {
+    auto g = Group::join(group, rank, size, {.timeout = 20s, .host_backend = host_backend});
     std::vector<float> grad(1000, float(rank + 1));
     g.allreduce(grad, ReduceOp::mean);
     auto ranks = g.allgather(std::vector<std::int32_t>{rank});
@@ -26,7 +27,7 @@ struct Member {
     g.broadcast(weights, 0);
     g.barrier();
     return {double(grad[0]), double(grad[999]), double(ranks.size()), double(ranks[std::size_t(size - 1)]),
-            double(weights[2]), double(g.size())};
+            double(weights[2]), double(g.size()), g.backend() == (host_backend == "gloo" ? "gloo" : "local") ? 1.0 : 0.0};
   }
   // Host tensors through the same group: allreduce (max), reduce-scatter, allgather; an f16 tensor is refused.
   std::vector<double> tensors(std::string group) {
@@ -45,7 +46,7 @@ struct Member {
     }
     return {double(t.data<float>()[7]), double(t.dim(1)), double(part.numel()), double(part.data<std::int32_t>()[1]),
             double(gathered.numel()), double(gathered.data<std::int64_t>()[std::size_t(size - 1)]), refused,
-            g.backend() == "gloo" ? 1.0 : 0.0};
+            g.backend() == "local" ? 1.0 : 0.0};
   }
   int lonely(std::string group) {
     try {
@@ -66,16 +67,20 @@ TEST_CASE("actors form a collective group through the head's key-value store", "
   const int n = 4;
   std::vector<iogrid::ActorHandle<Member>> members;
   for (int r = 0; r < n; ++r) members.push_back(iogrid::actor<Member>(r, n).remote());
-  std::vector<iogrid::ObjectRef<std::vector<double>>> rounds;
-  for (auto& m : members) rounds.push_back(m.call(&Member::round).remote(std::string("sdk-group-1")));
-  for (auto& r : rounds) {
-    auto v = iogrid::get(r, 60s);
-    CHECK(v[0] == Approx(2.5));  // mean of 1..4
-    CHECK(v[1] == Approx(2.5));
-    CHECK(v[2] == 4);
-    CHECK(v[3] == 3);
-    CHECK(v[4] == 7);
-    CHECK(v[5] == 4);
+  for (std::string backend : {"auto", "gloo"}) {
+    INFO("host backend " << backend);
+    std::vector<iogrid::ObjectRef<std::vector<double>>> rounds;
+    for (auto& m : members) rounds.push_back(m.call(&Member::round).remote("sdk-group-" + backend, backend));
+    for (auto& r : rounds) {
+      auto v = iogrid::get(r, 60s);
+      CHECK(v[0] == Approx(2.5));  // mean of 1..4
+      CHECK(v[1] == Approx(2.5));
+      CHECK(v[2] == 4);
+      CHECK(v[3] == 3);
+      CHECK(v[4] == 7);
+      CHECK(v[5] == 4);
+      CHECK(v[6] == 1);  // the backend asked for
+    }
   }
   // Tensors: sum of 1..4 = 10 in every reduce-scattered element; max of ranks = 3; rank r's 10r gathered.
   std::vector<iogrid::ObjectRef<std::vector<double>>> tensor_rounds;
@@ -96,7 +101,7 @@ TEST_CASE("actors form a collective group through the head's key-value store", "
   CHECK(iogrid::get(members[0].call(&Member::lonely).remote(std::string("sdk-group-alone")), 30s) == 1);
 }
 
-TEST_CASE("GPU tensors go through NCCL in the same group, host tensors through Gloo", "[collective][sdk][gpu]") {
+TEST_CASE("GPU tensors go through NCCL in the same group, host tensors through the host backend", "[collective][sdk][gpu]") {
   std::string why;
   const int gpus = iogrid::gpu::cuda_device_count(&why);
   if (gpus == 0 || !iogrid::gpu::kernels::cuda_ops(0, &why)) {
@@ -119,6 +124,6 @@ TEST_CASE("GPU tensors go through NCCL in the same group, host tensors through G
   for (auto& t : threads) t.join();
   for (int r = 0; r < n; ++r) {
     CHECK(sums[std::size_t(r)] == Approx(n * (n + 1) / 2.0));
-    CHECK(backends[std::size_t(r)] == "gloo+nccl");
+    CHECK(backends[std::size_t(r)] == "local+nccl");
   }
 }

@@ -1,8 +1,9 @@
 // Collective groups: members (tasks, actors or drivers) that exchange buffers together, as in PyTorch's
 // c10d. Every member joins with the group's name, its rank and the group's size; they meet through the head's
-// key-value store, then talk to each other directly. Vectors and host tensors go through Gloo; tensors on a
-// GPU go through NCCL behind the same calls (its communicator is formed on the first GPU call, under the
-// group's name + "/nccl", on the device of that tensor).
+// key-value store, then talk to each other directly. Vectors and host tensors go through Gloo over TCP, or,
+// when every member is a thread of one process (the actors of an embedded cluster), through the local backend
+// that reads the other members' buffers in place; tensors on a GPU go through NCCL behind the same calls (its
+// communicator is formed on the first GPU call, under the group's name + "/nccl", on the device of that tensor).
 //
 //   auto g = iogrid::collective::Group::join("grads-step-1", rank, world);
 //   g.allreduce(gradients, iogrid::collective::ReduceOp::mean);   // every member gets the mean
@@ -32,6 +33,9 @@ struct GroupOptions {
   // the head sees it, 127.0.0.1 in an embedded cluster). Set it where that address is not one of this machine's
   // own (behind NAT) or peers should use another network.
   std::string host;
+  // Host buffers: "auto" (or empty): the local backend when every member is in this process, else Gloo;
+  // "gloo" always Gloo; "local" requires one process (a member elsewhere is an error).
+  std::string host_backend = "auto";
 };
 
 class Group {
@@ -40,9 +44,10 @@ class Group {
 
   int rank() const;
   int size() const;
-  std::string backend() const;  // "gloo", or "gloo+nccl" once a GPU tensor went through the group
+  // The host backend, "local" or "gloo", with "+nccl" once a GPU tensor went through the group.
+  std::string backend() const;
 
-  // Tensors (f32, i32 or i64; contiguous): host tensors through Gloo, GPU tensors through NCCL.
+  // Tensors (f32, i32 or i64; contiguous): host tensors through the host backend, GPU tensors through NCCL.
   void allreduce(Tensor& t, ReduceOp op = ReduceOp::sum);
   void broadcast(Tensor& t, int root);
   Tensor allgather(const Tensor& mine);                        // shape [size() * mine.numel()]
