@@ -13,8 +13,10 @@ namespace iogrid::gpu {
 
 namespace {
 
+// A plugin's entry point, loaded once: `file` looked for as the header says, `symbol` called for its table.
+template <class Plugin>
 struct Loaded {
-  const CudaPlugin* plugin = nullptr;
+  const Plugin* plugin = nullptr;
   std::string why;
 };
 
@@ -24,18 +26,19 @@ std::filesystem::path executable_dir() {
   return ec ? std::filesystem::path() : exe.parent_path();
 }
 
-Loaded load() {
-  Loaded r;
+template <class Plugin>
+Loaded<Plugin> load(const char* env_var, const std::string& file, const char* symbol, const std::string& what) {
+  Loaded<Plugin> r;
   std::vector<std::string> candidates;
-  if (const char* env = std::getenv("IOGRID_CUDA_PLUGIN"); env && *env) {
+  if (const char* env = std::getenv(env_var); env && *env) {
     candidates.push_back(env);
   } else {
     auto dir = executable_dir();
     if (!dir.empty()) {
-      candidates.push_back((dir.parent_path() / "lib" / "libiogrid_cuda.so").string());
-      candidates.push_back((dir / "libiogrid_cuda.so").string());
+      candidates.push_back((dir.parent_path() / "lib" / file).string());
+      candidates.push_back((dir / file).string());
     }
-    candidates.push_back("libiogrid_cuda.so");
+    candidates.push_back(file);
   }
   std::string errors;
   for (const auto& path : candidates) {
@@ -46,12 +49,12 @@ Loaded load() {
       errors += (errors.empty() ? "" : "; ") + std::string(e ? e : path);
       continue;
     }
-    auto entry = reinterpret_cast<const CudaPlugin* (*)()>(dlsym(h, "iogrid_cuda_plugin"));
+    auto entry = reinterpret_cast<const Plugin* (*)()>(dlsym(h, symbol));
     if (!entry) {
-      errors += (errors.empty() ? "" : "; ") + path + " has no iogrid_cuda_plugin entry";
+      errors += (errors.empty() ? "" : "; ") + path + " has no " + symbol + " entry";
       continue;
     }
-    const CudaPlugin* p = entry();
+    const Plugin* p = entry();
     if (!p || p->abi != kCudaPluginAbi) {
       errors += (errors.empty() ? "" : "; ") + path + " speaks plugin ABI " + std::to_string(p ? p->abi : -1) +
                 ", this program " + std::to_string(kCudaPluginAbi);
@@ -60,7 +63,7 @@ Loaded load() {
     r.plugin = p;  // the handle stays open for the life of the process
     return r;
   }
-  r.why = "the CUDA plugin libiogrid_cuda.so is not available (" +
+  r.why = "the " + what + " plugin " + file + " is not available (" +
           (errors.empty() ? std::string("not found; a build without CUDA has none") : errors) + ")";
   return r;
 }
@@ -68,7 +71,13 @@ Loaded load() {
 }  // namespace
 
 const CudaPlugin* cuda_plugin(std::string* why) {
-  static const Loaded loaded = load();
+  static const auto loaded = load<CudaPlugin>("IOGRID_CUDA_PLUGIN", "libiogrid_cuda.so", "iogrid_cuda_plugin", "CUDA");
+  if (!loaded.plugin && why) *why = loaded.why;
+  return loaded.plugin;
+}
+
+const NcclPlugin* nccl_plugin(std::string* why) {
+  static const auto loaded = load<NcclPlugin>("IOGRID_NCCL_PLUGIN", "libiogrid_nccl.so", "iogrid_nccl_plugin", "NCCL");
   if (!loaded.plugin && why) *why = loaded.why;
   return loaded.plugin;
 }
@@ -87,7 +96,7 @@ namespace collective {
 std::unique_ptr<Backend> make_nccl(Store& store, const std::string& prefix, int rank, int size, int device,
                                    const GroupOptions& o) {
   std::string why;
-  const auto* p = cuda_plugin(&why);
+  const auto* p = nccl_plugin(&why);
   if (!p) throw CollectiveError("group " + prefix + ": NCCL is not available: " + why);
   return std::unique_ptr<Backend>(p->make_nccl(store, prefix, rank, size, device, o));
 }

@@ -1,5 +1,6 @@
 // The NCCL backend of collective groups, for buffers in GPU memory (one device per member). It lives in the
-// CUDA plugin (gpu/cuda_plugin.hpp); make_nccl throws CollectiveError saying why when the plugin is not there.
+// NCCL plugin libiogrid_nccl.so (gpu/cuda_plugin.hpp); make_nccl throws CollectiveError saying why when the
+// plugin (or NCCL itself) is not there.
 // Rules beyond backend.hpp: rank 0 creates the NCCL unique id and publishes it through the Store; the
 // communicator is non-blocking, and every operation waits on its stream while polling NCCL's asynchronous
 // error and the group's timeout: a member that dies or stops makes the others' call abort the communicator

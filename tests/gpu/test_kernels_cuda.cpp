@@ -7,11 +7,13 @@
 #include <cmath>
 #include <vector>
 
+#include "gpu/collective/nccl_backend.hpp"
 #include "gpu/cuda_plugin.hpp"
 #include "gpu/kernels/ops.hpp"
 #include "gpu/memory.hpp"
 
 using namespace iogrid::gpu::kernels;
+namespace gc = iogrid::gpu::collective;
 
 namespace {
 // A device buffer filled from / read back to host vectors.
@@ -31,16 +33,21 @@ struct DeviceVec {
 };
 }  // namespace
 
-TEST_CASE("a build with CUDA ships the CUDA plugin, and it loads without a GPU", "[kernels][gpu]") {
+TEST_CASE("a build with CUDA ships the CUDA and NCCL plugins, and they load without a GPU", "[kernels][gpu]") {
   std::string why;
   const auto* plugin = iogrid::gpu::cuda_plugin(&why);
   INFO(why);
   REQUIRE(plugin != nullptr);
   CHECK(plugin->abi == iogrid::gpu::kCudaPluginAbi);
+  const auto* nccl = iogrid::gpu::nccl_plugin(&why);
+  REQUIRE(nccl != nullptr);
+  CHECK(nccl->abi == iogrid::gpu::kCudaPluginAbi);
   if (iogrid::gpu::cuda_device_count() == 0) {
     std::string no_device;
     CHECK(cuda_ops(0, &no_device) == nullptr);
     CHECK(no_device == "no CUDA device 0 on this machine");
+    gc::MemoryStore store;  // an NCCL member on a device that is not there: a CollectiveError, not a crash
+    CHECK_THROWS_AS(gc::make_nccl(store, "no-gpu", 0, 1, 0, {}), gc::CollectiveError);
   }
 }
 
@@ -155,10 +162,8 @@ TEST_CASE("CUDA kernels match the CPU kernels", "[kernels][gpu]") {
   CHECK(dscaled.get() == scaled);
 }
 
-#include "gpu/collective/nccl_backend.hpp"
 
 TEST_CASE("NCCL groups: one member per GPU, sum and mean agree with the arithmetic", "[collective][gpu]") {
-  namespace gc = iogrid::gpu::collective;
   const int gpus = iogrid::gpu::cuda_device_count();
   if (gpus == 0) {
     WARN("skipped: no CUDA device here; the Gloo groups are tested on their own");
