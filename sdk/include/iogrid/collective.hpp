@@ -8,7 +8,9 @@
 //   auto g = iogrid::collective::Group::join("grads-step-1", rank, world);
 //   g.allreduce(gradients, iogrid::collective::ReduceOp::mean);   // every member gets the mean
 //
-// Rules: every member calls the same operations in the same order with the same sizes. A member that dies or
+// Rules: every member calls the same operations in the same order with the same sizes. Members must run at the
+// same time: make them actors (or tasks in a gang's bundles); plain tasks of one shape may share a worker lease
+// and run one after another, and then the first waits for the second until the timeout. A member that dies or
 // stops calling makes the others' pending call throw iogrid::CollectiveError within `timeout`. A group name
 // is used for one formation: a group re-formed after a failure takes a new name (e.g. with an attempt number).
 #pragma once
