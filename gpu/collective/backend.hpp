@@ -61,6 +61,11 @@ struct GroupOptions {
 };
 
 // `prefix` names the group in the store (members of one group use the same prefix); ranks 0..size-1.
+// Every make_* refuses a rank outside the group through this check, before any rendezvous.
+inline void check_member(const std::string& prefix, int rank, int size) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
+}
 // Gloo over TCP: members anywhere.
 std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 // Members that are all threads of this process (local_backend.cpp); a member in another process is refused.

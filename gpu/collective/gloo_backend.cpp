@@ -52,8 +52,7 @@ class GlooBackend final : public Backend {
  public:
   GlooBackend(collective::Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o)
       : rank_(rank), size_(size), prefix_(prefix), timeout_(o.timeout) {
-    if (size < 1 || rank < 0 || rank >= size)
-      throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
+    check_member(prefix, rank, size);
     try {
       gloo::transport::tcp::attr attr;
       attr.hostname = o.host;

@@ -23,8 +23,7 @@ std::unique_ptr<Backend> make_host(Store& store, const std::string& prefix, int 
   if (o.host_backend == "local") return make_local(store, prefix, rank, size, o);
   if (o.host_backend != "auto" && !o.host_backend.empty())
     throw CollectiveError("group " + prefix + ": unknown host backend '" + o.host_backend + "' (auto, local or gloo)");
-  if (size < 1 || rank < 0 || rank >= size)
-    throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
+  check_member(prefix, rank, size);
   const std::string me = process_token();
   store.set(prefix + "/process/" + std::to_string(rank), me);
   std::vector<std::string> keys;

@@ -60,10 +60,6 @@ struct Shared {
     }
     cv.notify_all();
   }
-  std::string reason() {
-    std::lock_guard<std::mutex> g(m);
-    return why;
-  }
 };
 
 // Formations waiting for their members, by number.
@@ -251,8 +247,7 @@ class LocalBackend final : public Backend {
 
 std::unique_ptr<Backend> make_local(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o) {
   const std::string who = "group " + prefix + " (rank " + std::to_string(rank) + " of " + std::to_string(size) + ")";
-  if (size < 1 || rank < 0 || rank >= size)
-    throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
+  check_member(prefix, rank, size);
   const std::string key = prefix + "/local";
   const std::string me = process_token();
   std::shared_ptr<Shared> shared;

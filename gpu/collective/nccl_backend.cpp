@@ -51,8 +51,7 @@ class NcclBackend final : public Backend {
  public:
   NcclBackend(Store& store, const std::string& prefix, int rank, int size, int device, const GroupOptions& o)
       : rank_(rank), size_(size), device_(device), prefix_(prefix), timeout_(o.timeout) {
-    if (size < 1 || rank < 0 || rank >= size)
-      throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
+    check_member(prefix, rank, size);
     cuda(cudaSetDevice(device_), "select the device");
     ncclUniqueId id;
     const std::string key = prefix + "/nccl-id";
