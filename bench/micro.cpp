@@ -19,7 +19,7 @@
 #include <iogrid/iogrid.hpp>
 #include <vector>
 
-#include "bench/local_cluster.hpp"
+#include "runtime/cluster/local_cluster.hpp"
 #include "bench/report.hpp"
 
 namespace {
@@ -90,8 +90,8 @@ bool has_node(const std::string& name) {
 
 // Seconds from `signal` sent to a busy node until the head has declared it dead; the tasks it was running are
 // retried elsewhere and must all come back right.
-double failure_detection(LocalDaemons& d, const std::string& name, int signal) {
-  pid_t victim = d.add_node(name, 2);
+double failure_detection(runtime::cluster::LocalCluster& d, const std::string& name, int signal) {
+  auto& victim = d.add_node(name, {"--num-cpus", "2"});
   auto t_join = Clock::now();
   while (!has_node(name)) {
     if (secs(t_join, Clock::now()) > 10) throw std::runtime_error("node " + name + " did not join");
@@ -101,12 +101,12 @@ double failure_detection(LocalDaemons& d, const std::string& name, int signal) {
   for (int i = 0; i < 12; ++i) refs.push_back(iogrid::task(sleep_ms).options({.max_retries = 3}).remote(400));
   std::this_thread::sleep_for(std::chrono::milliseconds(150));
   auto t0 = Clock::now();
-  ::kill(victim, signal);
+  victim.kill(signal);
   while (has_node(name)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   double detected = secs(t0, Clock::now());
   for (auto& r : refs)
     if (iogrid::get(r, std::chrono::seconds(60)) != 400) throw std::runtime_error("a retried task returned a wrong value");
-  if (signal != SIGKILL) ::kill(victim, SIGKILL);
+  victim.kill(SIGKILL);
   return detected;
 }
 
@@ -156,13 +156,14 @@ int run_micro(const Options& o) {
   };
 
   // Cluster mode: a head and two 2-CPU node processes on this machine; this process is the driver.
-  std::unique_ptr<LocalDaemons> daemons;
+  std::unique_ptr<runtime::cluster::LocalCluster> daemons;
   InitOptions io;
   if (cluster) {
-    daemons = std::make_unique<LocalDaemons>((std::filesystem::temp_directory_path() /
-                                              ("iogrid-bench-" + std::to_string(::getpid()))).string());
-    daemons->add_node("bench-1", 2);
-    daemons->add_node("bench-2", 2);
+    daemons = std::make_unique<runtime::cluster::LocalCluster>(runtime::cluster::LocalClusterOptions{
+        .iogrid = std::filesystem::read_symlink("/proc/self/exe").string(), .state = false, .log_level = "warn",
+        .prefix = "iogrid-bench"});
+    daemons->add_node("bench-1", {"--num-cpus", "2"});
+    daemons->add_node("bench-2", {"--num-cpus", "2"});
     io.address = daemons->address();
     io.token_file = daemons->token_file();
     progress(o, "cluster: head at " + io.address + ", nodes bench-1 and bench-2 (2 CPUs each)");
@@ -215,27 +216,19 @@ int run_micro(const Options& o) {
   if (cluster) {
     // Two more driver processes submit at the same time; the figure is their summed rate.
     measure("multi_client_tasks_async", "/s", true, [&] {
-      std::vector<pid_t> pids;
-      std::vector<std::string> logs;
-      for (int c = 0; c < 2; ++c) {
-        auto log = (std::filesystem::temp_directory_path() / ("iogrid-bench-client-" + std::to_string(::getpid()) + "-" +
-                                                              std::to_string(c) + ".log")).string();
-        logs.push_back(log);
-        pids.push_back(daemons->spawn({"bench", "micro-client", "--address", daemons->address(), "--token-file",
-                                       daemons->token_file(), "--seconds", std::to_string(o.seconds)}, log));
-      }
+      std::vector<runtime::cluster::ChildProcess*> clients;
+      for (int c = 0; c < 2; ++c)
+        clients.push_back(&daemons->command({"bench", "micro-client", "--address", daemons->address(), "--token-file",
+                                             daemons->token_file(), "--seconds", std::to_string(o.seconds)}));
       double total = 0;
-      for (std::size_t c = 0; c < pids.size(); ++c) {
-        ::waitpid(pids[c], nullptr, 0);
-        std::ifstream in(logs[c]);
-        std::stringstream text;
-        text << in.rdbuf();
+      for (auto* c : clients) {
+        c->wait();
+        const auto text = c->output();
         std::string word;
         double r = 0;
-        for (std::istringstream words(text.str()); words >> word;)
+        for (std::istringstream words(text); words >> word;)
           if (word == "RATE") words >> r;
-        std::filesystem::remove(logs[c]);
-        if (r <= 0) throw std::runtime_error("a benchmark client reported no rate:\n" + text.str());
+        if (r <= 0) throw std::runtime_error("a benchmark client reported no rate:\n" + text);
         total += r;
       }
       return total;

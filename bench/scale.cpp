@@ -66,7 +66,7 @@ struct Counter final : runtime::LeaseClient {
     ++granted;
     if (one) one->set_value();
   }
-  void lease_failed(std::shared_ptr<const detail::ErrorInfo>) override {
+  void lease_failed(std::shared_ptr<const core::ErrorInfo>) override {
     ++failed;
     if (one) one->set_value();
   }
@@ -138,7 +138,7 @@ int run_scale(const Options& o) {
     cfg.set("work-stealing.moderate-poll-attempts", 2000);
     caf::actor_system sys{cfg};
     for (int r = 0; r < runs; ++r) {
-      auto head = runtime::spawn_head(sys, sched::to_view(trace.nodes), sched::make_policy("pack"));
+      auto head = runtime::spawn_head(sys, sched::to_view(trace.nodes), "pack");
       const std::size_t keep = 65000;  // about 70% of 80,000 GPUs at ~0.86 GPU per lease
       auto sink = sys.spawn(sink_node, head, keep);
       anon_send(head, runtime::nodes_atom::value, std::vector<caf::actor>(trace.nodes.size(), sink));

@@ -1,25 +1,25 @@
 #include "runtime/actor_record.hpp"
 
-#include "iogrid/errors.hpp"
-#include "iogrid/detail/spin.hpp"
+#include "iogrid/core/errors.hpp"
+#include "iogrid/core/spin.hpp"
 #include "runtime/task_submitter.hpp"
 
 namespace iogrid::runtime {
 
 namespace {
-std::shared_ptr<const detail::ErrorInfo> died(const std::string& actor, const std::string& why) {
-  return std::make_shared<const detail::ErrorInfo>(
-      detail::ErrorInfo{detail::ErrorKind::actor_died, actor, "", "iogrid: actor '" + actor + "' " + why});
+std::shared_ptr<const core::ErrorInfo> died(const std::string& actor, const std::string& why) {
+  return std::make_shared<const core::ErrorInfo>(
+      core::ErrorInfo{core::ErrorKind::actor_died, actor, "", "iogrid: actor '" + actor + "' " + why});
 }
 }  // namespace
 
 // ---- ActorMailbox ----
 
-ActorMailbox::ActorMailbox(std::shared_ptr<ActorRecord> rec, detail::TaskSpec* ctor)
+ActorMailbox::ActorMailbox(std::shared_ptr<ActorRecord> rec, core::TaskSpec* ctor)
     : rec_(std::move(rec)), ctor_(ctor) {}
 
-void ActorMailbox::push(detail::TaskSpec* spec) {
-  std::shared_ptr<const detail::ErrorInfo> dead;
+void ActorMailbox::push(core::TaskSpec* spec) {
+  std::shared_ptr<const core::ErrorInfo> dead;
   bool wake = false;
   {
     std::lock_guard<std::mutex> g(m_);
@@ -35,8 +35,8 @@ void ActorMailbox::push(detail::TaskSpec* spec) {
   if (wake) cv_.notify_one();
 }
 
-void ActorMailbox::kill(std::shared_ptr<const detail::ErrorInfo> why) {
-  std::deque<detail::TaskSpec*> drop;
+void ActorMailbox::kill(std::shared_ptr<const core::ErrorInfo> why) {
+  std::deque<core::TaskSpec*> drop;
   {
     std::lock_guard<std::mutex> g(m_);
     if (!dead_) dead_ = why;
@@ -57,13 +57,13 @@ void ActorMailbox::close_when_drained() {
   cv_.notify_all();
 }
 
-detail::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
+core::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
   {
     std::lock_guard<std::mutex> g(m_);
     if (ctor_pending_ && !dead_) return ctor_;
   }
-  detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_.load(std::memory_order_acquire); },
-           detail::kWorkerSpin);
+  core::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_.load(std::memory_order_acquire); },
+           core::kWorkerSpin);
   std::unique_lock<std::mutex> g(m_);
   parked_ = true;
   cv_.wait(g, [this] { return !q_.empty() || ended_.load(std::memory_order_acquire) || (draining_ && q_.empty()); });
@@ -75,9 +75,9 @@ detail::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
   return s;
 }
 
-void ActorMailbox::finish(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx) {
+void ActorMailbox::finish(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx) {
   if (spec == ctor_) {
-    std::shared_ptr<const detail::ErrorInfo> failed;
+    std::shared_ptr<const core::ErrorInfo> failed;
     {
       std::lock_guard<std::mutex> g(m_);
       ctor_pending_ = false;
@@ -107,7 +107,7 @@ void ActorMailbox::lease_ended(const worker::WorkerContext&) {
   rec_->incarnation_ended(this);  // the record lets go of this mailbox: no reference cycle remains
 }
 
-void ActorMailbox::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
+void ActorMailbox::lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
   if (spec == ctor_) {
     {
       std::lock_guard<std::mutex> g(m_);
@@ -123,13 +123,13 @@ void ActorMailbox::lease_lost(const worker::WorkerContext& ctx, const std::strin
   rec_->worker_lost(this, "lost its worker on node '" + ctx.node_name + "': " + why);
 }
 
-void ActorMailbox::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
+void ActorMailbox::lease_failed(std::shared_ptr<const core::ErrorInfo> error) {
   rec_->incarnation_failed(this, error);
 }
 
 // ---- ActorRecord ----
 
-ActorRecord::ActorRecord(TaskSubmitter& owner, std::unique_ptr<detail::TaskSpec> ctor, ActorOptions opts,
+ActorRecord::ActorRecord(TaskSubmitter& owner, std::unique_ptr<core::TaskSpec> ctor, core::ActorOptions opts,
                          sched::ResourceRequest req)
     : owner_(owner), ctor_(std::move(ctor)), opts_(std::move(opts)), req_(std::move(req)) {}
 
@@ -141,7 +141,7 @@ void ActorRecord::start() {
   // The constructor's ObjectRef arguments must exist before the actor is placed.
   auto self = shared_from_this();
   auto* ctor = ctor_.get();
-  owner_.when_args_ready(ctor, [self](detail::TaskSpec* c) {
+  owner_.when_args_ready(ctor, [self](core::TaskSpec* c) {
     std::lock_guard<std::mutex> g(self->m_);
     if (self->dead_) return;
     if (auto err = TaskSubmitter::failed_arg(*c)) {
@@ -175,7 +175,7 @@ void ActorRecord::drain_waiting_locked() {
   }
 }
 
-void ActorRecord::submit(detail::TaskSpec* spec) {
+void ActorRecord::submit(core::TaskSpec* spec) {
   std::unique_lock<std::mutex> g(m_);
   if (dead_) {
     auto err = dead_;
@@ -184,7 +184,7 @@ void ActorRecord::submit(detail::TaskSpec* spec) {
   }
   // One look at the dependencies decides both whether the call can go now and which ones to wait for: looking
   // twice could miss one that finished in between (its completion would then drain nothing).
-  std::vector<detail::ObjectEntry*> pending;
+  std::vector<core::ObjectEntry*> pending;
   for (const auto& d : spec->deps)
     if (!d->done()) pending.push_back(d.get());
   if (waiting_.empty() && pending.empty() && mailbox_) {
@@ -230,7 +230,7 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
     mailbox_.reset();
   }
   if (old) old->kill(dead_);
-  std::deque<detail::TaskSpec*> drop;
+  std::deque<core::TaskSpec*> drop;
   {
     std::lock_guard<std::mutex> g(m_);
     drop.swap(waiting_);
@@ -238,8 +238,8 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
   for (auto* s : drop) owner_.fail(s, dead_);
 }
 
-void ActorRecord::incarnation_failed(ActorMailbox* mb, std::shared_ptr<const detail::ErrorInfo> why) {
-  std::deque<detail::TaskSpec*> drop;
+void ActorRecord::incarnation_failed(ActorMailbox* mb, std::shared_ptr<const core::ErrorInfo> why) {
+  std::deque<core::TaskSpec*> drop;
   std::shared_ptr<ActorMailbox> old;
   {
     std::lock_guard<std::mutex> g(m_);
@@ -266,9 +266,9 @@ void ActorRecord::handles_dropped() {
   if (mailbox_) mailbox_->close_when_drained();
 }
 
-void ActorRecord::shutdown(std::shared_ptr<const detail::ErrorInfo> why) {
+void ActorRecord::shutdown(std::shared_ptr<const core::ErrorInfo> why) {
   std::shared_ptr<ActorMailbox> old;
-  std::deque<detail::TaskSpec*> drop;
+  std::deque<core::TaskSpec*> drop;
   {
     std::lock_guard<std::mutex> g(m_);
     if (!dead_) dead_ = why;

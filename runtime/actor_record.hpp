@@ -11,7 +11,7 @@
 #include <memory>
 #include <mutex>
 
-#include "iogrid/options.hpp"
+#include "iogrid/core/options.hpp"
 #include "runtime/lease_client.hpp"
 
 namespace iogrid::runtime {
@@ -21,54 +21,54 @@ class ActorRecord;
 
 class ActorMailbox final : public worker::WorkSource, public LeaseClient {
  public:
-  ActorMailbox(std::shared_ptr<ActorRecord> rec, detail::TaskSpec* ctor);
-  void push(detail::TaskSpec* spec);
+  ActorMailbox(std::shared_ptr<ActorRecord> rec, core::TaskSpec* ctor);
+  void push(core::TaskSpec* spec);
   // Ends this incarnation: queued calls fail with `why`; the serving worker stops after its current call.
-  void kill(std::shared_ptr<const detail::ErrorInfo> why);
+  void kill(std::shared_ptr<const core::ErrorInfo> why);
   // Ends after the queued calls have run.
   void close_when_drained();
 
-  detail::TaskSpec* next(const worker::WorkerContext& ctx) override;
+  core::TaskSpec* next(const worker::WorkerContext& ctx) override;
   void* self() override { return instance_; }
-  void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
+  void finish(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
   void lease_ended(const worker::WorkerContext& ctx) override;
-  void lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
+  void lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
   void lease_lost(const worker::WorkerContext& ctx, const std::string& why) override;
 
   void lease_granted() override {}
-  void lease_failed(std::shared_ptr<const detail::ErrorInfo> error) override;
+  void lease_failed(std::shared_ptr<const core::ErrorInfo> error) override;
 
  private:
   std::shared_ptr<ActorRecord> rec_;
-  detail::TaskSpec* ctor_;
+  core::TaskSpec* ctor_;
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<detail::TaskSpec*> q_;
+  std::deque<core::TaskSpec*> q_;
   std::atomic<std::size_t> size_{0};
   bool ctor_pending_ = true;
   bool parked_ = false;
   bool draining_ = false;
-  std::shared_ptr<const detail::ErrorInfo> dead_;
+  std::shared_ptr<const core::ErrorInfo> dead_;
   std::atomic<bool> ended_{false};
   void* instance_ = nullptr;
 };
 
 class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
  public:
-  ActorRecord(TaskSubmitter& owner, std::unique_ptr<detail::TaskSpec> ctor, ActorOptions opts,
+  ActorRecord(TaskSubmitter& owner, std::unique_ptr<core::TaskSpec> ctor, core::ActorOptions opts,
               sched::ResourceRequest req);
   ~ActorRecord();
 
   void start();                                   // first incarnation
-  void submit(detail::TaskSpec* spec);            // an ordered call
+  void submit(core::TaskSpec* spec);            // an ordered call
   void kill(bool no_restart);
   // The incarnation `mb` lost its worker (process or node): restart per max_restarts, or die.
   void worker_lost(ActorMailbox* mb, const std::string& why);
   void handles_dropped();
   // From a mailbox: its incarnation died on its own (constructor failure, infeasible).
-  void incarnation_failed(ActorMailbox* mb, std::shared_ptr<const detail::ErrorInfo> why);
+  void incarnation_failed(ActorMailbox* mb, std::shared_ptr<const core::ErrorInfo> why);
   void incarnation_ended(ActorMailbox* mb);
-  void shutdown(std::shared_ptr<const detail::ErrorInfo> why);
+  void shutdown(std::shared_ptr<const core::ErrorInfo> why);
 
   TaskSubmitter& owner() { return owner_; }
   const std::string& name() const { return ctor_->name; }
@@ -78,14 +78,14 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   void end_incarnation(ActorMailbox* only, bool no_restart, const std::string& why);
   void start_incarnation_locked();
   TaskSubmitter& owner_;
-  std::unique_ptr<detail::TaskSpec> ctor_;
-  ActorOptions opts_;
+  std::unique_ptr<core::TaskSpec> ctor_;
+  core::ActorOptions opts_;
   sched::ResourceRequest req_;
   std::mutex m_;
   std::shared_ptr<ActorMailbox> mailbox_;
-  std::deque<detail::TaskSpec*> waiting_;
+  std::deque<core::TaskSpec*> waiting_;
   int restarts_ = 0;
-  std::shared_ptr<const detail::ErrorInfo> dead_;
+  std::shared_ptr<const core::ErrorInfo> dead_;
   bool handles_gone_ = false;
 };
 

@@ -10,14 +10,14 @@
 #include <unordered_map>
 
 #include "gpu/devices.hpp"
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/head_actor.hpp"
 #include "runtime/job_actor.hpp"
 #include "runtime/messages.hpp"
 #include "runtime/node_actor.hpp"
 #include "runtime/object_store.hpp"
-#include "runtime/node_info.hpp"
+#include "runtime/node_summary.hpp"
 #include "runtime/submitter_core.hpp"
 #include "runtime/task_submitter.hpp"
 #include "worker/work_source.hpp"
@@ -31,7 +31,7 @@ std::int64_t physical_memory_bytes() {
   return pages > 0 && size > 0 ? std::int64_t(pages) * size : std::int64_t(8) << 30;
 }
 
-sched::Node to_node(const NodeOptions& o, std::uint32_t index) {
+sched::Node to_node(const NodeSpec& o, std::uint32_t index) {
   sched::Node n;
   n.index = index;
   n.name = o.name.empty() ? "node-" + std::to_string(index) : o.name;
@@ -41,7 +41,7 @@ sched::Node to_node(const NodeOptions& o, std::uint32_t index) {
   n.total.memory_mib = static_cast<std::int64_t>(mem * 1024);
   for (const auto& [k, v] : o.resources) n.total.custom[k] = sched::to_milli(v);
   for (const auto& g : o.gpus) {
-    if (g.count < 0) throw Error("iogrid: node '" + n.name + "' declares a negative GPU count");
+    if (g.count < 0) throw core::Error("iogrid: node '" + n.name + "' declares a negative GPU count");
     for (int i = 0; i < g.count; ++i) {
       sched::Gpu gpu;
       gpu.model = g.model;
@@ -62,7 +62,7 @@ sched::Node to_node(const NodeOptions& o, std::uint32_t index) {
 
 class EmbeddedRuntime final : public SubmitterCore {
  public:
-  explicit EmbeddedRuntime(const InitOptions& opts) {
+  explicit EmbeddedRuntime(const EmbeddedOptions& opts) {
     cfg_.set("scheduler.max-threads", 2);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
@@ -73,7 +73,7 @@ class EmbeddedRuntime final : public SubmitterCore {
       // verified: the machine is the user's own.
       auto& self = node_opts.emplace_back();
       for (const auto& d : gpu::detect_devices()) {
-        GpuOptions g;
+        GpuSpec g;
         g.model = d.model;
         g.memory_gib = d.memory_gib;
         g.compute_capability = d.compute_capability;
@@ -88,13 +88,12 @@ class EmbeddedRuntime final : public SubmitterCore {
     for (std::uint32_t i = 0; i < node_opts.size(); ++i) {
       auto n = to_node(node_opts[i], i);
       for (std::uint32_t j = 0; j < i; ++j)
-        if (view.nodes[j].name == n.name) throw Error("iogrid: two nodes are named '" + n.name + "'");
+        if (view.nodes[j].name == n.name) throw core::Error("iogrid: two nodes are named '" + n.name + "'");
       auto cap = node_opts[i].object_store_bytes > 0 ? node_opts[i].object_store_bytes : default_store;
       stores_.push_back(std::make_shared<ObjectStore>(n.name, cap, spill_root / n.name));
       view.nodes.push_back(std::move(n));
     }
-    std::unique_ptr<sched::SchedulingPolicy> policy = sched::make_policy("pack");
-    head_ = spawn_head(*sys_, view, std::move(policy));
+    head_ = spawn_head(*sys_, view, "pack");
     std::vector<caf::actor> node_actors;
     for (const auto& n : view.nodes) {
       worker::WorkerContext ctx;
@@ -131,8 +130,8 @@ class EmbeddedRuntime final : public SubmitterCore {
     return ctx ? ctx->node_index : 0;
   }
 
-  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return exports_.export_ref(e); }
-  detail::RefHandle import_ref(std::uint64_t id) override { return exports_.import_ref(id); }
+  std::shared_ptr<void> export_ref(core::ObjectEntry* e) override { return exports_.export_ref(e); }
+  core::RefHandle import_ref(std::uint64_t id) override { return exports_.import_ref(id); }
 
   std::string current_node() const override {
     const auto* ctx = worker::current_context();
@@ -147,7 +146,7 @@ class EmbeddedRuntime final : public SubmitterCore {
         .receive([&](const std::vector<std::string>& v) {
                    if (!v.empty()) out = v.front();
                  },
-                 [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
+                 [&](caf::error& e) { throw core::Error("iogrid: head did not answer: " + sys_->render(e)); });
     return out;
   }
 
@@ -157,22 +156,22 @@ class EmbeddedRuntime final : public SubmitterCore {
     self->request(head_, caf::infinite, admin_atom::value, command, args)
         .receive(
             [&](bool ok, const std::string& body) {
-              if (!ok) throw Error(body);
+              if (!ok) throw core::Error(body);
               out = body;
             },
-            [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
+            [&](caf::error& e) { throw core::Error("iogrid: head did not answer: " + sys_->render(e)); });
     return out;
   }
 
-  std::vector<NodeInfo> describe() override {
+  std::vector<NodeSummary> describe() override {
     caf::scoped_actor self{*sys_};
     sched::ClusterView view;
     self->request(head_, caf::infinite, view_atom::value)
         .receive([&](const sched::ClusterView& v) { view = v; },
-                 [&](caf::error& e) { throw Error("iogrid: head did not answer: " + sys_->render(e)); });
-    std::vector<NodeInfo> out;
+                 [&](caf::error& e) { throw core::Error("iogrid: head did not answer: " + sys_->render(e)); });
+    std::vector<NodeSummary> out;
     for (const auto& n : view.nodes) {
-      auto i = describe_node(n);
+      auto i = summarize(n);
       auto st = stores_[n.index]->stats();
       i.object_store_used_bytes = st.used_bytes;
       i.object_store_capacity_bytes = st.capacity_bytes;
@@ -193,6 +192,6 @@ class EmbeddedRuntime final : public SubmitterCore {
   std::atomic<bool> stopped_{false};
 };
 
-std::unique_ptr<SubmitterCore> start_embedded(const InitOptions& opts) { return std::make_unique<EmbeddedRuntime>(opts); }
+std::unique_ptr<SubmitterCore> start_embedded(const EmbeddedOptions& opts) { return std::make_unique<EmbeddedRuntime>(opts); }
 
 }  // namespace iogrid::runtime

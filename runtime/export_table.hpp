@@ -9,22 +9,22 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "iogrid/detail/object_entry.hpp"
-#include "iogrid/errors.hpp"
+#include "iogrid/core/object_entry.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
 
 namespace iogrid::runtime {
 
 class ExportTable {
  public:
-  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) {
+  std::shared_ptr<void> export_ref(core::ObjectEntry* e) {
     {
       std::lock_guard<std::mutex> g(m_);
       auto& slot = table_[e->id];
       slot.first = e;
       ++slot.second;
     }
-    auto h = detail::RefHandle::share(e);
+    auto h = core::RefHandle::share(e);
     auto id = e->id;
     return std::shared_ptr<void>(e, [this, h = std::move(h), id](void*) mutable {
       {
@@ -35,17 +35,17 @@ class ExportTable {
       h.reset();
     });
   }
-  detail::RefHandle import_ref(std::uint64_t id) {
+  core::RefHandle import_ref(std::uint64_t id) {
     std::lock_guard<std::mutex> g(m_);
     auto it = table_.find(id);
     if (it == table_.end())
-      throw Error("iogrid: object " + std::to_string(id) + " referenced inside a value no longer exists");
-    return detail::RefHandle::share(it->second.first);
+      throw core::Error("iogrid: object " + std::to_string(id) + " referenced inside a value no longer exists");
+    return core::RefHandle::share(it->second.first);
   }
 
  private:
   std::mutex m_;
-  std::unordered_map<std::uint64_t, std::pair<detail::ObjectEntry*, int>> table_;
+  std::unordered_map<std::uint64_t, std::pair<core::ObjectEntry*, int>> table_;
 };
 
 // A random id base for one owner in a cluster-mode process: (nonzero 23-bit tag) << 40.

@@ -1,18 +1,18 @@
-// HeadActor (embedded mode): one per cluster. Wraps a sched::Scheduler: places worker leases with the
-// scheduling policy, queues leases that fit the cluster but not its free capacity right now (the scheduler
-// grants them as capacity returns, by its priority and fair-share rules), fails at once those no node could
-// ever run, and keeps the key-value store used for rendezvous.
+// HeadActor (embedded mode): the head of an embedded cluster, one per process. A thin shell over the head
+// core (runtime/head/head_core.hpp): lease requests, releases and operator commands arrive as actor
+// messages and go to the core; grants go to the node actors, refusals to the lease client that asked.
+// The nodes are the embedded runtime's virtual nodes (alive as long as the process); the one job is the
+// process's driver.
 #pragma once
 
 #include <caf/all.hpp>
-#include <memory>
+#include <string>
 
-#include "scheduler/policy.hpp"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::runtime {
 
-caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, std::unique_ptr<sched::SchedulingPolicy> policy);
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy = "pack");
 // Tells the head which node actor serves node index i (in order).
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "iogrid/detail/object_entry.hpp"
+#include "iogrid/core/object_entry.hpp"
 #include "scheduler/resources.hpp"
 #include "worker/work_source.hpp"
 
@@ -14,7 +14,7 @@ class LeaseClient {
  public:
   virtual ~LeaseClient() = default;
   virtual void lease_granted() = 0;
-  virtual void lease_failed(std::shared_ptr<const detail::ErrorInfo> error) = 0;
+  virtual void lease_failed(std::shared_ptr<const core::ErrorInfo> error) = 0;
 };
 
 // What travels to the head: the request, who asked, and what the granted worker will serve.

@@ -5,12 +5,12 @@
 
 #include <functional>
 
-#include "iogrid/detail/object_entry.hpp"
+#include "iogrid/core/object_entry.hpp"
 
 namespace iogrid::runtime {
 
 // Runs the task again; calls `done` with the new result's entry once it is complete (ready or failed).
-using Recompute = std::function<void(std::function<void(detail::RefHandle)> done)>;
+using Recompute = std::function<void(std::function<void(core::RefHandle)> done)>;
 
 // An object source that can use a recipe (cluster mode's remote objects).
 class LineageAware {

@@ -4,6 +4,7 @@
 
 #include <caf/all.hpp>
 
+#include "runtime/head/head_core.hpp"
 #include "runtime/lease_client.hpp"
 #include "scheduler/resources.hpp"
 #include "worker/worker_actor.hpp"
@@ -20,14 +21,8 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // head -> itself: periodic housekeeping
 using admin_atom = caf::atom_constant<caf::atom("admin")>;        // -> head: (admin, command, args JSON) -> (ok, body or error)
 
-struct HeadStats {
-  std::uint64_t leases_granted = 0;
-  std::uint64_t leases_queued = 0;
-  std::uint64_t leases_infeasible = 0;
-};
-
 }  // namespace iogrid::runtime
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::LeaseRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::sched::ClusterView)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::HeadStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(iogrid::runtime::head::HeadStats)

@@ -4,7 +4,7 @@
 #include <fstream>
 #include <vector>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 
 namespace iogrid::runtime {
 
@@ -27,7 +27,7 @@ std::filesystem::path ObjectStore::spill_path(std::uint64_t id) const {
 void ObjectStore::make_room_locked(std::size_t need, std::uint64_t for_id) {
   if (used_ + std::int64_t(need) <= capacity_) return;
   if (std::int64_t(need) > capacity_)
-    throw ObjectStoreFullError("iogrid: object of " + mib(need) + " does not fit in node '" + node_name_ +
+    throw core::ObjectStoreFullError("iogrid: object of " + mib(need) + " does not fit in node '" + node_name_ +
                                "''s object store (capacity " + mib(capacity_) +
                                "); raise NodeOptions::object_store_bytes or split the object");
   // Candidates: resident, unpinned (only the store holds the buffer), least recently used first.
@@ -42,19 +42,19 @@ void ObjectStore::make_room_locked(std::size_t need, std::uint64_t for_id) {
     std::filesystem::create_directories(spill_dir_, ec);
     std::ofstream f(spill_path(id), std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(r.data->data()), std::streamsize(r.size));
-    if (!f) throw ObjectStoreFullError("iogrid: spilling to " + spill_path(id).string() + " failed (disk full?)");
+    if (!f) throw core::ObjectStoreFullError("iogrid: spilling to " + spill_path(id).string() + " failed (disk full?)");
     r.data.reset();
     used_ -= std::int64_t(r.size);
     spilled_ += std::int64_t(r.size);
     ++spills_;
   }
   if (used_ + std::int64_t(need) > capacity_)
-    throw ObjectStoreFullError("iogrid: node '" + node_name_ + "''s object store is full: " + mib(used_) + " of " +
+    throw core::ObjectStoreFullError("iogrid: node '" + node_name_ + "''s object store is full: " + mib(used_) + " of " +
                                mib(capacity_) + " in use by objects that readers still hold, " + mib(need) +
                                " more needed; drop references to objects you no longer need");
 }
 
-void ObjectStore::put(std::uint64_t id, detail::BufferPtr data) {
+void ObjectStore::put(std::uint64_t id, core::BufferPtr data) {
   std::lock_guard<std::mutex> g(m_);
   auto size = data->size();
   make_room_locked(size, id);
@@ -65,20 +65,20 @@ void ObjectStore::put(std::uint64_t id, detail::BufferPtr data) {
   used_ += std::int64_t(size);
 }
 
-detail::BufferPtr ObjectStore::fetch(std::uint64_t id) {
+core::BufferPtr ObjectStore::fetch(std::uint64_t id) {
   std::lock_guard<std::mutex> g(m_);
   auto it = objects_.find(id);
   if (it == objects_.end())
-    throw Error("iogrid: object " + std::to_string(id) + " is no longer in node '" + node_name_ + "''s store");
+    throw core::Error("iogrid: object " + std::to_string(id) + " is no longer in node '" + node_name_ + "''s store");
   auto& r = it->second;
   r.last_use = ++clock_;
   if (r.data) return r.data;
   // Restore from disk.
   make_room_locked(r.size, id);
-  auto buf = detail::make_buffer(r.size);
+  auto buf = core::make_buffer(r.size);
   std::ifstream f(spill_path(id), std::ios::binary);
   f.read(reinterpret_cast<char*>(buf->data()), std::streamsize(r.size));
-  if (!f) throw Error("iogrid: restoring object " + std::to_string(id) + " from " + spill_path(id).string() + " failed");
+  if (!f) throw core::Error("iogrid: restoring object " + std::to_string(id) + " from " + spill_path(id).string() + " failed");
   f.close();
   std::error_code ec;
   std::filesystem::remove(spill_path(id), ec);
@@ -91,7 +91,7 @@ detail::BufferPtr ObjectStore::fetch(std::uint64_t id) {
 }
 
 void ObjectStore::erase(std::uint64_t id) {
-  detail::BufferPtr drop;  // freed outside the lock
+  core::BufferPtr drop;  // freed outside the lock
   std::lock_guard<std::mutex> g(m_);
   auto it = objects_.find(id);
   if (it == objects_.end()) return;

@@ -11,7 +11,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "iogrid/detail/object_entry.hpp"
+#include "iogrid/core/object_entry.hpp"
 
 namespace iogrid::runtime {
 
@@ -24,20 +24,20 @@ struct StoreStats {
   std::int64_t restores = 0;
 };
 
-class ObjectStore final : public detail::ObjectSource {
+class ObjectStore final : public core::ObjectSource {
  public:
   ObjectStore(std::string node_name, std::int64_t capacity_bytes, std::filesystem::path spill_dir);
   ~ObjectStore() override;
 
-  void put(std::uint64_t id, detail::BufferPtr data);
-  detail::BufferPtr fetch(std::uint64_t id) override;
+  void put(std::uint64_t id, core::BufferPtr data);
+  core::BufferPtr fetch(std::uint64_t id) override;
   void erase(std::uint64_t id) override;
   const std::string& node_name() const override { return node_name_; }
   StoreStats stats() const;
 
  private:
   struct Record {
-    detail::BufferPtr data;  // null while spilled
+    core::BufferPtr data;  // null while spilled
     std::size_t size = 0;
     std::uint64_t last_use = 0;
   };

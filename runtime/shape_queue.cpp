@@ -1,6 +1,6 @@
 #include "runtime/shape_queue.hpp"
 
-#include "iogrid/detail/spin.hpp"
+#include "iogrid/core/spin.hpp"
 #include "runtime/task_submitter.hpp"
 
 namespace iogrid::runtime {
@@ -9,9 +9,9 @@ ShapeQueue::ShapeQueue(TaskSubmitter& owner, std::uint32_t id, sched::ResourceRe
                        std::chrono::milliseconds idle)
     : owner_(owner), id_(id), req_(std::move(req)), idle_(idle) {}
 
-void ShapeQueue::push(detail::TaskSpec* spec) {
+void ShapeQueue::push(core::TaskSpec* spec) {
   bool need_lease = false, wake = false;
-  std::shared_ptr<const detail::ErrorInfo> failed;
+  std::shared_ptr<const core::ErrorInfo> failed;
   {
     std::lock_guard<std::mutex> g(m_);
     if (failed_ || closed_) {
@@ -35,16 +35,16 @@ bool ShapeQueue::claim_lease_request_locked() {
   return true;
 }
 
-detail::TaskSpec* ShapeQueue::pop_locked() {
+core::TaskSpec* ShapeQueue::pop_locked() {
   auto* s = q_.front();
   q_.pop_front();
   size_.store(q_.size(), std::memory_order_release);
   return s;
 }
 
-detail::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
+core::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
   for (;;) {
-    detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || closed_; }, detail::kWorkerSpin);
+    core::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || closed_; }, core::kWorkerSpin);
     std::unique_lock<std::mutex> g(m_);
     if (q_.empty() && !closed_) {
       ++parked_;
@@ -65,22 +65,22 @@ detail::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
   }
 }
 
-void ShapeQueue::finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) {
-  owner_.complete(spec, std::move(outcome), ctx, [self = shared_from_this()](detail::TaskSpec* s) { self->push(s); });
+void ShapeQueue::finish(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) {
+  owner_.complete(spec, std::move(outcome), ctx, [self = shared_from_this()](core::TaskSpec* s) { self->push(s); });
 }
 
-void ShapeQueue::lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
+void ShapeQueue::lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) {
   if (spec->attempt < spec->max_retries && !spec->result->done()) {
     ++spec->attempt;
     return push(spec);
   }
   auto msg = "iogrid: the worker running it was lost on node '" + ctx.node_name + "': " + why;
   if (spec->attempt > 0) msg += " (after " + std::to_string(spec->attempt + 1) + " attempts)";
-  owner_.fail(spec, std::make_shared<const detail::ErrorInfo>(
-                        detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
+  owner_.fail(spec, std::make_shared<const core::ErrorInfo>(
+                        core::ErrorInfo{core::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
 }
 
-void ShapeQueue::requeue(detail::TaskSpec* spec, const worker::WorkerContext&) { push(spec); }
+void ShapeQueue::requeue(core::TaskSpec* spec, const worker::WorkerContext&) { push(spec); }
 
 void ShapeQueue::lease_abandoned(const worker::WorkerContext&) { worker_blocked(); }
 
@@ -111,7 +111,7 @@ void ShapeQueue::lease_granted() {
   if (need_lease) owner_.request_lease(LeaseRequest{req_, shared_from_this(), shared_from_this()});
 }
 
-void ShapeQueue::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
+void ShapeQueue::lease_failed(std::shared_ptr<const core::ErrorInfo> error) {
   {
     std::lock_guard<std::mutex> g(m_);
     --pending_leases_;
@@ -119,8 +119,8 @@ void ShapeQueue::lease_failed(std::shared_ptr<const detail::ErrorInfo> error) {
   fail_all(std::move(error));
 }
 
-void ShapeQueue::fail_all(std::shared_ptr<const detail::ErrorInfo> error) {
-  std::deque<detail::TaskSpec*> drop;
+void ShapeQueue::fail_all(std::shared_ptr<const core::ErrorInfo> error) {
+  std::deque<core::TaskSpec*> drop;
   {
     std::lock_guard<std::mutex> g(m_);
     if (!failed_) failed_ = error;

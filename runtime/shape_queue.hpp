@@ -27,29 +27,29 @@ class ShapeQueue final : public worker::WorkSource,
 
   ShapeQueue(TaskSubmitter& owner, std::uint32_t id, sched::ResourceRequest req, std::chrono::milliseconds idle);
 
-  void push(detail::TaskSpec* spec);
+  void push(core::TaskSpec* spec);
   // Fails everything queued and every later push with `error` (an infeasible request).
-  void fail_all(std::shared_ptr<const detail::ErrorInfo> error);
+  void fail_all(std::shared_ptr<const core::ErrorInfo> error);
   void close();  // shutdown: wakes workers; queued specs are failed by fail_all
 
   // worker::WorkSource
-  detail::TaskSpec* next(const worker::WorkerContext& ctx) override;
-  void finish(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
-  void lost(detail::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
+  core::TaskSpec* next(const worker::WorkerContext& ctx) override;
+  void finish(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx) override;
+  void lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, const std::string& why) override;
   void lease_abandoned(const worker::WorkerContext& ctx) override;
-  void requeue(detail::TaskSpec* spec, const worker::WorkerContext& ctx) override;
+  void requeue(core::TaskSpec* spec, const worker::WorkerContext& ctx) override;
   void worker_blocked() override;
   void worker_unblocked() override;
 
   // LeaseClient
   void lease_granted() override;
-  void lease_failed(std::shared_ptr<const detail::ErrorInfo> error) override;
+  void lease_failed(std::shared_ptr<const core::ErrorInfo> error) override;
 
   const sched::ResourceRequest& request() const { return req_; }
   std::uint32_t id() const { return id_; }
 
  private:
-  detail::TaskSpec* pop_locked();
+  core::TaskSpec* pop_locked();
   // The lease rule (see above): true, counting the request, when queued tasks outnumber active plus requested
   // leases and fewer than kMaxPendingLeases are in flight.
   bool claim_lease_request_locked();
@@ -59,13 +59,13 @@ class ShapeQueue final : public worker::WorkSource,
   const std::chrono::milliseconds idle_;
   std::mutex m_;
   std::condition_variable cv_;
-  std::deque<detail::TaskSpec*> q_;
+  std::deque<core::TaskSpec*> q_;
   std::atomic<std::size_t> size_{0};
   int parked_ = 0;
   int active_leases_ = 0;
   int pending_leases_ = 0;
   std::atomic<bool> closed_{false};
-  std::shared_ptr<const detail::ErrorInfo> failed_;
+  std::shared_ptr<const core::ErrorInfo> failed_;
 };
 
 }  // namespace iogrid::runtime

@@ -10,32 +10,32 @@
 #include <string>
 #include <vector>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/runtime.hpp"
+#include "iogrid/core/core.hpp"
+#include "runtime/node_summary.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/task_submitter.hpp"
 
 namespace iogrid::runtime {
 
-class SubmitterCore : public detail::Core {
+class SubmitterCore : public core::Core {
  public:
-  detail::RefHandle new_entry() override {
-    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+  core::RefHandle new_entry() override {
+    return core::RefHandle::adopt(new core::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
   }
-  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+  void submit(std::unique_ptr<core::TaskSpec> spec, const core::TaskOptions& opts) override {
     submitter_->submit(std::move(spec), opts);
   }
-  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+  core::RefHandle put(core::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
     auto h = new_entry();
     submitter_->store_value(h.get(), std::move(value), std::move(contained), put_node());
-    if (h->state.load() == detail::ObjectState::failed) detail::throw_error(*h->error);
+    if (h->state.load() == core::ObjectState::failed) core::throw_error(*h->error);
     return h;
   }
-  void cancel(detail::ObjectEntry* e) override {
-    e->complete_error(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
-        detail::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
+  void cancel(core::ObjectEntry* e) override {
+    e->complete_error(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{
+        core::ErrorKind::cancelled, "", "", "iogrid: task producing object " + std::to_string(e->id) + " was cancelled"}));
   }
-  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+  std::shared_ptr<void> create_actor(std::unique_ptr<core::TaskSpec> ctor, const core::ActorOptions& opts) override {
     auto rec = submitter_->create_actor(std::move(ctor), opts);
     auto* raw = rec.get();
     return std::shared_ptr<void>(raw, [rec = std::move(rec)](void*) mutable {
@@ -43,7 +43,7 @@ class SubmitterCore : public detail::Core {
       rec.reset();
     });
   }
-  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<core::TaskSpec> spec) override {
     static_cast<ActorRecord*>(actor.get())->submit(spec.release());
   }
   void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override {
@@ -51,10 +51,10 @@ class SubmitterCore : public detail::Core {
   }
 
   // What iogrid::nodes(), kv_put/kv_get and shutdown() ask of the running runtime.
-  virtual std::vector<NodeInfo> describe() = 0;
+  virtual std::vector<NodeSummary> describe() = 0;
   virtual void kv_put(const std::string& key, const std::string& value) = 0;
   virtual std::optional<std::string> kv_get(const std::string& key) = 0;
-  // An operator command to the head (reservations, ledger; runtime/reservations.hpp): the answer's JSON, or
+  // An operator command to the head (reservations, ledger; runtime/head/reservations.hpp): the answer's JSON, or
   // iogrid::Error with the head's reason.
   virtual std::string admin(const std::string& command, const std::string& args_json) = 0;
   virtual void stop() = 0;

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "iogrid/errors.hpp"
-#include "runtime/reservations.hpp"
+#include "iogrid/core/errors.hpp"
+#include "runtime/head/reservations.hpp"
 #include <mutex>
 
 namespace iogrid::runtime {
@@ -19,23 +19,23 @@ const std::string& default_cluster() {
   return copy;
 }
 
-template <class O>
-sched::ResourceRequest common_request(const O& o, double cpus) {
+sched::ResourceRequest common_request(const core::Requirements& o) {
+  const double cpus = o.cpus;
   auto check = [](double v, const char* field) {
     if (!(v >= 0) || !std::isfinite(v))
-      throw Error(std::string("iogrid: option ") + field + " must be a non-negative number, got " + std::to_string(v));
+      throw core::Error(std::string("iogrid: option ") + field + " must be a non-negative number, got " + std::to_string(v));
   };
   check(cpus, "num_cpus");
-  check(o.num_gpus, "num_gpus");
+  check(o.gpus, "num_gpus");
   check(o.memory_gib, "memory_gib");
   check(o.min_gpu_memory_gib, "min_gpu_memory_gib");
-  if (o.num_gpus > 1 && std::abs(o.num_gpus - std::round(o.num_gpus)) > 1e-9)
-    throw Error("iogrid: num_gpus above 1 must be a whole number (got " + std::to_string(o.num_gpus) +
+  if (o.gpus > 1 && std::abs(o.gpus - std::round(o.gpus)) > 1e-9)
+    throw core::Error("iogrid: num_gpus above 1 must be a whole number (got " + std::to_string(o.gpus) +
                 "); fractions are for sharing one GPU");
   sched::ResourceRequest r;
   r.cpus = sched::to_milli(cpus);
   r.memory_mib = static_cast<std::int64_t>(o.memory_gib * 1024);
-  r.gpus = sched::to_milli(o.num_gpus);
+  r.gpus = sched::to_milli(o.gpus);
   r.gpu_models = sched::split_models(o.gpu_model);
   r.min_gpu_memory_mib = static_cast<std::int64_t>(o.min_gpu_memory_gib * 1024);
   r.min_compute_capability = o.min_compute_capability;
@@ -48,43 +48,43 @@ sched::ResourceRequest common_request(const O& o, double cpus) {
   check(o.max_price, "max_price");
   check(o.min_reputation, "min_reputation");
   check(o.min_gpu_tflops, "min_gpu_tflops");
-  if (o.min_reputation > 1) throw Error("iogrid: option min_reputation is between 0 and 1");
+  if (o.min_reputation > 1) throw core::Error("iogrid: option min_reputation is between 0 and 1");
   r.max_price = o.max_price;
   r.min_reputation = o.min_reputation;
   r.min_gpu_tflops = o.min_gpu_tflops;
   r.allow_unverified = o.allow_unverified_gpus;
   r.priority = o.priority;
   const std::string& cluster = o.cluster.empty() ? default_cluster() : o.cluster;
-  if (!cluster.empty()) r.reservation = parse_reservation(cluster);
-  if (o.bundle >= 0 && !r.reservation) throw Error("iogrid: option bundle needs a cluster (option cluster or IOGRID_CLUSTER)");
+  if (!cluster.empty()) r.reservation = head::parse_reservation(cluster);
+  if (o.bundle >= 0 && !r.reservation) throw core::Error("iogrid: option bundle needs a cluster (option cluster or IOGRID_CLUSTER)");
   r.bundle = o.bundle < 0 ? -1 : o.bundle;
   r.preferred_regions = o.preferred_regions;
   if ((!r.gpu_models.empty() || r.min_gpu_memory_mib > 0 || r.min_compute_capability > 0) && r.gpus == 0)
-    throw Error("iogrid: gpu_model / min_gpu_memory_gib / min_compute_capability need num_gpus > 0");
+    throw core::Error("iogrid: gpu_model / min_gpu_memory_gib / min_compute_capability need num_gpus > 0");
   return r;
 }
 }  // namespace
 
 void set_default_cluster(const std::string& id) {
-  if (!id.empty()) (void)parse_reservation(id);  // a malformed id fails at init, not at the first task
+  if (!id.empty()) (void)head::parse_reservation(id);  // a malformed id fails at init, not at the first task
   std::lock_guard<std::mutex> g(g_cluster_mutex);
   g_default_cluster = id;
 }
 
-sched::ResourceRequest to_request(const TaskOptions& o) {
-  if (o.max_retries < 0) throw Error("iogrid: option max_retries must be >= 0");
-  return common_request(o, o.num_cpus);
+sched::ResourceRequest to_request(const core::TaskOptions& o) {
+  if (o.max_retries < 0) throw core::Error("iogrid: option max_retries must be >= 0");
+  return common_request(o.needs);
 }
-sched::ResourceRequest to_request(const ActorOptions& o) { return common_request(o, o.num_cpus); }
+sched::ResourceRequest to_request(const core::ActorOptions& o) { return common_request(o.needs); }
 
 TaskSubmitter::TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle)
     : hooks_(std::move(hooks)), lease_idle_(lease_idle) {}
 
 TaskSubmitter::~TaskSubmitter() { shutdown(); }
 
-std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::stopped_error() {
-  static const auto e = std::make_shared<const detail::ErrorInfo>(
-      detail::ErrorInfo{detail::ErrorKind::runtime_stopped, "", "", "iogrid: the runtime was shut down before this task ran"});
+std::shared_ptr<const core::ErrorInfo> TaskSubmitter::stopped_error() {
+  static const auto e = std::make_shared<const core::ErrorInfo>(
+      core::ErrorInfo{core::ErrorKind::runtime_stopped, "", "", "iogrid: the runtime was shut down before this task ran"});
   return e;
 }
 
@@ -104,17 +104,17 @@ std::shared_ptr<ShapeQueue> TaskSubmitter::shape_for(const sched::ResourceReques
   return q;
 }
 
-std::shared_ptr<const detail::ErrorInfo> TaskSubmitter::failed_arg(const detail::TaskSpec& spec) {
+std::shared_ptr<const core::ErrorInfo> TaskSubmitter::failed_arg(const core::TaskSpec& spec) {
   for (const auto& d : spec.deps)
-    if (d->state.load(std::memory_order_acquire) == detail::ObjectState::failed) return d->error;
+    if (d->state.load(std::memory_order_acquire) == core::ObjectState::failed) return d->error;
   return nullptr;
 }
 
-void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then) {
-  std::vector<detail::ObjectEntry*> waits;
+void TaskSubmitter::when_args_ready(core::TaskSpec* spec, std::function<void(core::TaskSpec*)> then) {
+  std::vector<core::ObjectEntry*> waits;
   for (const auto& d : spec->deps) waits.push_back(d.get());
   if (hooks_.wait_for_contained)
-    for (const auto& t : spec->contained) waits.push_back(static_cast<detail::ObjectEntry*>(t.get()));
+    for (const auto& t : spec->contained) waits.push_back(static_cast<core::ObjectEntry*>(t.get()));
   bool all_done = true;
   for (auto* d : waits)
     if (!d->done()) all_done = false;
@@ -126,7 +126,7 @@ void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(d
   // dependency. Every dependency is registered (on_done runs at once for one that is already done): counting
   // only the pending ones would race with a dependency completing between the count and its registration.
   spec->unresolved.store(static_cast<int>(waits.size()) + 1, std::memory_order_relaxed);
-  auto shared_then = std::make_shared<std::function<void(detail::TaskSpec*)>>(std::move(then));
+  auto shared_then = std::make_shared<std::function<void(core::TaskSpec*)>>(std::move(then));
   for (auto* d : waits)
     d->on_done([spec, shared_then] {
       if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
@@ -134,58 +134,58 @@ void TaskSubmitter::when_args_ready(detail::TaskSpec* spec, std::function<void(d
   if (spec->unresolved.fetch_sub(1, std::memory_order_acq_rel) == 1) (*shared_then)(spec);
 }
 
-void TaskSubmitter::submit(std::unique_ptr<detail::TaskSpec> owned, const TaskOptions& opts) {
+void TaskSubmitter::submit(std::unique_ptr<core::TaskSpec> owned, const core::TaskOptions& opts) {
   auto req = to_request(opts);
   auto queue = shape_for(req);
   owned->shape = queue->id();
   owned->max_retries = opts.max_retries;
   owned->retry_exceptions = opts.retry_exceptions;
   auto* spec = owned.release();
-  when_args_ready(spec, [this, queue](detail::TaskSpec* s) {
+  when_args_ready(spec, [this, queue](core::TaskSpec* s) {
     if (auto err = failed_arg(*s)) return fail(s, err);
     queue->push(s);
   });
 }
 
-std::shared_ptr<ActorRecord> TaskSubmitter::create_actor(std::unique_ptr<detail::TaskSpec> ctor,
-                                                         const ActorOptions& opts) {
-  if (opts.max_restarts < -1) throw Error("iogrid: option max_restarts must be >= -1");
+std::shared_ptr<ActorRecord> TaskSubmitter::create_actor(std::unique_ptr<core::TaskSpec> ctor,
+                                                         const core::ActorOptions& opts) {
+  if (opts.max_restarts < -1) throw core::Error("iogrid: option max_restarts must be >= -1");
   auto req = to_request(opts);
   auto rec = std::make_shared<ActorRecord>(*this, std::move(ctor), opts, std::move(req));
   {
     std::lock_guard<std::mutex> g(m_);
-    if (stopped_) throw RuntimeError("iogrid: the runtime is shutting down");
+    if (stopped_) throw core::RuntimeError("iogrid: the runtime is shutting down");
     actors_.push_back(rec);
   }
   rec->start();
   return rec;
 }
 
-void TaskSubmitter::store_value(detail::ObjectEntry* entry, detail::MutableBufferPtr value,
+void TaskSubmitter::store_value(core::ObjectEntry* entry, core::MutableBufferPtr value,
                                 std::vector<std::shared_ptr<void>> contained, std::uint32_t node) {
   auto size = value->size();
-  if (size <= detail::kMaxInlineValueBytes) {
+  if (size <= core::kMaxInlineValueBytes) {
     entry->complete_value(std::move(value), nullptr, size, std::move(contained));
     return;
   }
   auto store = hooks_.store_of(node);
   try {
     store->put(entry->id, value);
-  } catch (const Error& e) {
-    entry->complete_error(std::make_shared<const detail::ErrorInfo>(
-        detail::ErrorInfo{detail::ErrorKind::store_full, "", store->node_name(), e.what()}));
+  } catch (const core::Error& e) {
+    entry->complete_error(std::make_shared<const core::ErrorInfo>(
+        core::ErrorInfo{core::ErrorKind::store_full, "", store->node_name(), e.what()}));
     return;
   }
   if (!entry->complete_value(nullptr, store, size, std::move(contained))) store->erase(entry->id);
 }
 
-void TaskSubmitter::fail(detail::TaskSpec* spec, std::shared_ptr<const detail::ErrorInfo> error) {
+void TaskSubmitter::fail(core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> error) {
   spec->result->complete_error(std::move(error));
   delete spec;
 }
 
-void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx,
-                             const std::function<void(detail::TaskSpec*)>& retry) {
+void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx,
+                             const std::function<void(core::TaskSpec*)>& retry) {
   auto* entry = spec->result.get();
   if (out.failed) {
     if (spec->retry_exceptions && spec->attempt < spec->max_retries && !entry->done() && retry) {
@@ -195,12 +195,12 @@ void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, cons
     }
     auto msg = out.error;
     if (spec->attempt > 0) msg += " (after " + std::to_string(spec->attempt + 1) + " attempts)";
-    fail(spec, std::make_shared<const detail::ErrorInfo>(
-                   detail::ErrorInfo{detail::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
+    fail(spec, std::make_shared<const core::ErrorInfo>(
+                   core::ErrorInfo{core::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
     return;
   }
   if (!entry->done() && out.location) {
-    if (auto* la = dynamic_cast<LineageAware*>(out.location.get()); la && spec->kind == detail::TaskKind::normal && retry && hooks_.new_entry)
+    if (auto* la = dynamic_cast<LineageAware*>(out.location.get()); la && spec->kind == core::TaskKind::normal && retry && hooks_.new_entry)
       la->set_lineage(recipe(*spec, retry));
     entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
   }
@@ -208,11 +208,11 @@ void TaskSubmitter::complete(detail::TaskSpec* spec, worker::Outcome&& out, cons
   delete spec;
 }
 
-Recompute TaskSubmitter::recipe(const detail::TaskSpec& spec, std::function<void(detail::TaskSpec*)> push) {
+Recompute TaskSubmitter::recipe(const core::TaskSpec& spec, std::function<void(core::TaskSpec*)> push) {
   struct Recipe {
-    const detail::FunctionInfo* fn;
+    const core::FunctionInfo* fn;
     std::string name, args;
-    std::vector<detail::RefHandle> deps;
+    std::vector<core::RefHandle> deps;
     std::vector<std::shared_ptr<void>> contained;
     std::uint32_t shape;
     int max_retries;
@@ -222,24 +222,24 @@ Recompute TaskSubmitter::recipe(const detail::TaskSpec& spec, std::function<void
   r->fn = spec.fn;
   r->name = spec.name;
   r->args = spec.args;
-  for (const auto& d : spec.deps) r->deps.push_back(detail::RefHandle::share(d.get()));
+  for (const auto& d : spec.deps) r->deps.push_back(core::RefHandle::share(d.get()));
   r->contained = spec.contained;
   r->shape = spec.shape;
   r->max_retries = spec.max_retries;
   r->retry_exceptions = spec.retry_exceptions;
-  return [this, r, push = std::move(push)](std::function<void(detail::RefHandle)> done) {
-    auto s = new detail::TaskSpec();
-    s->kind = detail::TaskKind::normal;
+  return [this, r, push = std::move(push)](std::function<void(core::RefHandle)> done) {
+    auto s = new core::TaskSpec();
+    s->kind = core::TaskKind::normal;
     s->fn = r->fn;
     s->name = r->name;
     s->args = r->args;
-    for (const auto& d : r->deps) s->deps.push_back(detail::RefHandle::share(d.get()));
+    for (const auto& d : r->deps) s->deps.push_back(core::RefHandle::share(d.get()));
     s->contained = r->contained;
     s->shape = r->shape;
     s->max_retries = r->max_retries;
     s->retry_exceptions = r->retry_exceptions;
     s->result = hooks_.new_entry();
-    auto result = detail::RefHandle::share(s->result.get());
+    auto result = core::RefHandle::share(s->result.get());
     auto* raw = result.get();
     raw->on_done([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
     if (stopped()) return fail(s, stopped_error());

@@ -13,9 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/detail/task_spec.hpp"
-#include "iogrid/options.hpp"
+#include "iogrid/core/core.hpp"
+#include "iogrid/core/task_spec.hpp"
+#include "iogrid/core/options.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/lease_client.hpp"
 #include "runtime/lineage.hpp"
@@ -25,45 +25,45 @@
 namespace iogrid::runtime {
 
 // Converts and checks a user's options; throws iogrid::Error naming the bad field.
-sched::ResourceRequest to_request(const TaskOptions& o);
+sched::ResourceRequest to_request(const core::TaskOptions& o);
 // The reservation ("c-7") tasks and actors run in when their options name none; empty: anywhere.
 void set_default_cluster(const std::string& id);
-sched::ResourceRequest to_request(const ActorOptions& o);
+sched::ResourceRequest to_request(const core::ActorOptions& o);
 
 class TaskSubmitter {
  public:
   struct Hooks {
     std::function<void(LeaseRequest)> request_lease;
     std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
-    std::function<detail::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
+    std::function<core::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
     bool wait_for_contained = false;  // cluster mode: refs inside arguments must be done before a task is sent
   };
   TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle);
   ~TaskSubmitter();
 
-  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts);
-  std::shared_ptr<ActorRecord> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts);
+  void submit(std::unique_ptr<core::TaskSpec> spec, const core::TaskOptions& opts);
+  std::shared_ptr<ActorRecord> create_actor(std::unique_ptr<core::TaskSpec> ctor, const core::ActorOptions& opts);
 
   // Runs `then(spec)` once every argument entry of `spec` is done (now, or in the completing thread).
-  void when_args_ready(detail::TaskSpec* spec, std::function<void(detail::TaskSpec*)> then);
+  void when_args_ready(core::TaskSpec* spec, std::function<void(core::TaskSpec*)> then);
   // The error of the first failed argument, if any.
-  static std::shared_ptr<const detail::ErrorInfo> failed_arg(const detail::TaskSpec& spec);
+  static std::shared_ptr<const core::ErrorInfo> failed_arg(const core::TaskSpec& spec);
 
   // Stores a task's outcome (or retries it) and frees the spec. `retry` re-queues it.
-  void complete(detail::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx,
-                const std::function<void(detail::TaskSpec*)>& retry);
-  void fail(detail::TaskSpec* spec, std::shared_ptr<const detail::ErrorInfo> error);
+  void complete(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx,
+                const std::function<void(core::TaskSpec*)>& retry);
+  void fail(core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> error);
   // Stores a value produced on `node` into `entry` (inline or in that node's store).
-  void store_value(detail::ObjectEntry* entry, detail::MutableBufferPtr value,
+  void store_value(core::ObjectEntry* entry, core::MutableBufferPtr value,
                    std::vector<std::shared_ptr<void>> contained, std::uint32_t node);
 
   void request_lease(LeaseRequest req) { hooks_.request_lease(std::move(req)); }
   // The recipe that re-runs `spec` through `push` (its queue), for a result that may be lost with its node.
-  Recompute recipe(const detail::TaskSpec& spec, std::function<void(detail::TaskSpec*)> push);
+  Recompute recipe(const core::TaskSpec& spec, std::function<void(core::TaskSpec*)> push);
   void shutdown();
   bool stopped() const;
 
-  static std::shared_ptr<const detail::ErrorInfo> stopped_error();
+  static std::shared_ptr<const core::ErrorInfo> stopped_error();
 
  private:
   std::shared_ptr<ShapeQueue> shape_for(const sched::ResourceRequest& req);

@@ -5,17 +5,16 @@
 
 namespace iogrid::worker {
 
-Outcome execute(detail::TaskSpec& spec, void* self) {
+Outcome execute(core::TaskSpec& spec, void* self) {
   Outcome out;
   try {
-    detail::ArgReader in(spec);
     switch (spec.kind) {
-      case detail::TaskKind::actor_create:
-        out.instance = spec.fn->construct(in);
+      case core::TaskKind::actor_create:
+        out.instance = spec.fn->construct(spec);
         break;
-      case detail::TaskKind::actor_call:
-      case detail::TaskKind::normal:
-        out.value = spec.fn->call(*spec.fn, self, in, &out.contained);
+      case core::TaskKind::actor_call:
+      case core::TaskKind::normal:
+        out.value = spec.fn->call(*spec.fn, self, spec, &out.contained);
         break;
     }
   } catch (const std::exception& e) {

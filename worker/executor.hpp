@@ -7,6 +7,6 @@
 
 namespace iogrid::worker {
 
-Outcome execute(detail::TaskSpec& spec, void* self);
+Outcome execute(core::TaskSpec& spec, void* self);
 
 }  // namespace iogrid::worker

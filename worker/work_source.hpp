@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "iogrid/detail/task_spec.hpp"
+#include "iogrid/core/task_spec.hpp"
 
 namespace iogrid::worker {
 
@@ -24,12 +24,12 @@ struct WorkerContext {
 
 // What running one spec produced.
 struct Outcome {
-  detail::MutableBufferPtr value;                 // the serialised result (normal tasks, actor calls)
+  core::MutableBufferPtr value;                 // the serialised result (normal tasks, actor calls)
   std::vector<std::shared_ptr<void>> contained;   // ObjectRefs inside the result
   void* instance = nullptr;                       // actor construction: the new instance
-  std::shared_ptr<detail::ObjectSource> location; // cluster mode: a large value left where it was made
+  std::shared_ptr<core::ObjectSource> location; // cluster mode: a large value left where it was made
   std::size_t location_size = 0;
-  std::shared_ptr<detail::ObjectSource> lost_dep;  // cluster mode: the argument the worker could not pull
+  std::shared_ptr<core::ObjectSource> lost_dep;  // cluster mode: the argument the worker could not pull
   bool failed = false;
   std::string error;                              // the exception's message when failed
 };
@@ -37,12 +37,12 @@ struct Outcome {
 class WorkSource {
  public:
   virtual ~WorkSource() = default;
-  virtual detail::TaskSpec* next(const WorkerContext& ctx) = 0;
+  virtual core::TaskSpec* next(const WorkerContext& ctx) = 0;
   virtual void* self() { return nullptr; }
-  virtual void finish(detail::TaskSpec* spec, Outcome&& outcome, const WorkerContext& ctx) = 0;
+  virtual void finish(core::TaskSpec* spec, Outcome&& outcome, const WorkerContext& ctx) = 0;
   virtual void lease_ended(const WorkerContext& /*ctx*/) {}
   // Cluster mode: the worker (process or node) holding `spec` is gone. The default fails the spec.
-  virtual void lost(detail::TaskSpec* spec, const WorkerContext& ctx, const std::string& why) {
+  virtual void lost(core::TaskSpec* spec, const WorkerContext& ctx, const std::string& why) {
     Outcome o;
     o.failed = true;
     o.error = why;
@@ -51,7 +51,7 @@ class WorkSource {
   // Cluster mode: the lease's worker was lost (called once, at once, possibly while next() is waiting).
   virtual void lease_lost(const WorkerContext& /*ctx*/, const std::string& /*why*/) {}
   // Cluster mode: `spec` could not be sent (an argument is being rebuilt); run it later. The default fails it.
-  virtual void requeue(detail::TaskSpec* spec, const WorkerContext& ctx) {
+  virtual void requeue(core::TaskSpec* spec, const WorkerContext& ctx) {
     lost(spec, ctx, "an argument was lost with its node");
   }
   // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost).

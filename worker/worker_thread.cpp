@@ -47,7 +47,7 @@ void WorkerThread::unblocked() {
 
 void WorkerThread::loop() {
   t_context = &ctx_;
-  detail::set_blocking_observer(this);
+  core::set_blocking_observer(this);
   for (;;) {
     std::shared_ptr<WorkSource> src;
     std::function<void()> on_end;

@@ -9,11 +9,12 @@
 #include <mutex>
 #include <thread>
 
+#include "iogrid/core/wait.hpp"
 #include "worker/work_source.hpp"
 
 namespace iogrid::worker {
 
-class WorkerThread final : public detail::BlockingObserver {
+class WorkerThread final : public core::BlockingObserver {
  public:
   struct Hooks {
     std::function<void()> on_end;        // the lease ran dry

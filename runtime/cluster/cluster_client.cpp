@@ -17,13 +17,13 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/cluster/remote_lease.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/cluster/store_server.hpp"
-#include "runtime/node_info.hpp"
+#include "runtime/node_summary.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/submitter_core.hpp"
@@ -66,16 +66,16 @@ auto with_root(const std::string& bytes, Fn fn) {
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("iogrid: cannot read " + path);
+  if (!in) throw core::Error("iogrid: cannot read " + path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-std::vector<NodeInfo> nodes_of(proto::StatusReply::Reader r) {
-  std::vector<NodeInfo> out;
+std::vector<NodeSummary> nodes_of(proto::StatusReply::Reader r) {
+  std::vector<NodeSummary> out;
   for (auto ns : r.getNodes()) {
-    auto i = describe_node(proto::read(ns.getInfo()));
+    auto i = summarize(proto::read(ns.getInfo()));
     i.object_store_used_bytes = ns.getStoreUsedBytes();
     i.object_store_capacity_bytes = ns.getStoreCapacityBytes();
     i.spilled_bytes = ns.getSpilledBytes();
@@ -119,7 +119,7 @@ class DriverService final : public transport::Service {
   }
 
   void kv_put(Endpoint& ep, const std::string& key, const std::string& value) {
-    if (!head_) throw RuntimeError("iogrid: not connected to the head");
+    if (!head_) throw core::RuntimeError("iogrid: not connected to the head");
     capnp::MallocMessageBuilder msg;
     auto r = msg.initRoot<proto::Envelope>().initKvPut();
     r.setKey(key);
@@ -129,7 +129,7 @@ class DriverService final : public transport::Service {
 
   void kv_get(Endpoint& ep, const std::string& key, std::shared_ptr<std::promise<std::optional<std::string>>> p) {
     if (!head_) {
-      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: not connected to the head")));
       return;
     }
     auto id = ++kv_counter_;
@@ -143,7 +143,7 @@ class DriverService final : public transport::Service {
 
   void admin(Endpoint& ep, const std::string& command, const std::string& args, std::shared_ptr<std::promise<std::string>> p) {
     if (!head_) {
-      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: not connected to the head")));
       return;
     }
     auto id = ++kv_counter_;
@@ -158,7 +158,7 @@ class DriverService final : public transport::Service {
 
   void ask_status(Endpoint& ep, std::shared_ptr<std::promise<std::string>> p) {
     if (!head_) {
-      p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: not connected to the head")));
+      p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: not connected to the head")));
       return;
     }
     status_waiters_.push_back(std::move(p));
@@ -206,7 +206,7 @@ class DriverService final : public transport::Service {
       owner_port_ = ep.listen(0, "0.0.0.0");
       head_ = ep.connect(head_host_, head_port_, role_);
     } catch (const std::exception& e) {
-      joined_.set_exception(std::make_exception_ptr(RuntimeError(e.what())));
+      joined_.set_exception(std::make_exception_ptr(core::RuntimeError(e.what())));
       join_done_ = true;
     }
   }
@@ -276,8 +276,8 @@ class DriverService final : public transport::Service {
           }
           auto client = it->second.req.client;
           wanted_.erase(it);
-          client->lease_failed(std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
-              f.getInfeasible() ? detail::ErrorKind::infeasible : detail::ErrorKind::task_failed, "", "",
+          client->lease_failed(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{
+              f.getInfeasible() ? core::ErrorKind::infeasible : core::ErrorKind::task_failed, "", "",
               f.getRetry() ? "iogrid: no worker process could be started for this job (" + std::string(f.getReason()) +
                                  "; " + std::to_string(kLeaseRestarts) + " attempts); see the node's log"
                            : std::string(f.getReason())}));
@@ -312,7 +312,7 @@ class DriverService final : public transport::Service {
           auto it = admin_waiters_.find(v.getRequestId());
           if (it == admin_waiters_.end()) return;
           if (v.getOk()) it->second->set_value(std::string(v.getBody()));
-          else it->second->set_exception(std::make_exception_ptr(Error(std::string(v.getError()))));
+          else it->second->set_exception(std::make_exception_ptr(core::Error(std::string(v.getError()))));
           admin_waiters_.erase(it);
           return;
         }
@@ -369,7 +369,7 @@ class DriverService final : public transport::Service {
       head_ = 0;
       if (!join_done_) {
         join_done_ = true;
-        joined_.set_exception(std::make_exception_ptr(RuntimeError(
+        joined_.set_exception(std::make_exception_ptr(core::RuntimeError(
             "iogrid: the head at " + head_host_ + ":" + std::to_string(head_port_) + " " +
             (why.rfind("refused", 0) == 0 ? why : "closed the connection (" + why + ")"))));
         return;
@@ -379,11 +379,11 @@ class DriverService final : public transport::Service {
       spdlog::warn("lost the connection to the head ({}); reconnecting for up to {} s", why, kHeadReconnect.count());
       reconnect_deadline_ = std::chrono::steady_clock::now() + kHeadReconnect;
       next_try_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-      for (auto& [id, p] : kv_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      for (auto& [id, p] : kv_waiters_) p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: lost the connection to the head")));
       kv_waiters_.clear();
-      for (auto& [id, p] : admin_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      for (auto& [id, p] : admin_waiters_) p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: lost the connection to the head")));
       admin_waiters_.clear();
-      for (auto& p : status_waiters_) p->set_exception(std::make_exception_ptr(RuntimeError("iogrid: lost the connection to the head")));
+      for (auto& p : status_waiters_) p->set_exception(std::make_exception_ptr(core::RuntimeError("iogrid: lost the connection to the head")));
       status_waiters_.clear();
       return;
     }
@@ -434,9 +434,9 @@ class DriverService final : public transport::Service {
   static constexpr std::chrono::seconds kHeadReconnect{60};
   static constexpr std::size_t kWindow = 64;
   static constexpr int kLeaseRestarts = 3;
-  std::shared_ptr<const detail::ErrorInfo> lost_head_error() const {
-    return std::make_shared<const detail::ErrorInfo>(detail::ErrorInfo{
-        detail::ErrorKind::runtime_stopped, "", "", "iogrid: lost the connection to the head; the job cannot place work"});
+  std::shared_ptr<const core::ErrorInfo> lost_head_error() const {
+    return std::make_shared<const core::ErrorInfo>(core::ErrorInfo{
+        core::ErrorKind::runtime_stopped, "", "", "iogrid: lost the connection to the head; the job cannot place work"});
   }
 
   std::string head_host_;
@@ -466,13 +466,13 @@ class DriverService final : public transport::Service {
 std::string self_exe() {
   std::error_code ec;
   auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw RuntimeError("iogrid: cannot find this program's executable (/proc/self/exe)");
+  if (ec) throw core::RuntimeError("iogrid: cannot find this program's executable (/proc/self/exe)");
   return p.string();
 }
 
 class ClusterClient final : public SubmitterCore {
  public:
-  ClusterClient(const InitOptions& init, ClientOptions opts) {
+  explicit ClusterClient(ClientOptions opts) {
     cfg_.load<caf::io::middleman>();
     cfg_.set("scheduler.max-threads", 2);
     cfg_.set("logger.verbosity", caf::atom("quiet"));
@@ -490,7 +490,7 @@ class ClusterClient final : public SubmitterCore {
     store_ = std::make_shared<ObjectStore>("driver", physical_store_bytes(),
                                            std::filesystem::temp_directory_path() / ("iogrid-spill-" + std::to_string(getpid())));
     data_server_ = serve_store(opts.token, store_, false, tls);  // freed by the driver's own references
-    svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const detail::ObjectEntry& e) -> std::optional<Location> {
+    svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const core::ObjectEntry& e) -> std::optional<Location> {
       if (auto* r = dynamic_cast<RemoteObject*>(e.store.get())) return r->location();
       if (!e.store) return std::nullopt;
       return Location{svc->observed_host(), port, e.id, e.size, 0xffffffffu};
@@ -503,7 +503,7 @@ class ClusterClient final : public SubmitterCore {
     ep_ = transport::spawn_endpoint(*sys_, svc_, ec);
     if (joined.wait_for(opts.connect_timeout) != std::future_status::ready) {
       teardown();
-      throw RuntimeError("iogrid: no answer from the head at " + opts.address + " within " +
+      throw core::RuntimeError("iogrid: no answer from the head at " + opts.address + " within " +
                          std::to_string(opts.connect_timeout.count()) + " ms");
     }
     try {
@@ -540,12 +540,12 @@ class ClusterClient final : public SubmitterCore {
     return h.empty() ? "127.0.0.1" : h;
   }
 
-  std::vector<NodeInfo> describe() override {
+  std::vector<NodeSummary> describe() override {
     auto p = std::make_shared<std::promise<std::string>>();
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p](Endpoint& ep) { svc->ask_status(ep, p); });
     if (f.wait_for(std::chrono::seconds(10)) != std::future_status::ready)
-      throw RuntimeError("iogrid: the head did not answer a status request within 10 s");
+      throw core::RuntimeError("iogrid: the head did not answer a status request within 10 s");
     return with_root<proto::StatusReply>(f.get(), [](proto::StatusReply::Reader r) { return nodes_of(r); });
   }
 
@@ -568,7 +568,7 @@ class ClusterClient final : public SubmitterCore {
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p, key](Endpoint& ep) { svc->kv_get(ep, key, p); });
     if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
-      throw RuntimeError("iogrid: the head did not answer a key-value request within 30 s");
+      throw core::RuntimeError("iogrid: the head did not answer a key-value request within 30 s");
     return f.get();
   }
 
@@ -577,13 +577,13 @@ class ClusterClient final : public SubmitterCore {
     auto f = p->get_future();
     transport::post(ep_, [svc = svc_, p, command, args](Endpoint& ep) { svc->admin(ep, command, args, p); });
     if (f.wait_for(std::chrono::seconds(30)) != std::future_status::ready)
-      throw RuntimeError("iogrid: the head did not answer within 30 s");
+      throw core::RuntimeError("iogrid: the head did not answer within 30 s");
     return f.get();
   }
 
-  // ---- detail::Core (the rest comes from SubmitterCore) ----
-  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return process_export_table().export_ref(e); }
-  detail::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
+  // ---- core::Core (the rest comes from SubmitterCore) ----
+  std::shared_ptr<void> export_ref(core::ObjectEntry* e) override { return process_export_table().export_ref(e); }
+  core::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
   std::string current_node() const override { return "driver"; }
 
  private:
@@ -634,12 +634,12 @@ class QueryService final : public transport::Service {
   void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
     if (finished_) return;
     if (msg.which() == proto::Envelope::Which::REJECT)
-      return finish_error(std::make_exception_ptr(Error("iogrid: " + std::string(msg.getReject().getReason()))));
+      return finish_error(std::make_exception_ptr(core::Error("iogrid: " + std::string(msg.getReject().getReason()))));
     finished_ = true;
     done_.set_value(copy_flat(msg));
   }
   void on_closed(Endpoint&, Peer&, const std::string& why) override {
-    finish_error(std::make_exception_ptr(Error("iogrid: the head at " + host_ + ":" + std::to_string(port_) + " " +
+    finish_error(std::make_exception_ptr(core::Error("iogrid: the head at " + host_ + ":" + std::to_string(port_) + " " +
                                                (why.rfind("refused", 0) == 0 ? why : "closed the connection (" + why + ")"))));
   }
 
@@ -676,7 +676,7 @@ std::string query_head(const std::string& address, const std::string& token, std
   std::string out;
   std::exception_ptr err;
   if (result.wait_for(timeout) != std::future_status::ready) {
-    err = std::make_exception_ptr(Error("iogrid: no answer from the head at " + address + " within " +
+    err = std::make_exception_ptr(core::Error("iogrid: no answer from the head at " + address + " within " +
                                         std::to_string(timeout.count()) + " s"));
   } else {
     try {
@@ -693,8 +693,8 @@ std::string query_head(const std::string& address, const std::string& token, std
 
 }  // namespace
 
-std::unique_ptr<SubmitterCore> connect_cluster(const InitOptions& init, ClientOptions opts) {
-  return std::make_unique<ClusterClient>(init, std::move(opts));
+std::unique_ptr<SubmitterCore> connect_cluster(ClientOptions opts) {
+  return std::make_unique<ClusterClient>(std::move(opts));
 }
 
 std::string cluster_status_json(const std::string& address, const std::string& token) {
@@ -704,7 +704,7 @@ std::string cluster_status_json(const std::string& address, const std::string& t
     ep.send(c, msg);
   });
   return with_root<proto::Envelope>(bytes, [](proto::Envelope::Reader env) {
-    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw core::Error("iogrid: unexpected answer from the head");
     return status_json(env.getStatusReply()).dump();
   });
 }
@@ -720,9 +720,9 @@ std::string admin(const std::string& address, const std::string& token, const st
     ep.send(c, msg);
   }, timeout);
   return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
-    if (env.which() != proto::Envelope::Which::ADMIN_REPLY) throw Error("iogrid: unexpected answer from the head");
+    if (env.which() != proto::Envelope::Which::ADMIN_REPLY) throw core::Error("iogrid: unexpected answer from the head");
     auto r = env.getAdminReply();
-    if (!r.getOk()) throw Error(std::string(r.getError()));
+    if (!r.getOk()) throw core::Error(std::string(r.getError()));
     return std::string(r.getBody());
   });
 }
@@ -734,9 +734,9 @@ std::string job_logs(const std::string& address, const std::string& token, const
     ep.send(c, msg);
   });
   return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
-    if (env.which() != proto::Envelope::Which::JOB_LOGS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    if (env.which() != proto::Envelope::Which::JOB_LOGS_REPLY) throw core::Error("iogrid: unexpected answer from the head");
     auto r = env.getJobLogsReply();
-    if (!r.getFound()) throw Error("iogrid: the head knows no job " + job_id + " (see iogrid job list)");
+    if (!r.getFound()) throw core::Error("iogrid: the head knows no job " + job_id + " (see iogrid job list)");
     auto t = r.getText();
     return std::string(reinterpret_cast<const char*>(t.begin()), t.size());
   });
@@ -787,7 +787,7 @@ int submit_job(const std::string& address, const std::string& token, const std::
   auto [host, port] = transport::parse_address(address);
   auto submission = transport::to_hex(transport::random_bytes(8));
   int fds[2];
-  if (::pipe(fds) != 0) throw Error("iogrid: cannot create a pipe for the driver's output");
+  if (::pipe(fds) != 0) throw core::Error("iogrid: cannot create a pipe for the driver's output");
   pid_t pid = ::fork();
   if (pid == 0) {
     ::dup2(fds[1], 1);
@@ -842,7 +842,7 @@ std::string stop_job(const std::string& address, const std::string& token, const
     ep.send(c, msg);
   });
   return with_root<proto::Envelope>(bytes, [&](proto::Envelope::Reader env) {
-    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw Error("iogrid: unexpected answer from the head");
+    if (env.which() != proto::Envelope::Which::STATUS_REPLY) throw core::Error("iogrid: unexpected answer from the head");
     return "stopped " + job_id;
   });
 }

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "runtime/submitter_core.hpp"
-#include "iogrid/runtime.hpp"
 #include "runtime/transport/frame.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -22,7 +21,7 @@ struct ClientOptions {
   std::string parent_job;      // set in a worker process: it owns nested tasks of this job
 };
 
-std::unique_ptr<SubmitterCore> connect_cluster(const InitOptions& init, ClientOptions opts);
+std::unique_ptr<SubmitterCore> connect_cluster(ClientOptions opts);
 
 // One status snapshot from a head, for the CLI (`iogrid status`): the raw reply as JSON.
 std::string cluster_status_json(const std::string& address, const std::string& token);
@@ -31,7 +30,7 @@ std::string job_logs(const std::string& address, const std::string& token, const
 // Runs `program` as a job's driver with its output streamed here and forwarded to the head; returns its exit code.
 int submit_job(const std::string& address, const std::string& token, const std::string& token_file,
                std::vector<std::string> program);
-// An operator command (runtime/reservations.hpp) for the CLI: the answer's JSON, or iogrid::Error.
+// An operator command (runtime/head/reservations.hpp) for the CLI: the answer's JSON, or iogrid::Error.
 std::string admin(const std::string& address, const std::string& token, const std::string& command,
                   const std::string& args, std::chrono::seconds timeout = std::chrono::seconds(10));
 // Asks the head to stop a job; returns the head's answer (or throws iogrid::Error).

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/cluster/status_json.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -99,11 +99,11 @@ Dashboard::Dashboard(std::uint16_t port, const std::string& bind, std::function<
   impl_->snapshot = std::move(snapshot);
   boost::system::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(bind, ec), port);
-  if (ec) throw Error("iogrid: --dashboard-bind '" + bind + "' is not an IP address");
+  if (ec) throw core::Error("iogrid: --dashboard-bind '" + bind + "' is not an IP address");
   impl_->acceptor.open(ep.protocol());
   impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   impl_->acceptor.bind(ep, ec);
-  if (ec) throw Error("iogrid: cannot serve the dashboard on " + bind + ":" + std::to_string(port) + ": " + ec.message());
+  if (ec) throw core::Error("iogrid: cannot serve the dashboard on " + bind + ":" + std::to_string(port) + ": " + ec.message());
   impl_->acceptor.listen();
   impl_->thread = std::thread([impl = impl_.get()] {
     for (;;) {

@@ -1,17 +1,8 @@
-// HeadService: the head of a cluster (the HeadActor of the design, as a network service). It owns the node
-// table (a sched::ClusterView), the job table, the executables uploaded by drivers (content-addressed), the
-// key-value store and lease placement.
-// Rules:
-// - A node joins with its resources and is placed into the view under a fresh index (a restarted node is a
-//   new node); it is dead after `node_timeout` without a heartbeat, or as soon as its connection drops.
-//   Owners are told (NodeDead) so their leases there are re-placed.
-// - An owner asks for leases of a resource shape; the head places each with the policy and tells the chosen
-//   node to start a worker of the job for the owner; the node hands the resources back when the lease ends.
-//   A request no node can ever satisfy fails at once, naming the closest node.
-// - A job ends when its driver says so or its connection drops: every node stops the job's workers.
-// - With a state directory, nodes, jobs, the key-value store and id counters are written through to SQLite;
-//   a restarted head reloads them, takes nodes back under their old identity (with the leases they still
-//   run) and lets running jobs' drivers resume.
+// HeadService: the head of a cluster as a network service (`iogrid head`). A thin shell over the head core
+// (runtime/head/head_core.hpp), which holds every rule of the head: this file decodes the Cap'n Proto
+// envelopes that arrive on the endpoint, calls the core, and encodes what the core asks to send. Nodes are
+// known to the core by index (the connection that registered them), owners (drivers, workers with nested
+// tasks) by their connection id; a node whose connection drops is dead, an owner whose connection drops is gone.
 #pragma once
 
 #include <chrono>

@@ -26,7 +26,7 @@
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 
 extern char** environ;
 
@@ -403,13 +403,13 @@ class NodeService final : public transport::Service {
     reply.setRequestId(r.getRequestId());
     try {
       if (path.find("..") != std::string::npos || path.rfind(object_file_prefix(), 0) != 0)
-        throw Error("refusing to read " + path + " (not a worker object file)");
+        throw core::Error("refusing to read " + path + " (not a worker object file)");
       auto size = r.getSize();
-      auto buf = detail::make_buffer(size);
+      auto buf = core::make_buffer(size);
       {
         std::ifstream in(path, std::ios::binary);
         in.read(reinterpret_cast<char*>(buf->data()), static_cast<std::streamsize>(size));
-        if (static_cast<std::uint64_t>(in.gcount()) != size) throw Error("short object file " + path);
+        if (static_cast<std::uint64_t>(in.gcount()) != size) throw core::Error("short object file " + path);
       }
       std::filesystem::remove(path);
       auto key = ++object_counter_;

@@ -113,7 +113,7 @@ void RemoteLease::loop() {
 
 void RemoteLease::on_results(proto::Results::Reader results) {
   for (auto r : results.getResults()) {
-    detail::TaskSpec* spec = nullptr;
+    core::TaskSpec* spec = nullptr;
     {
       std::lock_guard<std::mutex> g(m_);
       auto it = inflight_.find(r.getTaskId());

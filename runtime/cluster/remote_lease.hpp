@@ -50,7 +50,7 @@ class RemoteLease {
   std::condition_variable cv_;
   std::size_t allowed_locked() const;
   struct InFlight {
-    detail::TaskSpec* spec;
+    core::TaskSpec* spec;
     std::chrono::steady_clock::time_point sent;
   };
   std::map<std::uint64_t, InFlight> inflight_;

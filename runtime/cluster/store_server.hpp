@@ -18,7 +18,7 @@ inline std::unique_ptr<transport::DataServer> serve_store(const std::string& tok
                                                           std::function<void(std::uint64_t)> on_erase = {}) {
   return std::make_unique<transport::DataServer>(
       token, "0.0.0.0",
-      [store](std::uint64_t key) -> detail::BufferPtr {
+      [store](std::uint64_t key) -> core::BufferPtr {
         try {
           return store->fetch(key);
         } catch (const std::exception&) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -14,8 +14,8 @@ namespace {
 kj::ArrayPtr<const kj::byte> bytes_of(const void* p, std::size_t n) {
   return kj::arrayPtr(static_cast<const kj::byte*>(p), n);
 }
-detail::MutableBufferPtr buffer_of(capnp::Data::Reader d) {
-  auto b = detail::make_buffer(d.size());
+core::MutableBufferPtr buffer_of(capnp::Data::Reader d) {
+  auto b = core::make_buffer(d.size());
   if (d.size()) std::memcpy(b->data(), d.begin(), d.size());
   return b;
 }
@@ -33,12 +33,12 @@ Location read_location(proto::ObjectLocation::Reader r) {
   return Location{r.getHost(), r.getPort(), r.getKey(), r.getSize(), r.getNodeIndex()};
 }
 
-void write_task(proto::TaskSpec::Builder b, const detail::TaskSpec& spec, std::uint64_t task_id, const Locate& locate) {
+void write_task(proto::TaskSpec::Builder b, const core::TaskSpec& spec, std::uint64_t task_id, const Locate& locate) {
   b.setTaskId(task_id);
   switch (spec.kind) {
-    case detail::TaskKind::normal: b.setKind(proto::TaskKind::NORMAL); break;
-    case detail::TaskKind::actor_create: b.setKind(proto::TaskKind::ACTOR_CREATE); break;
-    case detail::TaskKind::actor_call: b.setKind(proto::TaskKind::ACTOR_CALL); break;
+    case core::TaskKind::normal: b.setKind(proto::TaskKind::NORMAL); break;
+    case core::TaskKind::actor_create: b.setKind(proto::TaskKind::ACTOR_CREATE); break;
+    case core::TaskKind::actor_call: b.setKind(proto::TaskKind::ACTOR_CALL); break;
   }
   b.setFunction(spec.fn->name);
   b.setName(spec.name);
@@ -70,12 +70,12 @@ std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r) {
   auto s = std::make_unique<RemoteSpec>();
   s->task_id = r.getTaskId();
   switch (r.getKind()) {
-    case proto::TaskKind::NORMAL: s->kind = detail::TaskKind::normal; break;
-    case proto::TaskKind::ACTOR_CREATE: s->kind = detail::TaskKind::actor_create; break;
-    case proto::TaskKind::ACTOR_CALL: s->kind = detail::TaskKind::actor_call; break;
+    case proto::TaskKind::NORMAL: s->kind = core::TaskKind::normal; break;
+    case proto::TaskKind::ACTOR_CREATE: s->kind = core::TaskKind::actor_create; break;
+    case proto::TaskKind::ACTOR_CALL: s->kind = core::TaskKind::actor_call; break;
   }
   std::string fn = r.getFunction();
-  s->fn = detail::find_function(fn);
+  s->fn = core::find_function(fn);
   if (!s->fn) s->missing_function = fn;
   s->name = r.getName();
   auto a = r.getArgs();
@@ -84,7 +84,7 @@ std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r) {
   auto values = r.getDepValues();
   auto locs = r.getDepLocations();
   for (unsigned i = 0; i < values.size(); ++i) {
-    auto h = detail::RefHandle::adopt(new detail::ObjectEntry(0));
+    auto h = core::RefHandle::adopt(new core::ObjectEntry(0));
     if (i < locs.size() && locs[i].getSize() > 0) {
       s->remote_deps.emplace_back(i, read_location(locs[i]));  // pulled on the worker thread, before running
     } else {
@@ -101,7 +101,7 @@ std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r) {
 void fetch_remote_deps(RemoteSpec& spec, Location* failed) {
   if (spec.remote_deps.empty()) return;
   auto client = transport::process_data_client();
-  if (!client) throw Error("iogrid: this process has no data plane client");
+  if (!client) throw core::Error("iogrid: this process has no data plane client");
   for (auto& [i, loc] : spec.remote_deps) {
     *failed = loc;
     auto buf = client->fetch(loc.host, loc.port, loc.key);
@@ -174,14 +174,14 @@ std::shared_ptr<RemoteObject> make_remote_object(Location l, bool borrowed) {
   return o;
 }
 
-std::vector<detail::ObjectEntry*> refs_of(const detail::TaskSpec& spec) {
-  std::vector<detail::ObjectEntry*> out;
+std::vector<core::ObjectEntry*> refs_of(const core::TaskSpec& spec) {
+  std::vector<core::ObjectEntry*> out;
   std::vector<const std::vector<std::shared_ptr<void>>*> todo{&spec.contained};
   for (const auto& d : spec.deps)
     if (d->done()) todo.push_back(&d->contained);
   for (std::size_t i = 0; i < todo.size() && out.size() < 100000; ++i)
     for (const auto& token : *todo[i]) {
-      auto* e = static_cast<detail::ObjectEntry*>(token.get());
+      auto* e = static_cast<core::ObjectEntry*>(token.get());
       if (!e || std::find(out.begin(), out.end(), e) != out.end()) continue;
       out.push_back(e);
       if (e->done()) todo.push_back(&e->contained);  // refs inside a ref's value
@@ -189,7 +189,7 @@ std::vector<detail::ObjectEntry*> refs_of(const detail::TaskSpec& spec) {
   return out;
 }
 
-void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<detail::ObjectEntry*>& refs,
+void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<core::ObjectEntry*>& refs,
                 const Locate& locate, bool owned) {
   for (unsigned i = 0; i < refs.size(); ++i) {
     auto* e = refs[i];
@@ -201,7 +201,7 @@ void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<det
                  "get() it first or pass it as a direct argument");
       continue;
     }
-    if (e->state.load() == detail::ObjectState::failed) {
+    if (e->state.load() == core::ObjectState::failed) {
       b.setError(e->error->message);
       continue;
     }
@@ -228,10 +228,10 @@ void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<det
 std::vector<std::shared_ptr<void>> read_refs(capnp::List<proto::RefInfo>::Reader list) {
   std::vector<std::shared_ptr<void>> tokens;
   for (auto r : list) {
-    auto h = detail::RefHandle::adopt(new detail::ObjectEntry(r.getId()));
+    auto h = core::RefHandle::adopt(new core::ObjectEntry(r.getId()));
     if (r.getError().size()) {
-      h->complete_error(std::make_shared<const detail::ErrorInfo>(
-          detail::ErrorInfo{detail::ErrorKind::object_lost, "", "", std::string(r.getError())}));
+      h->complete_error(std::make_shared<const core::ErrorInfo>(
+          core::ErrorInfo{core::ErrorKind::object_lost, "", "", std::string(r.getError())}));
     } else if (r.hasLocation() && r.getLocation().getSize() > 0) {
       auto loc = read_location(r.getLocation());
       auto size = loc.size;
@@ -269,7 +269,7 @@ void RemoteObject::mark_lost(const std::string& why) {
     return;
   }
   std::weak_ptr<RemoteObject> self = shared_from_this();
-  recompute([self](detail::RefHandle result) {
+  recompute([self](core::RefHandle result) {
     if (auto o = self.lock()) o->finish_rebuild(std::move(result));
   });
 }
@@ -283,12 +283,12 @@ void RemoteObject::adopt(const std::shared_ptr<RemoteObject>& fresh) {
   fresh->erased_ = true;
 }
 
-void RemoteObject::finish_rebuild(detail::RefHandle result) {
+void RemoteObject::finish_rebuild(core::RefHandle result) {
   std::vector<std::function<void()>> w;
   {
     std::lock_guard<std::mutex> g(m_);
     rebuilding_ = false;
-    if (result->state.load() == detail::ObjectState::failed) {
+    if (result->state.load() == core::ObjectState::failed) {
       failed_ = "iogrid: rebuilding an object lost with " + name_ + " failed: " + result->error->message;
     } else if (auto* fresh = dynamic_cast<RemoteObject*>(result->store.get())) {
       adopt(std::static_pointer_cast<RemoteObject>(result->store));
@@ -313,16 +313,16 @@ void RemoteObject::when_available(std::function<void()> fn) {
   fn();
 }
 
-detail::BufferPtr RemoteObject::fetch(std::uint64_t) {
+core::BufferPtr RemoteObject::fetch(std::uint64_t) {
   auto client = transport::process_data_client();
-  if (!client) throw Error("iogrid: this process has no data plane client");
+  if (!client) throw core::Error("iogrid: this process has no data plane client");
   for (int attempt = 0;; ++attempt) {
     Location l;
     {
       std::unique_lock<std::mutex> g(m_);
       cv_.wait(g, [this] { return !rebuilding_; });
       if (cached_) return cached_;
-      if (!failed_.empty()) throw Error(failed_);
+      if (!failed_.empty()) throw core::Error(failed_);
       l = loc_;
     }
     try {
@@ -330,7 +330,7 @@ detail::BufferPtr RemoteObject::fetch(std::uint64_t) {
       std::lock_guard<std::mutex> g(m_);
       cached_ = buf;
       return buf;
-    } catch (const Error& e) {
+    } catch (const core::Error& e) {
       if (attempt >= 3) throw;
       mark_lost(e.what());  // its node is gone (or lost it): rebuild, then try again
     }
@@ -354,8 +354,8 @@ void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const wor
                   const Location* location, const Location* lost_dep) {
   b.setTaskId(task_id);
   if (!out.failed && !out.contained.empty()) {
-    std::vector<detail::ObjectEntry*> refs;
-    for (const auto& t : out.contained) refs.push_back(static_cast<detail::ObjectEntry*>(t.get()));
+    std::vector<core::ObjectEntry*> refs;
+    for (const auto& t : out.contained) refs.push_back(static_cast<core::ObjectEntry*>(t.get()));
     write_refs(b.initRefs(static_cast<unsigned>(refs.size())), refs, nullptr, true);
   }
   b.setOk(!out.failed);

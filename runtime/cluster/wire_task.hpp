@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common.capnp.h"
-#include "iogrid/detail/task_spec.hpp"
+#include "iogrid/core/task_spec.hpp"
 #include "wire.capnp.h"
 #include "runtime/lineage.hpp"
 #include "worker/work_source.hpp"
@@ -31,7 +31,7 @@ struct Location {
 };
 
 // A spec received by a worker process, with the owner's id for it.
-struct RemoteSpec : detail::TaskSpec {
+struct RemoteSpec : core::TaskSpec {
   std::uint64_t task_id = 0;
   std::string missing_function;   // set when this executable has no function of that name
   std::vector<std::pair<std::size_t, Location>> remote_deps;  // deps still to pull over the data plane
@@ -39,9 +39,9 @@ struct RemoteSpec : detail::TaskSpec {
 };
 
 // Where a large object lives: its owner's answer for a dependency that does not travel inline.
-using Locate = std::function<std::optional<Location>(const detail::ObjectEntry&)>;
+using Locate = std::function<std::optional<Location>(const core::ObjectEntry&)>;
 
-void write_task(proto::TaskSpec::Builder b, const detail::TaskSpec& spec, std::uint64_t task_id, const Locate& locate);
+void write_task(proto::TaskSpec::Builder b, const core::TaskSpec& spec, std::uint64_t task_id, const Locate& locate);
 std::unique_ptr<RemoteSpec> read_task(proto::TaskSpec::Reader r);
 // Pulls the spec's remote dependencies into ready local entries; throws iogrid::Error when one cannot be had,
 // setting `*failed` to its location.
@@ -57,11 +57,11 @@ std::shared_ptr<RemoteObject> make_remote_object(Location l, bool borrowed = fal
 // lists it in its process's export table, so deserialising the value finds it; the returned tokens keep
 // those entries alive.
 // `owned`: ownership moves with the value (results); otherwise the receiver borrows (arguments).
-void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<detail::ObjectEntry*>& refs,
+void write_refs(capnp::List<proto::RefInfo>::Builder list, const std::vector<core::ObjectEntry*>& refs,
                 const Locate& locate, bool owned);
 std::vector<std::shared_ptr<void>> read_refs(capnp::List<proto::RefInfo>::Reader list);
 // The refs inside `spec`'s inline arguments and inside its dependencies' values (recursively).
-std::vector<detail::ObjectEntry*> refs_of(const detail::TaskSpec& spec);
+std::vector<core::ObjectEntry*> refs_of(const core::TaskSpec& spec);
 
 // `location`: set when the value stays on the node (large results).
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,
@@ -71,12 +71,12 @@ worker::Outcome read_result(proto::TaskResult::Reader r);
 // The owner's handle on a large object that lives in another process's store: pulled (once, then cached)
 // over the data plane, freed there when the owner's last reference goes. When its node dies the object is
 // rebuilt from its lineage (the task that made it runs again); without lineage it fails as lost.
-class RemoteObject final : public detail::ObjectSource, public LineageAware, public std::enable_shared_from_this<RemoteObject> {
+class RemoteObject final : public core::ObjectSource, public LineageAware, public std::enable_shared_from_this<RemoteObject> {
  public:
   // `borrowed`: another process owns it; dropping this handle does not free it.
   explicit RemoteObject(Location l, bool borrowed = false);
   ~RemoteObject() override;
-  detail::BufferPtr fetch(std::uint64_t id) override;  // waits for a rebuild in progress
+  core::BufferPtr fetch(std::uint64_t id) override;  // waits for a rebuild in progress
   void erase(std::uint64_t id) override;
   const std::string& node_name() const override { return name_; }
   void set_lineage(Recompute r) override;
@@ -96,12 +96,12 @@ class RemoteObject final : public detail::ObjectSource, public LineageAware, pub
 
  private:
   void adopt(const std::shared_ptr<RemoteObject>& fresh);
-  void finish_rebuild(detail::RefHandle result);
+  void finish_rebuild(core::RefHandle result);
   Location loc_;
   std::string name_;
   mutable std::mutex m_;
   std::condition_variable cv_;
-  detail::BufferPtr cached_;
+  core::BufferPtr cached_;
   bool erased_ = false;
   bool rebuilding_ = false;
   std::string failed_;

@@ -14,9 +14,9 @@
 #include <future>
 #include <mutex>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/detail/spin.hpp"
-#include "iogrid/errors.hpp"
+#include "iogrid/core/core.hpp"
+#include "iogrid/core/spin.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/cluster/wire_task.hpp"
@@ -37,31 +37,31 @@ using transport::Peer;
 // The Core user code sees inside a worker process. Objects it puts stay local; the first task or actor it
 // submits makes this process an owner of its own (a cluster client registered under the same job), which then
 // serves every further call, so nested task graphs run across the cluster as they do in embedded mode.
-class WorkerProcessCore final : public detail::Core {
+class WorkerProcessCore final : public core::Core {
  public:
-  detail::RefHandle new_entry() override {
+  core::RefHandle new_entry() override {
     if (auto* c = nested_if_started()) return c->new_entry();
-    return detail::RefHandle::adopt(new detail::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
+    return core::RefHandle::adopt(new core::ObjectEntry(next_id_.fetch_add(1, std::memory_order_relaxed)));
   }
-  void submit(std::unique_ptr<detail::TaskSpec> spec, const TaskOptions& opts) override {
+  void submit(std::unique_ptr<core::TaskSpec> spec, const core::TaskOptions& opts) override {
     nested().submit(std::move(spec), opts);
   }
-  detail::RefHandle put(detail::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
+  core::RefHandle put(core::MutableBufferPtr value, std::vector<std::shared_ptr<void>> contained) override {
     if (auto* c = nested_if_started()) return c->put(std::move(value), std::move(contained));
     auto h = new_entry();
     auto size = value->size();
     h->complete_value(std::move(value), nullptr, size, std::move(contained));
     return h;
   }
-  void cancel(detail::ObjectEntry* e) override {
+  void cancel(core::ObjectEntry* e) override {
     if (auto* c = nested_if_started()) c->cancel(e);
   }
-  std::shared_ptr<void> export_ref(detail::ObjectEntry* e) override { return process_export_table().export_ref(e); }
-  detail::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
-  std::shared_ptr<void> create_actor(std::unique_ptr<detail::TaskSpec> ctor, const ActorOptions& opts) override {
+  std::shared_ptr<void> export_ref(core::ObjectEntry* e) override { return process_export_table().export_ref(e); }
+  core::RefHandle import_ref(std::uint64_t id) override { return process_export_table().import_ref(id); }
+  std::shared_ptr<void> create_actor(std::unique_ptr<core::TaskSpec> ctor, const core::ActorOptions& opts) override {
     return nested().create_actor(std::move(ctor), opts);
   }
-  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<detail::TaskSpec> spec) override {
+  void submit_actor_call(const std::shared_ptr<void>& actor, std::unique_ptr<core::TaskSpec> spec) override {
     nested().submit_actor_call(actor, std::move(spec));
   }
   void kill_actor(const std::shared_ptr<void>& actor, bool no_restart) override { nested().kill_actor(actor, no_restart); }
@@ -83,17 +83,17 @@ class WorkerProcessCore final : public detail::Core {
   }
 
  private:
-  detail::Core* nested_if_started() { return started_.load(std::memory_order_acquire) ? nested_.get() : nullptr; }
-  detail::Core& nested() {
+  core::Core* nested_if_started() { return started_.load(std::memory_order_acquire) ? nested_.get() : nullptr; }
+  core::Core& nested() {
     if (auto* c = nested_if_started()) return *c;
     std::lock_guard<std::mutex> g(m_);
     if (!nested_) {
-      if (head_.empty()) throw Error("iogrid: this worker process does not know its head; nested tasks are unavailable");
+      if (head_.empty()) throw core::Error("iogrid: this worker process does not know its head; nested tasks are unavailable");
       ClientOptions o;
       o.address = head_;
       o.token = token_;
       o.parent_job = job_;
-      nested_ = connect_cluster(InitOptions{}, o);
+      nested_ = connect_cluster(o);
       started_.store(true, std::memory_order_release);
     }
     return *nested_;
@@ -109,7 +109,7 @@ class WorkerProcessCore final : public detail::Core {
 class LeaseQueue final : public worker::WorkSource {
  public:
   // Stores a large value with the node; returns where it can be pulled from.
-  using StoreLarge = std::function<Location(const detail::Buffer&)>;
+  using StoreLarge = std::function<Location(const core::Buffer&)>;
   LeaseQueue(caf::actor ep, ConnId owner, StoreLarge store) : ep_(std::move(ep)), owner_(owner), store_(std::move(store)) {}
 
   void push(std::unique_ptr<RemoteSpec> s) {
@@ -129,10 +129,10 @@ class LeaseQueue final : public worker::WorkSource {
     cv_.notify_one();
   }
 
-  detail::TaskSpec* next(const worker::WorkerContext& ctx) override {
+  core::TaskSpec* next(const worker::WorkerContext& ctx) override {
     for (;;) {
-      detail::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_flag_.load(std::memory_order_acquire); },
-                       detail::kWorkerSpin);
+      core::spin_for([this] { return size_.load(std::memory_order_acquire) > 0 || ended_flag_.load(std::memory_order_acquire); },
+                       core::kWorkerSpin);
       RemoteSpec* s = nullptr;
       {
         std::unique_lock<std::mutex> g(m_);
@@ -162,17 +162,17 @@ class LeaseQueue final : public worker::WorkSource {
   }
   void* self() override { return instance_; }
 
-  void finish(detail::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext&) override {
+  void finish(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext&) override {
     auto* rs = static_cast<RemoteSpec*>(spec);
-    if (rs->kind == detail::TaskKind::actor_create && !out.failed) {
+    if (rs->kind == core::TaskKind::actor_create && !out.failed) {
       instance_ = out.instance;
       ctor_fn_ = rs->fn;
     }
     // Refs inside the result travel with it (their owner becomes the result's owner): wait for them first.
     for (const auto& t : out.contained)
-      detail::wait_done(static_cast<detail::ObjectEntry*>(t.get()), std::chrono::steady_clock::time_point::max());
+      core::wait_done(static_cast<core::ObjectEntry*>(t.get()), std::chrono::steady_clock::time_point::max());
     std::optional<Location> where;
-    if (!out.failed && out.value && out.value->size() > detail::kMaxInlineValueBytes) {
+    if (!out.failed && out.value && out.value->size() > core::kMaxInlineValueBytes) {
       try {
         where = store_(*out.value);
       } catch (const std::exception& e) {
@@ -203,7 +203,7 @@ class LeaseQueue final : public worker::WorkSource {
   bool ended_ = false;
   std::atomic<bool> ended_flag_{false};
   void* instance_ = nullptr;
-  const detail::FunctionInfo* ctor_fn_ = nullptr;
+  const core::FunctionInfo* ctor_fn_ = nullptr;
 };
 
 class WorkerService final : public transport::Service {
@@ -240,7 +240,7 @@ class WorkerService final : public transport::Service {
       std::lock_guard<std::mutex> g(store_m_);
       auto it = store_waiters_.find(r.getRequestId());
       if (it == store_waiters_.end()) return;
-      if (r.getError().size()) it->second->set_exception(std::make_exception_ptr(Error(r.getError())));
+      if (r.getError().size()) it->second->set_exception(std::make_exception_ptr(core::Error(r.getError())));
       else it->second->set_value(r.getKey());
       store_waiters_.erase(it);
       return;
@@ -305,13 +305,13 @@ class WorkerService final : public transport::Service {
 
   // Runs on the worker thread: hands a large value to the node and waits until it is stored there.
   LeaseQueue::StoreLarge store_large() {
-    return [this](const detail::Buffer& value) {
+    return [this](const core::Buffer& value) {
       auto id = ++store_counter_;
       auto path = object_file_prefix() + std::to_string(::getpid()) + "-" + std::to_string(id);
       {
         std::ofstream out(path, std::ios::binary | std::ios::trunc);
         out.write(reinterpret_cast<const char*>(value.data()), static_cast<std::streamsize>(value.size()));
-        if (!out) throw Error("cannot write " + path);
+        if (!out) throw core::Error("cannot write " + path);
       }
       auto p = std::make_shared<std::promise<std::uint64_t>>();
       auto f = p->get_future();
@@ -330,7 +330,7 @@ class WorkerService final : public transport::Service {
         r.setJobId(job);
         e.send(node_, msg);
       });
-      if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw Error("the node did not store the object in time");
+      if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw core::Error("the node did not store the object in time");
       return Location{data_host_, data_port_, f.get(), size, ctx_.node_index};
     };
   }
@@ -405,7 +405,7 @@ void run_worker_process() {
   const char* head = std::getenv(kWorkerHeadEnv);
   const char* job = std::getenv(kWorkerJobEnv);
   core.configure(head ? head : "", token, job ? job : "");
-  detail::set_core(&core);
+  core::install(&core);
   g_worker_core.store(&core, std::memory_order_release);
   std::shared_ptr<ssl_ctx_st> tls;
   try {

@@ -10,14 +10,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 
 namespace iogrid::runtime::transport {
 
 std::string random_bytes(std::size_t n) {
   std::string out(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
-    throw Error("iogrid: the system random number generator failed");
+    throw core::Error("iogrid: the system random number generator failed");
   return out;
 }
 
@@ -66,7 +66,7 @@ std::string sha256_hex(const std::string& bytes) {
 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("iogrid: cannot read " + path);
+  if (!in) throw core::Error("iogrid: cannot read " + path);
   DigestCtx d;
   EVP_DigestInit_ex(d.ctx, EVP_sha256(), nullptr);
   std::string buf(1 << 20, '\0');
@@ -89,15 +89,15 @@ std::string default_token_path() {
 std::string load_token(const std::string& path) {
   std::ifstream in(path);
   if (!in)
-    throw Error("iogrid: cannot read the cluster token file " + path +
+    throw core::Error("iogrid: cannot read the cluster token file " + path +
                 " (copy the head's token file here, or pass --token-file / set IOGRID_TOKEN_FILE)");
   std::stringstream ss;
   ss << in.rdbuf();
   auto t = ss.str();
   auto b = t.find_first_not_of(" \t\r\n"), e = t.find_last_not_of(" \t\r\n");
-  if (b == std::string::npos) throw Error("iogrid: the cluster token file " + path + " is empty");
+  if (b == std::string::npos) throw core::Error("iogrid: the cluster token file " + path + " is empty");
   t = t.substr(b, e - b + 1);
-  if (t.size() < 16) throw Error("iogrid: the cluster token in " + path + " is too short (at least 16 characters)");
+  if (t.size() < 16) throw core::Error("iogrid: the cluster token in " + path + " is too short (at least 16 characters)");
   return t;
 }
 
@@ -109,7 +109,7 @@ std::string load_or_create_token(const std::string& path, bool* created) {
   auto token = to_hex(random_bytes(32));
   {
     std::ofstream out(path, std::ios::trunc);
-    if (!out) throw Error("iogrid: cannot write the cluster token file " + path);
+    if (!out) throw core::Error("iogrid: cannot write the cluster token file " + path);
     out << token << "\n";
   }
   ::chmod(path.c_str(), 0600);

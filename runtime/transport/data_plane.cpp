@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
 
 namespace iogrid::runtime::transport {
@@ -74,7 +74,7 @@ struct Channel {
     int r = server ? SSL_accept(ssl.get()) : SSL_connect(ssl.get());
     if (r != 1) {
       auto v = SSL_get_verify_result(ssl.get());
-      throw Error(std::string("TLS handshake failed") + (v != X509_V_OK ? std::string(": ") + X509_verify_cert_error_string(v) : ""));
+      throw core::Error(std::string("TLS handshake failed") + (v != X509_V_OK ? std::string(": ") + X509_verify_cert_error_string(v) : ""));
     }
   }
   void write_all(const void* p, std::size_t n) {
@@ -85,7 +85,7 @@ struct Channel {
     const auto* b = static_cast<const char*>(p);
     while (n > 0) {
       int w = SSL_write(ssl.get(), b, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-      if (w <= 0) throw Error("TLS write failed");
+      if (w <= 0) throw core::Error("TLS write failed");
       b += w;
       n -= static_cast<std::size_t>(w);
     }
@@ -98,7 +98,7 @@ struct Channel {
     auto* b = static_cast<char*>(p);
     while (n > 0) {
       int r = SSL_read(ssl.get(), b, static_cast<int>(std::min<std::size_t>(n, 1 << 30)));
-      if (r <= 0) throw Error("TLS read failed (connection closed)");
+      if (r <= 0) throw core::Error("TLS read failed (connection closed)");
       b += r;
       n -= static_cast<std::size_t>(r);
     }
@@ -254,7 +254,7 @@ struct DataClient::Impl {
     auto s = std::make_unique<Channel>(io);
     boost::system::error_code ec;
     s->sock.connect(tcp::endpoint(asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host), port), ec);
-    if (ec) throw Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
+    if (ec) throw core::Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
     s->sock.set_option(tcp::no_delay(true));
     try {
       s->start_tls(tls.get(), false);
@@ -263,7 +263,7 @@ struct DataClient::Impl {
       auto p = proof(token, nonce);
       s->write_all(p.data(), p.size());
     } catch (const std::exception& e) {
-      throw Error("iogrid: the data plane at " + host + ":" + std::to_string(port) + " refused this process: " + e.what());
+      throw core::Error("iogrid: the data plane at " + host + ":" + std::to_string(port) + " refused this process: " + e.what());
     }
     return s;
   }
@@ -311,22 +311,22 @@ DataClient::~DataClient() {
   if (impl_->freer.joinable()) impl_->freer.join();
 }
 
-detail::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key) {
+core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key) {
   auto t0 = std::chrono::steady_clock::now();
   auto s = impl_->connect(host, port);
   std::vector<std::uint8_t> req{kGet};
   put_le<std::uint64_t>(req, key);
-  detail::MutableBufferPtr out;
+  core::MutableBufferPtr out;
   try {
     s->write_all(req.data(), req.size());
     std::uint8_t head[9];
     s->read_all(head, sizeof head);
     if (head[0] != 0) {
       impl_->give_back(host, port, std::move(s));
-      throw Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
+      throw core::Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
     }
     auto size = get_le<std::uint64_t>(head + 1);
-    out = detail::make_buffer(size);
+    out = core::make_buffer(size);
     auto* p = out->data();
     for (std::size_t off = 0; off < size; off += kChunk) {
       auto n = std::min<std::size_t>(kChunk, size - off);
@@ -339,11 +339,11 @@ detail::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port,
         asio::read(s->sock, bufs);
       }
       if (crc(p + off, n) != get_le<std::uint32_t>(c))
-        throw Error("iogrid: object " + std::to_string(key) + " from " + host + ":" + std::to_string(port) +
+        throw core::Error("iogrid: object " + std::to_string(key) + " from " + host + ":" + std::to_string(port) +
                     " failed its checksum at byte " + std::to_string(off));
     }
   } catch (const boost::system::system_error& e) {
-    throw Error("iogrid: lost the data plane connection to " + host + ":" + std::to_string(port) + ": " + e.what());
+    throw core::Error("iogrid: lost the data plane connection to " + host + ":" + std::to_string(port) + ": " + e.what());
   }
   impl_->give_back(host, port, std::move(s));
   auto ns = static_cast<std::uint64_t>(

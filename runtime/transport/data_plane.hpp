@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "iogrid/detail/buffer.hpp"
+#include "iogrid/core/buffer.hpp"
 
 struct ssl_ctx_st;
 
@@ -32,7 +32,7 @@ struct TransferStats {
 
 class DataServer {
  public:
-  using Lookup = std::function<detail::BufferPtr(std::uint64_t key)>;  // nullptr: missing
+  using Lookup = std::function<core::BufferPtr(std::uint64_t key)>;  // nullptr: missing
   using Erase = std::function<void(std::uint64_t key)>;
   DataServer(std::string token, std::string bind, Lookup lookup, Erase erase, std::shared_ptr<ssl_ctx_st> tls = nullptr);
   ~DataServer();
@@ -49,7 +49,7 @@ class DataClient {
   ~DataClient();
   // Pulls one object; throws iogrid::Error when the server cannot be reached, has no such object, or the
   // bytes fail their checksum.
-  detail::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key);
+  core::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key);
   // Frees an object on its server, in the background (best effort: a gone server has freed it anyway).
   void erase_later(const std::string& host, std::uint16_t port, std::uint64_t key);
   TransferStats stats() const;

@@ -7,7 +7,7 @@
 #include <unordered_map>
 
 #include "common.capnp.h"
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
 
 namespace iogrid::runtime::transport::detail {
@@ -59,7 +59,7 @@ class EndpointImpl final : public Endpoint {
   std::uint16_t listen(std::uint16_t port, const std::string& bind) override {
     auto r = self_->add_tcp_doorman(port, bind.empty() ? nullptr : bind.c_str(), true);
     if (!r)
-      throw Error("iogrid: cannot listen on " + (bind.empty() ? std::string("*") : bind) + ":" + std::to_string(port) +
+      throw core::Error("iogrid: cannot listen on " + (bind.empty() ? std::string("*") : bind) + ":" + std::to_string(port) +
                   ": " + self_->system().render(r.error()));
     return r->second;
   }
@@ -67,7 +67,7 @@ class EndpointImpl final : public Endpoint {
   ConnId connect(const std::string& host, std::uint16_t port, proto::Role role) override {
     auto r = self_->add_tcp_scribe(host, port);
     if (!r)
-      throw Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
+      throw core::Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
     auto& c = add(*r, host, true);
     c.peer.outgoing = true;
     c.peer.role = role;
@@ -409,7 +409,7 @@ void post_frame(const caf::actor& endpoint, ConnId c, std::string frame) {
 std::pair<std::string, std::uint16_t> parse_address(const std::string& address) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
-    throw Error("iogrid: address '" + address + "' is not HOST:PORT (for example 10.0.0.5:6380)");
+    throw core::Error("iogrid: address '" + address + "' is not HOST:PORT (for example 10.0.0.5:6380)");
   auto host = address.substr(0, colon);
   int port = 0;
   try {
@@ -419,7 +419,7 @@ std::pair<std::string, std::uint16_t> parse_address(const std::string& address) 
   } catch (...) {
     port = -1;
   }
-  if (port <= 0 || port > 65535) throw Error("iogrid: address '" + address + "' has no valid port (1-65535)");
+  if (port <= 0 || port > 65535) throw core::Error("iogrid: address '" + address + "' has no valid port (1-65535)");
   return {host, static_cast<std::uint16_t>(port)};
 }
 

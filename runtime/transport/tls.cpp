@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "iogrid/errors.hpp"
+#include "iogrid/core/errors.hpp"
 
 namespace iogrid::runtime::transport {
 
@@ -28,25 +28,25 @@ TlsConfig tls_from_env() { return TlsConfig{env("IOGRID_TLS_CERT"), env("IOGRID_
 void check_tls(const TlsConfig& t) {
   if (t.cert.empty() && t.key.empty() && t.ca.empty()) return;
   if (t.cert.empty() || t.key.empty() || t.ca.empty())
-    throw Error("iogrid: TLS needs all three of --tls-cert, --tls-key and --tls-ca (IOGRID_TLS_CERT/KEY/CA)");
+    throw core::Error("iogrid: TLS needs all three of --tls-cert, --tls-key and --tls-ca (IOGRID_TLS_CERT/KEY/CA)");
   for (const auto* p : {&t.cert, &t.key, &t.ca})
-    if (!std::filesystem::exists(*p)) throw Error("iogrid: TLS file " + *p + " does not exist");
+    if (!std::filesystem::exists(*p)) throw core::Error("iogrid: TLS file " + *p + " does not exist");
 }
 
 std::shared_ptr<ssl_ctx_st> make_tls_context(const TlsConfig& t) {
   check_tls(t);
   if (!t.enabled()) return nullptr;
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
-  if (!ctx) throw Error("iogrid: cannot create a TLS context: " + ssl_error());
+  if (!ctx) throw core::Error("iogrid: cannot create a TLS context: " + ssl_error());
   std::shared_ptr<SSL_CTX> out(ctx, SSL_CTX_free);
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   if (SSL_CTX_use_certificate_chain_file(ctx, t.cert.c_str()) != 1)
-    throw Error("iogrid: cannot use the TLS certificate " + t.cert + ": " + ssl_error());
+    throw core::Error("iogrid: cannot use the TLS certificate " + t.cert + ": " + ssl_error());
   if (SSL_CTX_use_PrivateKey_file(ctx, t.key.c_str(), SSL_FILETYPE_PEM) != 1)
-    throw Error("iogrid: cannot use the TLS key " + t.key + ": " + ssl_error());
-  if (SSL_CTX_check_private_key(ctx) != 1) throw Error("iogrid: the TLS key " + t.key + " does not match " + t.cert);
+    throw core::Error("iogrid: cannot use the TLS key " + t.key + ": " + ssl_error());
+  if (SSL_CTX_check_private_key(ctx) != 1) throw core::Error("iogrid: the TLS key " + t.key + " does not match " + t.cert);
   if (SSL_CTX_load_verify_locations(ctx, t.ca.c_str(), nullptr) != 1)
-    throw Error("iogrid: cannot load the TLS CA " + t.ca + ": " + ssl_error());
+    throw core::Error("iogrid: cannot load the TLS CA " + t.ca + ": " + ssl_error());
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   return out;
 }

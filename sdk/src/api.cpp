@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gpu/devices.hpp"
-#include "iogrid/detail/core.hpp"
+#include "iogrid/core/core.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/clusters.hpp"
 #include "iogrid/runtime.hpp"
@@ -23,6 +23,41 @@ namespace iogrid {
 namespace {
 std::mutex g_mutex;
 std::unique_ptr<runtime::SubmitterCore> g_core;  // the embedded runtime or a cluster client
+
+// The public options, as the runtime takes them.
+runtime::EmbeddedOptions embedded_options(const InitOptions& o) {
+  runtime::EmbeddedOptions e;
+  for (const auto& n : o.nodes) {
+    runtime::NodeSpec s;
+    s.name = n.name;
+    s.num_cpus = n.num_cpus;
+    s.memory_gib = n.memory_gib;
+    for (const auto& g : n.gpus) s.gpus.push_back(runtime::GpuSpec{g.model, g.memory_gib, g.compute_capability, g.count, g.tflops});
+    s.resources = n.resources;
+    s.labels = n.labels;
+    s.price_per_gpu_hour = n.price_per_gpu_hour;
+    s.reputation = n.reputation;
+    s.object_store_bytes = n.object_store_bytes;
+    e.nodes.push_back(std::move(s));
+  }
+  e.spill_dir = o.spill_dir;
+  e.lease_idle = o.lease_idle;
+  return e;
+}
+
+NodeInfo node_info(const runtime::NodeSummary& n) {
+  NodeInfo i;
+  i.name = n.name;
+  i.num_cpus = n.num_cpus;
+  i.available_cpus = n.available_cpus;
+  i.memory_gib = n.memory_gib;
+  for (const auto& g : n.gpus) i.gpus.push_back(GpuOptions{g.model, g.memory_gib, g.compute_capability, 1, g.tflops});
+  i.labels = n.labels;
+  i.object_store_used_bytes = n.object_store_used_bytes;
+  i.object_store_capacity_bytes = n.object_store_capacity_bytes;
+  i.spilled_bytes = n.spilled_bytes;
+  return i;
+}
 }  // namespace
 
 void init(InitOptions options) {
@@ -41,11 +76,11 @@ void init(InitOptions options) {
     co.token = runtime::transport::load_token(options.token_file.empty() ? runtime::transport::default_token_path()
                                                                          : options.token_file);
     co.lease_idle = std::max(options.lease_idle, std::chrono::milliseconds(100));
-    g_core = runtime::cluster::connect_cluster(options, co);
+    g_core = runtime::cluster::connect_cluster(co);
   } else {
-    g_core = runtime::start_embedded(options);
+    g_core = runtime::start_embedded(embedded_options(options));
   }
-  detail::set_core(g_core.get());
+  core::install(g_core.get());
   // A program that returns from main() without shutdown() still stops cleanly. exit() destroys the main
   // thread's thread-locals (CAF's among them) before it runs atexit handlers, so on the main thread the stop
   // hangs on a thread-local made after CAF's, which goes first; atexit covers init() from other threads.
@@ -83,13 +118,13 @@ void shutdown() {
   std::unique_ptr<runtime::SubmitterCore> c;
   {
     std::lock_guard<std::mutex> g(g_mutex);
-    detail::set_core(nullptr);
+    core::install(nullptr);
     c = std::move(g_core);
   }
   if (c) c->stop();
 }
 
-bool is_initialized() { return detail::core_running(); }
+bool is_initialized() { return core::is_running(); }
 
 namespace {
 // The running runtime; throws iogrid::RuntimeError when init() has not been called.
@@ -104,7 +139,11 @@ runtime::SubmitterCore& running() {
 }
 }  // namespace
 
-std::vector<NodeInfo> nodes() { return running().describe(); }
+std::vector<NodeInfo> nodes() {
+  std::vector<NodeInfo> out;
+  for (const auto& n : running().describe()) out.push_back(node_info(n));
+  return out;
+}
 
 namespace {
 ClusterInfo cluster_of(const nlohmann::json& j) {
@@ -171,10 +210,10 @@ std::vector<GpuAssignment> current_gpus() {
   return out;
 }
 
-std::string current_node() { return detail::core_running() ? detail::core().current_node() : "driver"; }
+std::string current_node() { return core::is_running() ? core::current().current_node() : "driver"; }
 
 std::string current_host() { return running().advertised_host(); }
 
-std::int64_t live_objects() { return detail::ObjectEntry::live_entries.load(); }
+std::int64_t live_objects() { return core::ObjectEntry::live_entries.load(); }
 
 }  // namespace iogrid

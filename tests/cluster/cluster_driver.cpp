@@ -6,7 +6,7 @@
 #include <iogrid/tune.hpp>
 #include <iogrid/tune/mlp_trial.hpp>
 
-#include "../workloads/synthetic.hpp"
+#include "../libs/synthetic.hpp"
 
 #include <unistd.h>
 

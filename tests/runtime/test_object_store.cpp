@@ -10,8 +10,8 @@
 using namespace iogrid;
 
 namespace {
-detail::BufferPtr filled(std::size_t n, std::uint8_t v) {
-  auto b = detail::make_buffer(n);
+core::BufferPtr filled(std::size_t n, std::uint8_t v) {
+  auto b = core::make_buffer(n);
   std::memset(b->data(), v, n);
   return b;
 }

@@ -55,7 +55,7 @@ TEST_CASE("corrupt or mistyped bytes raise SerializationError", "[serialization]
   auto buf = serialize(std::vector<int>{1, 2, 3});
   REQUIRE_THROWS_AS(deserialize<std::vector<double>>(buf), SerializationError);  // length too large
   REQUIRE_THROWS_AS(deserialize<int>(buf), SerializationError);                  // trailing bytes
-  auto huge = detail::make_buffer(8);
+  auto huge = core::make_buffer(8);
   std::uint64_t n = ~0ull;
   std::memcpy(huge->data(), &n, 8);
   REQUIRE_THROWS_WITH(deserialize<std::string>(huge), Catch::Contains("corrupt value"));

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "iogrid/detail/invoke.hpp"
+#include "iogrid/detail/submit.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/options.hpp"
 
@@ -22,13 +23,13 @@ namespace iogrid {
 namespace detail {
 
 template <class T, class... A, std::size_t... I>
-void* construct_impl(ArgReader& in, std::index_sequence<I...>) {
+void* construct_impl(ArgReader in, std::index_sequence<I...>) {
   std::tuple<param_t<A>...> args{in.template next<param_t<A>>()...};
   return new T(std::move(std::get<I>(args))...);
 }
 template <class T, class... A>
-void* construct(ArgReader& in) {
-  return construct_impl<T, A...>(in, std::index_sequence_for<A...>{});
+void* construct(const core::TaskSpec& spec) {
+  return construct_impl<T, A...>(ArgReader(spec), std::index_sequence_for<A...>{});
 }
 template <class T>
 void destroy(void* p) {
@@ -38,17 +39,17 @@ void destroy(void* p) {
 // One registration per (class, constructor argument types), made at start-up in every process.
 template <class T, class... A>
 struct ConstructorRegistration {
-  static const FunctionInfo& info() {
-    static const FunctionInfo& fi = [] {
-      FunctionInfo f;
+  static const core::FunctionInfo& info() {
+    static const core::FunctionInfo& fi = [] {
+      core::FunctionInfo f;
       f.name = std::string("ctor:") + typeid(T).name() + ":" + typeid(std::tuple<A...>).name();
       f.construct = &construct<T, A...>;
       f.destroy = &destroy<T>;
-      return std::cref(register_function(std::move(f)));
+      return std::cref(core::register_function(std::move(f)));
     }();
     return fi;
   }
-  static inline const FunctionInfo& registered = info();
+  static inline const core::FunctionInfo& registered = info();
 };
 
 }  // namespace detail
@@ -63,28 +64,28 @@ template <class T, class R, class C, class... P>
 class ActorMethodBase {
  public:
   using result_type = detail::result_t<R>;
-  ActorMethodBase(std::shared_ptr<void> actor, const detail::FunctionInfo* fi) : actor_(std::move(actor)), fn_(fi) {}
+  ActorMethodBase(std::shared_ptr<void> actor, const core::FunctionInfo* fi) : actor_(std::move(actor)), fn_(fi) {}
 
   template <class... A>
   ObjectRef<result_type> remote(A&&... a) const {
     static_assert(sizeof...(A) == sizeof...(P), "iogrid: wrong number of arguments for this actor method");
     (detail::check_arg<P, A>(), ...);
-    auto& core = detail::core();
-    auto spec = std::make_unique<detail::TaskSpec>();
-    spec->kind = detail::TaskKind::actor_call;
+    auto& rt = core::current();
+    auto spec = std::make_unique<core::TaskSpec>();
+    spec->kind = core::TaskKind::actor_call;
     spec->fn = fn_;
     spec->name = fn_->name;
     detail::ArgEncoder enc(*spec);
     (enc.template add<P>(std::forward<A>(a)), ...);
-    auto result = core.new_entry();
+    auto result = rt.new_entry();
     spec->result = result;
-    core.submit_actor_call(actor_, std::move(spec));
+    rt.submit_actor_call(actor_, std::move(spec));
     return ObjectRef<result_type>(std::move(result));
   }
 
  private:
   std::shared_ptr<void> actor_;
-  const detail::FunctionInfo* fn_;
+  const core::FunctionInfo* fn_;
 };
 
 template <class T, class R, class C, class... P>
@@ -111,7 +112,7 @@ class ActorHandle {
 
   // Kills the actor. With no_restart = false it is restarted if it has restarts left.
   void kill(bool no_restart = true) const {
-    if (rec_) detail::core().kill_actor(rec_, no_restart);
+    if (rec_) core::current().kill_actor(rec_, no_restart);
   }
   bool valid() const { return static_cast<bool>(rec_); }
 
@@ -128,15 +129,15 @@ class ActorCreator {
     return *this;
   }
   ActorHandle<T> remote() {
-    auto& core = detail::core();
-    auto spec = std::make_unique<detail::TaskSpec>();
-    spec->kind = detail::TaskKind::actor_create;
+    auto& rt = core::current();
+    auto spec = std::make_unique<core::TaskSpec>();
+    spec->kind = core::TaskKind::actor_create;
     spec->fn = &detail::ConstructorRegistration<T, A...>::registered;
     spec->name = opts_.name.empty() ? std::string("actor ") + typeid(T).name() : opts_.name;
     detail::ArgEncoder enc(*spec);
     std::apply([&](auto&... a) { (enc.template add<std::decay_t<decltype(a)>>(a), ...); }, args_);
-    spec->result = core.new_entry();
-    return ActorHandle<T>(core.create_actor(std::move(spec), opts_));
+    spec->result = rt.new_entry();
+    return ActorHandle<T>(detail::create_actor(rt, std::move(spec), opts_));
   }
 
  private:

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "iogrid/detail/buffer.hpp"
+#include "iogrid/core/buffer.hpp"
 
 namespace iogrid {
 
@@ -20,7 +20,7 @@ class Bytes {
   Bytes() = default;
   // Copies `n` bytes from `p`.
   Bytes(const void* p, std::size_t n) {
-    auto buf = detail::make_buffer(n);
+    auto buf = core::make_buffer(n);
     if (n) std::memcpy(buf->data(), p, n);
     data_ = buf->data();
     size_ = n;

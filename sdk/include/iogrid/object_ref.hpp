@@ -7,8 +7,10 @@
 #include <optional>
 #include <vector>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/detail/object_entry.hpp"
+#include "iogrid/core/core.hpp"
+#include "iogrid/core/object_entry.hpp"
+#include "iogrid/core/wait.hpp"
+#include "iogrid/errors.hpp"
 #include "iogrid/serialization.hpp"
 
 namespace iogrid {
@@ -18,17 +20,17 @@ class ObjectRef {
  public:
   using value_type = T;
   ObjectRef() = default;
-  explicit ObjectRef(detail::RefHandle h) : h_(std::move(h)) {}
+  explicit ObjectRef(core::RefHandle h) : h_(std::move(h)) {}
 
   std::uint64_t id() const { return h_ ? h_->id : 0; }
   bool valid() const { return static_cast<bool>(h_); }
   // True once the value (or its error) exists.
   bool ready() const { return h_ && h_->done(); }
-  const detail::RefHandle& handle() const { return h_; }
+  const core::RefHandle& handle() const { return h_; }
   friend bool operator==(const ObjectRef& a, const ObjectRef& b) { return a.h_.get() == b.h_.get(); }
 
  private:
-  detail::RefHandle h_;
+  core::RefHandle h_;
 };
 
 template <class T>
@@ -42,7 +44,7 @@ inline std::chrono::steady_clock::time_point deadline_after(std::optional<std::c
   return std::chrono::steady_clock::now() + *timeout;
 }
 template <class T>
-ObjectEntry* checked_entry(const ObjectRef<T>& r) {
+core::ObjectEntry* checked_entry(const ObjectRef<T>& r) {
   if (!r.valid()) throw Error("iogrid: get/wait on an empty ObjectRef");
   return r.handle().get();
 }
@@ -53,7 +55,7 @@ ObjectEntry* checked_entry(const ObjectRef<T>& r) {
 template <class T>
 T get(const ObjectRef<T>& ref, std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
   auto* e = detail::checked_entry(ref);
-  if (!e->done() && !detail::wait_done(e, detail::deadline_after(timeout)))
+  if (!e->done() && !core::wait_done(e, detail::deadline_after(timeout)))
     throw GetTimeoutError("iogrid: get timed out after " + std::to_string(timeout->count()) +
                           " ms waiting for object " + std::to_string(e->id));
   if constexpr (std::is_void_v<T>) {
@@ -71,7 +73,7 @@ std::vector<T> get(const std::vector<ObjectRef<T>>& refs,
   out.reserve(refs.size());
   for (const auto& r : refs) {
     auto* e = detail::checked_entry(r);
-    if (!e->done() && !detail::wait_done(e, deadline))
+    if (!e->done() && !core::wait_done(e, deadline))
       throw GetTimeoutError("iogrid: get of " + std::to_string(refs.size()) + " objects timed out");
     out.push_back(deserialize<T>(e->bytes()));
   }
@@ -90,10 +92,10 @@ template <class T>
 WaitResult<T> wait(const std::vector<ObjectRef<T>>& refs, std::size_t num_ready = 1,
                    std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
   if (num_ready > refs.size()) num_ready = refs.size();
-  std::vector<detail::ObjectEntry*> es;
+  std::vector<core::ObjectEntry*> es;
   es.reserve(refs.size());
   for (const auto& r : refs) es.push_back(detail::checked_entry(r));
-  auto done = detail::wait_entries(es, num_ready, detail::deadline_after(timeout));
+  auto done = core::wait_entries(es, num_ready, detail::deadline_after(timeout));
   WaitResult<T> res;
   res.ready.reserve(done.size());
   res.not_ready.reserve(refs.size() - done.size());
@@ -114,26 +116,26 @@ template <class T>
 ObjectRef<std::decay_t<T>> put(const T& value) {
   std::vector<std::shared_ptr<void>> contained;
   auto buf = serialize<std::decay_t<T>>(value, &contained);
-  return ObjectRef<std::decay_t<T>>(detail::core().put(std::move(buf), std::move(contained)));
+  return ObjectRef<std::decay_t<T>>(core::current().put(std::move(buf), std::move(contained)));
 }
 
 // Cancels the task producing `ref` if it has not finished: get() then throws TaskCancelledError.
 template <class T>
 void cancel(const ObjectRef<T>& ref) {
-  detail::core().cancel(detail::checked_entry(ref));
+  core::current().cancel(detail::checked_entry(ref));
 }
 
 // ObjectRefs inside values (a vector of refs, a struct holding one) travel by id.
 template <class T>
 struct Codec<ObjectRef<T>> {
   static void write(Writer& w, const ObjectRef<T>& r) {
-    if (!w.measuring() && w.contained && r.valid()) w.contained->push_back(detail::core().export_ref(r.handle().get()));
+    if (!w.measuring() && w.contained && r.valid()) w.contained->push_back(core::current().export_ref(r.handle().get()));
     w.write_pod<std::uint64_t>(r.id());
   }
   static ObjectRef<T> read(Reader& rd) {
     auto id = rd.read_pod<std::uint64_t>();
     if (id == 0) return ObjectRef<T>();
-    return ObjectRef<T>(detail::core().import_ref(id));
+    return ObjectRef<T>(core::current().import_ref(id));
   }
 };
 

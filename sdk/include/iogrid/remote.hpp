@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "iogrid/detail/invoke.hpp"
+#include "iogrid/detail/submit.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/options.hpp"
 
@@ -35,21 +36,21 @@ class TaskCaller<R (*)(P...)> {
   ObjectRef<result_type> remote(A&&... a) const {
     static_assert(sizeof...(A) == sizeof...(P), "iogrid: wrong number of arguments for this remote function");
     (detail::check_arg<P, A>(), ...);
-    auto& core = detail::core();
-    auto spec = std::make_unique<detail::TaskSpec>();
-    spec->kind = detail::TaskKind::normal;
+    auto& rt = core::current();
+    auto spec = std::make_unique<core::TaskSpec>();
+    spec->kind = core::TaskKind::normal;
     spec->fn = fn_;
     spec->name = opts_.name.empty() ? fn_->name : opts_.name;
     detail::ArgEncoder enc(*spec);
     (enc.template add<P>(std::forward<A>(a)), ...);
-    auto result = core.new_entry();
+    auto result = rt.new_entry();
     spec->result = result;
-    core.submit(std::move(spec), opts_);
+    detail::submit_task(rt, std::move(spec), opts_);
     return ObjectRef<result_type>(std::move(result));
   }
 
  private:
-  const detail::FunctionInfo* fn_;
+  const core::FunctionInfo* fn_;
   TaskOptions opts_;
 };
 

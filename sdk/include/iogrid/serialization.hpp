@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "iogrid/bytes.hpp"
-#include "iogrid/detail/buffer.hpp"
-#include "iogrid/detail/object_entry.hpp"
+#include "iogrid/core/buffer.hpp"
+#include "iogrid/core/object_entry.hpp"
 #include "iogrid/errors.hpp"
 
 #define IOGRID_SERIALIZE(...)                            \
@@ -303,10 +303,10 @@ struct Unit {
 
 // Serialises `v` into an exact-size buffer (one copy of the bytes); ObjectRefs inside go to `contained`.
 template <class T>
-detail::MutableBufferPtr serialize(const T& v, std::vector<std::shared_ptr<void>>* contained = nullptr) {
+core::MutableBufferPtr serialize(const T& v, std::vector<std::shared_ptr<void>>* contained = nullptr) {
   Writer m;
   write_value<T>(m, v);
-  auto buf = detail::make_buffer(m.size());
+  auto buf = core::make_buffer(m.size());
   Writer w(buf->data());
   w.contained = contained;
   write_value<T>(w, v);
@@ -314,7 +314,7 @@ detail::MutableBufferPtr serialize(const T& v, std::vector<std::shared_ptr<void>
 }
 
 template <class T>
-T deserialize(const detail::BufferPtr& buf) {
+T deserialize(const core::BufferPtr& buf) {
   Reader r(buf->data(), buf->size(), buf);
   T v = read_value<T>(r);
   if (r.remaining() != 0)

@@ -9,12 +9,37 @@
 #include <type_traits>
 #include <utility>
 
-#include "iogrid/detail/core.hpp"
-#include "iogrid/detail/task_spec.hpp"
+#include "iogrid/core/core.hpp"
+#include "iogrid/core/function_registry.hpp"
+#include "iogrid/core/task_spec.hpp"
+#include "iogrid/errors.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/serialization.hpp"
 
 namespace iogrid::detail {
+
+using core::FunctionInfo;
+using core::MutableBufferPtr;
+using core::TaskSpec;
+
+// Reads a task's arguments back in parameter order (what ArgEncoder below wrote).
+class ArgReader {
+ public:
+  explicit ArgReader(const TaskSpec& spec)
+      : spec_(spec), r_(reinterpret_cast<const std::uint8_t*>(spec.args.data()), spec.args.size()) {}
+  template <class T>
+  T next() {
+    auto tag = r_.read_pod<std::uint8_t>();
+    if (tag == 0) return read_value<T>(r_);
+    auto idx = r_.read_pod<std::uint32_t>();
+    if (idx >= spec_.deps.size()) throw SerializationError("iogrid: corrupt task arguments");
+    return deserialize<T>(spec_.deps[idx]->bytes());
+  }
+
+ private:
+  const TaskSpec& spec_;
+  Reader r_;
+};
 
 template <class T>
 using param_t = std::decay_t<T>;
@@ -33,7 +58,7 @@ MutableBufferPtr run_and_serialize(Fn&& fn, std::vector<std::shared_ptr<void>>* 
 }
 
 template <class R, class... P, std::size_t... I>
-MutableBufferPtr call_free_impl(R (*f)(P...), ArgReader& in, std::vector<std::shared_ptr<void>>* contained,
+MutableBufferPtr call_free_impl(R (*f)(P...), ArgReader in, std::vector<std::shared_ptr<void>>* contained,
                                 std::index_sequence<I...>) {
   std::tuple<param_t<P>...> args{in.template next<param_t<P>>()...};
   return run_and_serialize<R>([&]() -> decltype(auto) { return f(static_cast<P&&>(std::get<I>(args))...); },
@@ -41,13 +66,13 @@ MutableBufferPtr call_free_impl(R (*f)(P...), ArgReader& in, std::vector<std::sh
 }
 
 template <class R, class... P>
-MutableBufferPtr call_free(const FunctionInfo& fi, void*, ArgReader& in,
+MutableBufferPtr call_free(const FunctionInfo& fi, void*, const TaskSpec& spec,
                            std::vector<std::shared_ptr<void>>* contained) {
-  return call_free_impl(pointer_from<R (*)(P...)>(fi), in, contained, std::index_sequence_for<P...>{});
+  return call_free_impl(core::pointer_from<R (*)(P...)>(fi), ArgReader(spec), contained, std::index_sequence_for<P...>{});
 }
 
 template <class T, class M, class R, class... P, std::size_t... I>
-MutableBufferPtr call_method_impl(M m, T* self, ArgReader& in, std::vector<std::shared_ptr<void>>* contained,
+MutableBufferPtr call_method_impl(M m, T* self, ArgReader in, std::vector<std::shared_ptr<void>>* contained,
                                   std::index_sequence<I...>) {
   std::tuple<param_t<P>...> args{in.template next<param_t<P>>()...};
   return run_and_serialize<R>(
@@ -55,9 +80,9 @@ MutableBufferPtr call_method_impl(M m, T* self, ArgReader& in, std::vector<std::
 }
 
 template <class T, class M, class R, class... P>
-MutableBufferPtr call_method(const FunctionInfo& fi, void* self, ArgReader& in,
+MutableBufferPtr call_method(const FunctionInfo& fi, void* self, const TaskSpec& spec,
                              std::vector<std::shared_ptr<void>>* contained) {
-  return call_method_impl<T, M, R, P...>(pointer_from<M>(fi), static_cast<T*>(self), in, contained,
+  return call_method_impl<T, M, R, P...>(core::pointer_from<M>(fi), static_cast<T*>(self), ArgReader(spec), contained,
                                          std::index_sequence_for<P...>{});
 }
 
@@ -65,31 +90,31 @@ template <class R, class... P>
 const FunctionInfo& make_remote(const char* name, R (*f)(P...)) {
   FunctionInfo fi;
   fi.name = name;
-  fi.pointer = pointer_bytes(f);
+  fi.pointer = core::pointer_bytes(f);
   fi.call = &call_free<R, P...>;
-  return register_function(std::move(fi));
+  return core::register_function(std::move(fi));
 }
 template <class T, class R, class... P>
 const FunctionInfo& make_remote(const char* name, R (T::*m)(P...)) {
   FunctionInfo fi;
   fi.name = name;
-  fi.pointer = pointer_bytes(m);
+  fi.pointer = core::pointer_bytes(m);
   fi.call = &call_method<T, R (T::*)(P...), R, P...>;
-  return register_function(std::move(fi));
+  return core::register_function(std::move(fi));
 }
 template <class T, class R, class... P>
 const FunctionInfo& make_remote(const char* name, R (T::*m)(P...) const) {
   FunctionInfo fi;
   fi.name = name;
-  fi.pointer = pointer_bytes(m);
+  fi.pointer = core::pointer_bytes(m);
   fi.call = &call_method<T, R (T::*)(P...) const, R, P...>;
-  return register_function(std::move(fi));
+  return core::register_function(std::move(fi));
 }
 
 template <class P>
 const FunctionInfo& lookup_remote(P p, const char* what) {
-  auto bytes = pointer_bytes(p);
-  if (auto* fi = find_function_by_pointer(bytes.data(), bytes.size())) return *fi;
+  auto bytes = core::pointer_bytes(p);
+  if (auto* fi = core::find_function_by_pointer(bytes.data(), bytes.size())) return *fi;
   throw Error(std::string("iogrid: this ") + what +
               " is not registered: add IOGRID_REMOTE(...) for it at namespace scope (e.g. IOGRID_REMOTE(my_fn) "
               "or IOGRID_REMOTE(&MyActor::my_method))");
@@ -130,7 +155,7 @@ class ArgEncoder {
   }
 
  private:
-  void add_dep(const RefHandle& h) {
+  void add_dep(const core::RefHandle& h) {
     if (!h) throw Error("iogrid: an empty ObjectRef was passed as a task argument");
     auto idx = static_cast<std::uint32_t>(spec_.deps.size());
     spec_.deps.push_back(h);
@@ -143,10 +168,10 @@ class ArgEncoder {
   void add_value(const PD& v) {
     Writer m;
     write_value<PD>(m, v);
-    if (m.size() > kMaxInlineArgBytes) {
+    if (m.size() > core::kMaxInlineArgBytes) {
       std::vector<std::shared_ptr<void>> contained;
       auto buf = serialize<PD>(v, &contained);
-      add_dep(core().put(std::move(buf), std::move(contained)));
+      add_dep(core::current().put(std::move(buf), std::move(contained)));
       return;
     }
     auto old = spec_.args.size();
@@ -167,5 +192,5 @@ class ArgEncoder {
 // Registers a function or an actor method so tasks and actor calls can run it, in this process and in workers:
 //     IOGRID_REMOTE(square);   IOGRID_REMOTE(&Counter::add);
 #define IOGRID_REMOTE(...)                                                                    \
-  [[maybe_unused]] static const ::iogrid::detail::FunctionInfo& IOGRID_CAT(iogrid_remote_, __COUNTER__) = \
+  [[maybe_unused]] static const ::iogrid::core::FunctionInfo& IOGRID_CAT(iogrid_remote_, __COUNTER__) = \
       ::iogrid::detail::make_remote(#__VA_ARGS__, __VA_ARGS__)

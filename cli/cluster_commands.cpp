@@ -1,0 +1,372 @@
+#include "cli/cluster_commands.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "gpu/devices.hpp"
+#include "runtime/cluster/cluster_client.hpp"
+#include "runtime/cluster/daemons.hpp"
+#include "runtime/transport/auth.hpp"
+
+namespace iogrid::cli {
+
+namespace {
+
+using runtime::transport::default_token_path;
+
+struct Args {
+  explicit Args(const std::vector<std::string>& a) : args(a) {}
+  const std::vector<std::string>& args;
+  std::size_t i = 0;
+  bool done() const { return i >= args.size(); }
+  const std::string& peek() const { return args[i]; }
+  std::string value(const std::string& flag) {
+    if (i + 1 >= args.size()) throw std::invalid_argument(flag + " needs a value");
+    i += 1;
+    return args[i];
+  }
+};
+
+double number(const std::string& flag, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    double d = std::stod(v, &used);
+    if (used == v.size() && d >= 0) return d;
+  } catch (...) {
+  }
+  throw std::invalid_argument(flag + " needs a non-negative number, got '" + v + "'");
+}
+
+std::map<std::string, std::string> key_values(const std::string& flag, const std::string& v) {
+  std::map<std::string, std::string> out;
+  std::stringstream in(v);
+  for (std::string item; std::getline(in, item, ',');) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) throw std::invalid_argument(flag + " takes KEY=VALUE[,KEY=VALUE...], got '" + item + "'");
+    out[item.substr(0, eq)] = item.substr(eq + 1);
+  }
+  return out;
+}
+
+// "A100:40:8.0x2,RTX4090:24" -> GPUs (model:memory GiB[:compute capability][xcount]).
+std::vector<sched::Gpu> parse_gpus(const std::string& v) {
+  std::vector<sched::Gpu> out;
+  std::stringstream in(v);
+  for (std::string item; std::getline(in, item, ',');) {
+    int count = 1;
+    auto x = item.rfind('x');
+    if (x != std::string::npos && x > item.rfind(':') && item.find(':') != std::string::npos) {
+      count = std::stoi(item.substr(x + 1));
+      item = item.substr(0, x);
+    }
+    std::vector<std::string> parts;
+    std::stringstream p(item);
+    for (std::string s; std::getline(p, s, ':');) parts.push_back(s);
+    if (parts.size() < 2 || parts[0].empty() || count < 1)
+      throw std::invalid_argument("--gpus takes MODEL:MEMORY_GIB[:COMPUTE_CAPABILITY][xCOUNT],... (e.g. A100:40:8.0x2), got '" + item + "'");
+    sched::Gpu g;
+    g.model = parts[0];
+    g.memory_mib = static_cast<std::int64_t>(number("--gpus memory", parts[1]) * 1024);
+    g.compute_capability = parts.size() > 2 ? number("--gpus compute capability", parts[2]) : 8.0;
+    for (int i = 0; i < count; ++i) out.push_back(g);
+  }
+  return out;
+}
+
+std::string token_or_create(const std::string& path, bool create) {
+  if (!create) return runtime::transport::load_token(path);
+  bool created = false;
+  auto t = runtime::transport::load_or_create_token(path, &created);
+  if (created) std::cout << "created a new cluster token in " << path << " (copy it to every node)\n";
+  return t;
+}
+
+std::string address_or_env(const std::string& a) {
+  if (!a.empty()) return a;
+  if (const char* e = std::getenv("IOGRID_ADDRESS"); e && *e) return e;
+  throw std::invalid_argument("no head address: pass --address HOST:PORT or set IOGRID_ADDRESS");
+}
+
+// --tls-cert/--tls-key/--tls-ca for client commands: they reach the connection (and a submitted driver)
+// through IOGRID_TLS_CERT/KEY/CA.
+bool tls_flag(Args& a, const std::string& f) {
+  const char* var = f == "--tls-cert" ? "IOGRID_TLS_CERT" : f == "--tls-key" ? "IOGRID_TLS_KEY" : f == "--tls-ca" ? "IOGRID_TLS_CA" : nullptr;
+  if (!var) return false;
+  setenv(var, a.value(f).c_str(), 1);
+  return true;
+}
+
+long physical_memory_mib() {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? pages / 1024 * size / 1024 : 8192;
+}
+
+}  // namespace
+
+int head_command(const std::vector<std::string>& args) {
+  runtime::cluster::HeadOptions o;
+  o.tls = runtime::transport::tls_from_env();
+  std::string token_file = default_token_path(), level = "info";
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy NAME]\n"
+                   "                   [--user-weights alice=2,bob=1] [--node-timeout-ms MS] [--heartbeat-ms MS]\n"
+                   "                   [--log-level LEVEL]\n"
+                   "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
+                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
+                   "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
+                   "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
+                   "The dashboard (status page, /api/status JSON, /metrics for Prometheus) listens on 127.0.0.1:8265 by\n"
+                   "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n"
+                   "With --tls-cert/--tls-key/--tls-ca (or IOGRID_TLS_CERT/KEY/CA) every connection runs mutual TLS: each\n"
+                   "process shows a certificate signed by the CA and checks its peer's.\n"
+                   "--policy: pack (default, best fit), market (price, reputation and region against fit), fgd\n"
+                   "(fragmentation-aware), spread, dot-product, first-fit, random. Waiting work is served by priority,\n"
+                   "then weighted fair share between users (--user-weights) and between a user's jobs (job submit\n"
+                   "--weight), with small work backfilled around waiting gangs.\n";
+      return 0;
+    }
+    if (f == "--user-weights") {
+      for (const auto& [k, v] : key_values(f, a.value(f))) o.user_weights[k] = number(f, v);
+      continue;
+    }
+    if (f == "--port") o.port = static_cast<std::uint16_t>(number(f, a.value(f)));
+    else if (f == "--bind") o.bind = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--state") o.state_dir = a.value(f);
+    else if (f == "--policy") o.policy = a.value(f);
+    else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--heartbeat-ms") o.heartbeat = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--log-level") level = a.value(f);
+    else if (f == "--dashboard-port") {
+      o.dashboard_port = static_cast<int>(number(f, a.value(f)));
+      o.dashboard_port_explicit = true;
+    } else if (f == "--no-dashboard") o.dashboard_port = -1;
+    else if (f == "--dashboard-bind") o.dashboard_bind = a.value(f);
+    else if (f == "--tls-cert") o.tls.cert = a.value(f);
+    else if (f == "--tls-key") o.tls.key = a.value(f);
+    else if (f == "--tls-ca") o.tls.ca = a.value(f);
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid head (see iogrid head --help)");
+  }
+  o.token = token_or_create(token_file, true);
+  return runtime::cluster::run_head(o, token_file, level, std::cout);
+}
+
+int node_command(const std::vector<std::string>& args) {
+  runtime::cluster::NodeDaemonOptions o;
+  o.tls = runtime::transport::tls_from_env();
+  std::string address, token_file = default_token_path(), level = "info";
+  double cpus = 0, mem = 0;
+  bool gpus_declared = false;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  o.node.name = host;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid node --address HOST:PORT [--token-file F] [--name NAME] [--num-cpus N] [--memory-gib G]\n"
+                   "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
+                   "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
+                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
+                   "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
+                   "node in tests and demos.\n";
+      return 0;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--name") o.node.name = a.value(f);
+    else if (f == "--num-cpus") cpus = number(f, a.value(f));
+    else if (f == "--memory-gib") mem = number(f, a.value(f));
+    else if (f == "--gpus") {
+      o.node.gpus = parse_gpus(a.value(f));
+      gpus_declared = true;
+    } else if (f == "--resources") {
+      for (auto& [k, v] : key_values(f, a.value(f))) o.node.total.custom[k] = sched::to_milli(number(f, v));
+    } else if (f == "--labels") o.node.labels = key_values(f, a.value(f));
+    else if (f == "--price") o.node.price_per_gpu_hour = number(f, a.value(f));
+    else if (f == "--reputation") o.node.reputation = number(f, a.value(f));
+    else if (f == "--work-dir") o.work_dir = a.value(f);
+    else if (f == "--tls-cert") o.tls.cert = a.value(f);
+    else if (f == "--tls-key") o.tls.key = a.value(f);
+    else if (f == "--tls-ca") o.tls.ca = a.value(f);
+    else if (f == "--log-level") level = a.value(f);
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid node (see iogrid node --help)");
+  }
+  auto [h, p] = runtime::transport::parse_address(address_or_env(address));
+  o.head_host = h;
+  o.head_port = p;
+  o.token = token_or_create(token_file, false);
+  o.node.total.cpus = sched::to_milli(cpus > 0 ? cpus : double(std::max(1u, std::thread::hardware_concurrency())));
+  o.node.total.memory_mib = mem > 0 ? static_cast<std::int64_t>(mem * 1024) : physical_memory_mib();
+  if (!gpus_declared) {
+    std::string note;
+    for (const auto& d : gpu::detect_devices(&note)) {
+      sched::Gpu g;
+      g.model = d.model;
+      g.memory_mib = static_cast<std::int64_t>(d.memory_gib * 1024);
+      g.compute_capability = d.compute_capability;
+      g.verified = false;  // found, not declared: the head challenges it before it gets GPU work
+      o.node.gpus.push_back(g);
+    }
+    if (!note.empty()) std::cout << "iogrid node: " << note << "\n";
+  }
+  o.node.available = o.node.total;
+  return runtime::cluster::run_node(o, level);
+}
+
+int status_command(const std::vector<std::string>& args) {
+  std::string address, token_file = default_token_path();
+  bool json = false;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid status [--address HOST:PORT] [--token-file F] [--json] [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "Prints the cluster's nodes (state, resources, GPUs, labels, load), jobs and queued leases.\n";
+      return 0;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--json") json = true;
+    else if (tls_flag(a, f)) continue;
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid status");
+  }
+  auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(address_or_env(address), token_or_create(token_file, false)));
+  if (json) {
+    std::cout << s.dump() << "\n";
+    return 0;
+  }
+  std::cout << "head " << s["head"].get<std::string>() << ": " << s["nodes"].size() << " nodes alive, "
+            << s["dead_nodes"].get<int>() << " dead, " << s["pending_leases"].get<int>() << " leases queued\n\n";
+  std::cout << std::left << std::setw(16) << "NODE" << std::setw(16) << "HOST" << std::setw(12) << "CPU free/all"
+            << std::setw(10) << " MEM GiB" << std::setw(30) << " GPUS" << std::setw(8) << "LEASES" << "LABELS\n";
+  for (const auto& n : s["nodes"]) {
+    std::ostringstream cpu, gpus, labels, memory;
+    cpu << n["cpus_available"].get<double>() << "/" << n["cpus"].get<double>();
+    memory << " " << std::fixed << std::setprecision(1) << n["memory_gib"].get<double>();
+    std::map<std::string, int> models;
+    for (const auto& g : n["gpus"]) {
+      std::ostringstream m;
+      m << g["model"].get<std::string>() << " " << std::fixed << std::setprecision(0) << g["memory_gib"].get<double>() << "G";
+      models[m.str()]++;
+    }
+    gpus << " ";
+    for (const auto& [m, c] : models) gpus << c << "x " << m << " ";
+    if (models.empty()) gpus << "-";
+    for (const auto& [k, v] : n["labels"].items()) labels << k << "=" << v.get<std::string>() << " ";
+    std::cout << std::setw(16) << n["name"].get<std::string>() << std::setw(16) << n["host"].get<std::string>()
+              << std::setw(12) << cpu.str() << std::setw(10) << memory.str() << std::setw(30) << gpus.str()
+              << std::setw(8) << n["active_leases"].get<int>() << labels.str() << "\n";
+    if (n.contains("verification") && !n["verification"].get<std::string>().empty()) {
+      std::istringstream lines(n["verification"].get<std::string>());
+      for (std::string l; std::getline(lines, l);) std::cout << "    " << l << "\n";
+    }
+  }
+  std::cout << "\n" << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
+  for (const auto& j : s["jobs"])
+    std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
+              << std::setw(10) << j["active_leases"].get<int>() << j["driver"].get<std::string>() << "\n";
+  auto clusters = nlohmann::json::parse(
+      runtime::cluster::admin(address_or_env(address), token_or_create(token_file, false), "cluster.list", "{}"));
+  if (!clusters.empty()) {
+    std::cout << "\n" << std::setw(10) << "CLUSTER" << std::setw(8) << "GPUS" << std::setw(12) << "PRICE/H" << "NODES (GPUs)\n";
+    for (const auto& cl : clusters) {
+      std::string nodes;
+      for (const auto& n : cl["nodes"]) nodes += n["node"].get<std::string>() + ":" + std::to_string(n["gpus"].get<int>()) + " ";
+      std::ostringstream price;
+      price << std::fixed << std::setprecision(2) << cl["price_per_hour"].get<double>();
+      std::cout << std::setw(10) << cl["id"].get<std::string>() << std::setw(8) << cl["gpus"].get<int>() << std::setw(12)
+                << price.str() << nodes << "\n";
+    }
+  }
+  return 0;
+}
+
+int job_command(const std::vector<std::string>& args) {
+  const char* usage =
+      "usage: iogrid job submit [--address HOST:PORT] [--token-file F] [--cluster ID] [--user U] [--weight W]\n"
+      "                         -- PROGRAM [ARGS...]\n"
+      "       iogrid job list [--address HOST:PORT] [--token-file F] [--json]\n"
+      "       iogrid job logs ID [--address HOST:PORT] [--token-file F]\n"
+      "       iogrid job stop ID [--address HOST:PORT] [--token-file F]\n"
+      "submit runs PROGRAM as the job's driver against the cluster and streams its output (also kept by the head\n"
+      "for `job logs`, with what the job's workers print); the program's own executable is shipped to the nodes\n"
+      "that run its tasks. --cluster ID runs every task and actor of the job inside that reservation (iogrid cluster).\n"
+      "--user and --weight set the job's fair share: when resources are short, users share by their weights\n"
+      "(iogrid head --user-weights) and a user's jobs by theirs.\n";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << usage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string sub = args[0], address, token_file = default_token_path(), id, cluster;
+  bool json = false;
+  std::vector<std::string> program;
+  for (Args a(args); ++a.i, !a.done();) {
+    const auto f = a.peek();
+    if (f == "--") {
+      program.assign(args.begin() + static_cast<std::ptrdiff_t>(a.i) + 1, args.end());
+      break;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--json") json = true;
+    else if (sub == "submit" && f == "--cluster") cluster = a.value(f);
+    else if (sub == "submit" && f == "--user") setenv("IOGRID_USER", a.value(f).c_str(), 1);
+    else if (sub == "submit" && f == "--weight") setenv("IOGRID_JOB_WEIGHT", std::to_string(number(f, a.value(f))).c_str(), 1);
+    else if (tls_flag(a, f)) continue;
+    else if ((sub == "stop" || sub == "logs") && id.empty() && f[0] != '-') id = f;
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid job " + sub + "\n" + usage);
+  }
+  auto addr = address_or_env(address);
+  if (sub == "submit") {
+    if (program.empty()) throw std::invalid_argument("iogrid job submit needs -- PROGRAM [ARGS...]");
+    auto token = runtime::transport::load_token(token_file);  // fails early with a clear message
+    if (!cluster.empty()) {
+      // The cluster must exist now; the driver (and so every task it submits) runs inside it.
+      std::string found;
+      for (const auto& c : nlohmann::json::parse(runtime::cluster::admin(addr, token, "cluster.list", "{}")))
+        if (c["id"].get<std::string>() == cluster || c["name"].get<std::string>() == cluster) found = c["id"].get<std::string>();
+      if (found.empty()) throw std::invalid_argument("no cluster " + cluster + " on the head at " + addr + " (see iogrid cluster list)");
+      setenv("IOGRID_CLUSTER", found.c_str(), 1);
+    }
+    return runtime::cluster::submit_job(addr, token, token_file, program);
+  }
+  auto token = token_or_create(token_file, false);
+  if (sub == "list") {
+    auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(addr, token));
+    if (json) {
+      std::cout << s["jobs"].dump() << "\n";
+      return 0;
+    }
+    std::cout << std::left << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
+    for (const auto& j : s["jobs"])
+      std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
+                << std::setw(10) << j["leases_granted"].get<std::uint64_t>() << j["driver"].get<std::string>() << "\n";
+    return 0;
+  }
+  if (sub == "logs") {
+    if (id.empty()) throw std::invalid_argument("iogrid job logs needs a job id (see iogrid job list)");
+    std::cout << runtime::cluster::job_logs(addr, token, id);
+    return 0;
+  }
+  if (sub == "stop") {
+    if (id.empty()) throw std::invalid_argument("iogrid job stop needs a job id (see iogrid job list)");
+    std::cout << runtime::cluster::stop_job(addr, token, id) << "\n";
+    return 0;
+  }
+  throw std::invalid_argument("unknown job command '" + sub + "'\n" + usage);
+}
+
+}  // namespace iogrid::cli

@@ -1,0 +1,149 @@
+// The `iogrid` command line.
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "gpu/devices.hpp"
+#include "bench/report.hpp"
+#include "cli/cluster_commands.hpp"
+#include "cli/reservation_commands.hpp"
+#include "cli/sched_commands.hpp"
+#include "runtime/cluster/worker_env.hpp"
+
+namespace {
+
+const char* kUsage = R"(iogrid: an actor runtime that pools heterogeneous GPUs into clusters.
+
+usage: iogrid <command> [options]
+
+commands:
+  bench micro [--mode embedded|cluster] [--json] [--runs N] [--seconds S] [--only NAME[,NAME...]]
+      Ray's core microbenchmarks on the embedded cluster, or (--mode cluster) on a head and two node processes
+      started on this machine for the run. --json prints one JSON line per figure:
+      {"suite","name","value","unit","higher_is_better","mode"}. Each figure is the median of N runs (default 5).
+  bench scale [--json] [--runs N] [--only NAME[,NAME...]]
+      The scheduler at 10,000 nodes / 80,000 GPUs: placement decisions/s and p99 latency (library alone and
+      inside the head actor), gang create/remove per second, bytes per queued task, replay of a 1M-task trace,
+      and fragmentation-aware placement against best fit at saturation. Takes a few minutes.
+  bench gpu [--json] [--runs N] [--only NAME[,NAME...]]
+      The GPU layer: allreduce of 64 MiB f32 over 4 ranks (threads) through iogrid's collective group, with its
+      Gloo backend and with its local (shared-memory) backend, against Gloo called directly in the same run
+      (ratios and bus bandwidths); on a GPU machine, the GPU rows (bf16 GEMM as a task against cuBLAS, the empty
+      GPU task's round trip, the verification challenge).
+  A name given to --only that the suite does not have is an error listing the suite's figures.
+  bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
+      The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
+      workers against 1, batch inference through a pool of actors against one plain loop, a 32-trial sweep
+      with ASHA against the full grid (trial-time ratio, accuracy gap), test accuracy of the small CNN, and the
+      MLP's training and inference rates against PyTorch on the same data (on the CPU, and on GPU 0 where there
+      is one; needs a python3 with PyTorch, e.g. Debian's python3-torch, or $IOGRID_PYTHON). Several minutes
+      per run; --only picks figures, e.g. --only train_vs_pytorch_cpu_samples_ratio.
+  sched generate|replay ...
+      Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
+  version
+      Prints the version.
+  help
+      Prints this text.
+
+cluster commands (each takes --help):
+  head [--port P] [--token-file F] ...         start the head of a cluster; prints how to join it
+  node --address HOST:PORT [--gpus ...] ...    join this machine to a cluster
+  status [--address HOST:PORT] [--json]        nodes, resources, GPUs, jobs and queued work
+  job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
+  cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
+  ledger                                       GPU-seconds and cost per job, cluster and provider node
+  verify [--node NAME] [--size N]              challenge nodes' GPUs (seeded GEMM, checked by the head)
+The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
+)";
+
+int bench(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  iogrid::bench::Options o;
+  const std::string suite = args[0];
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (a == "--json") o.json = true;
+    else if (a == "--mode") o.mode = value();
+    else if (a == "--runs") o.runs = std::stoi(value());
+    else if (a == "--seconds") o.seconds = std::stod(value());
+    else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
+    else if (a == "--only") {
+      auto list = value();
+      std::size_t p = 0;
+      while (p <= list.size()) {
+        auto q = list.find(',', p);
+        if (q == std::string::npos) q = list.size();
+        if (q > p) o.only.push_back(list.substr(p, q - p));
+        p = q + 1;
+      }
+    } else throw std::invalid_argument("unknown option '" + a + "' for bench " + suite);
+  }
+  if (o.runs < 1) throw std::invalid_argument("--runs must be at least 1");
+  if (suite == "micro") return iogrid::bench::run_micro(o);
+  if (suite == "scale") return iogrid::bench::run_scale(o);
+  if (suite == "gpu") return iogrid::bench::run_gpu(o);
+  if (suite == "workloads") return iogrid::bench::run_workloads(o);
+  if (suite == "micro-client") {
+    std::string address, token;
+    for (std::size_t i = 1; i + 1 < args.size(); ++i) {
+      if (args[i] == "--address") address = args[i + 1];
+      if (args[i] == "--token-file") token = args[i + 1];
+    }
+    return iogrid::bench::run_micro_client(address, token, o.seconds);
+  }
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads)\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  iogrid::gpu::use_pci_device_order();
+  // Started by a node as a worker of a job this executable drives (iogrid bench ... --mode cluster).
+  if (std::getenv(iogrid::runtime::cluster::kWorkerEndpointEnv)) iogrid::runtime::cluster::run_worker_process();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  try {
+    const auto cmd = args[0];
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (cmd == "version" || cmd == "--version") {
+      std::cout << "iogrid 0.1.0\n";
+      return 0;
+    }
+    if (cmd == "bench") return bench(rest);
+    if (cmd == "head") return iogrid::cli::head_command(rest);
+    if (cmd == "node") return iogrid::cli::node_command(rest);
+    if (cmd == "status") return iogrid::cli::status_command(rest);
+    if (cmd == "job") return iogrid::cli::job_command(rest);
+    if (cmd == "sched") return iogrid::cli::sched_command(rest);
+    if (cmd == "cluster") return iogrid::cli::cluster_command(rest);
+    if (cmd == "ledger") return iogrid::cli::ledger_command(rest);
+    if (cmd == "verify") return iogrid::cli::verify_command(rest);
+    std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;
+    return 2;
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    std::cerr << (what.rfind("iogrid: ", 0) == 0 ? "" : "iogrid: ") << what << "\n";
+    return 2;
+  }
+}

@@ -1,0 +1,46 @@
+// The runtime's own copy of what a task or an actor asks for. The SDK converts its public TaskOptions and
+// ActorOptions into these at its boundary (sdk/src/options.cpp), so the public structs can change shape
+// without the runtime following, and nothing below the SDK includes a public header.
+// Values are as the user gave them; the runtime checks them (runtime/task_submitter.cpp: to_request) and
+// its errors name the public option ("option num_gpus must be ...").
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace iogrid::core {
+
+// Where work may run and what it holds while it runs.
+struct Requirements {
+  double cpus = 1;
+  double gpus = 0;                     // whole GPUs, or a fraction of one
+  std::string gpu_model;               // '|'-separated; empty: any
+  double min_gpu_memory_gib = 0;
+  double min_compute_capability = 0;
+  double memory_gib = 0;
+  std::map<std::string, double> resources;
+  std::map<std::string, std::string> labels;
+  std::string node;
+  std::string cluster;                 // a reservation id ("c-7"); empty: the process default
+  int bundle = -1;
+  double max_price = 0;
+  std::vector<std::string> preferred_regions;
+  double min_reputation = 0;
+  double min_gpu_tflops = 0;
+  bool allow_unverified_gpus = false;
+  int priority = 0;
+};
+
+struct TaskOptions {
+  Requirements needs;
+  int max_retries = 3;
+  bool retry_exceptions = false;
+};
+
+struct ActorOptions {
+  Requirements needs{.cpus = 0};
+  int max_restarts = 0;                // -1: unlimited
+};
+
+}  // namespace iogrid::core

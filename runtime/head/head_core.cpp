@@ -1,0 +1,552 @@
+#include "runtime/head/head_core.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "iogrid/core/errors.hpp"
+#include "runtime/proto/convert.hpp"
+#include "scheduler/feasibility.hpp"
+#include "scheduler/policy.hpp"
+
+namespace iogrid::runtime::head {
+
+namespace {
+
+Verifier::Entropy default_entropy() {
+  auto rd = std::make_shared<std::random_device>();
+  return [rd] { return (std::uint64_t((*rd)()) << 32) ^ (*rd)(); };
+}
+
+std::filesystem::path code_dir(const HeadConfig& c) {
+  return c.state_dir.empty() ? std::filesystem::temp_directory_path() / ("iogrid-head-" + std::to_string(::getpid())) / "code"
+                             : std::filesystem::path(c.state_dir) / "code";
+}
+
+}  // namespace
+
+HeadCore::HeadCore(HeadConfig config, HeadEvents& events, HeadClock clock, Verifier::Entropy entropy)
+    : config_(std::move(config)),
+      events_(events),
+      clock_(std::move(clock)),
+      sched_(sched::make_policy(config_.policy), {}, clock_.now),
+      nodes_(sched_.cluster(), config_.node_timeout),
+      leases_(sched_, ledger_),
+      reservations_(sched_, ledger_, clock_),
+      verifier_(entropy ? std::move(entropy) : default_entropy()),
+      code_(code_dir(config_)),
+      logs_(config_.state_dir.empty() ? std::filesystem::path() : std::filesystem::path(config_.state_dir) / "logs"),
+      info_(config_.announce ? spdlog::level::info : spdlog::level::debug) {
+  if (!config_.state_dir.empty()) restore();
+}
+
+HeadCore::~HeadCore() = default;
+
+// ---- durable state ----
+
+void HeadCore::restore() {
+  store_ = std::make_unique<HeadStore>(config_.state_dir);
+  for (const auto& sn : store_->nodes()) {
+    std::vector<std::uint8_t> bytes(sn.info.begin(), sn.info.end());
+    auto n = proto::decode_node(bytes);
+    n.index = sn.index;
+    NodeRecord rec;
+    rec.host = sn.host;
+    nodes_.restore(std::move(n), std::move(rec));  // dead until it rejoins
+  }
+  const auto now = clock_.now();
+  for (const auto& sj : store_->jobs()) {
+    JobRecord j;
+    j.id = sj.id;
+    j.driver = sj.driver;
+    j.code_hash = sj.code_hash;
+    j.owner_host = sj.owner_host;
+    j.owner_port = sj.owner_port;
+    j.state = job_state_from(sj.state);
+    j.leases_granted = sj.leases_granted;
+    j.started_unix_ms = static_cast<std::int64_t>(sj.started);
+    j.ended_unix_ms = static_cast<std::int64_t>(sj.ended);
+    jobs_.restore(std::move(j), now);
+    logs_.restore(sj.id);
+  }
+  kv_ = store_->kv();
+  try {
+    ledger_ = sched::Ledger::load(store_->document("ledger"));
+  } catch (const std::exception& e) {
+    spdlog::warn("the ledger in {} is unreadable ({}); starting a new one", store_->path(), e.what());
+  }
+  try {
+    reservations_.load(store_->document("clusters"));
+  } catch (const std::exception& e) {
+    spdlog::warn("the clusters in {} are unreadable ({}); they are dropped", store_->path(), e.what());
+  }
+  jobs_.set_counter(store_->counter("job"));
+  lease_counter_ = lease_reserved_ = store_->counter("lease");
+  // Nodes need a moment to rejoin: until then a request nothing alive can hold waits instead of failing.
+  if (sched_.cluster().size() > 0) rejoin_grace_until_ = now + config_.rejoin_grace;
+  spdlog::log(spdlog::level::level_enum(info_), "restored head state from {}: {} nodes (waiting for them to reconnect), {} jobs, {} keys", store_->path(),
+               sched_.cluster().size(), jobs_.all().size(), kv_.size());
+}
+
+void HeadCore::save_node(std::uint32_t index) {
+  if (!store_) return;
+  const auto& n = sched_.cluster().node(index);
+  auto bytes = proto::encode(n);
+  store_->put_node(StoredNode{index, n.name, std::string(bytes.begin(), bytes.end()), nodes_[index].host, n.alive});
+}
+
+void HeadCore::save_job(const JobRecord& j) {
+  if (!store_) return;
+  store_->put_job(StoredJob{j.id, j.driver, j.code_hash, j.owner_host, to_string(j.state), j.owner_port, j.leases_granted,
+                            static_cast<std::uint64_t>(j.started_unix_ms), static_cast<std::uint64_t>(j.ended_unix_ms)});
+}
+
+void HeadCore::save_books() {
+  const bool ledger = leases_.take_ledger_changed() || clusters_changed_;
+  if (store_ && ledger) store_->put_document("ledger", ledger_.save());
+  if (store_ && clusters_changed_) store_->put_document("clusters", reservations_.save());
+  clusters_changed_ = false;
+}
+
+std::uint64_t HeadCore::next_lease_id() {
+  const auto id = ++lease_counter_;
+  if (store_ && id > lease_reserved_) {  // ids are reserved in blocks so a restart never reuses one
+    lease_reserved_ = id + 1000;
+    store_->put_counter("lease", lease_reserved_);
+  }
+  return id;
+}
+
+std::vector<OwnerId> HeadCore::all_owners() const {
+  std::vector<OwnerId> out;
+  out.reserve(jobs_.owners().size());
+  for (const auto& [id, o] : jobs_.owners()) out.push_back(id);
+  return out;
+}
+
+// ---- nodes ----
+
+Joined HeadCore::join(Join j) {
+  const auto now = clock_.now();
+  auto node = std::move(j.node);
+  node.alive = true;
+  node.available = node.total;
+  for (auto& g : node.gpus) g.free = sched::kOne;
+  NodeRecord rec;
+  rec.liveness = j.liveness;
+  rec.host = j.host;
+  const auto prev = j.previous_index;
+  const bool rejoined = j.rejoin && prev < sched_.cluster().size() && !sched_.cluster().node(prev).alive &&
+                        sched_.cluster().node(prev).name == j.previous_name;
+  Joined out;
+  out.rejoined = rejoined;
+  if (rejoined) {
+    // The same daemon after a head restart or a dropped connection: same identity, its leases still run.
+    // Clusters placed here before a head restart take their bundles out first; leases running inside them go
+    // back into their bundle.
+    for (const auto& bundle : sched_.bundles_on(prev))
+      if (!sched::reserve(node, bundle)) spdlog::warn("node {} no longer has room for a cluster bundle placed on it", j.previous_name);
+    for (auto& l : j.leases) {
+      auto alloc = l.alloc;
+      alloc.node = prev;
+      alloc.lease = l.lease;
+      if (!sched_.adopt_into_bundle(alloc) && !sched::reserve(node, alloc)) continue;
+      OwnerId owner = 0;
+      if (auto* job = jobs_.find(l.job)) {
+        owner = job->driver_owner;
+        ++job->active_leases;
+        if (alloc.gang) job->reservations.insert(alloc.gang);
+      }
+      leases_.start(l.lease, LeaseRecord{l.job, owner, l.owner_lease, alloc, alloc.gang, now, node.price_per_gpu_hour});
+      sched_.account(l.job, alloc);
+      ++rec.active_leases;
+    }
+    nodes_.rejoin(prev, std::move(node), std::move(rec), now);
+    out.index = prev;
+    spdlog::log(spdlog::level::level_enum(info_), "node {} rejoined from {} with {} running leases", j.previous_name, j.host, nodes_[prev].active_leases);
+  } else {
+    out.index = nodes_.add(std::move(node), std::move(rec), now);
+    spdlog::log(spdlog::level::level_enum(info_), "node {} joined from {}: {}", sched_.cluster().node(out.index).name, j.host,
+                 sched_.cluster().node(out.index).describe());
+  }
+  sched_.node_changed();
+  out.name = sched_.cluster().node(out.index).name;
+  save_node(out.index);
+  return out;
+}
+
+void HeadCore::admit(std::uint32_t node) {
+  // GPUs a node found itself arrive unverified: they are challenged at once (declared ones are trusted as
+  // declared until `iogrid verify`).
+  bool unverified = false;
+  for (const auto& g : sched_.cluster().node(node).gpus) unverified = unverified || !g.verified;
+  if (unverified) start_verification(node, config_.verify_size, 0);
+  full_pass();
+}
+
+void HeadCore::heartbeat(std::uint32_t node, StoreFigures store, std::vector<gpu::Telemetry> telemetry) {
+  if (nodes_.known(node)) nodes_.heartbeat(node, store, std::move(telemetry), clock_.now());
+}
+
+void HeadCore::node_lost(std::uint32_t index, const std::string& why) {
+  if (!nodes_.mark_dead(index)) return;
+  leases_.credit(index, sched::Outcome::node_died);
+  sched_.node_changed();
+  const auto name = sched_.cluster().node(index).name;
+  spdlog::warn("node {} is dead: {}", name, why);
+  save_node(index);
+  for (auto& l : leases_.lose_node(index, clock_.now())) {
+    if (l.owner) events_.refuse_lease(l.owner, l.owner_lease, "node " + name + " died", LeaseRefusal::ask_again);
+    if (auto* j = jobs_.find(l.job); j && j->active_leases > 0) --j->active_leases;
+  }
+  auto& objects = nodes_[index].objects;
+  if (!objects.empty())
+    spdlog::warn("{} object copies were on node {}; their owners rebuild what they still need", objects.size(), name);
+  objects.clear();
+  events_.node_died(index, name, why, all_owners());
+  // Requests that only that node could ever satisfy now fail.
+  refuse_infeasible_pending();
+}
+
+void HeadCore::objects_added(std::uint32_t node, const std::vector<std::uint64_t>& keys, const std::vector<std::uint64_t>& sizes) {
+  if (!nodes_.known(node)) return;
+  auto& objects = nodes_[node].objects;
+  for (std::size_t i = 0; i < keys.size() && i < sizes.size(); ++i) objects[keys[i]] = sizes[i];
+}
+
+void HeadCore::objects_removed(std::uint32_t node, const std::vector<std::uint64_t>& keys) {
+  if (!nodes_.known(node)) return;
+  for (auto k : keys) nodes_[node].objects.erase(k);
+}
+
+// ---- jobs and owners ----
+
+Registered HeadCore::register_owner(OwnerId owner, const Registration& r) {
+  Owner o;
+  o.host = r.owner_host;
+  o.port = r.owner_port;
+  Registered out;
+  if (!r.resume_job.empty()) {
+    auto* j = jobs_.find(r.resume_job);
+    if (!j || j->state != JobState::running) {
+      out.error = !j ? "the head does not know this job" : std::string("the job has ") + to_string(j->state);
+      return out;
+    }
+    j->driver_owner = owner;
+    j->owner_host = o.host;
+    j->owner_port = o.port;
+    leases_.reassign(j->id, owner);
+    out.need_code = !code_.has(j->code_hash);
+    o.job = j->id;
+    spdlog::log(spdlog::level::level_enum(info_), "job {} resumed by {}", j->id, j->driver);
+    save_job(*j);
+  } else if (!r.parent_job.empty()) {
+    if (!jobs_.find(r.parent_job)) {
+      out.error = "unknown job " + r.parent_job;
+      return out;
+    }
+    o.job = r.parent_job;
+  } else {
+    JobRecord j;
+    j.driver_owner = owner;
+    j.driver = r.driver;
+    j.code_hash = r.code_hash;
+    sched::Share share;
+    if (!r.user.empty()) share.user = r.user;
+    if (r.weight > 0) share.weight = r.weight;
+    if (auto uw = config_.user_weights.find(share.user); uw != config_.user_weights.end()) share.user_weight = uw->second;
+    j.user = share.user;
+    j.weight = share.weight;
+    j.owner_host = o.host;
+    j.owner_port = o.port;
+    j.started_unix_ms = clock_.unix_ms();
+    auto& job = jobs_.create(std::move(j));
+    sched_.set_share(job.id, share);
+    if (store_) store_->put_counter("job", jobs_.counter());
+    out.need_code = !code_.has(job.code_hash);
+    o.job = job.id;
+    spdlog::log(spdlog::level::level_enum(info_), "job {} started by {} (code {})", job.id, job.driver, job.code_hash.substr(0, 12));
+    if (!r.submission.empty()) logs_.bind_submission(r.submission, job.id);
+    save_job(job);
+  }
+  out.ok = true;
+  out.job = o.job;
+  jobs_.add_owner(owner, std::move(o));
+  return out;
+}
+
+void HeadCore::owner_gone(OwnerId owner, const std::string& why) {
+  auto o = jobs_.remove_owner(owner);
+  if (!o) return;
+  // Leases this owner was still waiting for will never be used.
+  leases_.drop_pending([&](const PendingLease& p) { return p.owner == owner; });
+  if (auto* j = jobs_.find(o->job); j && j->driver_owner == owner) {
+    end_job(*j, JobState::failed, "its driver disconnected (" + why + ")");
+    j->driver_owner = 0;
+  }
+  leases_.forget_owner(owner);
+}
+
+void HeadCore::driver_finished(OwnerId owner, const std::string& reason) {
+  const auto* o = jobs_.owner(owner);
+  if (!o) return;
+  if (auto* j = jobs_.find(o->job); j && j->driver_owner == owner)
+    end_job(*j, JobState::finished, reason.empty() ? "its driver finished" : reason);
+}
+
+bool HeadCore::stop_job(const std::string& job, const std::string& who) {
+  auto* j = jobs_.find(job);
+  if (!j) return false;
+  spdlog::log(spdlog::level::level_enum(info_), "job {} stopped by {}", job, who);
+  end_job(*j, JobState::stopped, "stopped by an operator");
+  return true;
+}
+
+void HeadCore::end_job(JobRecord& j, JobState to, const std::string& why) {
+  if (!jobs_.end(j, to, clock_.unix_ms())) return;
+  spdlog::log(spdlog::level::level_enum(info_), "job {} {}: {}", j.id, to_string(to), why);
+  save_job(j);
+  leases_.drop_pending([&](const PendingLease& p) {
+    const auto* o = jobs_.owner(p.owner);
+    return !o || o->job == j.id;
+  });
+  // The job's owners stop too (the driver itself only when someone else ended its job).
+  std::vector<OwnerId> tell;
+  for (const auto& [id, o] : jobs_.owners())
+    if (o.job == j.id && (id != j.driver_owner || to == JobState::stopped)) tell.push_back(id);
+  events_.job_ended(j.id, why, tell);
+}
+
+// ---- leases ----
+
+bool HeadCore::request_lease(OwnerId owner, std::uint64_t owner_lease, const sched::ResourceRequest& request) {
+  const auto* o = jobs_.owner(owner);
+  if (!o) return false;
+  std::string why;
+  if (!sched_.feasible(request, &why) && (request.reservation || clock_.now() >= rejoin_grace_until_)) {
+    ++stats_.leases_infeasible;
+    events_.refuse_lease(owner, owner_lease, "iogrid: " + why, LeaseRefusal::never_fits);
+    return true;
+  }
+  const std::string job = o->job;
+  if (request.reservation)
+    if (auto* j = jobs_.find(job)) j->reservations.insert(request.reservation);
+  auto d = sched_.submit_or_place(job, request, request.priority);
+  PendingLease p{owner, owner_lease, request};
+  if (const auto* mine = d.mine(); mine && d.grants.size() == 1) {  // the common case: granted at once
+    if (!grant(p, mine->allocations.front())) sched_.release(job, mine->allocations.front());
+    return true;
+  }
+  if (!d.mine()) ++stats_.leases_queued;
+  leases_.wait(d.ticket, std::move(p));
+  hand_out(std::move(d.grants));
+  return true;
+}
+
+bool HeadCore::grant(const PendingLease& p, const sched::Allocation& alloc) {
+  const auto* o = jobs_.owner(p.owner);
+  if (!o) return false;
+  auto* j = jobs_.find(o->job);
+  if (!j || j->state != JobState::running) return false;
+  const auto id = next_lease_id();
+  auto a = alloc;
+  a.lease = id;
+  leases_.start(id, LeaseRecord{j->id, p.owner, p.owner_lease, a, p.request.reservation, clock_.now(),
+                                sched_.cluster().node(a.node).price_per_gpu_hour});
+  ++j->leases_granted;
+  ++j->active_leases;
+  ++nodes_[a.node].active_leases;
+  ++stats_.leases_granted;
+  events_.start_lease(a.node, LeaseGrant{id, p.owner, p.owner_lease, j->id, j->code_hash, o->host, o->port, a});
+  return true;
+}
+
+void HeadCore::hand_out(std::vector<sched::Grant> grants) {
+  for (auto& g : grants) {
+    auto p = leases_.take_pending(g.ticket);
+    if (!p || !grant(*p, g.allocations.front())) sched_.release(g.job, g.allocations.front());
+  }
+}
+
+void HeadCore::full_pass() {
+  last_full_pass_ = clock_.now();
+  if (leases_.pending() > 0) hand_out(sched_.schedule());
+}
+
+void HeadCore::refuse_infeasible_pending() {
+  for (auto& p : leases_.drop_pending([&](const PendingLease& q) { return !sched_.feasible(q.request); })) {
+    std::string why;
+    sched_.feasible(p.request, &why);
+    ++stats_.leases_infeasible;
+    events_.refuse_lease(p.owner, p.owner_lease, "iogrid: " + why, LeaseRefusal::never_fits);
+  }
+}
+
+void HeadCore::lease_ended(std::uint64_t lease) {
+  const auto* l = leases_.find(lease);
+  if (!l) return;
+  const auto node = l->alloc.node;
+  const bool alive = nodes_.alive(node);
+  const auto now = clock_.now();
+  auto rec = alive ? leases_.finish(lease, now) : leases_.finish_on_dead_node(lease, now);
+  if (alive && nodes_[node].active_leases > 0) --nodes_[node].active_leases;
+  if (auto* j = jobs_.find(rec->job); j && j->active_leases > 0) --j->active_leases;
+  // An owner whose worker never attached (it failed to start) asks again; others ignore this.
+  if (rec->owner) events_.refuse_lease(rec->owner, rec->owner_lease, "the lease ended on its node", LeaseRefusal::ask_again);
+  if (alive && leases_.pending() > 0) hand_out(sched_.schedule_freed(node));
+}
+
+void HeadCore::worker_blocked(std::uint64_t lease) {
+  const auto* l = leases_.find(lease);
+  if (!l || !leases_.lend_cpus(lease)) return;
+  if (leases_.pending() > 0) hand_out(sched_.schedule_freed(l->alloc.node));
+}
+
+void HeadCore::worker_resumed(std::uint64_t lease) { leases_.reclaim_cpus(lease); }
+
+// ---- reservations and operators ----
+
+void HeadCore::reservation_ended(std::uint64_t ticket, const std::string& creator, const std::string& how) {
+  const auto name = reservation_name(ticket);
+  for (auto& p : leases_.drop_pending([&](const PendingLease& q) { return q.request.reservation == ticket; }))
+    events_.refuse_lease(p.owner, p.owner_lease, "iogrid: cluster " + name + " was " + how, LeaseRefusal::never_fits);
+  // Jobs that ran inside it stop, but the one that made it (it learns through its refused requests).
+  std::vector<JobRecord*> inside;
+  for (const auto& [id, j] : jobs_.all())
+    if (j.state == JobState::running && j.reservations.count(ticket) && id != creator) inside.push_back(jobs_.find(id));
+  for (auto* j : inside) end_job(*j, JobState::stopped, "its cluster " + name + " was " + how);
+  clusters_changed_ = true;
+}
+
+std::optional<std::string> HeadCore::admin(OwnerId requester, std::uint64_t request_id, const std::string& who,
+                                           const std::string& command, const std::string& args_json) {
+  nlohmann::json args;
+  try {
+    args = nlohmann::json::parse(args_json.empty() ? std::string("{}") : args_json);
+  } catch (const std::exception& e) {
+    throw core::Error(std::string("iogrid: bad arguments for ") + command + ": " + e.what());
+  }
+  const auto* o = jobs_.owner(requester);
+  const std::string owner = o ? o->job : who;
+  if (command == "verify") {
+    const std::string only = args.value("node", "");
+    const int n = args.value("size", 8192);
+    if (n < 16 || n > 32768) throw core::Error("iogrid: --size must be between 16 and 32768");
+    const auto batch = verifier_.open_batch(requester, request_id);
+    std::size_t started = 0;
+    for (std::uint32_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_.alive(i) && nodes_[i].liveness == Liveness::heartbeats &&
+          (only.empty() || sched_.cluster().node(i).name == only))
+        started += start_verification(i, n, batch);
+    if (started == 0) {
+      verifier_.cancel_batch(batch);
+      throw core::Error(only.empty() ? "iogrid: no live node has GPUs to verify"
+                                     : "iogrid: no live node named '" + only + "' with GPUs (see iogrid status)");
+    }
+    verifier_.expect(batch, started);
+    return std::nullopt;
+  }
+  for (const auto& e : reservations_.expire()) reservation_ended(e.ticket, e.owner, "expired");
+  std::string deleted_owner;
+  std::uint64_t deleted = 0;
+  if (command == "cluster.delete") {
+    deleted = parse_reservation(args.value("id", ""));
+    deleted_owner = reservations_.owner(deleted).value_or("");
+  }
+  auto body = reservations_.admin(command, args, owner);
+  if (deleted) reservation_ended(deleted, deleted_owner, "deleted");
+  if (command == "cluster.create" || command == "cluster.delete") {
+    spdlog::log(spdlog::level::level_enum(info_), "{} from {}: {}", command, who, body.dump());
+    clusters_changed_ = true;
+    save_books();
+    full_pass();
+  }
+  return body.dump();
+}
+
+std::size_t HeadCore::start_verification(std::uint32_t node, int n, std::uint64_t batch) {
+  const auto& nd = sched_.cluster().node(node);
+  if (!nd.alive || nd.gpus.empty()) return 0;
+  for (std::uint32_t d = 0; d < nd.gpus.size(); ++d) events_.send_challenge(node, verifier_.challenge(node, d, n, batch));
+  spdlog::log(spdlog::level::level_enum(info_), "verifying the {} GPU(s) of {} (GEMM {}^3)", nd.gpus.size(), nd.name, n);
+  return nd.gpus.size();
+}
+
+void HeadCore::verify_committed(std::uint32_t node, std::uint64_t id, const std::vector<std::uint8_t>& root, double seconds,
+                                const std::string& error) {
+  auto c = verifier_.commit(id, node, root, seconds, error);
+  if (!c) return;
+  if (c->failed) return verification_done(*c->failed);
+  events_.send_rows_to_open(node, id, c->rows);
+}
+
+void HeadCore::verify_opened(std::uint32_t node, std::uint64_t id, const std::vector<gpu::verify::Prover::Opening>& openings) {
+  auto t = verifier_.target(id);
+  if (!t || t->first != node || !nodes_.known(node) || t->second >= sched_.cluster().node(node).gpus.size()) return;
+  auto done = verifier_.open(id, node, openings, sched_.cluster().node(node).gpus[t->second].model);
+  if (done) verification_done(*done);
+}
+
+void HeadCore::verification_done(const VerificationDone& v) {
+  const auto& verdict = v.verdict;
+  if (v.node < sched_.cluster().size() && v.device < sched_.cluster().node(v.node).gpus.size()) {
+    auto node = sched_.cluster().node(v.node);
+    auto& g = node.gpus[v.device];
+    g.verified = verdict.verified;
+    if (verdict.verified) g.tflops = verdict.tflops;
+    const std::string line = "GPU " + std::to_string(v.device) + " (" + g.model + "): " +
+                             (verdict.verified ? "" : "unverified, ") + verdict.reason;
+    node.reputation = sched::update_reputation(
+        node.reputation, verdict.verified ? sched::Outcome::verification_passed : sched::Outcome::verification_failed);
+    sched_.cluster().replace(v.node, std::move(node));
+    sched_.node_changed();
+    save_node(v.node);
+    nodes_.set_verification(v.node, v.device, line);
+    spdlog::log(spdlog::level::level_enum(info_), "verification of {}: {}", sched_.cluster().node(v.node).name, line);
+    if (verdict.verified) full_pass();
+  }
+  const auto name = v.node < sched_.cluster().size() ? sched_.cluster().node(v.node).name : std::string("?");
+  if (auto b = verifier_.record(v, name)) events_.admin_answer(b->requester, b->request_id, true, b->results.dump());
+}
+
+// ---- stores ----
+
+void HeadCore::kv_put(const std::string& key, std::string value) {
+  auto& slot = kv_[key];
+  slot = std::move(value);
+  if (store_) store_->put_kv(key, slot);
+}
+
+std::optional<std::string> HeadCore::kv_get(const std::string& key) const {
+  auto it = kv_.find(key);
+  if (it == kv_.end()) return std::nullopt;
+  return it->second;
+}
+
+void HeadCore::append_log(const std::string& job, const std::string& submission, const std::string& text) {
+  if (!job.empty()) logs_.append(job, text);
+  else logs_.append_submission(submission, text);
+}
+
+// ---- housekeeping ----
+
+void HeadCore::tick() {
+  const auto now = clock_.now();
+  for (const auto& s : nodes_.silent(now))
+    events_.drop_node(s.node, "no heartbeat for " + std::to_string(s.for_how_long.count()) + " ms");
+  for (auto n : nodes_.uptime_hours(now)) leases_.credit(n, sched::Outcome::uptime_hour);  // healthy uptime
+  if (rejoin_grace_until_ != Clock::time_point{} && now >= rejoin_grace_until_) {
+    rejoin_grace_until_ = {};
+    refuse_infeasible_pending();
+  }
+  for (const auto& e : reservations_.expire()) reservation_ended(e.ticket, e.owner, "expired");
+  // A full pass each second: capacity that came back without a release (an expired cluster) is used.
+  if (leases_.pending() > 0 && now - last_full_pass_ >= std::chrono::seconds(1)) full_pass();
+  save_books();
+  // A job restored from state whose driver never came back.
+  for (const auto& id : jobs_.orphans(now, config_.driver_reconnect))
+    end_job(*jobs_.find(id), JobState::failed, "its driver did not reconnect after the head restarted");
+}
+
+}  // namespace iogrid::runtime::head

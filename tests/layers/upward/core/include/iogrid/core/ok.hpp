@@ -1,0 +1,1 @@
+// A core header (allowed from the runtime).

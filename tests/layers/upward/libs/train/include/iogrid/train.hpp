@@ -1,0 +1,1 @@
+// A library header (the target of an upward include).

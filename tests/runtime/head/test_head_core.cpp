@@ -1,0 +1,381 @@
+// The head core's rules with a fake clock and a recording shell: health checking, blame, charging, queues,
+// jobs, reservations, verification and the state a restarted head keeps.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "fake_head.hpp"
+#include "gpu/verify/challenge.hpp"
+#include "scheduler/reputation.hpp"
+
+using namespace std::chrono_literals;
+using iogrid::sched::test::make_node;
+using iogrid::test::FakeHead;
+namespace head = iogrid::runtime::head;
+namespace sched = iogrid::sched;
+
+namespace {
+
+sched::Node priced_gpu_node(const std::string& name, int gpus, double price) {
+  auto n = make_node(name, 8, gpus);
+  n.price_per_gpu_hour = price;
+  return n;
+}
+
+std::filesystem::path scratch(const std::string& what) {
+  std::random_device rd;
+  auto d = std::filesystem::temp_directory_path() / ("iogrid-head-test-" + what + "-" + std::to_string(rd()));
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a node silent past the timeout is dropped, its leases are refused, charged and blamed on it", "[head]") {
+  head::HeadConfig cfg;
+  cfg.node_timeout = 2500ms;
+  FakeHead h(cfg);
+  auto n = h.node(priced_gpu_node("gpu", 2, 3.6));
+  auto job = h.driver(7);
+  REQUIRE(h.core->request_lease(7, 100, FakeHead::gpus(1)));
+  REQUIRE(h.events.started.size() == 1);
+  CHECK(h.events.started[0].node == n);
+  CHECK(h.events.started[0].grant.job == job);
+  CHECK(h.events.started[0].grant.owner_lease == 100);
+
+  // Heartbeats keep it: 2 s, a heartbeat, 2 s more is still within the timeout.
+  h.time.advance(2000ms);
+  h.core->heartbeat(n, {}, {});
+  h.time.advance(2000ms);
+  h.core->tick();
+  CHECK(h.events.dropped.empty());
+
+  // Silence past the timeout: the shell is asked to drop it, and its connection's end kills it.
+  h.time.advance(1000ms);
+  h.core->tick();
+  REQUIRE(h.events.dropped.size() == 1);
+  CHECK(h.events.dropped[0].second == "no heartbeat for 3000 ms");
+  const double before = h.reputation(n);
+  h.core->node_lost(n, h.events.dropped[0].second);
+  CHECK_FALSE(h.alive(n));
+  REQUIRE(h.events.deaths.size() == 1);
+  CHECK(h.events.deaths[0] == "gpu: no heartbeat for 3000 ms");
+  REQUIRE(h.events.refused.size() == 1);
+  CHECK(h.events.refused[0].owner == 7);
+  CHECK(h.events.refused[0].owner_lease == 100);
+  CHECK(h.events.refused[0].why == head::LeaseRefusal::ask_again);
+  // Blame: the death, and the lease lost with it.
+  const double expected = sched::update_reputation(sched::update_reputation(before, sched::Outcome::node_died),
+                                                   sched::Outcome::task_failed);
+  CHECK(h.reputation(n) == Approx(expected));
+  // Charged for the 5 s it held one GPU at 3.6 per GPU-hour.
+  CHECK(h.core->ledger().total("job", job).gpu_seconds == Approx(5.0));
+  CHECK(h.core->ledger().total("node", "gpu").cost == Approx(5.0 * 3.6 / 3600));
+  CHECK(h.core->jobs().all().at(job).active_leases == 0);
+  // Dropped once: a dead node is not silent any more.
+  h.time.advance(10s);
+  h.core->tick();
+  CHECK(h.events.dropped.size() == 1);
+}
+
+TEST_CASE("nodes inside the head's process are never silent", "[head]") {
+  FakeHead h;
+  auto n = h.node(make_node("local", 4), head::Liveness::in_process);
+  h.time.advance(1h);
+  h.core->tick();
+  CHECK(h.events.dropped.empty());
+  CHECK(h.alive(n));
+}
+
+TEST_CASE("a lease that ends normally is charged and credits its node, a job's failure never touches a node", "[head]") {
+  FakeHead h;
+  auto n = h.node(priced_gpu_node("gpu", 2, 2.0));
+  auto n_start = h.reputation(n);
+  auto job = h.driver(1);
+  h.core->request_lease(1, 5, FakeHead::gpus(2));
+  REQUIRE(h.events.started.size() == 1);
+  const auto lease = h.events.started[0].grant.lease;
+  CHECK(h.events.started[0].grant.alloc.lease == lease);
+  h.time.advance(30min);
+  h.core->lease_ended(lease);
+  CHECK(h.core->ledger().total("job", job).gpu_seconds == Approx(2 * 1800.0));
+  CHECK(h.core->ledger().total("job", job).cost == Approx(2.0));  // 1 GPU-hour at 2.0
+  CHECK(h.reputation(n) == Approx(sched::update_reputation(n_start, sched::Outcome::task_succeeded)));
+  // The owner hears that the lease ended (it asks again only if its worker never attached).
+  REQUIRE(h.events.refused.size() == 1);
+  CHECK(h.events.refused[0].why == head::LeaseRefusal::ask_again);
+  CHECK(h.events.refused[0].reason == "the lease ended on its node");
+
+  // The driver vanishes: the job fails, the node's reputation does not move.
+  const double rep = h.reputation(n);
+  h.core->owner_gone(1, "connection reset");
+  CHECK(h.core->jobs().all().at(job).state == head::JobState::failed);
+  CHECK(h.reputation(n) == rep);
+  // CPU-only work costs nothing.
+  auto job2 = h.driver(2);
+  h.core->request_lease(2, 1, FakeHead::cpus(1));
+  h.time.advance(1h);
+  h.core->lease_ended(h.events.started.back().grant.lease);
+  CHECK(h.core->ledger().total("job", job2).cost == 0);
+}
+
+TEST_CASE("every healthy hour of uptime counts once for the node's reputation", "[head]") {
+  FakeHead h;
+  auto node = make_node("n", 2);
+  node.reputation = 0.5;
+  auto n = h.node(node);
+  for (int minute = 0; minute < 59; ++minute) {
+    h.time.advance(1min);
+    h.core->heartbeat(n, {}, {});
+    h.core->tick();
+  }
+  CHECK(h.reputation(n) == 0.5);
+  h.time.advance(1min);
+  h.core->heartbeat(n, {}, {});
+  h.core->tick();
+  h.core->tick();
+  CHECK(h.reputation(n) == Approx(sched::update_reputation(0.5, sched::Outcome::uptime_hour)));
+}
+
+TEST_CASE("requests that can never run are refused naming the closest node, others wait for capacity", "[head]") {
+  FakeHead h;
+  h.node(make_node("small", 2));
+  h.driver(1);
+  h.core->request_lease(1, 1, FakeHead::cpus(16));
+  REQUIRE(h.events.refused.size() == 1);
+  CHECK(h.events.refused[0].why == head::LeaseRefusal::never_fits);
+  CHECK_THAT(h.events.refused[0].reason, Catch::Contains("no node can ever satisfy") && Catch::Contains("closest node 'small'"));
+  CHECK(h.core->stats().leases_infeasible == 1);
+
+  // Two leases fill the node; the third waits and is granted when one ends.
+  h.core->request_lease(1, 2, FakeHead::cpus(1));
+  h.core->request_lease(1, 3, FakeHead::cpus(1));
+  h.core->request_lease(1, 4, FakeHead::cpus(1));
+  REQUIRE(h.events.started.size() == 2);
+  CHECK(h.core->leases().pending() == 1);
+  CHECK(h.core->stats().leases_queued == 1);
+  h.core->lease_ended(h.events.started[0].grant.lease);
+  REQUIRE(h.events.started.size() == 3);
+  CHECK(h.events.started[2].grant.owner_lease == 4);
+  CHECK(h.core->leases().pending() == 0);
+  // An unknown owner is the shell's problem (it closes the connection).
+  CHECK_FALSE(h.core->request_lease(99, 1, FakeHead::cpus(1)));
+}
+
+TEST_CASE("a worker parked in get lends its CPUs to queued work and takes them back", "[head]") {
+  FakeHead h;
+  auto n = h.node(make_node("n", 1));
+  h.driver(1);
+  h.core->request_lease(1, 1, FakeHead::cpus(1));
+  h.core->request_lease(1, 2, FakeHead::cpus(1));
+  REQUIRE(h.events.started.size() == 1);
+  h.core->worker_blocked(h.events.started[0].grant.lease);
+  REQUIRE(h.events.started.size() == 2);  // the nested task runs on the lent CPU
+  h.core->worker_resumed(h.events.started[0].grant.lease);
+  CHECK(h.core->scheduler().cluster().node(n).available.cpus == -sched::kOne);  // briefly over-committed
+  // A dead node lends nothing.
+  h.core->node_lost(n, "gone");
+  h.core->worker_blocked(h.events.started[0].grant.lease);
+  CHECK(h.events.started.size() == 2);
+}
+
+TEST_CASE("a job ends once, its queued requests go, and its other owners hear of it", "[head]") {
+  FakeHead h;
+  h.node(make_node("n", 1));
+  auto job = h.driver(1);
+  head::Registration worker;
+  worker.parent_job = job;
+  REQUIRE(h.core->register_owner(2, worker).ok);  // a worker submitting nested tasks
+  h.core->request_lease(1, 1, FakeHead::cpus(1));
+  h.core->request_lease(2, 2, FakeHead::cpus(1));  // queued behind the first
+  CHECK(h.core->leases().pending() == 1);
+  h.core->driver_finished(1, "");
+  CHECK(h.core->jobs().all().at(job).state == head::JobState::finished);
+  CHECK(h.core->leases().pending() == 0);
+  REQUIRE(h.events.ended.size() == 1);
+  CHECK(h.events.ended[0].second == std::vector<head::OwnerId>{2});  // not the driver that finished it
+  // Ended jobs stay ended, and get no grants.
+  CHECK_FALSE(h.core->stop_job(job + "-nope", "op"));
+  CHECK(h.core->stop_job(job, "op"));
+  CHECK(h.core->jobs().all().at(job).state == head::JobState::finished);
+  CHECK(h.events.ended.size() == 1);
+  // An operator's stop tells the driver too.
+  auto job2 = h.driver(3);
+  CHECK(h.core->stop_job(job2, "op"));
+  REQUIRE(h.events.ended.size() == 2);
+  CHECK(h.events.ended[1].second == std::vector<head::OwnerId>{3});
+  // Unknown jobs cannot be joined or resumed.
+  head::Registration stray;
+  stray.parent_job = "job-77";
+  CHECK_FALSE(h.core->register_owner(4, stray).ok);
+  head::Registration back;
+  back.resume_job = job;
+  auto r = h.core->register_owner(4, back);
+  CHECK_FALSE(r.ok);
+  CHECK(r.error == "the job has finished");
+}
+
+TEST_CASE("a reservation that ends refuses its queued work and stops the jobs inside, not its creator", "[head]") {
+  FakeHead h;
+  h.node(priced_gpu_node("a", 2, 1.0));
+  auto creator = h.driver(1);
+  auto body = h.core->admin(1, 1, "driver", "cluster.create", R"({"gpus": 1, "duration_s": 60})");
+  REQUIRE(body);
+  const auto id = nlohmann::json::parse(*body)["id"].get<std::string>();
+  const auto ticket = head::parse_reservation(id);
+  auto guest = h.driver(2);
+  auto in_cluster = FakeHead::gpus(1);
+  in_cluster.reservation = ticket;
+  h.core->request_lease(1, 1, in_cluster);
+  h.core->request_lease(2, 2, in_cluster);  // the bundle is taken: waits
+  REQUIRE(h.events.started.size() == 1);
+  CHECK(h.core->leases().pending() == 1);
+  h.time.advance(61s);
+  h.core->tick();
+  CHECK(h.core->leases().pending() == 0);
+  REQUIRE(h.events.refused.size() == 1);
+  CHECK(h.events.refused[0].why == head::LeaseRefusal::never_fits);
+  CHECK(h.events.refused[0].reason == "iogrid: cluster " + id + " was expired");
+  CHECK(h.core->jobs().all().at(creator).state == head::JobState::running);
+  CHECK(h.core->jobs().all().at(guest).state == head::JobState::stopped);
+  // Charged for the minute it was held (the reservation pays, whether used or not).
+  CHECK(h.core->ledger().total("reservation", id).gpu_seconds == Approx(61.0));
+}
+
+TEST_CASE("a node's GPUs found unverified are challenged at join, the verdict moves its reputation", "[head]") {
+  head::HeadConfig cfg;
+  cfg.verify_size = 64;  // a small GEMM keeps the test fast
+  FakeHead h(cfg);
+  auto node = make_node("fresh", 4, 1);
+  node.gpus[0].verified = false;
+  node.gpus[0].model = "TestGPU";  // no reference throughput: a correct answer verifies
+  node.reputation = 0.5;
+  auto n = h.node(node);
+  REQUIRE(h.events.challenges.size() == 1);
+  const auto c = h.events.challenges[0];
+  CHECK(c.node == n);
+  CHECK(c.challenge.n == 64);
+  auto commit = [&](const iogrid::gpu::verify::Prover& p) {
+    const auto& root = p.commitment().root;
+    h.core->verify_committed(n, c.id, std::vector<std::uint8_t>(root.begin(), root.end()), p.commitment().seconds, "");
+  };
+  SECTION("a correct answer verifies the GPU") {
+    auto p = iogrid::gpu::verify::run_challenge(c.challenge, -1);  // the honest node, on the CPU
+    commit(*p);
+    REQUIRE(h.events.rows_asked.size() == 1);
+    CHECK(h.events.rows_asked[0].first == c.id);
+    h.core->verify_opened(n, c.id, p->open(h.events.rows_asked[0].second));
+    const auto& gpu = h.core->scheduler().cluster().node(n).gpus[0];
+    CHECK(gpu.verified);
+    CHECK(gpu.tflops > 0);
+    CHECK(h.reputation(n) == Approx(sched::update_reputation(0.5, sched::Outcome::verification_passed)));
+    CHECK_THAT(h.core->nodes()[n].verification, Catch::StartsWith("GPU 0 (TestGPU): answer correct"));
+  }
+  SECTION("a wrong answer caps the node's reputation and leaves the GPU unverified") {
+    auto other = c.challenge;
+    other.seed += 1;  // the product of other matrices
+    auto p = iogrid::gpu::verify::run_challenge(other, -1);
+    commit(*p);
+    REQUIRE(h.events.rows_asked.size() == 1);
+    h.core->verify_opened(n, c.id, p->open(h.events.rows_asked[0].second));
+    CHECK_FALSE(h.core->scheduler().cluster().node(n).gpus[0].verified);
+    CHECK(h.reputation(n) <= 0.1);
+    CHECK_THAT(h.core->nodes()[n].verification, Catch::Contains("unverified, wrong answer"));
+  }
+  SECTION("a node that cannot run it is unverified, and a stranger cannot answer for it") {
+    h.core->verify_committed(n + 1, c.id, {}, 0, "no GPU");  // not its node: ignored
+    CHECK(h.core->nodes()[n].verification.empty());
+    h.core->verify_committed(n, c.id, {}, 0, "cuda error 100");
+    CHECK_THAT(h.core->nodes()[n].verification, Catch::Contains("could not run the challenge: cuda error 100"));
+    CHECK(h.reputation(n) <= 0.1);
+  }
+}
+
+TEST_CASE("an operator's verify answers once every GPU asked has a verdict", "[head]") {
+  head::HeadConfig cfg;
+  cfg.verify_size = 64;
+  FakeHead h(cfg);
+  auto a = h.node(make_node("a", 2, 1));
+  auto b = h.node(make_node("b", 2, 1));
+  CHECK(h.events.challenges.empty());  // declared GPUs are trusted until asked
+  CHECK_FALSE(h.core->admin(9, 33, "cli", "verify", R"({"size": 64})"));
+  REQUIRE(h.events.challenges.size() == 2);
+  for (auto& c : h.events.challenges) h.core->verify_committed(c.node, c.id, {}, 0, "busy");
+  REQUIRE(h.events.answers.size() == 1);
+  auto results = nlohmann::json::parse(h.events.answers[0].substr(3));
+  CHECK(results.size() == 2);
+  CHECK_THROWS_WITH(h.core->admin(9, 34, "cli", "verify", R"({"node": "nobody"})"), Catch::Contains("no live node named 'nobody'"));
+  CHECK_THROWS_WITH(h.core->admin(9, 35, "cli", "verify", R"({"size": 4})"), Catch::Contains("between 16 and 32768"));
+  (void)a;
+  (void)b;
+}
+
+TEST_CASE("a restarted head keeps nodes, jobs, keys and the ledger, a job whose driver never returns fails", "[head]") {
+  const auto dir = scratch("restart");
+  head::HeadConfig cfg;
+  cfg.state_dir = dir.string();
+  cfg.driver_reconnect = 30s;
+  std::string job;
+  std::uint64_t lease = 0;
+  {
+    FakeHead h(cfg);
+    h.node(priced_gpu_node("gpu", 1, 1.0));
+    job = h.driver(1);
+    h.core->kv_put("k", "v");
+    h.core->request_lease(1, 1, FakeHead::gpus(1));
+    lease = h.events.started.at(0).grant.lease;
+    h.time.advance(1h);
+    h.core->lease_ended(lease);
+    h.core->tick();  // writes the ledger
+  }
+  FakeHead h(cfg);
+  CHECK(h.core->kv_get("k") == std::optional<std::string>("v"));
+  CHECK(h.core->ledger().total("job", job).gpu_seconds == Approx(3600));
+  REQUIRE(h.core->scheduler().cluster().size() == 1);
+  CHECK_FALSE(h.alive(0));  // until it rejoins
+  // Requests nothing alive could hold wait while nodes rejoin, instead of failing.
+  auto next = h.driver(2);
+  CHECK(next != job);  // ids are never reused
+  h.core->request_lease(2, 1, FakeHead::gpus(1));
+  CHECK(h.events.refused.empty());
+  // The node rejoins under its old identity.
+  head::Join back;
+  back.node = priced_gpu_node("gpu", 1, 1.0);
+  back.host = "10.0.0.1";
+  back.rejoin = true;
+  back.previous_index = 0;
+  back.previous_name = "gpu";
+  auto joined = h.core->join(back);
+  CHECK(joined.rejoined);
+  CHECK(joined.index == 0);
+  h.core->admit(0);
+  REQUIRE(h.events.started.size() == 1);
+  CHECK(h.events.started[0].grant.lease > lease);
+  // The restored job's driver never comes back.
+  h.time.advance(31s);
+  h.core->tick();
+  CHECK(h.core->jobs().all().at(job).state == head::JobState::failed);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("the node table names nodes uniquely and keeps one verdict line per GPU", "[head]") {
+  sched::ClusterState state;
+  head::NodeTable t(state, 1000ms);
+  auto now = head::Clock::now();
+  auto a = t.add(make_node("gpu", 1), {}, now);
+  auto b = t.add(make_node("gpu", 1), {}, now);
+  auto c = t.add(make_node("", 1), {}, now);
+  CHECK(state.node(a).name == "gpu");
+  CHECK(state.node(b).name == "gpu-2");
+  CHECK(state.node(c).name == "node");
+  CHECK(t.find("gpu-2") == long(b));
+  REQUIRE(t.mark_dead(a));
+  CHECK_FALSE(t.mark_dead(a));
+  CHECK(state.node(t.add(make_node("gpu", 1), {}, now)).name == "gpu");  // the name is free again
+  t.set_verification(b, 0, "GPU 0 (A100): first");
+  t.set_verification(b, 1, "GPU 1 (A100): other");
+  t.set_verification(b, 0, "GPU 0 (A100): second");
+  CHECK(t[b].verification == "GPU 1 (A100): other\nGPU 0 (A100): second");
+}
