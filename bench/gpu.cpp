@@ -16,6 +16,7 @@
 
 #include "bench/report.hpp"
 #include "gpu/collective/backend.hpp"
+#include "gpu/collective/nccl_backend.hpp"
 #include "gpu/cuda_plugin.hpp"
 #include "gpu/devices.hpp"
 #include "gpu/memory.hpp"
@@ -172,6 +173,46 @@ void gpu_rows(const Options& o, const std::vector<gpu::DeviceInfo>& devices, std
   }
 }
 
+// NCCL allreduce of 256 MiB f32, one member (thread) per GPU present, buffers on the devices: bus bandwidth as
+// nccl-tests reports it (2(n-1)/n x bytes / time). With one GPU there is no bus traffic: the algorithm
+// bandwidth is reported instead, and the bus figure is skipped saying so.
+void nccl_rows(const Options& o, int gpus, std::vector<Figure>& figs) {
+  std::string why;
+  if (!gpu::nccl_plugin(&why)) {
+    progress(o, "nccl_allreduce_busbw_GBps skipped: " + why);
+    return;
+  }
+  const int ranks = std::min(gpus, 8);
+  const std::size_t count = (256u << 20) / sizeof(float);
+  const int iters = 20;
+  Figure bus{"nccl_allreduce_busbw_GBps", 0, "GB/s", true, {}};
+  Figure alg{"nccl_allreduce_algbw_GBps", 0, "GB/s", true, {}};
+  const double bytes = double(count * sizeof(float));
+  for (int run = 0; run < o.runs; ++run) {
+    gc::MemoryStore store;
+    std::vector<void*> bufs(static_cast<std::size_t>(ranks), nullptr);
+    double secs = timed(ranks, iters, [&](int r) -> std::function<void()> {
+      std::shared_ptr<gc::Backend> b = gc::make_nccl(store, "bench-nccl-" + std::to_string(run), r, ranks, r, {});
+      bufs[static_cast<std::size_t>(r)] = gpu::device_alloc(r, count * sizeof(float));
+      auto* data = bufs[static_cast<std::size_t>(r)];
+      return [b, data, count] { b->allreduce(data, count, gc::DType::f32, gc::ReduceOp::sum); };
+    });
+    for (int r = 0; r < ranks; ++r) gpu::device_free(r, bufs[static_cast<std::size_t>(r)]);
+    alg.runs.push_back(bytes * iters / secs / 1e9);
+    if (ranks > 1) bus.runs.push_back(2.0 * (ranks - 1) / ranks * bytes * iters / secs / 1e9);
+    progress(o, "NCCL allreduce over " + std::to_string(ranks) + " GPU(s), run " + std::to_string(run + 1) + ": " +
+                    std::to_string(alg.runs.back()) + " GB/s algorithm bandwidth");
+  }
+  alg.value = median(alg.runs);
+  figs.push_back(alg);
+  if (ranks > 1) {
+    bus.value = median(bus.runs);
+    figs.push_back(bus);
+  } else {
+    progress(o, "nccl_allreduce_busbw_GBps: one GPU here, so an allreduce moves nothing over a bus (algorithm bandwidth only)");
+  }
+}
+
 }  // namespace
 
 int run_gpu(const Options& o) {
@@ -180,13 +221,15 @@ int run_gpu(const Options& o) {
         "collective_allreduce_local_vs_gloo_direct_ratio",
         "gemm_task_vs_cublas_ratio",
         "gpu_empty_task_roundtrip_us",
-        "verification_seconds"});
+        "verification_seconds",
+        "nccl_allreduce_busbw_GBps"});
   std::vector<Figure> figs;
   std::string note;
   auto devices = gpu::detect_devices(&note);
   if (devices.empty())
     progress(o, "no GPU on this machine (" + (note.empty() ? std::string("no devices") : note) +
-                    "): gemm_task_vs_cublas_ratio, gpu_empty_task_roundtrip_us and verification_seconds are skipped");
+                    "): gemm_task_vs_cublas_ratio, gpu_empty_task_roundtrip_us, verification_seconds and "
+                    "nccl_allreduce_busbw_GBps are skipped");
 
   if (wanted("collective_allreduce_vs_gloo_direct_ratio") || wanted("collective_allreduce_local_vs_gloo_direct_ratio")) {
     const int ranks = 4;
@@ -244,6 +287,7 @@ int run_gpu(const Options& o) {
     }
   }
   if (!devices.empty()) gpu_rows(o, devices, figs, wanted);
+  if (!devices.empty() && wanted("nccl_allreduce_busbw_GBps")) nccl_rows(o, static_cast<int>(devices.size()), figs);
   print("gpu", o, figs);
   return 0;
 }

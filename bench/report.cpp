@@ -29,7 +29,7 @@ std::function<bool(const std::string&)> selection(const Options& o, const std::s
 }
 
 void progress(const Options& o, const std::string& line) {
-  if (!o.json) std::cerr << "  .. " << line << std::endl;
+  std::cerr << "  .. " << line << std::endl;  // stderr: with --json, stdout holds the JSON lines alone
 }
 
 void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures) {

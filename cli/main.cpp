@@ -31,7 +31,7 @@ commands:
       The GPU layer: allreduce of 64 MiB f32 over 4 ranks (threads) through iogrid's collective group, with its
       Gloo backend and with its local (shared-memory) backend, against Gloo called directly in the same run
       (ratios and bus bandwidths); on a GPU machine, the GPU rows (bf16 GEMM as a task against cuBLAS, the empty
-      GPU task's round trip, the verification challenge).
+      GPU task's round trip, the verification challenge, NCCL allreduce bus bandwidth across the GPUs present).
   A name given to --only that the suite does not have is an error listing the suite's figures.
   bench workloads [--json] [--runs N] [--only NAME[,NAME...]]
       The workloads on Fashion-MNIST: test accuracy of the bundled MLP trained by 2 workers, samples/s of 2
