@@ -19,26 +19,26 @@ class Shell final : public head::HeadEvents {
  public:
   explicit Shell(caf::event_based_actor* self) : self_(self) {}
 
-  std::uint64_t wait(LeaseRequest req) {
+  // Hands a request to the core: most are granted (or refused) during the call, without a table entry.
+  void ask(head::HeadCore& core, LeaseRequest req) {
     const auto id = next_++;
-    waiting_.emplace(id, std::move(req));
-    return id;
+    asking_id_ = id;
+    asking_ = &req;
+    core.request_lease(kDriver, id, req.request);
+    asking_ = nullptr;
+    if (req.client) waiting_.emplace(id, std::move(req));  // queued: answered later
   }
   std::vector<caf::actor> nodes;
 
   void start_lease(std::uint32_t node, const head::LeaseGrant& g) override {
-    auto it = waiting_.find(g.owner_lease);
-    if (it == waiting_.end()) return;
-    auto req = std::move(it->second);
-    waiting_.erase(it);
+    auto req = take(g.owner_lease);
+    if (!req.client) return;
     req.client->lease_granted();
     if (node < nodes.size()) self_->send(nodes[node], start_atom::value, std::move(req.source), g.alloc);
   }
   void refuse_lease(head::OwnerId, std::uint64_t owner_lease, const std::string& reason, head::LeaseRefusal why) override {
-    auto it = waiting_.find(owner_lease);
-    if (it == waiting_.end()) return;  // granted before (a lease that ended): nothing waits for it
-    auto req = std::move(it->second);
-    waiting_.erase(it);
+    auto req = take(owner_lease);
+    if (!req.client) return;  // granted before (a lease that ended): nothing waits for it
     const auto kind = why == head::LeaseRefusal::never_fits ? core::ErrorKind::infeasible : core::ErrorKind::task_failed;
     req.client->lease_failed(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{kind, "", "", reason}));
   }
@@ -51,8 +51,20 @@ class Shell final : public head::HeadEvents {
   void admin_answer(head::OwnerId, std::uint64_t, bool, const std::string&) override {}
 
  private:
+  // The request answered now: the one being asked, or one that waited (empty client: none).
+  LeaseRequest take(std::uint64_t id) {
+    if (asking_ && id == asking_id_) return std::move(*asking_);
+    auto it = waiting_.find(id);
+    if (it == waiting_.end()) return {};
+    auto req = std::move(it->second);
+    waiting_.erase(it);
+    return req;
+  }
+
   caf::event_based_actor* self_;
-  std::unordered_map<std::uint64_t, LeaseRequest> waiting_;  // by the request's owner_lease id
+  std::unordered_map<std::uint64_t, LeaseRequest> waiting_;  // queued requests, by their owner_lease id
+  LeaseRequest* asking_ = nullptr;                           // the request inside request_lease()
+  std::uint64_t asking_id_ = 0;
   std::uint64_t next_ = 1;
 };
 
@@ -87,11 +99,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy
         self->state.shell->nodes = std::move(nodes);
         for (std::uint32_t i = 0; i < self->state.shell->nodes.size(); ++i) self->state.core->admit(i);
       },
-      [=](lease_atom, LeaseRequest req) {
-        auto& st = self->state;
-        const auto request = req.request;
-        st.core->request_lease(kDriver, st.shell->wait(std::move(req)), request);
-      },
+      [=](lease_atom, LeaseRequest req) { self->state.shell->ask(*self->state.core, std::move(req)); },
       [=](release_atom, const sched::Allocation& alloc) { self->state.core->lease_ended(alloc.lease); },
       // A worker parked in get/wait lends its CPUs out (its GPUs stay held), as Ray does.
       [=](worker::blocked_atom, const sched::Allocation& alloc) { self->state.core->worker_blocked(alloc.lease); },

@@ -211,9 +211,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     auto s = out.initRoot<proto::Envelope>().initStartLease();
     s.setLeaseId(g.lease);
     s.setOwnerLeaseId(g.owner_lease);
-    s.setJobId(g.job);
-    s.setCodeHash(g.code_hash);
-    s.setOwnerHost(g.owner_host);
+    s.setJobId(std::string(g.job));
+    s.setCodeHash(std::string(g.code_hash));
+    s.setOwnerHost(std::string(g.owner_host));
     s.setOwnerPort(g.owner_port);
     proto::write(s.initAllocation(), g.alloc);
     send_to_node(node, out);

@@ -329,43 +329,43 @@ bool HeadCore::request_lease(OwnerId owner, std::uint64_t owner_lease, const sch
     events_.refuse_lease(owner, owner_lease, "iogrid: " + why, LeaseRefusal::never_fits);
     return true;
   }
-  const std::string job = o->job;
+  const std::string& job = o->job;
   if (request.reservation)
     if (auto* j = jobs_.find(job)) j->reservations.insert(request.reservation);
   auto d = sched_.submit_or_place(job, request, request.priority);
-  PendingLease p{owner, owner_lease, request};
   if (const auto* mine = d.mine(); mine && d.grants.size() == 1) {  // the common case: granted at once
-    if (!grant(p, mine->allocations.front())) sched_.release(job, mine->allocations.front());
+    if (!grant(owner, owner_lease, request.reservation, mine->allocations.front()))
+      sched_.release(job, mine->allocations.front());
     return true;
   }
   if (!d.mine()) ++stats_.leases_queued;
-  leases_.wait(d.ticket, std::move(p));
+  leases_.wait(d.ticket, PendingLease{owner, owner_lease, request});
   hand_out(std::move(d.grants));
   return true;
 }
 
-bool HeadCore::grant(const PendingLease& p, const sched::Allocation& alloc) {
-  const auto* o = jobs_.owner(p.owner);
+bool HeadCore::grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc) {
+  const auto* o = jobs_.owner(owner);
   if (!o) return false;
   auto* j = jobs_.find(o->job);
   if (!j || j->state != JobState::running) return false;
   const auto id = next_lease_id();
-  auto a = alloc;
-  a.lease = id;
-  leases_.start(id, LeaseRecord{j->id, p.owner, p.owner_lease, a, p.request.reservation, clock_.now(),
-                                sched_.cluster().node(a.node).price_per_gpu_hour});
+  auto& l = leases_.start(id, LeaseRecord{j->id, owner, owner_lease, alloc, reservation, clock_.now(),
+                                          sched_.cluster().node(alloc.node).price_per_gpu_hour});
+  l.alloc.lease = id;
   ++j->leases_granted;
   ++j->active_leases;
-  ++nodes_[a.node].active_leases;
+  ++nodes_[alloc.node].active_leases;
   ++stats_.leases_granted;
-  events_.start_lease(a.node, LeaseGrant{id, p.owner, p.owner_lease, j->id, j->code_hash, o->host, o->port, a});
+  events_.start_lease(alloc.node, LeaseGrant{id, owner, owner_lease, j->id, j->code_hash, o->host, o->port, l.alloc});
   return true;
 }
 
 void HeadCore::hand_out(std::vector<sched::Grant> grants) {
   for (auto& g : grants) {
     auto p = leases_.take_pending(g.ticket);
-    if (!p || !grant(*p, g.allocations.front())) sched_.release(g.job, g.allocations.front());
+    if (!p || !grant(p->owner, p->owner_lease, p->request.reservation, g.allocations.front()))
+      sched_.release(g.job, g.allocations.front());
   }
 }
 

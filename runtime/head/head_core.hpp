@@ -34,6 +34,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/head/clock.hpp"
@@ -66,13 +67,14 @@ enum class LeaseRefusal : std::uint8_t {
   ask_again,   // the lease is gone (its node died, or it ended before a worker attached): ask again if needed
 };
 
+// What a node needs to start a lease's worker. Views into the core's tables: valid during the call.
 struct LeaseGrant {
   std::uint64_t lease = 0;
   OwnerId owner = 0;
   std::uint64_t owner_lease = 0;
-  std::string job, code_hash, owner_host;
+  std::string_view job, code_hash, owner_host;
   std::uint16_t owner_port = 0;
-  sched::Allocation alloc;  // alloc.lease == lease
+  const sched::Allocation& alloc;  // alloc.lease == lease
 };
 
 class HeadEvents {
@@ -221,7 +223,7 @@ class HeadCore {
   void save_books();
   std::uint64_t next_lease_id();
   void hand_out(std::vector<sched::Grant> grants);
-  bool grant(const PendingLease& p, const sched::Allocation& alloc);
+  bool grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc);
   void full_pass();
   void refuse_infeasible_pending();
   void end_job(JobRecord& j, JobState to, const std::string& why);

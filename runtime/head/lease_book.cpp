@@ -45,23 +45,21 @@ void LeaseBook::credit(std::uint32_t node, sched::Outcome o) {
   state.set_reputation(node, sched::update_reputation(state.node(node).reputation, o));
 }
 
-std::optional<LeaseRecord> LeaseBook::finish(std::uint64_t id, Clock::time_point now) {
-  auto it = running_.find(id);
-  if (it == running_.end()) return std::nullopt;
-  auto l = std::move(it->second);
-  running_.erase(it);
-  charge(l, now);
-  credit(l.alloc.node, sched::Outcome::task_succeeded);
-  sched_.release(l.job, l.alloc);
-  return l;
-}
-
 std::optional<LeaseRecord> LeaseBook::finish_on_dead_node(std::uint64_t id, Clock::time_point now) {
   auto it = running_.find(id);
   if (it == running_.end()) return std::nullopt;
   auto l = std::move(it->second);
   running_.erase(it);
   charge(l, now);
+  return l;
+}
+
+std::optional<LeaseRecord> LeaseBook::finish(std::uint64_t id, Clock::time_point now) {
+  auto l = finish_on_dead_node(id, now);
+  if (l) {
+    credit(l->alloc.node, sched::Outcome::task_succeeded);
+    sched_.release(l->job, l->alloc);
+  }
   return l;
 }
 

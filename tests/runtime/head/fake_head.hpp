@@ -35,9 +35,14 @@ struct Recorder final : head::HeadEvents {
     std::string reason;
     head::LeaseRefusal why;
   };
+  struct Grant {  // a LeaseGrant kept beyond the call
+    std::uint64_t lease, owner, owner_lease;
+    std::string job;
+    sched::Allocation alloc;
+  };
   struct Started {
     std::uint32_t node;
-    head::LeaseGrant grant;
+    Grant grant;
   };
   std::vector<Started> started;
   std::vector<Refusal> refused;
@@ -48,7 +53,9 @@ struct Recorder final : head::HeadEvents {
   std::vector<std::pair<std::uint64_t, std::vector<int>>> rows_asked;
   std::vector<std::string> answers;
 
-  void start_lease(std::uint32_t node, const head::LeaseGrant& g) override { started.push_back({node, g}); }
+  void start_lease(std::uint32_t node, const head::LeaseGrant& g) override {
+    started.push_back({node, Grant{g.lease, g.owner, g.owner_lease, std::string(g.job), g.alloc}});
+  }
   void refuse_lease(head::OwnerId o, std::uint64_t l, const std::string& reason, head::LeaseRefusal why) override {
     refused.push_back({o, l, reason, why});
   }
