@@ -337,7 +337,7 @@ struct VerifyRows {
 }
 
 # cli/driver -> head: an operator command (reservations, ledger); arguments and answer are JSON text
-# (see runtime/reservations.hpp for the commands).
+# (see runtime/head/reservations.hpp for the commands).
 struct AdminRequest {
   requestId @0 :UInt64;
   command @1 :Text;

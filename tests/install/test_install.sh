@@ -53,7 +53,8 @@ c++ -O1 "$src/tests/install/consumer/main.cpp" -o "$work/pc_consumer" $(pkg-conf
 LD_LIBRARY_PATH=$prefix/lib "$work/pc_consumer" > "$work/pc.log" 2>&1 || fail "pkg-config consumer"
 
 # Cluster mode: head and node from the installed tool; the consumer's tasks run in its own worker processes.
-"$prefix/bin/iogrid" head --port 0 --token-file "$work/token" --no-dashboard > "$work/head.log" 2>&1 &
+# (A generous node timeout: ctest runs this beside tests that load both cores.)
+"$prefix/bin/iogrid" head --port 0 --token-file "$work/token" --no-dashboard --node-timeout-ms 10000 > "$work/head.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q IOGRID_HEAD_PORT= "$work/head.log" && break; sleep 0.1; done
 port=$(grep -o 'IOGRID_HEAD_PORT=[0-9]*' "$work/head.log" | cut -d= -f2)
