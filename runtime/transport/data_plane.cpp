@@ -229,10 +229,11 @@ std::uint16_t DataServer::port() const {
 struct DataClient::Impl {
   std::string token;
   std::shared_ptr<ssl_ctx_st> tls;
+  // Declared before the channels that use it, so it is destroyed after them.
+  asio::io_context io;
   std::mutex m;
   // Idle authenticated connections per server.
   std::map<std::string, std::vector<std::unique_ptr<Channel>>> idle;
-  asio::io_context io;
   std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0};
   // Background frees.
   std::mutex fm;
