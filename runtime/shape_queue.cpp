@@ -2,6 +2,7 @@
 
 #include "iogrid/core/spin.hpp"
 #include "runtime/task_submitter.hpp"
+#include "worker/executor.hpp"
 
 namespace iogrid::runtime {
 
@@ -81,6 +82,30 @@ void ShapeQueue::lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, co
 }
 
 void ShapeQueue::requeue(core::TaskSpec* spec, const worker::WorkerContext&) { push(spec); }
+
+core::TaskSpec* ShapeQueue::take(core::ObjectEntry* e) {
+  std::lock_guard<std::mutex> g(m_);
+  // Newest first: the waiting task's own children were pushed last.
+  for (auto it = q_.rbegin(); it != q_.rend(); ++it) {
+    if ((*it)->result.get() != e) continue;
+    auto* s = *it;
+    q_.erase(std::next(it).base());
+    size_.store(q_.size(), std::memory_order_release);
+    return s;
+  }
+  return nullptr;
+}
+
+bool ShapeQueue::run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx) {
+  auto* s = take(e);
+  if (!s) return false;
+  if (s->result->done()) {  // cancelled while queued
+    delete s;
+    return true;
+  }
+  finish(s, worker::execute(*s, nullptr), ctx);
+  return true;
+}
 
 void ShapeQueue::lease_abandoned(const worker::WorkerContext&) { worker_blocked(); }
 

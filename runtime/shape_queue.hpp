@@ -40,6 +40,10 @@ class ShapeQueue final : public worker::WorkSource,
   void requeue(core::TaskSpec* spec, const worker::WorkerContext& ctx) override;
   void worker_blocked() override;
   void worker_unblocked() override;
+  // Runs the queued task producing `e` here (same shape: it fits the lease by definition).
+  bool run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx) override;
+  // Takes the queued task producing `e` out of the queue (nullptr: not queued here).
+  core::TaskSpec* take(core::ObjectEntry* e);
 
   // LeaseClient
   void lease_granted() override;

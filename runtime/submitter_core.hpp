@@ -50,6 +50,12 @@ class SubmitterCore : public core::Core {
     static_cast<ActorRecord*>(actor.get())->kill(no_restart);
   }
 
+  // Runs the queued task producing `e` on the calling worker thread if it fits (TaskSubmitter::run_inline).
+  bool run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx,
+                  const std::function<bool(const sched::ResourceRequest&)>& fits) {
+    return submitter_->run_inline(e, ctx, fits);
+  }
+
   // What iogrid::nodes(), kv_put/kv_get and shutdown() ask of the running runtime.
   virtual std::vector<NodeSummary> describe() = 0;
   virtual void kv_put(const std::string& key, const std::string& value) = 0;

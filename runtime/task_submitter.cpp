@@ -77,6 +77,19 @@ sched::ResourceRequest to_request(const core::TaskOptions& o) {
 }
 sched::ResourceRequest to_request(const core::ActorOptions& o) { return common_request(o.needs); }
 
+bool TaskSubmitter::run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx,
+                               const std::function<bool(const sched::ResourceRequest&)>& fits) {
+  std::vector<std::shared_ptr<ShapeQueue>> candidates;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    for (const auto& [key, q] : shapes_)
+      if (fits(q->request())) candidates.push_back(q);
+  }
+  for (const auto& q : candidates)
+    if (q->run_inline(e, ctx)) return true;
+  return false;
+}
+
 TaskSubmitter::TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle)
     : hooks_(std::move(hooks)), lease_idle_(lease_idle) {}
 
@@ -106,7 +119,7 @@ std::shared_ptr<ShapeQueue> TaskSubmitter::shape_for(const sched::ResourceReques
 
 std::shared_ptr<const core::ErrorInfo> TaskSubmitter::failed_arg(const core::TaskSpec& spec) {
   for (const auto& d : spec.deps)
-    if (d->state.load(std::memory_order_acquire) == core::ObjectState::failed) return d->error;
+    if (d->state.load(std::memory_order_acquire) == core::ObjectState::failed) return core::passed_through(d->error);
   return nullptr;
 }
 
@@ -180,6 +193,12 @@ void TaskSubmitter::store_value(core::ObjectEntry* entry, core::MutableBufferPtr
 }
 
 void TaskSubmitter::fail(core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> error) {
+  // A failure that names no task (a lease that could not be had) names the task it stops.
+  if (error && error->kind == core::ErrorKind::task_failed && error->task_name.empty()) {
+    auto named = std::make_shared<core::ErrorInfo>(*error);
+    named->task_name = spec->name;
+    error = std::move(named);
+  }
   spec->result->complete_error(std::move(error));
   delete spec;
 }
@@ -193,6 +212,7 @@ void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const 
       retry(spec);
       return;
     }
+    if (out.root) return fail(spec, std::move(out.root));  // a dependency's failure, passed on once
     auto msg = out.error;
     if (spec->attempt > 0) msg += " (after " + std::to_string(spec->attempt + 1) + " attempts)";
     fail(spec, std::make_shared<const core::ErrorInfo>(

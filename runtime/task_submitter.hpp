@@ -46,7 +46,7 @@ class TaskSubmitter {
 
   // Runs `then(spec)` once every argument entry of `spec` is done (now, or in the completing thread).
   void when_args_ready(core::TaskSpec* spec, std::function<void(core::TaskSpec*)> then);
-  // The error of the first failed argument, if any.
+  // The error of the first failed argument, if any, as `spec` fails with it (one more step of the chain).
   static std::shared_ptr<const core::ErrorInfo> failed_arg(const core::TaskSpec& spec);
 
   // Stores a task's outcome (or retries it) and frees the spec. `retry` re-queues it.
@@ -58,6 +58,10 @@ class TaskSubmitter {
                    std::vector<std::shared_ptr<void>> contained, std::uint32_t node);
 
   void request_lease(LeaseRequest req) { hooks_.request_lease(std::move(req)); }
+  // Runs the queued task producing `e` on the calling worker thread, if one is queued in a shape that `fits`
+  // allows (core::InlineRunner); returns whether it ran.
+  bool run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx,
+                  const std::function<bool(const sched::ResourceRequest&)>& fits);
   // The recipe that re-runs `spec` through `push` (its queue), for a result that may be lost with its node.
   Recompute recipe(const core::TaskSpec& spec, std::function<void(core::TaskSpec*)> push);
   void shutdown();

@@ -3,6 +3,8 @@
 #include <exception>
 #include <string>
 
+#include "iogrid/core/errors.hpp"
+
 namespace iogrid::worker {
 
 Outcome execute(core::TaskSpec& spec, void* self) {
@@ -17,6 +19,11 @@ Outcome execute(core::TaskSpec& spec, void* self) {
         out.value = spec.fn->call(*spec.fn, self, spec, &out.contained);
         break;
     }
+  } catch (const core::TaskError& e) {
+    out.failed = true;
+    out.error = e.what();
+    out.root = std::make_shared<const core::ErrorInfo>(
+        core::ErrorInfo{core::ErrorKind::task_failed, e.task_name(), e.node(), e.remote_message(), e.through() + 1});
   } catch (const std::exception& e) {
     out.failed = true;
     out.error = e.what();

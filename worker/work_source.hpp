@@ -32,6 +32,9 @@ struct Outcome {
   std::shared_ptr<core::ObjectSource> lost_dep;  // cluster mode: the argument the worker could not pull
   bool failed = false;
   std::string error;                              // the exception's message when failed
+  // The task threw a TaskError from a task it depended on (a `get` it did not catch): the root of that failure,
+  // which this task's failure passes on one step further.
+  std::shared_ptr<const core::ErrorInfo> root;
 };
 
 class WorkSource {
@@ -56,6 +59,9 @@ class WorkSource {
   }
   // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost).
   virtual void lease_abandoned(const WorkerContext& /*ctx*/) {}
+  // A task of this lease waits for `e`: if the task producing `e` has not started and fits this lease, run it
+  // here, on the waiting worker's thread (core::InlineRunner); return whether it ran.
+  virtual bool run_inline(core::ObjectEntry* /*e*/, const WorkerContext& /*ctx*/) { return false; }
   // The running task parked in get/wait (its CPUs are lent out meanwhile) / resumed.
   virtual void worker_blocked() {}
   virtual void worker_unblocked() {}

@@ -45,9 +45,18 @@ void WorkerThread::unblocked() {
   if (current_) current_->worker_unblocked();
 }
 
+bool WorkerThread::run_inline(core::ObjectEntry* e) {
+  if (!current_ || inline_depth_ >= kMaxInlineDepth) return false;
+  ++inline_depth_;
+  const bool ran = current_->run_inline(e, ctx_);
+  --inline_depth_;
+  return ran;
+}
+
 void WorkerThread::loop() {
   t_context = &ctx_;
   core::set_blocking_observer(this);
+  core::set_inline_runner(this);
   for (;;) {
     std::shared_ptr<WorkSource> src;
     std::function<void()> on_end;

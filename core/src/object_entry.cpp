@@ -10,7 +10,7 @@ namespace iogrid::core {
 [[noreturn]] void throw_error(const ErrorInfo& e) {
   switch (e.kind) {
     case ErrorKind::task_failed:
-      throw TaskError(e.task_name, e.node, e.message);
+      throw TaskError(e.task_name, e.node, e.message, e.through);
     case ErrorKind::infeasible:
       throw InfeasibleError(e.message);
     case ErrorKind::cancelled:
@@ -25,6 +25,13 @@ namespace iogrid::core {
       break;
   }
   throw Error(e.message);
+}
+
+std::shared_ptr<const ErrorInfo> passed_through(const std::shared_ptr<const ErrorInfo>& e) {
+  if (!e || e->kind != ErrorKind::task_failed) return e;
+  auto next = std::make_shared<ErrorInfo>(*e);
+  ++next->through;
+  return next;
 }
 
 bool ObjectEntry::complete_value(BufferPtr v, std::shared_ptr<ObjectSource> src, std::size_t sz,

@@ -8,6 +8,14 @@ namespace iogrid::core {
 
 namespace {
 thread_local BlockingObserver* t_observer = nullptr;
+thread_local InlineRunner* t_runner = nullptr;
+
+// Runs producers of not-yet-done entries on this thread while the runtime offers to; true when it ran any.
+bool run_producers_inline(ObjectEntry* e) {
+  bool ran = false;
+  while (t_runner && !e->done() && t_runner->run_inline(e)) ran = true;
+  return ran;
+}
 struct BlockedScope {
   BlockedScope() {
     if (t_observer) t_observer->blocked();
@@ -19,9 +27,12 @@ struct BlockedScope {
 }  // namespace
 
 void set_blocking_observer(BlockingObserver* o) { t_observer = o; }
+void set_inline_runner(InlineRunner* r) { t_runner = r; }
 
 
 bool wait_done(ObjectEntry* e, std::chrono::steady_clock::time_point deadline) {
+  if (e->done()) return true;
+  if (run_producers_inline(e) && e->done()) return true;
   if (spin_for([e] { return e->done(); }, kWaiterSpin, deadline)) return true;
   Waiter w;
   if (!e->add_waiter(&w)) return true;
@@ -45,6 +56,10 @@ std::vector<std::size_t> wait_entries(const std::vector<ObjectEntry*>& entries, 
   };
   std::vector<std::size_t> done;
   if (collect(done) || k == 0) return done;
+  if (t_runner) {
+    for (auto* e : entries)
+      if (!e->done() && run_producers_inline(e) && collect(done)) return done;
+  }
   // Cheap poll: count done entries without building the list.
   auto enough = [&] {
     std::size_t n = 0;

@@ -360,8 +360,15 @@ void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const wor
   }
   b.setOk(!out.failed);
   if (lost_dep) write_location(b.initLostDep(), *lost_dep);
-  if (out.failed) b.setError(out.error);
-  else if (location) write_location(b.initLocation(), *location);
+  if (out.failed) {
+    b.setError(out.error);
+    if (out.root) {
+      b.setRootTask(out.root->task_name);
+      b.setRootNode(out.root->node);
+      b.setRootMessage(out.root->message);
+      b.setThrough(out.root->through);
+    }
+  } else if (location) write_location(b.initLocation(), *location);
   else if (out.value) b.setValue(bytes_of(out.value->data(), out.value->size()));
 }
 
@@ -371,6 +378,9 @@ worker::Outcome read_result(proto::TaskResult::Reader r) {
   if (r.hasRefs()) out.contained = read_refs(r.getRefs());
   if (out.failed) {
     out.error = r.getError();
+    if (r.getThrough() > 0)
+      out.root = std::make_shared<const core::ErrorInfo>(core::ErrorInfo{
+          core::ErrorKind::task_failed, r.getRootTask(), r.getRootNode(), r.getRootMessage(), r.getThrough()});
     if (r.hasLostDep() && r.getLostDep().getSize() > 0) out.lost_dep = RemoteObject::find(read_location(r.getLostDep()));
   } else if (r.hasLocation() && r.getLocation().getSize() > 0) {
     auto loc = read_location(r.getLocation());

@@ -70,6 +70,18 @@ class WorkerProcessCore final : public core::Core {
     return ctx ? ctx->node_name : std::string("driver");
   }
 
+  // A task of a lease holding `lease_cpus` waits for `e`: when its producer is a task this process submitted
+  // that has not started anywhere, and it is plain CPU work that fits the lease (no GPUs, custom resources,
+  // labels, node, reservation or trust constraints), run it here on the waiting thread.
+  bool run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx, sched::Milli lease_cpus) {
+    auto* c = nested_if_started();
+    if (!c) return false;
+    return static_cast<SubmitterCore*>(c)->run_inline(e, ctx, [lease_cpus](const sched::ResourceRequest& r) {
+      return r.gpus == 0 && r.custom.empty() && r.labels.empty() && r.node.empty() && r.reservation == 0 &&
+             r.min_reputation == 0 && r.memory_mib == 0 && r.cpus <= lease_cpus;
+    });
+  }
+
   // The cluster client of this process (connected on first use): nested tasks, the KV store, cluster queries.
   SubmitterCore& client() {
     (void)nested();
@@ -105,12 +117,15 @@ class WorkerProcessCore final : public core::Core {
   std::string head_, token_, job_;
 };
 
+std::atomic<WorkerProcessCore*> g_worker_core{nullptr};
+
 // The tasks of the lease being served, in arrival order.
 class LeaseQueue final : public worker::WorkSource {
  public:
   // Stores a large value with the node; returns where it can be pulled from.
   using StoreLarge = std::function<Location(const core::Buffer&)>;
-  LeaseQueue(caf::actor ep, ConnId owner, StoreLarge store) : ep_(std::move(ep)), owner_(owner), store_(std::move(store)) {}
+  LeaseQueue(caf::actor ep, ConnId owner, StoreLarge store, sched::Milli cpus)
+      : ep_(std::move(ep)), owner_(owner), store_(std::move(store)), cpus_(cpus) {}
 
   void push(std::unique_ptr<RemoteSpec> s) {
     {
@@ -142,6 +157,7 @@ class LeaseQueue final : public worker::WorkSource {
         q_.pop_front();
         size_.store(q_.size(), std::memory_order_release);
       }
+      if (s->kind != core::TaskKind::normal) actor_lease_ = true;
       // What cannot run here fails right away, with the reason.
       worker::Outcome failed;
       failed.failed = true;
@@ -161,6 +177,14 @@ class LeaseQueue final : public worker::WorkSource {
     }
   }
   void* self() override { return instance_; }
+
+  // A task lease's waiting task runs its own queued children inline (WorkerProcessCore::run_inline); an actor's
+  // thread never does (it holds the actor's resources, not the child's).
+  bool run_inline(core::ObjectEntry* e, const worker::WorkerContext& ctx) override {
+    if (actor_lease_) return false;
+    auto* core = g_worker_core.load(std::memory_order_acquire);
+    return core && core->run_inline(e, ctx, cpus_);
+  }
 
   void finish(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext&) override {
     auto* rs = static_cast<RemoteSpec*>(spec);
@@ -196,6 +220,8 @@ class LeaseQueue final : public worker::WorkSource {
   caf::actor ep_;
   ConnId owner_;
   StoreLarge store_;
+  const sched::Milli cpus_;
+  std::atomic<bool> actor_lease_{false};
   std::mutex m_;
   std::condition_variable cv_;
   std::deque<RemoteSpec*> q_;
@@ -279,6 +305,7 @@ class WorkerService final : public transport::Service {
     auto fractions = s.getGpuFractions();
     for (unsigned i = 0; i < devices.size(); ++i)
       ctx_.gpus.emplace_back(devices[i], i < fractions.size() ? double(fractions[i]) / 1000.0 : 1.0);
+    cpus_ = s.getCpusMilli();
     data_host_ = s.getDataHost();
     data_port_ = s.getDataPort();
     job_ = s.getJobId();
@@ -294,11 +321,11 @@ class WorkerService final : public transport::Service {
         spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
         std::_Exit(1);
       }
-      lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large());
+      lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large(), cpus_);
       start_thread(ep);
       return;  // Attach follows the handshake (on_peer)
     }
-    lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large());
+    lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large(), cpus_);
     start_thread(ep);
     on_peer(ep, *ep.peer(owner_));
   }
@@ -373,6 +400,7 @@ class WorkerService final : public transport::Service {
   std::string owner_host_;
   std::uint16_t owner_port_ = 0;
   std::uint64_t owner_lease_ = 0, global_lease_ = 0;
+  sched::Milli cpus_ = 0;
   worker::WorkerContext ctx_;
   std::shared_ptr<LeaseQueue> lease_;
   std::unique_ptr<worker::WorkerThread> thread_;
@@ -382,8 +410,6 @@ class WorkerService final : public transport::Service {
   std::mutex store_m_;
   std::unordered_map<std::uint64_t, std::shared_ptr<std::promise<std::uint64_t>>> store_waiters_;
 };
-
-std::atomic<WorkerProcessCore*> g_worker_core{nullptr};
 
 }  // namespace
 

@@ -142,6 +142,7 @@ struct ServeLease {
   dataHost @9 :Text;          # the node's data plane, where the worker's large results are served from
   dataPort @10 :UInt16;
   gpuFractions @11 :List(UInt32);  # thousandths of each device in gpuDevices
+  cpusMilli @12 :UInt32;           # the CPUs the lease holds (thousandths): what a task may run inline on it
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.
@@ -165,6 +166,12 @@ struct TaskResult {
   location @4 :Common.ObjectLocation;  # set (size > 0) when the value is large and stays on the node
   lostDep @5 :Common.ObjectLocation;   # set when the task could not pull this argument (its node is gone)
   refs @6 :List(Common.RefInfo);       # ObjectRefs inside the result; the owner of the result takes them over
+  # A failure passed on from a task this one depended on (it did not catch the TaskError of a get): the root
+  # task, its node and message, and the tasks it passed through, this one included.
+  rootTask @7 :Text;
+  rootNode @8 :Text;
+  rootMessage @9 :Text;
+  through @10 :UInt32;
 }
 
 # worker -> node: adopt the large value written to `path` (a file in shared memory) into the node's store.

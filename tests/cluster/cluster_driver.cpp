@@ -77,6 +77,12 @@ long fan(long n) {
   return s;
 }
 IOGRID_REMOTE(fan);
+// Nested gets several levels deep whose leaf fails: the driver must see the root once.
+long deep_fail(long n) {
+  if (n == 0) throw std::runtime_error("the leaf broke");
+  return iogrid::get(iogrid::task(deep_fail).remote(n - 1), std::chrono::seconds(60)) + 1;
+}
+IOGRID_REMOTE(deep_fail);
 // ObjectRefs inside values crossing processes.
 long sum_refs(std::vector<iogrid::ObjectRef<long>> refs) {
   long s = 0;
@@ -269,6 +275,14 @@ void nested() {
   std::vector<iogrid::ObjectRef<long>> parents;
   for (int i = 0; i < 8; ++i) parents.push_back(iogrid::task(fan).remote(20L));
   for (auto& p : parents) check(iogrid::get(p, 120s) == 2870, "a nested fan-out's sum");
+  try {
+    iogrid::get(iogrid::task(deep_fail).remote(3L), 120s);
+    check(false, "a failing leaf three levels down raises TaskError");
+  } catch (const iogrid::TaskError& e) {
+    check(e.task_name() == "deep_fail" && e.remote_message() == "the leaf broke" && e.through() == 3 &&
+              !e.node().empty(),
+          "the failure names its root once across worker processes (" + std::string(e.what()) + ")");
+  }
 }
 
 void refs_in_values() {

@@ -26,6 +26,14 @@ int fib(int n) {
   auto b = iogrid::task(fib).remote(n - 2);
   return iogrid::get(a) + iogrid::get(b);
 }
+// Fibonacci whose leaf at n == 1 fails: the failure climbs every level through nested gets.
+int fib_fails(int n) {
+  if (n == 1) throw std::runtime_error("leaf broke");
+  if (n < 1) return 0;
+  auto a = iogrid::task(fib_fails).remote(n - 1);
+  auto b = iogrid::task(fib_fails).remote(n - 2);
+  return iogrid::get(a) + iogrid::get(b);
+}
 int sum_refs(std::vector<iogrid::ObjectRef<int>> refs) {
   int s = 0;
   for (auto& r : refs) s += iogrid::get(r);
@@ -38,6 +46,7 @@ IOGRID_REMOTE(where);
 IOGRID_REMOTE(sleepy);
 IOGRID_REMOTE(flaky);
 IOGRID_REMOTE(fib);
+IOGRID_REMOTE(fib_fails);
 IOGRID_REMOTE(sum_refs);
 IOGRID_REMOTE(nothing);
 }  // namespace
@@ -79,12 +88,29 @@ TEST_CASE("a task's exception reaches get() with task name, node and message", "
   }
 }
 
-TEST_CASE("a dependency's failure propagates to its dependents", "[tasks][errors]") {
+TEST_CASE("a dependency's failure propagates to its dependents, naming the root once", "[tasks][errors]") {
   Cluster c;
   auto bad = iogrid::task(boom).remote(1);
   auto dependent = iogrid::task(add).remote(bad, 1);
   auto chained = iogrid::task(add).remote(dependent, 1);
-  REQUIRE_THROWS_WITH(iogrid::get(chained), Catch::Contains("bad input 1"));
+  REQUIRE_THROWS_WITH(iogrid::get(chained),
+                      "task 'boom' failed on node 'node-0' (through 2 dependent tasks): bad input 1");
+  REQUIRE_THROWS_WITH(iogrid::get(dependent), "task 'boom' failed on node 'node-0' (through 1 dependent task): bad input 1");
+}
+
+TEST_CASE("a failure climbing nested gets names its root once, with the chain's length", "[tasks][errors]") {
+  Cluster c;
+  try {
+    iogrid::get(iogrid::task(fib_fails).remote(6));
+    FAIL("no exception");
+  } catch (const iogrid::TaskError& e) {
+    CHECK(e.task_name() == "fib_fails");
+    CHECK(e.node() == "node-0");
+    CHECK(e.remote_message() == "leaf broke");
+    CHECK(e.through() == 5);  // fib_fails(6) -> 5 -> 4 -> 3 -> 2 -> 1: the leaf, then five parents
+    const std::string what = e.what();
+    CHECK(what == "task 'fib_fails' failed on node 'node-0' (through 5 dependent tasks): leaf broke");
+  }
 }
 
 TEST_CASE("retry_exceptions re-runs a failing task up to max_retries", "[tasks][retries]") {

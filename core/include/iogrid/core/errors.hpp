@@ -3,6 +3,7 @@
 // public header iogrid/errors.hpp names them in namespace iogrid.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -14,20 +15,35 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// A task (or actor method) threw. Carries the task's name, the node it ran on and the remote message.
+// A task (or actor method) threw. Carries the root of the failure: the task that threw first, the node it
+// ran on and its message; `through` counts the tasks the failure passed through to get here (a parent that
+// `get`s a failed child and does not catch, or a task whose argument failed), so a chain reads once:
+//   task 'fib' failed on node 'cpu' (through 9 dependent tasks): <root message>
+// A task that never reached a node (no worker could be started for it) says so instead of naming one.
 class TaskError : public Error {
  public:
-  TaskError(std::string task_name, std::string node, std::string message)
-      : Error("task '" + task_name + "' failed on node '" + node + "': " + message),
+  TaskError(std::string task_name, std::string node, std::string message, std::uint32_t through = 0)
+      : Error(describe(task_name, node, message, through)),
         task_name_(std::move(task_name)),
         node_(std::move(node)),
-        message_(std::move(message)) {}
+        message_(std::move(message)),
+        through_(through) {}
   const std::string& task_name() const { return task_name_; }
   const std::string& node() const { return node_; }
   const std::string& remote_message() const { return message_; }
+  std::uint32_t through() const { return through_; }
+
+  static std::string describe(const std::string& task, const std::string& node, const std::string& message,
+                              std::uint32_t through) {
+    std::string s = "task '" + (task.empty() ? std::string("(unnamed)") : task) + "' failed ";
+    s += node.empty() ? std::string("before it reached a node") : "on node '" + node + "'";
+    if (through > 0) s += " (through " + std::to_string(through) + " dependent task" + (through == 1 ? "" : "s") + ")";
+    return s + ": " + message;
+  }
 
  private:
   std::string task_name_, node_, message_;
+  std::uint32_t through_ = 0;
 };
 
 // No node of the cluster can ever satisfy the resource request (names the request and the closest node).

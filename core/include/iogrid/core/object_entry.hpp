@@ -35,10 +35,14 @@ enum class ErrorKind : std::uint8_t {
 
 struct ErrorInfo {
   ErrorKind kind = ErrorKind::task_failed;
-  std::string task_name;
-  std::string node;
+  std::string task_name;   // task_failed: the root task (the one that threw first)
+  std::string node;        // where it ran; empty: it never reached one
   std::string message;
+  std::uint32_t through = 0;  // task_failed: tasks the failure passed through (see TaskError)
 };
+
+// The failure of `e` as seen by a task that depended on the failed one: the same root, one more step.
+std::shared_ptr<const ErrorInfo> passed_through(const std::shared_ptr<const ErrorInfo>& e);
 
 // [[noreturn]] throw of the iogrid exception matching `e`.
 [[noreturn]] void throw_error(const ErrorInfo& e);
