@@ -35,7 +35,7 @@ inline double secs(std::chrono::steady_clock::time_point a, std::chrono::steady_
   return std::chrono::duration<double>(b - a).count();
 }
 void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures);
-void progress(const Options& o, const std::string& line);  // to stderr, not with --json
+void progress(const Options& o, const std::string& line);  // to stderr (stdout holds the table or the JSON lines)
 
 int run_micro(const Options& o);
 // The scheduler at 10,000 nodes: decisions/s, p99 latency (library and head actor), gangs/s, bytes per
@@ -45,6 +45,8 @@ int run_scale(const Options& o);
 int run_gpu(const Options& o);
 // Training, batch inference (and later sweeps) on Fashion-MNIST.
 int run_workloads(const Options& o);
+// Cluster mode under work it must survive: nested depth 16 (embedded and cluster), and a chaos run of `minutes`.
+int run_chaos(const Options& o, double minutes);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
 int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 

@@ -40,6 +40,11 @@ commands:
       MLP's training and inference rates against PyTorch on the same data (on the CPU, and on GPU 0 where there
       is one; needs a python3 with PyTorch, e.g. Debian's python3-torch, or $IOGRID_PYTHON). Several minutes
       per run; --only picks figures, e.g. --only train_vs_pytorch_cpu_samples_ratio.
+  bench chaos [--minutes M] [--json] [--runs N] [--only NAME[,NAME...]]
+      Cluster mode under work it must survive: a recursive program of depth 16 (65,535 tasks) embedded and on a
+      head with two 2-CPU nodes (seconds, and the most worker processes a node ran), then a chaos run of M
+      minutes (default 1): head and four nodes under a mixed workload while nodes are killed, frozen and
+      restarted and the head is killed once; every result checked (wrong results and false deaths must be 0).
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -65,6 +70,7 @@ int bench(const std::vector<std::string>& args) {
   }
   iogrid::bench::Options o;
   const std::string suite = args[0];
+  double minutes = 1;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const auto& a = args[i];
     auto value = [&]() -> std::string {
@@ -79,6 +85,7 @@ int bench(const std::vector<std::string>& args) {
     else if (a == "--mode") o.mode = value();
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--seconds") o.seconds = std::stod(value());
+    else if (suite == "chaos" && a == "--minutes") minutes = std::stod(value());
     else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
     else if (a == "--only") {
       auto list = value();
@@ -96,6 +103,10 @@ int bench(const std::vector<std::string>& args) {
   if (suite == "scale") return iogrid::bench::run_scale(o);
   if (suite == "gpu") return iogrid::bench::run_gpu(o);
   if (suite == "workloads") return iogrid::bench::run_workloads(o);
+  if (suite == "chaos") {
+    if (!(minutes > 0)) throw std::invalid_argument("--minutes must be positive");
+    return iogrid::bench::run_chaos(o, minutes);
+  }
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -104,7 +115,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos)\n";
   return 2;
 }
 

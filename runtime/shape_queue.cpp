@@ -15,6 +15,9 @@ void ShapeQueue::push(core::TaskSpec* spec) {
   std::shared_ptr<const core::ErrorInfo> failed;
   {
     std::lock_guard<std::mutex> g(m_);
+    // A request refused as infeasible fails what follows at once for a moment (a burst of such tasks asks the
+    // head once), then the head is asked again: nodes join and come back, reservations are made.
+    if (failed_ && std::chrono::steady_clock::now() - failed_at_ > kRefusalMemory) failed_.reset();
     if (failed_ || closed_) {
       failed = failed_ ? failed_ : TaskSubmitter::stopped_error();
     } else {
@@ -148,7 +151,10 @@ void ShapeQueue::fail_all(std::shared_ptr<const core::ErrorInfo> error) {
   std::deque<core::TaskSpec*> drop;
   {
     std::lock_guard<std::mutex> g(m_);
-    if (!failed_) failed_ = error;
+    if (!failed_) {
+      failed_ = error;
+      failed_at_ = std::chrono::steady_clock::now();
+    }
     drop.swap(q_);
     size_.store(0, std::memory_order_release);
   }

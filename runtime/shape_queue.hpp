@@ -24,11 +24,13 @@ class ShapeQueue final : public worker::WorkSource,
                          public std::enable_shared_from_this<ShapeQueue> {
  public:
   static constexpr int kMaxPendingLeases = 4;
+  // How long an infeasible refusal fails later tasks of the shape without asking the head again.
+  static constexpr std::chrono::milliseconds kRefusalMemory{1000};
 
   ShapeQueue(TaskSubmitter& owner, std::uint32_t id, sched::ResourceRequest req, std::chrono::milliseconds idle);
 
   void push(core::TaskSpec* spec);
-  // Fails everything queued and every later push with `error` (an infeasible request).
+  // Fails everything queued, and every push for kRefusalMemory after, with `error` (an infeasible request).
   void fail_all(std::shared_ptr<const core::ErrorInfo> error);
   void close();  // shutdown: wakes workers; queued specs are failed by fail_all
 
@@ -70,6 +72,7 @@ class ShapeQueue final : public worker::WorkSource,
   int pending_leases_ = 0;
   std::atomic<bool> closed_{false};
   std::shared_ptr<const core::ErrorInfo> failed_;
+  std::chrono::steady_clock::time_point failed_at_{};
 };
 
 }  // namespace iogrid::runtime

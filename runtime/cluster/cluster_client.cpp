@@ -394,7 +394,10 @@ class DriverService final : public transport::Service {
     leases_.erase(it);
   }
 
-  void on_stop(Endpoint&) override { stopping_ = true; }
+  void on_stop(Endpoint&) override {
+    stopping_ = true;
+    self_ = nullptr;  // the endpoint holds this service: no reference back, or neither is ever freed
+  }
   void set_stopping() { stopping_ = true; }
 
   void on_tick(Endpoint& ep) override {

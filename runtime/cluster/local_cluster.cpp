@@ -74,7 +74,12 @@ void LocalCluster::start_head(std::vector<std::string> extra) {
   argv.insert(argv.end(), tls_.begin(), tls_.end());
   argv.insert(argv.end(), opts_.head_args.begin(), opts_.head_args.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
-  head_.reset();
+  if (head_) {  // a restart: the earlier head's log is kept (head.log.1, .2, ...)
+    earlier_head_logs_ += head_->output();
+    head_.reset();
+    std::error_code ec;
+    std::filesystem::rename(dir_ / "head.log", dir_ / ("head.log." + std::to_string(++head_restarts_)), ec);
+  }
   head_ = std::make_unique<ChildProcess>(argv, std::map<std::string, std::string>{}, (dir_ / "head.log").string());
   if (!head_->wait_for_output("IOGRID_HEAD_PORT=", std::chrono::seconds(10)))
     throw std::runtime_error("the head did not start within 10 s:\n" + head_->output());
@@ -129,8 +134,10 @@ std::string LocalCluster::read_token() const {
   return t;
 }
 
+std::string LocalCluster::head_log() const { return earlier_head_logs_ + (head_ ? head_->output() : std::string()); }
+
 std::string LocalCluster::logs() const {
-  std::string out = head_ ? "--- head ---\n" + head_->output() : std::string();
+  std::string out = "--- head ---\n" + head_log();
   for (const auto& [n, p] : nodes_) out += "--- node " + n + " ---\n" + p->output();
   for (const auto& d : others_) out += "--- " + d->log_path() + " ---\n" + d->output();
   return out;

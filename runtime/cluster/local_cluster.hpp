@@ -61,6 +61,8 @@ class LocalCluster {
   const std::filesystem::path& dir() const { return dir_; }
   // Everything the cluster's processes logged, for failure messages.
   std::string logs() const;
+  // What every head this cluster ran logged, the earlier ones (before start_head restarted it) first.
+  std::string head_log() const;
 
  private:
   LocalClusterOptions opts_;
@@ -70,6 +72,8 @@ class LocalCluster {
   int dashboard_port_ = 0;
   std::vector<std::string> tls_;
   std::unique_ptr<ChildProcess> head_;
+  std::string earlier_head_logs_;
+  int head_restarts_ = 0;
   std::map<std::string, std::unique_ptr<ChildProcess>> nodes_;
   std::vector<std::unique_ptr<ChildProcess>> others_;
 };

@@ -52,13 +52,15 @@ struct Lease {
   sched::Allocation alloc;
 };
 
+// A job's worker process on this node (at most one per job: every lease of the job here is a thread of it).
 struct WorkerProc {
   pid_t pid = 0;
   std::string job;
-  ConnId conn = 0;               // 0 until it has connected
-  bool busy = false;
-  Lease lease;
+  ConnId conn = 0;                         // 0 until it has connected
+  std::map<std::uint64_t, Lease> leases;   // the leases it serves, by the head's id
+  bool stopping = false;                   // asked to exit (idle): takes no more leases
   Clock::time_point idle_since = Clock::now();
+  bool busy() const { return !leases.empty(); }
 };
 
 class NodeService final : public transport::Service {
@@ -87,7 +89,10 @@ class NodeService final : public transport::Service {
     try_connect(ep);
   }
 
-  void on_stop(Endpoint&) override { kill_all_workers(); }
+  void on_stop(Endpoint&) override {
+    kill_all_workers();
+    self_ = nullptr;  // the endpoint holds this service: no reference back, or neither is ever freed
+  }
 
   void on_peer(Endpoint& ep, Peer& p) override {
     if (p.id == head_) {
@@ -101,7 +106,7 @@ class NodeService final : public transport::Service {
         r.setPreviousName(name_);
         std::vector<const Lease*> active;
         for (const auto& [pid, w] : workers_)
-          if (w.busy) active.push_back(&w.lease);
+          for (const auto& [id, l] : w.leases) active.push_back(&l);
         for (const auto& l : waiting_code_) active.push_back(&l);
         auto list = r.initActiveLeases(static_cast<unsigned>(active.size()));
         for (unsigned i = 0; i < active.size(); ++i) {
@@ -123,7 +128,7 @@ class NodeService final : public transport::Service {
     auto it = workers_.find(pid);
     if (it == workers_.end()) return ep.close(p.id, "unknown worker process");
     it->second.conn = p.id;
-    if (it->second.busy) serve(ep, it->second);
+    for (const auto& [id, l] : it->second.leases) serve(ep, it->second, l);
   }
 
   void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
@@ -156,11 +161,11 @@ class NodeService final : public transport::Service {
       return ep.send(head_, out);
     }
     if (msg.which() == W::LEASE_DONE) {
+      const auto id = msg.getLeaseDone().getLeaseId();
       for (auto& [pid, w] : workers_)
-        if (w.conn == p.id && w.busy) {
-          lease_over(ep, w.lease.id);
-          w.busy = false;
-          w.idle_since = Clock::now();
+        if (w.conn == p.id && w.leases.erase(id)) {
+          lease_over(ep, id);
+          if (!w.busy()) w.idle_since = Clock::now();
         }
       return;
     }
@@ -209,7 +214,10 @@ class NodeService final : public transport::Service {
       ep.send(head_, out);
     }
     for (auto& [pid, w] : workers_)
-      if (!w.busy && now - w.idle_since > opts_.worker_idle) ::kill(pid, SIGTERM);
+      if (!w.busy() && !w.stopping && now - w.idle_since > opts_.worker_idle) {
+        w.stopping = true;
+        ::kill(pid, SIGTERM);
+      }
     if (joined_ && now - last_log_scan_ >= std::chrono::milliseconds(300)) {
       last_log_scan_ = now;
       forward_logs(ep);
@@ -267,13 +275,8 @@ class NodeService final : public transport::Service {
     l.owner_port = s.getOwnerPort();
     l.alloc = proto::read(s.getAllocation());
     if (ended_jobs_.count(l.job)) return lease_over(ep, l.id);
-    // An idle worker of the same job takes it.
-    for (auto& [pid, w] : workers_)
-      if (!w.busy && w.job == l.job && w.conn) {
-        w.busy = true;
-        w.lease = l;
-        return serve(ep, w);
-      }
+    // The job's worker process here takes it as one more thread (served once the process has connected).
+    if (auto* w = process_of(l.job)) return add_lease(ep, *w, l);
     if (!std::filesystem::exists(code_dir() / l.code_hash)) {
       bool asked = false;
       for (const auto& q : waiting_code_)
@@ -311,10 +314,23 @@ class NodeService final : public transport::Service {
     std::deque<Lease> rest;
     for (auto& l : waiting_code_) {
       if (l.code_hash != hash) rest.push_back(l);
-      else if (ok) spawn_worker(ep, l);
-      else lease_over(ep, l.id);
+      else if (!ok) lease_over(ep, l.id);
+      else if (auto* w = process_of(l.job)) add_lease(ep, *w, l);
+      else spawn_worker(ep, l);
     }
     waiting_code_.swap(rest);
+  }
+
+  // The job's worker process that takes new leases (nullptr: none running).
+  WorkerProc* process_of(const std::string& job) {
+    for (auto& [pid, w] : workers_)
+      if (w.job == job && !w.stopping) return &w;
+    return nullptr;
+  }
+
+  void add_lease(Endpoint& ep, WorkerProc& w, const Lease& l) {
+    w.leases[l.id] = l;
+    serve(ep, w, l);
   }
 
   void spawn_worker(Endpoint& ep, const Lease& l) {
@@ -366,32 +382,31 @@ class NodeService final : public transport::Service {
     WorkerProc w;
     w.pid = pid;
     w.job = l.job;
-    w.busy = true;
-    w.lease = l;
+    w.leases[l.id] = l;
     workers_[pid] = w;
     spdlog::debug("started worker process {} for {}", pid, l.job);
   }
 
-  void serve(Endpoint& ep, WorkerProc& w) {
+  void serve(Endpoint& ep, const WorkerProc& w, const Lease& lease) {
     if (!w.conn) return;  // sent once it connects
     capnp::MallocMessageBuilder out;
     auto s = out.initRoot<proto::Envelope>().initServeLease();
-    s.setLeaseId(w.lease.owner_lease);
-    s.setOwnerLeaseId(w.lease.owner_lease);
-    s.setGlobalLeaseId(w.lease.id);
-    s.setJobId(w.lease.job);
-    s.setOwnerHost(w.lease.owner_host);
-    s.setOwnerPort(w.lease.owner_port);
+    s.setLeaseId(lease.owner_lease);
+    s.setOwnerLeaseId(lease.owner_lease);
+    s.setGlobalLeaseId(lease.id);
+    s.setJobId(lease.job);
+    s.setOwnerHost(lease.owner_host);
+    s.setOwnerPort(lease.owner_port);
     s.setNodeName(name_);
     s.setNodeIndex(index_);
     s.setDataHost(observed_host_.empty() ? "127.0.0.1" : observed_host_);
     s.setDataPort(data_->port());
-    auto gpus = s.initGpuDevices(static_cast<unsigned>(w.lease.alloc.gpus.size()));
-    for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i) gpus.set(i, w.lease.alloc.gpus[i].first);
-    s.setCpusMilli(static_cast<std::uint32_t>(std::max<sched::Milli>(0, w.lease.alloc.cpus)));
-    auto fractions = s.initGpuFractions(static_cast<unsigned>(w.lease.alloc.gpus.size()));
-    for (unsigned i = 0; i < w.lease.alloc.gpus.size(); ++i)
-      fractions.set(i, static_cast<std::uint32_t>(w.lease.alloc.gpus[i].second));
+    auto gpus = s.initGpuDevices(static_cast<unsigned>(lease.alloc.gpus.size()));
+    for (unsigned i = 0; i < lease.alloc.gpus.size(); ++i) gpus.set(i, lease.alloc.gpus[i].first);
+    s.setCpusMilli(static_cast<std::uint32_t>(std::max<sched::Milli>(0, lease.alloc.cpus)));
+    auto fractions = s.initGpuFractions(static_cast<unsigned>(lease.alloc.gpus.size()));
+    for (unsigned i = 0; i < lease.alloc.gpus.size(); ++i)
+      fractions.set(i, static_cast<std::uint32_t>(lease.alloc.gpus[i].second));
     ep.send(w.conn, out);
   }
 
@@ -491,14 +506,16 @@ class NodeService final : public transport::Service {
       auto it = workers_.find(pid);
       if (it == workers_.end()) continue;
       auto& w = it->second;
-      if (w.busy) {
+      if (w.busy()) {
         if (!ended_jobs_.count(w.job)) {
           if (WIFSIGNALED(status))
-            spdlog::warn("worker process {} of {} died from signal {} while serving a lease", pid, w.job, WTERMSIG(status));
+            spdlog::warn("worker process {} of {} died from signal {} while serving {} lease(s)", pid, w.job,
+                         WTERMSIG(status), w.leases.size());
           else
-            spdlog::warn("worker process {} of {} exited with status {} while serving a lease", pid, w.job, WEXITSTATUS(status));
+            spdlog::warn("worker process {} of {} exited with status {} while serving {} lease(s)", pid, w.job,
+                         WEXITSTATUS(status), w.leases.size());
         }
-        lease_over(ep, w.lease.id);
+        for (const auto& [id, l] : w.leases) lease_over(ep, id);
       }
       if (w.conn) ep.close(w.conn, "worker process exited");
       workers_.erase(it);

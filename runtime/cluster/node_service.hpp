@@ -1,14 +1,19 @@
 // NodeService: a machine's daemon (the NodeActor of the design, as a network service). It joins the head with
-// the machine's resources, sends heartbeats, and runs worker processes: for each lease the head grants here it
-// reuses an idle worker process of that job or starts one from the job's executable (fetched from the head
-// once, cached by content hash), and tells it which owner to serve.
+// the machine's resources, sends heartbeats, and runs worker processes: each lease the head grants here goes
+// to the job's worker process on this node, started from the job's executable (fetched from the head once,
+// cached by content hash) when there is none, which serves it on a thread of its own for the lease's owner.
 // Rules:
+// - Bound: at most one worker process per job per node. Every lease of a job here is a thread of that process,
+//   so a task parked in get (which lends its lease's CPUs, as in embedded mode) makes room for one more thread,
+//   never one more process: a recursive program cannot fill the machine with processes, and never deadlocks
+//   for want of one. Threads are bounded by the leases the head grants here (the node's CPUs and GPUs, plus the
+//   CPUs lent by parked tasks); a waiting task also runs its own not-yet-started children inline.
 // - Large results of its workers live in the node's object store and are served by its data plane until
 //   their owner frees them or their job ends.
 // - A worker process belongs to one job; it dies with the node (parent-death signal) and is stopped when its
-//   job ends or after `worker_idle` without a lease.
-// - A worker process that exits while serving a lease (a crash in user code) takes only itself down: the
-//   node hands the lease's resources back and the owner, whose connection dropped, retries its tasks.
+//   job ends or after `worker_idle` without a lease. It runs at nice 10, below the daemon (heartbeats first).
+// - A worker process that exits while serving leases (a crash in user code) takes only itself down: the node
+//   hands its leases' resources back and their owners, whose connections dropped, retry their tasks.
 // - When the head connection is lost the node keeps its workers (they talk to their owners directly) and
 //   rejoins under the same identity, with the leases they still serve, as soon as the head answers again.
 //   A restarted node daemon is a new node.

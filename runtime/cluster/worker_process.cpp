@@ -1,8 +1,9 @@
 // The worker process: started by a node from the job's executable; iogrid::init() lands here.
-// It connects to its node, waits for a lease, connects to the lease's owner and runs the tasks the owner
-// pushes, one at a time in arrival order, on a worker thread (user code never runs on the network thread).
-// The owner ends the lease with EndLease; the worker then reports to its node and waits for the next lease.
-// If the node or the owner goes away the process exits: its work belongs to no one any more.
+// It connects to its node and serves the leases the node gives it (every lease of its job on that node, at
+// once): for each it connects to the lease's owner and runs the tasks the owner pushes, one at a time in
+// arrival order, on a worker thread of that lease (user code never runs on the network thread). The owner ends
+// a lease with EndLease; the worker then reports it done to its node. If the node goes away the process exits;
+// if the owner of a lease goes away, that lease ends (its work belongs to no one any more) and the rest go on.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@
 #include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <future>
 #include <mutex>
@@ -143,6 +146,19 @@ class LeaseQueue final : public worker::WorkSource {
     ended_flag_.store(true, std::memory_order_release);
     cv_.notify_one();
   }
+  // The owner is gone: what it queued is dropped (no one can take the results), the task running finishes.
+  void abandon() {
+    std::deque<RemoteSpec*> dropped;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      dropped.swap(q_);
+      size_.store(0, std::memory_order_release);
+      ended_ = true;
+    }
+    ended_flag_.store(true, std::memory_order_release);
+    cv_.notify_one();
+    for (auto* d : dropped) delete d;
+  }
 
   core::TaskSpec* next(const worker::WorkerContext& ctx) override {
     for (;;) {
@@ -232,6 +248,10 @@ class LeaseQueue final : public worker::WorkSource {
   const core::FunctionInfo* ctor_fn_ = nullptr;
 };
 
+// The worker process's side of the network: its node and the owners of the leases it serves. A process serves
+// every lease its node gives it for its job at once, each on a worker thread of its own (a task parked in get
+// lends its lease's CPUs, and the lease granted meanwhile becomes another thread here, not another process),
+// each over its own connection to the lease's owner (a connection idle between leases is reused).
 class WorkerService final : public transport::Service {
  public:
   WorkerService(std::string node_host, std::uint16_t node_port) : node_host_(std::move(node_host)), node_port_(node_port) {}
@@ -247,15 +267,8 @@ class WorkerService final : public transport::Service {
   }
 
   void on_peer(Endpoint& ep, Peer& p) override {
-    if (p.id == owner_ && lease_) {
-      capnp::MallocMessageBuilder msg;
-      auto a = msg.initRoot<proto::Envelope>().initAttach();
-      a.setLeaseId(owner_lease_);
-      a.setNodeName(ctx_.node_name);
-      a.setNodeIndex(ctx_.node_index);
-      a.setPid(::getpid());
-      ep.send(p.id, msg);
-    }
+    for (auto& [id, slot] : slots_)
+      if (slot.owner == p.id && !slot.attached) attach(ep, slot);
   }
 
   void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
@@ -271,13 +284,13 @@ class WorkerService final : public transport::Service {
       store_waiters_.erase(it);
       return;
     }
-    if (p.id == owner_ && lease_) {
+    if (auto* slot = slot_of(p.id)) {
       if (msg.which() == W::TASKS) {
-        for (auto t : msg.getTasks().getTasks()) lease_->push(read_task(t));
+        for (auto t : msg.getTasks().getTasks()) slot->queue->push(read_task(t));
         return;
       }
       if (msg.which() == W::END_LEASE) {
-        lease_->end();
+        slot->queue->end();
         return;
       }
     }
@@ -286,51 +299,111 @@ class WorkerService final : public transport::Service {
   }
 
   void on_closed(Endpoint& ep, Peer& p, const std::string& why) override {
-    if (p.id == node_ || p.id == owner_) {
-      // Our node or our owner is gone: nothing we run can be delivered any more.
-      std::_Exit(0);
+    // Our node is gone: so is everything this process serves.
+    if (p.id == node_) std::_Exit(0);
+    // The owner of a lease is gone (a worker process owning nested tasks, on a node that died): that lease's
+    // queued tasks are dropped and its running task finishes unheard; the process's other leases go on.
+    if (auto* slot = slot_of(p.id)) {
+      slot->queue->abandon();
+      slot->owner = 0;
     }
+    conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [&](const OwnerConn& c) { return c.id == p.id; }),
+                 conns_.end());
   }
 
  private:
+  struct Slot {
+    std::uint64_t global = 0, owner_lease = 0;
+    ConnId owner = 0;
+    bool attached = false;
+    std::shared_ptr<LeaseQueue> queue;
+    worker::WorkerThread* thread = nullptr;
+  };
+  struct OwnerConn {
+    std::string host;
+    std::uint16_t port = 0;
+    ConnId id = 0;
+    bool busy = false;  // carries a lease now
+  };
+
+  Slot* slot_of(ConnId conn) {
+    for (auto& [id, slot] : slots_)
+      if (slot.owner == conn) return &slot;
+    return nullptr;
+  }
+
+  void attach(Endpoint& ep, Slot& slot) {
+    capnp::MallocMessageBuilder msg;
+    auto a = msg.initRoot<proto::Envelope>().initAttach();
+    a.setLeaseId(slot.owner_lease);
+    a.setNodeName(node_name_);
+    a.setNodeIndex(node_index_);
+    a.setPid(::getpid());
+    ep.send(slot.owner, msg);
+    slot.attached = true;
+  }
+
   void serve(Endpoint& ep, proto::ServeLease::Reader s) {
-    if (lease_) return ep.close(node_, "lease while serving another");
-    owner_lease_ = s.getOwnerLeaseId();
-    global_lease_ = s.getGlobalLeaseId();
-    ctx_.node_name = s.getNodeName();
-    ctx_.node_index = s.getNodeIndex();
-    ctx_.worker_id = static_cast<std::uint64_t>(::getpid());
-    ctx_.gpus.clear();
-    auto devices = s.getGpuDevices();
-    auto fractions = s.getGpuFractions();
-    for (unsigned i = 0; i < devices.size(); ++i)
-      ctx_.gpus.emplace_back(devices[i], i < fractions.size() ? double(fractions[i]) / 1000.0 : 1.0);
-    cpus_ = s.getCpusMilli();
-    data_host_ = s.getDataHost();
-    data_port_ = s.getDataPort();
-    job_ = s.getJobId();
-    std::string host = s.getOwnerHost();
-    auto port = s.getOwnerPort();
-    if (!owner_ || host != owner_host_ || port != owner_port_) {
-      if (owner_) ep.close(owner_, "new owner");
-      owner_host_ = host;
-      owner_port_ = port;
+    const auto global = s.getGlobalLeaseId();
+    if (slots_.count(global)) return;
+    if (job_.empty()) {  // the same for every lease of this process; set once, before any worker thread reads them
+      node_name_ = s.getNodeName();
+      node_index_ = s.getNodeIndex();
+      data_host_ = s.getDataHost();
+      data_port_ = s.getDataPort();
+      job_ = s.getJobId();
+    }
+    const std::string host = s.getOwnerHost();
+    const auto port = s.getOwnerPort();
+    // The lease's owner: a connection idle between leases if there is one to it; idle ones to other owners go
+    // (taken out of the list before they are closed: closing calls on_closed, which edits the list too).
+    std::vector<ConnId> stale;
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if (!it->busy && (it->host != host || it->port != port)) {
+        stale.push_back(it->id);
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto id : stale) ep.close(id, "new owner");
+    ConnId owner = 0;
+    for (auto& c : conns_)
+      if (!c.busy) {
+        c.busy = true;
+        owner = c.id;
+        break;
+      }
+    const bool connected = owner != 0;
+    if (!connected) {
+      OwnerConn c;
+      c.host = host;
+      c.port = port;
+      c.busy = true;
       try {
-        owner_ = ep.connect(host, port, proto::Role::WORKER);
+        c.id = ep.connect(host, port, proto::Role::WORKER);
       } catch (const std::exception& e) {
         spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
         std::_Exit(1);
       }
-      lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large(), cpus_);
-      start_thread(ep);
-      return;  // Attach follows the handshake (on_peer)
+      owner = c.id;
+      conns_.push_back(c);
     }
-    lease_ = std::make_shared<LeaseQueue>(self_, owner_, store_large(), cpus_);
-    start_thread(ep);
-    on_peer(ep, *ep.peer(owner_));
+    auto& slot = slots_[global];
+    slot.global = global;
+    slot.owner_lease = s.getOwnerLeaseId();
+    slot.owner = owner;
+    slot.queue = std::make_shared<LeaseQueue>(self_, slot.owner, store_large(), s.getCpusMilli());
+    std::vector<std::pair<std::uint32_t, double>> gpus;
+    auto devices = s.getGpuDevices();
+    auto fractions = s.getGpuFractions();
+    for (unsigned i = 0; i < devices.size(); ++i)
+      gpus.emplace_back(devices[i], i < fractions.size() ? double(fractions[i]) / 1000.0 : 1.0);
+    start_thread(slot, std::move(gpus));
+    if (connected) attach(ep, slot);  // else after the handshake (on_peer)
   }
 
-  // Runs on the worker thread: hands a large value to the node and waits until it is stored there.
+  // Runs on a worker thread: hands a large value to the node and waits until it is stored there.
   LeaseQueue::StoreLarge store_large() {
     return [this](const core::Buffer& value) {
       auto id = ++store_counter_;
@@ -358,18 +431,26 @@ class WorkerService final : public transport::Service {
         e.send(node_, msg);
       });
       if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw core::Error("the node did not store the object in time");
-      return Location{data_host_, data_port_, f.get(), size, ctx_.node_index};
+      return Location{data_host_, data_port_, f.get(), size, node_index_};
     };
   }
 
-  void start_thread(Endpoint& ep) {
-    if (!thread_) thread_ = std::make_unique<worker::WorkerThread>(ctx_);
+  void start_thread(Slot& slot, std::vector<std::pair<std::uint32_t, double>> gpus) {
+    if (idle_threads_.empty()) {
+      worker::WorkerContext ctx;
+      ctx.node_name = node_name_;
+      ctx.node_index = node_index_;
+      ctx.worker_id = static_cast<std::uint64_t>(::getpid()) * 1000 + threads_.size();
+      threads_.push_back(std::make_unique<worker::WorkerThread>(ctx));
+      idle_threads_.push_back(threads_.back().get());
+    }
+    slot.thread = idle_threads_.back();
+    idle_threads_.pop_back();
     auto self = self_;
     auto node = node_;
-    auto global = global_lease_;
+    auto global = slot.global;
     worker::WorkerThread::Hooks hooks;
-    hooks.gpus = ctx_.gpus;
-    // Runs on the worker thread once the lease has run dry.
+    hooks.gpus = std::move(gpus);
     // A task parked in get/wait lends its CPUs out through the node and the head.
     auto blocked = [self, node, global](bool b) {
       transport::post(self, [node, global, b](Endpoint& e) {
@@ -382,28 +463,33 @@ class WorkerService final : public transport::Service {
     };
     hooks.on_block = [blocked] { blocked(true); };
     hooks.on_unblock = [blocked] { blocked(false); };
+    // Runs on the worker thread once the lease has run dry: the thread and the owner's connection are free again.
     hooks.on_end = [self, node, global, this] {
       transport::post(self, [this, node, global](Endpoint& e) {
-        lease_.reset();
+        auto it = slots_.find(global);
+        if (it == slots_.end()) return;
+        for (auto& c : conns_)
+          if (c.id == it->second.owner) c.busy = false;
+        idle_threads_.push_back(it->second.thread);
+        slots_.erase(it);
         capnp::MallocMessageBuilder msg;
         msg.initRoot<proto::Envelope>().initLeaseDone().setLeaseId(global);
         e.send(node, msg);
       });
     };
-    thread_->serve(lease_, std::move(hooks));
+    slot.thread->serve(slot.queue, std::move(hooks));
   }
 
   std::string node_host_;
   std::uint16_t node_port_;
   caf::actor self_;
-  ConnId node_ = 0, owner_ = 0;
-  std::string owner_host_;
-  std::uint16_t owner_port_ = 0;
-  std::uint64_t owner_lease_ = 0, global_lease_ = 0;
-  sched::Milli cpus_ = 0;
-  worker::WorkerContext ctx_;
-  std::shared_ptr<LeaseQueue> lease_;
-  std::unique_ptr<worker::WorkerThread> thread_;
+  ConnId node_ = 0;
+  std::string node_name_;
+  std::uint32_t node_index_ = 0;
+  std::map<std::uint64_t, Slot> slots_;  // by the head's lease id
+  std::vector<OwnerConn> conns_;
+  std::vector<std::unique_ptr<worker::WorkerThread>> threads_;
+  std::vector<worker::WorkerThread*> idle_threads_;
   std::string data_host_, job_;
   std::uint16_t data_port_ = 0;
   std::atomic<std::uint64_t> store_counter_{0};

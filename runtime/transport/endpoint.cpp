@@ -116,6 +116,9 @@ class EndpointImpl final : public Endpoint {
     for (auto id : ids) close(id, "endpoint stopped");
     svc_->on_stop(*this);
     self_->quit();
+    // No handler runs after quit: let the service go, so that neither it nor this endpoint keeps the other alive
+    // (stop() always runs from a posted call, never from inside the service).
+    svc_.reset();
   }
 
   // ---- broker events ----

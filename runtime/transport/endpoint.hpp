@@ -47,6 +47,7 @@ class Service {
   // The connection is gone (closed by either side, refused, or a protocol error); `why` says which.
   virtual void on_closed(Endpoint&, Peer&, const std::string& why) {}
   virtual void on_tick(Endpoint&) {}
+  // The endpoint stops. A service keeping the endpoint's handle() drops it here: the endpoint owns the service.
   virtual void on_stop(Endpoint&) {}
 };
 

@@ -15,6 +15,7 @@
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/embedded_runtime.hpp"
+#include "runtime/logging.hpp"
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/auth.hpp"
 
@@ -69,6 +70,8 @@ void init(InitOptions options) {
     if (const char* env = std::getenv("IOGRID_ADDRESS"); env && *env) options.address = env;
   if (options.cluster.empty())
     if (const char* env = std::getenv("IOGRID_CLUSTER"); env && *env) options.cluster = env;
+  if (const char* env = std::getenv("IOGRID_LOG_LEVEL"); env && *env) options.log_level = env;
+  runtime::set_log_level(options.log_level);
   runtime::set_default_cluster(options.cluster);
   if (!options.address.empty()) {
     runtime::cluster::ClientOptions co;

@@ -83,6 +83,17 @@ long deep_fail(long n) {
   return iogrid::get(iogrid::task(deep_fail).remote(n - 1), std::chrono::seconds(60)) + 1;
 }
 IOGRID_REMOTE(deep_fail);
+// Fan-out 2, depth d: 2^d - 1 tasks; with `alternate`, levels alternate their CPU request (0.5 and 1 CPU), so
+// no child can run inline on its parent's lease and every parked parent needs another lease for its children.
+long tree(int d, bool alternate) {
+  if (d == 1) return 1;
+  iogrid::TaskOptions o;
+  if (alternate) o.num_cpus = d % 2 ? 0.5 : 1;
+  auto a = iogrid::task(tree).options(o).remote(d - 1, alternate);
+  auto b = iogrid::task(tree).options(o).remote(d - 1, alternate);
+  return 1 + iogrid::get(a, std::chrono::seconds(120)) + iogrid::get(b, std::chrono::seconds(120));
+}
+IOGRID_REMOTE(tree);
 // ObjectRefs inside values crossing processes.
 long sum_refs(std::vector<iogrid::ObjectRef<long>> refs) {
   long s = 0;
@@ -366,6 +377,31 @@ int main(int argc, char** argv) {
     else if (scenario == "hang") hang();
     else if (scenario == "crash") crashing();
     else if (scenario == "nested") nested();
+    else if (scenario == "wait_for_node" && argc > 2) {
+      // Work pinned to a node that is not there yet is refused; once the node joins, the same request runs.
+      const std::string name = argv[2];
+      bool refused = false, ran = false;
+      const auto until = std::chrono::steady_clock::now() + 60s;
+      while (!ran && std::chrono::steady_clock::now() < until) {
+        try {
+          auto where_ran = iogrid::get(iogrid::task(where).options({.node = name, .max_retries = 0}).remote(), 10s);
+          std::cout << "RAN ON " << where_ran << std::endl;
+          ran = true;
+        } catch (const iogrid::InfeasibleError& e) {
+          if (!refused) std::cout << "REFUSED: " << e.what() << std::endl;
+          refused = true;
+          std::this_thread::sleep_for(200ms);
+        }
+      }
+      check(ran, "the node's work ran once it joined");
+      check(refused, "the request was refused before the node joined");
+    }
+    else if (scenario == "deep") {
+      const int d = argc > 2 ? std::atoi(argv[2]) : 12;
+      const bool alternate = argc > 3 && std::string(argv[3]) == "alternate";
+      const long n = iogrid::get(iogrid::task(tree).remote(d, alternate), 120s);
+      check(n == (1L << d) - 1, "a recursive tree of depth " + std::to_string(d) + " counts its " + std::to_string(n) + " tasks");
+    }
     else if (scenario == "refs") refs_in_values();
     else if (scenario == "workloads") workloads();
     else if (scenario == "logs") {

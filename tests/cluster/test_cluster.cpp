@@ -242,6 +242,45 @@ TEST_CASE("tasks submit tasks across processes, more parents than CPUs, without 
   scenario_passes(c, {"nested"});
 }
 
+TEST_CASE("recursive programs run deep in cluster mode: one worker process per job per node, every node alive",
+          "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  std::vector<int> pids{c.node("n1").pid(), c.node("n2").pid()};
+  std::size_t peak = 0;
+  auto sample = [&] {
+    for (auto pid : pids) peak = std::max(peak, children_of(pid).size());
+  };
+  // Depth 14 (16,383 tasks): children run inline on their parents' leases. Then depth 10 with alternating
+  // requests (no child can run inline): parked parents lend their CPUs and their children become threads of
+  // the same worker process.
+  for (std::vector<std::string> args : {std::vector<std::string>{"deep", "14"}, {"deep", "10", "alternate"}}) {
+    auto& d = c.driver(args);
+    while (d.running()) {
+      sample();
+      std::this_thread::sleep_for(50ms);
+    }
+    INFO(d.output() + "\n" + c.logs());
+    REQUIRE(d.wait(1s) == 0);
+  }
+  CHECK(peak <= 1);  // the bound: one worker process per job per node
+  CHECK(c.status()["nodes"].size() == 2);
+  CHECK(c.head().output().find("is dead") == std::string::npos);
+}
+
+TEST_CASE("work refused as infeasible runs once a node that can take it joins", "[cluster]") {
+  LocalCluster c;
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  auto& d = c.driver({"wait_for_node", "late"});
+  REQUIRE(d.wait_for_output("REFUSED", 30s));
+  c.add_node("late", {"--num-cpus", "2"});
+  const int rc = d.wait(90s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  CHECK(d.output().find("RAN ON late") != std::string::npos);
+}
+
 TEST_CASE("job submit streams the driver's output, and job logs returns it with the workers' output", "[cluster]") {
   LocalCluster c;
   c.add_node("n1", {"--num-cpus", "2"});

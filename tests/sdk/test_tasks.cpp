@@ -1,6 +1,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "cluster_fixture.hpp"
@@ -34,6 +35,19 @@ int fib_fails(int n) {
   auto b = iogrid::task(fib_fails).remote(n - 2);
   return iogrid::get(a) + iogrid::get(b);
 }
+// Fan-out 2, depth d: 2^d - 1 tasks, each waiting for its two children.
+long tree(int d) {
+  if (d == 1) return 1;
+  auto a = iogrid::task(tree).remote(d - 1);
+  auto b = iogrid::task(tree).remote(d - 1);
+  return 1 + iogrid::get(a) + iogrid::get(b);
+}
+int threads_now() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  return 0;
+}
 int sum_refs(std::vector<iogrid::ObjectRef<int>> refs) {
   int s = 0;
   for (auto& r : refs) s += iogrid::get(r);
@@ -47,6 +61,7 @@ IOGRID_REMOTE(sleepy);
 IOGRID_REMOTE(flaky);
 IOGRID_REMOTE(fib);
 IOGRID_REMOTE(fib_fails);
+IOGRID_REMOTE(tree);
 IOGRID_REMOTE(sum_refs);
 IOGRID_REMOTE(nothing);
 }  // namespace
@@ -65,6 +80,23 @@ TEST_CASE("a task graph computes through dependencies", "[tasks]") {
 TEST_CASE("tasks submit tasks and wait for them", "[tasks]") {
   Cluster c(iogrid::InitOptions{.nodes = {{.num_cpus = 4}}});
   REQUIRE(iogrid::get(iogrid::task(fib).remote(6)) == 8);
+}
+
+TEST_CASE("a deep task tree runs depth-first on the waiting workers, without a thread per waiting task", "[tasks]") {
+  Cluster c;
+  std::atomic<bool> done{false};
+  std::atomic<int> peak{0};
+  std::thread sampler([&] {
+    while (!done) {
+      peak = std::max(peak.load(), threads_now());
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  const long n = iogrid::get(iogrid::task(tree).remote(14));  // 16,383 tasks, 8,191 of them waiting on children
+  done = true;
+  sampler.join();
+  CHECK(n == 16383);
+  CHECK(peak.load() < 100);  // each parked task would hold a thread: thousands
 }
 
 TEST_CASE("refs inside values travel and resolve", "[tasks]") {

@@ -84,7 +84,7 @@ struct InitOptions {
   std::string address;                 // join a running cluster (also IOGRID_ADDRESS); empty: embedded
   std::string token_file;              // cluster token (also IOGRID_TOKEN_FILE); default ~/.iogrid/token
   std::string spill_dir;               // default: $TMPDIR/iogrid-spill-<pid>
-  std::string log_level = "warn";      // trace, debug, info, warn, error, off
+  std::string log_level = "warn";      // trace, debug, info, warn, error, off (also IOGRID_LOG_LEVEL)
   int worker_threads_per_node = 0;     // cap on worker threads a node runs at once; 0: 4 x its CPUs + 8
   std::chrono::milliseconds lease_idle{10};   // a worker keeps a lease this long without work
   std::string cluster;                 // run every task and actor inside this reservation (also IOGRID_CLUSTER,

@@ -379,3 +379,20 @@ TEST_CASE("the node table names nodes uniquely and keeps one verdict line per GP
   t.set_verification(b, 0, "GPU 0 (A100): second");
   CHECK(t[b].verification == "GPU 1 (A100): other\nGPU 0 (A100): second");
 }
+
+TEST_CASE("a node that comes back as a new daemon under its old name takes work pinned to that name", "[head]") {
+  FakeHead h;
+  auto old = h.node(make_node("n", 2));
+  h.node(make_node("other", 2));
+  h.driver(1);
+  h.core->node_lost(old, "killed");
+  auto fresh = h.node(make_node("n", 2));
+  CHECK(fresh != old);
+  CHECK(h.core->scheduler().cluster().node(fresh).name == "n");
+  auto pinned = FakeHead::cpus(1);
+  pinned.node = "n";
+  h.core->request_lease(1, 7, pinned);
+  REQUIRE(h.events.started.size() == 1);
+  CHECK(h.events.started[0].node == fresh);
+  CHECK(h.events.refused.empty());
+}
