@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
+#include "runtime/cluster/io_thread.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/head/head_core.hpp"
 #include "runtime/proto/convert.hpp"
@@ -52,7 +53,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
  public:
   explicit HeadService(HeadOptions o) : opts_(std::move(o)), core_(core_config(opts_), *this) {}
 
-  void on_start(Endpoint& ep) override { ep_ = &ep; }
+  void on_start(Endpoint& ep) override {
+    ep_ = &ep;
+    self_ = ep.handle();
+  }
+  void on_stop(Endpoint&) override { self_ = nullptr; }  // the endpoint holds this service: no reference back
 
   // The status as JSON (the dashboard asks through the endpoint, so this runs on its thread).
   std::string status_text(Endpoint& ep) {
@@ -83,16 +88,24 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       }
       case W::REGISTER_JOB: return register_job(ep, p, msg.getRegisterJob());
       case W::CODE: {
+        // Checked and written on the I/O thread: a large executable must not hold up heartbeats.
         auto c = msg.getCode();
-        std::vector<std::uint64_t> waiting;
         const std::string hash = c.getHash();
-        if (!core_.code().put(hash, text_of(c.getBytes()), &waiting)) {
-          spdlog::warn("closing connection from {}: uploaded code does not match its hash", p.address);
-          return ep.close(p.id, "uploaded code does not match its hash");
-        }
-        spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), c.getBytes().size());
-        for (auto conn : waiting)  // nodes that asked for it before it arrived
-          if (ep.peer(conn)) send_code(ep, conn, hash);
+        auto bytes = std::make_shared<const std::string>(text_of(c.getBytes()));
+        const auto from = p.id;
+        const auto address = p.address;
+        io_.run([this, hash, bytes, from, address, dir = core_.code().dir(), self = self_] {
+          const bool ok = head::CodeStore::write(dir, hash, *bytes);
+          transport::post(self, [this, hash, ok, from, address, size = bytes->size()](Endpoint& e) {
+            if (!ok) {
+              spdlog::warn("closing connection from {}: uploaded code does not match its hash", address);
+              return e.close(from, "uploaded code does not match its hash");
+            }
+            spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), size);
+            for (auto conn : core_.code().stored(hash))  // nodes that asked for it before it arrived
+              if (e.peer(conn)) send_code(e, conn, hash);
+          });
+        });
         return;
       }
       case W::CODE_REQUEST: return send_code(ep, p.id, msg.getCodeRequest().getHash());
@@ -357,14 +370,22 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     ep.send(p.id, out);
   }
 
-  void send_code(Endpoint& ep, ConnId to, const std::string& hash) {
-    auto bytes = core_.code().get_or_wait(hash, to);
-    if (!bytes) return;  // sent when it arrives
-    capnp::MallocMessageBuilder out;
-    auto c = out.initRoot<proto::Envelope>().initCode();
-    c.setHash(hash);
-    c.setBytes(bytes_of(*bytes));
-    ep.send(to, out);
+  // Read on the I/O thread, sent from the endpoint's.
+  void send_code(Endpoint&, ConnId to, const std::string& hash) {
+    if (!core_.code().has(hash)) return core_.code().wait_for(hash, to);  // sent when it arrives
+    io_.run([this, to, hash, dir = core_.code().dir(), self = self_] {
+      auto bytes = head::CodeStore::read(dir, hash);
+      if (!bytes) return;
+      auto shared = std::make_shared<const std::string>(std::move(*bytes));
+      transport::post(self, [to, hash, shared](Endpoint& e) {
+        if (!e.peer(to)) return;
+        capnp::MallocMessageBuilder out;
+        auto c = out.initRoot<proto::Envelope>().initCode();
+        c.setHash(hash);
+        c.setBytes(bytes_of(*shared));
+        e.send(to, out);
+      });
+    });
   }
 
   void admin(Endpoint& ep, Peer& p, proto::AdminRequest::Reader r) {
@@ -436,6 +457,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::unordered_map<ConnId, std::uint32_t> node_by_conn_;
   std::unordered_map<std::uint32_t, ConnId> conn_of_node_;
   std::vector<std::pair<ConnId, std::string>> to_close_;
+  caf::actor self_;
+  IoThread io_;  // last: joined before the members its work touches go away
 };
 
 }  // namespace

@@ -292,25 +292,37 @@ class NodeService final : public transport::Service {
     spawn_worker(ep, l);
   }
 
-  void code_arrived(Endpoint& ep, proto::Code::Reader c) {
+  // The job's executable arrived: checked and written on the I/O thread (a large one must not hold up the
+  // heartbeats), then the leases waiting for it start.
+  void code_arrived(Endpoint&, proto::Code::Reader c) {
     std::string hash = c.getHash();
     auto b = c.getBytes();
-    std::string bytes(reinterpret_cast<const char*>(b.begin()), b.size());
-    bool ok = transport::sha256_hex(bytes) == hash;
-    if (ok) {
-      auto path = code_dir() / hash;
-      auto tmp = path;
-      tmp += ".part";
-      {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    auto bytes = std::make_shared<std::string>(reinterpret_cast<const char*>(b.begin()), b.size());
+    io_.run([this, hash, bytes, self = self_] {
+      bool ok = transport::sha256_hex(*bytes) == hash;
+      if (ok) {
+        auto path = code_dir() / hash;
+        auto tmp = path;
+        tmp += ".part";
+        {
+          std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+          out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
+          ok = static_cast<bool>(out);
+        }
+        std::error_code ec;
+        std::filesystem::permissions(tmp, std::filesystem::perms::owner_all, ec);
+        std::filesystem::rename(tmp, path, ec);
+        ok = ok && !ec;
+        if (ok) spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), bytes->size());
+        else spdlog::error("cannot write job code {} to {}", hash.substr(0, 12), path.string());
+      } else {
+        spdlog::error("job code {} from the head does not match its hash; its leases are returned", hash.substr(0, 12));
       }
-      std::filesystem::permissions(tmp, std::filesystem::perms::owner_all);
-      std::filesystem::rename(tmp, path);
-      spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), bytes.size());
-    } else {
-      spdlog::error("job code {} from the head does not match its hash; its leases are returned", hash.substr(0, 12));
-    }
+      transport::post(self, [this, hash, ok](Endpoint& ep) { code_ready(ep, hash, ok); });
+    });
+  }
+
+  void code_ready(Endpoint& ep, const std::string& hash, bool ok) {
     std::deque<Lease> rest;
     for (auto& l : waiting_code_) {
       if (l.code_hash != hash) rest.push_back(l);

@@ -23,6 +23,13 @@ class CodeStore {
   std::optional<std::string> get_or_wait(const std::string& hash, std::uint64_t requester);
   const std::filesystem::path& dir() const { return dir_; }
 
+  // The same in two steps, for a shell that does the file work off its network thread: write() checks and
+  // writes (any thread; touches no state), stored() then hands back who was waiting; read() reads the file.
+  static bool write(const std::filesystem::path& dir, const std::string& hash, const std::string& bytes);
+  std::vector<std::uint64_t> stored(const std::string& hash);
+  void wait_for(const std::string& hash, std::uint64_t requester) { waiters_[hash].push_back(requester); }
+  static std::optional<std::string> read(const std::filesystem::path& dir, const std::string& hash);
+
  private:
   std::filesystem::path dir_;
   std::map<std::string, std::vector<std::uint64_t>> waiters_;

@@ -1,5 +1,6 @@
 #include "runtime/head/node_table.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace iogrid::runtime::head {
@@ -67,7 +68,13 @@ void NodeTable::heartbeat(std::uint32_t index, StoreFigures store, std::vector<g
   r.telemetry = std::move(telemetry);
 }
 
-std::vector<Silent> NodeTable::silent(Clock::time_point now) const {
+std::vector<Silent> NodeTable::silent(Clock::time_point now) {
+  // The head did not look for a while (a long call, a busy machine): nobody could be heard meanwhile.
+  if (last_check_ != Clock::time_point{} && now - last_check_ > 2 * kCheckPeriod) {
+    const auto stall = (now - last_check_) - kCheckPeriod;
+    for (auto& r : records_) r.last_heartbeat = std::min(now, r.last_heartbeat + stall);
+  }
+  last_check_ = now;
   std::vector<Silent> out;
   for (std::uint32_t i = 0; i < records_.size(); ++i) {
     if (records_[i].liveness != Liveness::heartbeats || !alive(i)) continue;

@@ -6,7 +6,9 @@
 //   A node that rejoins (same daemon after a dropped connection or a head restart) keeps its index and name.
 // - Health: a node that sends heartbeats is silent once `timeout` has passed since its last one; the head
 //   drops it (its connection closes, and so it dies). Nodes inside the head's process (embedded mode) send
-//   none and are never silent.
+//   none and are never silent. Only time the head itself was listening counts: when the checks stop for a
+//   while (the head was busy, or not scheduled), that gap is not held against any node, whose heartbeats
+//   were waiting to be read.
 // - Uptime: every full hour a node stays connected and healthy counts once for its reputation.
 // The clock is the caller's (HeadCore passes HeadClock::now()); no I/O.
 #pragma once
@@ -63,8 +65,10 @@ class NodeTable {
   bool mark_dead(std::uint32_t index);
 
   void heartbeat(std::uint32_t index, StoreFigures store, std::vector<gpu::Telemetry> telemetry, Clock::time_point now);
-  // Nodes with heartbeats whose last one is older than the timeout.
-  std::vector<Silent> silent(Clock::time_point now) const;
+  // Nodes with heartbeats whose last one is older than the timeout. Call it about every `check_period`: a gap
+  // longer than that between two calls is the head's own stall and is credited to every node.
+  std::vector<Silent> silent(Clock::time_point now);
+  static constexpr std::chrono::milliseconds kCheckPeriod{100};
   // Live nodes that completed another healthy hour (each is counted once per hour).
   std::vector<std::uint32_t> uptime_hours(Clock::time_point now);
   // Replaces GPU `device`'s verdict line.
@@ -83,6 +87,7 @@ class NodeTable {
   sched::ClusterState& state_;
   std::chrono::milliseconds timeout_;
   std::vector<NodeRecord> records_;
+  Clock::time_point last_check_{};
 };
 
 }  // namespace iogrid::runtime::head

@@ -94,6 +94,15 @@ long tree(int d, bool alternate) {
   return 1 + iogrid::get(a, std::chrono::seconds(120)) + iogrid::get(b, std::chrono::seconds(120));
 }
 IOGRID_REMOTE(tree);
+// Busy for `seconds` on one core (user work that saturates a machine).
+long burn(double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  volatile long x = 0;
+  while (std::chrono::steady_clock::now() < until)
+    for (int i = 0; i < 100000; ++i) x = x + i;
+  return 1;
+}
+IOGRID_REMOTE(burn);
 // ObjectRefs inside values crossing processes.
 long sum_refs(std::vector<iogrid::ObjectRef<long>> refs) {
   long s = 0;
@@ -395,6 +404,43 @@ int main(int argc, char** argv) {
       }
       check(ran, "the node's work ran once it joined");
       check(refused, "the request was refused before the node joined");
+    }
+    else if (scenario == "burn" && argc > 3) {
+      // N tasks of a tenth of a CPU each, all at once: every core of the machine busy with user work.
+      const double seconds = std::atof(argv[2]);
+      const int n = std::atoi(argv[3]);
+      std::vector<iogrid::ObjectRef<long>> refs;
+      for (int i = 0; i < n; ++i) refs.push_back(iogrid::task(burn).options({.num_cpus = 0.1}).remote(seconds));
+      std::cout << "burning" << std::endl;
+      long done = 0;
+      for (auto& r : refs) done += iogrid::get(r, std::chrono::seconds(static_cast<long>(seconds) + 120));
+      check(done == n, "every burning task finished");
+    }
+    else if (scenario == "misbehave") {
+      // A job's own failures: tasks that throw, tasks that kill their worker process, a request no node can
+      // hold, and a flood of nested work. None of it is the providers' doing.
+      std::vector<iogrid::ObjectRef<int>> throwing;
+      for (int i = 0; i < 1000; ++i) throwing.push_back(iogrid::task(fail_with).options({.max_retries = 0}).remote(std::string("mine")));
+      int failed = 0;
+      for (auto& r : throwing) {
+        try {
+          iogrid::get(r, 120s);
+        } catch (const iogrid::TaskError&) {
+          ++failed;
+        }
+      }
+      check(failed == 1000, "the 1,000 throwing tasks failed");
+      for (int i = 0; i < 5; ++i) {
+        try {
+          iogrid::get(iogrid::task(crash).options({.max_retries = 0}).remote(i), 60s);
+        } catch (const iogrid::TaskError&) {
+        }
+      }
+      try {
+        iogrid::get(iogrid::task(where).options({.num_cpus = 64}).remote(), 30s);
+      } catch (const iogrid::InfeasibleError&) {
+      }
+      check(iogrid::get(iogrid::task(tree).remote(12, true), 120s) == 4095, "the nested flood finished");
     }
     else if (scenario == "deep") {
       const int d = argc > 2 ? std::atoi(argv[2]) : 12;

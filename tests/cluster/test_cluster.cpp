@@ -281,6 +281,42 @@ TEST_CASE("work refused as infeasible runs once a node that can take it joins", 
   CHECK(d.output().find("RAN ON late") != std::string::npos);
 }
 
+TEST_CASE("a machine saturated with user work keeps its nodes alive and the head answers status within 1 s",
+          "[cluster][load]") {
+  LocalCluster c;
+  two_nodes(c);
+  // 40 busy tasks for 30 s on this 2-core machine: far more runnable threads than cores.
+  auto& d = c.driver({"burn", "30", "40"});
+  REQUIRE(d.wait_for_output("burning", 60s));
+  double slowest = 0;
+  while (d.running()) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto nodes = c.status()["nodes"].size();
+    slowest = std::max(slowest, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    CHECK(nodes == 2);
+    std::this_thread::sleep_for(500ms);
+  }
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(d.wait(1s) == 0);
+  CHECK(slowest <= 1.0);
+  CHECK(c.head().output().find("is dead") == std::string::npos);
+}
+
+TEST_CASE("a job's own failures leave every node's reputation where it was", "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  auto before = c.status()["nodes"];
+  scenario_passes(c, {"misbehave"});
+  auto after = c.status()["nodes"];
+  REQUIRE(after.size() == 2);
+  for (const auto& n : after) {
+    INFO(n["name"].get<std::string>());
+    CHECK(n["reputation"].get<double>() == 1.0);
+  }
+  for (const auto& n : before) CHECK(n["reputation"].get<double>() == 1.0);
+  CHECK(c.head().output().find("is dead") == std::string::npos);
+}
+
 TEST_CASE("job submit streams the driver's output, and job logs returns it with the workers' output", "[cluster]") {
   LocalCluster c;
   c.add_node("n1", {"--num-cpus", "2"});

@@ -116,6 +116,13 @@ struct FakeHead {
     r.cpus = n * sched::kOne;
     return r;
   }
+  // The clock advancing `d` with the head checking every 100 ms, as its shell ticks it.
+  void run_for(std::chrono::milliseconds d) {
+    for (auto t = std::chrono::milliseconds(0); t < d; t += std::chrono::milliseconds(100)) {
+      time.advance(std::chrono::milliseconds(100));
+      core->tick();
+    }
+  }
   double reputation(std::uint32_t node) const { return core->scheduler().cluster().node(node).reputation; }
   bool alive(std::uint32_t node) const { return core->scheduler().cluster().node(node).alive; }
 };
