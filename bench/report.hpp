@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ int run_gpu(const Options& o);
 int run_workloads(const Options& o);
 // Cluster mode under work it must survive: nested depth 16 (embedded and cluster), and a chaos run of `minutes`.
 int run_chaos(const Options& o, double minutes);
+// Cluster mode under many users at once (bench/users.cpp), and one of its driver processes.
+struct UsersOptions {
+  int drivers = 32;
+  std::uint64_t tasks = 20000;  // small tasks per driver
+  std::uint64_t big = 200;      // tasks with an 8 MiB result per driver
+  int pollers = 20;             // clients polling the status API
+  std::uint64_t queued = 1000000;  // tasks the queued_1m driver submits before it gets any
+};
+int run_users(const Options& o, const UsersOptions& u);
+int run_users_driver(std::uint64_t index, std::uint64_t tasks, std::uint64_t big);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
 int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 

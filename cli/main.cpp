@@ -45,6 +45,12 @@ commands:
       head with two 2-CPU nodes (seconds, and the most worker processes a node ran), then a chaos run of M
       minutes (default 1): head and four nodes under a mixed workload while nodes are killed, frozen and
       restarted and the head is killed once; every result checked (wrong results and false deaths must be 0).
+  bench users [--drivers N] [--tasks T] [--big B] [--pollers P] [--queued Q] [--json] [--only NAME[,NAME...]]
+      Cluster mode under many users (head and two 2-CPU nodes here): N driver processes at once (default 32),
+      each running T small tasks (20,000) and B tasks with 8 MiB results (200), every result checked, while P
+      clients (20) poll the status API: wrong/lost results, wall time, slowest over fastest driver, status
+      latency p50/p99/max, head and node memory before, at the peak and after; then one driver with Q tasks
+      (1,000,000) queued at once: seconds and peak memory of head, nodes and driver. Takes several minutes.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -71,6 +77,11 @@ int bench(const std::vector<std::string>& args) {
   iogrid::bench::Options o;
   const std::string suite = args[0];
   double minutes = 1;
+  iogrid::bench::UsersOptions users;
+  if (suite == "users-driver") {  // one driver process of `bench users` (internal)
+    if (args.size() != 4) throw std::invalid_argument("bench users-driver INDEX TASKS BIG");
+    return iogrid::bench::run_users_driver(std::stoull(args[1]), std::stoull(args[2]), std::stoull(args[3]));
+  }
   for (std::size_t i = 1; i < args.size(); ++i) {
     const auto& a = args[i];
     auto value = [&]() -> std::string {
@@ -86,6 +97,11 @@ int bench(const std::vector<std::string>& args) {
     else if (a == "--runs") o.runs = std::stoi(value());
     else if (a == "--seconds") o.seconds = std::stod(value());
     else if (suite == "chaos" && a == "--minutes") minutes = std::stod(value());
+    else if (suite == "users" && a == "--drivers") users.drivers = std::stoi(value());
+    else if (suite == "users" && a == "--tasks") users.tasks = std::stoull(value());
+    else if (suite == "users" && a == "--big") users.big = std::stoull(value());
+    else if (suite == "users" && a == "--pollers") users.pollers = std::stoi(value());
+    else if (suite == "users" && a == "--queued") users.queued = std::stoull(value());
     else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
     else if (a == "--only") {
       auto list = value();
@@ -107,6 +123,10 @@ int bench(const std::vector<std::string>& args) {
     if (!(minutes > 0)) throw std::invalid_argument("--minutes must be positive");
     return iogrid::bench::run_chaos(o, minutes);
   }
+  if (suite == "users") {
+    if (users.drivers < 1 || users.pollers < 0) throw std::invalid_argument("--drivers must be at least 1, --pollers at least 0");
+    return iogrid::bench::run_users(o, users);
+  }
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -115,7 +135,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos, users)\n";
   return 2;
 }
 

@@ -40,7 +40,10 @@ endforeach()
 set_target_properties(iogrid_shared PROPERTIES EXPORT_NAME iogrid VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
                       INSTALL_RPATH "$ORIGIN")  # the CUDA plugins are looked up next to it
 target_link_libraries(iogrid_shared PRIVATE ${IOGRID_EXTERNAL_TARGETS})
-target_link_options(iogrid_shared PRIVATE -Wl,--no-undefined)
+# Every symbol resolved at link time (a sanitizer build leaves its runtime's to the executable).
+if(NOT IOGRID_SANITIZE)
+  target_link_options(iogrid_shared PRIVATE -Wl,--no-undefined)
+endif()
 set_target_properties(iogrid_static PROPERTIES EXPORT_NAME iogrid_static)
 target_link_libraries(iogrid_static INTERFACE Threads::Threads ${IOGRID_EXTERNAL_NAMES})
 if(IOGRID_HAVE_CUDA)
@@ -65,7 +68,9 @@ foreach(lib data nn train infer tune)
   endforeach()
   target_link_libraries(iogrid_${lib}_shared PUBLIC ${shared_deps} PRIVATE ZLIB::ZLIB)
   target_link_libraries(iogrid_${lib}_static INTERFACE ${static_deps} z)
-  target_link_options(iogrid_${lib}_shared PRIVATE -Wl,--no-undefined)
+  if(NOT IOGRID_SANITIZE)
+    target_link_options(iogrid_${lib}_shared PRIVATE -Wl,--no-undefined)
+  endif()
   set_target_properties(iogrid_${lib}_shared PROPERTIES OUTPUT_NAME iogrid_${lib} EXPORT_NAME ${lib}
                         VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR} INSTALL_RPATH "$ORIGIN"
                         LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/dist)

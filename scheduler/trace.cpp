@@ -1,6 +1,9 @@
 #include "scheduler/trace.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
 #include <istream>
 #include <map>
 #include <ostream>
@@ -69,6 +72,12 @@ T number(const Table& t, const std::pair<std::size_t, std::vector<std::string>>&
     std::size_t used = 0;
     double d = std::stod(v, &used);
     if (used != v.size()) throw std::invalid_argument("trailing characters");
+    if (!std::isfinite(d)) throw std::invalid_argument("not finite");
+    if constexpr (std::is_integral_v<T>) {
+      // The range of T, with a margin for the double's rounding at its ends.
+      if (!(d >= double(std::numeric_limits<T>::min()) && d <= double(std::numeric_limits<T>::max()) * 0.999))
+        throw std::invalid_argument("out of range");
+    }
     return static_cast<T>(d);
   } catch (const std::exception&) {
     throw std::invalid_argument("line " + std::to_string(row.first) + ": column '" + col + "' is not a number: '" + v + "'");

@@ -141,8 +141,8 @@ class LocalBackend final : public Backend {
     start({"allreduce", data, data, count, type, op, 0});
     std::vector<void*> bufs;
     for (const auto& s : sh_->slots) bufs.push_back(s.out);
-    const auto [lo, hi] = part(count);
-    by_type(type, [&](auto t) { allreduce_part<decltype(t)>(bufs, lo, hi, op); });
+    const auto range = part(count);
+    by_type(type, [&](auto t) { allreduce_part<decltype(t)>(bufs, range.first, range.second, op); });
     arrive("allreduce");
   }
   void broadcast(void* data, std::size_t count, DType type, int root) override {

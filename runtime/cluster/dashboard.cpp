@@ -1,8 +1,6 @@
 #include "runtime/cluster/dashboard.hpp"
 
-#include <sys/socket.h>
-
-#include <atomic>
+#include <chrono>
 #include <utility>
 
 #include <boost/asio.hpp>
@@ -12,6 +10,7 @@
 #include <thread>
 
 #include "iogrid/core/errors.hpp"
+#include "runtime/cluster/dashboard_http.hpp"
 #include "runtime/cluster/status_json.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -50,47 +49,85 @@ refresh();setInterval(refresh,2000);
 
 }  // namespace
 
+http::response<http::string_body> dashboard_respond(const http::request<http::string_body>& req,
+                                                     const std::function<std::string()>& snapshot) {
+  http::response<http::string_body> res;
+  res.version(req.version());
+  res.keep_alive(false);
+  std::string target(req.target());
+  try {
+    if (req.method() != http::verb::get) {
+      res.result(http::status::method_not_allowed);
+      res.body() = "only GET\n";
+    } else if (target == "/" || target == "/index.html") {
+      res.set(http::field::content_type, "text/html; charset=utf-8");
+      res.body() = kPage;
+    } else if (target == "/api/status") {
+      res.set(http::field::content_type, "application/json");
+      res.body() = snapshot();
+    } else if (target == "/metrics") {
+      res.set(http::field::content_type, "text/plain; version=0.0.4");
+      res.body() = prometheus_metrics(nlohmann::json::parse(snapshot()));
+    } else {
+      res.result(http::status::not_found);
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = "not found (try /, /api/status, /metrics)\n";
+    }
+  } catch (const std::exception& e) {
+    res.result(http::status::internal_server_error);
+    res.body() = std::string("error: ") + e.what() + "\n";
+  }
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+// One connection: read a request (within kReadTimeout), answer it, close. Sessions run concurrently on the
+// dashboard's thread, so a client that connects and sends nothing holds nobody else up.
+constexpr auto kReadTimeout = std::chrono::seconds(10);
+
+struct Session : std::enable_shared_from_this<Session> {
+  boost::beast::tcp_stream stream;
+  boost::beast::flat_buffer buf;
+  http::request_parser<http::string_body> parser;
+  http::response<http::string_body> res;
+  const std::function<std::string()>& snapshot;
+
+  Session(tcp::socket s, const std::function<std::string()>& snap) : stream(std::move(s)), snapshot(snap) {
+    parser.header_limit(kHttpHeaderLimit);
+    parser.body_limit(kHttpBodyLimit);
+  }
+  void start() {
+    stream.expires_after(kReadTimeout);
+    http::async_read(stream, buf, parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+      if (ec) return self->close();
+      self->res = dashboard_respond(self->parser.get(), self->snapshot);
+      self->stream.expires_after(kReadTimeout);
+      http::async_write(self->stream, self->res, [self](boost::system::error_code, std::size_t) { self->close(); });
+    });
+  }
+  void close() {
+    boost::system::error_code ec;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream.close();
+  }
+};
+
+}  // namespace
+
 struct Dashboard::Impl {
   asio::io_context io;
   tcp::acceptor acceptor{io};
   std::function<std::string()> snapshot;
-  std::atomic<bool> stopping{false};
   std::thread thread;
 
-  void serve(tcp::socket& s) {
-    boost::beast::flat_buffer buf;
-    http::request<http::string_body> req;
-    boost::system::error_code ec;
-    http::read(s, buf, req, ec);
-    if (ec) return;
-    http::response<http::string_body> res;
-    res.version(req.version());
-    res.keep_alive(false);
-    std::string target(req.target());
-    try {
-      if (req.method() != http::verb::get) {
-        res.result(http::status::method_not_allowed);
-        res.body() = "only GET\n";
-      } else if (target == "/" || target == "/index.html") {
-        res.set(http::field::content_type, "text/html; charset=utf-8");
-        res.body() = kPage;
-      } else if (target == "/api/status") {
-        res.set(http::field::content_type, "application/json");
-        res.body() = snapshot();
-      } else if (target == "/metrics") {
-        res.set(http::field::content_type, "text/plain; version=0.0.4");
-        res.body() = prometheus_metrics(nlohmann::json::parse(snapshot()));
-      } else {
-        res.result(http::status::not_found);
-        res.body() = "not found: " + target + " (try /, /api/status, /metrics)\n";
-      }
-    } catch (const std::exception& e) {
-      res.result(http::status::internal_server_error);
-      res.body() = std::string("error: ") + e.what() + "\n";
-    }
-    res.prepare_payload();
-    http::write(s, res, ec);
-    s.shutdown(tcp::socket::shutdown_both, ec);
+  void accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+      if (!ec) std::make_shared<Session>(std::move(s), snapshot)->start();
+      accept();
+    });
   }
 };
 
@@ -105,23 +142,17 @@ Dashboard::Dashboard(std::uint16_t port, const std::string& bind, std::function<
   impl_->acceptor.bind(ep, ec);
   if (ec) throw core::Error("iogrid: cannot serve the dashboard on " + bind + ":" + std::to_string(port) + ": " + ec.message());
   impl_->acceptor.listen();
-  impl_->thread = std::thread([impl = impl_.get()] {
-    for (;;) {
-      tcp::socket s(impl->io);
-      boost::system::error_code e;
-      impl->acceptor.accept(s, e);
-      if (impl->stopping) return;
-      if (!e) impl->serve(s);
-    }
-  });
+  impl_->accept();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
 }
 
 Dashboard::~Dashboard() {
-  impl_->stopping = true;
-  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
-  boost::system::error_code ec;
-  impl_->acceptor.close(ec);
 }
 
 std::uint16_t Dashboard::port() const {

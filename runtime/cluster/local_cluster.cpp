@@ -20,6 +20,10 @@ void run_or_throw(const std::string& cmd) {
 
 LocalCluster::LocalCluster(LocalClusterOptions opts) : opts_(std::move(opts)) {
   if (opts_.iogrid.empty()) throw std::runtime_error("LocalCluster: no iogrid executable given");
+  if (opts_.netns) {
+    lab_ = std::make_unique<NetnsLab>();
+    head_host_ = lab_->host("head");
+  }
   std::random_device rd;
   dir_ = std::filesystem::temp_directory_path() /
          (opts_.prefix + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
@@ -80,12 +84,12 @@ void LocalCluster::start_head(std::vector<std::string> extra) {
     std::error_code ec;
     std::filesystem::rename(dir_ / "head.log", dir_ / ("head.log." + std::to_string(++head_restarts_)), ec);
   }
-  head_ = std::make_unique<ChildProcess>(argv, std::map<std::string, std::string>{}, (dir_ / "head.log").string());
+  head_ = std::make_unique<ChildProcess>(on_host("head", argv), std::map<std::string, std::string>{}, (dir_ / "head.log").string());
   if (!head_->wait_for_output("IOGRID_HEAD_PORT=", std::chrono::seconds(10)))
     throw std::runtime_error("the head did not start within 10 s:\n" + head_->output());
   auto out = head_->output();
   port_ = std::stoi(out.substr(out.find("IOGRID_HEAD_PORT=") + 17));
-  address_ = "127.0.0.1:" + std::to_string(port_);
+  address_ = head_host_ + ":" + std::to_string(port_);
   if (auto d = out.find("IOGRID_DASHBOARD_PORT="); d != std::string::npos) dashboard_port_ = std::stoi(out.substr(d + 22));
 }
 
@@ -96,8 +100,16 @@ ChildProcess& LocalCluster::add_node(const std::string& name, std::vector<std::s
   argv.insert(argv.end(), args.begin(), args.end());
   auto& p = nodes_[name];
   p.reset();
-  p = std::make_unique<ChildProcess>(argv, std::map<std::string, std::string>{}, (dir_ / (name + ".log")).string());
+  p = std::make_unique<ChildProcess>(on_host("node " + name, argv), std::map<std::string, std::string>{},
+                                     (dir_ / (name + ".log")).string());
   return *p;
+}
+
+std::vector<std::string> LocalCluster::on_host(const std::string& host, std::vector<std::string> argv) {
+  if (!lab_) return argv;
+  auto prefix = lab_->exec_prefix(host);
+  argv.insert(argv.begin(), prefix.begin(), prefix.end());
+  return argv;
 }
 
 ChildProcess& LocalCluster::driver(std::vector<std::string> argv, std::map<std::string, std::string> env) {

@@ -1,6 +1,8 @@
 // LocalCluster: a real head and real node processes on this machine, for tests and benchmarks. The head
-// listens on 127.0.0.1 with a port chosen at run time (it binds port 0 and prints the port it got), with a
-// private token and work directory; every process it started is killed (SIGKILL) and the directory removed
+// listens with a port chosen at run time (it binds port 0 and prints the port it got), with a private token and
+// work directory, and is reached at 127.0.0.1 -- or, with `netns`, the head and every node run in their own
+// network namespace on a bridge (netns_lab.hpp), each host its own address, so every connection between them
+// crosses a real network hop (drivers and commands stay in this process's namespace); every process it started is killed (SIGKILL) and the directory removed
 // when the object goes away (kept when IOGRID_KEEP_LOCAL_CLUSTER is set, for post-mortems).
 // The daemons are `iogrid head` / `iogrid node` run from the executable named in the options.
 #pragma once
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "runtime/cluster/child_process.hpp"
+#include "runtime/cluster/netns_lab.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -24,6 +27,7 @@ struct LocalClusterOptions {
   bool dashboard = false;               // serve the head's dashboard (on a port chosen at run time)
   std::string log_level = "debug";
   std::string prefix = "iogrid-local";  // name of the work directory under $TMPDIR
+  bool netns = false;                   // hosts as network namespaces (root; throws NetnsUnavailable otherwise)
 };
 
 class LocalCluster {
@@ -54,6 +58,12 @@ class LocalCluster {
   void make_certificates(const std::string& ca, const std::vector<std::string>& names) const;
 
   const std::string& address() const { return address_; }
+  // The network namespaces the hosts run in (nullptr without `netns`), e.g. to cut a node off.
+  NetnsLab* netns() { return lab_.get(); }
+  // The address node `name` has on the cluster's network (127.0.0.1 without namespaces), and the one drivers and
+  // commands started here are seen from.
+  std::string node_host(const std::string& name) { return lab_ ? lab_->host("node " + name) : "127.0.0.1"; }
+  std::string driver_host() const { return lab_ ? lab_->gateway() : "127.0.0.1"; }
   int port() const { return port_; }
   int dashboard_port() const { return dashboard_port_; }
   const std::string& token_file() const { return token_file_; }
@@ -66,6 +76,8 @@ class LocalCluster {
 
  private:
   LocalClusterOptions opts_;
+  std::unique_ptr<NetnsLab> lab_;  // outlives the processes in it (declared before them)
+  std::string head_host_ = "127.0.0.1";
   std::filesystem::path dir_;
   std::string token_file_, address_;
   int port_ = 0;
@@ -76,6 +88,8 @@ class LocalCluster {
   int head_restarts_ = 0;
   std::map<std::string, std::unique_ptr<ChildProcess>> nodes_;
   std::vector<std::unique_ptr<ChildProcess>> others_;
+
+  std::vector<std::string> on_host(const std::string& host, std::vector<std::string> argv);
 };
 
 }  // namespace iogrid::runtime::cluster

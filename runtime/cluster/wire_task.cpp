@@ -104,7 +104,7 @@ void fetch_remote_deps(RemoteSpec& spec, Location* failed) {
   if (!client) throw core::Error("iogrid: this process has no data plane client");
   for (auto& [i, loc] : spec.remote_deps) {
     *failed = loc;
-    auto buf = client->fetch(loc.host, loc.port, loc.key);
+    auto buf = client->fetch(loc.host, loc.port, loc.key, loc.size);
     auto size = buf->size();
     spec.deps[i]->complete_value(std::move(buf), nullptr, size);
   }
@@ -326,7 +326,7 @@ core::BufferPtr RemoteObject::fetch(std::uint64_t) {
       l = loc_;
     }
     try {
-      auto buf = client->fetch(l.host, l.port, l.key);
+      auto buf = client->fetch(l.host, l.port, l.key, l.size);
       std::lock_guard<std::mutex> g(m_);
       cached_ = buf;
       return buf;

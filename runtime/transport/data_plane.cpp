@@ -19,6 +19,7 @@
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
+#include "runtime/transport/data_wire.hpp"
 
 namespace iogrid::runtime::transport {
 
@@ -27,8 +28,10 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::size_t kChunk = 4u << 20;
-constexpr std::uint8_t kGet = 1, kDelete = 2;
+using data_wire::crc;
+using data_wire::kChunk;
+using data_wire::kDelete;
+using data_wire::kGet;
 
 std::string proof(const std::string& token, const std::string& nonce) { return hmac_sha256(token, "data|" + nonce); }
 
@@ -43,10 +46,6 @@ T get_le(const std::uint8_t* p) {
   return static_cast<T>(v);
 }
 
-std::uint32_t crc(const std::uint8_t* p, std::size_t n) {
-  return static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0), p, static_cast<uInt>(n)));
-}
-
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -59,6 +58,45 @@ void ignore_sigpipe_for_tls(const std::shared_ptr<ssl_ctx_st>& tls) {
 }
 
 }  // namespace
+
+namespace data_wire {
+
+std::uint32_t crc(const std::uint8_t* p, std::size_t n) {
+  return static_cast<std::uint32_t>(crc32(crc32(0L, Z_NULL, 0), p, static_cast<uInt>(n)));
+}
+
+Request parse_request(const std::uint8_t (&bytes)[9]) {
+  if (bytes[0] != kGet && bytes[0] != kDelete) throw core::Error("unknown request " + std::to_string(int(bytes[0])));
+  return Request{bytes[0], get_le<std::uint64_t>(bytes + 1)};
+}
+
+void encode_request(std::uint8_t (&bytes)[9], const Request& r) {
+  bytes[0] = r.op;
+  for (int i = 0; i < 8; ++i) bytes[1 + i] = static_cast<std::uint8_t>(r.key >> (8 * i));
+}
+
+core::BufferPtr read_reply(const Read2& read, std::uint64_t expected_size, const std::string& what) {
+  std::uint8_t head[9];
+  read(head, sizeof head, nullptr, 0);
+  if (head[0] == 1) return nullptr;
+  if (head[0] != 0) throw core::Error("iogrid: " + what + ": the data plane answered an unknown status " + std::to_string(int(head[0])));
+  auto size = get_le<std::uint64_t>(head + 1);
+  if (size > kMaxObjectBytes || (expected_size && size != expected_size))
+    throw core::Error("iogrid: " + what + ": the data plane announced " + std::to_string(size) + " bytes" +
+                      (expected_size ? ", not the object's " + std::to_string(expected_size) : " (more than any object may hold)"));
+  auto out = core::make_buffer(size);
+  auto* p = out->data();
+  for (std::size_t off = 0; off < size; off += kChunk) {
+    auto n = std::min<std::size_t>(kChunk, size - off);
+    std::uint8_t c[4];
+    read(p + off, n, c, 4);
+    if (crc(p + off, n) != get_le<std::uint32_t>(c))
+      throw core::Error("iogrid: " + what + " failed its checksum at byte " + std::to_string(off));
+  }
+  return out;
+}
+
+}  // namespace data_wire
 
 // One data-plane connection: a blocking TCP socket, with TLS on top when the cluster uses it.
 struct Channel {
@@ -116,8 +154,27 @@ struct DataServer::Impl {
   tcp::acceptor acceptor{io};
   std::thread accept_thread;
   std::mutex m;
-  std::vector<std::thread> conns;
-  std::vector<std::shared_ptr<Channel>> sockets;
+  // One thread per open connection; a finished one is joined (and its socket closed) when the next
+  // connection arrives, so a long-lived server holds only its live connections.
+  struct Conn {
+    std::shared_ptr<Channel> ch;
+    std::shared_ptr<std::atomic<bool>> done;
+    std::thread thread;
+  };
+  std::vector<Conn> conns;
+
+  void reap() {  // under m
+    for (auto it = conns.begin(); it != conns.end();) {
+      if (!it->done->load()) {
+        ++it;
+        continue;
+      }
+      it->thread.join();
+      boost::system::error_code ec;
+      it->ch->sock.close(ec);
+      it = conns.erase(it);
+    }
+  }
   std::atomic<bool> stopping{false};
 
   void serve(std::shared_ptr<Channel> ch) {
@@ -138,18 +195,21 @@ struct DataServer::Impl {
         return;
       }
       for (;;) {
-        std::uint8_t req[9];
-        ch->read_all(req, sizeof req);
-        auto key = get_le<std::uint64_t>(req + 1);
-        if (req[0] == kDelete) {
+        std::uint8_t bytes[9];
+        ch->read_all(bytes, sizeof bytes);
+        data_wire::Request req;
+        try {
+          req = data_wire::parse_request(bytes);
+        } catch (const std::exception& e) {
+          spdlog::warn("data plane: closing a connection: {}", e.what());
+          return;
+        }
+        auto key = req.key;
+        if (req.op == kDelete) {
           erase(key);
           std::uint8_t ok = 0;
           ch->write_all(&ok, 1);
           continue;
-        }
-        if (req[0] != kGet) {
-          spdlog::warn("data plane: closing a connection: unknown request {}", int(req[0]));
-          return;
         }
         auto obj = lookup(key);
         std::vector<std::uint8_t> head;
@@ -198,8 +258,12 @@ DataServer::DataServer(std::string token, std::string bind, Lookup lookup, Erase
       if (impl->stopping) return;
       if (ec) continue;
       std::lock_guard<std::mutex> g(impl->m);
-      impl->sockets.push_back(s);
-      impl->conns.emplace_back([impl, s] { impl->serve(s); });
+      impl->reap();
+      auto done = std::make_shared<std::atomic<bool>>(false);
+      impl->conns.push_back({s, done, std::thread([impl, s, done] {
+                               impl->serve(s);
+                               *done = true;
+                             })});
     }
   });
 }
@@ -213,9 +277,9 @@ DataServer::~DataServer() {
   impl_->acceptor.close(ec);
   std::lock_guard<std::mutex> g(impl_->m);
   // shutdown() wakes a connection thread blocked in read (close() alone would not).
-  for (auto& s : impl_->sockets) s->sock.shutdown(tcp::socket::shutdown_both, ec);
-  for (auto& t : impl_->conns) t.join();
-  for (auto& s : impl_->sockets) s->sock.close(ec);
+  for (auto& c : impl_->conns) c.ch->sock.shutdown(tcp::socket::shutdown_both, ec);
+  for (auto& c : impl_->conns) c.thread.join();
+  for (auto& c : impl_->conns) c.ch->sock.close(ec);
 }
 
 std::uint16_t DataServer::port() const {
@@ -254,7 +318,9 @@ struct DataClient::Impl {
     }
     auto s = std::make_unique<Channel>(io);
     boost::system::error_code ec;
-    s->sock.connect(tcp::endpoint(asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host), port), ec);
+    tcp::resolver resolver(io);
+    auto found = resolver.resolve(host, std::to_string(port), tcp::resolver::numeric_service, ec);
+    if (!ec) asio::connect(s->sock, found, ec);
     if (ec) throw core::Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
     s->sock.set_option(tcp::no_delay(true));
     try {
@@ -291,9 +357,9 @@ DataClient::DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls) : imp
       try {
         auto& [host, port, key] = job;
         auto s = impl->connect(host, port);
-        std::vector<std::uint8_t> req{kDelete};
-        put_le<std::uint64_t>(req, key);
-        s->write_all(req.data(), req.size());
+        std::uint8_t req[9];
+        data_wire::encode_request(req, {kDelete, key});
+        s->write_all(req, sizeof req);
         std::uint8_t status;
         s->read_all(&status, 1);
         impl->give_back(host, port, std::move(s));
@@ -312,39 +378,32 @@ DataClient::~DataClient() {
   if (impl_->freer.joinable()) impl_->freer.join();
 }
 
-core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key) {
+core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size) {
   auto t0 = std::chrono::steady_clock::now();
   auto s = impl_->connect(host, port);
-  std::vector<std::uint8_t> req{kGet};
-  put_le<std::uint64_t>(req, key);
-  core::MutableBufferPtr out;
+  std::uint8_t req[9];
+  data_wire::encode_request(req, {kGet, key});
+  const auto what = "object " + std::to_string(key) + " from " + host + ":" + std::to_string(port);
+  core::BufferPtr out;
   try {
-    s->write_all(req.data(), req.size());
-    std::uint8_t head[9];
-    s->read_all(head, sizeof head);
-    if (head[0] != 0) {
-      impl_->give_back(host, port, std::move(s));
-      throw core::Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
-    }
-    auto size = get_le<std::uint64_t>(head + 1);
-    out = core::make_buffer(size);
-    auto* p = out->data();
-    for (std::size_t off = 0; off < size; off += kChunk) {
-      auto n = std::min<std::size_t>(kChunk, size - off);
-      std::uint8_t c[4];
-      if (s->ssl) {
-        s->read_all(p + off, n);
-        s->read_all(c, 4);
-      } else {
-        std::array<asio::mutable_buffer, 2> bufs{asio::buffer(p + off, n), asio::buffer(c, 4)};
-        asio::read(s->sock, bufs);
-      }
-      if (crc(p + off, n) != get_le<std::uint32_t>(c))
-        throw core::Error("iogrid: object " + std::to_string(key) + " from " + host + ":" + std::to_string(port) +
-                    " failed its checksum at byte " + std::to_string(off));
-    }
+    s->write_all(req, sizeof req);
+    out = data_wire::read_reply(
+        [&](void* a, std::size_t na, void* b, std::size_t nb) {
+          if (s->ssl || !b) {
+            s->read_all(a, na);
+            if (b) s->read_all(b, nb);
+          } else {
+            std::array<asio::mutable_buffer, 2> bufs{asio::buffer(a, na), asio::buffer(b, nb)};
+            asio::read(s->sock, bufs);
+          }
+        },
+        expected_size, what);
   } catch (const boost::system::system_error& e) {
     throw core::Error("iogrid: lost the data plane connection to " + host + ":" + std::to_string(port) + ": " + e.what());
+  }
+  if (!out) {
+    impl_->give_back(host, port, std::move(s));
+    throw core::Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
   }
   impl_->give_back(host, port, std::move(s));
   auto ns = static_cast<std::uint64_t>(

@@ -47,9 +47,10 @@ class DataClient {
  public:
   explicit DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls = nullptr);
   ~DataClient();
-  // Pulls one object; throws iogrid::Error when the server cannot be reached, has no such object, or the
-  // bytes fail their checksum.
-  core::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key);
+  // Pulls one object; throws iogrid::Error when the server cannot be reached, has no such object, announces
+  // another size than `expected_size` (when not 0), or the bytes fail their checksum. `host` is a name or an
+  // address (IPv4 or IPv6).
+  core::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size = 0);
   // Frees an object on its server, in the background (best effort: a gone server has freed it anyway).
   void erase_later(const std::string& host, std::uint16_t port, std::uint64_t key);
   TransferStats stats() const;

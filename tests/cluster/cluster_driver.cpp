@@ -339,10 +339,14 @@ void crashing() {
 // The workloads in worker processes: a 2-worker trainer whose group meets through the head's key-value store,
 // and a small sweep of MLP trials as actors.
 void workloads() {
-  // Collective groups listen on current_host(): the machine's address as the head sees it (here, loopback).
-  check(iogrid::current_host() == "127.0.0.1", "the driver's host is " + iogrid::current_host());
+  // Collective groups listen on current_host(): the machine's address as the head sees it (loopback, or the
+  // driver's and the nodes' own addresses when the test runs them in network namespaces).
+  const std::string driver_host = std::getenv("EXPECT_DRIVER_HOST") ? std::getenv("EXPECT_DRIVER_HOST") : "127.0.0.1";
+  const std::string node_hosts = std::getenv("EXPECT_NODE_HOSTS") ? std::getenv("EXPECT_NODE_HOSTS") : "127.0.0.1";
+  check(iogrid::current_host() == driver_host, "the driver's host is " + iogrid::current_host() + ", not " + driver_host);
   const auto worker_host = iogrid::get(iogrid::task(host_of_worker).remote());
-  check(worker_host == "127.0.0.1", "a worker process's host is " + worker_host);
+  check(("," + node_hosts + ",").find("," + worker_host + ",") != std::string::npos,
+        "a worker process's host is " + worker_host + ", not one of " + node_hosts);
   // Members in two worker processes meet through Gloo; members that are threads of one process share memory.
   auto p0 = iogrid::actor<PairMember>().remote(), p1 = iogrid::actor<PairMember>().remote();
   auto m0 = p0.call(&PairMember::join).remote(std::string("cluster-group"), 0);

@@ -50,8 +50,8 @@ void two_nodes(LocalCluster& c) {
 }
 
 // Runs the driver scenario `args` to the end; it must exit 0 (its output and every log on failure).
-void scenario_passes(LocalCluster& c, std::vector<std::string> args) {
-  auto& d = c.driver(std::move(args));
+void scenario_passes(LocalCluster& c, std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  auto& d = c.driver(std::move(args), std::move(env));
   int rc = d.wait(120s);
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);
@@ -340,7 +340,18 @@ TEST_CASE("job submit streams the driver's output, and job logs returns it with 
 TEST_CASE("training and a sweep run in worker processes, the trainer's group meeting through the head's store", "[cluster]") {
   LocalCluster c;
   two_nodes(c);
-  scenario_passes(c, {"workloads"});
+  scenario_passes(c, {"workloads"},
+                  {{"EXPECT_DRIVER_HOST", c.driver_host()}, {"EXPECT_NODE_HOSTS", c.node_host("n1") + "," + c.node_host("n2")}});
+}
+
+TEST_CASE("every process is known by the address the others reach it at", "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  auto s = c.status();
+  INFO(s.dump());
+  for (const auto& n : s["nodes"]) CHECK(n["host"] == c.node_host(n["name"]));
+  // A task on each node reads the large object the other made: node to node over the data plane.
+  scenario_passes(c, {"objects", std::to_string(4u << 20)});
 }
 
 TEST_CASE("ObjectRefs inside arguments and results cross processes", "[cluster]") {

@@ -50,7 +50,8 @@ Tensor read_idx(const std::string& path) {
   std::size_t count = 1;
   for (int d = 0; d < dims; ++d) {
     shape.push_back(be32(&bytes[4 + 4 * std::size_t(d)]));
-    count *= std::size_t(shape.back());
+    if (__builtin_mul_overflow(count, std::size_t(shape.back()), &count) || count > bytes.size())
+      throw Error("iogrid: " + path + " is truncated: its header promises more values than the file holds");
   }
   const std::size_t header = 4 + 4 * std::size_t(dims);
   if (bytes.size() - header != count)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <cstring>
 
 #include "gpu/kernels/ops.hpp"
@@ -61,21 +62,39 @@ ModelSpec mlp(std::vector<int> layers, std::uint64_t seed) {
 
 namespace {
 // The {height, width, channels} each conv block gives; throws when a block does not fit its input.
+// Sizes a model may have (a spec from a file is checked against them before anything is computed from it).
+constexpr int kMaxSide = 1 << 16, kMaxChannels = 1 << 16, kMaxKernel = 63;
+
+// h x w x c as an int, or an error when a model of that size cannot be built.
+int features_of(std::int64_t h, std::int64_t w, std::int64_t c) {
+  const std::int64_t n = h * w * c;  // each factor <= 2^16: no overflow in 64 bits
+  if (n > std::numeric_limits<int>::max())
+    throw Error("iogrid: " + std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c) + " features are too many");
+  return static_cast<int>(n);
+}
+
 std::vector<std::vector<int>> block_shapes(const std::vector<int>& image, const std::vector<Conv>& blocks) {
   if (image.size() != 3 || image[0] <= 0 || image[1] <= 0 || image[2] <= 0)
     throw Error("iogrid: a model with conv blocks needs its input image as {height, width, channels}, all positive");
+  if (image[0] > kMaxSide || image[1] > kMaxSide || image[2] > kMaxChannels)
+    throw Error("iogrid: an input image of " + std::to_string(image[0]) + "x" + std::to_string(image[1]) + "x" +
+                std::to_string(image[2]) + " is larger than a model may take (sides up to " + std::to_string(kMaxSide) +
+                ", channels up to " + std::to_string(kMaxChannels) + ")");
   std::vector<std::vector<int>> out;
   int h = image[0], w = image[1];
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const auto& b = blocks[i];
     const std::string which = "conv block " + std::to_string(i + 1);
-    if (b.channels <= 0) throw Error("iogrid: " + which + " needs a positive channel count");
-    if (b.kernel <= 0 || b.kernel % 2 == 0) throw Error("iogrid: " + which + " needs an odd kernel size, got " + std::to_string(b.kernel));
+    if (b.channels <= 0 || b.channels > kMaxChannels)
+      throw Error("iogrid: " + which + " needs a channel count from 1 to " + std::to_string(kMaxChannels));
+    if (b.kernel <= 0 || b.kernel % 2 == 0 || b.kernel > kMaxKernel)
+      throw Error("iogrid: " + which + " needs an odd kernel size up to " + std::to_string(kMaxKernel) + ", got " + std::to_string(b.kernel));
     if (b.pool <= 0) throw Error("iogrid: " + which + " needs a pool size of 1 or more");
     if (h / b.pool == 0 || w / b.pool == 0)
       throw Error("iogrid: " + which + " pools a " + std::to_string(h) + "x" + std::to_string(w) + " input away (pool " +
                   std::to_string(b.pool) + ")");
     h /= b.pool, w /= b.pool;
+    features_of(h, w, b.channels);
     out.push_back({h, w, b.channels});
   }
   return out;
@@ -86,7 +105,7 @@ ModelSpec cnn(std::vector<int> image, std::vector<Conv> blocks, std::vector<int>
   ModelSpec s;
   auto shapes = block_shapes(image, blocks);
   const auto& last = shapes.empty() ? image : shapes.back();
-  s.layers = {last[0] * last[1] * last[2]};
+  s.layers = {features_of(last[0], last[1], last[2])};
   s.layers.insert(s.layers.end(), dense.begin(), dense.end());
   s.conv = std::move(blocks);
   s.image = std::move(image);
@@ -243,13 +262,17 @@ void ModelSpec::check() const {
   if (layers.size() < 2) throw Error("iogrid: a model needs at least an input and an output width");
   for (int w : layers)
     if (w <= 0) throw Error("iogrid: layer widths must be positive, got " + std::to_string(w));
+  double dense = 0;  // weights and biases of the dense layers
+  for (std::size_t i = 0; i + 1 < layers.size(); ++i) dense += (double(layers[i]) + 1) * double(layers[i + 1]);
+  if (dense > double(1ull << 32))
+    throw Error("iogrid: the dense layers would hold " + std::to_string(dense) + " parameters; at most 2^32 are allowed");
   if (conv.empty()) {
     if (!image.empty())
       throw Error("iogrid: an input image shape is only used with conv blocks (an MLP takes layers[0] features)");
     return;
   }
   const auto last = block_shapes(image, conv).back();
-  const int gives = last[0] * last[1] * last[2];
+  const int gives = features_of(last[0], last[1], last[2]);
   if (layers.front() != gives)
     throw Error("iogrid: the conv blocks give " + std::to_string(gives) + " features (" + std::to_string(last[0]) + "x" +
                 std::to_string(last[1]) + "x" + std::to_string(last[2]) + "), but layers[0] is " +

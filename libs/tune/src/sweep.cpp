@@ -11,6 +11,7 @@
 
 #include "iogrid/tune.hpp"
 #include "iogrid/train/replica.hpp"
+#include "iogrid/tune/sweep_state.hpp"
 
 namespace iogrid::tune {
 
@@ -97,21 +98,32 @@ void Result::write_csv(const std::string& path) const {
   if (!f) throw Error("iogrid: cannot write " + path);
 }
 
+namespace {
+constexpr char kStateMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'S', 'W'};
+}  // namespace
+
+void save_sweep_state(const std::string& path, const SweepState& st) { train::save_value(path, kStateMagic, st, "sweep state"); }
+
+SweepState load_sweep_state(const std::string& path) {
+  auto st = train::load_value<SweepState>(path, kStateMagic, "sweep state");
+  if (st.version != 1)
+    throw Error("iogrid: sweep state " + path + " has version " + std::to_string(st.version) + "; this iogrid reads version 1");
+  auto damaged = [&](const std::string& why) { return Error("iogrid: sweep state " + path + " is damaged (" + why + ")"); };
+  for (std::size_t i = 0; i < st.trials.size(); ++i) {
+    const auto& t = st.trials[i];
+    const auto which = "trial " + std::to_string(i);
+    if (t.id != int(i)) throw damaged(which + " has id " + std::to_string(t.id));
+    if (std::uint8_t(t.status) > std::uint8_t(TrialStatus::failed)) throw damaged(which + " has an unknown status");
+    if (t.checkpoint_iteration < 0) throw damaged(which + " has a negative checkpoint iteration");
+  }
+  return st;
+}
+
 namespace detail {
 
 namespace {
 
-constexpr char kStateMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'S', 'W'};
 constexpr char kTrialMagic[8] = {'I', 'O', 'G', 'R', 'I', 'D', 'T', 'C'};  // a trial's checkpoint file
-
-struct SweepState {
-  int version = 1;
-  std::string name;
-  Objective objective;
-  int max_iterations = 0;
-  std::vector<Trial> trials;
-  IOGRID_SERIALIZE(version, name, objective, max_iterations, trials)
-};
 
 // The trial with the best metric after its last iteration (the first such on ties), -1 when none reported.
 int best_of(const std::vector<Trial>& trials, const Objective& o) {
@@ -164,7 +176,7 @@ class Driver {
     if (c.resume) {
       if (c.dir.empty()) throw Error("iogrid: resuming a sweep needs the folder it saved its state in (Config::dir)");
       if (!fs::exists(state_path_)) throw Error("iogrid: there is no sweep to resume in " + c.dir + " (no sweep.state)");
-      auto st = train::load_value<SweepState>(state_path_.string(), kStateMagic, "sweep state");
+      auto st = load_sweep_state(state_path_.string());
       if (st.trials.size() != params.size() || st.max_iterations != c.max_iterations ||
           st.objective.metric != c.objective.metric || st.objective.mode != c.objective.mode)
         throw Error("iogrid: the sweep saved in " + c.dir + " was made with another configuration (" +
@@ -389,7 +401,7 @@ class Driver {
     st.objective = c_.objective;
     st.max_iterations = c_.max_iterations;
     st.trials = trials_;
-    train::save_value(state_path_.string(), kStateMagic, st, "sweep state");
+    save_sweep_state(state_path_.string(), st);
   }
 
   const Config& c_;

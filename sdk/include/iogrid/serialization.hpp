@@ -139,9 +139,20 @@ T read_value(Reader& r) {
 }
 
 template <class T>
-struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> || std::is_enum_v<T>>> {
+struct Codec<T, std::enable_if_t<(std::is_arithmetic_v<T> || std::is_enum_v<T>) && !std::is_same_v<T, bool>>> {
   static void write(Writer& w, const T& v) { w.write_pod(v); }
   static T read(Reader& r) { return r.read_pod<T>(); }
+};
+
+// One byte, 0 or 1 (any other byte is a corrupt value, never a bool with an invalid representation).
+template <>
+struct Codec<bool> {
+  static void write(Writer& w, const bool& v) { w.write_pod<std::uint8_t>(v ? 1 : 0); }
+  static bool read(Reader& r) {
+    const auto b = r.read_pod<std::uint8_t>();
+    if (b > 1) throw SerializationError("iogrid: corrupt value: a bool stored as " + std::to_string(int(b)));
+    return b == 1;
+  }
 };
 
 template <>

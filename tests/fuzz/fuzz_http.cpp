@@ -1,0 +1,60 @@
+// HTTP requests to the head's dashboard: parsed by the server's own parser settings (Beast, header and body
+// limits), answered by the server's handler against a status snapshot.
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "fuzz.hpp"
+#include "runtime/cluster/dashboard_http.hpp"
+
+namespace {
+
+namespace http = boost::beast::http;
+
+std::vector<std::string> seeds() {
+  return {"GET / HTTP/1.1\r\nHost: head\r\n\r\n",
+          "GET /api/status HTTP/1.1\r\nHost: head\r\nAccept: application/json\r\n\r\n",
+          "GET /metrics HTTP/1.0\r\n\r\n",
+          "POST /api/status HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+          "GET /nowhere HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"};
+}
+
+const std::function<std::string()> kSnapshot = [] {
+  return std::string(R"({"nodes":[{"name":"a","alive":true,"reputation":0.9,"cpus_total":4,"cpus_available":2,)"
+                     R"("gpus":[{"model":"H100","memory_gib":80}],"labels":{"region":"eu"},"active_leases":1}],)"
+                     R"("jobs":[{"id":"job-1","state":"running"}]})");
+};
+
+}  // namespace
+
+IOGRID_FUZZ_TARGET(http, seeds) {
+  http::request_parser<http::string_body> parser;
+  parser.header_limit(iogrid::runtime::cluster::kHttpHeaderLimit);
+  parser.body_limit(iogrid::runtime::cluster::kHttpBodyLimit);
+  parser.eager(true);
+  boost::system::error_code ec;
+  boost::asio::const_buffer buf(data, size);
+  while (buf.size() > 0 && !parser.is_done()) {
+    auto used = parser.put(buf, ec);
+    if (ec == http::error::need_more) break;
+    if (ec) return 0;  // the server answers nothing and closes
+    buf += used;
+    if (used == 0) break;
+  }
+  if (!parser.is_done()) {
+    // The peer closed mid-message (http::read calls put_eof only once a message has begun).
+    if (!parser.got_some()) return 0;
+    parser.put_eof(ec);
+    if (ec || !parser.is_done()) return 0;
+  }
+  auto res = iogrid::runtime::cluster::dashboard_respond(parser.get(), kSnapshot);
+  std::string out;
+  http::response_serializer<http::string_body> sr(res);
+  sr.split(false);
+  do {
+    sr.next(ec, [&](boost::system::error_code&, const auto& buffers) {
+      for (auto b : boost::beast::buffers_range_ref(buffers)) out.append(static_cast<const char*>(b.data()), b.size());
+      sr.consume(boost::beast::buffer_bytes(buffers));
+    });
+  } while (!ec && !sr.is_done());
+  return 0;
+}
