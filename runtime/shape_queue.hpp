@@ -26,11 +26,6 @@ class ShapeQueue final : public worker::WorkSource,
   static constexpr int kMaxPendingLeases = 4;
   // How long an infeasible refusal fails later tasks of the shape without asking the head again.
   static constexpr std::chrono::milliseconds kRefusalMemory{1000};
-  // A cluster lease of a job's tasks ends after this long and is asked for again, so the head's fair share
-  // decides between jobs that each have more work than the cluster has CPUs (no job holds its leases until its
-  // queue is empty while others wait). Costs one lease round trip per quantum.
-  static constexpr std::chrono::milliseconds kLeaseQuantum{500};
-  std::chrono::milliseconds lease_quantum() const override { return kLeaseQuantum; }
 
   ShapeQueue(TaskSubmitter& owner, std::uint32_t id, sched::ResourceRequest req, std::chrono::milliseconds idle);
 

@@ -4,8 +4,6 @@
 // finish(); a nullptr from next() ends the lease and is followed by lease_ended().
 #pragma once
 
-#include <chrono>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -59,11 +57,8 @@ class WorkSource {
   virtual void requeue(core::TaskSpec* spec, const WorkerContext& ctx) {
     lost(spec, ctx, "an argument was lost with its node");
   }
-  // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost, or it yielded).
+  // Cluster mode: the lease ended without next() having returned nullptr (its worker was lost).
   virtual void lease_abandoned(const WorkerContext& /*ctx*/) {}
-  // Cluster mode: how long a lease may keep taking work before it ends and is asked for again (0: as long as
-  // there is work). Gives the head's fair share a say between jobs that each have more work than CPUs.
-  virtual std::chrono::milliseconds lease_quantum() const { return std::chrono::milliseconds(0); }
   // A task of this lease waits for `e`: if the task producing `e` has not started and fits this lease, run it
   // here, on the waiting worker's thread (core::InlineRunner); return whether it ran.
   virtual bool run_inline(core::ObjectEntry* /*e*/, const WorkerContext& /*ctx*/) { return false; }

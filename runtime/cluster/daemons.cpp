@@ -1,6 +1,7 @@
 #include "runtime/cluster/daemons.hpp"
 
 #include "runtime/cluster/dashboard.hpp"
+#include "runtime/transport/liveness.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -96,6 +97,15 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
     spdlog::error("{}", e.what());
     transport::post(ep, [](transport::Endpoint& e) { e.stop(); });
     return 1;
+  }
+  // Node liveness datagrams on the control port's number (UDP): a node whose event loop is starved still counts
+  // as alive while its liveness thread is heard and its loop ran within the last 30 s.
+  // (The head core holds the listener: it is asked from the endpoint's thread until that stops.)
+  try {
+    auto liveness = std::make_shared<transport::LivenessListener>(opts.token, opts.bind, port);
+    set_head_heard(ep, svc, [liveness](std::uint32_t node) { return liveness->heard(node, std::chrono::seconds(30)); });
+  } catch (const std::exception& e) {
+    spdlog::warn("{}: nodes are judged by their control connection's heartbeats alone", e.what());
   }
   std::unique_ptr<Dashboard> dashboard;
   if (opts.dashboard_port >= 0) {

@@ -52,6 +52,7 @@ head::HeadConfig core_config(const HeadOptions& o) {
 class HeadService final : public transport::Service, public head::HeadEvents {
  public:
   explicit HeadService(HeadOptions o) : opts_(std::move(o)), core_(core_config(opts_), *this) {}
+  head::HeadCore& core() { return core_; }
 
   void on_start(Endpoint& ep) override {
     ep_ = &ep;
@@ -474,6 +475,13 @@ std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<t
   if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
     throw core::Error("iogrid: the head did not answer within 5 s");
   return f.get();
+}
+
+void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
+                    std::function<std::optional<head::Clock::time_point>(std::uint32_t)> heard) {
+  transport::post(endpoint, [head, heard = std::move(heard)](Endpoint&) mutable {
+    static_cast<HeadService&>(*head).core().set_heard(std::move(heard));
+  });
 }
 
 }  // namespace iogrid::runtime::cluster

@@ -6,10 +6,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <map>
+#include <optional>
 #include <string>
 
+#include "runtime/head/clock.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "runtime/transport/tls.hpp"
 
@@ -35,5 +38,9 @@ struct HeadOptions {
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
 // The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
 std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
+
+// The head's second source of node life signs (the liveness datagrams' listener), set on the endpoint's thread.
+void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
+                    std::function<std::optional<head::Clock::time_point>(std::uint32_t)> heard);
 
 }  // namespace iogrid::runtime::cluster

@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "runtime/cluster/io_thread.hpp"
+#include "runtime/transport/liveness.hpp"
 #include "runtime/cluster/store_server.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/object_store.hpp"
@@ -76,6 +77,8 @@ class NodeService final : public transport::Service {
       // Freed by its owner: the head's directory forgets this copy (sent from the endpoint's thread).
       if (self_) transport::post(self_, [this, key](Endpoint& ep) { objects_removed(ep, {key}); });
     });
+    liveness_ = std::make_unique<transport::LivenessSender>(opts_.token, opts_.head_host, opts_.head_port,
+                                                             std::chrono::milliseconds(250));
   }
 
   static std::int64_t physical_bytes() {
@@ -142,6 +145,7 @@ class NodeService final : public transport::Service {
           heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(50, a.getHeartbeatMs()));
           observed_host_ = a.getObservedHost();
           joined_ = true;
+          liveness_->set_node(index_);
           spdlog::info("joined the head at {}:{} as {} (index {})", opts_.head_host, opts_.head_port, name_, index_);
           return;
         }
@@ -178,6 +182,7 @@ class NodeService final : public transport::Service {
       head_ = 0;
       if (joined_) spdlog::error("lost the head ({}); workers keep running, rejoining when it is back", why);
       joined_ = false;
+      liveness_->set_node(std::nullopt);
       refused_ = why.rfind("refused", 0) == 0;
       if (refused_) {
         // A wrong token or version does not fix itself: stop with a clear message.
@@ -194,9 +199,28 @@ class NodeService final : public transport::Service {
   }
 
   void on_tick(Endpoint& ep) override {
-    reap(ep);
     auto now = Clock::now();
+    // This daemon's own event loop: a long gap between ticks (a machine starved of CPU, a blocking call) is
+    // logged, since the head sees it as missing heartbeats.
+    if (last_tick_ != Clock::time_point{} && now - last_tick_ > kStallWarning)
+      spdlog::warn("this node's event loop stalled for {} ms (heartbeats were late)",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(now - last_tick_).count());
+    last_tick_ = now;
+    liveness_->loop_ticked();
+    reap(ep);
     if (!head_ && now >= next_connect_) try_connect(ep);
+    // Connected but never accepted (the head did not answer the handshake or the registration): start over,
+    // so a node always finds its way back.
+    if (head_ && !joined_ && now - connect_started_ > kJoinTimeout) {
+      spdlog::warn("the head at {}:{} did not accept this node within {} s; connecting again", opts_.head_host,
+                   opts_.head_port, std::chrono::duration_cast<std::chrono::seconds>(kJoinTimeout).count());
+      auto id = head_;
+      ep.close(id, "no answer to the registration");
+      if (head_ == id) {
+        head_ = 0;
+        next_connect_ = now + opts_.reconnect;
+      }
+    }
     if (joined_ && now - last_heartbeat_ >= heartbeat_) {
       last_heartbeat_ = now;
       capnp::MallocMessageBuilder out;
@@ -256,6 +280,8 @@ class NodeService final : public transport::Service {
 
   void try_connect(Endpoint& ep) {
     try {
+      connect_started_ = Clock::now();
+      if (!name_.empty()) spdlog::info("connecting to the head at {}:{} to rejoin as {}", opts_.head_host, opts_.head_port, name_);
       head_ = ep.connect(opts_.head_host, opts_.head_port, proto::Role::NODE);
     } catch (const std::exception& e) {
       if (!warned_) spdlog::warn("{}; retrying every {} ms", e.what(), opts_.reconnect.count());
@@ -548,7 +574,9 @@ class NodeService final : public transport::Service {
   std::uint32_t index_ = 0;
   std::string name_;
   std::chrono::milliseconds heartbeat_{500};
-  Clock::time_point last_heartbeat_{}, next_connect_{};
+  Clock::time_point last_heartbeat_{}, next_connect_{}, connect_started_{}, last_tick_{};
+  static constexpr auto kJoinTimeout = std::chrono::seconds(10);
+  static constexpr auto kStallWarning = std::chrono::milliseconds(1000);
   std::uint64_t hb_seq_ = 0;
   std::map<pid_t, WorkerProc> workers_;
   std::deque<Lease> waiting_code_;
@@ -618,6 +646,7 @@ class NodeService final : public transport::Service {
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
   std::atomic<std::uint64_t> object_counter_{0};
+  std::unique_ptr<transport::LivenessSender> liveness_;  // "still running" to the head on UDP (liveness.hpp)
   IoThread io_;  // last: stopped (and joined) before the members its work touches go away
   std::map<std::string, std::vector<std::uint64_t>> objects_by_job_;
   std::map<std::string, std::uintmax_t> log_offsets_;

@@ -1,7 +1,5 @@
 #include "runtime/cluster/remote_lease.hpp"
 
-#include <cstdlib>
-
 #include <algorithm>
 
 #include "runtime/cluster/wire_task.hpp"
@@ -34,25 +32,11 @@ std::size_t RemoteLease::allowed_locked() const {
 
 void RemoteLease::loop() {
   bool ran_dry = false;
-  // IOGRID_LEASE_QUANTUM_MS overrides the work source's quantum (0: none), for measurements.
-  static const long quantum_override = [] {
-    const char* v = std::getenv("IOGRID_LEASE_QUANTUM_MS");
-    return v ? std::atol(v) : -1L;
-  }();
-  const auto quantum = quantum_override >= 0 ? std::chrono::milliseconds(quantum_override) : src_->lease_quantum();
-  const auto began = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock<std::mutex> g(m_);
       cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_; });
       if (lost_) break;
-    }
-    // Past its quantum a lease of short tasks yields (lease_abandoned below asks for another if work is still
-    // queued). A lease of long tasks does not: it holds its CPU for a task's length either way, and a new lease
-    // would only add a round trip per task.
-    if (quantum.count() > 0 && std::chrono::steady_clock::now() - began > quantum) {
-      std::lock_guard<std::mutex> g(m_);
-      if (avg_task_us_ >= 0 && avg_task_us_ * 4 < std::chrono::duration<double, std::micro>(quantum).count()) break;
     }
     auto* spec = src_->next(ctx_);
     if (!spec) {

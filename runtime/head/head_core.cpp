@@ -195,6 +195,9 @@ void HeadCore::node_lost(std::uint32_t index, const std::string& why) {
   sched_.node_changed();
   const auto name = sched_.cluster().node(index).name;
   spdlog::warn("node {} is dead: {}", name, why);
+  // A node that died may come back (a daemon restarted, a machine that was starved or cut off): for a while,
+  // requests that only it could hold wait for it instead of failing as infeasible.
+  rejoin_grace_until_ = std::max(rejoin_grace_until_, clock_.now() + config_.rejoin_grace);
   save_node(index);
   for (auto& l : leases_.lose_node(index, clock_.now())) {
     if (l.owner) events_.refuse_lease(l.owner, l.owner_lease, "node " + name + " died", LeaseRefusal::ask_again);

@@ -55,7 +55,7 @@ struct HeadConfig {
   std::string policy = "pack";
   std::chrono::milliseconds node_timeout{2500};     // a heartbeating node is dropped after this long silent
   std::chrono::milliseconds driver_reconnect{30000};// a restored job fails when its driver is not back by then
-  std::chrono::seconds rejoin_grace{10};            // after a restart: infeasible requests wait this long
+  std::chrono::seconds rejoin_grace{10};            // after a restart or a node's death: infeasible requests wait this long
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
   bool announce = true;                             // joins, jobs and verdicts logged at info (else debug)
@@ -209,6 +209,7 @@ class HeadCore {
   const sched::Scheduler& scheduler() const { return sched_; }
   sched::Scheduler& scheduler() { return sched_; }
   const NodeTable& nodes() const { return nodes_; }
+  void set_heard(NodeTable::Heard heard) { nodes_.set_heard(std::move(heard)); }
   const JobTable& jobs() const { return jobs_; }
   const LeaseBook& leases() const { return leases_; }
   const sched::Ledger& ledger() const { return ledger_; }

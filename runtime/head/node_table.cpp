@@ -78,7 +78,13 @@ std::vector<Silent> NodeTable::silent(Clock::time_point now) {
   std::vector<Silent> out;
   for (std::uint32_t i = 0; i < records_.size(); ++i) {
     if (records_[i].liveness != Liveness::heartbeats || !alive(i)) continue;
-    const auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(now - records_[i].last_heartbeat);
+    auto quiet = std::chrono::duration_cast<std::chrono::milliseconds>(now - records_[i].last_heartbeat);
+    if (quiet > timeout_ && heard_) {
+      if (auto t = heard_(i); t && *t <= now && now - *t <= timeout_) {
+        records_[i].last_heartbeat = *t;
+        continue;
+      }
+    }
     if (quiet > timeout_) out.push_back(Silent{i, quiet});
   }
   return out;

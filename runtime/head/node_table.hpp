@@ -15,6 +15,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
@@ -68,6 +70,10 @@ class NodeTable {
   // Nodes with heartbeats whose last one is older than the timeout. Call it about every `check_period`: a gap
   // longer than that between two calls is the head's own stall and is credited to every node.
   std::vector<Silent> silent(Clock::time_point now);
+  // A second source of life signs (the liveness datagrams, transport/liveness.hpp): when a node was last heard
+  // there. A node silent on its connection but heard there within the timeout is not silent.
+  using Heard = std::function<std::optional<Clock::time_point>(std::uint32_t node)>;
+  void set_heard(Heard heard) { heard_ = std::move(heard); }
   static constexpr std::chrono::milliseconds kCheckPeriod{100};
   // Live nodes that completed another healthy hour (each is counted once per hour).
   std::vector<std::uint32_t> uptime_hours(Clock::time_point now);
@@ -88,6 +94,7 @@ class NodeTable {
   std::chrono::milliseconds timeout_;
   std::vector<NodeRecord> records_;
   Clock::time_point last_check_{};
+  Heard heard_;
 };
 
 }  // namespace iogrid::runtime::head

@@ -38,6 +38,8 @@ void FrameDecoder::feed(const char* data, std::size_t n) {
   if (pos_ > 0 && pos_ == buf_.size()) {
     buf_.clear();
     pos_ = 0;
+    // A large frame (a job's executable) left a large buffer: give it back rather than keep it per connection.
+    if (buf_.capacity() > kKeptCapacity) std::vector<char>().swap(buf_);
   } else if (pos_ > (1 << 20) && pos_ * 2 > buf_.size()) {
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_));
     pos_ = 0;

@@ -48,6 +48,7 @@ class FrameDecoder {
   std::size_t buffered() const { return buf_.size() - pos_; }
 
  private:
+  static constexpr std::size_t kKeptCapacity = 1u << 20;  // more than this is released once the buffer empties
   std::uint32_t limit_ = kUnauthenticatedFrameLimit;
   std::vector<char> buf_;
   std::size_t pos_ = 0;

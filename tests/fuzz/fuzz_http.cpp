@@ -18,10 +18,16 @@ std::vector<std::string> seeds() {
           "GET /nowhere HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"};
 }
 
+// A status document with every field the handler reads (what the head's status builder always writes).
 const std::function<std::string()> kSnapshot = [] {
-  return std::string(R"({"nodes":[{"name":"a","alive":true,"reputation":0.9,"cpus_total":4,"cpus_available":2,)"
-                     R"("gpus":[{"model":"H100","memory_gib":80}],"labels":{"region":"eu"},"active_leases":1}],)"
-                     R"("jobs":[{"id":"job-1","state":"running"}]})");
+  return std::string(R"({"dead_nodes":1,"pending_leases":3,)"
+                     R"("nodes":[{"name":"a\"b","alive":true,"reputation":0.9,"cpus":4,"cpus_available":2,)"
+                     R"("gpus":[{"model":"H100","memory_gib":80}],"labels":{"region":"eu"},"active_leases":1,)"
+                     R"("object_store_used_bytes":1024,"object_store_capacity_bytes":4096,"object_store_objects":1,)"
+                     R"("directory_objects":1,"directory_bytes":1024,)"
+                     R"("telemetry":[{"index":0,"utilization_pct":50,"temperature_c":60,"power_w":300,"power_limit_w":700,)"
+                     R"("memory_used_mib":1000,"memory_total_mib":80000,"sm_clock_mhz":1980}]}],)"
+                     R"("jobs":[{"id":"job-1","state":"running","leases_granted":5,"active_leases":1,"driver":"d"}]})");
 };
 
 }  // namespace

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "fake_head.hpp"
+#include "runtime/transport/liveness.hpp"
 #include "gpu/verify/challenge.hpp"
 #include "scheduler/reputation.hpp"
 
@@ -421,4 +423,70 @@ TEST_CASE("the head's own stall is not held against its nodes", "[head]") {
   CHECK(h.events.dropped[0].first == n);
   CHECK(ticks >= 20);
   CHECK(ticks <= 22);
+}
+
+TEST_CASE("a node heard on its liveness channel is not dropped while its connection is quiet", "[head]") {
+  head::HeadConfig cfg;
+  cfg.node_timeout = 2500ms;
+  FakeHead h(cfg);
+  auto n = h.node(make_node("n", 2));
+  std::optional<head::Clock::time_point> heard;
+  h.core->set_heard([&](std::uint32_t node) { return node == n ? heard : std::nullopt; });
+  // No heartbeat on the connection for 10 s, but a liveness beat every 250 ms: alive throughout.
+  for (int i = 0; i < 100; ++i) {
+    h.time.advance(100ms);
+    if (i % 3 == 0) heard = h.time.t;
+    h.core->tick();
+  }
+  CHECK(h.events.dropped.empty());
+  // Both channels quiet (the daemon stopped): dropped once the timeout has passed since the last beat.
+  int ticks = 0;
+  while (h.events.dropped.empty() && ticks < 100) {
+    h.time.advance(100ms);
+    h.core->tick();
+    ++ticks;
+  }
+  REQUIRE(h.events.dropped.size() == 1);
+  CHECK(h.events.dropped[0].first == n);
+  CHECK(ticks >= 23);
+  CHECK(ticks <= 27);
+}
+
+TEST_CASE("liveness beats carry the node and its loop age, and only the cluster's token makes them", "[head]") {
+  using namespace iogrid::runtime::transport;
+  auto bytes = encode_beat("secret", LivenessBeat{7, 42, 130});
+  auto b = decode_beat("secret", bytes);
+  REQUIRE(b);
+  CHECK(b->node == 7);
+  CHECK(b->seq == 42);
+  CHECK(b->loop_age_ms == 130);
+  CHECK_FALSE(decode_beat("other", bytes));
+  auto forged = bytes;
+  forged[4] = 8;  // another node's index under the same MAC
+  CHECK_FALSE(decode_beat("secret", forged));
+  CHECK_FALSE(decode_beat("secret", bytes.substr(1)));
+  // Over a real socket: the sender's beats reach the listener; a loop older than the listener accepts does not count.
+  LivenessListener l("secret", "127.0.0.1", 0);
+  CHECK_FALSE(l.heard(3, 30s));
+  LivenessSender s("secret", "127.0.0.1", l.port(), 20ms);
+  s.set_node(3);
+  s.loop_ticked();
+  bool got = false;
+  for (int i = 0; i < 200 && !got; ++i) {
+    std::this_thread::sleep_for(10ms);
+    s.loop_ticked();
+    got = l.heard(3, 30s).has_value();
+  }
+  CHECK(got);
+  CHECK_FALSE(l.heard(4, 30s));
+  LivenessSender wrong("other", "127.0.0.1", l.port(), 20ms);
+  wrong.set_node(5);
+  std::this_thread::sleep_for(200ms);
+  CHECK_FALSE(l.heard(5, 30s));
+  // A node whose event loop stopped ticking (stuck) is heard, but not as alive within a short bound.
+  LivenessSender stuck("secret", "127.0.0.1", l.port(), 20ms);
+  stuck.set_node(6);
+  std::this_thread::sleep_for(400ms);
+  CHECK(l.heard(6, 30s).has_value());
+  CHECK_FALSE(l.heard(6, 100ms).has_value());
 }
