@@ -302,6 +302,21 @@ TEST_CASE("a machine saturated with user work keeps its nodes alive and the head
   CHECK(c.head().output().find("is dead") == std::string::npos);
 }
 
+TEST_CASE("a stopped node is declared dead within 3 s and rejoins when it runs again", "[cluster]") {
+  LocalCluster c;
+  two_nodes(c);
+  std::this_thread::sleep_for(1s);  // liveness beats flowing
+  const auto t0 = std::chrono::steady_clock::now();
+  c.node("n1").kill(SIGSTOP);  // every thread stops: its heartbeats and its liveness beats
+  REQUIRE(eventually([&] { return c.status()["nodes"].size() == 1; }, 10s));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO(c.logs());
+  CHECK(seconds <= 3.5);
+  c.node("n1").kill(SIGCONT);
+  CHECK(c.wait_nodes(2, 20s));
+  scenario_passes(c, {"nested"});
+}
+
 TEST_CASE("a job's own failures leave every node's reputation where it was", "[cluster]") {
   LocalCluster c;
   two_nodes(c);
