@@ -169,7 +169,7 @@ struct LivenessSender::Impl {
 LivenessSender::LivenessSender(std::string token, std::string host, std::uint16_t port, std::chrono::milliseconds period)
     : impl_(std::make_unique<Impl>()) {
   impl_->token = std::move(token);
-  impl_->host = host == "localhost" ? "127.0.0.1" : std::move(host);
+  impl_->host = std::move(host);  // a name or an address: resolved by getaddrinfo when first needed
   impl_->port = port;
   impl_->period = period;
   impl_->last_tick_ns = Impl::now_ns();

@@ -36,22 +36,14 @@ IOGRID_FUZZ_TARGET(trace_csv, seeds) {
       __builtin_trap();
     }
   };
-  if (data[0] % 2 == 0) {
-    std::vector<TraceNode> nodes;
+  auto read_then_round_trip = [&](auto read, auto write) {
     try {
-      nodes = read_nodes_csv(in);
-    } catch (const std::invalid_argument&) {
-      return 0;
+      auto values = read(in);
+      round_trip(read, write, values);
+    } catch (const std::invalid_argument&) {  // refused input (round_trip traps on its own refusals)
     }
-    round_trip(read_nodes_csv, write_nodes_csv, nodes);
-  } else {
-    std::vector<TraceTask> tasks;
-    try {
-      tasks = read_tasks_csv(in);
-    } catch (const std::invalid_argument&) {
-      return 0;
-    }
-    round_trip(read_tasks_csv, write_tasks_csv, tasks);
-  }
+  };
+  if (data[0] % 2 == 0) read_then_round_trip(read_nodes_csv, write_nodes_csv);
+  else read_then_round_trip(read_tasks_csv, write_tasks_csv);
   return 0;
 }

@@ -395,6 +395,17 @@ TEST_CASE("a node that comes back as a new daemon under its old name takes work 
   CHECK(h.events.refused.empty());
 }
 
+// Ticks of 100 ms until the head drops a node (at most 100).
+int ticks_until_dropped(FakeHead& h) {
+  int ticks = 0;
+  while (h.events.dropped.empty() && ticks < 100) {
+    h.time.advance(100ms);
+    h.core->tick();
+    ++ticks;
+  }
+  return ticks;
+}
+
 TEST_CASE("the head's own stall is not held against its nodes", "[head]") {
   head::HeadConfig cfg;
   cfg.node_timeout = 2500ms;
@@ -413,12 +424,7 @@ TEST_CASE("the head's own stall is not held against its nodes", "[head]") {
   CHECK(h.events.dropped.empty());
   // But a node that stays silent while the head is checking is still dropped after the timeout: its last
   // heartbeat was 0.4 s before the stall, so 2.1 s more of checked silence.
-  int ticks = 0;
-  while (h.events.dropped.empty() && ticks < 100) {
-    h.time.advance(100ms);
-    h.core->tick();
-    ++ticks;
-  }
+  const int ticks = ticks_until_dropped(h);
   REQUIRE(h.events.dropped.size() == 1);
   CHECK(h.events.dropped[0].first == n);
   CHECK(ticks >= 20);
@@ -440,12 +446,7 @@ TEST_CASE("a node heard on its liveness channel is not dropped while its connect
   }
   CHECK(h.events.dropped.empty());
   // Both channels quiet (the daemon stopped): dropped once the timeout has passed since the last beat.
-  int ticks = 0;
-  while (h.events.dropped.empty() && ticks < 100) {
-    h.time.advance(100ms);
-    h.core->tick();
-    ++ticks;
-  }
+  const int ticks = ticks_until_dropped(h);
   REQUIRE(h.events.dropped.size() == 1);
   CHECK(h.events.dropped[0].first == n);
   CHECK(ticks >= 23);
