@@ -62,6 +62,9 @@ port=$(grep -o 'IOGRID_HEAD_PORT=[0-9]*' "$work/head.log" | cut -d= -f2)
 "$prefix/bin/iogrid" node --address "127.0.0.1:$port" --token-file "$work/token" --name installed-node \
     --num-cpus 2 --work-dir "$work/node" > "$work/node.log" 2>&1 &
 pids+=($!)
+# The consumer starts once the node has joined (work sent to a cluster with no nodes is refused at once).
+for _ in $(seq 300); do grep -q "joined the head" "$work/node.log" && break; sleep 0.1; done
+grep -q "joined the head" "$work/node.log" || fail "the installed node did not join within 30 s"
 for mode in consumer consumer_static; do
   timeout 120 "$work/consumer/$mode" --address "127.0.0.1:$port" --token-file "$work/token" > "$work/$mode-cluster.log" 2>&1 \
     || fail "$mode (cluster mode)"
