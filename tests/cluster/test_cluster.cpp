@@ -9,6 +9,7 @@
 using namespace std::chrono_literals;
 using iogrid::test::eventually;
 using iogrid::test::LocalCluster;
+using iogrid::test::kSanitizerSlowdown;
 
 namespace {
 
