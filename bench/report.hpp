@@ -55,6 +55,7 @@ struct UsersOptions {
   std::uint64_t big = 200;      // tasks with an 8 MiB result per driver
   int pollers = 20;             // clients polling the status API
   std::uint64_t queued = 1000000;  // tasks the queued_1m driver submits before it gets any
+  long fair_quantum_ms = -1;      // the head's --fair-quantum-ms (-1: its default)
 };
 int run_users(const Options& o, const UsersOptions& u);
 int run_users_driver(std::uint64_t index, std::uint64_t tasks, std::uint64_t big);

@@ -203,7 +203,10 @@ int run_users(const Options& o, const UsersOptions& u) {
   auto add = [&](const std::string& name, double v, const std::string& unit, bool higher) {
     if (wanted(name)) figs.push_back(Figure{name, v, unit, higher, {v}});
   };
-  LocalCluster c({.iogrid = self_exe(), .state = false, .dashboard = true, .log_level = "warn", .prefix = "iogrid-bench-users"});
+  std::vector<std::string> head_args;
+  if (u.fair_quantum_ms >= 0) head_args = {"--fair-quantum-ms", std::to_string(u.fair_quantum_ms)};
+  LocalCluster c({.iogrid = self_exe(), .head_args = head_args, .state = false, .dashboard = true, .log_level = "warn",
+                  .prefix = "iogrid-bench-users"});
   c.add_node("users-1", {"--num-cpus", "2"});
   c.add_node("users-2", {"--num-cpus", "2"});
   if (!c.wait_nodes(2)) throw std::runtime_error("the nodes did not join:\n" + c.logs());

@@ -121,7 +121,8 @@ int head_command(const std::vector<std::string>& args) {
     const auto f = a.peek();
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy NAME]\n"
-                   "                   [--user-weights alice=2,bob=1] [--node-timeout-ms MS] [--heartbeat-ms MS]\n"
+                   "                   [--user-weights alice=2,bob=1] [--fair-quantum-ms MS] [--node-timeout-ms MS]\n"
+                   "                   [--heartbeat-ms MS]\n"
                    "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--tls-cert F --tls-key F --tls-ca F]\n"
@@ -135,7 +136,10 @@ int head_command(const std::vector<std::string>& args) {
                    "--policy: pack (default, best fit), market (price, reputation and region against fit), fgd\n"
                    "(fragmentation-aware), spread, dot-product, first-fit, random. Waiting work is served by priority,\n"
                    "then weighted fair share between users (--user-weights) and between a user's jobs (job submit\n"
-                   "--weight), with small work backfilled around waiting gangs.\n";
+                   "--weight), with small work backfilled around waiting gangs. Shares are kept over time too: while a\n"
+                   "job waits with less than another holds, one of the holder's leases ends after its current task\n"
+                   "once it has run --fair-quantum-ms (default 2000; 0: a job keeps its leases until its queue is\n"
+                   "empty), so jobs with equal shares take turns.\n";
       return 0;
     }
     if (f == "--user-weights") {
@@ -148,6 +152,7 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--state") o.state_dir = a.value(f);
     else if (f == "--policy") o.policy = a.value(f);
     else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--fair-quantum-ms") o.fair_quantum = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--heartbeat-ms") o.heartbeat = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--log-level") level = a.value(f);
     else if (f == "--dashboard-port") {

@@ -45,7 +45,7 @@ commands:
       head with two 2-CPU nodes (seconds, and the most worker processes a node ran), then a chaos run of M
       minutes (default 1): head and four nodes under a mixed workload while nodes are killed, frozen and
       restarted and the head is killed once; every result checked (wrong results and false deaths must be 0).
-  bench users [--drivers N] [--tasks T] [--big B] [--pollers P] [--queued Q] [--json] [--only NAME[,NAME...]]
+  bench users [--drivers N] [--tasks T] [--big B] [--pollers P] [--queued Q] [--fair-quantum-ms MS] [--json] [--only NAME[,NAME...]]
       Cluster mode under many users (head and two 2-CPU nodes here): N driver processes at once (default 32),
       each running T small tasks (20,000) and B tasks with 8 MiB results (200), every result checked, while P
       clients (20) poll the status API: wrong/lost results, wall time, slowest over fastest driver, status
@@ -102,6 +102,7 @@ int bench(const std::vector<std::string>& args) {
     else if (suite == "users" && a == "--big") users.big = std::stoull(value());
     else if (suite == "users" && a == "--pollers") users.pollers = std::stoi(value());
     else if (suite == "users" && a == "--queued") users.queued = std::stoull(value());
+    else if (suite == "users" && a == "--fair-quantum-ms") users.fair_quantum_ms = std::stol(value());
     else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
     else if (a == "--only") {
       auto list = value();

@@ -42,6 +42,8 @@ class Shell final : public head::HeadEvents {
     const auto kind = why == head::LeaseRefusal::never_fits ? core::ErrorKind::infeasible : core::ErrorKind::task_failed;
     req.client->lease_failed(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{kind, "", "", reason}));
   }
+  // One process, one job: no other job is ever owed its leases.
+  void yield_lease(head::OwnerId, std::uint64_t) override {}
   // One process: nodes never die, the job ends with the process, nothing to verify or answer later.
   void node_died(std::uint32_t, const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}
   void job_ended(const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}

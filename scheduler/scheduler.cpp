@@ -176,6 +176,7 @@ const GangPlacement* Scheduler::gang(std::uint64_t ticket) const {
 void Scheduler::account(Job& j, const Allocation& a, int sign) {
   j.cpus_held += sign * a.cpus;
   for (const auto& [d, f] : a.gpus) j.gpus_held += sign * f;
+  if (sign > 0) j.last_grant = ++grants_;
 }
 
 double Scheduler::usage(const Job& j) const {
@@ -188,6 +189,64 @@ double Scheduler::usage(const Job& j) const {
 double Scheduler::dominant_share(const std::string& name) const {
   auto it = jobs_.find(name);
   return it == jobs_.end() ? 0 : usage(it->second);
+}
+
+std::vector<Scheduler::Owed> Scheduler::owed() const {
+  std::vector<Owed> out;
+  if (queued_ == 0) return out;
+  struct Side {
+    const Job* job;
+    double user, share;  // weighted user and job shares
+    int top = std::numeric_limits<int>::min();  // highest priority with waiting work
+    std::optional<ShapeKey> shape;               // waiters: the oldest waiting cluster-scope shape at `top`
+  };
+  std::vector<Side> holders, waiters;
+  for (const auto& [name, j] : jobs_) {
+    Side s{&j, user_usage(j.share.user) / j.share.user_weight, usage(j) / j.share.weight};
+    if (!j.levels.empty()) s.top = j.levels.begin()->first;
+    if (j.cpus_held > 0 || j.gpus_held > 0) holders.push_back(s);
+    std::uint64_t oldest_seq = 0;
+    for (const auto& [prio, lvl] : j.levels) {
+      for (const auto& [key, q] : lvl.shapes)
+        if (std::get<1>(key) == 0 && !q.empty() && (!s.shape || q.front().seq < oldest_seq)) {
+          s.shape = key;
+          oldest_seq = q.front().seq;
+          s.top = prio;
+        }
+      if (s.shape) break;  // the highest priority with cluster-scope work
+    }
+    if (s.shape) waiters.push_back(s);
+  }
+  if (holders.empty() || waiters.empty()) return out;
+  // Lowest share waits first; largest holder gives first.
+  std::sort(waiters.begin(), waiters.end(), [](const Side& a, const Side& b) {
+    return a.user != b.user ? a.user < b.user : a.share < b.share;
+  });
+  std::sort(holders.begin(), holders.end(), [](const Side& a, const Side& b) {
+    return a.user != b.user ? a.user > b.user : a.share > b.share;
+  });
+  std::unordered_map<const Job*, int> given;  // yields already asked of each holder in this answer
+  for (const auto& w : waiters) {
+    const auto& req = shapes_[std::get<0>(*w.shape)];
+    double step = 0;
+    if (cluster_cpus_ > 0) step = std::max(step, double(req.cpus) / double(cluster_cpus_));
+    if (cluster_gpus_ > 0) step = std::max(step, double(req.gpus) / double(cluster_gpus_));
+    for (const auto& h : holders) {
+      if (h.job == w.job || h.top > w.top) continue;
+      // Each yield already asked of this holder lowers its share by about one of the waiter's requests.
+      const double gone = step * given[h.job];
+      bool owes;
+      if (h.job->share.user != w.job->share.user)
+        owes = h.user - gone / h.job->share.user_weight >= w.user + step / w.job->share.user_weight - 1e-9;
+      else
+        owes = h.share - gone / h.job->share.weight >= w.share + step / w.job->share.weight - 1e-9;
+      if (!owes) continue;
+      ++given[h.job];
+      out.push_back(Owed{h.job->name, w.job->name, req});
+      break;
+    }
+  }
+  return out;
 }
 
 double Scheduler::user_usage(const std::string& user) const {
@@ -454,6 +513,7 @@ std::vector<Grant> Scheduler::schedule_freed(std::uint32_t node) {
     if (a.priority != b.priority) return a.priority > b.priority;
     if (std::abs(a.user - b.user) > 1e-12) return a.user < b.user;
     if (std::abs(a.job - b.job) > 1e-12) return a.job < b.job;
+    if (a.item.job != b.item.job) return a.item.job->last_grant < b.item.job->last_grant;
     return a.item.seq < b.item.seq;
   });
   for (auto k : order) {
@@ -497,7 +557,8 @@ std::vector<Grant> Scheduler::schedule() {
         double uu = user_usage(j.share.user) / j.share.user_weight;
         double ju = usage(j) / j.share.weight;
         if (!pick || prio > pick_prio || uu < pick_user - 1e-12 ||
-            (uu < pick_user + 1e-12 && ju < pick_job - 1e-12)) {
+            (uu < pick_user + 1e-12 && (ju < pick_job - 1e-12 ||
+                                        (ju < pick_job + 1e-12 && j.last_grant < pick->job->last_grant)))) {
           pick = item;
           pick_prio = prio;
           pick_user = uu;

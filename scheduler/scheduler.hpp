@@ -6,7 +6,8 @@
 // - Priorities: higher priority work is always considered first.
 // - Weighted fair share (between users, then between the jobs of a user): among work of equal priority the
 //   next decision goes to the user, then the job, with the smallest dominant share per weight: the largest of
-//   (CPUs held / cluster CPUs, GPUs held / cluster GPUs), divided by the weight (default 1).
+//   (CPUs held / cluster CPUs, GPUs held / cluster GPUs), divided by the weight (default 1). Jobs with equal
+//   shares take turns: the one granted least recently goes first (then the oldest item).
 // - Within a job, waiting work is grouped by shape (equal requests); the oldest head among its shapes and
 //   gangs goes first. A shape or gang that does not fit now is passed over for the rest of the round, so
 //   smaller work behind it still runs (backfill).
@@ -16,6 +17,15 @@
 //   when it runs or is cancelled, and re-chosen when a held node dies.
 // - Work targeting a gang's bundle draws on that bundle's reservation (BundlePool) and is queued like any other.
 //   A request with `reservation` set targets any bundle of that gang (a user-facing reservation, "cluster").
+// - Fair share over time (owed): weighted shares are instantaneous, so with more jobs than the cluster has room
+//   for, a job holding its leases until its queue is empty would starve the rest. A job waiting at
+//   cluster scope is owed capacity by a holder whose weighted share (user first, then job) is at least the
+//   waiter's after one more of its requests: owed() names such (holder, waiter) pairs, each waiter once, the
+//   holder with the largest share first. The shell asks a lease of each holder to end at a task boundary
+//   (runtime/head: only leases older than a quantum, so equal jobs take turns instead of swapping on every
+//   task); the capacity then goes to the queue in fair-share order, where the waiter comes first. A holder
+//   whose own waiting work has a higher priority than the waiter's owes nothing; gang requests and work
+//   inside reservations are never owed.
 // - Memory: a queued request is a 40-byte entry in a per-shape deque; its request is stored once per shape.
 #pragma once
 
@@ -136,6 +146,12 @@ class Scheduler {
   bool feasible(const ResourceRequest& req, std::string* why = nullptr) const;
   // Dominant share of `job` now (what fair share compares, before weights).
   double dominant_share(const std::string& job) const;
+  // Fair share over time (see the rules above): who owes capacity to whom now.
+  struct Owed {
+    std::string holder, waiter;
+    ResourceRequest request;  // the head of the waiter's oldest waiting shape
+  };
+  std::vector<Owed> owed() const;
 
  private:
   struct Entry {  // one queued request: 24 bytes in its shape's deque
@@ -159,6 +175,7 @@ class Scheduler {
     std::string name;
     Share share;
     Milli cpus_held = 0, gpus_held = 0;
+    std::uint64_t last_grant = 0;  // when it was last granted anything (a counter): equal shares take turns
     std::map<int, Level, std::greater<int>> levels;
   };
   struct PlacedGang {
@@ -205,6 +222,7 @@ class Scheduler {
   std::unordered_map<std::uint64_t, PlacedGang> gangs_;
   std::uint64_t next_ticket_ = 1, next_seq_ = 1;
   std::size_t queued_ = 0;
+  std::uint64_t grants_ = 0;
   std::uint64_t starving_ = 0;  // ticket of the starving item, 0: none
   std::unordered_map<std::uint64_t, bool> cancelled_;  // queued tickets cancelled, dropped when reached
   Milli cluster_cpus_ = 0, cluster_gpus_ = 0;

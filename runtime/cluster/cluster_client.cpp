@@ -283,6 +283,12 @@ class DriverService final : public transport::Service {
                            : std::string(f.getReason())}));
           return;
         }
+        case W::YIELD_LEASE: {
+          const auto id = msg.getYieldLease().getLeaseId();
+          for (auto& [c, l] : leases_)
+            if (l->lease_id() == id) l->yield();
+          return;
+        }
         case W::STATUS_REPLY: {
           if (status_waiters_.empty()) return;
           status_waiters_.front()->set_value(copy_flat(msg.getStatusReply()));

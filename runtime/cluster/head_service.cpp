@@ -43,6 +43,7 @@ head::HeadConfig core_config(const HeadOptions& o) {
   c.node_timeout = o.node_timeout;
   c.driver_reconnect = o.driver_reconnect;
   c.user_weights = o.user_weights;
+  c.yield_after = o.fair_quantum;
   c.verify_size = o.verify_size;
   return c;
 }
@@ -241,6 +242,13 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     f.setReason(reason);
     f.setInfeasible(why == head::LeaseRefusal::never_fits);
     f.setRetry(why == head::LeaseRefusal::ask_again);
+    ep_->send(owner, out);
+  }
+
+  void yield_lease(head::OwnerId owner, std::uint64_t owner_lease) override {
+    if (!ep_->peer(owner)) return;
+    capnp::MallocMessageBuilder out;
+    out.initRoot<proto::Envelope>().initYieldLease().setLeaseId(owner_lease);
     ep_->send(owner, out);
   }
 

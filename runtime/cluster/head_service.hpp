@@ -32,6 +32,7 @@ struct HeadOptions {
   std::string dashboard_bind = "127.0.0.1";
   transport::TlsConfig tls;
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
+  std::chrono::milliseconds fair_quantum{2000};     // a lease owed to a waiting job yields once this old (0: never)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "runtime/cluster/wire_task.hpp"
+#include "runtime/shape_queue.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -23,6 +24,15 @@ bool RemoteLease::finished() const {
   return finished_;
 }
 
+void RemoteLease::yield() {
+  if (!dynamic_cast<ShapeQueue*>(src_.get())) return;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    yield_ = true;
+  }
+  cv_.notify_all();
+}
+
 std::size_t RemoteLease::allowed_locked() const {
   constexpr double kBufferedUs = 2000;
   if (avg_task_us_ < 0) return 1;
@@ -35,8 +45,8 @@ void RemoteLease::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> g(m_);
-      cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_; });
-      if (lost_) break;
+      cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_ || yield_; });
+      if (lost_ || yield_) break;
     }
     auto* spec = src_->next(ctx_);
     if (!spec) {

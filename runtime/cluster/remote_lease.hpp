@@ -33,6 +33,11 @@ class RemoteLease {
   // Broker thread (or shutdown): the connection is gone.
   void lost(const std::string& why);
   bool finished() const;
+  // The head asks this lease to end for fair share: no task is sent after the ones in flight, the lease ends
+  // and the queue asks for another if work is left. Only a job's task queue yields (an actor's lease holds
+  // the actor).
+  void yield();
+  std::uint64_t lease_id() const { return lease_id_; }
 
   transport::ConnId conn() const { return conn_; }
   std::uint32_t node_index() const { return ctx_.node_index; }
@@ -58,6 +63,7 @@ class RemoteLease {
   std::chrono::steady_clock::time_point last_result_{};
   std::uint64_t next_task_ = 0;
   bool lost_ = false;
+  bool yield_ = false;
   std::string lost_why_;
   bool finished_ = false;
   std::thread thread_;

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
+#include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/proto/convert.hpp"
@@ -377,6 +379,40 @@ void HeadCore::full_pass() {
   if (leases_.pending() > 0) hand_out(sched_.schedule());
 }
 
+void HeadCore::ask_yields() {
+  if (config_.yield_after.count() <= 0) return;
+  auto owed = sched_.owed();
+  if (owed.empty()) return;
+  const auto now = clock_.now();
+  // Each owing job's leases that may yield, oldest first.
+  std::unordered_map<std::string, std::vector<std::pair<Clock::time_point, std::uint64_t>>> candidates;
+  for (const auto& o : owed) candidates.try_emplace(o.holder);
+  for (const auto& [id, l] : leases_.running()) {
+    auto it = candidates.find(l.job);
+    if (it == candidates.end() || l.yielding || !l.owner || l.alloc.gang || l.reservation ||
+        now - l.start < config_.yield_after)
+      continue;
+    it->second.emplace_back(l.start, id);
+  }
+  for (auto& [job, c] : candidates) std::sort(c.begin(), c.end());
+  auto& state = sched_.cluster();
+  for (const auto& o : owed) {
+    auto& c = candidates[o.holder];
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      auto* l = leases_.find(it->second);
+      if (!l || l->alloc.node >= state.size() || !state.node(l->alloc.node).alive) continue;
+      sched::Node after = state.node(l->alloc.node);
+      sched::release(after, l->alloc);
+      if (!sched::fits(after, o.request, sched::Capacity::available)) continue;
+      l->yielding = true;
+      ++stats_.leases_yielded;
+      events_.yield_lease(l->owner, l->owner_lease);
+      c.erase(it);
+      break;
+    }
+  }
+}
+
 void HeadCore::refuse_infeasible_pending() {
   for (auto& p : leases_.drop_pending([&](const PendingLease& q) { return !sched_.feasible(q.request); })) {
     std::string why;
@@ -545,7 +581,10 @@ void HeadCore::tick() {
   }
   for (const auto& e : reservations_.expire()) reservation_ended(e.ticket, e.owner, "expired");
   // A full pass each second: capacity that came back without a release (an expired cluster) is used.
-  if (leases_.pending() > 0 && now - last_full_pass_ >= std::chrono::seconds(1)) full_pass();
+  if (leases_.pending() > 0 && now - last_full_pass_ >= std::chrono::seconds(1)) {
+    full_pass();
+    ask_yields();
+  }
   save_books();
   // A job restored from state whose driver never came back.
   for (const auto& id : jobs_.orphans(now, config_.driver_reconnect))

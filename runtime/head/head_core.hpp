@@ -18,6 +18,11 @@
 //   (ask_again); every owner hears of the death; requests that only it could hold are refused.
 // - A lease that ends on its node is charged and credited to the node; its owner hears ask_again (an owner
 //   whose worker never attached asks again; others ignore it).
+// - Fair share over time: each second, for every (holder, waiter) pair the scheduler says is owed
+//   (Scheduler::owed), the holder's oldest lease that has run at least `yield_after`, is not drawn from a
+//   gang or reservation, and whose node could hold the waiter's request once it returns, is asked to yield
+//   (HeadEvents::yield_lease; once per lease). Its owner ends it at a task boundary and asks again if work is
+//   left; the freed capacity goes to the queue, where the waiter, holding less, comes first.
 // - A job ends once (finished, failed, stopped): its queued requests are dropped; nodes and its other owners
 //   hear of it (the driver itself only when someone else ended it).
 // - A reservation that ends (deleted, expired) refuses the requests queued for it and stops the jobs that ran
@@ -57,6 +62,7 @@ struct HeadConfig {
   std::chrono::milliseconds driver_reconnect{30000};// a restored job fails when its driver is not back by then
   std::chrono::seconds rejoin_grace{10};            // after a restart or a node's death: infeasible requests wait this long
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
+  std::chrono::milliseconds yield_after{2000};      // a lease owed to a waiting job yields once this old (0: never)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
   bool announce = true;                             // joins, jobs and verdicts logged at info (else debug)
 };
@@ -83,6 +89,8 @@ class HeadEvents {
   // Node `node` must start a worker for the grant's owner.
   virtual void start_lease(std::uint32_t node, const LeaseGrant& grant) = 0;
   virtual void refuse_lease(OwnerId owner, std::uint64_t owner_lease, const std::string& reason, LeaseRefusal why) = 0;
+  // Fair share: ask `owner` to end its lease `owner_lease` after the task it runs (it asks again if it has work).
+  virtual void yield_lease(OwnerId owner, std::uint64_t owner_lease) = 0;
   // Tell `owners` that node `node` died.
   virtual void node_died(std::uint32_t node, const std::string& name, const std::string& why,
                          const std::vector<OwnerId>& owners) = 0;
@@ -102,6 +110,7 @@ struct HeadStats {
   std::uint64_t leases_granted = 0;
   std::uint64_t leases_queued = 0;      // requests that had to wait
   std::uint64_t leases_infeasible = 0;  // refused as never fitting
+  std::uint64_t leases_yielded = 0;     // asked to yield to a job owed a fair share
 };
 
 // A node joining, as its daemon (or the embedded runtime) describes it.
@@ -226,6 +235,7 @@ class HeadCore {
   void hand_out(std::vector<sched::Grant> grants);
   bool grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc);
   void full_pass();
+  void ask_yields();
   void refuse_infeasible_pending();
   void end_job(JobRecord& j, JobState to, const std::string& why);
   void reservation_ended(std::uint64_t ticket, const std::string& creator, const std::string& how);

@@ -43,6 +43,7 @@ struct LeaseRecord {
   std::uint64_t reservation = 0;   // the reservation it runs in, 0: none
   Clock::time_point start{};
   double price = 0;                // its node's price per GPU-hour when granted
+  bool yielding = false;           // asked to yield to a job owed a fair share (asked once)
 };
 
 class LeaseBook {

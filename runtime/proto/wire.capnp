@@ -117,6 +117,11 @@ struct LeaseFailed {
                               # an owner still waiting for its worker asks again
 }
 
+# head -> owner: fair share; end this lease after the task it runs (ask again if work is left).
+struct YieldLease {
+  leaseId @0 :UInt64;
+}
+
 # head -> node: start (or reuse) a worker process of the job and let it serve the lease.
 struct StartLease {
   leaseId @0 :UInt64;
@@ -403,5 +408,6 @@ struct Envelope {
     verifyCommit @40 :VerifyCommit;
     verifyOpen @41 :VerifyOpen;
     verifyRows @42 :VerifyRows;
+    yieldLease @43 :YieldLease;
   }
 }

@@ -303,6 +303,22 @@ TEST_CASE("a machine saturated with user work keeps its nodes alive and the head
   CHECK(c.head().output().find("is dead") == std::string::npos);
 }
 
+TEST_CASE("a job that holds the cluster yields to a job that arrives later: both make progress", "[cluster]") {
+  LocalCluster c;  // the head's default fair-share quantum (2 s)
+  c.add_node("n1", {"--num-cpus", "1"});
+  REQUIRE(c.wait_nodes(1));
+  auto& first = c.driver({"slow", "200", "50"});  // 10 s of work for the only CPU
+  REQUIRE(first.wait_for_output("submitted", 60s));
+  std::this_thread::sleep_for(1s);
+  auto& second = c.driver({"slow", "10", "50"});  // half a second of work
+  const int rc = second.wait(60s);
+  INFO(second.output() + "\n" + first.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  // Without turns the second job would wait for the first one's whole queue.
+  CHECK(first.running());
+  CHECK(first.wait(120s) == 0);
+}
+
 TEST_CASE("a stopped node is declared dead within 3 s and rejoins when it runs again", "[cluster]") {
   LocalCluster c;
   two_nodes(c);

@@ -233,3 +233,74 @@ TEST_CASE("a request never waits behind cancelled or placeable requests of its o
   CHECK(e.grants[0].ticket == d.ticket);
   CHECK(s.queued() == 1);
 }
+
+TEST_CASE("a job holding at least the share a waiting job would have owes it a lease", "[scheduler][queue]") {
+  FakeClock clock;
+  Scheduler s(make_policy("pack"), {}, clock.fn());
+  s.cluster().add(node("a", 2));
+  s.node_changed();
+  auto grant = [&](const std::string& job) {
+    s.submit(job, cpus(1));
+    auto g = s.schedule();
+    REQUIRE(g.size() == 1);
+    return g[0].allocations[0];
+  };
+  auto a1 = grant("a");
+  grant("a");
+  CHECK(s.owed().empty());  // nobody waits
+  s.submit("b", cpus(1));
+  CHECK(s.schedule().empty());
+  auto owed = s.owed();
+  REQUIRE(owed.size() == 1);
+  CHECK(owed[0].holder == "a");
+  CHECK(owed[0].waiter == "b");
+  CHECK(owed[0].request.cpus == kOne);
+
+  // a and b hold one CPU each: b's second request is owed nothing (it would hold more than a), but a third
+  // job with nothing is owed by one of them, once.
+  s.release("a", a1);
+  auto g = s.schedule();
+  REQUIRE(g.size() == 1);
+  CHECK(g[0].job == "b");
+  s.submit("b", cpus(1));
+  CHECK(s.owed().empty());
+  s.submit("c", cpus(1));
+  s.submit("c", cpus(1));
+  owed = s.owed();
+  REQUIRE(owed.size() == 1);
+  CHECK(owed[0].waiter == "c");
+  CHECK((owed[0].holder == "a" || owed[0].holder == "b"));
+}
+
+TEST_CASE("nothing is owed to lower-priority work or across to a user holding less", "[scheduler][queue]") {
+  FakeClock clock;
+  Scheduler s(make_policy("pack"), {}, clock.fn());
+  s.cluster().add(node("a", 2));
+  s.node_changed();
+  s.set_share("urgent", Share{"alice", 1, 1});
+  s.set_share("batch", Share{"bob", 1, 1});
+  s.submit("urgent", cpus(1), 5);
+  s.submit("urgent", cpus(1), 5);
+  REQUIRE(s.schedule().size() == 2);
+  s.submit("urgent", cpus(1), 5);  // urgent has more high-priority work waiting
+  s.submit("batch", cpus(1), 0);
+  CHECK(s.owed().empty());
+
+  // Between users: bob's jobs together hold as much as alice would: each of bob's waiting jobs is owed by
+  // alice's job only while alice holds at least what bob's user would hold after one more.
+  FakeClock clock2;
+  Scheduler t(make_policy("pack"), {}, clock2.fn());
+  t.cluster().add(node("a", 4));
+  t.node_changed();
+  t.set_share("x", Share{"alice", 1, 1});
+  t.set_share("y", Share{"bob", 1, 1});
+  for (int i = 0; i < 3; ++i) t.submit("x", cpus(1));
+  t.submit("y", cpus(1));
+  REQUIRE(t.schedule().size() == 4);  // alice 3 CPUs, bob 1
+  t.submit("y", cpus(1));
+  auto owed = t.owed();
+  REQUIRE(owed.size() == 1);  // alice 0.75 >= bob 0.25 + 0.25
+  CHECK(owed[0].holder == "x");
+  t.set_share("x", Share{"alice", 1, 4});  // alice weighs 4: 0.75 / 4 < bob's 0.5
+  CHECK(t.owed().empty());
+}

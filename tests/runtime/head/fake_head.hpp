@@ -52,6 +52,7 @@ struct Recorder final : head::HeadEvents {
   std::vector<head::Challenge> challenges;
   std::vector<std::pair<std::uint64_t, std::vector<int>>> rows_asked;
   std::vector<std::string> answers;
+  std::vector<std::pair<head::OwnerId, std::uint64_t>> yields;  // owner, owner_lease
 
   void start_lease(std::uint32_t node, const head::LeaseGrant& g) override {
     started.push_back({node, Grant{g.lease, g.owner, g.owner_lease, std::string(g.job), g.alloc}});
@@ -59,6 +60,7 @@ struct Recorder final : head::HeadEvents {
   void refuse_lease(head::OwnerId o, std::uint64_t l, const std::string& reason, head::LeaseRefusal why) override {
     refused.push_back({o, l, reason, why});
   }
+  void yield_lease(head::OwnerId o, std::uint64_t l) override { yields.emplace_back(o, l); }
   void node_died(std::uint32_t, const std::string& name, const std::string& why, const std::vector<head::OwnerId>&) override {
     deaths.push_back(name + ": " + why);
   }

@@ -491,3 +491,32 @@ TEST_CASE("liveness beats carry the node and its loop age, and only the cluster'
   CHECK(l.heard(6, 30s).has_value());
   CHECK_FALSE(l.heard(6, 100ms).has_value());
 }
+
+TEST_CASE("a job holding the cluster while another waits yields a lease once it has run its quantum", "[head]") {
+  head::HeadConfig config;
+  config.yield_after = std::chrono::seconds(2);
+  FakeHead h(config);
+  h.node(make_node("n", 1));
+  h.driver(1);
+  h.driver(2);
+  h.core->request_lease(1, 1, FakeHead::cpus(1));
+  REQUIRE(h.events.started.size() == 1);
+  h.core->request_lease(1, 2, FakeHead::cpus(1));  // job 1 has more work
+  h.core->request_lease(2, 1, FakeHead::cpus(1));  // job 2 waits with nothing
+  h.run_for(std::chrono::milliseconds(1500));
+  CHECK(h.events.yields.empty());  // the lease is younger than its quantum
+  h.run_for(std::chrono::milliseconds(1000));
+  REQUIRE(h.events.yields.size() == 1);
+  CHECK(h.events.yields[0] == std::make_pair(head::OwnerId{1}, std::uint64_t{1}));
+  CHECK(h.core->stats().leases_yielded == 1);
+  h.run_for(std::chrono::seconds(3));
+  CHECK(h.events.yields.size() == 1);  // asked once
+  // The lease ends at its owner's next task boundary: the waiting job comes first (it holds less).
+  h.core->lease_ended(h.events.started[0].grant.lease);
+  REQUIRE(h.events.started.size() == 2);
+  CHECK(h.events.started[1].grant.owner == 2);
+  // Then job 1 waits with nothing while job 2 holds the node: the turn comes back after the quantum.
+  h.run_for(std::chrono::milliseconds(2500));
+  REQUIRE(h.events.yields.size() == 2);
+  CHECK(h.events.yields[1] == std::make_pair(head::OwnerId{2}, std::uint64_t{1}));
+}
