@@ -1,5 +1,7 @@
 #include "runtime/transport/endpoint.hpp"
 
+#include "iogrid/core/buffer.hpp"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -164,7 +166,10 @@ class EndpointImpl final : public Endpoint {
     svc_->on_closed(*this, p, "connection closed by the peer");
   }
 
-  void tick() { svc_->on_tick(*this); }
+  void tick() {
+    svc_->on_tick(*this);
+    core::trim_buffer_pool(core::kBufferPoolIdle);  // large buffers left from a burst go back to the system
+  }
   Service& service() { return *svc_; }
   bool stopping() const { return stopping_; }
 

@@ -3,6 +3,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "iogrid/errors.hpp"
 #include "runtime/object_store.hpp"
@@ -63,4 +65,20 @@ TEST_CASE("objects held by readers are never spilled, a full store says so", "[s
   r2.reset();
   REQUIRE_NOTHROW(s.put(3, filled(1 << 20, 3)));
   REQUIRE(r1->data()[0] == 1);
+}
+
+TEST_CASE("large buffers freed after a burst go back to the system once idle", "[store]") {
+  using namespace std::chrono_literals;
+  iogrid::core::trim_buffer_pool(0ms);  // whatever earlier tests left
+  {
+    std::vector<iogrid::core::MutableBufferPtr> burst;
+    for (int i = 0; i < 4; ++i) burst.push_back(iogrid::core::make_buffer(8u << 20));
+  }
+  CHECK(iogrid::core::buffer_pool_cached_bytes() >= 4 * (8u << 20));  // kept for the next burst
+  auto again = iogrid::core::make_buffer(8u << 20);                  // reused, not newly mapped
+  CHECK(iogrid::core::buffer_pool_cached_bytes() >= 3 * (8u << 20));
+  CHECK(iogrid::core::trim_buffer_pool(1h) == 0);  // nothing idle that long
+  std::this_thread::sleep_for(50ms);
+  CHECK(iogrid::core::trim_buffer_pool(20ms) >= 3 * (8u << 20));
+  CHECK(iogrid::core::buffer_pool_cached_bytes() == 0);
 }

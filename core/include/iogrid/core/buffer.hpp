@@ -5,6 +5,7 @@
 // that is already mapped instead of faulting in fresh pages every time.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -37,5 +38,9 @@ inline MutableBufferPtr make_buffer(std::size_t size) { return std::make_shared<
 
 // Bytes currently cached by the large-buffer pool (for tests and metrics).
 std::size_t buffer_pool_cached_bytes();
+// Frees the pool's buffers idle for at least `idle_for` (and malloc's free pages with them); returns the bytes
+// freed. The runtime's processes call it on their endpoint's tick with kBufferPoolIdle.
+std::size_t trim_buffer_pool(std::chrono::milliseconds idle_for);
+inline constexpr std::chrono::milliseconds kBufferPoolIdle{5000};
 
 }  // namespace iogrid::core
