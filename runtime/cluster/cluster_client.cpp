@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/actor_record.hpp"
@@ -275,6 +276,7 @@ class DriverService final : public transport::Service {
             return;
           }
           auto client = it->second.req.client;
+          yield_on_attach_.erase(it->first);
           wanted_.erase(it);
           client->lease_failed(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{
               f.getInfeasible() ? core::ErrorKind::infeasible : core::ErrorKind::task_failed, "", "",
@@ -286,7 +288,9 @@ class DriverService final : public transport::Service {
         case W::YIELD_LEASE: {
           const auto id = msg.getYieldLease().getLeaseId();
           for (auto& [c, l] : leases_)
-            if (l->lease_id() == id) l->yield();
+            if (l->lease_id() == id) return l->yield();
+          // Its worker has not attached yet (a process still starting): it yields once it has served.
+          if (wanted_.count(id)) yield_on_attach_.insert(id);
           return;
         }
         case W::STATUS_REPLY: {
@@ -355,6 +359,7 @@ class DriverService final : public transport::Service {
         ctx.worker_id = static_cast<std::uint64_t>(a.getPid());
         req.client->lease_granted();
         auto lease = std::make_unique<RemoteLease>(self_, p.id, req.source, ctx, a.getLeaseId(), kWindow, locate_);
+        if (yield_on_attach_.erase(a.getLeaseId())) lease->yield();
         lease->start();
         leases_[p.id] = std::move(lease);
         return;
@@ -460,6 +465,7 @@ class DriverService final : public transport::Service {
   bool join_done_ = false, failed_ = false, stopping_ = false;
   std::uint64_t lease_counter_ = 0;
   std::unordered_map<std::uint64_t, WantedLease> wanted_;
+  std::unordered_set<std::uint64_t> yield_on_attach_;  // asked to yield before their worker attached
   std::unordered_map<ConnId, std::unique_ptr<RemoteLease>> leases_;
   std::vector<std::unique_ptr<RemoteLease>> finished_;
   std::deque<std::shared_ptr<std::promise<std::string>>> status_waiters_;

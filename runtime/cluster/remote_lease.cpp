@@ -46,7 +46,11 @@ void RemoteLease::loop() {
     {
       std::unique_lock<std::mutex> g(m_);
       cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_ || yield_; });
-      if (lost_ || yield_) break;
+      if (lost_ || (yield_ && std::chrono::steady_clock::now() - attached_ >= kMinServed)) break;
+      if (yield_ && inflight_.size() >= allowed_locked()) {  // not served long enough: wait for a result
+        cv_.wait_for(g, std::chrono::milliseconds(50));
+        continue;
+      }
     }
     auto* spec = src_->next(ctx_);
     if (!spec) {

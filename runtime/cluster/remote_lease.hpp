@@ -33,9 +33,11 @@ class RemoteLease {
   // Broker thread (or shutdown): the connection is gone.
   void lost(const std::string& why);
   bool finished() const;
-  // The head asks this lease to end for fair share: no task is sent after the ones in flight, the lease ends
+  // The head asks this lease to end for fair share: once it has served kMinServed since its worker attached
+  // (a worker slow to start still gets its turn), no task is sent after the ones in flight, the lease ends
   // and the queue asks for another if work is left. Only a job's task queue yields (an actor's lease holds
   // the actor).
+  static constexpr std::chrono::milliseconds kMinServed{1000};
   void yield();
   std::uint64_t lease_id() const { return lease_id_; }
 
@@ -64,6 +66,7 @@ class RemoteLease {
   std::uint64_t next_task_ = 0;
   bool lost_ = false;
   bool yield_ = false;
+  const std::chrono::steady_clock::time_point attached_ = std::chrono::steady_clock::now();
   std::string lost_why_;
   bool finished_ = false;
   std::thread thread_;
