@@ -198,7 +198,8 @@ std::vector<Scheduler::Owed> Scheduler::owed() const {
     const Job* job;
     double user, share;  // weighted user and job shares
     int top = std::numeric_limits<int>::min();  // highest priority with waiting work
-    std::optional<ShapeKey> shape;               // waiters: the oldest waiting cluster-scope shape at `top`
+    bool waits = false;                          // waiters: the oldest waiting cluster-scope shape at `top`
+    ShapeKey shape{};
   };
   std::vector<Side> holders, waiters;
   for (const auto& [name, j] : jobs_) {
@@ -208,14 +209,15 @@ std::vector<Scheduler::Owed> Scheduler::owed() const {
     std::uint64_t oldest_seq = 0;
     for (const auto& [prio, lvl] : j.levels) {
       for (const auto& [key, q] : lvl.shapes)
-        if (std::get<1>(key) == 0 && !q.empty() && (!s.shape || q.front().seq < oldest_seq)) {
+        if (std::get<1>(key) == 0 && !q.empty() && (!s.waits || q.front().seq < oldest_seq)) {
+          s.waits = true;
           s.shape = key;
           oldest_seq = q.front().seq;
           s.top = prio;
         }
-      if (s.shape) break;  // the highest priority with cluster-scope work
+      if (s.waits) break;  // the highest priority with cluster-scope work
     }
-    if (s.shape) waiters.push_back(s);
+    if (s.waits) waiters.push_back(s);
   }
   if (holders.empty() || waiters.empty()) return out;
   // Lowest share waits first; largest holder gives first.
@@ -227,7 +229,7 @@ std::vector<Scheduler::Owed> Scheduler::owed() const {
   });
   std::unordered_map<const Job*, int> given;  // yields already asked of each holder in this answer
   for (const auto& w : waiters) {
-    const auto& req = shapes_[std::get<0>(*w.shape)];
+    const auto& req = shapes_[std::get<0>(w.shape)];
     double step = 0;
     if (cluster_cpus_ > 0) step = std::max(step, double(req.cpus) / double(cluster_cpus_));
     if (cluster_gpus_ > 0) step = std::max(step, double(req.gpus) / double(cluster_gpus_));
