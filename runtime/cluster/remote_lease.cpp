@@ -30,7 +30,6 @@ void RemoteLease::yield() {
     std::lock_guard<std::mutex> g(m_);
     yield_ = true;
   }
-  cv_.notify_all();
 }
 
 std::size_t RemoteLease::allowed_locked() const {
@@ -45,12 +44,10 @@ void RemoteLease::loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> g(m_);
-      cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_ || yield_; });
+      cv_.wait(g, [this] { return inflight_.size() < allowed_locked() || lost_; });
+      // Checked once per task sent or result back: a yield takes effect at the first task boundary past
+      // kMinServed.
       if (lost_ || (yield_ && std::chrono::steady_clock::now() - attached_ >= kMinServed)) break;
-      if (yield_ && inflight_.size() >= allowed_locked()) {  // not served long enough: wait for a result
-        cv_.wait_for(g, std::chrono::milliseconds(50));
-        continue;
-      }
     }
     auto* spec = src_->next(ctx_);
     if (!spec) {
