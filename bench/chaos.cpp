@@ -3,8 +3,9 @@
 //     embedded and on a head with two 2-CPU node processes; worker_processes_per_node_peak: the most worker
 //     processes one node ran meanwhile (sampled every 20 ms).
 //   chaos_*: a head (with --state) and four 2-CPU nodes run a mixed workload for --minutes M (default 1): task
-//     graphs over 4 MiB objects, recursive trees, calls to actors with max_restarts, allreduces of a
-//     collective group of two actors. Meanwhile a supervisor SIGKILLs (and restarts), SIGSTOPs (and SIGCONTs) or
+//     graphs over 4 MiB objects, recursive trees, calls to actors with max_restarts and
+//     max_task_retries, allreduces of a collective group of two actors (a round whose member died starts again
+//     with a new group, up to 3 times). Meanwhile a supervisor SIGKILLs (and restarts), SIGSTOPs (and SIGCONTs) or
 //     restarts a random node every few seconds, never more than two at once, and kills the head once (restarted
 //     with its --state). Every result is checked against its expected value:
 //       chaos_results_checked, chaos_wrong_results (must be 0), chaos_lost_results (work that failed; each
@@ -279,22 +280,35 @@ void chaos_round(std::uint64_t round, Tally& t, std::vector<iogrid::ActorHandle<
       t.failed(std::string("actor call: ") + e.what());
     }
   }
-  // A collective group of two actors, made for this round.
+  // A collective group of two actors, made for this round. A member lost with its node fails the allreduce for
+  // both (as with any collective library); like a training loop, the round starts again with a new group, up to
+  // 3 times, and only then counts as lost.
   if (round % 3 == 0) {
-    const std::string group = "chaos-" + std::to_string(round);
-    auto m0 = iogrid::actor<ChaosMember>(group, 0).remote();
-    auto m1 = iogrid::actor<ChaosMember>(group, 1).remote();
-    auto r0 = m0.call(&ChaosMember::reduce).remote();
-    auto r1 = m1.call(&ChaosMember::reduce).remote();
-    for (auto* r : {&r0, &r1}) {
-      try {
-        const double got = iogrid::get(*r, std::chrono::seconds(90));
-        if (got == 3.0) t.ok();
-        else t.bad("an allreduce gave " + std::to_string(got));
-      } catch (const std::exception& e) {
-        t.failed(std::string("collective: ") + e.what());
+    std::string last_error;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const std::string group = "chaos-" + std::to_string(round) + "-" + std::to_string(attempt);
+      auto m0 = iogrid::actor<ChaosMember>(group, 0).remote();
+      auto m1 = iogrid::actor<ChaosMember>(group, 1).remote();
+      auto r0 = m0.call(&ChaosMember::reduce).remote();
+      auto r1 = m1.call(&ChaosMember::reduce).remote();
+      std::vector<double> got;
+      last_error.clear();
+      for (auto* r : {&r0, &r1}) {
+        try {
+          got.push_back(iogrid::get(*r, std::chrono::seconds(90)));
+        } catch (const std::exception& e) {
+          last_error = e.what();
+        }
       }
+      if (!last_error.empty()) continue;
+      for (double g : got) {
+        if (g == 3.0) t.ok();
+        else t.bad("an allreduce gave " + std::to_string(g));
+      }
+      break;
     }
+    if (!last_error.empty())
+      for (int m = 0; m < 2; ++m) t.failed("collective (3 attempts): " + last_error);
   }
 }
 
@@ -322,7 +336,7 @@ void chaos_rows(const Options& o, double minutes, const std::function<bool(const
 
   Tally tally;
   std::vector<iogrid::ActorHandle<ChaosSquarer>> squarers;
-  for (int a = 0; a < 3; ++a) squarers.push_back(iogrid::actor<ChaosSquarer>().options({.max_restarts = -1}).remote());
+  for (int a = 0; a < 3; ++a) squarers.push_back(iogrid::actor<ChaosSquarer>().options({.max_restarts = -1, .max_task_retries = -1}).remote());
 
   std::mutex fm;
   std::vector<Fault> faults;          // every interval a node was killed or stopped

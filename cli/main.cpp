@@ -120,6 +120,9 @@ int bench(const std::vector<std::string>& args) {
   if (suite == "scale") return iogrid::bench::run_scale(o);
   if (suite == "gpu") return iogrid::bench::run_gpu(o);
   if (suite == "workloads") return iogrid::bench::run_workloads(o);
+  // chaos and users always run a head and node processes: their rows are cluster-mode figures (the one
+  // embedded comparison row says so in its name).
+  if (suite == "chaos" || suite == "users") o.mode = "cluster";
   if (suite == "chaos") {
     if (!(minutes > 0)) throw std::invalid_argument("--minutes must be positive");
     return iogrid::bench::run_chaos(o, minutes);

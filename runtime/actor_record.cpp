@@ -45,7 +45,26 @@ void ActorMailbox::kill(std::shared_ptr<const core::ErrorInfo> why) {
     ended_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
-  for (auto* s : drop) rec_->owner().fail(s, why);
+  for (auto* s : drop) rec_->owner().fail(s, s == cut_off_ ? cut_off_error_ : why);
+}
+
+std::deque<core::TaskSpec*> ActorMailbox::end_for_restart(std::shared_ptr<const core::ErrorInfo> why,
+                                                          const std::function<bool(core::TaskSpec*)>& may_retry) {
+  std::deque<core::TaskSpec*> queued;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!dead_) dead_ = why;
+    queued.swap(q_);
+    size_.store(0, std::memory_order_release);
+    ended_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+  std::deque<core::TaskSpec*> again;
+  for (auto* s : queued) {
+    if (may_retry(s)) again.push_back(s);
+    else rec_->owner().fail(s, s == cut_off_ ? cut_off_error_ : why);
+  }
+  return again;
 }
 
 void ActorMailbox::close_when_drained() {
@@ -114,7 +133,21 @@ void ActorMailbox::lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, 
       ctor_pending_ = false;
     }
   } else {
-    rec_->owner().fail(spec, died(rec_->name(), "lost its worker on node '" + ctx.node_name + "' while running this call: " + why));
+    // Back to the front of the queue: if the actor restarts and the call has retries left, it runs first on
+    // the next incarnation; otherwise it fails with the others.
+    auto err = died(rec_->name(), "lost its worker on node '" + ctx.node_name + "' while running this call: " + why);
+    bool kept = false;
+    {
+      std::lock_guard<std::mutex> g(m_);
+      if (!dead_) {
+        q_.push_front(spec);
+        size_.store(q_.size(), std::memory_order_release);
+        cut_off_ = spec;
+        cut_off_error_ = err;
+        kept = true;
+      }
+    }
+    if (!kept) rec_->owner().fail(spec, err);
   }
   rec_->worker_lost(this, "lost its worker on node '" + ctx.node_name + "': " + why);
 }
@@ -221,8 +254,12 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
     bool restart = !no_restart && (opts_.max_restarts < 0 || restarts_ < opts_.max_restarts);
     if (restart) {
       ++restarts_;
-      if (old) old->kill(died(name(), why + " and is restarting (restart " + std::to_string(restarts_) + ")"));
+      std::deque<core::TaskSpec*> again;
+      if (old)
+        again = old->end_for_restart(died(name(), why + " and is restarting (restart " + std::to_string(restarts_) + ")"),
+                                     [this](core::TaskSpec* s) { return may_retry(s); });
       start_incarnation_locked();
+      for (auto* s : again) mailbox_->push(s);  // ahead of the calls still waiting for arguments: order kept
       drain_waiting_locked();
       return;
     }
@@ -236,6 +273,12 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
     drop.swap(waiting_);
   }
   for (auto* s : drop) owner_.fail(s, dead_);
+}
+
+bool ActorRecord::may_retry(core::TaskSpec* call) const {
+  if (opts_.max_task_retries >= 0 && call->attempt >= opts_.max_task_retries) return false;
+  ++call->attempt;
+  return true;
 }
 
 void ActorRecord::incarnation_failed(ActorMailbox* mb, std::shared_ptr<const core::ErrorInfo> why) {

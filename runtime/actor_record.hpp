@@ -3,11 +3,13 @@
 // Rules: calls are delivered to the mailbox in submission order (a call whose ObjectRef arguments are not
 // ready holds back the calls after it, without blocking any worker); a killed incarnation fails its queued
 // calls with ActorDiedError; with restarts left, a new incarnation is constructed from the original
-// arguments on a fresh lease; when every handle is gone the actor finishes its queued calls and is destroyed.
+// arguments on a fresh lease, and the calls it was running or had queued move to the new incarnation in their
+// order while they have max_task_retries left (the rest fail); when every handle is gone the actor finishes its queued calls and is destroyed.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -27,6 +29,10 @@ class ActorMailbox final : public worker::WorkSource, public LeaseClient {
   void kill(std::shared_ptr<const core::ErrorInfo> why);
   // Ends after the queued calls have run.
   void close_when_drained();
+  // Ends this incarnation for a restart: the queued calls (a call cut off by a lost worker first) that `may_retry`
+  // come back in order for the next incarnation; the others fail with `why`.
+  std::deque<core::TaskSpec*> end_for_restart(std::shared_ptr<const core::ErrorInfo> why,
+                                              const std::function<bool(core::TaskSpec*)>& may_retry);
 
   core::TaskSpec* next(const worker::WorkerContext& ctx) override;
   void* self() override { return instance_; }
@@ -51,6 +57,8 @@ class ActorMailbox final : public worker::WorkSource, public LeaseClient {
   std::shared_ptr<const core::ErrorInfo> dead_;
   std::atomic<bool> ended_{false};
   void* instance_ = nullptr;
+  core::TaskSpec* cut_off_ = nullptr;  // the call running when the worker was lost (queued again by lost())
+  std::shared_ptr<const core::ErrorInfo> cut_off_error_;
 };
 
 class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
@@ -77,6 +85,7 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   void drain_waiting_locked();
   void end_incarnation(ActorMailbox* only, bool no_restart, const std::string& why);
   void start_incarnation_locked();
+  bool may_retry(core::TaskSpec* call) const;  // max_task_retries left (counts the retry)
   TaskSubmitter& owner_;
   std::unique_ptr<core::TaskSpec> ctor_;
   core::ActorOptions opts_;

@@ -163,6 +163,7 @@ void TaskSubmitter::submit(std::unique_ptr<core::TaskSpec> owned, const core::Ta
 std::shared_ptr<ActorRecord> TaskSubmitter::create_actor(std::unique_ptr<core::TaskSpec> ctor,
                                                          const core::ActorOptions& opts) {
   if (opts.max_restarts < -1) throw core::Error("iogrid: option max_restarts must be >= -1");
+  if (opts.max_task_retries < -1) throw core::Error("iogrid: option max_task_retries must be >= -1");
   auto req = to_request(opts);
   auto rec = std::make_shared<ActorRecord>(*this, std::move(ctor), opts, std::move(req));
   {

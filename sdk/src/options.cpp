@@ -39,6 +39,7 @@ core::ActorOptions to_core(const ActorOptions& o) {
   core::ActorOptions a;
   a.needs = needs_of(o);
   a.max_restarts = o.max_restarts;
+  a.max_task_retries = o.max_task_retries;
   return a;
 }
 

@@ -12,8 +12,13 @@ struct Counter {
   int value() const { return n; }
   std::string node() const { return iogrid::current_node(); }
   int fail() { throw std::runtime_error("actor method failed"); }
+  int slow_add(int d) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    return n += d;
+  }
   int n;
 };
+IOGRID_REMOTE(&Counter::slow_add);
 IOGRID_REMOTE(&Counter::add);
 IOGRID_REMOTE(&Counter::value);
 IOGRID_REMOTE(&Counter::node);
@@ -86,6 +91,30 @@ TEST_CASE("a killed actor fails later calls, max_restarts brings it back fresh",
   auto plain = iogrid::actor<Counter>(0).remote();
   plain.kill();
   REQUIRE_THROWS_WITH(iogrid::get(plain.call(&Counter::value).remote(), 5000ms), Catch::Contains("was killed"));
+}
+
+TEST_CASE("max_task_retries moves the calls queued at a restart to the new incarnation, in order", "[actors][restarts]") {
+  Cluster c;
+  for (int retries : {0, 1}) {
+    INFO("max_task_retries = " << retries);
+    auto a = iogrid::actor<Counter>(10).options({.max_restarts = 1, .max_task_retries = retries}).remote();
+    REQUIRE(iogrid::get(a.call(&Counter::add).remote(0), 5000ms) == 10);  // constructed
+    auto running = a.call(&Counter::slow_add).remote(1);
+    std::vector<iogrid::ObjectRef<int>> queued;
+    for (int i = 0; i < 3; ++i) queued.push_back(a.call(&Counter::add).remote(1));
+    std::this_thread::sleep_for(100ms);  // slow_add is running, the adds wait behind it
+    a.kill(/*no_restart=*/false);
+    REQUIRE(iogrid::get(running, 5000ms) == 11);  // the call in progress finishes on the old instance
+    for (int i = 0; i < 3; ++i) {
+      if (retries == 0) {
+        REQUIRE_THROWS_WITH(iogrid::get(queued[i], 5000ms), Catch::Contains("is restarting"));
+      } else {
+        REQUIRE(iogrid::get(queued[i], 5000ms) == 11 + i);  // the new instance starts again from 10
+      }
+    }
+  }
+  REQUIRE_THROWS_WITH(iogrid::actor<Counter>(0).options({.max_task_retries = -2}).remote(),
+                      Catch::Contains("max_task_retries"));
 }
 
 TEST_CASE("a constructor failure makes every call fail with its message", "[actors][errors]") {

@@ -54,6 +54,10 @@ struct ActorOptions {
   bool allow_unverified_gpus = false;
   int priority = 0;
   int max_restarts = 0;                // restarts after the actor dies (-1: unlimited)
+  // Calls running or queued when the actor restarts run again on the new incarnation, each up to this many
+  // times (-1: unlimited; Ray's max_task_retries). 0: they fail with ActorDiedError. Calls may then run more
+  // than once: use it for calls that are safe to repeat.
+  int max_task_retries = 0;
   std::string name;
 };
 

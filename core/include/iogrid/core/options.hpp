@@ -41,6 +41,7 @@ struct TaskOptions {
 struct ActorOptions {
   Requirements needs{.cpus = 0};
   int max_restarts = 0;                // -1: unlimited
+  int max_task_retries = 0;            // a call cut off by a restart runs again on the next incarnation; -1: unlimited
 };
 
 }  // namespace iogrid::core
