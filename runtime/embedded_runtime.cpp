@@ -93,7 +93,7 @@ class EmbeddedRuntime final : public SubmitterCore {
       stores_.push_back(std::make_shared<ObjectStore>(n.name, cap, spill_root / n.name));
       view.nodes.push_back(std::move(n));
     }
-    head_ = spawn_head(*sys_, view, "pack");
+    head_ = spawn_head(*sys_, view, sched::kDefaultPolicy);
     std::vector<caf::actor> node_actors;
     for (const auto& n : view.nodes) {
       worker::WorkerContext ctx;

@@ -8,11 +8,12 @@
 #include <caf/all.hpp>
 #include <string>
 
+#include "scheduler/policy.hpp"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::runtime {
 
-caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy = "pack");
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy = sched::kDefaultPolicy);
 // Tells the head which node actor serves node index i (in order).
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 

@@ -42,16 +42,35 @@ Milli ClusterState::gpu_key(const Node& n) {
   return whole * kOne + partial;
 }
 
+Milli ClusterState::fit_key(const Node& n) const {
+  Milli gpu_free = 0;
+  for (const auto& g : n.gpus) gpu_free += g.free;
+  return n.available.cpus * std::max<Milli>(max_gpu_, 1) + gpu_free * std::max<Milli>(max_cpu_, 1);
+}
+
 void ClusterState::unindex(std::uint32_t i) {
+  ++version_[i];
   if (class_of_[i] < 0) return;
   auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
   erase_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
   if (c.gpu) erase_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
+  erase_sorted(c.by_left, LeftEntry{hot_[i].left, i});
   class_of_[i] = -1;
 }
 
 void ClusterState::index(std::uint32_t i) {
   const auto& n = view_.nodes[i];
+  ++version_[i];
+  const Milli gpus = Milli(n.gpus.size()) * kOne;
+  if (n.total.cpus > max_cpu_ || gpus > max_gpu_) {
+    // A larger node changes the best-fit scale: every live node's key is recomputed.
+    max_cpu_ = std::max(max_cpu_, n.total.cpus);
+    max_gpu_ = std::max(max_gpu_, gpus);
+    for (auto& c : classes_) {
+      for (auto& e : c.by_left) e.left = hot_[e.node].left = fit_key(view_.nodes[e.node]);
+      std::sort(c.by_left.begin(), c.by_left.end());
+    }
+  }
   if (!n.alive) return;
   auto key = class_key(n);
   auto it = class_by_key_.find(key);
@@ -69,22 +88,27 @@ void ClusterState::index(std::uint32_t i) {
 void ClusterState::file(std::uint32_t i) {
   const auto& n = view_.nodes[i];
   auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
-  hot_[i] = Hot{n.available.cpus, c.gpu ? gpu_key(n) : 0, n.available.memory_mib};
+  hot_[i] = Hot{n.available.cpus, c.gpu ? gpu_key(n) : 0, n.available.memory_mib, fit_key(n)};
   insert_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
   if (c.gpu) insert_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
+  insert_sorted(c.by_left, LeftEntry{hot_[i].left, i, hot_[i].cpus, hot_[i].gpu, hot_[i].memory});
 }
 
 void ClusterState::refile(std::uint32_t i) {
+  ++version_[i];
   if (class_of_[i] < 0) return;  // dead: in no class
   auto& c = classes_[static_cast<std::size_t>(class_of_[i])];
   const auto& n = view_.nodes[i];
-  const Milli cpus = n.available.cpus, gpu = c.gpu ? gpu_key(n) : 0;
-  if (cpus == hot_[i].cpus && gpu == hot_[i].gpu) {
+  const Milli cpus = n.available.cpus, gpu = c.gpu ? gpu_key(n) : 0, left = fit_key(n);
+  if (cpus == hot_[i].cpus && gpu == hot_[i].gpu && left == hot_[i].left) {
     hot_[i].memory = n.available.memory_mib;
+    auto it = std::lower_bound(c.by_left.begin(), c.by_left.end(), LeftEntry{left, i});
+    if (it != c.by_left.end() && it->node == i) it->memory = hot_[i].memory;
     return;
   }
   erase_sorted(c.by_cpu, std::pair<Milli, std::uint32_t>{hot_[i].cpus, i});
   if (c.gpu) erase_sorted(c.by_gpu, std::pair<Milli, std::uint32_t>{hot_[i].gpu, i});
+  erase_sorted(c.by_left, LeftEntry{hot_[i].left, i});
   file(i);
 }
 
@@ -96,6 +120,7 @@ std::uint32_t ClusterState::add(Node n) {
   class_of_.push_back(-1);
   hot_.emplace_back();
   held_for_.push_back(0);
+  version_.push_back(0);
   index(i);
   return i;
 }
@@ -115,10 +140,14 @@ void ClusterState::set_alive(std::uint32_t i, bool alive) {
   index(i);
 }
 
-void ClusterState::set_reputation(std::uint32_t i, double reputation) { view_.nodes[i].reputation = reputation; }
+void ClusterState::set_reputation(std::uint32_t i, double reputation) {
+  view_.nodes[i].reputation = reputation;
+  ++version_[i];
+}
 
-std::optional<Allocation> ClusterState::allocate(std::uint32_t i, const ResourceRequest& req) {
-  auto a = sched::allocate(view_.nodes[i], req);
+std::optional<Allocation> ClusterState::allocate(std::uint32_t i, const ResourceRequest& req,
+                                                 std::optional<std::uint32_t> device) {
+  auto a = sched::allocate(view_.nodes[i], req, device);
   if (a) refile(i);
   return a;
 }
@@ -176,6 +205,38 @@ bool ClusterState::fits_now(const Node& n, const ResourceRequest& req, const std
     if (n.gpus[d].free >= kOne) whole += kOne;
   }
   return req.gpus >= kOne && whole >= req.gpus;
+}
+
+std::optional<std::uint32_t> ClusterState::best_fit(const ResourceRequest& req) const {
+  if (!req.node.empty()) {
+    auto i = find(req.node);
+    if (i && usable(view_.nodes[*i]) && fits(view_.nodes[*i], req, Capacity::available)) return i;
+    return std::nullopt;
+  }
+  // No node with a key below the request's own can hold it.
+  const Milli gpu_need = req.gpus >= kOne ? req.gpus : std::max<Milli>(req.gpus, 0);
+  const Milli bound = req.cpus * std::max<Milli>(max_gpu_, 1) + gpu_need * std::max<Milli>(max_cpu_, 1);
+  std::optional<std::pair<Milli, std::uint32_t>> best;
+  auto& match = match_scratch_;
+  for (const auto& c : classes_) {
+    if (c.by_left.empty()) continue;
+    // No node of the class has the free CPUs or the GPU room: skip it without walking.
+    if (c.by_cpu.back().first < req.cpus || (req.gpus > 0 && (!c.gpu || c.by_gpu.back().first < req.gpus))) continue;
+    const auto& rep = view_.nodes[c.representative];
+    if (!fits_resources(rep, req, Capacity::total)) continue;
+    match.assign(rep.gpus.size(), 0);
+    for (std::size_t d = 0; d < rep.gpus.size(); ++d) match[d] = gpu_matches(rep.gpus[d], req) ? 1 : 0;
+    for (auto it = std::lower_bound(c.by_left.begin(), c.by_left.end(), LeftEntry{bound, 0}); it != c.by_left.end(); ++it) {
+      if (best && std::pair<Milli, std::uint32_t>{it->left, it->node} > *best) break;  // nothing later can win
+      if (it->cpus < req.cpus || it->memory < req.memory_mib || it->gpu < req.gpus) continue;
+      const auto i = it->node;
+      if ((held_for_[i] != 0 && held_for_[i] != serving_) || !fits_now(view_.nodes[i], req, match)) continue;
+      best = std::pair<Milli, std::uint32_t>{it->left, i};
+      break;
+    }
+  }
+  if (!best) return std::nullopt;
+  return best->second;
 }
 
 void ClusterState::candidates(const ResourceRequest& req, Order order, std::size_t per_class,

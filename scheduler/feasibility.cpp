@@ -67,7 +67,7 @@ bool fits_resources(const Node& node, const ResourceRequest& req, Capacity which
   return labels_match(node, req) && gpus_fit(node, req, which);
 }
 
-std::optional<Allocation> plan(const Node& node, const ResourceRequest& req) {
+std::optional<Allocation> plan(const Node& node, const ResourceRequest& req, std::optional<std::uint32_t> device) {
   if (!fits(node, req, Capacity::available)) return std::nullopt;
   Allocation a;
   a.node = node.index;
@@ -76,7 +76,10 @@ std::optional<Allocation> plan(const Node& node, const ResourceRequest& req) {
   a.custom = req.custom;
   if (req.gpus > 0 && req.gpus < kOne) {
     std::optional<std::uint32_t> best;
-    for (std::uint32_t i = 0; i < node.gpus.size(); ++i) {
+    const bool given = device && *device < node.gpus.size() && gpu_matches(node.gpus[*device], req) &&
+                       node.gpus[*device].free >= req.gpus;
+    if (given) best = device;
+    for (std::uint32_t i = 0; i < node.gpus.size() && !given; ++i) {
       const auto& g = node.gpus[i];
       if (!gpu_matches(g, req) || g.free < req.gpus) continue;
       if (!best || g.free < node.gpus[*best].free) best = i;
@@ -94,8 +97,8 @@ std::optional<Allocation> plan(const Node& node, const ResourceRequest& req) {
   return a;
 }
 
-std::optional<Allocation> allocate(Node& node, const ResourceRequest& req) {
-  auto a = plan(node, req);
+std::optional<Allocation> allocate(Node& node, const ResourceRequest& req, std::optional<std::uint32_t> device) {
+  auto a = plan(node, req, device);
   if (!a) return a;
   node.available.cpus -= a->cpus;
   node.available.memory_mib -= a->memory_mib;

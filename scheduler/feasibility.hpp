@@ -5,6 +5,7 @@
 // affinity, reputation floor and price ceiling; a dead node fits nothing.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -23,11 +24,12 @@ bool fits(const Node& node, const ResourceRequest& req, Capacity which);
 // The resource part of fits(): CPUs, memory, custom resources, labels and GPUs (not liveness, node affinity,
 // price or reputation, which differ between otherwise identical nodes).
 bool fits_resources(const Node& node, const ResourceRequest& req, Capacity which);
-// Takes the request's resources from `node` (must fit its available capacity). Fractions go to the
-// matching GPU with the least free capacity that still fits (packing fractions onto shared devices).
-std::optional<Allocation> allocate(Node& node, const ResourceRequest& req);
+// Takes the request's resources from `node` (must fit its available capacity). Fractions go to `device` when
+// given (it must match and have room), otherwise to the matching GPU with the least free capacity that still
+// fits (packing fractions onto shared devices).
+std::optional<Allocation> allocate(Node& node, const ResourceRequest& req, std::optional<std::uint32_t> device = {});
 // What allocate() would take, without taking it.
-std::optional<Allocation> plan(const Node& node, const ResourceRequest& req);
+std::optional<Allocation> plan(const Node& node, const ResourceRequest& req, std::optional<std::uint32_t> device = {});
 void release(Node& node, const Allocation& alloc);
 // Takes exactly `alloc` from `node` again (a lease that survived a head restart); false, with the node
 // unchanged, when the node's available capacity no longer holds it.

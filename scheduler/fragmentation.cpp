@@ -6,28 +6,31 @@ namespace iogrid::sched {
 
 namespace {
 
-// The rules of the header over a node's free CPUs and the free fraction of each of its GPUs.
-Milli unusable(Milli cpus, const std::vector<Milli>& free_per_gpu, const TaskShape& s) {
-  Milli free = 0, whole = 0;
-  for (auto f : free_per_gpu) {
-    free += f;
-    if (f == kOne) ++whole;
-  }
-  if (free == 0) return 0;
-  if (cpus < s.cpus) return free;
-  if (s.gpus < kOne) {
-    Milli small = 0;
-    for (auto f : free_per_gpu)
-      if (f < s.gpus) small += f;
-    return small;
-  }
-  if (whole * kOne < s.gpus) return free;
-  return free - whole * kOne;
+bool accepts(const TaskShape& s, const Gpu& g) {
+  return s.models.empty() || std::find(s.models.begin(), s.models.end(), g.model) != s.models.end();
 }
 
-double fragmentation(Milli cpus, const std::vector<Milli>& free_per_gpu, const std::vector<TaskShape>& workload) {
+// The rules of the header over a node's free CPUs and the free fraction of each of its GPUs.
+Milli unusable(const Node& n, Milli cpus, const std::vector<Milli>& free, const TaskShape& s) {
+  Milli total = 0, whole = 0, stranded = 0;
+  bool any = false;
+  for (std::size_t d = 0; d < free.size(); ++d) {
+    total += free[d];
+    const bool ok = accepts(s, n.gpus[d]);
+    any = any || ok;
+    if (ok && free[d] == kOne) ++whole;
+    if (!ok || free[d] < s.gpus) stranded += free[d];
+  }
+  if (total == 0) return 0;
+  if (cpus < s.cpus || !any) return total;
+  if (s.gpus < kOne) return stranded;
+  if (whole * kOne < s.gpus) return total;
+  return total - whole * kOne;
+}
+
+double fragmentation(const Node& n, Milli cpus, const std::vector<Milli>& free, const std::vector<TaskShape>& workload) {
   double f = 0;
-  for (const auto& s : workload) f += s.weight * double(unusable(cpus, free_per_gpu, s));
+  for (const auto& s : workload) f += s.weight * double(unusable(n, cpus, free, s));
   return f;
 }
 
@@ -40,33 +43,46 @@ std::vector<Milli> free_of(const Node& n) {
 
 }  // namespace
 
-Milli unusable_gpu(const Node& n, const TaskShape& s) { return unusable(n.available.cpus, free_of(n), s); }
+Milli unusable_gpu(const Node& n, const TaskShape& s) { return unusable(n, n.available.cpus, free_of(n), s); }
 
 double node_fragmentation(const Node& n, const std::vector<TaskShape>& workload) {
-  return fragmentation(n.available.cpus, free_of(n), workload);
+  return fragmentation(n, n.available.cpus, free_of(n), workload);
 }
 
 double fragmentation_growth(const Node& n, const Allocation& a, const std::vector<TaskShape>& workload) {
   auto free = free_of(n);
-  double before = fragmentation(n.available.cpus, free, workload);
+  double before = fragmentation(n, n.available.cpus, free, workload);
   for (const auto& [i, f] : a.gpus) free[i] -= f;
-  return fragmentation(n.available.cpus - a.cpus, free, workload) - before;
+  return fragmentation(n, n.available.cpus - a.cpus, free, workload) - before;
 }
 
 void WorkloadHistogram::observe(const ResourceRequest& r) {
   if (r.gpus <= 0) return;
-  ++counts_[{r.gpus, r.cpus}];
-  ++total_;
-  if (counts_.size() > 64) {  // keep the most frequent shapes
-    auto least = std::min_element(counts_.begin(), counts_.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
-    total_ -= least->second;
-    counts_.erase(least);
+  auto models = r.gpu_models;
+  std::sort(models.begin(), models.end());
+  Key key{r.gpus, r.cpus, std::move(models)};
+  auto it = counts_.find(key);
+  if (it == counts_.end() && counts_.size() >= kTracked) {
+    auto rarest = std::min_element(counts_.begin(), counts_.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    total_ -= rarest->second;
+    counts_.erase(rarest);
   }
+  ++counts_[key];
+  ++total_;
 }
 
-std::vector<TaskShape> WorkloadHistogram::shapes() const {
+std::vector<TaskShape> WorkloadHistogram::shapes(double coverage) const {
+  std::vector<std::pair<std::uint64_t, const Key*>> by_count;
+  for (const auto& [k, c] : counts_) by_count.emplace_back(c, &k);
+  std::stable_sort(by_count.begin(), by_count.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::vector<TaskShape> out;
-  for (const auto& [k, c] : counts_) out.push_back(TaskShape{k.first, k.second, double(c) / double(total_)});
+  double kept = 0;
+  for (const auto& [c, k] : by_count) {
+    if (out.size() >= kTypical || (!out.empty() && kept >= coverage * double(total_))) break;
+    out.push_back(TaskShape{std::get<0>(*k), std::get<1>(*k), std::get<2>(*k), double(c)});
+    kept += double(c);
+  }
+  for (auto& s : out) s.weight /= kept;
   return out;
 }
 

@@ -1,7 +1,8 @@
 // PackPolicy: best fit (also named "best-fit"). Assumptions: the state's `available` capacity is current.
-// Rules: among the candidate nodes (tightest first, see policy.hpp) choose the one that will be most
-// utilised after placing it (fills nodes up before touching empty ones, leaving whole nodes free for
-// large requests); ties go to the lowest node index, so the choice is deterministic.
+// Rules: choose the node that fits the request now with the least capacity left (ClusterState::best_fit: free
+// CPUs and free GPU capacity, each normalised by the largest node; fills nodes up before touching empty ones,
+// leaving whole nodes free for large requests); ties go to the lowest node index. The index finds exactly the
+// node exhaustive-best-fit finds by scoring every node.
 #pragma once
 
 #include "scheduler/policy.hpp"

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "scheduler/dot_product_policy.hpp"
+#include "scheduler/exhaustive_best_fit_policy.hpp"
 #include "scheduler/feasibility.hpp"
 #include "scheduler/fgd_policy.hpp"
 #include "scheduler/first_fit_policy.hpp"
@@ -31,12 +32,18 @@ struct Best {
 }  // namespace
 
 std::optional<std::uint32_t> PackPolicy::select(const ClusterState& state, const ResourceRequest& req) {
-  Best best;
-  state.candidates(req, Order::tightest, kCandidatesPerClass, [&](const Node& n) {
-    best.offer(n.index, utilization_after(n, req));
-    return true;
-  });
-  return best.node;
+  return state.best_fit(req);
+}
+
+std::optional<std::uint32_t> ExhaustiveBestFitPolicy::select(const ClusterState& state, const ResourceRequest& req) {
+  std::optional<std::pair<Milli, std::uint32_t>> best;
+  for (const auto& n : state.nodes()) {
+    if (!state.usable(n) || !fits(n, req, Capacity::available)) continue;
+    std::pair<Milli, std::uint32_t> key{state.fit_key(n), n.index};
+    if (!best || key < *best) best = key;
+  }
+  if (!best) return std::nullopt;
+  return best->second;
 }
 
 std::optional<std::uint32_t> SpreadPolicy::select(const ClusterState& state, const ResourceRequest& req) {
@@ -70,19 +77,6 @@ std::optional<std::uint32_t> FirstFitPolicy::select(const ClusterState& state, c
   for (const auto& n : state.nodes())
     if (state.usable(n) && fits(n, req, Capacity::available)) return n.index;
   return std::nullopt;
-}
-
-std::optional<std::uint32_t> FgdPolicy::select(const ClusterState& state, const ResourceRequest& req) {
-  workload_.observe(req);
-  ++seen_;
-  if (shapes_.empty() || seen_ < 1024 || seen_ % 256 == 0) shapes_ = workload_.shapes();
-  Best best;  // highest score = smallest growth
-  state.candidates(req, Order::tightest, kCandidatesPerClass, [&](const Node& n) {
-    auto a = plan(n, req);
-    if (a) best.offer(n.index, -fragmentation_growth(n, *a, shapes_));
-    return true;
-  });
-  return best.node;
 }
 
 std::optional<std::uint32_t> DotProductPolicy::select(const ClusterState& state, const ResourceRequest& req) {
@@ -127,6 +121,8 @@ std::optional<std::uint32_t> MarketPolicy::select(const ClusterState& state, con
 
 std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint64_t seed) {
   if (name == "pack" || name == "best-fit") return std::make_unique<PackPolicy>();
+  if (name == "exhaustive-best-fit") return std::make_unique<ExhaustiveBestFitPolicy>();
+  if (name == "fgd-exhaustive") return std::make_unique<FgdPolicy>(0);
   if (name == "spread") return std::make_unique<SpreadPolicy>();
   if (name == "random") return std::make_unique<RandomPolicy>(seed);
   if (name == "first-fit") return std::make_unique<FirstFitPolicy>();
@@ -134,7 +130,7 @@ std::unique_ptr<SchedulingPolicy> make_policy(const std::string& name, std::uint
   if (name == "fgd") return std::make_unique<FgdPolicy>();
   if (name == "market") return std::make_unique<MarketPolicy>();
   throw std::invalid_argument("unknown scheduling policy '" + name +
-                              "' (choose pack, best-fit, spread, random, first-fit, dot-product, fgd or market)");
+                              "' (choose pack, best-fit, exhaustive-best-fit, spread, random, first-fit, dot-product, fgd, fgd-exhaustive or market)");
 }
 
 }  // namespace iogrid::sched

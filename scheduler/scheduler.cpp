@@ -318,8 +318,7 @@ std::optional<Grant> Scheduler::try_place(const Item& it, std::optional<std::uin
       if (state_.usable(state_.node(*on_node)) && market_ok(state_.node(*on_node), req)) a = state_.allocate(*on_node, req);
       if (a) account(*it.job, *a, +1);
     } else {
-      auto n = policy_->select(state_, req);
-      if (n) a = state_.allocate(*n, req);
+      a = policy_->place(state_, req);
       if (a) account(*it.job, *a, +1);
     }
     if (!a) return std::nullopt;

@@ -15,6 +15,7 @@
 #include "runtime/head/clock.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "runtime/transport/tls.hpp"
+#include "scheduler/policy.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -23,7 +24,7 @@ struct HeadOptions {
   std::string bind = "0.0.0.0";
   std::string token;
   std::string state_dir;                            // SQLite tables (nodes, jobs, KV) and uploaded executables; empty: no state kept
-  std::string policy = "pack";
+  std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send
   std::chrono::milliseconds driver_reconnect{30000};

@@ -51,13 +51,14 @@
 #include "runtime/head/node_table.hpp"
 #include "runtime/head/reservations.hpp"
 #include "runtime/head/verifier.hpp"
+#include "scheduler/policy.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace iogrid::runtime::head {
 
 struct HeadConfig {
   std::string state_dir;                            // SQLite tables, code, logs; empty: nothing kept
-  std::string policy = "pack";
+  std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // a heartbeating node is dropped after this long silent
   std::chrono::milliseconds driver_reconnect{30000};// a restored job fails when its driver is not back by then
   std::chrono::seconds rejoin_grace{10};            // after a restart or a node's death: infeasible requests wait this long

@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
+#include <random>
 #include <set>
 
 #include "scheduler/feasibility.hpp"
+#include "scheduler/exhaustive_best_fit_policy.hpp"
+#include "scheduler/fgd_policy.hpp"
 #include "scheduler/pack_policy.hpp"
 #include "scheduler/random_policy.hpp"
 #include "scheduler/spread_policy.hpp"
@@ -68,7 +71,7 @@ TEST_CASE("random is reproducible from its seed and only picks fitting nodes", "
 
 TEST_CASE("make_policy names the choices on a typo", "[scheduler][policy]") {
   REQUIRE(make_policy("pack")->name() == "pack");
-  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, best-fit, spread, random, first-fit, dot-product, fgd or market"));
+  REQUIRE_THROWS_WITH(make_policy("pakc"), Catch::Contains("choose pack, best-fit, exhaustive-best-fit, spread, random, first-fit, dot-product, fgd, fgd-exhaustive or market"));
 }
 
 TEST_CASE("fgd picks the placement that strands the least GPU capacity for the workload, best fit does not", "[scheduler]") {
@@ -96,6 +99,89 @@ TEST_CASE("fgd picks the placement that strands the least GPU capacity for the w
   // stranded without CPUs. FGD sees that and uses b's partly used GPU instead.
   CHECK(make_policy("pack")->select(v, half) == 0u);
   CHECK(make_policy("fgd")->select(v, half) == 1u);
+}
+
+TEST_CASE("fgd chooses node and device by fragmentation growth, and place() allocates on that device", "[scheduler]") {
+  ClusterView v;
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    Node n;
+    n.index = i;
+    n.name = i == 0 ? "a" : "b";
+    n.total.cpus = 16000;
+    n.total.memory_mib = 65536;
+    n.available = n.total;
+    n.gpus.assign(2, Gpu{"A100", 40960, 8.0, 0, true, kOne});
+    v.nodes.push_back(n);
+  }
+  v.nodes[0].gpus[1].free = 600;  // a: one idle GPU and one with 0.6 free; b: idle
+  ClusterState state(v);
+  ResourceRequest r;
+  r.cpus = 1000;
+  r.gpus = 400;
+  // Best fit: the fuller node a, on its fuller device (0.6 free), leaving a 0.2 sliver.
+  PackPolicy pack;
+  CHECK(pack.select(state, r) == 0u);
+  CHECK(plan(state.node(0), r)->gpus.front().first == 1u);
+  // FGD told the workload is shares of one half: 0.4 on device 1 would strand 0.2 (growth 200); on device 0
+  // it leaves 0.6, still usable (growth 0); b's devices also grow 0, and ties go to the fuller node: a, device 0.
+  FgdPolicy fgd;
+  ResourceRequest half = r;
+  half.gpus = 500;
+  fgd.expect({half});
+  CHECK(fgd.select(state, r) == 0u);
+  REQUIRE(fgd.chosen_device());
+  CHECK(*fgd.chosen_device() == 0u);
+  auto a = fgd.place(state, r);
+  REQUIRE(a);
+  CHECK(a->gpus.front().first == 0u);
+  CHECK(state.node(0).gpus[0].free == 600);
+  CHECK(state.node(0).gpus[1].free == 600);
+  // fgd-exhaustive (no search cut) agrees here.
+  auto all = make_policy("fgd-exhaustive");
+  all->expect({half});
+  CHECK(all->select(state, r).has_value());
+}
+
+TEST_CASE("pack makes exactly the choice of scoring every node, on random clusters and requests", "[scheduler]") {
+  std::mt19937_64 rng(11);
+  const char* models[] = {"A100", "T4", "V100"};
+  for (int round = 0; round < 30; ++round) {
+    ClusterState state;
+    const int count = 20 + int(rng() % 200);
+    for (int i = 0; i < count; ++i) {
+      Node n;
+      n.name = "n" + std::to_string(i);
+      const int kind = int(rng() % 4);
+      n.total.cpus = Milli(16 + 16 * kind) * kOne;
+      n.total.memory_mib = 65536;
+      n.available = n.total;
+      if (kind > 0) n.gpus.assign(std::size_t(kind == 3 ? 8 : kind * 2), Gpu{models[kind - 1], 40960, 8.0, 0, true, kOne});
+      if (rng() % 10 == 0) n.labels["region"] = "eu";
+      n.reputation = double(rng() % 100) / 100.0;
+      state.add(n);
+    }
+    PackPolicy pack;
+    ExhaustiveBestFitPolicy reference;
+    for (int k = 0; k < 400; ++k) {
+      ResourceRequest r;
+      r.cpus = Milli(rng() % 12) * 500;
+      r.memory_mib = Milli(rng() % 4) * 1024;
+      const int g = int(rng() % 5);
+      r.gpus = g == 0 ? 0 : g == 1 ? Milli(50 + rng() % 900) : g == 2 ? kOne : g == 3 ? 2 * kOne : 4 * kOne;
+      if (r.gpus > 0 && rng() % 4 == 0) r.gpu_models = {models[rng() % 3]};
+      if (rng() % 10 == 0) r.min_reputation = 0.5;
+      auto want = reference.select(state, r);
+      REQUIRE(pack.select(state, r) == want);
+      if (want && rng() % 5 != 0) state.allocate(*want, r);
+      if (rng() % 7 == 0) {  // some churn: free a random node completely
+        auto i = std::uint32_t(rng() % state.size());
+        Node n = state.node(i);
+        n.available = n.total;
+        for (auto& d : n.gpus) d.free = kOne;
+        state.replace(i, n);
+      }
+    }
+  }
 }
 
 TEST_CASE("dot-product matches the request's shape to the node's free capacity", "[scheduler]") {
