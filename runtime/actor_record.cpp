@@ -35,6 +35,23 @@ void ActorMailbox::push(core::TaskSpec* spec) {
   if (wake) cv_.notify_one();
 }
 
+void ActorMailbox::push_front(core::TaskSpec* spec) {
+  std::shared_ptr<const core::ErrorInfo> dead;
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (dead_) {
+      dead = dead_;
+    } else {
+      q_.push_front(spec);
+      size_.store(q_.size(), std::memory_order_release);
+      wake = parked_;
+    }
+  }
+  if (dead) return rec_->owner().fail(spec, dead);
+  if (wake) cv_.notify_one();
+}
+
 void ActorMailbox::kill(std::shared_ptr<const core::ErrorInfo> why) {
   std::deque<core::TaskSpec*> drop;
   {
@@ -147,7 +164,8 @@ void ActorMailbox::lost(core::TaskSpec* spec, const worker::WorkerContext& ctx, 
         kept = true;
       }
     }
-    if (!kept) rec_->owner().fail(spec, err);
+    // Already ended (its lease was lost before this call's loss was reported): the record decides.
+    if (!kept) rec_->call_cut_off(this, spec, err);
   }
   rec_->worker_lost(this, "lost its worker on node '" + ctx.node_name + "': " + why);
 }
@@ -273,6 +291,16 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
     drop.swap(waiting_);
   }
   for (auto* s : drop) owner_.fail(s, dead_);
+}
+
+void ActorRecord::call_cut_off(ActorMailbox* from, core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> why) {
+  std::unique_lock<std::mutex> g(m_);
+  if (!dead_ && mailbox_ && mailbox_.get() != from && may_retry(spec)) {
+    mailbox_->push_front(spec);  // the next incarnation runs it first (after its constructor)
+    return;
+  }
+  g.unlock();
+  owner_.fail(spec, why);
 }
 
 bool ActorRecord::may_retry(core::TaskSpec* call) const {

@@ -25,6 +25,7 @@ class ActorMailbox final : public worker::WorkSource, public LeaseClient {
  public:
   ActorMailbox(std::shared_ptr<ActorRecord> rec, core::TaskSpec* ctor);
   void push(core::TaskSpec* spec);
+  void push_front(core::TaskSpec* spec);  // a retried call: ahead of the queued ones
   // Ends this incarnation: queued calls fail with `why`; the serving worker stops after its current call.
   void kill(std::shared_ptr<const core::ErrorInfo> why);
   // Ends after the queued calls have run.
@@ -76,6 +77,9 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   // From a mailbox: its incarnation died on its own (constructor failure, infeasible).
   void incarnation_failed(ActorMailbox* mb, std::shared_ptr<const core::ErrorInfo> why);
   void incarnation_ended(ActorMailbox* mb);
+  // A call of the ended incarnation `from` was cut off by a lost worker after the incarnation ended: it runs
+  // on the current incarnation if one was started since and max_task_retries allows, else fails with `why`.
+  void call_cut_off(ActorMailbox* from, core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> why);
   void shutdown(std::shared_ptr<const core::ErrorInfo> why);
 
   TaskSubmitter& owner() { return owner_; }
