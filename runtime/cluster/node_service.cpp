@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <filesystem>
@@ -120,6 +121,16 @@ class NodeService final : public transport::Service {
         }
       }
       ep.send(p.id, out);
+      // Leases still waiting for their job's code asked the head we lost for it: ask this one (a head killed
+      // while sending a large executable otherwise leaves them waiting forever, holding their CPUs).
+      std::vector<std::string> asked;
+      for (const auto& l : waiting_code_) {
+        if (std::find(asked.begin(), asked.end(), l.code_hash) != asked.end()) continue;
+        asked.push_back(l.code_hash);
+        capnp::MallocMessageBuilder req;
+        req.initRoot<proto::Envelope>().initCodeRequest().setHash(l.code_hash);
+        ep.send(p.id, req);
+      }
       return;
     }
     if (p.role != proto::Role::WORKER) return ep.close(p.id, "only worker processes connect to a node");
