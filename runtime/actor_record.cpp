@@ -18,7 +18,7 @@ std::shared_ptr<const core::ErrorInfo> died(const std::string& actor, const std:
 ActorMailbox::ActorMailbox(std::shared_ptr<ActorRecord> rec, core::TaskSpec* ctor)
     : rec_(std::move(rec)), ctor_(ctor) {}
 
-void ActorMailbox::push(core::TaskSpec* spec) {
+void ActorMailbox::push(core::TaskSpec* spec, bool front) {
   std::shared_ptr<const core::ErrorInfo> dead;
   bool wake = false;
   {
@@ -26,24 +26,8 @@ void ActorMailbox::push(core::TaskSpec* spec) {
     if (dead_) {
       dead = dead_;
     } else {
-      q_.push_back(spec);
-      size_.store(q_.size(), std::memory_order_release);
-      wake = parked_;
-    }
-  }
-  if (dead) return rec_->owner().fail(spec, dead);
-  if (wake) cv_.notify_one();
-}
-
-void ActorMailbox::push_front(core::TaskSpec* spec) {
-  std::shared_ptr<const core::ErrorInfo> dead;
-  bool wake = false;
-  {
-    std::lock_guard<std::mutex> g(m_);
-    if (dead_) {
-      dead = dead_;
-    } else {
-      q_.push_front(spec);
+      if (front) q_.push_front(spec);
+      else q_.push_back(spec);
       size_.store(q_.size(), std::memory_order_release);
       wake = parked_;
     }
@@ -296,7 +280,7 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
 void ActorRecord::call_cut_off(ActorMailbox* from, core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> why) {
   std::unique_lock<std::mutex> g(m_);
   if (!dead_ && mailbox_ && mailbox_.get() != from && may_retry(spec)) {
-    mailbox_->push_front(spec);  // the next incarnation runs it first (after its constructor)
+    mailbox_->push(spec, /*front=*/true);  // the next incarnation runs it first (after its constructor)
     return;
   }
   g.unlock();

@@ -24,8 +24,8 @@ class ActorRecord;
 class ActorMailbox final : public worker::WorkSource, public LeaseClient {
  public:
   ActorMailbox(std::shared_ptr<ActorRecord> rec, core::TaskSpec* ctor);
-  void push(core::TaskSpec* spec);
-  void push_front(core::TaskSpec* spec);  // a retried call: ahead of the queued ones
+  // `front`: a retried call, ahead of the queued ones.
+  void push(core::TaskSpec* spec, bool front = false);
   // Ends this incarnation: queued calls fail with `why`; the serving worker stops after its current call.
   void kill(std::shared_ptr<const core::ErrorInfo> why);
   // Ends after the queued calls have run.

@@ -101,23 +101,6 @@ void FgdPolicy::fill_base(const ClassMasks& cm, const Node& n, Base& b) const {
 }
 
 // fragmentation.hpp's rules, group by group: shapes whose CPUs do not fit strand all free GPU capacity.
-double FgdPolicy::frag(const ClassMasks& cm, const Base& b) const {
-  if (b.free == 0) return 0;
-  const std::size_t lvl = level(b.cpus);
-  double out = 0;
-  for (std::size_t j = 0; j < groups_.size(); ++j) {
-    const auto& gr = groups_[j];
-    if (!cm.any[j]) {
-      out += gr.weight * double(b.free);
-      continue;
-    }
-    const double ok = gr.ok[lvl];
-    Milli u = gr.gpus < kOne ? b.part[j] : (b.part[j] * kOne < gr.gpus ? b.free : b.free - b.part[j] * kOne);
-    out += (gr.weight - ok) * double(b.free) + ok * double(u);
-  }
-  return out;
-}
-
 double FgdPolicy::frag_after(const ClassMasks& cm, const Base& b, Milli cpus, const std::vector<Change>& changes) const {
   Milli free = b.free;
   for (const auto& c : changes) free += c.after - c.before;
@@ -212,7 +195,7 @@ std::optional<std::uint32_t> FgdPolicy::select(const ClusterState& state, const 
       memo.version = state.version(n.index);
       memo.epoch = epoch_;
       fill_base(cm, n, memo.base);
-      memo.frag = frag(cm, memo.base);
+      memo.frag = frag_after(cm, memo.base, 0, changes_none_);
       std::uint64_t h = mix(std::uint64_t(c) + 1, std::uint64_t(n.available.cpus));
       sorted_.clear();
       for (const auto& g : n.gpus) sorted_.push_back(g.free);

@@ -76,8 +76,7 @@ class FgdPolicy final : public SchedulingPolicy {
   void refresh_shapes();
   const ClassMasks& masks(std::int32_t cls, const Node& n);
   void fill_base(const ClassMasks& cm, const Node& n, Base& b) const;
-  double frag(const ClassMasks& cm, const Base& b) const;
-  // Fragmentation after `changes` to the devices and `cpus` fewer CPUs.
+  // Fragmentation after `changes` to the devices and `cpus` fewer CPUs (none: the node as it is).
   double frag_after(const ClassMasks& cm, const Base& b, Milli cpus, const std::vector<Change>& changes) const;
   Scored score(const ClassMasks& cm, const Node& n, const ResourceRequest& req, const Memo& memo);
 
@@ -93,6 +92,7 @@ class FgdPolicy final : public SchedulingPolicy {
   std::vector<std::pair<std::uint64_t, Scored>> decided_;  // this decision and class: state signature -> score
   std::vector<Milli> sorted_;
   std::vector<Change> changes_;
+  const std::vector<Change> changes_none_;
   std::optional<std::uint32_t> device_;
 };
 
