@@ -619,6 +619,11 @@ class ClusterClient final : public SubmitterCore {
     transport::post(ep_, [](Endpoint& ep) { ep.stop(); });
     ep_ = nullptr;
     sys_.reset();
+    // The process's data client (and its I/O thread) goes with the runtime: left to static destruction it would
+    // still run while exit's handlers free OpenSSL's per-thread state (a race ThreadSanitizer reports). An init()
+    // after this shutdown() makes a new one.
+    if (transport::process_data_client() == data_client_) transport::set_process_data_client(nullptr);
+    data_client_.reset();
   }
 
   caf::actor_system_config cfg_;
