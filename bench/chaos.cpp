@@ -384,7 +384,8 @@ void chaos_rows(const Options& o, double minutes, const std::function<bool(const
             std::this_thread::sleep_for(100ms);
           }
         }
-        if (!back) progress(o, "chaos: " + victim + " did not come back within 60 s: " + why);
+        if (!back && stop) progress(o, "chaos: the run ended while " + victim + " was coming back (not timed)");
+        else if (!back) progress(o, "chaos: " + victim + " did not come back within 60 s: " + why);
         std::lock_guard<std::mutex> g(fm);
         faults.push_back({victim, from, wall_ms()});
         if (back) recoveries.push_back(secs(t0, Clock::now()));
