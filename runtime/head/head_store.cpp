@@ -1,56 +1,16 @@
 #include "runtime/head/head_store.hpp"
 
-#include <sqlite3.h>
-
 #include <filesystem>
 
-#include "iogrid/core/errors.hpp"
+#include "runtime/head/sqlite.hpp"
 
 namespace iogrid::runtime::head {
 
-namespace {
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  Stmt(sqlite3* db, const char* sql) {
-    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
-      throw core::Error(std::string("iogrid: head state: ") + sqlite3_errmsg(db));
-  }
-  ~Stmt() { sqlite3_finalize(s); }
-  Stmt& text(int i, const std::string& v) {
-    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& blob(int i, const std::string& v) {
-    sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& num(int i, std::int64_t v) {
-    sqlite3_bind_int64(s, i, v);
-    return *this;
-  }
-  bool step(sqlite3* db) {
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw core::Error(std::string("iogrid: head state: ") + sqlite3_errmsg(db));
-  }
-  std::string col_text(int i) {
-    auto* p = sqlite3_column_blob(s, i);
-    return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s, i))) : std::string();
-  }
-  std::int64_t col_num(int i) { return sqlite3_column_int64(s, i); }
-};
-}  // namespace
+using sql::Stmt;
 
 HeadStore::HeadStore(const std::string& dir) {
-  std::filesystem::create_directories(dir);
   path_ = (std::filesystem::path(dir) / "head.db").string();
-  if (sqlite3_open(path_.c_str(), &db_) != SQLITE_OK) {
-    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw core::Error("iogrid: cannot open the head state " + path_ + ": " + why);
-  }
+  db_ = sql::open(path_, "head state");
   exec("PRAGMA journal_mode=WAL");
   exec("PRAGMA synchronous=NORMAL");
   exec("CREATE TABLE IF NOT EXISTS nodes(idx INTEGER PRIMARY KEY, name TEXT, info BLOB, host TEXT, alive INTEGER)");
@@ -63,18 +23,11 @@ HeadStore::HeadStore(const std::string& dir) {
 
 HeadStore::~HeadStore() { sqlite3_close(db_); }
 
-void HeadStore::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string why = err ? err : "unknown error";
-    sqlite3_free(err);
-    throw core::Error("iogrid: head state " + path_ + ": " + why);
-  }
-}
+void HeadStore::exec(const char* statement) { sql::exec(db_, statement, path_); }
 
 void HeadStore::put_node(const StoredNode& n) {
   Stmt st(db_, "INSERT OR REPLACE INTO nodes(idx, name, info, host, alive) VALUES(?,?,?,?,?)");
-  st.num(1, n.index).text(2, n.name).blob(3, n.info).text(4, n.host).num(5, n.alive ? 1 : 0).step(db_);
+  st.num(1, n.index).text(2, n.name).blob(3, n.info).text(4, n.host).num(5, n.alive ? 1 : 0).step();
 }
 
 void HeadStore::put_job(const StoredJob& j) {
@@ -82,31 +35,31 @@ void HeadStore::put_job(const StoredJob& j) {
                " VALUES(?,?,?,?,?,?,?,?,?)");
   st.text(1, j.id).text(2, j.driver).text(3, j.code_hash).text(4, j.owner_host).num(5, j.owner_port).text(6, j.state);
   st.num(7, static_cast<std::int64_t>(j.leases_granted)).num(8, static_cast<std::int64_t>(j.started));
-  st.num(9, static_cast<std::int64_t>(j.ended)).step(db_);
+  st.num(9, static_cast<std::int64_t>(j.ended)).step();
 }
 
 void HeadStore::put_kv(const std::string& key, const std::string& value) {
-  Stmt(db_, "INSERT OR REPLACE INTO kv(key, value) VALUES(?,?)").text(1, key).blob(2, value).step(db_);
+  Stmt(db_, "INSERT OR REPLACE INTO kv(key, value) VALUES(?,?)").text(1, key).blob(2, value).step();
 }
 
 void HeadStore::put_counter(const std::string& name, std::uint64_t value) {
-  Stmt(db_, "INSERT OR REPLACE INTO counters(name, value) VALUES(?,?)").text(1, name).num(2, static_cast<std::int64_t>(value)).step(db_);
+  Stmt(db_, "INSERT OR REPLACE INTO counters(name, value) VALUES(?,?)").text(1, name).num(2, static_cast<std::int64_t>(value)).step();
 }
 
 void HeadStore::put_document(const std::string& name, const std::string& value) {
-  Stmt(db_, "INSERT OR REPLACE INTO documents(name, value) VALUES(?,?)").text(1, name).text(2, value).step(db_);
+  Stmt(db_, "INSERT OR REPLACE INTO documents(name, value) VALUES(?,?)").text(1, name).text(2, value).step();
 }
 
 std::string HeadStore::document(const std::string& name) {
   Stmt st(db_, "SELECT value FROM documents WHERE name = ?");
   st.text(1, name);
-  return st.step(db_) ? st.col_text(0) : std::string();
+  return st.step() ? st.col_text(0) : std::string();
 }
 
 std::vector<StoredNode> HeadStore::nodes() {
   std::vector<StoredNode> out;
   Stmt st(db_, "SELECT idx, name, info, host, alive FROM nodes ORDER BY idx");
-  while (st.step(db_))
+  while (st.step())
     out.push_back(StoredNode{static_cast<std::uint32_t>(st.col_num(0)), st.col_text(1), st.col_text(2), st.col_text(3),
                              st.col_num(4) != 0});
   return out;
@@ -115,7 +68,7 @@ std::vector<StoredNode> HeadStore::nodes() {
 std::vector<StoredJob> HeadStore::jobs() {
   std::vector<StoredJob> out;
   Stmt st(db_, "SELECT id, driver, code_hash, owner_host, owner_port, state, leases_granted, started, ended FROM jobs");
-  while (st.step(db_)) {
+  while (st.step()) {
     StoredJob j;
     j.id = st.col_text(0);
     j.driver = st.col_text(1);
@@ -134,14 +87,14 @@ std::vector<StoredJob> HeadStore::jobs() {
 std::map<std::string, std::string> HeadStore::kv() {
   std::map<std::string, std::string> out;
   Stmt st(db_, "SELECT key, value FROM kv");
-  while (st.step(db_)) out[st.col_text(0)] = st.col_text(1);
+  while (st.step()) out[st.col_text(0)] = st.col_text(1);
   return out;
 }
 
 std::uint64_t HeadStore::counter(const std::string& name) {
   Stmt st(db_, "SELECT value FROM counters WHERE name = ?");
   st.text(1, name);
-  return st.step(db_) ? static_cast<std::uint64_t>(st.col_num(0)) : 0;
+  return st.step() ? static_cast<std::uint64_t>(st.col_num(0)) : 0;
 }
 
 }  // namespace iogrid::runtime::head
