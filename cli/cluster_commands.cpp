@@ -122,7 +122,7 @@ int head_command(const std::vector<std::string>& args) {
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid head [--port P] [--bind ADDR] [--token-file F] [--state DIR] [--policy NAME]\n"
                    "                   [--user-weights alice=2,bob=1] [--fair-quantum-ms MS] [--node-timeout-ms MS]\n"
-                   "                   [--heartbeat-ms MS]\n"
+                   "                   [--heartbeat-ms MS] [--history raw=6h,minute=7d,hour=365d,events=90d,interval=10s]\n"
                    "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--tls-cert F --tls-key F --tls-ca F]\n"
@@ -133,6 +133,10 @@ int head_command(const std::vector<std::string>& args) {
                    "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n"
                    "With --tls-cert/--tls-key/--tls-ca (or IOGRID_TLS_CERT/KEY/CA) every connection runs mutual TLS: each\n"
                    "process shows a certificate signed by the CA and checks its peer's.\n"
+                   "History (GPU telemetry per node and device, cluster totals, node and job events) is kept in\n"
+                   "STATE/history.db (in memory without --state): raw points every --history interval (default 10s)\n"
+                   "for 6 hours, then minute means for 7 days and hour means for 365 days; events for 90 days.\n"
+                   "Served under /api/v1/history, /api/v1/series and /api/v1/events on the dashboard's port.\n"
                    "--policy: fgd (default: fragmentation-aware, it measured best in `iogrid bench scale`), pack (best\n"
                    "fit), market (price, reputation and region against fit), spread, dot-product, first-fit, random. Waiting work is served by priority,\n"
                    "then weighted fair share between users (--user-weights) and between a user's jobs (job submit\n"
@@ -153,6 +157,7 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--policy") o.policy = a.value(f);
     else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--fair-quantum-ms") o.fair_quantum = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
+    else if (f == "--history") o.history = runtime::head::parse_history_options(a.value(f));
     else if (f == "--heartbeat-ms") o.heartbeat = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--log-level") level = a.value(f);
     else if (f == "--dashboard-port") {

@@ -45,6 +45,7 @@ head::HeadConfig core_config(const HeadOptions& o) {
   c.user_weights = o.user_weights;
   c.yield_after = o.fair_quantum;
   c.verify_size = o.verify_size;
+  c.history = o.history;
   return c;
 }
 
@@ -483,6 +484,10 @@ std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<t
   if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
     throw core::Error("iogrid: the head did not answer within 5 s");
   return f.get();
+}
+
+std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head) {
+  return static_cast<HeadService&>(*head).core().history();  // set when the core was made, never changed
 }
 
 void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,

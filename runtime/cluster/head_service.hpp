@@ -13,6 +13,7 @@
 #include <string>
 
 #include "runtime/head/clock.hpp"
+#include "runtime/head/history.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "runtime/transport/tls.hpp"
 #include "scheduler/policy.hpp"
@@ -35,11 +36,15 @@ struct HeadOptions {
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
   std::chrono::milliseconds fair_quantum{2000};     // a lease owed to a waiting job yields once this old (0: never)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
+  head::HistoryOptions history;                     // telemetry and events over time (kept in STATE/history.db)
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
 // The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
 std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
+
+// The head's history (thread-safe; the dashboard reads it from its own thread).
+std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head);
 
 // The head's second source of node life signs (the liveness datagrams' listener), set on the endpoint's thread.
 void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,

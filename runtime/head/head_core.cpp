@@ -39,6 +39,9 @@ HeadCore::HeadCore(HeadConfig config, HeadEvents& events, HeadClock clock, Verif
       verifier_(entropy ? std::move(entropy) : default_entropy()),
       code_(code_dir(config_)),
       logs_(config_.state_dir.empty() ? std::filesystem::path() : std::filesystem::path(config_.state_dir) / "logs"),
+      history_(std::make_shared<History>(
+          config_.state_dir.empty() ? std::string(":memory:") : (std::filesystem::path(config_.state_dir) / "history.db").string(),
+          config_.history)),
       info_(config_.announce ? spdlog::level::info : spdlog::level::debug) {
   if (!config_.state_dir.empty()) restore();
 }
@@ -167,10 +170,14 @@ Joined HeadCore::join(Join j) {
     nodes_.rejoin(prev, std::move(node), std::move(rec), now);
     out.index = prev;
     spdlog::log(spdlog::level::level_enum(info_), "node {} rejoined from {} with {} running leases", j.previous_name, j.host, nodes_[prev].active_leases);
+    history_->event(clock_.unix_ms(), "node", j.previous_name,
+                    "rejoined from " + j.host + " with " + std::to_string(nodes_[prev].active_leases) + " running leases");
   } else {
     out.index = nodes_.add(std::move(node), std::move(rec), now);
     spdlog::log(spdlog::level::level_enum(info_), "node {} joined from {}: {}", sched_.cluster().node(out.index).name, j.host,
                  sched_.cluster().node(out.index).describe());
+    history_->event(clock_.unix_ms(), "node", sched_.cluster().node(out.index).name,
+                    "joined from " + j.host + ": " + sched_.cluster().node(out.index).describe());
   }
   sched_.node_changed();
   out.name = sched_.cluster().node(out.index).name;
@@ -188,7 +195,25 @@ void HeadCore::admit(std::uint32_t node) {
 }
 
 void HeadCore::heartbeat(std::uint32_t node, StoreFigures store, std::vector<gpu::Telemetry> telemetry) {
-  if (nodes_.known(node)) nodes_.heartbeat(node, store, std::move(telemetry), clock_.now());
+  if (!nodes_.known(node)) return;
+  // Telemetry goes into the history once per raw interval per node (heartbeats come far more often).
+  const auto now = clock_.now();
+  auto& last = last_telemetry_[node];
+  if (!telemetry.empty() && (last == Clock::time_point{} || now - last >= config_.history.raw_interval)) {
+    last = now;
+    const auto ms = clock_.unix_ms();
+    const auto prefix = "gpu/" + sched_.cluster().node(node).name + "/";
+    for (const auto& t : telemetry) {
+      const auto p = prefix + std::to_string(t.index) + "/";
+      history_->record(p + "temperature_c", ms, t.temperature_c);
+      history_->record(p + "power_w", ms, t.power_w);
+      history_->record(p + "power_limit_w", ms, t.power_limit_w);
+      history_->record(p + "utilization_pct", ms, t.utilization_pct);
+      history_->record(p + "memory_used_gib", ms, t.memory_used_gib);
+      history_->record(p + "sm_clock_mhz", ms, t.sm_clock_mhz);
+    }
+  }
+  nodes_.heartbeat(node, store, std::move(telemetry), now);
 }
 
 void HeadCore::node_lost(std::uint32_t index, const std::string& why) {
@@ -197,6 +222,7 @@ void HeadCore::node_lost(std::uint32_t index, const std::string& why) {
   sched_.node_changed();
   const auto name = sched_.cluster().node(index).name;
   spdlog::warn("node {} is dead: {}", name, why);
+  history_->event(clock_.unix_ms(), "node", name, "dead: " + why);
   // A node that died may come back (a daemon restarted, a machine that was starved or cut off): for a while,
   // requests that only it could hold wait for it instead of failing as infeasible.
   rejoin_grace_until_ = std::max(rejoin_grace_until_, clock_.now() + config_.rejoin_grace);
@@ -272,6 +298,7 @@ Registered HeadCore::register_owner(OwnerId owner, const Registration& r) {
     out.need_code = !code_.has(job.code_hash);
     o.job = job.id;
     spdlog::log(spdlog::level::level_enum(info_), "job {} started by {} (code {})", job.id, job.driver, job.code_hash.substr(0, 12));
+    history_->event(job.started_unix_ms, "job", job.id, "started by " + job.driver + " (user " + job.user + ")");
     if (!r.submission.empty()) logs_.bind_submission(r.submission, job.id);
     save_job(job);
   }
@@ -311,6 +338,7 @@ bool HeadCore::stop_job(const std::string& job, const std::string& who) {
 void HeadCore::end_job(JobRecord& j, JobState to, const std::string& why) {
   if (!jobs_.end(j, to, clock_.unix_ms())) return;
   spdlog::log(spdlog::level::level_enum(info_), "job {} {}: {}", j.id, to_string(to), why);
+  history_->event(clock_.unix_ms(), "job", j.id, std::string(to_string(to)) + ": " + why);
   save_job(j);
   leases_.drop_pending([&](const PendingLease& p) {
     const auto* o = jobs_.owner(p.owner);
@@ -586,9 +614,44 @@ void HeadCore::tick() {
     ask_yields();
   }
   save_books();
+  record_history(now);
   // A job restored from state whose driver never came back.
   for (const auto& id : jobs_.orphans(now, config_.driver_reconnect))
     end_job(*jobs_.find(id), JobState::failed, "its driver did not reconnect after the head restarted");
+}
+
+// Cluster totals once per raw interval; buffered history written each second, thinned each hour.
+void HeadCore::record_history(Clock::time_point now) {
+  if (last_totals_ == Clock::time_point{} || now - last_totals_ >= config_.history.raw_interval) {
+    last_totals_ = now;
+    const auto ms = clock_.unix_ms();
+    double alive = 0, gpus = 0, cpus = 0, cpus_free = 0;
+    for (std::uint32_t i = 0; i < sched_.cluster().size(); ++i) {
+      const auto& n = sched_.cluster().node(i);
+      if (!n.alive) continue;
+      alive += 1;
+      gpus += double(n.gpus.size());
+      cpus += double(n.total.cpus) / double(sched::kOne);
+      cpus_free += double(n.available.cpus) / double(sched::kOne);
+    }
+    history_->record("cluster/nodes_alive", ms, alive);
+    history_->record("cluster/gpus", ms, gpus);
+    history_->record("cluster/cpus_used", ms, cpus - cpus_free);
+    history_->record("cluster/leases_active", ms, double(leases_.running().size()));
+    history_->record("cluster/leases_pending", ms, double(leases_.pending()));
+  }
+  try {
+    if (now - last_history_flush_ >= std::chrono::seconds(1)) {
+      last_history_flush_ = now;
+      history_->flush();
+    }
+    if (now - last_history_compact_ >= std::chrono::hours(1)) {
+      last_history_compact_ = now;
+      history_->compact(clock_.unix_ms());
+    }
+  } catch (const std::exception& e) {
+    spdlog::warn("history: {}", e.what());
+  }
 }
 
 }  // namespace iogrid::runtime::head

@@ -9,6 +9,7 @@
 //   Verifier         GPU verification challenges and operator batches             (verifier.hpp)
 //   ReservationBook  reservations ("clusters") and the ledger's reservation side  (reservations.hpp)
 //   CodeStore, LogStore, the key-value store, and HeadStore (SQLite) when a state directory is given.
+//   History        telemetry series and node and job events over time (history.hpp; in memory without state)
 // Rules (beyond the parts'):
 // - A lease request no node could ever satisfy is refused at once (never_fits), naming the closest node;
 //   except for a moment after a restart with state, while nodes rejoin (unless it targets a reservation).
@@ -45,6 +46,7 @@
 #include "runtime/head/clock.hpp"
 #include "runtime/head/code_store.hpp"
 #include "runtime/head/head_store.hpp"
+#include "runtime/head/history.hpp"
 #include "runtime/head/job_table.hpp"
 #include "runtime/head/lease_book.hpp"
 #include "runtime/head/log_store.hpp"
@@ -66,6 +68,7 @@ struct HeadConfig {
   std::chrono::milliseconds yield_after{2000};      // a lease owed to a waiting job yields once this old (0: never)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
   bool announce = true;                             // joins, jobs and verdicts logged at info (else debug)
+  HistoryOptions history;                           // resolutions and retention of the history
 };
 
 // What the core asks of its shell. Every call happens inside a call into the core, on the shell's thread.
@@ -226,12 +229,15 @@ class HeadCore {
   const HeadStats& stats() const { return stats_; }
   Clock::time_point now() const { return clock_.now(); }
   const HeadConfig& config() const { return config_; }
+  // Thread-safe: the dashboard's thread reads it while the head records.
+  std::shared_ptr<History> history() const { return history_; }
 
  private:
   void restore();
   void save_node(std::uint32_t index);
   void save_job(const JobRecord& j);
   void save_books();
+  void record_history(Clock::time_point now);
   std::uint64_t next_lease_id();
   void hand_out(std::vector<sched::Grant> grants);
   bool grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc);
@@ -258,6 +264,9 @@ class HeadCore {
   LogStore logs_;
   std::map<std::string, std::string> kv_;
   std::unique_ptr<HeadStore> store_;
+  std::shared_ptr<History> history_;
+  Clock::time_point last_history_flush_{}, last_history_compact_{}, last_totals_{};
+  std::map<std::uint32_t, Clock::time_point> last_telemetry_;  // by node: telemetry is sampled, not every beat
   HeadStats stats_;
   bool clusters_changed_ = false;
   std::uint64_t lease_counter_ = 0, lease_reserved_ = 0;
