@@ -111,7 +111,7 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   if (opts.dashboard_port >= 0) {
     try {
       dashboard = std::make_unique<Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), opts.dashboard_bind,
-                                              [ep, svc] { return head_status_json(ep, svc); });
+                                              [ep, svc] { return head_status_json(ep, svc); }, head_history(svc));
     } catch (const std::exception& e) {
       if (opts.dashboard_port_explicit) {
         spdlog::error("{}", e.what());
@@ -125,7 +125,8 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   auto addr = host + ":" + std::to_string(port);
   if (dashboard)
     out << "iogrid dashboard on http://" << opts.dashboard_bind << ":" << dashboard->port()
-        << "/  (JSON: /api/status, Prometheus: /metrics)\n";
+        << "/  (JSON: /api/v1/status, history: /api/v1/events and /api/v1/history, live: /api/v1/stream,"
+           " Prometheus: /metrics)\n";
   out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file
       << (opts.tls.enabled() ? ", TLS with CA " + opts.tls.ca : std::string(", no TLS")) << ")\n"
       << "  join a machine:   iogrid node --address " << addr << " --token-file " << token_file << "\n"

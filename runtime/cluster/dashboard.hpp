@@ -1,5 +1,6 @@
 // The head's HTTP face (Boost.Beast): `/` a status page that refreshes itself, `/api/status` the cluster
-// status as JSON (the same document as `iogrid status --json`), `/metrics` Prometheus text.
+// status as JSON (the same document as `iogrid status --json`), `/metrics` Prometheus text, and the head's
+// history under /api/v1/ (dashboard_http.hpp lists the routes).
 // Read-only and unauthenticated: it binds to 127.0.0.1 unless told otherwise (--dashboard-bind).
 #pragma once
 
@@ -8,12 +9,16 @@
 #include <memory>
 #include <string>
 
+#include "runtime/head/history.hpp"
+
 namespace iogrid::runtime::cluster {
 
 class Dashboard {
  public:
-  // `snapshot` returns the current status JSON (called from the dashboard's thread; may throw).
-  Dashboard(std::uint16_t port, const std::string& bind, std::function<std::string()> snapshot);
+  // `snapshot` returns the current status JSON (called from the dashboard's thread; may throw); `history`
+  // (optional, thread-safe) answers /api/v1/series, /api/v1/history and /api/v1/events.
+  Dashboard(std::uint16_t port, const std::string& bind, std::function<std::string()> snapshot,
+            std::shared_ptr<head::History> history = nullptr);
   ~Dashboard();
   std::uint16_t port() const;
 

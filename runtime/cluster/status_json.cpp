@@ -1,5 +1,6 @@
 #include "runtime/cluster/status_json.hpp"
 
+#include <initializer_list>
 #include <sstream>
 
 #include "runtime/proto/convert.hpp"
@@ -82,53 +83,111 @@ std::string label(const std::string& v) {
 }
 }  // namespace
 
+// One metric family: its HELP and TYPE lines, then each sample.
+class Family {
+ public:
+  Family(std::ostringstream& o, const char* name, const char* type, const char* help) : o_(o), name_(name) {
+    o_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  }
+  // labels: {{"node", "a"}, {"gpu", "0"}}
+  Family& add(std::initializer_list<std::pair<const char*, std::string>> labels, double value) {
+    o_ << name_;
+    if (labels.size()) {
+      o_ << "{";
+      bool first = true;
+      for (const auto& [k, v] : labels) {
+        o_ << (first ? "" : ",") << k << "=\"" << label(v) << "\"";
+        first = false;
+      }
+      o_ << "}";
+    }
+    o_ << " " << value << "\n";
+    return *this;
+  }
+
+ private:
+  std::ostringstream& o_;
+  const char* name_;
+};
+
 std::string prometheus_metrics(const nlohmann::json& s) {
   std::ostringstream o;
-  o << "# HELP iogrid_nodes Nodes known to the head, by state.\n# TYPE iogrid_nodes gauge\n";
-  o << "iogrid_nodes{state=\"alive\"} " << s["nodes"].size() << "\n";
-  o << "iogrid_nodes{state=\"dead\"} " << s["dead_nodes"].get<long>() << "\n";
-  o << "# HELP iogrid_pending_leases Lease requests waiting for room.\n# TYPE iogrid_pending_leases gauge\n";
-  o << "iogrid_pending_leases " << s["pending_leases"].get<long>() << "\n";
-  o << "# HELP iogrid_node_cpus CPUs of a node (total and available).\n# TYPE iogrid_node_cpus gauge\n";
-  for (const auto& n : s["nodes"]) {
-    auto name = label(n["name"].get<std::string>());
-    o << "iogrid_node_cpus{node=\"" << name << "\",kind=\"total\"} " << n["cpus"].get<double>() << "\n";
-    o << "iogrid_node_cpus{node=\"" << name << "\",kind=\"available\"} " << n["cpus_available"].get<double>() << "\n";
+  o.precision(15);
+  const auto& nodes = s["nodes"];
+  auto name_of = [](const nlohmann::json& n) { return n["name"].get<std::string>(); };
+  auto per_node = [&](const char* metric, const char* type, const char* help, auto value) {
+    Family f(o, metric, type, help);
+    for (const auto& n : nodes) f.add({{"node", name_of(n)}}, value(n));
+  };
+  auto per_gpu = [&](const char* metric, const char* help, auto value) {
+    Family f(o, metric, "gauge", help);
+    for (const auto& n : nodes)
+      for (const auto& t : n.value("telemetry", nlohmann::json::array()))
+        f.add({{"node", name_of(n)}, {"gpu", std::to_string(t["index"].get<int>())}}, value(t));
+  };
+  Family(o, "iogrid_nodes", "gauge", "Nodes known to the head, by state.")
+      .add({{"state", "alive"}}, double(nodes.size()))
+      .add({{"state", "dead"}}, s["dead_nodes"].get<double>());
+  Family(o, "iogrid_pending_leases", "gauge", "Lease requests waiting for room.").add({}, s["pending_leases"].get<double>());
+  {
+    Family f(o, "iogrid_node_cpus", "gauge", "CPUs of a node (total and available).");
+    for (const auto& n : nodes) {
+      f.add({{"node", name_of(n)}, {"kind", "total"}}, n["cpus"].get<double>());
+      f.add({{"node", name_of(n)}, {"kind", "available"}}, n["cpus_available"].get<double>());
+    }
   }
-  o << "# HELP iogrid_node_gpus GPUs of a node.\n# TYPE iogrid_node_gpus gauge\n";
-  for (const auto& n : s["nodes"]) o << "iogrid_node_gpus{node=\"" << label(n["name"].get<std::string>()) << "\"} " << n["gpus"].size() << "\n";
-  o << "# HELP iogrid_gpu_utilization_percent GPU utilisation (NVML).\n# TYPE iogrid_gpu_utilization_percent gauge\n";
-  for (const auto& n : s["nodes"])
-    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
-      o << "iogrid_gpu_utilization_percent{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
-        << t["index"].get<int>() << "\"} " << t["utilization_pct"].get<double>() << "\n";
-  o << "# HELP iogrid_gpu_temperature_celsius GPU temperature (NVML).\n# TYPE iogrid_gpu_temperature_celsius gauge\n";
-  for (const auto& n : s["nodes"])
-    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
-      o << "iogrid_gpu_temperature_celsius{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
-        << t["index"].get<int>() << "\"} " << t["temperature_c"].get<double>() << "\n";
-  o << "# HELP iogrid_gpu_power_watts GPU power draw (NVML).\n# TYPE iogrid_gpu_power_watts gauge\n";
-  for (const auto& n : s["nodes"])
-    for (const auto& t : n.value("telemetry", nlohmann::json::array()))
-      o << "iogrid_gpu_power_watts{node=\"" << label(n["name"].get<std::string>()) << "\",gpu=\""
-        << t["index"].get<int>() << "\"} " << t["power_w"].get<double>() << "\n";
-  o << "# HELP iogrid_node_active_leases Leases running on a node.\n# TYPE iogrid_node_active_leases gauge\n";
-  for (const auto& n : s["nodes"])
-    o << "iogrid_node_active_leases{node=\"" << label(n["name"].get<std::string>()) << "\"} " << n["active_leases"].get<long>() << "\n";
-  o << "# HELP iogrid_object_store_used_bytes Bytes in a node's object store.\n# TYPE iogrid_object_store_used_bytes gauge\n";
-  for (const auto& n : s["nodes"])
-    o << "iogrid_object_store_used_bytes{node=\"" << label(n["name"].get<std::string>()) << "\"} "
-      << n.value("object_store_used_bytes", 0L) << "\n";
-  o << "# HELP iogrid_jobs Jobs by state.\n# TYPE iogrid_jobs gauge\n";
-  std::map<std::string, long> by_state;
-  long leases = 0;
+  per_node("iogrid_node_memory_bytes", "gauge", "Memory a node offers.",
+           [](const nlohmann::json& n) { return n.value("memory_gib", 0.0) * 1073741824.0; });
+  per_node("iogrid_node_gpus", "gauge", "GPUs of a node.", [](const nlohmann::json& n) { return double(n["gpus"].size()); });
+  per_node("iogrid_node_reputation", "gauge", "A node's reputation (0..1; placement prefers higher).",
+           [](const nlohmann::json& n) { return n.value("reputation", 1.0); });
+  per_node("iogrid_node_price_per_gpu_hour", "gauge", "A node's price per GPU-hour.",
+           [](const nlohmann::json& n) { return n.value("price_per_gpu_hour", 0.0); });
+  per_node("iogrid_node_heartbeat_age_seconds", "gauge", "Time since the head last heard a node's heartbeat.",
+           [](const nlohmann::json& n) { return n.value("last_heartbeat_ms", 0.0) / 1000.0; });
+  per_node("iogrid_node_active_leases", "gauge", "Leases running on a node.",
+           [](const nlohmann::json& n) { return n["active_leases"].get<double>(); });
+  {
+    Family f(o, "iogrid_node_verified", "gauge", "A node's GPU verification state (1 for its current state).");
+    for (const auto& n : nodes) f.add({{"node", name_of(n)}, {"state", n.value("verification", std::string("none"))}}, 1);
+  }
+  per_node("iogrid_object_store_used_bytes", "gauge", "Bytes in a node's object store.",
+           [](const nlohmann::json& n) { return n.value("object_store_used_bytes", 0.0); });
+  per_node("iogrid_object_store_capacity_bytes", "gauge", "Capacity of a node's object store.",
+           [](const nlohmann::json& n) { return n.value("object_store_capacity_bytes", 0.0); });
+  per_node("iogrid_object_store_objects", "gauge", "Objects in a node's object store.",
+           [](const nlohmann::json& n) { return n.value("object_store_objects", 0.0); });
+  per_node("iogrid_object_store_spilled_bytes", "gauge", "Bytes a node's object store spilled to disk.",
+           [](const nlohmann::json& n) { return n.value("spilled_bytes", 0.0); });
+  per_node("iogrid_directory_bytes", "gauge", "Bytes of the objects the head's directory places on a node.",
+           [](const nlohmann::json& n) { return n.value("directory_bytes", 0.0); });
+  per_gpu("iogrid_gpu_utilization_percent", "GPU utilisation (NVML).",
+          [](const nlohmann::json& t) { return t["utilization_pct"].get<double>(); });
+  per_gpu("iogrid_gpu_temperature_celsius", "GPU temperature (NVML).",
+          [](const nlohmann::json& t) { return t["temperature_c"].get<double>(); });
+  per_gpu("iogrid_gpu_power_watts", "GPU power draw (NVML).", [](const nlohmann::json& t) { return t["power_w"].get<double>(); });
+  per_gpu("iogrid_gpu_power_limit_watts", "GPU power limit (NVML).",
+          [](const nlohmann::json& t) { return t.value("power_limit_w", 0.0); });
+  per_gpu("iogrid_gpu_memory_used_bytes", "GPU memory in use (NVML).",
+          [](const nlohmann::json& t) { return t.value("memory_used_gib", 0.0) * 1073741824.0; });
+  per_gpu("iogrid_gpu_sm_clock_hertz", "GPU SM clock (NVML).",
+          [](const nlohmann::json& t) { return t.value("sm_clock_mhz", 0.0) * 1e6; });
+  std::map<std::string, double> by_state;
+  double leases = 0;
   for (const auto& j : s["jobs"]) {
-    by_state[j["state"].get<std::string>()]++;
-    leases += j["leases_granted"].get<long>();
+    by_state[j["state"].get<std::string>()] += 1;
+    leases += j["leases_granted"].get<double>();
   }
-  for (const auto& [st, n] : by_state) o << "iogrid_jobs{state=\"" << label(st) << "\"} " << n << "\n";
-  o << "# HELP iogrid_leases_granted_total Leases granted to all jobs.\n# TYPE iogrid_leases_granted_total counter\n";
-  o << "iogrid_leases_granted_total " << leases << "\n";
+  {
+    Family f(o, "iogrid_jobs", "gauge", "Jobs by state.");
+    for (const auto& [st, n] : by_state) f.add({{"state", st}}, n);
+  }
+  {
+    Family f(o, "iogrid_job_active_leases", "gauge", "Leases a running job holds.");
+    for (const auto& j : s["jobs"])
+      if (j["state"] == "running") f.add({{"job", j["id"].get<std::string>()}}, j["active_leases"].get<double>());
+  }
+  Family(o, "iogrid_leases_granted_total", "counter", "Leases granted to all jobs.").add({}, leases);
   return o.str();
 }
 

@@ -57,6 +57,18 @@ struct RawConnection {
       out.append(buf, static_cast<std::size_t>(n));
     }
   }
+  // Reads until `what` has arrived (true) or `limit` passes (false); `out` gathers everything read.
+  bool read_until(const std::string& what, std::string& out, std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    char buf[4096];
+    while (out.find(what) == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= until) return false;
+      auto n = recv(fd, buf, sizeof buf, 0);
+      if (n == 0) return false;
+      if (n > 0) out.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
 };
 
 }  // namespace
@@ -183,6 +195,77 @@ TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metric
   CHECK(metrics.find("iogrid_node_cpus{node=\"n1\",kind=\"total\"} 2") != std::string::npos);
   CHECK(http_get(c.dashboard_port(), "/").find("<h1>iogrid cluster</h1>") != std::string::npos);
   CHECK(http_get(c.dashboard_port(), "/nope").find("404") != std::string::npos);
+}
+
+TEST_CASE("the head's history (node and job events, cluster totals) is served under /api/v1 and survives a restart",
+          "[cluster][dashboard]") {
+  iogrid::test::LocalCluster c({"--dashboard-port", "0", "--history", "interval=200ms"});
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  auto json_of = [&](const std::string& path) {
+    auto r = http_get(c.dashboard_port(), path);
+    return nlohmann::json::parse(r.substr(r.find("\r\n\r\n") + 4));
+  };
+  auto node_events = [&] { return json_of("/api/v1/events?kind=node&subject=n1")["events"]; };
+  REQUIRE(iogrid::test::eventually([&] { return !node_events().empty(); }, 5s));
+  CHECK_THAT(node_events().back()["detail"].get<std::string>(), Catch::StartsWith("joined from"));
+  auto alive = [&] { return json_of("/api/v1/history?series=cluster%2Fnodes_alive")["points"]; };
+  REQUIRE(iogrid::test::eventually([&] { auto p = alive(); return !p.empty() && p.back()[1] == 1.0; }, 5s));
+  const auto points_before = alive().size();
+  std::this_thread::sleep_for(1500ms);  // the head writes its history each second
+
+  c.head().kill(SIGKILL);
+  c.start_head({"--port", std::to_string(c.port())});
+  REQUIRE(c.wait_nodes(1));
+  INFO(c.logs());
+  // What was recorded before the kill is still there, and the rejoin is added.
+  CHECK(alive().size() >= points_before);
+  REQUIRE(iogrid::test::eventually([&] { return node_events().size() >= 2; }, 5s));
+  auto events = node_events();
+  CHECK_THAT(events[0]["detail"].get<std::string>(), Catch::StartsWith("rejoined from"));
+  CHECK_THAT(events.back()["detail"].get<std::string>(), Catch::StartsWith("joined from"));
+}
+
+TEST_CASE("the dashboard's event stream sends the status at once and a node's death as it happens", "[cluster][dashboard]") {
+  iogrid::test::LocalCluster c({"--dashboard-port", "0"});
+  c.add_node("n1", {"--num-cpus", "2"});
+  c.add_node("n2", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(2));
+  RawConnection stream(c.dashboard_port());
+  stream.send_bytes("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n");
+  std::string got;
+  REQUIRE(stream.read_until("event: status\ndata: {", got, 5s));
+  CHECK(got.find("Content-Type: text/event-stream") != std::string::npos);
+  CHECK(got.find("\"n2\"") != std::string::npos);
+  // Other requests are answered while the stream stays open.
+  CHECK(http_get(c.dashboard_port(), "/api/v1/status").find("200 OK") != std::string::npos);
+  got.clear();
+  const auto t0 = std::chrono::steady_clock::now();
+  c.node("n2").kill(SIGKILL);
+  REQUIRE(stream.read_until("\"subject\":\"n2\"", got, 10s));
+  INFO(got);
+  CHECK(got.find("event: event") != std::string::npos);
+  CHECK(got.find("dead: ") != std::string::npos);
+  // The node is declared dead within 3 s of its death; the stream carries it on at once.
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+}
+
+TEST_CASE("the versioned status carries an ETag and answers 304 when the client already has it", "[cluster][dashboard]") {
+  iogrid::test::LocalCluster c({"--dashboard-port", "0"});
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1));
+  auto first = http_get(c.dashboard_port(), "/api/v1/status");
+  const auto at = first.find("ETag: ");
+  REQUIRE(at != std::string::npos);
+  const auto tag = first.substr(at + 6, first.find("\r\n", at) - at - 6);
+  RawConnection again(c.dashboard_port());
+  again.send_bytes("GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: " + tag + "\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  auto second = again.read_until_closed(&closed);
+  // Unchanged (uptime counters aside, the status of an idle cluster holds still for a moment): 304, or 200 with
+  // a new tag when something moved in between.
+  if (second.find("304 Not Modified") == std::string::npos) CHECK(second.find("ETag: " + tag) == std::string::npos);
+  else CHECK(second.find("\r\n\r\n{") == std::string::npos);
 }
 
 TEST_CASE("with TLS every connection needs a certificate from the cluster CA", "[cluster][tls]") {

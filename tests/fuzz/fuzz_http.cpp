@@ -15,7 +15,10 @@ std::vector<std::string> seeds() {
           "GET /api/status HTTP/1.1\r\nHost: head\r\nAccept: application/json\r\n\r\n",
           "GET /metrics HTTP/1.0\r\n\r\n",
           "POST /api/status HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
-          "GET /nowhere HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"};
+          "GET /nowhere HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+          "GET /api/v1/history?series=gpu%2Fa%2F0%2Fpower_w&from=0&to=99999999&points=3 HTTP/1.1\r\n\r\n",
+          "GET /api/v1/events?kind=node&subject=a&q=dead&before=9&limit=2 HTTP/1.1\r\n\r\n",
+          "GET /api/v1/series?prefix=gpu%2F HTTP/1.1\r\n\r\n"};
 }
 
 // A status document with every field the handler reads (what the head's status builder always writes).
@@ -29,6 +32,18 @@ const std::function<std::string()> kSnapshot = [] {
                      R"("memory_used_mib":1000,"memory_total_mib":80000,"sm_clock_mhz":1980}]}],)"
                      R"("jobs":[{"id":"job-1","state":"running","leases_granted":5,"active_leases":1,"driver":"d"}]})");
 };
+
+// A small history, for the /api/v1/ routes.
+iogrid::runtime::head::History& history() {
+  static auto* h = [] {
+    auto* h = new iogrid::runtime::head::History(":memory:");
+    for (int i = 0; i < 50; ++i) h->record("gpu/a/0/power_w", 1'000'000 + i * 10'000, 300 + i);
+    h->event(1'000'000, "node", "a", "joined");
+    h->event(1'200'000, "node", "a", "dead: no heartbeat");
+    return h;
+  }();
+  return *h;
+}
 
 }  // namespace
 
@@ -52,7 +67,7 @@ IOGRID_FUZZ_TARGET(http, seeds) {
     parser.put_eof(ec);
     if (ec || !parser.is_done()) return 0;
   }
-  auto res = iogrid::runtime::cluster::dashboard_respond(parser.get(), kSnapshot);
+  auto res = iogrid::runtime::cluster::dashboard_respond(parser.get(), kSnapshot, &history());
   std::string out;
   http::response_serializer<http::string_body> sr(res);
   sr.split(false);
