@@ -1,6 +1,7 @@
 #include "scheduler/trace.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -168,18 +169,39 @@ std::vector<TraceTask> read_tasks_csv(std::istream& in) {
   return out;
 }
 
+namespace {
+// A text cell as RFC 4180 writes it: quoted (quotes doubled) when it holds a separator, a quote, a line break
+// or spaces at either end, so that it reads back as it was.
+struct Cell {
+  const std::string& v;
+};
+std::ostream& operator<<(std::ostream& out, Cell c) {
+  const auto& v = c.v;
+  const bool quote = v.find_first_of(",\"\r\n") != std::string::npos ||
+                     (!v.empty() && (std::isspace(static_cast<unsigned char>(v.front())) ||
+                                     std::isspace(static_cast<unsigned char>(v.back()))));
+  if (!quote) return out << v;
+  out << '"';
+  for (char ch : v) {
+    if (ch == '"') out << '"';
+    out << ch;
+  }
+  return out << '"';
+}
+}  // namespace
+
 void write_nodes_csv(std::ostream& out, const std::vector<TraceNode>& nodes) {
   out << "sn,cpu_milli,memory_mib,gpu,model,region,price,reputation\n";
   for (const auto& n : nodes)
-    out << n.sn << ',' << n.cpu_milli << ',' << n.memory_mib << ',' << n.gpus << ',' << n.model << ',' << n.region << ','
-        << n.price << ',' << n.reputation << '\n';
+    out << Cell{n.sn} << ',' << n.cpu_milli << ',' << n.memory_mib << ',' << n.gpus << ',' << Cell{n.model} << ','
+        << Cell{n.region} << ',' << n.price << ',' << n.reputation << '\n';
 }
 
 void write_tasks_csv(std::ostream& out, const std::vector<TraceTask>& tasks) {
   out << "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,creation_time,deletion_time\n";
   for (const auto& k : tasks) {
-    out << k.name << ',' << k.cpu_milli << ',' << k.memory_mib << ',' << k.num_gpu << ',' << k.gpu_milli << ',' << k.gpu_spec
-        << ',' << k.qos << ',' << k.creation_time << ',';
+    out << Cell{k.name} << ',' << k.cpu_milli << ',' << k.memory_mib << ',' << k.num_gpu << ',' << k.gpu_milli << ','
+        << Cell{k.gpu_spec} << ',' << Cell{k.qos} << ',' << k.creation_time << ',';
     if (k.deletion_time != kNeverLeaves) out << k.deletion_time;
     out << '\n';
   }
