@@ -5,12 +5,14 @@
 #include <atomic>
 #include <caf/all.hpp>
 #include <filesystem>
+#include <iostream>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "gpu/devices.hpp"
 #include "iogrid/core/errors.hpp"
+#include "runtime/cluster/dashboard.hpp"
 #include "runtime/export_table.hpp"
 #include "runtime/head_actor.hpp"
 #include "runtime/job_actor.hpp"
@@ -93,7 +95,24 @@ class EmbeddedRuntime final : public SubmitterCore {
       stores_.push_back(std::make_shared<ObjectStore>(n.name, cap, spill_root / n.name));
       view.nodes.push_back(std::move(n));
     }
-    head_ = spawn_head(*sys_, view, sched::kDefaultPolicy);
+    auto history = std::make_shared<head::History>(":memory:");
+    head_ = spawn_head(*sys_, view, sched::kDefaultPolicy, history);
+    if (opts.dashboard_port >= 0) {
+      // The page and API of a cluster's head, for this program's embedded cluster (read-only, 127.0.0.1).
+      dashboard_ = std::make_unique<cluster::Dashboard>(
+          static_cast<std::uint16_t>(opts.dashboard_port), "127.0.0.1",
+          [sys = sys_.get(), head = head_] {
+            caf::scoped_actor self{*sys};
+            std::string doc;
+            std::string failure = "iogrid: the embedded head did not answer within 5 s";
+            self->request(head, std::chrono::seconds(5), status_atom::value)
+                .receive([&](const std::string& d) { doc = d; failure.clear(); }, [&](caf::error&) {});
+            if (!failure.empty()) throw core::Error(failure);
+            return doc;
+          },
+          history);
+      std::cerr << "iogrid: dashboard on http://127.0.0.1:" << dashboard_->port() << "/" << std::endl;
+    }
     std::vector<caf::actor> node_actors;
     for (const auto& n : view.nodes) {
       worker::WorkerContext ctx;
@@ -115,6 +134,7 @@ class EmbeddedRuntime final : public SubmitterCore {
 
   void stop() override {
     if (stopped_.exchange(true)) return;
+    dashboard_.reset();  // it asks the head actor for the status
     submitter_->shutdown();
     for (auto& n : nodes_) caf::anon_send_exit(n, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(job_, caf::exit_reason::user_shutdown);
@@ -185,6 +205,7 @@ class EmbeddedRuntime final : public SubmitterCore {
   caf::actor_system_config cfg_;
   std::unique_ptr<caf::actor_system> sys_;
   caf::actor head_;
+  std::unique_ptr<cluster::Dashboard> dashboard_;
   caf::actor job_;
   std::vector<caf::actor> nodes_;
   std::vector<std::shared_ptr<ObjectStore>> stores_;

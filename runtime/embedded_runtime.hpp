@@ -38,6 +38,7 @@ struct EmbeddedOptions {
   std::vector<NodeSpec> nodes;         // empty: one node with this machine's resources and GPUs
   std::string spill_dir;               // default: $TMPDIR/iogrid-spill-<pid>
   std::chrono::milliseconds lease_idle{10};
+  int dashboard_port = -1;             // serve the dashboard on 127.0.0.1:PORT (0: any free port); -1: none
 };
 
 std::unique_ptr<SubmitterCore> start_embedded(const EmbeddedOptions& opts);

@@ -3,6 +3,7 @@
 #include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
+#include "runtime/cluster/status_json.hpp"
 #include "runtime/head/head_core.hpp"
 #include "runtime/messages.hpp"
 
@@ -78,12 +79,13 @@ struct HeadState {
 
 using Self = caf::stateful_actor<HeadState>;
 
-caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy) {
+caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy, std::shared_ptr<head::History> history) {
   auto& st = self->state;
   st.shell = std::make_unique<Shell>(self);
   head::HeadConfig config;
   config.policy = std::move(policy);
   config.announce = false;  // the user's program prints what it wants
+  config.history_store = std::move(history);
   st.core = std::make_unique<head::HeadCore>(config, *st.shell);
   for (auto& n : view.nodes) {
     head::Join j;
@@ -121,6 +123,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy
         self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);
       },
       [=](stats_atom) { return self->state.core->stats(); },
+      [=](status_atom) { return cluster::head_status_document(*self->state.core, "embedded"); },
       [=](kv_put_atom, const std::string& k, const std::string& v) { self->state.core->kv_put(k, v); },
       // Answers an empty list when the key is missing, else one value.
       [=](kv_get_atom, const std::string& k) -> std::vector<std::string> {
@@ -133,8 +136,9 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy
 
 }  // namespace
 
-caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy) {
-  return sys.spawn(head_actor, std::move(view), policy);
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy,
+                      std::shared_ptr<head::History> history) {
+  return sys.spawn(head_actor, std::move(view), policy, std::move(history));
 }
 
 }  // namespace iogrid::runtime

@@ -6,14 +6,19 @@
 #pragma once
 
 #include <caf/all.hpp>
+#include <memory>
 #include <string>
+
+#include "runtime/head/history.hpp"
 
 #include "scheduler/policy.hpp"
 #include "scheduler/resources.hpp"
 
 namespace iogrid::runtime {
 
-caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy = sched::kDefaultPolicy);
+// `history`: where the head records telemetry and events (shared with a dashboard); empty: its own, in memory.
+caf::actor spawn_head(caf::actor_system& sys, sched::ClusterView view, const std::string& policy = sched::kDefaultPolicy,
+                      std::shared_ptr<head::History> history = nullptr);
 // Tells the head which node actor serves node index i (in order).
 using nodes_atom = caf::atom_constant<caf::atom("nodes")>;
 

@@ -19,6 +19,7 @@ using kv_put_atom = caf::atom_constant<caf::atom("kv_put")>;      // -> head: (k
 using kv_get_atom = caf::atom_constant<caf::atom("kv_get")>;      // -> head: (kv_get, key) -> value
 using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job: counters
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // head -> itself: periodic housekeeping
+using status_atom = caf::atom_constant<caf::atom("status")>;      // -> head: the status document (JSON text)
 using admin_atom = caf::atom_constant<caf::atom("admin")>;        // -> head: (admin, command, args JSON) -> (ok, body or error)
 
 }  // namespace iogrid::runtime

@@ -3,9 +3,65 @@
 #include <initializer_list>
 #include <sstream>
 
+#include <capnp/message.h>
+
 #include "runtime/proto/convert.hpp"
 
 namespace iogrid::runtime::cluster {
+
+void fill_status(const head::HeadCore& core, const std::string& head_name, proto::StatusReply::Builder s) {
+  const auto& state = core.scheduler().cluster();
+  const auto& table = core.nodes();
+  s.setHeadName(head_name);
+  s.setPendingLeases(static_cast<std::uint32_t>(core.leases().pending()));
+  std::uint32_t alive = 0, dead = 0;
+  for (const auto& n : state.nodes()) (n.alive ? alive : dead)++;
+  s.setDeadNodes(dead);
+  auto ns = s.initNodes(alive);
+  const auto now = core.now();
+  unsigned i = 0;
+  for (const auto& n : state.nodes()) {
+    if (!n.alive) continue;
+    const auto& rec = table[n.index];
+    proto::write(ns[i].initInfo(), n);
+    ns[i].setHost(rec.host);
+    ns[i].setActiveLeases(rec.active_leases);
+    ns[i].setStoreUsedBytes(rec.store.used);
+    ns[i].setStoreCapacityBytes(rec.store.capacity);
+    ns[i].setStoreObjects(rec.store.objects);
+    ns[i].setSpilledBytes(rec.store.spilled);
+    std::uint64_t bytes = 0;
+    for (const auto& [k, size] : rec.objects) bytes += size;
+    ns[i].setDirectoryObjects(rec.objects.size());
+    ns[i].setDirectoryBytes(bytes);
+    ns[i].setVerification(rec.verification);
+    auto tl = ns[i].initTelemetry(static_cast<unsigned>(rec.telemetry.size()));
+    for (unsigned k = 0; k < rec.telemetry.size(); ++k) proto::write(tl[k], rec.telemetry[k]);
+    ns[i].setLastHeartbeatMs(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - rec.last_heartbeat).count()));
+    ++i;
+  }
+  const auto& jobs = core.jobs().all();
+  auto js = s.initJobs(static_cast<unsigned>(jobs.size()));
+  i = 0;
+  for (const auto& [id, j] : jobs) {
+    js[i].setJobId(j.id);
+    js[i].setDriver(j.driver);
+    js[i].setState(head::to_string(j.state));
+    js[i].setLeasesGranted(j.leases_granted);
+    js[i].setActiveLeases(j.active_leases);
+    js[i].setStartedUnixMs(static_cast<std::uint64_t>(j.started_unix_ms));
+    js[i].setEndedUnixMs(static_cast<std::uint64_t>(j.ended_unix_ms));
+    ++i;
+  }
+}
+
+std::string head_status_document(const head::HeadCore& core, const std::string& head_name) {
+  capnp::MallocMessageBuilder out;
+  auto r = out.initRoot<proto::StatusReply>();
+  fill_status(core, head_name, r);
+  return status_json(r.asReader()).dump();
+}
 
 nlohmann::json status_json(proto::StatusReply::Reader r) {
   nlohmann::json j;

@@ -39,9 +39,11 @@ HeadCore::HeadCore(HeadConfig config, HeadEvents& events, HeadClock clock, Verif
       verifier_(entropy ? std::move(entropy) : default_entropy()),
       code_(code_dir(config_)),
       logs_(config_.state_dir.empty() ? std::filesystem::path() : std::filesystem::path(config_.state_dir) / "logs"),
-      history_(std::make_shared<History>(
-          config_.state_dir.empty() ? std::string(":memory:") : (std::filesystem::path(config_.state_dir) / "history.db").string(),
-          config_.history)),
+      history_(config_.history_store ? config_.history_store
+                                     : std::make_shared<History>(config_.state_dir.empty()
+                                                                     ? std::string(":memory:")
+                                                                     : (std::filesystem::path(config_.state_dir) / "history.db").string(),
+                                                                 config_.history)),
       info_(config_.announce ? spdlog::level::info : spdlog::level::debug) {
   if (!config_.state_dir.empty()) restore();
 }

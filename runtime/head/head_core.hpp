@@ -69,6 +69,7 @@ struct HeadConfig {
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
   bool announce = true;                             // joins, jobs and verdicts logged at info (else debug)
   HistoryOptions history;                           // resolutions and retention of the history
+  std::shared_ptr<History> history_store;           // a history to record into (shared with a dashboard); empty: its own
 };
 
 // What the core asks of its shell. Every call happens inside a call into the core, on the shell's thread.

@@ -43,6 +43,8 @@ runtime::EmbeddedOptions embedded_options(const InitOptions& o) {
   }
   e.spill_dir = o.spill_dir;
   e.lease_idle = o.lease_idle;
+  e.dashboard_port = o.dashboard_port;
+  if (const char* env = std::getenv("IOGRID_DASHBOARD_PORT"); env && *env && o.dashboard_port < 0) e.dashboard_port = std::atoi(env);
   return e;
 }
 

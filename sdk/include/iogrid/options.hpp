@@ -93,6 +93,8 @@ struct InitOptions {
   std::chrono::milliseconds lease_idle{10};   // a worker keeps a lease this long without work
   std::string cluster;                 // run every task and actor inside this reservation (also IOGRID_CLUSTER,
                                        // which `iogrid job submit --cluster ID` sets)
+  int dashboard_port = -1;             // embedded: serve the head's dashboard and API on 127.0.0.1:PORT while the
+                                       // program runs (0: any free port; also IOGRID_DASHBOARD_PORT); -1: none
 };
 
 }  // namespace iogrid
