@@ -8,8 +8,8 @@
 // - a second barrier ends the operation: no member returns (and reuses its buffer) while another still reads it.
 // Failure: a member whose backend is destroyed breaks the group, and the others' pending and later calls throw
 // at once; a member that has not arrived when the timeout passes breaks it too.
-// Barriers spin briefly (two busy workers meet within microseconds), then yield, then sleep on a condition
-// variable until the timeout.
+// Barriers spin briefly (two busy workers meet within microseconds), then yield (0.5 ms at most), then sleep
+// on a condition variable until the timeout, counted from the barrier's start.
 // Formation: rank 0 registers the group's shared state in this process under a fresh number and publishes
 // "<process token>:<number>" in the store; the others find it there, so a reused group name never meets an
 // older formation.
@@ -66,6 +66,10 @@ struct Shared {
 std::mutex g_forming_m;
 std::map<std::uint64_t, std::shared_ptr<Shared>> g_forming;
 std::atomic<std::uint64_t> g_next_formation{1};
+
+// How long a barrier spins and yields before it sleeps on the condition variable: long enough for busy members
+// to meet without a sleep, short enough that an oversubscribed machine does not turn it into seconds.
+constexpr auto kSpinFor = std::chrono::microseconds(500);
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -208,14 +212,18 @@ class LocalBackend final : public Backend {
       return;
     }
     auto arrived = [&] { return sh_->arrivals.load() >= target; };
-    for (int i = 0; i < 20000; ++i) {
+    // Spinning and yielding are bounded by time, not by a count: on a machine with more busy threads than
+    // cores each yield can cost a whole time slice, and 18,000 of them once held a 500 ms timeout for 23 s.
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0;; ++i) {
       if (arrived()) return;
       if (sh_->broken.load()) break;
       if (i < 2000) cpu_relax();
+      else if (std::chrono::steady_clock::now() - start > kSpinFor) break;
       else std::this_thread::yield();
     }
     std::unique_lock<std::mutex> g(sh_->m);
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    const auto deadline = start + timeout_;
     while (!arrived()) {
       if (sh_->broken.load()) {
         const std::string why = sh_->why;
