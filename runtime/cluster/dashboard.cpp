@@ -117,8 +117,9 @@ std::string history_json(head::History& h, const std::string& path, const std::m
     const auto name = param(q, "series");
     if (name.empty()) throw BadRequest("parameter 'series' is required (see /api/v1/series)");
     const auto now = unix_ms_now();
-    const auto to = int_param(q, "to", now);
-    const auto from = int_param(q, "from", to - 3'600'000);
+    constexpr std::int64_t kLatestMs = std::int64_t(1) << 53;  // far past any clock; keeps `to - 1 h` in range
+    const auto to = int_param(q, "to", now, 0, kLatestMs);
+    const auto from = int_param(q, "from", to - 3'600'000, -kLatestMs, kLatestMs);
     const auto points = static_cast<std::size_t>(int_param(q, "points", 1000, 1, 100'000));
     head::History::Resolution used{};
     auto pts = h.points(name, from, to, points, &used);

@@ -64,6 +64,8 @@ TEST_CASE("the dashboard serves the head's history: series, points at a resoluti
   CHECK(bad_limit.result() == http::status::bad_request);
   CHECK_THAT(bad_limit.body(), Catch::Contains("'limit'"));
   CHECK(get("/api/v1/events?limit=0", &h).result() == http::status::bad_request);
+  // A hostile range (the default start is an hour before `to`) is refused, not computed.
+  CHECK(get("/api/v1/history?series=x&to=-9223372036854775808", &h).result() == http::status::bad_request);
   CHECK(get("/api/v1/series?prefix=%zz", &h).result() == http::status::bad_request);
   CHECK(get("/api/v1/series", nullptr).result() == http::status::not_found);
   // The versioned status is the same document as /api/status, with an ETag: sent back, it gets 304 and no body.
