@@ -126,7 +126,7 @@ double quantile(std::vector<double> v, double q) {
 }
 
 // GET /api/status on the head's dashboard: the seconds it took (throws when it fails).
-double get_status(const std::string& host, int port) {
+double get_status(const std::string& host, int port, const std::string& key) {
   namespace http = boost::beast::http;
   auto t0 = Clock::now();
   boost::asio::io_context io;
@@ -135,6 +135,7 @@ double get_status(const std::string& host, int port) {
   s.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(host), static_cast<std::uint16_t>(port)));
   http::request<http::empty_body> req{http::verb::get, "/api/status", 11};
   req.set(http::field::host, host);
+  req.set(http::field::authorization, "Bearer " + key);
   http::write(s, req);
   boost::beast::flat_buffer buf;
   http::response<http::string_body> res;
@@ -243,11 +244,12 @@ int run_users(const Options& o, const UsersOptions& u) {
     std::atomic<int> poll_errors{0};
     std::string first_poll_error;
     std::vector<std::thread> pollers;
+    const auto key = c.read_token();
     for (int p = 0; p < u.pollers; ++p)
       pollers.emplace_back([&] {
         while (polling) {
           try {
-            auto s = get_status("127.0.0.1", c.dashboard_port());  // the dashboard binds 127.0.0.1
+            auto s = get_status("127.0.0.1", c.dashboard_port(), key);  // the dashboard binds 127.0.0.1
             std::lock_guard<std::mutex> g(lat_m);
             latencies.push_back(s * 1000);
           } catch (const std::exception& e) {

@@ -3,7 +3,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <cstring>
 #include <map>
 #include <iomanip>
@@ -113,6 +117,73 @@ long physical_memory_mib() {
 
 }  // namespace
 
+std::string default_ui_keys_path(const std::string& token_file) {
+  auto dir = std::filesystem::path(token_file).parent_path();
+  return (dir.empty() ? std::filesystem::path("ui-keys") : dir / "ui-keys").string();
+}
+
+int ui_key_command(const std::vector<std::string>& args) {
+  std::string file = default_ui_keys_path(default_token_path()), sub, name;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid ui-key add NAME | list | remove NAME [--keys-file F]\n"
+                   "Keys that log people in to the head's dashboard (worker view, console) as NAME, next to the cluster\n"
+                   "token (user 'operator'). Kept one 'NAME KEY' per line in F (default ~/.iogrid/ui-keys, mode 0600),\n"
+                   "the file `iogrid head --ui-keys` reads at each login: adding or removing takes effect at once.\n";
+      return 0;
+    }
+    if (f == "--keys-file") file = a.value(f);
+    else if (sub.empty()) sub = f;
+    else if (name.empty()) name = f;
+    else throw std::invalid_argument("unexpected '" + f + "' for iogrid ui-key (see iogrid ui-key --help)");
+  }
+  if (sub != "add" && sub != "list" && sub != "remove")
+    throw std::invalid_argument("iogrid ui-key takes add NAME, list or remove NAME (see iogrid ui-key --help)");
+  if (sub != "list" && (name.empty() || name.find_first_of(" \t\n#") != std::string::npos))
+    throw std::invalid_argument("iogrid ui-key " + sub + " needs a NAME without spaces or '#'");
+  std::vector<std::pair<std::string, std::string>> keys;
+  {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream ls(line);
+      std::string n, k;
+      if (ls >> n >> k && n[0] != '#') keys.emplace_back(n, k);
+    }
+  }
+  if (sub == "list") {
+    for (const auto& [n, k] : keys) std::cout << n << "  " << k.substr(0, 6) << "...\n";
+    if (keys.empty()) std::cout << "no user keys in " << file << "\n";
+    return 0;
+  }
+  const auto before = keys.size();
+  std::erase_if(keys, [&](const auto& e) { return e.first == name; });
+  std::string key;
+  if (sub == "add") {
+    key = runtime::transport::to_hex(runtime::transport::random_bytes(24));
+    keys.emplace_back(name, key);
+  } else if (keys.size() == before) {
+    std::cerr << "iogrid: no key for '" << name << "' in " << file << "\n";
+    return 1;
+  }
+  if (auto dir = std::filesystem::path(file).parent_path(); !dir.empty()) std::filesystem::create_directories(dir);
+  const auto tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+    ::chmod(tmp.c_str(), 0600);
+    out << "# iogrid dashboard user keys: NAME KEY (iogrid ui-key)\n";
+    for (const auto& [n, k] : keys) out << n << " " << k << "\n";
+  }
+  std::filesystem::rename(tmp, file);
+  if (sub == "add")
+    std::cout << key << "\n(log in to the dashboard as '" << name << "' with this key; kept in " << file << ")\n";
+  else
+    std::cout << "removed the key of '" << name << "'\n";
+  return 0;
+}
+
 int head_command(const std::vector<std::string>& args) {
   runtime::cluster::HeadOptions o;
   o.tls = runtime::transport::tls_from_env();
@@ -125,12 +196,15 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--heartbeat-ms MS] [--history raw=6h,minute=7d,hour=365d,events=90d,interval=10s]\n"
                    "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
-                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
-                   "The dashboard (status page, /api/status JSON, /metrics for Prometheus) listens on 127.0.0.1:8265 by\n"
-                   "default; it is read-only and unauthenticated, so bind it elsewhere only on a trusted network.\n"
+                   "The dashboard (web UI, JSON API under /api/v1/, /metrics for Prometheus) listens on 127.0.0.1:8265\n"
+                   "by default. Its explorer, /api/v1/explorer, the cluster/ series and /metrics are public; the worker\n"
+                   "view, the console and the rest of the API need a login: the cluster token (user 'operator') or a\n"
+                   "user key from `iogrid ui-key add NAME` (kept in --ui-keys, default ~/.iogrid/ui-keys beside the\n"
+                   "token). --dashboard-open drops the login (a trusted single-user machine only).\n"
                    "With --tls-cert/--tls-key/--tls-ca (or IOGRID_TLS_CERT/KEY/CA) every connection runs mutual TLS: each\n"
                    "process shows a certificate signed by the CA and checks its peer's.\n"
                    "History (GPU telemetry per node and device, cluster totals, node and job events) is kept in\n"
@@ -165,11 +239,14 @@ int head_command(const std::vector<std::string>& args) {
       o.dashboard_port_explicit = true;
     } else if (f == "--no-dashboard") o.dashboard_port = -1;
     else if (f == "--dashboard-bind") o.dashboard_bind = a.value(f);
+    else if (f == "--ui-keys") o.ui_keys_file = a.value(f);
+    else if (f == "--dashboard-open") o.dashboard_open = true;
     else if (f == "--tls-cert") o.tls.cert = a.value(f);
     else if (f == "--tls-key") o.tls.key = a.value(f);
     else if (f == "--tls-ca") o.tls.ca = a.value(f);
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid head (see iogrid head --help)");
   }
+  if (o.ui_keys_file.empty()) o.ui_keys_file = default_ui_keys_path(token_file);
   o.token = token_or_create(token_file, true);
   return runtime::cluster::run_head(o, token_file, level, std::cout);
 }
@@ -189,10 +266,12 @@ int node_command(const std::vector<std::string>& args) {
       std::cout << "usage: iogrid node --address HOST:PORT [--token-file F] [--name NAME] [--num-cpus N] [--memory-gib G]\n"
                    "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
                    "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
-                   "                   [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "                   [--telemetry-file F] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
                    "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
-                   "node in tests and demos.\n";
+                   "node in tests and demos; --telemetry-file F makes such a node report the telemetry in F (a JSON\n"
+                   "array of {index, temperature_c, power_w, power_limit_w, utilization_pct, memory_used_gib,\n"
+                   "sm_clock_mhz, memory_clock_mhz}, read again at every heartbeat) instead of NVML's.\n";
       return 0;
     }
     if (f == "--address") address = a.value(f);
@@ -209,6 +288,7 @@ int node_command(const std::vector<std::string>& args) {
     else if (f == "--price") o.node.price_per_gpu_hour = number(f, a.value(f));
     else if (f == "--reputation") o.node.reputation = number(f, a.value(f));
     else if (f == "--work-dir") o.work_dir = a.value(f);
+    else if (f == "--telemetry-file") o.telemetry_file = a.value(f);
     else if (f == "--tls-cert") o.tls.cert = a.value(f);
     else if (f == "--tls-key") o.tls.key = a.value(f);
     else if (f == "--tls-ca") o.tls.ca = a.value(f);

@@ -99,18 +99,30 @@ class EmbeddedRuntime final : public SubmitterCore {
     head_ = spawn_head(*sys_, view, sched::kDefaultPolicy, history);
     if (opts.dashboard_port >= 0) {
       // The page and API of a cluster's head, for this program's embedded cluster (read-only, 127.0.0.1).
-      dashboard_ = std::make_unique<cluster::Dashboard>(
-          static_cast<std::uint16_t>(opts.dashboard_port), "127.0.0.1",
-          [sys = sys_.get(), head = head_] {
-            caf::scoped_actor self{*sys};
-            std::string doc;
-            std::string failure = "iogrid: the embedded head did not answer within 5 s";
-            self->request(head, std::chrono::seconds(5), status_atom::value)
-                .receive([&](const std::string& d) { doc = d; failure.clear(); }, [&](caf::error&) {});
-            if (!failure.empty()) throw core::Error(failure);
-            return doc;
-          },
-          history);
+      cluster::DashboardSource source;
+      source.status = [sys = sys_.get(), head = head_] {
+        caf::scoped_actor self{*sys};
+        std::string doc;
+        std::string failure = "iogrid: the embedded head did not answer within 5 s";
+        self->request(head, std::chrono::seconds(5), status_atom::value)
+            .receive([&](const std::string& d) { doc = d; failure.clear(); }, [&](caf::error&) {});
+        if (!failure.empty()) throw core::Error(failure);
+        return doc;
+      };
+      source.admin = [sys = sys_.get(), head = head_](const std::string& command, const std::string& args,
+                                                      const std::string& who) {
+        caf::scoped_actor self{*sys};
+        bool ok = false;
+        std::string body = "iogrid: the embedded head did not answer within 5 s";
+        self->request(head, std::chrono::seconds(5), ui_admin_atom::value, command, args, who)
+            .receive([&](bool k, const std::string& b) { ok = k; body = b; }, [&](caf::error&) {});
+        if (!ok) throw core::Error(body);
+        return body;
+      };
+      source.history = history;
+      // Open (no login): it is this program's own cluster, on 127.0.0.1.
+      dashboard_ = std::make_unique<cluster::Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), "127.0.0.1",
+                                                        std::move(source));
       std::cerr << "iogrid: dashboard on http://127.0.0.1:" << dashboard_->port() << "/" << std::endl;
     }
     std::vector<caf::actor> node_actors;

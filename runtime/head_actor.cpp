@@ -118,6 +118,15 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy
           return {false, e.what()};
         }
       },
+      [=](ui_admin_atom, const std::string& command, const std::string& args,
+          const std::string& who) -> std::tuple<bool, std::string> {
+        if (command == "verify") return {false, "iogrid: verify needs a cluster (iogrid head and iogrid node)"};
+        try {
+          return {true, self->state.core->admin(0, 0, who, command, args).value_or("{}")};
+        } catch (const std::exception& e) {
+          return {false, e.what()};
+        }
+      },
       [=](tick_atom) {
         self->state.core->tick();
         self->delayed_send(self, std::chrono::milliseconds(100), tick_atom::value);

@@ -20,7 +20,8 @@ using kv_get_atom = caf::atom_constant<caf::atom("kv_get")>;      // -> head: (k
 using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job: counters
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // head -> itself: periodic housekeeping
 using status_atom = caf::atom_constant<caf::atom("status")>;      // -> head: the status document (JSON text)
-using admin_atom = caf::atom_constant<caf::atom("admin")>;        // -> head: (admin, command, args JSON) -> (ok, body or error)
+using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using ui_admin_atom = caf::atom_constant<caf::atom("uiadmin")>;  // -> head: (uiadmin, command, args, who) -> (ok, body or error)        // -> head: (admin, command, args JSON) -> (ok, body or error)
 
 }  // namespace iogrid::runtime
 

@@ -110,8 +110,19 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   std::unique_ptr<Dashboard> dashboard;
   if (opts.dashboard_port >= 0) {
     try {
+      DashboardSource source;
+      source.status = [ep, svc] { return head_status_json(ep, svc); };
+      source.admin = [ep, svc](const std::string& command, const std::string& args, const std::string& who) {
+        return head_admin(ep, svc, command, args, who);
+      };
+      source.history = head_history(svc);
+      DashboardAccess access;
+      if (!opts.dashboard_open) {
+        access.token = opts.token;
+        access.keys_file = opts.ui_keys_file;
+      }
       dashboard = std::make_unique<Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), opts.dashboard_bind,
-                                              [ep, svc] { return head_status_json(ep, svc); }, head_history(svc));
+                                              std::move(source), std::move(access));
     } catch (const std::exception& e) {
       if (opts.dashboard_port_explicit) {
         spdlog::error("{}", e.what());
@@ -125,8 +136,9 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   auto addr = host + ":" + std::to_string(port);
   if (dashboard)
     out << "iogrid dashboard on http://" << opts.dashboard_bind << ":" << dashboard->port()
-        << "/  (JSON: /api/v1/status, history: /api/v1/events and /api/v1/history, live: /api/v1/stream,"
-           " Prometheus: /metrics)\n";
+        << "/  (explorer public; worker view and console: log in with the cluster token"
+        << (opts.dashboard_open ? std::string(" -- not needed, --dashboard-open") : std::string(" or a key from iogrid ui-key add"))
+        << "; JSON API under /api/v1/, Prometheus: /metrics)\n";
   out << "iogrid head listening on " << opts.bind << ":" << port << " (cluster token: " << token_file
       << (opts.tls.enabled() ? ", TLS with CA " + opts.tls.ca : std::string(", no TLS")) << ")\n"
       << "  join a machine:   iogrid node --address " << addr << " --token-file " << token_file << "\n"

@@ -1,24 +1,22 @@
-// The head's HTTP face (Boost.Beast): `/` a status page that refreshes itself, `/api/status` the cluster
-// status as JSON (the same document as `iogrid status --json`), `/metrics` Prometheus text, and the head's
-// history under /api/v1/ (dashboard_http.hpp lists the routes).
-// Read-only and unauthenticated: it binds to 127.0.0.1 unless told otherwise (--dashboard-bind).
+// The head's HTTP face (Boost.Beast on Asio, one thread, many clients at once): the web UI, the JSON API under
+// /api/v1/, the live event stream and Prometheus /metrics (dashboard_http.hpp lists the routes and who may see
+// what). It binds to 127.0.0.1 unless told otherwise (--dashboard-bind). Slow or hostile clients cannot stall
+// it: a request must arrive within 10 s, headers and bodies are size-limited, at most 1024 connections are
+// open, and a stream that falls 64 messages behind is dropped.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 
-#include "runtime/head/history.hpp"
+#include "runtime/cluster/dashboard_http.hpp"
 
 namespace iogrid::runtime::cluster {
 
 class Dashboard {
  public:
-  // `snapshot` returns the current status JSON (called from the dashboard's thread; may throw); `history`
-  // (optional, thread-safe) answers /api/v1/series, /api/v1/history and /api/v1/events.
-  Dashboard(std::uint16_t port, const std::string& bind, std::function<std::string()> snapshot,
-            std::shared_ptr<head::History> history = nullptr);
+  // Throws iogrid::Error when it cannot listen on bind:port (0: any free port).
+  Dashboard(std::uint16_t port, const std::string& bind, DashboardSource source, DashboardAccess access = {});
   ~Dashboard();
   std::uint16_t port() const;
 

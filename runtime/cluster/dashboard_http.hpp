@@ -1,17 +1,40 @@
-// The dashboard's answer to one HTTP request, apart from its sockets (a function of the request, the status
-// snapshot and the head's history), and the parser limits the server applies; tests/fuzz/fuzz_http.cpp drives both.
-// Routes: / (the page), /api/status and /api/v1/status (status JSON), /metrics (Prometheus text), and with a
-// history: /api/v1/series?prefix=P, /api/v1/history?series=S[&from=MS][&to=MS][&points=N] (default: the last
-// hour, at most 1000 points), /api/v1/events?[kind=K][&subject=PREFIX][&q=TEXT][&from=MS][&to=MS][&before=ID][&limit=N]
-// (newest first; `next_before` pages on). Times are Unix milliseconds. A bad parameter answers 400 naming it.
+// The dashboard's answers to HTTP requests, apart from its sockets (DashboardApi: a function of the request,
+// the head's sources and the logins it holds), and the parser limits the server applies;
+// tests/fuzz/fuzz_http.cpp drives both.
+//
+// Routes (times are Unix milliseconds; a bad parameter answers 400 naming it):
+//   public  /, /assets/*            the web UI (ui/, embedded at build time; a plain page in a build without Node)
+//           /api/v1/session         {login_required, user, csrf}
+//           /api/v1/explorer        the network in public: supply by GPU model and region, prices, verification,
+//                                   reservations and their health, utilisation (no host names, no jobs)
+//           /api/v1/series?prefix=cluster/  and  /api/v1/history?series=cluster/...   cluster totals over time
+//           /api/v1/stream          server-sent events: `explorer` documents (public), or with ?view=full and
+//                                   a login, `status` documents and `event`s
+//           /metrics                Prometheus text
+//           POST /api/v1/login {key}      the cluster token (user "operator") or a user key (`iogrid ui-key`):
+//                                   a session cookie (HttpOnly, SameSite=Strict) and the CSRF token
+//           POST /api/v1/logout
+//   login   /api/v1/status, /api/status   the status document (ETag; 304 when unchanged)
+//           /api/v1/nodes?[offset][&limit][&q=TEXT][&model=M][&region=R]   a page of nodes
+//           /api/v1/series, /api/v1/history (any series), /api/v1/events?[kind][&subject][&q][&from][&to][&before][&limit]
+//           /api/v1/reservations (GET; POST {gpus, gpu_model, region, max_price, min_reputation, duration_s, ...};
+//                                DELETE /api/v1/reservations/ID): the head's cluster.* commands, same errors as the CLI
+//           /api/v1/ledger          the head's ledger
+//           /api/v1/logs?job=J[&q=TEXT][&offset=BYTES][&tail=LINES]   a job's output; `offset` follows it
+// "login" means: a session cookie from /api/v1/login, or `Authorization: Bearer KEY`; with no token and no keys
+// configured (an embedded cluster's dashboard) nobody needs to log in. A call that changes state (POST,
+// DELETE) made with a cookie must carry the session's CSRF token in `X-IOGrid-CSRF`, and an `Origin`, when
+// sent, must name this server: another site's page cannot make the browser act for its user.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
 #include "runtime/head/history.hpp"
 
@@ -20,12 +43,61 @@ namespace iogrid::runtime::cluster {
 inline constexpr std::uint32_t kHttpHeaderLimit = 8 * 1024;
 inline constexpr std::uint64_t kHttpBodyLimit = 64 * 1024;
 
-boost::beast::http::response<boost::beast::http::string_body> dashboard_respond(
-    const boost::beast::http::request<boost::beast::http::string_body>& req, const std::function<std::string()>& snapshot,
-    head::History* history = nullptr);
+// What the head offers its dashboard. Called from the dashboard's thread.
+struct DashboardSource {
+  std::function<std::string()> status;  // the status document (JSON text); may throw
+  // An operator command run on the head's thread (cluster.create|list|delete, ledger, logs {job}), as `who`:
+  // the answer's JSON text; throws with the user-facing reason. Empty: those routes answer 503.
+  std::function<std::string(const std::string& command, const std::string& args_json, const std::string& who)> admin;
+  std::shared_ptr<head::History> history;  // thread-safe; empty: the history routes answer 404
+};
+
+struct DashboardAccess {
+  std::string token;      // the cluster token: logs in as "operator"
+  std::string keys_file;  // user keys, one "NAME KEY" per line (iogrid ui-key add), read at each login
+  bool open() const { return token.empty() && keys_file.empty(); }  // nobody needs to log in
+};
+
+class DashboardApi {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+  DashboardApi(DashboardSource source, DashboardAccess access);
+  Response respond(const Request& req);
+
+  // For the event stream: who the request logged in as ("" when nobody, "-" in an open dashboard).
+  std::string user_of(const Request& req) const;
+  // The status document, cached for up to `max_age_ms` (a large head builds it once for every tab).
+  const std::string& status_text(int max_age_ms = 500);
+  std::string explorer_text(int max_age_ms = 500);
+  const DashboardSource& source() const { return source_; }
+
+ private:
+  struct Session {
+    std::string user, csrf;
+    std::int64_t expires_ms = 0;
+  };
+  Response route(const Request& req, const std::string& path, const std::map<std::string, std::string>& query);
+  const nlohmann::json& status_json(int max_age_ms = 500);
+  std::string login_user(const std::string& key) const;
+  const Session* session_of(const Request& req) const;
+  std::string admin(const std::string& command, const nlohmann::json& args, const std::string& who);
+
+  DashboardSource source_;
+  DashboardAccess access_;
+  std::map<std::string, Session> sessions_;  // cookie value -> session
+  std::string open_csrf_;                    // the CSRF token of an open dashboard
+  std::string status_text_;
+  nlohmann::json status_;
+  std::int64_t status_at_ms_ = -1'000'000;
+};
 
 // "/a/b?x=1&y=%20z" -> path "/a/b", {x: "1", y: " z"} (percent-decoding, '+' as space). Throws
 // std::invalid_argument on a malformed escape.
 std::string split_target(const std::string& target, std::map<std::string, std::string>& query);
+
+// The explorer's document (see /api/v1/explorer) from a status document and the live reservations.
+nlohmann::json explorer_document(const nlohmann::json& status, const nlohmann::json& reservations);
 
 }  // namespace iogrid::runtime::cluster

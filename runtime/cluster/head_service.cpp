@@ -437,6 +437,29 @@ std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<t
   return f.get();
 }
 
+std::string head_admin(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
+                       const std::string& command, const std::string& args_json, const std::string& who) {
+  if (command == "verify") throw core::Error("iogrid: verify runs from the CLI (iogrid verify), not the dashboard");
+  struct Answer {
+    std::string body, error;
+  };
+  auto p = std::make_shared<std::promise<Answer>>();
+  auto f = p->get_future();
+  transport::post(endpoint, [p, head, command, args_json, who](Endpoint&) {
+    try {
+      auto body = static_cast<HeadService&>(*head).core().admin(0, 0, who, command, args_json);
+      p->set_value({body.value_or("{}"), ""});
+    } catch (const std::exception& e) {
+      p->set_value({"", e.what()});
+    }
+  });
+  if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    throw core::Error("iogrid: the head did not answer within 5 s");
+  auto a = f.get();
+  if (!a.error.empty()) throw core::Error(a.error);
+  return a.body;
+}
+
 std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head) {
   return static_cast<HeadService&>(*head).core().history();  // set when the core was made, never changed
 }

@@ -32,6 +32,8 @@ struct HeadOptions {
   int dashboard_port = 8265;                         // -1: no dashboard
   bool dashboard_port_explicit = false;              // a busy explicit port is an error; the default only warns
   std::string dashboard_bind = "127.0.0.1";
+  std::string ui_keys_file;                          // the dashboard's user keys (iogrid ui-key); empty: the cluster token only
+  bool dashboard_open = false;                       // nobody needs to log in to the dashboard (a trusted machine)
   transport::TlsConfig tls;
   std::map<std::string, double> user_weights;       // fair share between users (default 1 each)
   std::chrono::milliseconds fair_quantum{2000};     // a lease owed to a waiting job yields once this old (0: never)
@@ -42,6 +44,12 @@ struct HeadOptions {
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
 // The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
 std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
+
+// An operator command (HeadCore::admin: cluster.create|list|delete, ledger, logs) run on the endpoint's thread
+// for the dashboard, as `who`: the answer's JSON text; throws iogrid::Error with the reason (or when the head does
+// not answer within 5 s). Commands answered later (verify) are refused.
+std::string head_admin(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
+                       const std::string& command, const std::string& args_json, const std::string& who);
 
 // The head's history (thread-safe; the dashboard reads it from its own thread).
 std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head);

@@ -32,12 +32,43 @@
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
 #include "iogrid/core/errors.hpp"
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
 namespace iogrid::runtime::cluster {
 
 namespace {
+
+// --telemetry-file: a JSON array of gpu::Telemetry objects, read at each heartbeat (a file being rewritten, or
+// malformed, gives none this time and a warning once).
+std::vector<gpu::Telemetry> telemetry_from_file(const std::string& path) {
+  static bool warned = false;
+  std::vector<gpu::Telemetry> out;
+  try {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error("cannot read it");
+    auto doc = nlohmann::json::parse(in);
+    for (const auto& t : doc) {
+      gpu::Telemetry g;
+      g.index = t.value("index", 0);
+      g.temperature_c = t.value("temperature_c", 0.0);
+      g.power_w = t.value("power_w", 0.0);
+      g.power_limit_w = t.value("power_limit_w", 0.0);
+      g.utilization_pct = t.value("utilization_pct", 0.0);
+      g.memory_used_gib = t.value("memory_used_gib", 0.0);
+      g.sm_clock_mhz = t.value("sm_clock_mhz", 0);
+      g.memory_clock_mhz = t.value("memory_clock_mhz", 0);
+      out.push_back(g);
+    }
+    warned = false;
+  } catch (const std::exception& e) {
+    if (!warned) spdlog::warn("--telemetry-file {}: {} (no telemetry sent until it reads)", path, e.what());
+    warned = true;
+    out.clear();
+  }
+  return out;
+}
 
 using transport::ConnId;
 using transport::Endpoint;
@@ -243,7 +274,8 @@ class NodeService final : public transport::Service {
       h.setStoreCapacityBytes(st.capacity_bytes);
       h.setStoreObjects(st.num_objects);
       h.setSpilledBytes(st.spilled_bytes);
-      auto telemetry = gpu::read_telemetry();  // empty without a driver
+      auto telemetry = opts_.telemetry_file.empty() ? gpu::read_telemetry()  // empty without a driver
+                                                    : telemetry_from_file(opts_.telemetry_file);
       auto tl = h.initTelemetry(static_cast<unsigned>(telemetry.size()));
       for (unsigned i = 0; i < telemetry.size(); ++i) proto::write(tl[i], telemetry[i]);
       ep.send(head_, out);

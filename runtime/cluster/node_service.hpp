@@ -39,6 +39,7 @@ struct NodeDaemonOptions {
   std::chrono::milliseconds reconnect{1000};
   std::int64_t object_store_bytes = 0;               // 0: a quarter of this machine's memory
   transport::TlsConfig tls;                          // also handed to its worker processes
+  std::string telemetry_file;                        // telemetry read from this JSON file, not NVML (tests, demos)
 };
 
 std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts);

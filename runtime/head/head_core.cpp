@@ -516,6 +516,13 @@ std::optional<std::string> HeadCore::admin(OwnerId requester, std::uint64_t requ
     verifier_.expect(batch, started);
     return std::nullopt;
   }
+  if (command == "logs") {
+    const std::string job = args.value("job", "");
+    auto text = logs_.get(job);
+    if (!text && !jobs_.find(job)) throw core::Error("iogrid: no job '" + job + "' (see iogrid status)");
+    return nlohmann::json{{"job", job}, {"text", text.value_or("")}}.dump(-1, ' ', false,
+                                                                         nlohmann::json::error_handler_t::replace);
+  }
   for (const auto& e : reservations_.expire()) reservation_ended(e.ticket, e.owner, "expired");
   std::string deleted_owner;
   std::uint64_t deleted = 0;

@@ -198,7 +198,7 @@ class HeadCore {
   void worker_resumed(std::uint64_t lease);
 
   // ---- operators ----
-  // An operator command (reservations.hpp's, and "verify" {node, size}). Returns the answer's JSON now, or
+  // An operator command (reservations.hpp's, "logs" {job}, and "verify" {node, size}). Returns the answer's JSON now, or
   // nullopt when it comes later through HeadEvents::admin_answer. Throws iogrid::Error with the reason.
   std::optional<std::string> admin(OwnerId requester, std::uint64_t request_id, const std::string& who,
                                    const std::string& command, const std::string& args_json);

@@ -1,7 +1,12 @@
-// The dashboard's answers, without sockets: status, metrics, and the history routes under /api/v1/.
+// The dashboard's answers, without sockets: status, metrics, the history routes under /api/v1/, the explorer,
+// logins and cross-site protection, reservations, logs.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -10,7 +15,9 @@
 #include "runtime/cluster/dashboard_http.hpp"
 
 namespace http = boost::beast::http;
-using iogrid::runtime::cluster::dashboard_respond;
+using iogrid::runtime::cluster::DashboardAccess;
+using iogrid::runtime::cluster::DashboardApi;
+using iogrid::runtime::cluster::DashboardSource;
 using iogrid::runtime::head::History;
 
 namespace {
@@ -19,9 +26,17 @@ constexpr std::int64_t kT0 = 1'800'000'000'000;
 
 const std::function<std::string()> kSnapshot = [] { return std::string(R"({"nodes":[],"jobs":[],"dead_nodes":0,"pending_leases":0})"); };
 
+DashboardSource source_of(const std::function<std::string()>& snapshot, History* h) {
+  DashboardSource s;
+  s.status = snapshot;
+  if (h) s.history = std::shared_ptr<History>(std::shared_ptr<History>{}, h);  // not owned
+  return s;
+}
+
 http::response<http::string_body> get(const std::string& target, History* h) {
+  DashboardApi api(source_of(kSnapshot, h), {});
   http::request<http::string_body> req{http::verb::get, target, 11};
-  return dashboard_respond(req, kSnapshot, h);
+  return api.respond(req);
 }
 
 }  // namespace
@@ -75,11 +90,12 @@ TEST_CASE("the dashboard serves the head's history: series, points at a resoluti
   REQUIRE(!tag.empty());
   http::request<http::string_body> again{http::verb::get, "/api/v1/status", 11};
   again.set(http::field::if_none_match, tag);
-  auto cached = dashboard_respond(again, kSnapshot, nullptr);
+  DashboardApi api(source_of(kSnapshot, nullptr), {});
+  auto cached = api.respond(again);
   CHECK(cached.result() == http::status::not_modified);
   CHECK(cached.body().empty());
   again.set(http::field::if_none_match, "\"stale\"");
-  CHECK(dashboard_respond(again, kSnapshot, nullptr).result() == http::status::ok);
+  CHECK(api.respond(again).result() == http::status::ok);
 }
 
 namespace {
@@ -177,7 +193,8 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
                        R"({"id":"job-2","state":"finished","leases_granted":7,"active_leases":0}]})");
   };
   http::request<http::string_body> req{http::verb::get, "/metrics", 11};
-  auto res = dashboard_respond(req, snapshot, nullptr);
+  DashboardApi api(source_of(snapshot, nullptr), {});
+  auto res = api.respond(req);
   REQUIRE(res.result() == http::status::ok);
   const auto m = parse_prometheus(res.body());
   CHECK(m.at("iogrid_nodes{state=\"dead\"}") == 1);
@@ -193,4 +210,190 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
   CHECK(m.count("iogrid_job_active_leases{job=\"job-2\"}") == 0);
   CHECK(m.at("iogrid_leases_granted_total") == 12);
   CHECK(m.at("iogrid_pending_leases") == 3);
+}
+
+namespace {
+
+// A head with two nodes, one reservation, a job with output; it records the commands it was asked.
+struct FakeHead {
+  std::vector<std::string> asked;
+  nlohmann::json reservations = nlohmann::json::array(
+      {{{"id", "c-1"}, {"gpus", 2}, {"gpu_model", "H100"}, {"region", "eu"}, {"price_per_hour", 4.0}, {"owner", "job-9"},
+        {"nodes", {{{"node", "h1"}, {"gpus", 2}}}}}});
+  DashboardSource source() {
+    DashboardSource s;
+    s.status = [] {
+      return std::string(
+          R"({"dead_nodes":1,"pending_leases":0,"jobs":[],"nodes":[)"
+          R"({"name":"h1","host":"10.0.0.1","cpus":8,"cpus_available":4,"labels":{"region":"eu"},"price_per_gpu_hour":2,)"
+          R"("verification":"passed: 3 GEMMs","gpus":[{"model":"H100","free":0,"verified":true},{"model":"H100","free":1,"verified":true}]},)"
+          R"({"name":"r1","host":"10.0.0.2","cpus":16,"cpus_available":16,"labels":{"region":"us"},"price_per_gpu_hour":0.5,)"
+          R"("verification":"","gpus":[{"model":"RTX4090","free":0.5,"verified":false}]}]})");
+    };
+    s.admin = [this](const std::string& command, const std::string& args, const std::string& who) -> std::string {
+      asked.push_back(command + " " + args + " as " + who);
+      if (command == "cluster.list") return reservations.dump();
+      if (command == "cluster.create") {
+        auto a = nlohmann::json::parse(args);
+        if (a.value("gpus", 0) > 3) throw std::runtime_error("iogrid: no 4 GPUs of one region (closest: eu has 3)");
+        return nlohmann::json{{"id", "c-2"}, {"gpus", a["gpus"]}}.dump();
+      }
+      if (command == "cluster.delete") return nlohmann::json{{"deleted", nlohmann::json::parse(args)["id"]}}.dump();
+      if (command == "ledger") return R"([{"kind":"node","name":"h1","gpu_seconds":10,"cost":0.5}])";
+      if (command == "logs") return nlohmann::json{{"job", "job-1"}, {"text", "epoch 1 loss 0.9\nepoch 2 loss 0.5\nsaving\nepoch 3 lo"}}.dump();
+      throw std::runtime_error("unknown");
+    };
+    return s;
+  }
+};
+
+http::request<http::string_body> request(http::verb v, const std::string& target, const std::string& body = "") {
+  http::request<http::string_body> req{v, target, 11};
+  req.set(http::field::host, "127.0.0.1:8265");
+  req.body() = body;
+  req.prepare_payload();
+  return req;
+}
+
+nlohmann::json body_of(const http::response<http::string_body>& r) { return nlohmann::json::parse(r.body()); }
+
+}  // namespace
+
+TEST_CASE("the explorer is public and tells supply, prices, verification and reservation health without hosts", "[dashboard]") {
+  FakeHead head;
+  DashboardApi api(head.source(), DashboardAccess{"the-cluster-token", ""});
+  auto res = api.respond(request(http::verb::get, "/api/v1/explorer"));
+  REQUIRE(res.result() == http::status::ok);
+  CHECK(res.body().find("10.0.0.1") == std::string::npos);
+  CHECK(res.body().find("job-9") == std::string::npos);  // reservations' owners are not public
+  auto e = body_of(res);
+  CHECK(e["nodes"]["alive"] == 2);
+  CHECK(e["nodes"]["dead"] == 1);
+  CHECK(e["utilisation"]["gpus"] == 3.0);
+  CHECK(e["utilisation"]["gpus_busy"] == 1.5);
+  REQUIRE(e["supply"].size() == 2);
+  CHECK(e["supply"][0]["model"] == "H100");
+  CHECK(e["supply"][0]["region"] == "eu");
+  CHECK(e["supply"][0]["gpus"] == 2);
+  CHECK(e["supply"][0]["verified"] == 2);
+  CHECK(e["supply"][0]["busy"] == 1.0);
+  CHECK(e["supply"][1]["model"] == "RTX4090");
+  CHECK(e["supply"][1]["verified"] == 0);
+  CHECK(e["prices"][1]["median"] == 0.5);
+  CHECK(e["verification"]["passed"] == 1);
+  CHECK(e["verification"]["not checked"] == 1);
+  REQUIRE(e["reservations"].size() == 1);
+  CHECK(e["reservations"][0]["health"] == "healthy");
+  CHECK(e["reservations"][0]["nodes_alive"] == 1);
+  // Public too: cluster totals over time; not: per-node series, events, the status, the ledger.
+  CHECK(api.respond(request(http::verb::get, "/api/v1/status")).result() == http::status::unauthorized);
+  CHECK(api.respond(request(http::verb::get, "/api/v1/ledger")).result() == http::status::unauthorized);
+  CHECK(api.respond(request(http::verb::get, "/api/v1/nodes")).result() == http::status::unauthorized);
+  CHECK(api.respond(request(http::verb::get, "/api/v1/reservations")).result() == http::status::unauthorized);
+  CHECK(api.respond(request(http::verb::post, "/api/v1/reservations", R"({"gpus":1})")).result() ==
+        http::status::unauthorized);
+  CHECK(head.asked.size() == 1);  // only the explorer's cluster.list reached the head
+}
+
+TEST_CASE("a login (token or user key) opens the console, and state changes need the CSRF token and this origin", "[dashboard]") {
+  FakeHead head;
+  const auto keys = std::filesystem::temp_directory_path() / ("iogrid-ui-keys-" + std::to_string(::getpid()));
+  {
+    std::ofstream out(keys);
+    out << "# comment\nalice 0123456789abcdef0123\n";
+  }
+  DashboardApi api(head.source(), DashboardAccess{"the-cluster-token", keys.string()});
+  auto bad = api.respond(request(http::verb::post, "/api/v1/login", R"({"key":"guess"})"));
+  CHECK(bad.result() == http::status::unauthorized);
+  CHECK(api.respond(request(http::verb::post, "/api/v1/login", "not json")).result() == http::status::bad_request);
+  auto login = api.respond(request(http::verb::post, "/api/v1/login", R"({"key":"0123456789abcdef0123"})"));
+  REQUIRE(login.result() == http::status::ok);
+  CHECK(body_of(login)["user"] == "alice");
+  const auto cookie_header = std::string(login[http::field::set_cookie]);
+  CHECK_THAT(cookie_header, Catch::Contains("HttpOnly") && Catch::Contains("SameSite=Strict"));
+  const auto cookie = cookie_header.substr(0, cookie_header.find(';'));
+  const auto csrf = body_of(login)["csrf"].get<std::string>();
+  auto with_cookie = [&](http::verb v, const std::string& target, const std::string& body = "") {
+    auto r = request(v, target, body);
+    r.set(http::field::cookie, "theme=dark; " + cookie);
+    return r;
+  };
+  auto session = body_of(api.respond(with_cookie(http::verb::get, "/api/v1/session")));
+  CHECK(session["user"] == "alice");
+  CHECK(session["csrf"] == csrf);
+  auto nodes = api.respond(with_cookie(http::verb::get, "/api/v1/nodes?region=us"));
+  REQUIRE(nodes.result() == http::status::ok);
+  CHECK(body_of(nodes)["total"] == 1);
+  CHECK(body_of(nodes)["nodes"][0]["name"] == "r1");
+  CHECK(body_of(api.respond(with_cookie(http::verb::get, "/api/v1/nodes?model=H100&limit=1")))["nodes"][0]["name"] == "h1");
+  CHECK(body_of(api.respond(with_cookie(http::verb::get, "/api/v1/nodes?offset=1&limit=1")))["nodes"][0]["name"] == "r1");
+  CHECK(api.respond(with_cookie(http::verb::get, "/api/v1/nodes?limit=0")).result() == http::status::bad_request);
+
+  // A reservation from the page: without the CSRF header refused, from another origin refused, with both made.
+  auto no_csrf = api.respond(with_cookie(http::verb::post, "/api/v1/reservations", R"({"gpus":2})"));
+  CHECK(no_csrf.result() == http::status::forbidden);
+  auto cross = with_cookie(http::verb::post, "/api/v1/reservations", R"({"gpus":2})");
+  cross.set("X-IOGrid-CSRF", csrf);
+  cross.set(http::field::origin, "http://evil.example");
+  CHECK(api.respond(cross).result() == http::status::forbidden);
+  auto make = with_cookie(http::verb::post, "/api/v1/reservations", R"({"gpus":2,"gpu_model":"H100"})");
+  make.set("X-IOGrid-CSRF", csrf);
+  make.set(http::field::origin, "http://127.0.0.1:8265");
+  auto made = api.respond(make);
+  REQUIRE(made.result() == http::status::created);
+  CHECK(body_of(made)["id"] == "c-2");
+  CHECK_THAT(head.asked.back(), Catch::Contains("cluster.create") && Catch::Contains("as ui:alice"));
+  // The head's refusal reaches the page word for word, as the CLI shows it.
+  auto too_big = with_cookie(http::verb::post, "/api/v1/reservations", R"({"gpus":4})");
+  too_big.set("X-IOGrid-CSRF", csrf);
+  auto refused = api.respond(too_big);
+  CHECK(refused.result() == http::status::unprocessable_entity);
+  CHECK(body_of(refused)["error"] == "iogrid: no 4 GPUs of one region (closest: eu has 3)");
+  auto del = with_cookie(http::verb::delete_, "/api/v1/reservations/c-1");
+  del.set("X-IOGrid-CSRF", csrf);
+  CHECK(body_of(api.respond(del))["deleted"] == "c-1");
+  // A script with the token needs no CSRF header (a browser cannot send Authorization cross-site).
+  auto scripted = request(http::verb::post, "/api/v1/reservations", R"({"gpus":1})");
+  scripted.set(http::field::authorization, "Bearer the-cluster-token");
+  CHECK(api.respond(scripted).result() == http::status::created);
+  CHECK_THAT(head.asked.back(), Catch::Contains("as ui:operator"));
+
+  // Removing the key ends what it can open at the next login; logging out ends the session.
+  CHECK(api.respond(with_cookie(http::verb::post, "/api/v1/logout")).result() == http::status::forbidden);  // CSRF
+  auto out = with_cookie(http::verb::post, "/api/v1/logout");
+  out.set("X-IOGrid-CSRF", csrf);
+  CHECK(api.respond(out).result() == http::status::ok);
+  CHECK(api.respond(with_cookie(http::verb::get, "/api/v1/status")).result() == http::status::unauthorized);
+  std::filesystem::remove(keys);
+}
+
+TEST_CASE("an open dashboard (embedded) needs no login but still its CSRF token for changes", "[dashboard]") {
+  FakeHead head;
+  DashboardApi api(head.source(), {});
+  CHECK(api.respond(request(http::verb::get, "/api/v1/status")).result() == http::status::ok);
+  auto session = body_of(api.respond(request(http::verb::get, "/api/v1/session")));
+  CHECK(session["login_required"] == false);
+  const auto csrf = session["csrf"].get<std::string>();
+  REQUIRE(csrf.size() == 32);
+  CHECK(api.respond(request(http::verb::post, "/api/v1/reservations", R"({"gpus":1})")).result() == http::status::forbidden);
+  auto ok = request(http::verb::post, "/api/v1/reservations", R"({"gpus":1})");
+  ok.set("X-IOGrid-CSRF", csrf);
+  CHECK(api.respond(ok).result() == http::status::created);
+  auto not_object = request(http::verb::post, "/api/v1/reservations", "[1]");
+  not_object.set("X-IOGrid-CSRF", csrf);
+  CHECK(api.respond(not_object).result() == http::status::bad_request);
+}
+
+TEST_CASE("a job's logs are searched and followed by byte offset, whole lines only", "[dashboard]") {
+  FakeHead head;
+  DashboardApi api(head.source(), {});
+  auto all = body_of(api.respond(request(http::verb::get, "/api/v1/logs?job=job-1")));
+  CHECK(all["lines"] == nlohmann::json({"epoch 1 loss 0.9", "epoch 2 loss 0.5", "saving"}));
+  const auto next = all["next_offset"].get<std::size_t>();
+  CHECK(next == std::string("epoch 1 loss 0.9\nepoch 2 loss 0.5\nsaving\n").size());  // the half line waits
+  CHECK(body_of(api.respond(request(http::verb::get, "/api/v1/logs?job=job-1&offset=" + std::to_string(next))))["lines"].empty());
+  auto found = body_of(api.respond(request(http::verb::get, "/api/v1/logs?job=job-1&q=LOSS&tail=1")));
+  CHECK(found["matched"] == 2);
+  CHECK(found["lines"] == nlohmann::json({"epoch 2 loss 0.5"}));
+  CHECK(api.respond(request(http::verb::get, "/api/v1/logs")).result() == http::status::bad_request);
 }

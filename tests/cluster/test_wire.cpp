@@ -166,10 +166,12 @@ TEST_CASE("the head survives garbage, oversized frames and a wrong protocol vers
 }
 
 namespace {
-// One HTTP/1.1 GET on 127.0.0.1:port; returns the whole response (status line, headers, body).
-std::string http_get(int port, const std::string& path) {
+// One HTTP/1.1 GET on 127.0.0.1:port, logged in with `key` when given; returns the whole response (status
+// line, headers, body).
+std::string http_get(int port, const std::string& path, const std::string& key = "") {
   RawConnection r(port);
-  r.send_bytes("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  r.send_bytes("GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+               (key.empty() ? std::string() : "Authorization: Bearer " + key + "\r\n") + "\r\n");
   bool closed = false;
   return r.read_until_closed(&closed);
 }
@@ -182,7 +184,7 @@ TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metric
   REQUIRE(c.wait_nodes(1));
   std::string status;
   bool seen = iogrid::test::eventually([&] {
-    status = http_get(c.dashboard_port(), "/api/status");
+    status = http_get(c.dashboard_port(), "/api/status", c.read_token());
     return status.find("\"n1\"") != std::string::npos;
   }, 5s);
   INFO(status);
@@ -193,8 +195,15 @@ TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metric
   auto metrics = http_get(c.dashboard_port(), "/metrics");
   CHECK(metrics.find("iogrid_nodes{state=\"alive\"} 1") != std::string::npos);
   CHECK(metrics.find("iogrid_node_cpus{node=\"n1\",kind=\"total\"} 2") != std::string::npos);
-  CHECK(http_get(c.dashboard_port(), "/").find("<h1>iogrid cluster</h1>") != std::string::npos);
+  CHECK(http_get(c.dashboard_port(), "/").find("<title>iogrid</title>") != std::string::npos);
   CHECK(http_get(c.dashboard_port(), "/nope").find("404") != std::string::npos);
+  // The status needs a login; the explorer is public and names no host.
+  CHECK(http_get(c.dashboard_port(), "/api/v1/status").find("401 Unauthorized") != std::string::npos);
+  CHECK(http_get(c.dashboard_port(), "/api/v1/status", "not-the-token").find("401 Unauthorized") != std::string::npos);
+  auto explorer = http_get(c.dashboard_port(), "/api/v1/explorer");
+  CHECK(explorer.find("200 OK") != std::string::npos);
+  CHECK(explorer.find("\"model\":\"A100\"") != std::string::npos);
+  CHECK(explorer.find("\"n1\"") == std::string::npos);
 }
 
 TEST_CASE("the head's history (node and job events, cluster totals) is served under /api/v1 and survives a restart",
@@ -203,7 +212,7 @@ TEST_CASE("the head's history (node and job events, cluster totals) is served un
   c.add_node("n1", {"--num-cpus", "2"});
   REQUIRE(c.wait_nodes(1));
   auto json_of = [&](const std::string& path) {
-    auto r = http_get(c.dashboard_port(), path);
+    auto r = http_get(c.dashboard_port(), path, c.read_token());
     return nlohmann::json::parse(r.substr(r.find("\r\n\r\n") + 4));
   };
   auto node_events = [&] { return json_of("/api/v1/events?kind=node&subject=n1")["events"]; };
@@ -232,13 +241,20 @@ TEST_CASE("the dashboard's event stream sends the status at once and a node's de
   c.add_node("n2", {"--num-cpus", "2"});
   REQUIRE(c.wait_nodes(2));
   RawConnection stream(c.dashboard_port());
-  stream.send_bytes("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n");
+  stream.send_bytes("GET /api/v1/stream?view=full HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                    "Authorization: Bearer " + c.read_token() + "\r\n\r\n");
   std::string got;
   REQUIRE(stream.read_until("event: status\ndata: {", got, 5s));
   CHECK(got.find("Content-Type: text/event-stream") != std::string::npos);
   CHECK(got.find("\"n2\"") != std::string::npos);
   // Other requests are answered while the stream stays open.
-  CHECK(http_get(c.dashboard_port(), "/api/v1/status").find("200 OK") != std::string::npos);
+  CHECK(http_get(c.dashboard_port(), "/api/v1/status", c.read_token()).find("200 OK") != std::string::npos);
+  // The full stream needs a login; the public one carries explorer documents.
+  CHECK(http_get(c.dashboard_port(), "/api/v1/stream?view=full").find("401 Unauthorized") != std::string::npos);
+  RawConnection pub(c.dashboard_port());
+  pub.send_bytes("GET /api/v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  std::string pub_got;
+  REQUIRE(pub.read_until("event: explorer\ndata: {", pub_got, 5s));
   got.clear();
   const auto t0 = std::chrono::steady_clock::now();
   c.node("n2").kill(SIGKILL);
@@ -254,12 +270,13 @@ TEST_CASE("the versioned status carries an ETag and answers 304 when the client 
   iogrid::test::LocalCluster c({"--dashboard-port", "0"});
   c.add_node("n1", {"--num-cpus", "2"});
   REQUIRE(c.wait_nodes(1));
-  auto first = http_get(c.dashboard_port(), "/api/v1/status");
+  auto first = http_get(c.dashboard_port(), "/api/v1/status", c.read_token());
   const auto at = first.find("ETag: ");
   REQUIRE(at != std::string::npos);
   const auto tag = first.substr(at + 6, first.find("\r\n", at) - at - 6);
   RawConnection again(c.dashboard_port());
-  again.send_bytes("GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: " + tag + "\r\nConnection: close\r\n\r\n");
+  again.send_bytes("GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nIf-None-Match: " + tag +
+                   "\r\nAuthorization: Bearer " + c.read_token() + "\r\nConnection: close\r\n\r\n");
   bool closed = false;
   auto second = again.read_until_closed(&closed);
   // Unchanged (uptime counters aside, the status of an idle cluster holds still for a moment): 304, or 200 with

@@ -18,7 +18,13 @@ std::vector<std::string> seeds() {
           "GET /nowhere HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
           "GET /api/v1/history?series=gpu%2Fa%2F0%2Fpower_w&from=0&to=99999999&points=3 HTTP/1.1\r\n\r\n",
           "GET /api/v1/events?kind=node&subject=a&q=dead&before=9&limit=2 HTTP/1.1\r\n\r\n",
-          "GET /api/v1/series?prefix=gpu%2F HTTP/1.1\r\n\r\n"};
+          "GET /api/v1/series?prefix=gpu%2F HTTP/1.1\r\n\r\n",
+          "POST /api/v1/login HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"key\":\"fuzz-token\"}",
+          "GET /api/v1/nodes?offset=0&limit=5&q=a&model=H100 HTTP/1.1\r\nAuthorization: Bearer fuzz-token\r\n\r\n",
+          "POST /api/v1/reservations HTTP/1.1\r\nAuthorization: Bearer fuzz-token\r\nContent-Length: 10\r\n\r\n{\"gpus\":2}",
+          "DELETE /api/v1/reservations/c-1 HTTP/1.1\r\nCookie: iogrid_session=x\r\nX-IOGrid-CSRF: y\r\n\r\n",
+          "GET /api/v1/logs?job=job-1&q=loss&offset=3&tail=2 HTTP/1.1\r\nAuthorization: Bearer fuzz-token\r\n\r\n",
+          "GET /api/v1/explorer HTTP/1.1\r\n\r\n"};
 }
 
 // A status document with every field the handler reads (what the head's status builder always writes).
@@ -67,7 +73,19 @@ IOGRID_FUZZ_TARGET(http, seeds) {
     parser.put_eof(ec);
     if (ec || !parser.is_done()) return 0;
   }
-  auto res = iogrid::runtime::cluster::dashboard_respond(parser.get(), kSnapshot, &history());
+  static auto* api = [] {
+    iogrid::runtime::cluster::DashboardSource src;
+    src.status = kSnapshot;
+    src.history = std::shared_ptr<iogrid::runtime::head::History>(std::shared_ptr<iogrid::runtime::head::History>{}, &history());
+    src.admin = [](const std::string& command, const std::string& args, const std::string&) -> std::string {
+      if (command == "logs") return R"({"job":"job-1","text":"epoch 1 loss 0.5\nepoch 2 loss 0.4\npartial"})";
+      if (command == "cluster.list") return R"([{"id":"c-1","gpus":2,"nodes":[{"node":"a\"b","gpus":2}]}])";
+      if (args.size() % 2) throw std::runtime_error("iogrid: refused");
+      return "{}";
+    };
+    return new iogrid::runtime::cluster::DashboardApi(src, {"fuzz-token", ""});
+  }();
+  auto res = api->respond(parser.get());
   std::string out;
   http::response_serializer<http::string_body> sr(res);
   sr.split(false);
