@@ -118,16 +118,16 @@ void Session::start() {
   });
 }
 
-// Server-sent events. Full (a login): `status` (the status document, when it changed; the first at once) and
-// `event` (each history event as it happens: nodes joining and dying, jobs starting and ending). Public:
-// `explorer` (the explorer's document, when it changed).
+// Server-sent events, the first of each at once, then when it changed: `explorer` (the explorer's document),
+// and on a full stream (a login) also `status` (the status document) and `event` (each history event as it
+// happens: nodes joining and dying, jobs starting and ending, verifications).
 void Session::start_stream(bool full) {
   stream.expires_never();
   std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
   try {
-    head += full ? "event: status\ndata: " + hub.api->status_text() + "\n\n"
-                 : "event: explorer\ndata: " + hub.api->explorer_text() + "\n\n";
+    if (full) head += "event: status\ndata: " + hub.api->status_text() + "\n\n";
+    head += "event: explorer\ndata: " + hub.api->explorer_text() + "\n\n";
   } catch (const std::exception&) {
     // the head is busy: the next tick sends it
   }
@@ -214,13 +214,15 @@ struct Dashboard::Impl {
             sent = true;
             Hub::broadcast(hub.streams, "event: status\ndata: " + doc + "\n\n");
           }
-          if (!hub.public_streams.empty()) {
+          {
             auto e = hub.api->explorer_text();
             auto eh = std::hash<std::string>{}(e.substr(e.find(',')));  // without generated_unix_ms
             if (eh != hub.last_explorer_hash) {
               hub.last_explorer_hash = eh;
               sent = true;
-              Hub::broadcast(hub.public_streams, "event: explorer\ndata: " + e + "\n\n");
+              const auto message = "event: explorer\ndata: " + e + "\n\n";
+              Hub::broadcast(hub.public_streams, message);
+              Hub::broadcast(hub.streams, message);
             }
           }
         } catch (const std::exception&) {

@@ -573,8 +573,15 @@ void HeadCore::verification_done(const VerificationDone& v) {
     if (verdict.verified) g.tflops = verdict.tflops;
     const std::string line = "GPU " + std::to_string(v.device) + " (" + g.model + "): " +
                              (verdict.verified ? "" : "unverified, ") + verdict.reason;
+    const double before = node.reputation;
     node.reputation = sched::update_reputation(
         node.reputation, verdict.verified ? sched::Outcome::verification_passed : sched::Outcome::verification_failed);
+    // The worker view's verification history and what moved the reputation.
+    char moved[64];
+    std::snprintf(moved, sizeof moved, "; reputation %.3f -> %.3f", before, node.reputation);
+    history_->event(clock_.unix_ms(), "verify", node.name,
+                    (verdict.verified ? "passed: " : "failed: ") + line +
+                        (verdict.verified ? "; " + std::to_string(verdict.tflops) + " TFLOPS" : std::string()) + moved);
     sched_.cluster().replace(v.node, std::move(node));
     sched_.node_changed();
     save_node(v.node);
@@ -634,23 +641,25 @@ void HeadCore::record_history(Clock::time_point now) {
   if (last_totals_ == Clock::time_point{} || now - last_totals_ >= config_.history.raw_interval) {
     last_totals_ = now;
     const auto ms = clock_.unix_ms();
-    double alive = 0, gpus = 0, cpus = 0, cpus_free = 0;
+    double alive = 0, gpus = 0, gpus_busy = 0, cpus = 0, cpus_free = 0;
     for (std::uint32_t i = 0; i < sched_.cluster().size(); ++i) {
       const auto& n = sched_.cluster().node(i);
       if (!n.alive) continue;
       alive += 1;
       gpus += double(n.gpus.size());
+      for (const auto& g : n.gpus) gpus_busy += 1.0 - double(g.free) / double(sched::kOne);
       cpus += double(n.total.cpus) / double(sched::kOne);
       cpus_free += double(n.available.cpus) / double(sched::kOne);
     }
     history_->record("cluster/nodes_alive", ms, alive);
     history_->record("cluster/gpus", ms, gpus);
+    history_->record("cluster/gpus_busy", ms, gpus_busy);
     history_->record("cluster/cpus_used", ms, cpus - cpus_free);
     history_->record("cluster/leases_active", ms, double(leases_.running().size()));
     history_->record("cluster/leases_pending", ms, double(leases_.pending()));
   }
   try {
-    if (now - last_history_flush_ >= std::chrono::seconds(1)) {
+    if (now - last_history_flush_ >= std::chrono::seconds(1) || history_->events_pending()) {
       last_history_flush_ = now;
       history_->flush();
     }

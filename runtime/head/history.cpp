@@ -130,6 +130,11 @@ void History::on_event(std::function<void(const HistoryEvent&)> listener) {
   listener_ = std::move(listener);
 }
 
+bool History::events_pending() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return !pending_events_.empty();
+}
+
 void History::flush() {
   std::lock_guard<std::mutex> g(mu_);
   flush_locked();

@@ -75,6 +75,9 @@ class History {
   void event(std::int64_t ts_ms, const std::string& kind, const std::string& subject, const std::string& detail);
   // Writes what is buffered (one transaction).
   void flush();
+  // Events recorded and not yet written (the head writes them at its next tick, not a second later: an event
+  // is what a crash must not lose).
+  bool events_pending() const;
   // Deletes points and events older than their retention at `now_ms`; returns the rows deleted.
   std::size_t compact(std::int64_t now_ms);
 
@@ -105,7 +108,7 @@ class History {
   void flush_locked();
   void exec(const char* statement);
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::string path_;
   HistoryOptions options_;

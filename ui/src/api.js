@@ -1,0 +1,196 @@
+// The head's JSON API (runtime/cluster/dashboard_http.hpp) and its event stream, for every view.
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+export const session = { login_required: false, logged_in: false, user: '', csrf: '', ui_built: true, history: true };
+
+// Called when the head no longer knows this tab's login (it restarted, or the session expired).
+export const loggedOut = new Set();
+function lost() {
+  if (!session.login_required || !session.logged_in) return;
+  session.logged_in = false;
+  session.user = '';
+  session.csrf = '';
+  for (const fn of loggedOut) fn();
+  live.restart();
+}
+
+async function answer(r) {
+  if (r.status === 401) lost();
+  if (r.ok) return r.status === 204 ? {} : r.json();
+  let message = r.statusText;
+  try {
+    message = (await r.json()).error || message;
+  } catch (e) {
+    // not JSON: the status text says it
+  }
+  throw new ApiError(r.status, message);
+}
+
+export async function get(path) {
+  return answer(await fetch(path, { credentials: 'same-origin' }));
+}
+
+// A call that changes state: it carries the session's CSRF token (the head refuses it otherwise).
+export async function send(method, path, body) {
+  return answer(
+    await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-IOGrid-CSRF': session.csrf },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
+}
+
+export async function loadSession() {
+  Object.assign(session, await get('/api/v1/session'));
+  return session;
+}
+
+export async function login(key) {
+  const r = await fetch('/api/v1/login', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ key }),
+  });
+  await answer(r);
+  await loadSession();
+  live.restart();
+}
+
+export async function logout() {
+  await send('POST', '/api/v1/logout');
+  await loadSession();
+  live.restart();
+}
+
+// One event stream per tab: the explorer document for everyone; with a login also the status document and
+// events as they happen. Nodes that leave the status are kept and marked dead, so a page shows a death.
+export const live = {
+  status: null,
+  explorer: null,
+  nodes: new Map(), // name -> {node, state: 'alive'|'dead', since_ms, why}
+  connected: false,
+  last_message_ms: 0,
+  listeners: new Set(),
+  source: null,
+
+  on(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  },
+  emit(kind, data) {
+    this.last_message_ms = Date.now();
+    for (const fn of this.listeners) fn(kind, data);
+  },
+  restart() {
+    if (this.source) this.source.close();
+    const full = session.logged_in;
+    const es = new EventSource(full ? '/api/v1/stream?view=full' : '/api/v1/stream');
+    this.source = es;
+    es.onopen = () => {
+      this.connected = true;
+      this.emit('connection', true);
+    };
+    es.onerror = () => {
+      this.connected = false;
+      this.emit('connection', false);
+      // A refused stream (401 after a head restart, or the head away) is not retried by the browser: ask
+      // again in a moment, with the session as the head now sees it.
+      if (es.readyState === EventSource.CLOSED)
+        setTimeout(async () => {
+          if (this.source !== es) return;
+          try {
+            const before = session.logged_in;
+            await loadSession();
+            if (before && !session.logged_in) {
+              session.logged_in = true;
+              lost();
+              return;
+            }
+          } catch (e) {
+            // the head is still away: try again
+          }
+          this.restart();
+        }, 2000);
+    };
+    es.addEventListener('explorer', (m) => {
+      this.explorer = JSON.parse(m.data);
+      this.emit('explorer', this.explorer);
+    });
+    es.addEventListener('status', (m) => {
+      this.status = JSON.parse(m.data);
+      this.mergeNodes(this.status);
+      this.emit('status', this.status);
+    });
+    es.addEventListener('event', (m) => {
+      const e = JSON.parse(m.data);
+      if (e.kind === 'node' && e.detail.startsWith('dead')) this.markDead(e.subject, e.ts_ms, e.detail);
+      this.emit('event', e);
+      if (e.kind === 'node') this.emit('status', this.status);
+    });
+  },
+  mergeNodes(status) {
+    const now = Date.now();
+    const seen = new Set();
+    for (const n of status.nodes) {
+      seen.add(n.name);
+      const old = this.nodes.get(n.name);
+      this.nodes.set(n.name, { node: n, state: 'alive', since_ms: old && old.state === 'alive' ? old.since_ms : now, why: '' });
+    }
+    for (const [name, rec] of this.nodes) if (!seen.has(name) && rec.state === 'alive') this.markDead(name, now, 'dead: left the status');
+  },
+  markDead(name, ts, why) {
+    const rec = this.nodes.get(name);
+    if (!rec) return;
+    if (rec.state !== 'dead') this.nodes.set(name, { ...rec, state: 'dead', since_ms: ts, why });
+  },
+};
+
+// Formatting shared by the views.
+export const fmt = {
+  num: (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(d)),
+  money: (v) => (v === null || v === undefined ? '-' : '$' + Number(v).toFixed(2)),
+  bytes(v) {
+    if (!v) return '0 B';
+    const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (v >= 1024 && i < u.length - 1) {
+      v /= 1024;
+      i++;
+    }
+    return v.toFixed(i ? 1 : 0) + ' ' + u[i];
+  },
+  duration(s) {
+    if (s === null || s === undefined) return '-';
+    if (s < 90) return Math.round(s) + ' s';
+    if (s < 5400) return Math.round(s / 60) + ' min';
+    if (s < 172800) return (s / 3600).toFixed(1) + ' h';
+    return (s / 86400).toFixed(1) + ' d';
+  },
+  time: (ms) => (ms ? new Date(ms).toLocaleString() : '-'),
+  ago(ms) {
+    if (!ms) return '-';
+    return fmt.duration((Date.now() - ms) / 1000) + ' ago';
+  },
+};
+
+// Builds DOM from a tag, attributes and children; strings become text (never HTML).
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'style') el.style.cssText = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}

@@ -1,0 +1,342 @@
+// Console (operators and data scientists): nodes, jobs and their logs, reservations (create and delete),
+// the ledger, events, and a timeline of jobs and node deaths. #/console/SECTION[/ARG].
+import { fmt, get, h, live, send } from '../api.js';
+import { table } from '../table.js';
+import { card } from './explorer.js';
+
+const sections = ['nodes', 'jobs', 'logs', 'reservations', 'ledger', 'events', 'timeline'];
+
+export function consoleView(root, params) {
+  const section = sections.includes(params[0]) ? params[0] : 'nodes';
+  const body = h('div', { class: 'section' });
+  const summary = h('div', { class: 'cards' });
+  root.replaceChildren(
+    h('h1', {}, 'Console'),
+    summary,
+    h('nav', { class: 'tabs' }, sections.map((s) => h('a', { href: `#/console/${s}`, class: s === section ? 'active' : '' }, s))),
+    body,
+  );
+  const drawSummary = () => {
+    const s = live.status;
+    if (!s) return;
+    const dead = [...live.nodes.values()].filter((r) => r.state === 'dead').length;
+    const store = s.nodes.reduce((a, n) => a + (n.object_store_used_bytes || 0), 0);
+    const cap = s.nodes.reduce((a, n) => a + (n.object_store_capacity_bytes || 0), 0);
+    summary.replaceChildren(
+      card('nodes', s.nodes.length, `${Math.max(dead, s.dead_nodes)} dead`),
+      card('jobs running', s.jobs.filter((j) => j.state === 'running').length, `${s.jobs.length} in all`),
+      card('leases running', s.nodes.reduce((a, n) => a + n.active_leases, 0), ''),
+      card('scheduler queue', s.pending_leases, 'lease requests waiting'),
+      card('object store', fmt.bytes(store), `of ${fmt.bytes(cap)}`),
+    );
+  };
+  drawSummary();
+  const offSummary = live.on((k) => k === 'status' && drawSummary());
+  const stop = { nodes, jobs, logs, reservations, ledger, events, timeline }[section](body, params.slice(1));
+  return () => {
+    offSummary();
+    if (stop) stop();
+  };
+}
+
+function nodes(el) {
+  const t = table({
+    id: 'console-nodes',
+    pageSize: 100,
+    placeholder: 'filter nodes (name, host, GPU, label, state)',
+    columns: [
+      { key: 'name', label: 'node', cell: (r) => h('a', { href: `#/worker/${encodeURIComponent(r.name)}` }, r.name) },
+      { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
+      { key: 'host', label: 'host' },
+      { key: 'cpu', label: 'CPU free/all' },
+      { key: 'gpus', label: 'GPUs' },
+      { key: 'leases', label: 'leases' },
+      { key: 'store', label: 'store', value: (r) => r.store_bytes, cell: (r) => fmt.bytes(r.store_bytes) },
+      { key: 'hb', label: 'heartbeat ms' },
+      { key: 'labels', label: 'labels' },
+    ],
+  });
+  el.replaceChildren(t.el);
+  const render = () =>
+    t.setRows(
+      [...live.nodes].map(([name, rec]) => {
+        const n = rec.node;
+        return {
+          __key: name,
+          name,
+          state: rec.state,
+          host: n.host,
+          cpu: `${fmt.num(n.cpus_available)}/${fmt.num(n.cpus, 0)}`,
+          gpus: n.gpus.map((g) => g.model + (g.verified ? '' : '?')).join(', ') || '-',
+          leases: rec.state === 'alive' ? n.active_leases : 0,
+          store_bytes: n.object_store_used_bytes || 0,
+          hb: rec.state === 'alive' ? n.last_heartbeat_ms : '-',
+          labels: Object.entries(n.labels || {}).map((e) => e.join('=')).join(' '),
+        };
+      }),
+    );
+  render();
+  return live.on((k) => (k === 'status' || k === 'event') && render());
+}
+
+function jobs(el) {
+  const t = table({
+    id: 'console-jobs',
+    placeholder: 'filter jobs',
+    columns: [
+      { key: 'id', label: 'job', cell: (r) => h('a', { href: `#/console/logs/${encodeURIComponent(r.id)}` }, r.id) },
+      { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
+      { key: 'driver', label: 'driver' },
+      { key: 'leases_granted', label: 'leases granted' },
+      { key: 'active_leases', label: 'running' },
+      { key: 'started_unix_ms', label: 'started', cell: (r) => fmt.time(r.started_unix_ms) },
+      { key: 'ended_unix_ms', label: 'ended', cell: (r) => (r.ended_unix_ms ? fmt.time(r.ended_unix_ms) : '-') },
+    ],
+  });
+  el.replaceChildren(t.el);
+  const render = () => live.status && t.setRows(live.status.jobs.map((j) => ({ ...j, __key: j.id })));
+  render();
+  return live.on((k) => k === 'status' && render());
+}
+
+// A job's output: searched on the head, followed by byte offset (new lines appear as they are written).
+function logs(el, params) {
+  const jobSel = h('select', { id: 'log-job', onchange: () => (location.hash = `#/console/logs/${encodeURIComponent(jobSel.value)}`) });
+  const q = h('input', { type: 'search', placeholder: 'search the log', id: 'log-search' });
+  const follow = h('input', { type: 'checkbox', checked: true, id: 'log-follow' });
+  const out = h('pre', { class: 'log', id: 'log-text' });
+  const note = h('span', { class: 'muted' });
+  el.replaceChildren(h('div', { class: 'tools' }, 'job ', jobSel, ' ', q, ' ', h('label', {}, follow, ' follow'), ' ', note), out);
+  const job = params[0] ? decodeURIComponent(params[0]) : '';
+  const fillJobs = () => {
+    if (!live.status) return;
+    const ids = live.status.jobs.map((j) => j.id);
+    if (job && !ids.includes(job)) ids.unshift(job);
+    if (jobSel.options.length === ids.length) return;
+    jobSel.replaceChildren(h('option', { value: '' }, '(pick a job)'), ...ids.map((id) => h('option', { value: id, selected: id === job }, id)));
+  };
+  fillJobs();
+  let offset = 0;
+  let busy = false;
+  async function pull(reset) {
+    if (!job || busy) return;
+    busy = true;
+    try {
+      if (reset) {
+        offset = 0;
+        out.textContent = '';
+      }
+      const r = await get(`/api/v1/logs?job=${encodeURIComponent(job)}&offset=${offset}&q=${encodeURIComponent(q.value)}${reset ? '&tail=2000' : ''}`);
+      if (r.lines.length) out.append(r.lines.join('\n') + '\n');
+      offset = r.next_offset;
+      note.textContent = `${fmt.bytes(r.size)} of output${q.value ? `, ${out.textContent.split('\n').length - 1} matching lines` : ''}`;
+      if (follow.checked) out.scrollTop = out.scrollHeight;
+    } catch (e) {
+      note.textContent = e.message;
+    } finally {
+      busy = false;
+    }
+  }
+  let debounce = 0;
+  q.addEventListener('input', () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => pull(true), 250);
+  });
+  pull(true);
+  const timer = setInterval(() => follow.checked && pull(false), 1000);
+  const off = live.on((k) => k === 'status' && fillJobs());
+  return () => {
+    clearInterval(timer);
+    off();
+  };
+}
+
+// Reservations: the same commands and errors as `iogrid cluster create|list|delete`.
+function reservations(el) {
+  const err = h('p', { class: 'error', id: 'reservation-error' });
+  const field = (name, label, attrs = {}) => h('label', {}, label, ' ', h('input', { name, ...attrs }));
+  const form = h(
+    'form',
+    { class: 'inline', id: 'reservation-form' },
+    field('gpus', 'GPUs', { type: 'number', min: 1, value: 1, required: true, style: 'width:4em' }),
+    field('gpu_model', 'model', { placeholder: 'any', style: 'width:7em' }),
+    field('region', 'region', { placeholder: 'any', style: 'width:6em' }),
+    field('max_price', 'max $/GPU-h', { type: 'number', step: 'any', min: 0, style: 'width:5em' }),
+    field('min_reputation', 'min reputation', { type: 'number', step: 'any', min: 0, max: 1, style: 'width:5em' }),
+    field('duration_s', 'for (s)', { type: 'number', min: 0, placeholder: 'no end', style: 'width:6em' }),
+    field('name', 'name', { style: 'width:8em' }),
+    h('button', { type: 'submit' }, 'reserve'),
+  );
+  const t = table({
+    id: 'console-reservations',
+    filter: false,
+    empty: 'no reservations',
+    columns: [
+      { key: 'id', label: 'cluster' },
+      { key: 'name', label: 'name' },
+      { key: 'gpus', label: 'GPUs', cell: (r) => `${r.gpus} × ${r.gpu_model || 'any'}` },
+      { key: 'nodes', label: 'nodes', cell: (r) => (r.nodes || []).map((n) => `${n.node} (${n.gpus})`).join(', ') },
+      { key: 'region', label: 'region' },
+      { key: 'owner', label: 'owner' },
+      { key: 'price_per_hour', label: '$/h', cell: (r) => fmt.money(r.price_per_hour) },
+      { key: 'cost_so_far', label: 'cost so far', cell: (r) => fmt.money(r.cost_so_far) },
+      { key: 'expires_in_s', label: 'expires in', cell: (r) => (r.expires_in_s === null ? 'never' : fmt.duration(r.expires_in_s)) },
+      { key: 'x', label: '', cell: (r) => h('button', { class: 'danger', onclick: () => remove(r.id) }, 'delete') },
+    ],
+  });
+  el.replaceChildren(h('h2', {}, 'Reserve GPUs'), form, err, t.el);
+  async function load() {
+    try {
+      t.setRows((await get('/api/v1/reservations')).map((r) => ({ ...r, __key: r.id })));
+    } catch (e) {
+      err.textContent = e.message;
+    }
+  }
+  async function remove(id) {
+    err.textContent = '';
+    try {
+      await send('DELETE', `/api/v1/reservations/${encodeURIComponent(id)}`);
+    } catch (e) {
+      err.textContent = e.message;
+    }
+    load();
+  }
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    const args = {};
+    for (const [k, v] of new FormData(form)) if (v !== '') args[k] = ['gpus', 'max_price', 'min_reputation', 'duration_s'].includes(k) ? Number(v) : v;
+    try {
+      const r = await send('POST', '/api/v1/reservations', args);
+      err.textContent = '';
+      form.dataset.made = r.id;
+    } catch (e) {
+      err.textContent = e.message;
+    }
+    load();
+  });
+  load();
+  const timer = setInterval(load, 5000);
+  return () => clearInterval(timer);
+}
+
+function ledger(el) {
+  const t = table({
+    id: 'console-ledger',
+    placeholder: 'filter (job, cluster, node)',
+    columns: [
+      { key: 'kind', label: 'kind' },
+      { key: 'name', label: 'name' },
+      { key: 'gpu_seconds', label: 'GPU-hours', cell: (r) => fmt.num(r.gpu_seconds / 3600, 3) },
+      { key: 'cost', label: 'cost / earnings', cell: (r) => fmt.money(r.cost) },
+    ],
+  });
+  const totals = h('div', { class: 'cards small' });
+  el.replaceChildren(totals, t.el);
+  async function load() {
+    try {
+      const rows = await get('/api/v1/ledger');
+      t.setRows(rows.map((r) => ({ ...r, __key: r.kind + '/' + r.name })));
+      const sum = (k) => rows.filter((r) => r.kind === k).reduce((a, r) => a + r.cost, 0);
+      totals.replaceChildren(card('charged to jobs', fmt.money(sum('job')), ''), card('charged to reservations', fmt.money(sum('reservation')), ''), card('earned by nodes', fmt.money(sum('node')), ''));
+    } catch (e) {
+      totals.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
+  load();
+  const timer = setInterval(load, 5000);
+  return () => clearInterval(timer);
+}
+
+// Events from the head's history, searched there; new ones arrive through the stream.
+function events(el) {
+  const kind = h('select', {}, ['', 'node', 'job', 'verify'].map((k) => h('option', { value: k }, k || 'all kinds')));
+  const q = h('input', { type: 'search', placeholder: 'search events' });
+  const more = h('button', {}, 'older ›');
+  const t = table({
+    id: 'console-events',
+    filter: false,
+    pageSize: 100,
+    columns: [
+      { key: 'ts_ms', label: 'when', cell: (r) => fmt.time(r.ts_ms) },
+      { key: 'kind', label: 'kind' },
+      { key: 'subject', label: 'subject' },
+      { key: 'detail', label: 'detail' },
+    ],
+  });
+  el.replaceChildren(h('div', { class: 'tools' }, kind, ' ', q, ' ', more), t.el);
+  let rows = [];
+  let before = null;
+  async function load(reset) {
+    if (reset) {
+      rows = [];
+      before = null;
+    }
+    const r = await get(`/api/v1/events?limit=200&kind=${kind.value}&q=${encodeURIComponent(q.value)}${before ? '&before=' + before : ''}`);
+    rows = rows.concat(r.events.map((e) => ({ ...e, __key: e.id })));
+    before = r.next_before;
+    more.disabled = !before;
+    t.setRows(rows);
+  }
+  kind.onchange = () => load(true);
+  let debounce = 0;
+  q.oninput = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => load(true), 250);
+  };
+  more.onclick = () => load(false);
+  load(true);
+  return live.on((k, e) => {
+    if (k !== 'event' || (kind.value && e.kind !== kind.value) || (q.value && !JSON.stringify(e).toLowerCase().includes(q.value.toLowerCase()))) return;
+    rows.unshift({ ...e, id: 'live-' + e.ts_ms + e.subject, __key: 'live-' + rows.length });
+    t.setRows(rows);
+  });
+}
+
+// Jobs as bars over time, node deaths as red marks: drawn in the page from the status and the events.
+function timeline(el) {
+  const canvas = h('canvas', { id: 'timeline', height: 320 });
+  const note = h('p', { class: 'muted' }, 'Jobs from start to end (running ones to now), node deaths in red. Task-level spans are not recorded by the head yet.');
+  el.replaceChildren(note, canvas);
+  let deaths = [];
+  get('/api/v1/events?kind=node&q=dead&limit=1000')
+    .then((r) => {
+      deaths = r.events;
+      draw();
+    })
+    .catch(() => {});
+  function draw() {
+    const s = live.status;
+    if (!s) return;
+    const width = (canvas.width = Math.max(400, el.clientWidth || 800));
+    const jobs = [...s.jobs].sort((a, b) => a.started_unix_ms - b.started_unix_ms).slice(-40);
+    const now = Date.now();
+    const t0 = Math.min(now - 60e3, ...jobs.map((j) => j.started_unix_ms || now));
+    const rowH = 18, left = 140;
+    canvas.height = Math.max(80, 30 + jobs.length * rowH);
+    const g = canvas.getContext('2d');
+    g.clearRect(0, 0, width, canvas.height);
+    g.font = '12px sans-serif';
+    const x = (t) => left + ((width - left - 10) * (t - t0)) / (now - t0);
+    g.fillStyle = '#666';
+    for (let i = 0; i <= 4; i++) {
+      const t = t0 + ((now - t0) * i) / 4;
+      g.fillText(new Date(t).toLocaleTimeString(), Math.min(x(t), width - 70), 12);
+    }
+    jobs.forEach((j, i) => {
+      const y = 22 + i * rowH;
+      g.fillStyle = '#333';
+      g.fillText(j.id, 4, y + 12);
+      g.fillStyle = { running: '#2b6cb0', finished: '#059669', failed: '#b91c1c', stopped: '#a16207' }[j.state] || '#888';
+      const a = x(j.started_unix_ms || t0), b = x(j.ended_unix_ms || now);
+      g.fillRect(a, y + 2, Math.max(2, b - a), rowH - 6);
+    });
+    g.fillStyle = '#b91c1c';
+    for (const d of deaths) if (d.ts_ms >= t0) g.fillRect(x(d.ts_ms), 16, 2, canvas.height - 16);
+  }
+  draw();
+  return live.on((k, e) => {
+    if (k === 'event' && e.kind === 'node' && e.detail.startsWith('dead')) deaths.push(e);
+    if (k === 'status' || k === 'event') draw();
+  });
+}

@@ -1,0 +1,194 @@
+// Worker view: a provider's nodes. Each device's connection state and uptime history, live and historical
+// telemetry, verification history and measured TFLOPS, reputation and what moved it, leases served, GPU-seconds
+// and earnings from the ledger. #/worker lists nodes; #/worker/NAME shows one.
+import { fmt, get, h, live } from '../api.js';
+import { timeChart } from '../chart.js';
+import { table } from '../table.js';
+import { card } from './explorer.js';
+
+export function workerView(root, params) {
+  const name = params[0] ? decodeURIComponent(params[0]) : '';
+  return name ? nodeDetail(root, name) : nodeList(root);
+}
+
+function nodeList(root) {
+  const list = table({
+    id: 'worker-nodes',
+    placeholder: 'filter by name, model, region, state',
+    columns: [
+      { key: 'name', label: 'node', cell: (r) => h('a', { href: `#/worker/${encodeURIComponent(r.name)}` }, r.name) },
+      { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
+      { key: 'gpus', label: 'GPUs', value: (r) => r.gpus },
+      { key: 'temp', label: 'hottest °C', cell: (r) => fmt.num(r.temp, 0) },
+      { key: 'power', label: 'power W', cell: (r) => fmt.num(r.power, 0) },
+      { key: 'util', label: 'util %', cell: (r) => fmt.num(r.util, 0) },
+      { key: 'reputation', label: 'reputation', cell: (r) => fmt.num(r.reputation, 2) },
+      { key: 'leases', label: 'leases' },
+      { key: 'price', label: '$/GPU-h', cell: (r) => fmt.money(r.price) },
+    ],
+  });
+  root.replaceChildren(h('h1', {}, 'Worker'), h('p', { class: 'muted' }, 'Your devices: pick one for its telemetry, uptime, verification and earnings.'), list.el);
+  function render() {
+    const rows = [];
+    for (const [n, rec] of live.nodes) {
+      const x = rec.node, t = x.telemetry || [];
+      rows.push({
+        __key: n,
+        name: n,
+        state: rec.state,
+        gpus: x.gpus.map((g) => g.model).join(', ') || '-',
+        temp: t.length ? Math.max(...t.map((g) => g.temperature_c)) : null,
+        power: t.length ? t.reduce((a, g) => a + g.power_w, 0) : null,
+        util: t.length ? t.reduce((a, g) => a + g.utilization_pct, 0) / t.length : null,
+        reputation: x.reputation,
+        leases: rec.state === 'alive' ? x.active_leases : 0,
+        price: x.price_per_gpu_hour,
+      });
+    }
+    list.setRows(rows);
+  }
+  render();
+  return live.on((kind) => (kind === 'status' || kind === 'event') && render());
+}
+
+function nodeDetail(root, name) {
+  const head = h('div', { class: 'cards' });
+  const gpus = h('div', { class: 'gpus' });
+  const uptime = h('div', { class: 'uptime', id: 'uptime' });
+  const verifications = table({
+    id: 'verifications',
+    filter: false,
+    empty: 'no verification yet',
+    columns: [
+      { key: 'ts_ms', label: 'when', cell: (r) => fmt.time(r.ts_ms) },
+      { key: 'detail', label: 'result and reputation' },
+    ],
+  });
+  const earnings = h('div', { class: 'cards small', id: 'earnings' });
+  const charts = h('div', { class: 'grid2' });
+  let chartObjs = [];
+  let device = -1;
+  root.replaceChildren(
+    h('p', {}, h('a', { href: '#/worker' }, '‹ all nodes')),
+    h('h1', {}, name),
+    head,
+    h('h2', {}, 'GPUs now'),
+    gpus,
+    h('h2', {}, 'Telemetry over time'),
+    charts,
+    h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, 'Connection and uptime (last 24 h)'), uptime), h('section', {}, h('h2', {}, 'Earnings (ledger)'), earnings)),
+    h('h2', {}, 'Verification history and what moved the reputation'),
+    verifications.el,
+  );
+
+  function makeCharts(count) {
+    chartObjs.forEach((c) => c.destroy());
+    const p = (i, s) => `gpu/${name}/${i}/${s}`;
+    const devs = [...Array(count).keys()];
+    const per = (s, label) => devs.map((i) => ({ name: p(i, s), label: `GPU ${i} ${label}` }));
+    chartObjs = [
+      timeChart({ title: 'Temperature', unit: '°C', series: per('temperature_c', '°C') }),
+      timeChart({ title: 'Power against its limit', unit: 'W', series: devs.flatMap((i) => [{ name: p(i, 'power_w'), label: `GPU ${i} W` }, { name: p(i, 'power_limit_w'), label: `GPU ${i} limit`, dash: true }]) }),
+      timeChart({ title: 'Utilisation', unit: '%', series: per('utilization_pct', '%') }),
+      timeChart({ title: 'Memory used', unit: 'GiB', series: per('memory_used_gib', 'GiB') }),
+      timeChart({ title: 'SM clock', unit: 'MHz', series: per('sm_clock_mhz', 'MHz') }),
+    ];
+    charts.replaceChildren(...chartObjs.map((c) => c.el));
+    chartObjs.forEach((c) => c.load());
+  }
+
+  function render() {
+    const rec = live.nodes.get(name);
+    if (!rec) {
+      head.replaceChildren(card('state', live.status ? 'unknown' : 'loading', live.status ? 'no such node in this head' : ''));
+      return;
+    }
+    const x = rec.node;
+    head.replaceChildren(
+      h('div', { class: 'card', id: 'node-state' }, h('div', { class: 'value' }, h('span', { class: 'badge ' + rec.state }, rec.state)), h('div', { class: 'label' }, 'connection'), h('div', { class: 'sub' }, rec.state === 'dead' ? rec.why : `heartbeat ${x.last_heartbeat_ms} ms ago`)),
+      card('reputation', fmt.num(x.reputation, 3), ''),
+      card('price', fmt.money(x.price_per_gpu_hour), 'per GPU-hour'),
+      card('leases running', rec.state === 'alive' ? x.active_leases : 0, ''),
+      card('CPUs free', `${fmt.num(x.cpus_available)} / ${fmt.num(x.cpus, 0)}`, ''),
+      card('object store', fmt.bytes(x.object_store_used_bytes), `of ${fmt.bytes(x.object_store_capacity_bytes)}`),
+    );
+    const t = new Map((x.telemetry || []).map((g) => [g.index, g]));
+    gpus.replaceChildren(
+      ...x.gpus.map((g, i) => {
+        const m = t.get(i);
+        return h(
+          'div',
+          { class: 'gpu card' },
+          h('div', { class: 'value' }, `GPU ${i}: ${g.model}`),
+          h('div', { class: 'sub' }, `${fmt.num(g.memory_gib, 0)} GiB · ${g.verified ? 'verified' : 'not verified'}${g.tflops ? ' · ' + fmt.num(g.tflops) + ' TFLOPS' : ''} · ${fmt.num(100 * (1 - g.free), 0)}% leased`),
+          m
+            ? h('div', { class: 'telemetry' }, `${fmt.num(m.temperature_c, 0)} °C · ${fmt.num(m.power_w, 0)} / ${fmt.num(m.power_limit_w, 0)} W · ${fmt.num(m.utilization_pct, 0)}% util · ${fmt.num(m.memory_used_gib)} GiB · ${m.sm_clock_mhz} MHz`)
+            : h('div', { class: 'sub muted' }, 'no telemetry (no NVML on this node)'),
+        );
+      }),
+      x.gpus.length ? '' : h('p', { class: 'muted' }, 'this node has no GPUs'),
+    );
+    if (device !== x.gpus.length) {
+      device = x.gpus.length;
+      makeCharts(device);
+    }
+  }
+
+  async function loadHistory() {
+    try {
+      const day = Date.now() - 86400e3;
+      const ev = await get(`/api/v1/events?kind=node&subject=${encodeURIComponent(name)}&limit=500`);
+      const mine = ev.events.filter((e) => e.subject === name);
+      drawUptime(uptime, mine, day);
+      const v = await get(`/api/v1/events?kind=verify&subject=${encodeURIComponent(name)}&limit=200`);
+      verifications.setRows(v.events.filter((e) => e.subject === name).map((e) => ({ ...e, __key: e.id })));
+      const ledger = await get('/api/v1/ledger');
+      const mineL = ledger.filter((e) => e.kind === 'node' && e.name === name);
+      const gs = mineL.reduce((a, e) => a + e.gpu_seconds, 0), earned = mineL.reduce((a, e) => a + e.cost, 0);
+      earnings.replaceChildren(card('GPU-hours served', fmt.num(gs / 3600, 2), `${fmt.num(gs, 0)} GPU-seconds`), card('earned', fmt.money(earned), 'since the ledger began'));
+    } catch (e) {
+      uptime.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
+  render();
+  loadHistory();
+  const off = live.on((kind, e) => {
+    if (kind === 'status') render();
+    if (kind === 'event' && e.subject === name) {
+      render();
+      loadHistory();
+    }
+  });
+  const timer = setInterval(() => chartObjs.forEach((c) => c.load()), 15000);
+  return () => {
+    off();
+    clearInterval(timer);
+    chartObjs.forEach((c) => c.destroy());
+  };
+}
+
+// A strip over the last 24 hours: green while connected, red while dead; the events listed below it.
+function drawUptime(el, events, from) {
+  const now = Date.now();
+  const sorted = [...events].sort((a, b) => a.ts_ms - b.ts_ms);
+  const spans = [];
+  let state = null, since = from;
+  for (const e of sorted) {
+    const up = !e.detail.startsWith('dead');
+    if (e.ts_ms < from) {
+      state = up;
+      continue;
+    }
+    if (state !== null) spans.push({ up: state, from: since, to: e.ts_ms });
+    state = up;
+    since = Math.max(e.ts_ms, from);
+  }
+  if (state !== null) spans.push({ up: state, from: since, to: now });
+  const upMs = spans.filter((s) => s.up).reduce((a, s) => a + s.to - s.from, 0);
+  const known = spans.reduce((a, s) => a + s.to - s.from, 0);
+  el.replaceChildren(
+    h('div', { class: 'strip' }, ...spans.map((s) => h('span', { class: s.up ? 'up' : 'down', style: `left:${(100 * (s.from - from)) / (now - from)}%;width:${(100 * (s.to - s.from)) / (now - from)}%`, title: `${s.up ? 'connected' : 'dead'} ${fmt.time(s.from)} – ${fmt.time(s.to)}` }))),
+    h('p', { class: 'muted' }, known ? `connected ${((100 * upMs) / known).toFixed(1)}% of the time known in the last 24 h` : 'no connection events in the last 24 h'),
+    h('ul', { class: 'events' }, ...sorted.slice(-8).reverse().map((e) => h('li', {}, h('time', {}, fmt.time(e.ts_ms)), ' ', e.detail))),
+  );
+}
