@@ -92,6 +92,8 @@ core::TaskSpec* ActorMailbox::next(const worker::WorkerContext&) {
   auto* s = q_.front();
   q_.pop_front();
   size_.store(q_.size(), std::memory_order_release);
+  g.unlock();
+  rec_->owner().stats().started(*s);
   return s;
 }
 
@@ -211,6 +213,7 @@ void ActorRecord::drain_waiting_locked() {
 }
 
 void ActorRecord::submit(core::TaskSpec* spec) {
+  owner_.stats().submitted(*spec);
   std::unique_lock<std::mutex> g(m_);
   if (dead_) {
     auto err = dead_;

@@ -10,6 +10,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include <nlohmann/json.hpp>
+
 #include "gpu/devices.hpp"
 #include "iogrid/core/errors.hpp"
 #include "runtime/cluster/dashboard.hpp"
@@ -97,34 +99,6 @@ class EmbeddedRuntime final : public SubmitterCore {
     }
     auto history = std::make_shared<head::History>(":memory:");
     head_ = spawn_head(*sys_, view, sched::kDefaultPolicy, history);
-    if (opts.dashboard_port >= 0) {
-      // The page and API of a cluster's head, for this program's embedded cluster (read-only, 127.0.0.1).
-      cluster::DashboardSource source;
-      source.status = [sys = sys_.get(), head = head_] {
-        caf::scoped_actor self{*sys};
-        std::string doc;
-        std::string failure = "iogrid: the embedded head did not answer within 5 s";
-        self->request(head, std::chrono::seconds(5), status_atom::value)
-            .receive([&](const std::string& d) { doc = d; failure.clear(); }, [&](caf::error&) {});
-        if (!failure.empty()) throw core::Error(failure);
-        return doc;
-      };
-      source.admin = [sys = sys_.get(), head = head_](const std::string& command, const std::string& args,
-                                                      const std::string& who) {
-        caf::scoped_actor self{*sys};
-        bool ok = false;
-        std::string body = "iogrid: the embedded head did not answer within 5 s";
-        self->request(head, std::chrono::seconds(5), ui_admin_atom::value, command, args, who)
-            .receive([&](bool k, const std::string& b) { ok = k; body = b; }, [&](caf::error&) {});
-        if (!ok) throw core::Error(body);
-        return body;
-      };
-      source.history = history;
-      // Open (no login): it is this program's own cluster, on 127.0.0.1.
-      dashboard_ = std::make_unique<cluster::Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), "127.0.0.1",
-                                                        std::move(source));
-      std::cerr << "iogrid: dashboard on http://127.0.0.1:" << dashboard_->port() << "/" << std::endl;
-    }
     std::vector<caf::actor> node_actors;
     for (const auto& n : view.nodes) {
       worker::WorkerContext ctx;
@@ -140,6 +114,43 @@ class EmbeddedRuntime final : public SubmitterCore {
     hooks.request_lease = [job = job_](LeaseRequest r) { caf::anon_send(job, lease_atom::value, std::move(r)); };
     hooks.store_of = [this](std::uint32_t node) { return stores_.at(node); };
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
+    if (opts.dashboard_port >= 0) {
+      // The page and API of a cluster's head, for this program's embedded cluster (read-only, 127.0.0.1).
+      cluster::DashboardSource source;
+      // The driver's tasks reach the head (for the page's task counts, timeline and failures) as the page asks.
+      // (Called from the dashboard's one thread.)
+      auto report = [head = head_, stats = &submitter_->stats(), after = std::make_shared<std::int64_t>(0)] {
+        auto snap = stats->snapshot(*after, 5000);
+        if (!snap["spans"].empty()) *after = snap["spans"].back()[3].get<std::int64_t>();
+        caf::anon_send(head, task_report_atom::value, snap.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      };
+      source.status = [sys = sys_.get(), head = head_, report] {
+        report();
+        caf::scoped_actor self{*sys};
+        std::string doc;
+        std::string failure = "iogrid: the embedded head did not answer within 5 s";
+        self->request(head, std::chrono::seconds(5), status_atom::value)
+            .receive([&](const std::string& d) { doc = d; failure.clear(); }, [&](caf::error&) {});
+        if (!failure.empty()) throw core::Error(failure);
+        return doc;
+      };
+      source.admin = [sys = sys_.get(), head = head_, report](const std::string& command, const std::string& args,
+                                                              const std::string& who) {
+        if (command == "tasks") report();
+        caf::scoped_actor self{*sys};
+        bool ok = false;
+        std::string body = "iogrid: the embedded head did not answer within 5 s";
+        self->request(head, std::chrono::seconds(5), ui_admin_atom::value, command, args, who)
+            .receive([&](bool k, const std::string& b) { ok = k; body = b; }, [&](caf::error&) {});
+        if (!ok) throw core::Error(body);
+        return body;
+      };
+      source.history = history;
+      // Open (no login): it is this program's own cluster, on 127.0.0.1.
+      dashboard_ = std::make_unique<cluster::Dashboard>(static_cast<std::uint16_t>(opts.dashboard_port), "127.0.0.1",
+                                                        std::move(source));
+      std::cerr << "iogrid: dashboard on http://127.0.0.1:" << dashboard_->port() << "/" << std::endl;
+    }
   }
 
   ~EmbeddedRuntime() override { stop(); }

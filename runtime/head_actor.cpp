@@ -118,6 +118,7 @@ caf::behavior head_actor(Self* self, sched::ClusterView view, std::string policy
           return {false, e.what()};
         }
       },
+      [=](task_report_atom, const std::string& json) { self->state.core->task_report(kDriver, json); },
       [=](ui_admin_atom, const std::string& command, const std::string& args,
           const std::string& who) -> std::tuple<bool, std::string> {
         if (command == "verify") return {false, "iogrid: verify needs a cluster (iogrid head and iogrid node)"};

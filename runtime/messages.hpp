@@ -21,6 +21,7 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;        // -> head/job
 using tick_atom = caf::atom_constant<caf::atom("tick")>;          // head -> itself: periodic housekeeping
 using status_atom = caf::atom_constant<caf::atom("status")>;      // -> head: the status document (JSON text)
 using admin_atom = caf::atom_constant<caf::atom("admin")>;
+using task_report_atom = caf::atom_constant<caf::atom("taskrep")>;  // -> head: (taskrep, JSON of TaskStats::snapshot)
 using ui_admin_atom = caf::atom_constant<caf::atom("uiadmin")>;  // -> head: (uiadmin, command, args, who) -> (ok, body or error)        // -> head: (admin, command, args JSON) -> (ok, body or error)
 
 }  // namespace iogrid::runtime

@@ -65,6 +65,7 @@ core::TaskSpec* ShapeQueue::next(const worker::WorkerContext&) {
       delete s;
       continue;
     }
+    owner_.stats().started(*s);
     return s;
   }
 }

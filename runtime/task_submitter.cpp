@@ -153,6 +153,7 @@ void TaskSubmitter::submit(std::unique_ptr<core::TaskSpec> owned, const core::Ta
   owned->shape = queue->id();
   owned->max_retries = opts.max_retries;
   owned->retry_exceptions = opts.retry_exceptions;
+  stats_.submitted(*owned);
   auto* spec = owned.release();
   when_args_ready(spec, [this, queue](core::TaskSpec* s) {
     if (auto err = failed_arg(*s)) return fail(s, err);
@@ -200,6 +201,11 @@ void TaskSubmitter::fail(core::TaskSpec* spec, std::shared_ptr<const core::Error
     named->task_name = spec->name;
     error = std::move(named);
   }
+  if (spec->kind != core::TaskKind::actor_create) {
+    const bool passed_on = error && !error->task_name.empty() && error->task_name != spec->name;
+    stats_.ended(*spec, error ? error->node : std::string(), false, error ? error->message : std::string("failed"),
+                 passed_on ? error->task_name : std::string());
+  }
   spec->result->complete_error(std::move(error));
   delete spec;
 }
@@ -210,6 +216,7 @@ void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const 
   if (out.failed) {
     if (spec->retry_exceptions && spec->attempt < spec->max_retries && !entry->done() && retry) {
       ++spec->attempt;
+      stats_.retried(*spec);
       retry(spec);
       return;
     }
@@ -226,6 +233,7 @@ void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const 
     entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
   }
   else if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
+  stats_.ended(*spec, ctx.node_name, true, "", "");
   delete spec;
 }
 

@@ -21,6 +21,7 @@
 #include "runtime/lineage.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/shape_queue.hpp"
+#include "runtime/task_stats.hpp"
 
 namespace iogrid::runtime {
 
@@ -68,6 +69,8 @@ class TaskSubmitter {
   bool stopped() const;
 
   static std::shared_ptr<const core::ErrorInfo> stopped_error();
+  // The job's tasks as its owner sees them (the dashboard's tasks, timeline and failures).
+  TaskStats& stats() { return stats_; }
 
  private:
   std::shared_ptr<ShapeQueue> shape_for(const sched::ResourceRequest& req);
@@ -77,6 +80,7 @@ class TaskSubmitter {
   std::unordered_map<std::string, std::shared_ptr<ShapeQueue>> shapes_;
   std::vector<std::weak_ptr<ActorRecord>> actors_;
   bool stopped_ = false;
+  TaskStats stats_;
 };
 
 }  // namespace iogrid::runtime

@@ -411,8 +411,24 @@ class DriverService final : public transport::Service {
   }
   void set_stopping() { stopping_ = true; }
 
+  // The job's tasks as this owner sees them, for the head's dashboard: `report(after_ms)` gives the JSON of
+  // TaskStats::snapshot with the spans ended after `after_ms` ("" when nothing changed).
+  void set_reporter(std::function<std::string(bool force)> report) { reporter_ = std::move(report); }
+  void send_report(Endpoint& ep, bool force) {
+    if (!reporter_ || !head_ || job_id_.empty()) return;
+    auto json = reporter_(force);
+    if (json.empty()) return;
+    capnp::MallocMessageBuilder msg;
+    msg.initRoot<proto::Envelope>().initTaskReport().setJson(json);
+    ep.send(head_, msg);
+  }
+
   void on_tick(Endpoint& ep) override {
     if (!head_ && join_done_ && !failed_ && !stopping_) reconnect(ep);
+    if (const auto now = std::chrono::steady_clock::now(); now - last_report_ >= std::chrono::seconds(1)) {
+      last_report_ = now;
+      send_report(ep, false);
+    }
     // Reclaim the threads of leases that ended.
     for (auto it = leases_.begin(); it != leases_.end();) {
       if (it->second->finished()) {
@@ -460,6 +476,8 @@ class DriverService final : public transport::Service {
   caf::actor self_;
   ConnId head_ = 0;
   std::uint16_t owner_port_ = 0;
+  std::function<std::string(bool)> reporter_;
+  std::chrono::steady_clock::time_point last_report_{};
   std::string code_hash_, code_path_, job_id_;
   std::promise<void> joined_;
   bool join_done_ = false, failed_ = false, stopping_ = false;
@@ -536,6 +554,17 @@ class ClusterClient final : public SubmitterCore {
     hooks.wait_for_contained = true;
     set_id_base(fresh_id_base());
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
+    // Each second (and once at the end) the head hears how this owner's tasks stand, with the spans since.
+    transport::post(ep_, [svc = svc_, stats = &submitter_->stats()](Endpoint&) {
+      svc->set_reporter([stats, seen = std::uint64_t(0), after = std::int64_t(0)](bool force) mutable -> std::string {
+        const auto changes = stats->changes();
+        if (changes == seen && !force) return "";
+        seen = changes;
+        auto snap = stats->snapshot(after, 5000);
+        if (!snap["spans"].empty()) after = snap["spans"].back()[3].get<std::int64_t>();
+        return snap.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      });
+    });
   }
 
   ~ClusterClient() override { stop(); }
@@ -544,6 +573,7 @@ class ClusterClient final : public SubmitterCore {
     if (stopped_.exchange(true)) return;
     if (submitter_) submitter_->shutdown();
     transport::post(ep_, [svc = svc_](Endpoint& ep) {
+      svc->send_report(ep, true);
       svc->finish_job(ep);
       svc->set_stopping();
     });

@@ -527,6 +527,13 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     }
     return json(dump({{"total", matched}, {"offset", offset}, {"nodes", page}}));
   }
+  if (path == "/api/v1/tasks") {
+    need_login();
+    const auto job = param(query, "job");
+    if (job.empty()) throw BadRequest("parameter 'job' is required");
+    return json(admin("tasks", {{"job", job}, {"after_ms", int_param(query, "after", 0, 0)},
+                                {"limit", int_param(query, "limit", 5000, 1, 20000)}}, user));
+  }
   if (path == "/api/v1/ledger") {
     need_login();
     return json(admin("ledger", nlohmann::json::object(), user));

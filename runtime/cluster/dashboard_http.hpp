@@ -20,6 +20,8 @@
 //           /api/v1/reservations (GET; POST {gpus, gpu_model, region, max_price, min_reputation, duration_s, ...};
 //                                DELETE /api/v1/reservations/ID): the head's cluster.* commands, same errors as the CLI
 //           /api/v1/ledger          the head's ledger
+//           /api/v1/tasks?job=J[&after=MS][&limit=N]   a job's tasks as its owners report them: counts by kind and
+//                                   state, duration histogram, spans [name, node, start_ms, end_ms, ok, kind], failures
 //           /api/v1/logs?job=J[&q=TEXT][&offset=BYTES][&tail=LINES]   a job's output; `offset` follows it
 // "login" means: a session cookie from /api/v1/login, or `Authorization: Bearer KEY`; with no token and no keys
 // configured (an embedded cluster's dashboard) nobody needs to log in. A call that changes state (POST,

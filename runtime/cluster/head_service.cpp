@@ -136,6 +136,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
         return status(ep, p.id);
       }
       case W::ADMIN_REQUEST: return admin(ep, p, msg.getAdminRequest());
+      case W::TASK_REPORT: return core_.task_report(p.id, msg.getTaskReport().getJson());
       case W::VERIFY_COMMIT: {
         auto node = node_of(p.id);
         if (!node) return;

@@ -52,6 +52,7 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     js[i].setActiveLeases(j.active_leases);
     js[i].setStartedUnixMs(static_cast<std::uint64_t>(j.started_unix_ms));
     js[i].setEndedUnixMs(static_cast<std::uint64_t>(j.ended_unix_ms));
+    if (auto t = core.tasks().summary(j.id); !t.is_null()) js[i].setTasksJson(t.dump());
     ++i;
   }
 }
@@ -113,7 +114,7 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     j["nodes"].push_back(jn);
   }
   j["jobs"] = nlohmann::json::array();
-  for (auto js : r.getJobs())
+  for (auto js : r.getJobs()) {
     j["jobs"].push_back({{"id", std::string(js.getJobId())},
                          {"driver", std::string(js.getDriver())},
                          {"state", std::string(js.getState())},
@@ -121,6 +122,10 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
                          {"active_leases", js.getActiveLeases()},
                          {"started_unix_ms", js.getStartedUnixMs()},
                          {"ended_unix_ms", js.getEndedUnixMs()}});
+    const std::string tasks = js.getTasksJson();
+    auto parsed = tasks.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(tasks, nullptr, false);
+    j["jobs"].back()["tasks"] = parsed.is_discarded() ? nlohmann::json(nullptr) : parsed;
+  }
   return j;
 }
 
@@ -244,6 +249,40 @@ std::string prometheus_metrics(const nlohmann::json& s) {
       if (j["state"] == "running") f.add({{"job", j["id"].get<std::string>()}}, j["active_leases"].get<double>());
   }
   Family(o, "iogrid_leases_granted_total", "counter", "Leases granted to all jobs.").add({}, leases);
+  // Tasks and actor calls as their owners report them (runtime/head/task_book.hpp).
+  {
+    Family f(o, "iogrid_tasks", "gauge", "Tasks by job, kind (task, actor_create, actor_call) and state.");
+    for (const auto& j : s["jobs"]) {
+      const auto& t = j.value("tasks", nlohmann::json());
+      if (!t.is_object()) continue;
+      for (const char* kind : {"task", "actor_call"})
+        for (const char* st : {"waiting", "running", "finished", "failed"})
+          if (t.contains(kind)) f.add({{"job", j["id"].get<std::string>()}, {"kind", kind}, {"state", st}}, t[kind].value(st, 0.0));
+    }
+  }
+  {
+    o << "# HELP iogrid_task_duration_seconds How long tasks ran (dispatch to outcome), by job.\n"
+         "# TYPE iogrid_task_duration_seconds histogram\n";
+    for (const auto& j : s["jobs"]) {
+      const auto& t = j.value("tasks", nlohmann::json());
+      if (!t.is_object() || !t.contains("duration")) continue;
+      const auto& d = t["duration"];
+      const auto& b = d["buckets"];
+      const auto& c = d["counts"];
+      if (!b.is_array() || !c.is_array() || c.size() != b.size() + 1) continue;
+      const auto job = label(j["id"].get<std::string>());
+      double cum = 0;
+      for (std::size_t i = 0; i <= b.size(); ++i) {
+        cum += c[i].get<double>();
+        o << "iogrid_task_duration_seconds_bucket{job=\"" << job << "\",le=\"";
+        if (i < b.size()) o << b[i].get<double>();
+        else o << "+Inf";
+        o << "\"} " << cum << "\n";
+      }
+      o << "iogrid_task_duration_seconds_sum{job=\"" << job << "\"} " << d["sum_s"].get<double>() << "\n";
+      o << "iogrid_task_duration_seconds_count{job=\"" << job << "\"} " << cum << "\n";
+    }
+  }
   return o.str();
 }
 

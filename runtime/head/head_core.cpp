@@ -516,6 +516,14 @@ std::optional<std::string> HeadCore::admin(OwnerId requester, std::uint64_t requ
     verifier_.expect(batch, started);
     return std::nullopt;
   }
+  if (command == "tasks") {
+    const std::string job = args.value("job", "");
+    if (!jobs_.find(job)) throw core::Error("iogrid: no job '" + job + "' (see iogrid status)");
+    const auto after = args.value("after_ms", nlohmann::json(0)).is_number() ? args["after_ms"].get<std::int64_t>() : 0;
+    const auto limit = args.value("limit", nlohmann::json(5000)).is_number_unsigned() ? args["limit"].get<std::size_t>() : 5000;
+    return tasks_.detail(job, after, std::min<std::size_t>(limit, TaskBook::kSpansPerJob))
+        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   if (command == "logs") {
     const std::string job = args.value("job", "");
     auto text = logs_.get(job);
@@ -591,6 +599,19 @@ void HeadCore::verification_done(const VerificationDone& v) {
   }
   const auto name = v.node < sched_.cluster().size() ? sched_.cluster().node(v.node).name : std::string("?");
   if (auto b = verifier_.record(v, name)) events_.admin_answer(b->requester, b->request_id, true, b->results.dump());
+}
+
+// ---- tasks ----
+
+void HeadCore::task_report(OwnerId owner, const std::string& json) {
+  const auto* o = jobs_.owner(owner);
+  if (!o) return;
+  try {
+    tasks_.report(o->job, owner, json);
+  } catch (const std::exception& e) {
+    if (!task_report_warned_) spdlog::warn("ignoring a malformed task report from {}: {}", o->job, e.what());
+    task_report_warned_ = true;
+  }
 }
 
 // ---- stores ----

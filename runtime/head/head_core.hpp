@@ -52,6 +52,7 @@
 #include "runtime/head/log_store.hpp"
 #include "runtime/head/node_table.hpp"
 #include "runtime/head/reservations.hpp"
+#include "runtime/head/task_book.hpp"
 #include "runtime/head/verifier.hpp"
 #include "scheduler/policy.hpp"
 #include "scheduler/scheduler.hpp"
@@ -198,13 +199,17 @@ class HeadCore {
   void worker_resumed(std::uint64_t lease);
 
   // ---- operators ----
-  // An operator command (reservations.hpp's, "logs" {job}, and "verify" {node, size}). Returns the answer's JSON now, or
+  // An operator command (reservations.hpp's, "logs" {job}, "tasks" {job, after_ms, limit}, and "verify" {node, size}). Returns the answer's JSON now, or
   // nullopt when it comes later through HeadEvents::admin_answer. Throws iogrid::Error with the reason.
   std::optional<std::string> admin(OwnerId requester, std::uint64_t request_id, const std::string& who,
                                    const std::string& command, const std::string& args_json);
   void verify_committed(std::uint32_t node, std::uint64_t id, const std::vector<std::uint8_t>& root, double seconds,
                         const std::string& error);
   void verify_opened(std::uint32_t node, std::uint64_t id, const std::vector<gpu::verify::Prover::Opening>& openings);
+
+  // ---- tasks (as their owners report them) ----
+  void task_report(OwnerId owner, const std::string& json);
+  const TaskBook& tasks() const { return tasks_; }
 
   // ---- stores ----
   void kv_put(const std::string& key, std::string value);
@@ -263,6 +268,8 @@ class HeadCore {
   Verifier verifier_;
   CodeStore code_;
   LogStore logs_;
+  TaskBook tasks_;
+  bool task_report_warned_ = false;
   std::map<std::string, std::string> kv_;
   std::unique_ptr<HeadStore> store_;
   std::shared_ptr<History> history_;

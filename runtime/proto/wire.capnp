@@ -243,6 +243,7 @@ struct JobStatus {
   activeLeases @4 :UInt32;
   startedUnixMs @5 :UInt64;
   endedUnixMs @6 :UInt64;
+  tasksJson @7 :Text;      # the job's tasks by kind and state, summed over its owners (TaskBook::summary); "" none
 }
 
 struct StatusReply {
@@ -363,6 +364,12 @@ struct AdminReply {
   error @3 :Text;    # the reason when not
 }
 
+# driver or nested owner -> head, each second while they change: its tasks as it sees them (JSON of
+# runtime/task_stats.hpp's snapshot: counts, duration histogram, the spans ended since the last report, failures).
+struct TaskReport {
+  json @0 :Text;
+}
+
 struct Envelope {
   union {
     hello @0 :Hello;
@@ -409,5 +416,6 @@ struct Envelope {
     verifyOpen @41 :VerifyOpen;
     verifyRows @42 :VerifyRows;
     yieldLease @43 :YieldLease;
+    taskReport @44 :TaskReport;
   }
 }

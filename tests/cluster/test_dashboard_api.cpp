@@ -140,7 +140,15 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
     while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
     const auto name = line.substr(0, i);
     REQUIRE(valid_name(name));
-    REQUIRE(types.count(name) == 1);
+    // A histogram's samples are its name with _bucket (and an le label), _sum and _count.
+    std::string family = name;
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      const std::string sfx = suffix;
+      if (!types.count(family) && name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0 &&
+          types.count(name.substr(0, name.size() - sfx.size())) && types[name.substr(0, name.size() - sfx.size())] == "histogram")
+        family = name.substr(0, name.size() - sfx.size());
+    }
+    REQUIRE(types.count(family) == 1);
     std::string series = name;
     if (i < line.size() && line[i] == '{') {
       series += '{';
@@ -189,7 +197,10 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
                        R"("spilled_bytes":0,"directory_bytes":2048,"gpus":[{"model":"H100"}],)"
                        R"("telemetry":[{"index":0,"utilization_pct":97,"temperature_c":71,"power_w":650,"power_limit_w":700,)"
                        R"("memory_used_gib":40,"sm_clock_mhz":1980}]}],)"
-                       R"("jobs":[{"id":"job-1","state":"running","leases_granted":5,"active_leases":2},)"
+                       R"("jobs":[{"id":"job-1","state":"running","leases_granted":5,"active_leases":2,"tasks":{)"
+                       R"("task":{"submitted":9,"waiting":1,"running":2,"finished":5,"failed":1},)"
+                       R"("actor_call":{"submitted":3,"waiting":0,"running":0,"finished":3,"failed":0},)"
+                       R"("duration":{"buckets":[0.01,0.1],"counts":[4,1,1],"sum_s":2.5}}},)"
                        R"({"id":"job-2","state":"finished","leases_granted":7,"active_leases":0}]})");
   };
   http::request<http::string_body> req{http::verb::get, "/metrics", 11};
@@ -210,6 +221,14 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
   CHECK(m.count("iogrid_job_active_leases{job=\"job-2\"}") == 0);
   CHECK(m.at("iogrid_leases_granted_total") == 12);
   CHECK(m.at("iogrid_pending_leases") == 3);
+  CHECK(m.at("iogrid_tasks{job=\"job-1\",kind=\"task\",state=\"running\"}") == 2);
+  CHECK(m.at("iogrid_tasks{job=\"job-1\",kind=\"actor_call\",state=\"finished\"}") == 3);
+  // Cumulative buckets, +Inf equal to the count.
+  CHECK(m.at("iogrid_task_duration_seconds_bucket{job=\"job-1\",le=\"0.01\"}") == 4);
+  CHECK(m.at("iogrid_task_duration_seconds_bucket{job=\"job-1\",le=\"0.1\"}") == 5);
+  CHECK(m.at("iogrid_task_duration_seconds_bucket{job=\"job-1\",le=\"+Inf\"}") == 6);
+  CHECK(m.at("iogrid_task_duration_seconds_count{job=\"job-1\"}") == 6);
+  CHECK(m.at("iogrid_task_duration_seconds_sum{job=\"job-1\"}") == 2.5);
 }
 
 namespace {

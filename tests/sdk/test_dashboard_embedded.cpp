@@ -40,6 +40,15 @@ nlohmann::json get_json(int port, const std::string& target) {
 std::string dashboard_where() { return iogrid::current_node(); }
 IOGRID_REMOTE(dashboard_where);
 
+int dashboard_square(int x) {
+  if (x < 0) throw std::runtime_error("negative input " + std::to_string(x));
+  return x * x;
+}
+IOGRID_REMOTE(dashboard_square);
+
+int dashboard_plus_one(int x) { return x + 1; }
+IOGRID_REMOTE(dashboard_plus_one);
+
 }  // namespace
 
 TEST_CASE("an embedded cluster started with a dashboard port serves the head's API while the program runs",
@@ -62,4 +71,42 @@ TEST_CASE("an embedded cluster started with a dashboard port serves the head's A
     if (!recorded) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   CHECK(recorded);
+}
+
+TEST_CASE("the dashboard shows a job's tasks: counts by state, spans for the timeline, failures with their root cause",
+          "[sdk][dashboard]") {
+  const int port = free_port();
+  auto o = mixed_cluster();
+  o.dashboard_port = port;
+  Cluster c(o);
+  std::vector<iogrid::ObjectRef<int>> refs;
+  for (int i = 0; i < 20; ++i) refs.push_back(iogrid::task(dashboard_square).remote(i));
+  for (auto& r : refs) iogrid::get(r);
+  // A failure, and one passed on through a task that depended on it: the root cause names the first.
+  auto bad = iogrid::task(dashboard_square).remote(-3);
+  auto downstream = iogrid::task(dashboard_plus_one).remote(bad);
+  CHECK_THROWS(iogrid::get(downstream));
+  nlohmann::json tasks;
+  for (int i = 0; i < 50; ++i) {
+    tasks = get_json(port, "/api/v1/tasks?job=job-1");
+    if (!tasks["tasks"].is_null() && tasks["tasks"]["task"]["failed"] == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(tasks.dump(1));
+  REQUIRE(!tasks["tasks"].is_null());
+  CHECK(tasks["tasks"]["task"]["submitted"] == 22);
+  CHECK(tasks["tasks"]["task"]["finished"] == 20);
+  CHECK(tasks["tasks"]["task"]["failed"] == 2);
+  CHECK(tasks["tasks"]["task"]["waiting"] == 0);
+  CHECK(tasks["tasks"]["task"]["running"] == 0);
+  CHECK(tasks["spans"].size() >= 21);  // the 20, the one that threw (the passed-on failure never ran)
+  const auto& span = tasks["spans"][0];
+  CHECK_THAT(span[0].get<std::string>(), Catch::Contains("dashboard_square"));
+  CHECK(span[3].get<std::int64_t>() >= span[2].get<std::int64_t>());
+  REQUIRE(tasks["failures"].size() == 2);
+  CHECK_THAT(tasks["failures"][0]["error"].get<std::string>(), Catch::Contains("negative input -3"));
+  CHECK_THAT(tasks["failures"][1]["root_task"].get<std::string>(), Catch::Contains("dashboard_square"));
+  // The status carries the counts per job; /metrics the same by state and a duration histogram.
+  auto status = get_json(port, "/api/v1/status");
+  CHECK(status["jobs"][0]["tasks"]["task"]["finished"] == 20);
 }

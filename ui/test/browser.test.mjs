@@ -141,6 +141,31 @@ test('a reservation is made and deleted from the page, and a refused one shows t
   assert.equal((await cluster.api('/api/v1/reservations')).length, 0);
 });
 
+test('a job\'s tasks show on the page: counts, the failure with its cause, the timeline', { skip: skip || (!process.env.IOGRID_DRIVER && 'IOGRID_DRIVER is not set') }, async () => {
+  // A real driver program: a task that crashes its worker (retried once, then failed) and a graph of 50 tasks.
+  const out = execFileSync(process.env.IOGRID_DRIVER, ['crash'], {
+    env: { ...process.env, IOGRID_ADDRESS: `127.0.0.1:${cluster.port}`, IOGRID_TOKEN_FILE: cluster.token },
+    stdio: 'pipe',
+    timeout: 120000,
+  }).toString();
+  assert.match(out, /ok/i);
+  // The driver's last report reaches the head as it exits; the status document is rebuilt at most every 250 ms.
+  const job = await cluster.waitFor(async () => {
+    const s = await cluster.api('/api/v1/status');
+    const j = s.jobs[s.jobs.length - 1];
+    return j && j.tasks && j.tasks.task.failed === 1 && j;
+  }, 5000, 'the job\'s failure in the status');
+  assert.ok(job.tasks.task.finished >= 50, `finished ${job.tasks.task.finished}`);
+  await page.goto(cluster.url + `/#/console/tasks/${job.id}`);
+  await until(() => /crash/.test(document.querySelector('#task-failures tbody')?.textContent || ''), 'the failure on the page');
+  assert.match(await text('#task-failures tbody'), /2 attempts/);
+  await until(() => /finished/.test(document.querySelector('#task-counts')?.textContent || ''), 'the task counts');
+  await shot('console-tasks');
+  await page.goto(cluster.url + `/#/console/timeline/${job.id}`);
+  await until(() => /\d+ task spans/.test(document.querySelector('main .tools')?.textContent || ''), 'the timeline');
+  await shot('console-timeline');
+});
+
 test('a node killed mid-test turns dead on the page within 5 s through the event stream', { skip }, async () => {
   await page.goto(cluster.url + '/#/console/nodes');
   await page.waitForFunction(() => /gpu-us-1\s*alive/.test(document.querySelector('#console-nodes tbody')?.textContent || ''));
@@ -167,9 +192,6 @@ test('history (events, telemetry) is still there after the head restarts', { ski
   const events = await text('#console-events tbody');
   assert.match(events, /gpu-eu-1\s*rejoined/);
   await shot('console-events');
-  await page.goto(cluster.url + '/#/console/timeline');
-  await page.waitForSelector('canvas#timeline');
-  await shot('console-timeline');
   await page.goto(cluster.url + '/#/worker/gpu-eu-1');
   await page.waitForFunction(() => [...document.querySelectorAll('figure.chart figcaption')].some((c) => /points/.test(c.textContent)), { timeout: 20000 });
 });

@@ -4,7 +4,7 @@ import { fmt, get, h, live, send } from '../api.js';
 import { table } from '../table.js';
 import { card } from './explorer.js';
 
-const sections = ['nodes', 'jobs', 'logs', 'reservations', 'ledger', 'events', 'timeline'];
+const sections = ['nodes', 'jobs', 'tasks', 'timeline', 'logs', 'reservations', 'ledger', 'events'];
 
 export function consoleView(root, params) {
   const section = sections.includes(params[0]) ? params[0] : 'nodes';
@@ -32,7 +32,7 @@ export function consoleView(root, params) {
   };
   drawSummary();
   const offSummary = live.on((k) => k === 'status' && drawSummary());
-  const stop = { nodes, jobs, logs, reservations, ledger, events, timeline }[section](body, params.slice(1));
+  const stop = { nodes, jobs, tasks, logs, reservations, ledger, events, timeline }[section](body, params.slice(1));
   return () => {
     offSummary();
     if (stop) stop();
@@ -87,6 +87,7 @@ function jobs(el) {
       { key: 'id', label: 'job', cell: (r) => h('a', { href: `#/console/logs/${encodeURIComponent(r.id)}` }, r.id) },
       { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
       { key: 'driver', label: 'driver' },
+      { key: 'tasks', label: 'tasks done / failed / running / waiting', value: (r) => (r.tasks ? r.tasks.task.finished : -1), cell: (r) => (r.tasks ? h('a', { href: `#/console/tasks/${encodeURIComponent(r.id)}` }, `${r.tasks.task.finished} / ${r.tasks.task.failed} / ${r.tasks.task.running} / ${r.tasks.task.waiting}`) : '-') },
       { key: 'leases_granted', label: 'leases granted' },
       { key: 'active_leases', label: 'running' },
       { key: 'started_unix_ms', label: 'started', cell: (r) => fmt.time(r.started_unix_ms) },
@@ -293,50 +294,137 @@ function events(el) {
   });
 }
 
-// Jobs as bars over time, node deaths as red marks: drawn in the page from the status and the events.
-function timeline(el) {
+// A job picker shared by the task views: the job in the link, else the latest running one.
+function jobPicker(section, params) {
+  const chosen = params[0] ? decodeURIComponent(params[0]) : '';
+  const select = h('select', { id: `${section}-job`, onchange: () => (location.hash = `#/console/${section}/${encodeURIComponent(select.value)}`) });
+  const fill = () => {
+    if (!live.status) return chosen;
+    const jobs = [...live.status.jobs].sort((a, b) => b.started_unix_ms - a.started_unix_ms);
+    const current = chosen || (jobs.find((j) => j.state === 'running') || jobs[0] || {}).id || '';
+    if (select.options.length !== jobs.length) select.replaceChildren(...jobs.map((j) => h('option', { value: j.id, selected: j.id === current }, `${j.id} (${j.state})`)));
+    return current;
+  };
+  return { select, fill };
+}
+
+// A job's tasks as its owners report them: counts by state, how long they ran, failures with their root cause.
+function tasks(el, params) {
+  const picker = jobPicker('tasks', params);
+  const cards = h('div', { class: 'cards', id: 'task-counts' });
+  const hist = h('div', { class: 'prices', id: 'task-durations' });
+  const failures = table({
+    id: 'task-failures',
+    placeholder: 'filter failures',
+    empty: 'no failures',
+    columns: [
+      { key: 'ts_ms', label: 'when', cell: (r) => fmt.time(r.ts_ms) },
+      { key: 'name', label: 'task' },
+      { key: 'node', label: 'node' },
+      { key: 'root_task', label: 'root cause', cell: (r) => (r.root_task ? `passed on from ${r.root_task}` : 'this task') },
+      { key: 'error', label: 'error', class: 'wrap' },
+    ],
+  });
+  el.replaceChildren(h('div', { class: 'tools' }, 'job ', picker.select), cards, h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, 'How long tasks ran'), hist), h('section', {}, h('h2', {}, 'Actor calls'), h('div', { class: 'cards small', id: 'actor-calls' }))), h('h2', {}, 'Failures and their root cause'), failures.el);
+  async function load() {
+    const job = picker.fill();
+    if (!job) return;
+    try {
+      const d = await get(`/api/v1/tasks?job=${encodeURIComponent(job)}&limit=1`);
+      const t = d.tasks;
+      if (!t) {
+        cards.replaceChildren(h('p', { class: 'muted' }, 'this job has reported no tasks yet'));
+        return;
+      }
+      cards.replaceChildren(card('submitted', t.task.submitted, ''), card('waiting', t.task.waiting, 'for a worker'), card('running', t.task.running, ''), card('finished', t.task.finished, ''), card('failed', t.task.failed, ''));
+      document.getElementById('actor-calls').replaceChildren(card('calls finished', t.actor_call.finished, ''), card('calls failed', t.actor_call.failed, ''), card('calls waiting', t.actor_call.waiting + t.actor_call.running, 'or running'));
+      const b = t.duration.buckets, c = t.duration.counts, total = c.reduce((a, x) => a + x, 0);
+      hist.replaceChildren(
+        ...c.map((n, i) =>
+          h('div', { class: 'price-row' }, h('span', { class: 'label' }, i < b.length ? `≤ ${b[i] < 1 ? b[i] * 1000 + ' ms' : b[i] + ' s'}` : `> ${b[b.length - 1]} s`), h('span', { class: 'range' }, h('span', { class: 'span', style: `left:0;width:${total ? (100 * n) / total : 0}%` })), h('span', { class: 'value' }, String(n))),
+        ),
+        h('p', { class: 'muted' }, total ? `mean ${fmt.num((1000 * t.duration.sum_s) / total, 2)} ms over ${total} tasks` : 'no task has ended yet'),
+      );
+      failures.setRows(d.failures.map((f, i) => ({ ...f, __key: i })));
+    } catch (e) {
+      cards.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
+  load();
+  const timer = setInterval(load, 2000);
+  return () => clearInterval(timer);
+}
+
+// The task timeline of a job, drawn in the page: one lane per node, a bar per task from dispatch to outcome
+// (failed ones red), the latest 5,000 spans, following the job live.
+function timeline(el, params) {
+  const picker = jobPicker('timeline', params);
   const canvas = h('canvas', { id: 'timeline', height: 320 });
-  const note = h('p', { class: 'muted' }, 'Jobs from start to end (running ones to now), node deaths in red. Task-level spans are not recorded by the head yet.');
-  el.replaceChildren(note, canvas);
-  let deaths = [];
-  get('/api/v1/events?kind=node&q=dead&limit=1000')
-    .then((r) => {
-      deaths = r.events;
+  const note = h('span', { class: 'muted' });
+  const tip = h('div', { class: 'muted', id: 'timeline-tip' }, 'hover a bar for its task');
+  el.replaceChildren(h('div', { class: 'tools' }, 'job ', picker.select, ' ', note), canvas, tip);
+  let spans = [];
+  let after = 0;
+  let job = '';
+  let boxes = [];
+  async function load() {
+    const now = picker.fill();
+    if (!now) return;
+    if (now !== job) {
+      job = now;
+      spans = [];
+      after = 0;
+    }
+    try {
+      const d = await get(`/api/v1/tasks?job=${encodeURIComponent(job)}&after=${after}&limit=5000`);
+      spans = spans.concat(d.spans).slice(-5000);
+      if (spans.length) after = spans[spans.length - 1][3];
+      note.textContent = `${spans.length} task spans` + (d.tasks ? ` · ${d.tasks.task.running} running, ${d.tasks.task.waiting} waiting` : '');
       draw();
-    })
-    .catch(() => {});
+    } catch (e) {
+      note.textContent = e.message;
+    }
+  }
   function draw() {
-    const s = live.status;
-    if (!s) return;
     const width = (canvas.width = Math.max(400, el.clientWidth || 800));
-    const jobs = [...s.jobs].sort((a, b) => a.started_unix_ms - b.started_unix_ms).slice(-40);
-    const now = Date.now();
-    const t0 = Math.min(now - 60e3, ...jobs.map((j) => j.started_unix_ms || now));
-    const rowH = 18, left = 140;
-    canvas.height = Math.max(80, 30 + jobs.length * rowH);
+    const lanes = [...new Set(spans.map((s) => s[1] || '?'))].sort();
+    const laneH = 22, left = 120, top = 20;
+    canvas.height = Math.max(60, top + lanes.length * laneH + 10);
     const g = canvas.getContext('2d');
     g.clearRect(0, 0, width, canvas.height);
     g.font = '12px sans-serif';
-    const x = (t) => left + ((width - left - 10) * (t - t0)) / (now - t0);
-    g.fillStyle = '#666';
-    for (let i = 0; i <= 4; i++) {
-      const t = t0 + ((now - t0) * i) / 4;
-      g.fillText(new Date(t).toLocaleTimeString(), Math.min(x(t), width - 70), 12);
+    boxes = [];
+    if (!spans.length) {
+      g.fillStyle = '#718096';
+      g.fillText('no task spans reported for this job yet', 10, 30);
+      return;
     }
-    jobs.forEach((j, i) => {
-      const y = 22 + i * rowH;
+    const t0 = Math.min(...spans.map((s) => s[2])), t1 = Math.max(...spans.map((s) => s[3]), t0 + 1);
+    const x = (t) => left + ((width - left - 10) * (t - t0)) / (t1 - t0);
+    g.fillStyle = '#666';
+    for (let i = 0; i <= 4; i++) g.fillText(`+${(((t1 - t0) * i) / 4 / 1000).toFixed(2)} s`, Math.min(x(t0 + ((t1 - t0) * i) / 4), width - 60), 12);
+    lanes.forEach((l, i) => {
       g.fillStyle = '#333';
-      g.fillText(j.id, 4, y + 12);
-      g.fillStyle = { running: '#2b6cb0', finished: '#059669', failed: '#b91c1c', stopped: '#a16207' }[j.state] || '#888';
-      const a = x(j.started_unix_ms || t0), b = x(j.ended_unix_ms || now);
-      g.fillRect(a, y + 2, Math.max(2, b - a), rowH - 6);
+      g.fillText(l, 4, top + i * laneH + 14);
     });
-    g.fillStyle = '#b91c1c';
-    for (const d of deaths) if (d.ts_ms >= t0) g.fillRect(x(d.ts_ms), 16, 2, canvas.height - 16);
+    for (const s of spans) {
+      const lane = lanes.indexOf(s[1] || '?');
+      const a = x(s[2]), w = Math.max(1, x(s[3]) - a), y = top + lane * laneH + 2;
+      g.fillStyle = s[4] ? (s[5] === 2 ? '#7c3aed' : '#2b6cb0') : '#b91c1c';
+      g.fillRect(a, y, w, laneH - 6);
+      boxes.push([a, y, w, laneH - 6, s]);
+    }
   }
-  draw();
-  return live.on((k, e) => {
-    if (k === 'event' && e.kind === 'node' && e.detail.startsWith('dead')) deaths.push(e);
-    if (k === 'status' || k === 'event') draw();
+  canvas.addEventListener('mousemove', (e) => {
+    const r = canvas.getBoundingClientRect();
+    const px = ((e.clientX - r.left) * canvas.width) / r.width, py = ((e.clientY - r.top) * canvas.height) / r.height;
+    const hit = boxes.find(([a, y, w, hh]) => px >= a && px <= a + Math.max(w, 3) && py >= y && py <= y + hh);
+    if (hit) {
+      const s = hit[4];
+      tip.textContent = `${s[0]} on ${s[1]}: ${s[3] - s[2]} ms, ${s[4] ? 'ok' : 'failed'} (${fmt.time(s[2])})`;
+    }
   });
+  load();
+  const timer = setInterval(load, 2000);
+  return () => clearInterval(timer);
 }

@@ -29,6 +29,7 @@ struct TaskSpec {
   int max_retries = 0;
   bool retry_exceptions = false;
   int attempt = 0;
+  std::int64_t started_us = 0;       // when a worker took it (Unix microseconds; 0: waiting)
   std::shared_ptr<void> actor;       // actor calls and creation: the runtime's actor record
   std::atomic<int> unresolved{0};
   std::atomic<bool> cancelled{false};
