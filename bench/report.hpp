@@ -60,6 +60,8 @@ struct UsersOptions {
 int run_users(const Options& o, const UsersOptions& u);
 int run_users_driver(std::uint64_t index, std::uint64_t tasks, std::uint64_t big);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
+// The web UI and its API in front of a head of `nodes` nodes and `tasks` task spans (bench/ui.cpp).
+int run_ui(const Options& o, int nodes, std::uint64_t tasks);
 int run_micro_client(const std::string& address, const std::string& token_file, double seconds);
 
 }  // namespace iogrid::bench

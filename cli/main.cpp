@@ -51,6 +51,12 @@ commands:
       clients (20) poll the status API: wrong/lost results, wall time, slowest over fastest driver, status
       latency p50/p99/max, head and node memory before, at the peak and after; then one driver with Q tasks
       (1,000,000) queued at once: seconds and peak memory of head, nodes and driver. Takes several minutes.
+  bench ui [--nodes N] [--tasks T] [--runs R] [--json] [--only NAME[,NAME...]]
+      The web UI and its API in front of a head holding N nodes (10,000) heartbeating with GPU telemetry and T
+      task spans (100,000), simulated at the head's interface in this process: first meaningful paint of each
+      view in headless chromium, a node's death from the head to the page, this process's CPU with 50 tabs
+      open, API p50/p99 at 200 requests/s, the full status document's latency and size. The browser rows need
+      node, ui/node_modules and chromium (scripts/setup). About two minutes.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -79,6 +85,8 @@ int bench(const std::vector<std::string>& args) {
   const std::string suite = args[0];
   double minutes = 1;
   iogrid::bench::UsersOptions users;
+  int ui_nodes = 10000;
+  std::uint64_t ui_tasks = 100000;
   if (suite == "users-driver") {  // one driver process of `bench users` (internal)
     if (args.size() != 4) throw std::invalid_argument("bench users-driver INDEX TASKS BIG");
     return iogrid::bench::run_users_driver(std::stoull(args[1]), std::stoull(args[2]), std::stoull(args[3]));
@@ -105,6 +113,8 @@ int bench(const std::vector<std::string>& args) {
     else if (suite == "users" && a == "--queued") users.queued = std::stoull(value());
     else if (suite == "users" && a == "--fair-quantum-ms") users.fair_quantum_ms = std::stol(value());
     else if (suite == "micro-client" && (a == "--address" || a == "--token-file")) value();
+    else if (suite == "ui" && a == "--nodes") ui_nodes = std::stoi(value());
+    else if (suite == "ui" && a == "--tasks") ui_tasks = std::stoull(value());
     else if (a == "--only") {
       auto list = value();
       std::size_t p = 0;
@@ -132,6 +142,10 @@ int bench(const std::vector<std::string>& args) {
     if (users.drivers < 1 || users.pollers < 0) throw std::invalid_argument("--drivers must be at least 1, --pollers at least 0");
     return iogrid::bench::run_users(o, users);
   }
+  if (suite == "ui") {
+    if (ui_nodes < 10) throw std::invalid_argument("--nodes must be at least 10");
+    return iogrid::bench::run_ui(o, ui_nodes, ui_tasks);
+  }
   if (suite == "micro-client") {
     std::string address, token;
     for (std::size_t i = 1; i + 1 < args.size(); ++i) {
@@ -140,7 +154,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos, users)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos, users, ui)\n";
   return 2;
 }
 

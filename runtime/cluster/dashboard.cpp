@@ -1,9 +1,12 @@
 #include "runtime/cluster/dashboard.hpp"
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -48,17 +51,18 @@ http::response<http::string_body> unauthorized(const http::request<http::string_
 struct Session : std::enable_shared_from_this<Session> {
   boost::beast::tcp_stream stream;
   boost::beast::flat_buffer buf;
-  http::request_parser<http::string_body> parser;
+  std::optional<http::request_parser<http::string_body>> parser;  // one per request (keep-alive reads several)
   http::response<http::string_body> res;
   Hub& hub;
-  std::deque<std::string> queue;  // stream messages not yet written
+  std::deque<std::shared_ptr<const std::string>> queue;  // stream messages not yet written (shared by every tab)
   bool writing = false, closed = false;
 
   Session(tcp::socket s, Hub& h);
   ~Session();
   void start();
   void start_stream(bool full);
-  void send(std::string message);
+  void send(std::shared_ptr<const std::string> message);
+  void send(std::string message) { send(std::make_shared<const std::string>(std::move(message))); }
   void write_next();
   void close() {
     if (closed) return;
@@ -72,12 +76,15 @@ struct Session : std::enable_shared_from_this<Session> {
 // What the sessions share: the sources, the open sessions' count and the streams.
 struct Hub {
   std::unique_ptr<DashboardApi> api;
-  std::size_t sessions = 0;
+  std::atomic<std::size_t> sessions{0};
+  asio::thread_pool* pool = nullptr;  // where requests are answered
   std::vector<std::weak_ptr<Session>> streams;  // full: status documents and events (a login)
   std::vector<std::weak_ptr<Session>> public_streams;  // explorer documents
   std::size_t last_status_hash = 0, last_explorer_hash = 0;
 
-  static void broadcast(std::vector<std::weak_ptr<Session>>& to, const std::string& message) {
+  static void broadcast(std::vector<std::weak_ptr<Session>>& to, std::string text) {
+    if (to.empty()) return;
+    auto message = std::make_shared<const std::string>(std::move(text));  // one copy, however many tabs
     std::vector<std::weak_ptr<Session>> live;
     for (auto& w : to)
       if (auto s = w.lock(); s && !s->closed) {
@@ -90,17 +97,18 @@ struct Hub {
 
 Session::Session(tcp::socket s, Hub& h) : stream(std::move(s)), hub(h) {
   ++hub.sessions;
-  parser.header_limit(kHttpHeaderLimit);
-  parser.body_limit(kHttpBodyLimit);
 }
 
 Session::~Session() { --hub.sessions; }
 
 void Session::start() {
   stream.expires_after(kReadTimeout);
-  http::async_read(stream, buf, parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+  parser.emplace();
+  parser->header_limit(kHttpHeaderLimit);
+  parser->body_limit(kHttpBodyLimit);
+  http::async_read(stream, buf, *parser, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
     if (ec) return self->close();
-    const auto& req = self->parser.get();
+    const auto& req = self->parser->get();
     std::map<std::string, std::string> query;
     std::string path;
     try {
@@ -112,9 +120,29 @@ void Session::start() {
       const bool full = query["view"] == "full";
       if (!full || !self->hub.api->user_of(req).empty()) return self->start_stream(full);
     }
-    self->res = path == "/api/v1/stream" ? unauthorized(req) : self->hub.api->respond(req);
-    self->stream.expires_after(kReadTimeout);
-    http::async_write(self->stream, self->res, [self](boost::system::error_code, std::size_t) { self->close(); });
+    auto write = [](std::shared_ptr<Session> s) {
+      s->stream.expires_after(kReadTimeout);
+      auto& stream = s->stream;  // before `s` moves into the handler
+      auto& res = s->res;
+      // Keep-alive (HTTP/1.1's default): the next request on the same connection, within the read timeout.
+      http::async_write(stream, res, [s = std::move(s)](boost::system::error_code ec, std::size_t) {
+        if (ec || !s->res.keep_alive()) return s->close();
+        s->start();
+      });
+    };
+    if (path == "/api/v1/stream") {
+      self->res = unauthorized(req);
+      return write(self);
+    }
+    // Answered on the pool (a history query or a busy head takes a while); written back on this thread.
+    asio::post(*self->hub.pool, [self, write]() mutable {
+      auto res = self->hub.api->respond(self->parser->get());
+      auto io = self->stream.get_executor();
+      asio::post(io, [self = std::move(self), res = std::move(res), write]() mutable {
+        self->res = std::move(res);
+        write(std::move(self));
+      });
+    });
   });
 }
 
@@ -126,8 +154,9 @@ void Session::start_stream(bool full) {
   std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
   try {
-    if (full) head += "event: status\ndata: " + hub.api->status_text() + "\n\n";
-    head += "event: explorer\ndata: " + hub.api->explorer_text() + "\n\n";
+    const auto snap = hub.api->snapshot();
+    if (full) head += "event: status\ndata: " + snap->text + "\n\n";
+    head += "event: explorer\ndata: " + snap->explorer + "\n\n";
   } catch (const std::exception&) {
     // the head is busy: the next tick sends it
   }
@@ -149,7 +178,7 @@ void Session::start_stream(bool full) {
   (*reader)();
 }
 
-void Session::send(std::string message) {
+void Session::send(std::shared_ptr<const std::string> message) {
   if (closed) return;
   if (queue.size() >= kMaxQueued) return close();  // too slow: dropped rather than buffered without end
   queue.push_back(std::move(message));
@@ -162,7 +191,7 @@ void Session::write_next() {
     return;
   }
   writing = true;
-  asio::async_write(stream.socket(), asio::buffer(queue.front()), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+  asio::async_write(stream.socket(), asio::buffer(*queue.front()), [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
     if (ec) return self->close();
     self->queue.pop_front();
     self->write_next();
@@ -179,6 +208,7 @@ std::string sse_event(const head::HistoryEvent& e) {
 struct Dashboard::Impl {
   Hub hub;  // first: the io_context's pending handlers hold sessions that count themselves in it
   asio::io_context io;
+  asio::thread_pool pool{4};
   tcp::acceptor acceptor{io};
   asio::steady_timer ticker{io};
   int quiet_ticks = 0;
@@ -192,6 +222,8 @@ struct Dashboard::Impl {
           boost::system::error_code ignored;
           s.close(ignored);
         } else {
+          boost::system::error_code ignored;
+          s.set_option(tcp::no_delay(true), ignored);  // answers go out at once, not after a delayed ACK
           std::make_shared<Session>(std::move(s), hub)->start();
         }
       }
@@ -199,7 +231,9 @@ struct Dashboard::Impl {
     });
   }
   // Each second, while streams are open: the status document to them when it changed (else, every 15 s, a
-  // comment line).
+  // comment line). A large head's document (10,000 nodes: megabytes) goes out at most once per second per
+  // megabyte, so 50 tabs cannot make the head a byte pump; events (a node's death) still go out at once.
+  std::chrono::steady_clock::time_point next_status{};
   void tick() {
     ticker.expires_after(std::chrono::seconds(1));
     ticker.async_wait([this](boost::system::error_code ec) {
@@ -207,16 +241,22 @@ struct Dashboard::Impl {
       if (!hub.streams.empty() || !hub.public_streams.empty()) {
         bool sent = false;
         try {
-          const auto& doc = hub.api->status_text(0);  // one document a second, for every tab
-          const auto h = std::hash<std::string>{}(doc);
-          if (!hub.streams.empty() && h != hub.last_status_hash) {
-            hub.last_status_hash = h;
-            sent = true;
-            Hub::broadcast(hub.streams, "event: status\ndata: " + doc + "\n\n");
+          const auto now = std::chrono::steady_clock::now();
+          const auto snap = hub.api->snapshot();  // one document for every tab
+          if (!hub.streams.empty() && now >= next_status) {
+            const auto& doc = snap->text;
+            next_status = now + std::chrono::milliseconds(std::clamp<std::size_t>(doc.size() / 1000, 900, 10'000));
+            const auto h = std::hash<std::string>{}(doc);
+            if (h != hub.last_status_hash) {
+              hub.last_status_hash = h;
+              sent = true;
+              Hub::broadcast(hub.streams, "event: status\ndata: " + doc + "\n\n");
+            }
           }
           {
-            auto e = hub.api->explorer_text();
-            auto eh = std::hash<std::string>{}(e.substr(e.find(',')));  // without generated_unix_ms
+            const auto& e = snap->explorer;
+            const auto comma = e.find(',');
+            auto eh = std::hash<std::string>{}(comma == std::string::npos ? e : e.substr(comma));  // without generated_unix_ms
             if (eh != hub.last_explorer_hash) {
               hub.last_explorer_hash = eh;
               sent = true;
@@ -243,6 +283,7 @@ Dashboard::Dashboard(std::uint16_t port, const std::string& bind, DashboardSourc
     : impl_(std::make_unique<Impl>()) {
   auto history = source.history;
   impl_->hub.api = std::make_unique<DashboardApi>(std::move(source), std::move(access));
+  impl_->hub.pool = &impl_->pool;
   boost::system::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(bind, ec), port);
   if (ec) throw core::Error("iogrid: --dashboard-bind '" + bind + "' is not an IP address");
@@ -267,6 +308,7 @@ Dashboard::~Dashboard() {
     impl->acceptor.close(ec);
     impl->ticker.cancel();
   });
+  impl_->pool.join();  // requests being answered finish (a head that does not answer: 5 s at most)
   impl_->io.stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }

@@ -192,6 +192,13 @@ std::string region_of(const nlohmann::json& node) {
   return "";
 }
 
+// j[key] as an array, by reference (an empty one when missing): large documents are not copied.
+const nlohmann::json& arr(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNone = nlohmann::json::array();
+  auto it = j.find(key);
+  return it != j.end() && it->is_array() ? *it : kNone;
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -226,7 +233,7 @@ nlohmann::json explorer_document(const nlohmann::json& status, const nlohmann::j
   double gpus = 0, busy = 0, cpus = 0, cpus_free = 0;
   int alive = 0;
   std::set<std::string> alive_names;
-  const auto nodes = status.value("nodes", nlohmann::json::array());
+  const auto& nodes = arr(status, "nodes");
   for (const auto& n : nodes) {
     ++alive;
     alive_names.insert(str(n, "name"));
@@ -235,7 +242,7 @@ nlohmann::json explorer_document(const nlohmann::json& status, const nlohmann::j
     const auto region = region_of(n);
     const double price = num(n, "price_per_gpu_hour");
     std::set<std::string> models_here;
-    for (const auto& g : n.value("gpus", nlohmann::json::array())) {
+    for (const auto& g : arr(n, "gpus")) {
       const auto model = str(g, "model");
       auto& s = supply[{model, region}];
       if (models_here.insert(model).second) s.nodes += 1;
@@ -249,7 +256,7 @@ nlohmann::json explorer_document(const nlohmann::json& status, const nlohmann::j
       busy += used;
     }
     const auto v = str(n, "verification");
-    if (!n.value("gpus", nlohmann::json::array()).empty())
+    if (!arr(n, "gpus").empty())
       verification[v.empty() ? "not checked" : v.rfind("passed", 0) == 0 ? "passed" : v.rfind("failed", 0) == 0 ? "failed" : v] += 1;
   }
   nlohmann::json out;
@@ -284,36 +291,86 @@ nlohmann::json explorer_document(const nlohmann::json& status, const nlohmann::j
 }
 
 DashboardApi::DashboardApi(DashboardSource source, DashboardAccess access)
-    : source_(std::move(source)), access_(std::move(access)), open_csrf_(random_hex(16)) {}
-
-const nlohmann::json& DashboardApi::status_json(int max_age_ms) {
-  status_text(max_age_ms);
-  return status_;
+    : source_(std::move(source)), access_(std::move(access)), open_csrf_(random_hex(16)) {
+  refresher_ = std::thread([this] { refresh_loop(); });
 }
 
-const std::string& DashboardApi::status_text(int max_age_ms) {
-  const auto now = unix_ms_now();
-  if (now - status_at_ms_ > max_age_ms || status_text_.empty()) {
-    if (!source_.status) throw HttpError(http::status::service_unavailable, "this dashboard has no status source");
-    auto text = source_.status();
-    status_ = nlohmann::json::parse(text);
-    status_text_ = std::move(text);
-    status_at_ms_ = now;
+DashboardApi::~DashboardApi() {
+  {
+    std::lock_guard<std::mutex> g(snap_m_);
+    stopping_ = true;
   }
-  return status_text_;
+  snap_cv_.notify_all();
+  refresher_.join();
 }
 
-std::string DashboardApi::explorer_text(int max_age_ms) {
-  const auto& s = status_json(max_age_ms);
-  nlohmann::json reservations = nlohmann::json::array();
-  if (source_.admin) {
-    try {
-      reservations = nlohmann::json::parse(source_.admin("cluster.list", "{}", "dashboard"));
-    } catch (const std::exception&) {
-      // a head without reservations answers nothing: none shown
+void DashboardApi::refresh_loop() {
+  using Steady = std::chrono::steady_clock;
+  Steady::time_point next_allowed{};
+  std::unique_lock<std::mutex> g(snap_m_);
+  for (;;) {
+    snap_cv_.wait(g, [&] { return stopping_ || wanted_; });
+    if (stopping_) return;
+    if (Steady::now() < next_allowed) {
+      snap_cv_.wait_until(g, next_allowed, [&] { return stopping_; });
+      continue;
     }
+    wanted_ = false;
+    g.unlock();
+    auto snap = std::make_shared<StatusSnapshot>();
+    std::string error;
+    const auto t0 = Steady::now();
+    try {
+      if (source_.status_json) {
+        snap->doc = source_.status_json();
+        snap->text = dump(snap->doc);
+      } else {
+        if (!source_.status) throw std::runtime_error("this dashboard has no status source");
+        snap->text = source_.status();
+        snap->doc = nlohmann::json::parse(snap->text);
+      }
+      nlohmann::json reservations = nlohmann::json::array();
+      if (source_.admin) {
+        try {
+          reservations = nlohmann::json::parse(source_.admin("cluster.list", "{}", "dashboard"));
+        } catch (const std::exception&) {
+          // a head without reservations answers nothing: none shown
+        }
+      }
+      snap->explorer = dump(explorer_document(snap->doc, reservations));
+      snap->etag = "\"" + std::to_string(std::hash<std::string>{}(snap->text)) + "\"";
+      snap->built_unix_ms = unix_ms_now();
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    const auto took = Steady::now() - t0;
+    snap->build_ms = std::chrono::duration<double, std::milli>(took).count();
+    next_allowed = Steady::now() + std::max<Steady::duration>(std::chrono::milliseconds(250), 4 * took);
+    g.lock();
+    if (error.empty()) {
+      snap_ = std::move(snap);
+      snap_error_.clear();
+    } else {
+      snap_error_ = error;
+    }
+    snap_cv_.notify_all();
   }
-  return dump(explorer_document(s, reservations));
+}
+
+std::shared_ptr<const StatusSnapshot> DashboardApi::snapshot() {
+  std::unique_lock<std::mutex> g(snap_m_);
+  if (!snap_ || unix_ms_now() - snap_->built_unix_ms > 250) {
+    wanted_ = true;
+    snap_cv_.notify_all();
+  }
+  if (!snap_) {
+    snap_error_.clear();
+    snap_cv_.wait_for(g, std::chrono::seconds(10), [&] { return snap_ || !snap_error_.empty(); });
+    if (!snap_)
+      throw HttpError(http::status::service_unavailable,
+                      snap_error_.empty() ? "the head did not answer within 10 s" : snap_error_);
+  }
+  return snap_;
 }
 
 std::string DashboardApi::login_user(const std::string& key) const {
@@ -331,17 +388,18 @@ std::string DashboardApi::login_user(const std::string& key) const {
   return {};
 }
 
-const DashboardApi::Session* DashboardApi::session_of(const Request& req) const {
+std::optional<DashboardApi::Session> DashboardApi::session_of(const Request& req) const {
   const auto id = cookie_value(req, "iogrid_session");
-  if (id.empty()) return nullptr;
+  if (id.empty()) return std::nullopt;
+  std::lock_guard<std::mutex> g(sessions_m_);
   auto it = sessions_.find(id);
-  if (it == sessions_.end() || it->second.expires_ms < unix_ms_now()) return nullptr;
-  return &it->second;
+  if (it == sessions_.end() || it->second.expires_ms < unix_ms_now()) return std::nullopt;
+  return it->second;
 }
 
 std::string DashboardApi::user_of(const Request& req) const {
   if (access_.open()) return "-";
-  if (const auto* s = session_of(req)) return s->user;
+  if (const auto s = session_of(req)) return s->user;
   return login_user(bearer(req));
 }
 
@@ -361,7 +419,6 @@ std::string DashboardApi::admin(const std::string& command, const nlohmann::json
 DashboardApi::Response DashboardApi::respond(const Request& req) {
   Response res;
   res.version(req.version());
-  res.keep_alive(false);
   try {
     std::map<std::string, std::string> query;
     std::string path;
@@ -372,7 +429,6 @@ DashboardApi::Response DashboardApi::respond(const Request& req) {
     }
     res = route(req, path, query);
     res.version(req.version());
-    res.keep_alive(false);
   } catch (const HttpError& e) {
     res.result(e.status);
     res.set(http::field::content_type, "application/json");
@@ -389,6 +445,7 @@ DashboardApi::Response DashboardApi::respond(const Request& req) {
   res.set("X-Content-Type-Options", "nosniff");
   res.set("X-Frame-Options", "DENY");
   res.set("Referrer-Policy", "no-referrer");
+  res.keep_alive(req.keep_alive());
   res.prepare_payload();
   return res;
 }
@@ -417,7 +474,7 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
       throw HttpError(http::status::forbidden, "cross-origin request refused (Origin " + origin + ")");
     const bool by_cookie = !cookie_value(req, "iogrid_session").empty() && bearer(req).empty();
     if (access_.open() || by_cookie) {
-      const auto* s = session_of(req);
+      const auto s = session_of(req);
       const auto& expected = s ? s->csrf : open_csrf_;
       if (!same_secret(std::string(req["X-IOGrid-CSRF"]), expected))
         throw HttpError(http::status::forbidden, "missing or wrong X-IOGrid-CSRF header (GET /api/v1/session gives it)");
@@ -434,18 +491,25 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     const auto who = login_user(key);
     if (who.empty()) throw HttpError(http::status::unauthorized, "unknown key (the cluster token, or a key from iogrid ui-key add)");
     const auto now = unix_ms_now();
-    for (auto it = sessions_.begin(); it != sessions_.end();)
-      it = it->second.expires_ms < now ? sessions_.erase(it) : std::next(it);
-    if (sessions_.size() >= kMaxSessions) sessions_.erase(sessions_.begin());
     const auto id = random_hex(24);
-    auto& s = sessions_[id] = Session{who, random_hex(16), now + kSessionMs};
+    const Session s{who, random_hex(16), now + kSessionMs};
+    {
+      std::lock_guard<std::mutex> g(sessions_m_);
+      for (auto it = sessions_.begin(); it != sessions_.end();)
+        it = it->second.expires_ms < now ? sessions_.erase(it) : std::next(it);
+      if (sessions_.size() >= kMaxSessions) sessions_.erase(sessions_.begin());
+      sessions_[id] = s;
+    }
     res.set(http::field::set_cookie, "iogrid_session=" + id + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
                                          std::to_string(kSessionMs / 1000));
     return json(dump({{"user", who}, {"csrf", s.csrf}}));
   }
   if (path == "/api/v1/logout") {
     if (method != http::verb::post) throw HttpError(http::status::method_not_allowed, "POST");
-    sessions_.erase(cookie_value(req, "iogrid_session"));
+    {
+      std::lock_guard<std::mutex> g(sessions_m_);
+      sessions_.erase(cookie_value(req, "iogrid_session"));
+    }
     res.set(http::field::set_cookie, "iogrid_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     return json("{}");
   }
@@ -482,12 +546,12 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
   if (path == "/api/v1/session")
     return json(dump({{"login_required", !access_.open()}, {"user", user == "-" ? "" : user},
                       {"logged_in", !user.empty()},
-                      {"csrf", access_.open() ? open_csrf_ : (session_of(req) ? session_of(req)->csrf : std::string())},
+                      {"csrf", access_.open() ? open_csrf_ : session_of(req).value_or(Session{}).csrf},
                       {"ui_built", ui_built()}, {"history", source_.history != nullptr}}));
-  if (path == "/api/v1/explorer") return json(explorer_text());
+  if (path == "/api/v1/explorer") return json(snapshot()->explorer);
   if (path == "/metrics") {
     res.set(http::field::content_type, "text/plain; version=0.0.4");
-    res.body() = prometheus_metrics(status_json());
+    res.body() = prometheus_metrics(snapshot()->doc);
     return res;
   }
   if (path == "/api/v1/series" || path == "/api/v1/history" || path == "/api/v1/events") {
@@ -496,9 +560,10 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
   }
   if (path == "/api/status" || path == "/api/v1/status") {
     need_login();
-    json(status_text(250));
+    const auto snap = snapshot();
+    json(snap->text);
     // An ETag of the document: a client that already has it gets 304 and no body.
-    const auto tag = "\"" + std::to_string(std::hash<std::string>{}(res.body())) + "\"";
+    const auto& tag = snap->etag;
     res.set(http::field::etag, tag);
     res.set(http::field::cache_control, "no-cache");
     if (req[http::field::if_none_match] == tag) {
@@ -514,12 +579,13 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     const auto q = param(query, "q"), model = param(query, "model"), region = param(query, "region");
     nlohmann::json page = nlohmann::json::array();
     std::size_t matched = 0;
-    for (const auto& n : status_json().value("nodes", nlohmann::json::array())) {
+    const auto snap = snapshot();
+    for (const auto& n : arr(snap->doc, "nodes")) {  // by reference: 10,000 nodes
       if (!q.empty() && !contains_ci(str(n, "name"), q) && !contains_ci(str(n, "host"), q)) continue;
       if (!region.empty() && region_of(n) != region) continue;
       if (!model.empty()) {
         bool has = false;
-        for (const auto& g : n.value("gpus", nlohmann::json::array())) has = has || str(g, "model") == model;
+        for (const auto& g : arr(n, "gpus")) has = has || str(g, "model") == model;
         if (!has) continue;
       }
       if (matched >= offset && page.size() < limit) page.push_back(n);

@@ -29,11 +29,15 @@
 // sent, must name this server: another site's page cannot make the browser act for its user.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
@@ -48,6 +52,7 @@ inline constexpr std::uint64_t kHttpBodyLimit = 64 * 1024;
 // What the head offers its dashboard. Called from the dashboard's thread.
 struct DashboardSource {
   std::function<std::string()> status;  // the status document (JSON text); may throw
+  std::function<nlohmann::json()> status_json;  // the same, parsed (optional: saves a parse of a large head's document)
   // An operator command run on the head's thread (cluster.create|list|delete, ledger, logs {job}), as `who`:
   // the answer's JSON text; throws with the user-facing reason. Empty: those routes answer 503.
   std::function<std::string(const std::string& command, const std::string& args_json, const std::string& who)> admin;
@@ -60,19 +65,37 @@ struct DashboardAccess {
   bool open() const { return token.empty() && keys_file.empty(); }  // nobody needs to log in
 };
 
+// What the dashboard serves of the head's status, built in the background (a large head's document takes a
+// while): the status document, parsed, the explorer's document, an ETag.
+struct StatusSnapshot {
+  std::string text;
+  nlohmann::json doc;
+  std::string explorer;
+  std::string etag;
+  std::int64_t built_unix_ms = 0;
+  double build_ms = 0;
+};
+
+// Thread-safe: the server answers requests on a small pool, so a slow one (a history query, a command the
+// head is busy with) holds up nobody else.
 class DashboardApi {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
   using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
   DashboardApi(DashboardSource source, DashboardAccess access);
+  ~DashboardApi();
+  DashboardApi(const DashboardApi&) = delete;
+  DashboardApi& operator=(const DashboardApi&) = delete;
   Response respond(const Request& req);
 
   // For the event stream: who the request logged in as ("" when nobody, "-" in an open dashboard).
   std::string user_of(const Request& req) const;
-  // The status document, cached for up to `max_age_ms` (a large head builds it once for every tab).
-  const std::string& status_text(int max_age_ms = 500);
-  std::string explorer_text(int max_age_ms = 500);
+  // The latest status snapshot. Rules: one thread builds it, only while someone asks (a request, an open
+  // stream); a snapshot older than 250 ms is rebuilt, but no sooner than four times its last build time after
+  // the last build ended (a head whose document takes 1 s to build spends at most a fifth of a core on it); a caller
+  // never waits for a rebuild, except for the very first snapshot (up to 10 s; then 503).
+  std::shared_ptr<const StatusSnapshot> snapshot();
   const DashboardSource& source() const { return source_; }
 
  private:
@@ -81,18 +104,22 @@ class DashboardApi {
     std::int64_t expires_ms = 0;
   };
   Response route(const Request& req, const std::string& path, const std::map<std::string, std::string>& query);
-  const nlohmann::json& status_json(int max_age_ms = 500);
+  void refresh_loop();
   std::string login_user(const std::string& key) const;
-  const Session* session_of(const Request& req) const;
+  std::optional<Session> session_of(const Request& req) const;
   std::string admin(const std::string& command, const nlohmann::json& args, const std::string& who);
 
   DashboardSource source_;
   DashboardAccess access_;
+  mutable std::mutex sessions_m_;             // requests are answered on several threads
   std::map<std::string, Session> sessions_;  // cookie value -> session
   std::string open_csrf_;                    // the CSRF token of an open dashboard
-  std::string status_text_;
-  nlohmann::json status_;
-  std::int64_t status_at_ms_ = -1'000'000;
+  std::mutex snap_m_;
+  std::condition_variable snap_cv_;
+  std::shared_ptr<const StatusSnapshot> snap_;
+  std::string snap_error_;
+  bool wanted_ = false, stopping_ = false;
+  std::thread refresher_;
 };
 
 // "/a/b?x=1&y=%20z" -> path "/a/b", {x: "1", y: " z"} (percent-decoding, '+' as space). Throws

@@ -430,12 +430,20 @@ std::shared_ptr<transport::Service> make_head_service(HeadOptions opts) {
 }
 
 std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head) {
-  auto p = std::make_shared<std::promise<std::string>>();
+  return head_status_tree(endpoint, head).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+nlohmann::json head_status_tree(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head) {
+  // The head's thread copies its tables into a message (cheap); the JSON is made here, off that thread.
+  auto p = std::make_shared<std::promise<kj::Array<capnp::word>>>();
   auto f = p->get_future();
-  transport::post(endpoint, [p, head](Endpoint& ep) { p->set_value(static_cast<HeadService&>(*head).status_text(ep)); });
+  transport::post(endpoint, [p, head](Endpoint& ep) {
+    p->set_value(head_status_message(static_cast<HeadService&>(*head).core(), ep.name()));
+  });
   if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
     throw core::Error("iogrid: the head did not answer within 5 s");
-  return f.get();
+  auto message = f.get();
+  return status_document_json(message);
 }
 
 std::string head_admin(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,

@@ -12,6 +12,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/head/clock.hpp"
 #include "runtime/head/history.hpp"
 #include "runtime/transport/endpoint.hpp"
@@ -44,6 +46,7 @@ struct HeadOptions {
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
 // The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
 std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
+nlohmann::json head_status_tree(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
 
 // An operator command (HeadCore::admin: cluster.create|list|delete, ledger, logs) run on the endpoint's thread
 // for the dashboard, as `who`: the answer's JSON text; throws iogrid::Error with the reason (or when the head does

@@ -4,6 +4,9 @@
 #include <sstream>
 
 #include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <limits>
 
 #include "runtime/proto/convert.hpp"
 
@@ -55,6 +58,23 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     if (auto t = core.tasks().summary(j.id); !t.is_null()) js[i].setTasksJson(t.dump());
     ++i;
   }
+}
+
+kj::Array<capnp::word> head_status_message(const head::HeadCore& core, const std::string& head_name) {
+  capnp::MallocMessageBuilder out;
+  fill_status(core, head_name, out.initRoot<proto::StatusReply>());
+  return capnp::messageToFlatArray(out);
+}
+
+nlohmann::json status_document_json(kj::ArrayPtr<const capnp::word> message) {
+  capnp::ReaderOptions o;
+  o.traversalLimitInWords = std::numeric_limits<std::uint64_t>::max() / 16;  // our own message, however large
+  capnp::FlatArrayMessageReader reader(message, o);
+  return status_json(reader.getRoot<proto::StatusReply>());
+}
+
+std::string status_document(kj::ArrayPtr<const capnp::word> message) {
+  return status_document_json(message).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string head_status_document(const head::HeadCore& core, const std::string& head_name) {
