@@ -52,11 +52,12 @@ Result map_batches(const data::Dataset& d, const train::Checkpoint& model, Confi
                 std::to_string(d.features()));
   if (!is_initialized()) throw Error("iogrid: call iogrid::init() before map_batches");
   const auto t0 = Clock::now();
-  // Pool bounds from the cluster's capacity.
+  // Pool bounds from the cluster's capacity: the CPUs free now (CPUs held by others, a reservation's among them,
+  // would leave actors unplaced, and the blocks queued on them waiting for good).
   double cpus = 0, gpus = 0;
   std::int64_t store = 0;
   for (const auto& n : nodes()) {
-    cpus += n.num_cpus;
+    cpus += n.available_cpus;
     gpus += double(n.gpus.size());
     store += n.object_store_capacity_bytes;
   }

@@ -27,7 +27,7 @@ struct Config {
   int batch_size = 500;
   int block_size = 2000;
   int min_actors = 1;
-  int max_actors = 0;              // 0: the cluster's CPUs / cpus_per_actor (GPUs / gpus_per_actor with GPUs)
+  int max_actors = 0;              // 0: the cluster's free CPUs / cpus_per_actor at the start (GPUs / gpus_per_actor with GPUs)
   int max_blocks_in_flight = 0;    // 0: 2 x max_actors
   double cpus_per_actor = 1;
   double gpus_per_actor = 0;
