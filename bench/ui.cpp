@@ -7,8 +7,9 @@
 //       navigation start to the view's table showing data, median of --runs fresh pages
 //   ui_event_latency_ms     a node dies in the head (the head knows at t0); the console page open on it shows
 //       it dead at t1 (MutationObserver, wall clock): median of 5 deaths
-//   head_cpu_idle_pct / head_cpu_50_tabs_pct   this process's CPU (head core, heartbeats, dashboard) over 10 s
-//       without a browser, and with 50 console tabs open (each with its own event stream)
+//   head_cpu_idle_pct / head_cpu_50_tabs_pct   this process's CPU (head core, simulated heartbeats, dashboard)
+//       over 10 s without a browser, and with 50 explorer tabs open (each with its own event stream;
+//       IOGRID_BENCH_UI_TABS=console holds the console instead: the whole status document to every tab)
 //   api_p50_ms / api_p99_ms   a mix of paged API calls (explorer, nodes, events, history, tasks) at 200
 //       requests/s for 10 s, open loop (latency counted from each request's planned start)
 //   api_status_ms / status_document_mb   the full status document of the head (every node, every GPU)
@@ -329,8 +330,9 @@ int run_ui(const Options& o, int nodes, std::uint64_t tasks) {
     for (int k = 0; k < 5; ++k) victims.push_back(big.names[std::size_t(nodes / 2 + 17 * k) % big.names.size()]);
     std::string list;
     for (const auto& v : victims) list += (list.empty() ? "" : ",") + v;
+    const char* tab_view = std::getenv("IOGRID_BENCH_UI_TABS");
     const auto cmd = "node " + script + " http://127.0.0.1:" + std::to_string(port) + " " + kKey + " " + list + " 50 12 " +
-                     std::to_string(o.runs) + " 2>&1";
+                     std::to_string(o.runs) + " " + (tab_view && *tab_view ? tab_view : "explorer") + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) throw std::runtime_error("cannot start " + cmd);
     std::map<std::string, std::vector<double>> paints;

@@ -338,6 +338,11 @@ void DashboardApi::refresh_loop() {
         }
       }
       snap->explorer = dump(explorer_document(snap->doc, reservations));
+      for (const auto& n : arr(snap->doc, "nodes")) {
+        StatusSnapshot::NodeRow row{lower(str(n, "name")), lower(str(n, "host")), region_of(n), dump(n), {}};
+        for (const auto& g : arr(n, "gpus")) row.models.push_back(str(g, "model"));
+        snap->nodes.push_back(std::move(row));
+      }
       snap->etag = "\"" + std::to_string(std::hash<std::string>{}(snap->text)) + "\"";
       snap->built_unix_ms = unix_ms_now();
     } catch (const std::exception& e) {
@@ -577,21 +582,20 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     const auto offset = static_cast<std::size_t>(int_param(query, "offset", 0, 0, 1'000'000'000));
     const auto limit = static_cast<std::size_t>(int_param(query, "limit", 100, 1, 10'000));
     const auto q = param(query, "q"), model = param(query, "model"), region = param(query, "region");
-    nlohmann::json page = nlohmann::json::array();
-    std::size_t matched = 0;
     const auto snap = snapshot();
-    for (const auto& n : arr(snap->doc, "nodes")) {  // by reference: 10,000 nodes
-      if (!q.empty() && !contains_ci(str(n, "name"), q) && !contains_ci(str(n, "host"), q)) continue;
-      if (!region.empty() && region_of(n) != region) continue;
-      if (!model.empty()) {
-        bool has = false;
-        for (const auto& g : arr(n, "gpus")) has = has || str(g, "model") == model;
-        if (!has) continue;
+    const auto ql = lower(q);
+    std::string page;
+    std::size_t matched = 0, shown = 0;
+    for (const auto& n : snap->nodes) {  // small rows, the JSON ready: 10,000 nodes in well under a millisecond
+      if (!ql.empty() && n.name_lower.find(ql) == std::string::npos && n.host.find(ql) == std::string::npos) continue;
+      if (!region.empty() && n.region != region) continue;
+      if (!model.empty() && std::find(n.models.begin(), n.models.end(), model) == n.models.end()) continue;
+      if (matched >= offset && shown < limit) {
+        page += (shown++ ? "," : "") + n.json;
       }
-      if (matched >= offset && page.size() < limit) page.push_back(n);
       ++matched;
     }
-    return json(dump({{"total", matched}, {"offset", offset}, {"nodes", page}}));
+    return json("{\"total\":" + std::to_string(matched) + ",\"offset\":" + std::to_string(offset) + ",\"nodes\":[" + page + "]}");
   }
   if (path == "/api/v1/tasks") {
     need_login();

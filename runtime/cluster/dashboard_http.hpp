@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
@@ -68,8 +69,14 @@ struct DashboardAccess {
 // What the dashboard serves of the head's status, built in the background (a large head's document takes a
 // while): the status document, parsed, the explorer's document, an ETag.
 struct StatusSnapshot {
+  // A node as /api/v1/nodes filters and pages it: the fields it filters on, the node's JSON ready to send.
+  struct NodeRow {
+    std::string name_lower, host, region, json;
+    std::vector<std::string> models;
+  };
   std::string text;
   nlohmann::json doc;
+  std::vector<NodeRow> nodes;
   std::string explorer;
   std::string etag;
   std::int64_t built_unix_ms = 0;

@@ -4,14 +4,16 @@
 //   WATCH node           the console shows `node` alive; the bench kills it now
 //   DEAD node unix_ms    the page showed it dead (wall clock, to compare with when the head knew)
 //   TABS n               n tabs hold the console open (the bench measures its CPU meanwhile)
-// usage: node bench.mjs URL KEY NODE[,NODE...] TABS HOLD_SECONDS RUNS
+// usage: node bench.mjs URL KEY NODE[,NODE...] TABS HOLD_SECONDS RUNS [TAB_VIEW]
+//   TAB_VIEW: the view the tabs hold open, explorer (default: the public stream) or console (the full stream:
+//   the whole status document, megabytes at 10,000 nodes, to every tab)
 import puppeteer from 'puppeteer-core';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromeFlags, findChromium } from './cluster.mjs';
 
-const [url, key, victims, tabs, hold, runs] = process.argv.slice(2);
+const [url, key, victims, tabs, hold, runs, tabView = 'explorer'] = process.argv.slice(2);
 const profile = mkdtempSync(join(tmpdir(), 'iogrid-bench-ui-'));
 const browser = await puppeteer.launch({ executablePath: findChromium(), headless: true, args: [...chromeFlags, `--user-data-dir=${profile}`] });
 const say = (line) => process.stdout.write(line + '\n');
@@ -78,13 +80,14 @@ for (let r = 0; r < Number(runs); r++)
 // Many tabs on the console at once (each with its own event stream).
 {
   const pages = [];
+  const [hash, table] = tabView === 'console' ? ['#/console/nodes', '#console-nodes'] : ['#/explorer', '#supply'];
   for (let i = 0; i < Number(tabs); i++) {
     const p = await loggedInPage();
-    await p.goto(url + '/#/console/nodes');
+    await p.goto(url + '/' + hash);
     pages.push(p);
   }
-  await Promise.all(pages.map((p) => p.waitForFunction(() => document.querySelector('#console-nodes tbody')?.rows.length > 1, { polling: 500 })));
-  say(`TABS ${pages.length}`);
+  await Promise.all(pages.map((p) => p.waitForFunction((t) => document.querySelector(t + ' tbody')?.rows.length > 0, { polling: 500 }, table)));
+  say(`TABS ${pages.length} ${tabView}`);
   await new Promise((r) => setTimeout(r, Number(hold) * 1000));
   say('TABS 0');
 }
