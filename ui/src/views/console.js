@@ -299,10 +299,14 @@ function jobPicker(section, params) {
   const chosen = params[0] ? decodeURIComponent(params[0]) : '';
   const select = h('select', { id: `${section}-job`, onchange: () => (location.hash = `#/console/${section}/${encodeURIComponent(select.value)}`) });
   const fill = () => {
-    if (!live.status) return chosen;
+    if (!live.status) {
+      // Before the first status: at least the job the link names.
+      if (chosen && !select.options.length) select.replaceChildren(h('option', { value: chosen, selected: true }, chosen));
+      return chosen;
+    }
     const jobs = [...live.status.jobs].sort((a, b) => b.started_unix_ms - a.started_unix_ms);
     const current = chosen || (jobs.find((j) => j.state === 'running') || jobs[0] || {}).id || '';
-    if (select.options.length !== jobs.length) select.replaceChildren(...jobs.map((j) => h('option', { value: j.id, selected: j.id === current }, `${j.id} (${j.state})`)));
+    if (select.options.length !== jobs.length || !jobs.some((j) => j.id === select.value)) select.replaceChildren(...jobs.map((j) => h('option', { value: j.id, selected: j.id === current }, `${j.id} (${j.state})`)));
     return current;
   };
   return { select, fill };
