@@ -53,22 +53,11 @@ namespace http = boost::beast::http;
 
 constexpr const char* kKey = "bench-ui-key-0123456789abcdef";
 
-struct QuietEvents final : head::HeadEvents {
-  void start_lease(std::uint32_t, const head::LeaseGrant&) override {}
-  void refuse_lease(head::OwnerId, std::uint64_t, const std::string&, head::LeaseRefusal) override {}
-  void yield_lease(head::OwnerId, std::uint64_t) override {}
-  void node_died(std::uint32_t, const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}
-  void job_ended(const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}
-  void drop_node(std::uint32_t, const std::string&) override {}
-  void send_challenge(std::uint32_t, const head::Challenge&) override {}
-  void send_rows_to_open(std::uint32_t, std::uint64_t, const std::vector<int>&) override {}
-  void admin_answer(head::OwnerId, std::uint64_t, bool, const std::string&) override {}
-};
 
 // A head core with N heartbeating GPU nodes and T reported task spans; its own thread beats and ticks it.
 struct BigHead {
   std::mutex m;
-  QuietEvents events;
+  head::IgnoreHeadEvents events;
   std::unique_ptr<head::HeadCore> core;
   std::vector<std::string> names;
   std::vector<int> gpus_of;

@@ -16,7 +16,7 @@ constexpr head::OwnerId kDriver = 1;
 
 // What the core asks, delivered as actor messages: grants go to the node actors, refusals to the lease
 // client that asked. Runs on the head actor's thread (inside a call into the core).
-class Shell final : public head::HeadEvents {
+class Shell final : public head::IgnoreHeadEvents {
  public:
   explicit Shell(caf::event_based_actor* self) : self_(self) {}
 
@@ -43,15 +43,8 @@ class Shell final : public head::HeadEvents {
     const auto kind = why == head::LeaseRefusal::never_fits ? core::ErrorKind::infeasible : core::ErrorKind::task_failed;
     req.client->lease_failed(std::make_shared<const core::ErrorInfo>(core::ErrorInfo{kind, "", "", reason}));
   }
-  // One process, one job: no other job is ever owed its leases.
-  void yield_lease(head::OwnerId, std::uint64_t) override {}
-  // One process: nodes never die, the job ends with the process, nothing to verify or answer later.
-  void node_died(std::uint32_t, const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}
-  void job_ended(const std::string&, const std::string&, const std::vector<head::OwnerId>&) override {}
-  void drop_node(std::uint32_t, const std::string&) override {}
-  void send_challenge(std::uint32_t, const head::Challenge&) override {}
-  void send_rows_to_open(std::uint32_t, std::uint64_t, const std::vector<int>&) override {}
-  void admin_answer(head::OwnerId, std::uint64_t, bool, const std::string&) override {}
+  // The rest is ignored (IgnoreHeadEvents): one process, one job, so no job is owed another's leases; nodes never
+  // die, the job ends with the process, nothing to verify or answer later.
 
  private:
   // The request answered now: the one being asked, or one that waited (empty client: none).

@@ -111,7 +111,6 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   if (opts.dashboard_port >= 0) {
     try {
       DashboardSource source;
-      source.status = [ep, svc] { return head_status_json(ep, svc); };
       source.status_json = [ep, svc] { return head_status_tree(ep, svc); };
       source.admin = [ep, svc](const std::string& command, const std::string& args, const std::string& who) {
         return head_admin(ep, svc, command, args, who);

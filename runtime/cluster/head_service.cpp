@@ -63,7 +63,6 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   void on_stop(Endpoint&) override { self_ = nullptr; }  // the endpoint holds this service: no reference back
 
   // The status as JSON (the dashboard asks through the endpoint, so this runs on its thread).
-  std::string status_text(Endpoint& ep) { return head_status_document(core_, ep.name()); }
 
   void on_peer(Endpoint& ep, Peer& p) override {
     ep_ = &ep;
@@ -427,10 +426,6 @@ class HeadService final : public transport::Service, public head::HeadEvents {
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts) {
   return std::make_shared<HeadService>(std::move(opts));
-}
-
-std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head) {
-  return head_status_tree(endpoint, head).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 nlohmann::json head_status_tree(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head) {

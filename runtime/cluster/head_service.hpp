@@ -45,7 +45,6 @@ struct HeadOptions {
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
 // The head's status as JSON, built on the endpoint's thread when asked (the dashboard; any thread may call).
-std::string head_status_json(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
 nlohmann::json head_status_tree(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head);
 
 // An operator command (HeadCore::admin: cluster.create|list|delete, ledger, logs) run on the endpoint's thread

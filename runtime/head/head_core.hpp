@@ -112,6 +112,21 @@ class HeadEvents {
   virtual void admin_answer(OwnerId requester, std::uint64_t request_id, bool ok, const std::string& body) = 0;
 };
 
+// HeadEvents that ignore every call: a base for shells that need only some (the embedded head), and what a
+// bench or tool driving a core without any shell passes.
+class IgnoreHeadEvents : public HeadEvents {
+ public:
+  void start_lease(std::uint32_t, const LeaseGrant&) override {}
+  void refuse_lease(OwnerId, std::uint64_t, const std::string&, LeaseRefusal) override {}
+  void yield_lease(OwnerId, std::uint64_t) override {}
+  void node_died(std::uint32_t, const std::string&, const std::string&, const std::vector<OwnerId>&) override {}
+  void job_ended(const std::string&, const std::string&, const std::vector<OwnerId>&) override {}
+  void drop_node(std::uint32_t, const std::string&) override {}
+  void send_challenge(std::uint32_t, const Challenge&) override {}
+  void send_rows_to_open(std::uint32_t, std::uint64_t, const std::vector<int>&) override {}
+  void admin_answer(OwnerId, std::uint64_t, bool, const std::string&) override {}
+};
+
 struct HeadStats {
   std::uint64_t leases_granted = 0;
   std::uint64_t leases_queued = 0;      // requests that had to wait
