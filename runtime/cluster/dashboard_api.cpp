@@ -307,6 +307,7 @@ DashboardApi::~DashboardApi() {
 void DashboardApi::refresh_loop() {
   using Steady = std::chrono::steady_clock;
   Steady::time_point next_allowed{};
+  std::shared_ptr<const StatusSnapshot> retired;
   std::unique_lock<std::mutex> g(snap_m_);
   for (;;) {
     snap_cv_.wait(g, [&] { return stopping_ || wanted_; });
@@ -351,9 +352,12 @@ void DashboardApi::refresh_loop() {
     const auto took = Steady::now() - t0;
     snap->build_ms = std::chrono::duration<double, std::milli>(took).count();
     next_allowed = Steady::now() + std::max<Steady::duration>(std::chrono::milliseconds(250), 4 * took);
+    // The snapshot before the last one is freed here, on this thread and outside the lock (a big document takes
+    // a while to free, and requests wait on the lock): by now no request still reads it.
+    retired.reset();
     g.lock();
     if (error.empty()) {
-      snap_ = std::move(snap);
+      retired = std::exchange(snap_, std::move(snap));
       snap_error_.clear();
     } else {
       snap_error_ = error;

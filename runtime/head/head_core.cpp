@@ -657,7 +657,8 @@ void HeadCore::tick() {
     end_job(*jobs_.find(id), JobState::failed, "its driver did not reconnect after the head restarted");
 }
 
-// Cluster totals once per raw interval; buffered history written each second, thinned each hour.
+// Cluster totals once per raw interval; the history written each second (open hour buckets every 5 minutes),
+// thinned each hour.
 void HeadCore::record_history(Clock::time_point now) {
   if (last_totals_ == Clock::time_point{} || now - last_totals_ >= config_.history.raw_interval) {
     last_totals_ = now;
@@ -679,17 +680,16 @@ void HeadCore::record_history(Clock::time_point now) {
     history_->record("cluster/leases_active", ms, double(leases_.running().size()));
     history_->record("cluster/leases_pending", ms, double(leases_.pending()));
   }
-  try {
-    if (now - last_history_flush_ >= std::chrono::seconds(1) || history_->events_pending()) {
-      last_history_flush_ = now;
-      history_->flush();
-    }
-    if (now - last_history_compact_ >= std::chrono::hours(1)) {
-      last_history_compact_ = now;
-      history_->compact(clock_.unix_ms());
-    }
-  } catch (const std::exception& e) {
-    spdlog::warn("history: {}", e.what());
+  // The history's own thread writes; the head only asks.
+  if (now - last_history_flush_ >= std::chrono::seconds(1) || history_->events_pending()) {
+    last_history_flush_ = now;
+    const bool checkpoint = now - last_history_checkpoint_ >= std::chrono::minutes(5);
+    if (checkpoint) last_history_checkpoint_ = now;
+    history_->flush_in_background(checkpoint);
+  }
+  if (now - last_history_compact_ >= std::chrono::hours(1)) {
+    last_history_compact_ = now;
+    history_->compact_in_background(clock_.unix_ms());
   }
 }
 

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <map>
 #include <sstream>
-#include <tuple>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/head/sqlite.hpp"
@@ -59,21 +60,51 @@ HistoryOptions parse_history_options(const std::string& spec, HistoryOptions o) 
   return o;
 }
 
+void History::Delta::add(double v) {
+  if (count == 0) min = max = v;
+  sum += v;
+  min = std::min(min, v);
+  max = std::max(max, v);
+  ++count;
+}
+
 History::History(const std::string& path, HistoryOptions options) : path_(path), options_(options) {
   db_ = sql::open(path_, "history");
-  if (path_ != ":memory:") exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=NORMAL");
-  exec("CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)");
-  exec("CREATE TABLE IF NOT EXISTS points(series INTEGER, res INTEGER, ts INTEGER, sum REAL, count INTEGER, min REAL,"
-       " max REAL, PRIMARY KEY(series, res, ts)) WITHOUT ROWID");
-  exec("CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER, kind TEXT, subject TEXT,"
-       " detail TEXT)");
-  exec("CREATE INDEX IF NOT EXISTS events_ts ON events(ts)");
-  Stmt latest(db_, "SELECT MAX(ts) FROM points WHERE res = 0");
-  if (latest.step() && sqlite3_column_type(latest.s, 0) != SQLITE_NULL) latest_ms_ = latest.col_num(0);
+  try {
+    if (path_ != ":memory:") exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS points(series INTEGER, res INTEGER, ts INTEGER, sum REAL, count INTEGER, min REAL,"
+         " max REAL, PRIMARY KEY(series, res, ts)) WITHOUT ROWID");
+    exec("CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER, kind TEXT, subject TEXT,"
+         " detail TEXT)");
+    exec("CREATE INDEX IF NOT EXISTS events_ts ON events(ts)");
+    Stmt latest(db_, "SELECT MAX(ts) FROM points WHERE res = 0");
+    if (latest.step() && sqlite3_column_type(latest.s, 0) != SQLITE_NULL) latest_ms_ = latest.col_num(0);
+    Stmt seq(db_, "SELECT MAX(id) FROM (SELECT MAX(id) AS id FROM events UNION ALL"
+                  " SELECT seq AS id FROM sqlite_sequence WHERE name = 'events')");
+    if (seq.step()) next_event_id_ = seq.col_num(0) + 1;
+    // Every series known so far, so a new one gets a fresh id in memory without asking the database.
+    Stmt all(db_, "SELECT id, name FROM series");
+    while (all.step()) {
+      const auto id = all.col_num(0);
+      series_[all.col_text(1)].id = id;
+      next_id_ = std::max(next_id_, id + 1);
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    throw;
+  }
+  writer_ = std::thread([this] { writer_loop(); });
 }
 
 History::~History() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  writer_.join();
   try {
     flush();
   } catch (...) {
@@ -86,12 +117,9 @@ void History::exec(const char* statement) { sql::exec(db_, statement, path_); }
 History::SeriesState& History::state_of(const std::string& name) {
   auto it = series_.find(name);
   if (it != series_.end()) return it->second;
-  Stmt(db_, "INSERT OR IGNORE INTO series(name) VALUES(?)").text(1, name).step();
-  Stmt st(db_, "SELECT id FROM series WHERE name = ?");
-  st.text(1, name);
-  if (!st.step()) throw core::Error("iogrid: history: series '" + name + "' could not be stored");
   auto& s = series_[name];
-  s.id = st.col_num(0);
+  s.id = next_id_++;
+  queued_.series.emplace_back(s.id, name);
   return s;
 }
 
@@ -100,18 +128,23 @@ void History::record(const std::string& series, std::int64_t ts_ms, double value
   std::lock_guard<std::mutex> g(mu_);
   auto& s = state_of(series);
   latest_ms_ = std::max(latest_ms_, ts_ms);
-  for (int r = raw; r <= hour; ++r) {
-    if (r == raw) {
-      if (s.last_raw != INT64_MIN && ts_ms - s.last_raw < options_.raw_interval.count() && ts_ms >= s.last_raw) continue;
-      s.last_raw = ts_ms;
+  if (s.last_raw == INT64_MIN || ts_ms - s.last_raw >= options_.raw_interval.count() || ts_ms < s.last_raw) {
+    s.last_raw = ts_ms;
+    Row r{s.id, raw, ts_ms, {}};
+    r.d.add(value);
+    queued_.rows.push_back(r);
+  }
+  for (int r = minute; r <= hour; ++r) {
+    const std::int64_t bucket = ts_ms - ((ts_ms % kWidthMs[r]) + kWidthMs[r]) % kWidthMs[r];
+    auto& open = s.open[r - 1];
+    if (open.ts != bucket) {
+      // A value for another bucket (the next one, or a late one for an earlier): what the open one holds is
+      // queued as it stands; the database adds it to what it has for that bucket.
+      if (open.unwritten.count) queued_.rows.push_back(Row{s.id, r, open.ts, open.unwritten});
+      open.ts = bucket;
+      open.unwritten = {};
     }
-    const std::int64_t bucket = r == raw ? ts_ms : ts_ms - ((ts_ms % kWidthMs[r]) + kWidthMs[r]) % kWidthMs[r];
-    auto& d = pending_[{s.id, r, bucket}];
-    if (d.count == 0) d.min = d.max = value;
-    d.sum += value;
-    d.min = std::min(d.min, value);
-    d.max = std::max(d.max, value);
-    ++d.count;
+    open.unwritten.add(value);
   }
 }
 
@@ -119,7 +152,8 @@ void History::event(std::int64_t ts_ms, const std::string& kind, const std::stri
   HistoryEvent e{0, ts_ms, kind, subject, detail};
   {
     std::lock_guard<std::mutex> g(mu_);
-    pending_events_.push_back(e);
+    e.id = next_event_id_++;
+    queued_.events.push_back(e);
   }
   std::lock_guard<std::mutex> g(listener_mu_);
   if (listener_) listener_(e);
@@ -132,30 +166,58 @@ void History::on_event(std::function<void(const HistoryEvent&)> listener) {
 
 bool History::events_pending() const {
   std::lock_guard<std::mutex> g(mu_);
-  return !pending_events_.empty();
+  return !queued_.events.empty();
 }
 
-void History::flush() {
+History::Batch History::take(Checkpoint checkpoint, std::size_t max_rows) {
   std::lock_guard<std::mutex> g(mu_);
-  flush_locked();
+  if (checkpoint != Checkpoint::none)
+    for (auto& [name, s] : series_)
+      for (int r = checkpoint == Checkpoint::all ? minute : hour; r <= hour; ++r)
+        if (auto& open = s.open[r - 1]; open.unwritten.count) {
+          queued_.rows.push_back(Row{s.id, r, open.ts, open.unwritten});
+          open.unwritten = {};
+        }
+  Batch b;
+  std::swap(b.series, queued_.series);
+  std::swap(b.events, queued_.events);
+  if (queued_.rows.size() <= max_rows) {
+    std::swap(b.rows, queued_.rows);
+  } else {  // the newest rows stay queued for the next transaction (order does not matter: upserts add up)
+    b.rows.assign(queued_.rows.end() - static_cast<std::ptrdiff_t>(max_rows), queued_.rows.end());
+    queued_.rows.resize(queued_.rows.size() - max_rows);
+  }
+  return b;
 }
 
-void History::flush_locked() {
-  if (pending_.empty() && pending_events_.empty()) return;
+bool History::write_some(Checkpoint checkpoint) {
+  std::lock_guard<std::mutex> g(db_mu_);
+  auto b = take(checkpoint, kRowsPerTransaction);
+  write(b);
+  return !b.empty();
+}
+
+void History::write(const Batch& b) {
+  if (b.empty()) return;
   exec("BEGIN");
   try {
+    Stmt name(db_, "INSERT OR IGNORE INTO series(id, name) VALUES(?,?)");
+    for (const auto& [id, n] : b.series) {
+      name.num(1, id).text(2, n).step();
+      name.reset();
+    }
     // A bucket written by an earlier flush (or before a restart) is completed, not replaced.
     Stmt up(db_, "INSERT INTO points(series, res, ts, sum, count, min, max) VALUES(?,?,?,?,?,?,?)"
                  " ON CONFLICT(series, res, ts) DO UPDATE SET sum = sum + excluded.sum, count = count + excluded.count,"
                  " min = MIN(min, excluded.min), max = MAX(max, excluded.max)");
-    for (const auto& [key, d] : pending_) {
-      up.num(1, std::get<0>(key)).num(2, std::get<1>(key)).num(3, std::get<2>(key)).real(4, d.sum).num(5, d.count);
-      up.real(6, d.min).real(7, d.max).step();
+    for (const auto& r : b.rows) {
+      up.num(1, r.series).num(2, r.res).num(3, r.ts).real(4, r.d.sum).num(5, r.d.count).real(6, r.d.min).real(7, r.d.max);
+      up.step();
       up.reset();
     }
-    Stmt ev(db_, "INSERT INTO events(ts, kind, subject, detail) VALUES(?,?,?,?)");
-    for (const auto& e : pending_events_) {
-      ev.num(1, e.ts_ms).text(2, e.kind).text(3, e.subject).text(4, e.detail).step();
+    Stmt ev(db_, "INSERT INTO events(id, ts, kind, subject, detail) VALUES(?,?,?,?,?)");
+    for (const auto& e : b.events) {
+      ev.num(1, e.id).num(2, e.ts_ms).text(3, e.kind).text(4, e.subject).text(5, e.detail).step();
       ev.reset();
     }
     exec("COMMIT");
@@ -163,13 +225,71 @@ void History::flush_locked() {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
-  pending_.clear();
-  pending_events_.clear();
+}
+
+std::unique_lock<std::mutex> History::lock_for_query() {
+  ++queries_waiting_;
+  std::unique_lock<std::mutex> g(db_mu_);
+  --queries_waiting_;
+  return g;
+}
+
+void History::flush() {
+  std::lock_guard<std::mutex> g(db_mu_);
+  write(take(Checkpoint::all, SIZE_MAX));
+}
+
+void History::flush_in_background(bool checkpoint) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    want_flush_ = true;
+    want_checkpoint_ = want_checkpoint_ || checkpoint;
+  }
+  wake_.notify_one();
+}
+
+void History::compact_in_background(std::int64_t now_ms) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    want_compact_ = now_ms;
+  }
+  wake_.notify_one();
+}
+
+void History::writer_loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (true) {
+    wake_.wait(lk, [&] { return stopping_ || want_flush_ || want_compact_; });
+    if (stopping_) return;
+    const bool checkpoint = want_checkpoint_;
+    const std::int64_t compact_at = want_compact_;
+    want_flush_ = want_checkpoint_ = false;
+    want_compact_ = 0;
+    lk.unlock();
+    try {
+      // In transactions of a few thousand rows, letting a waiting query in between, so it waits for one of
+      // them at most (a mutex is not fair: the writer would take it again at once).
+      for (bool first = true; write_some(checkpoint && first ? Checkpoint::hours : Checkpoint::none); first = false)
+        while (queries_waiting_.load() > 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (compact_at) {
+        std::lock_guard<std::mutex> g(db_mu_);
+        compact_locked(compact_at);
+      }
+    } catch (const std::exception& e) {
+      // The batch is lost, the history goes on: a full disk must not stop the head.
+      std::fprintf(stderr, "iogrid: history %s: %s\n", path_.c_str(), e.what());
+    }
+    lk.lock();
+  }
 }
 
 std::size_t History::compact(std::int64_t now_ms) {
-  std::lock_guard<std::mutex> g(mu_);
-  flush_locked();
+  std::lock_guard<std::mutex> g(db_mu_);
+  write(take(Checkpoint::none, SIZE_MAX));
+  return compact_locked(now_ms);
+}
+
+std::size_t History::compact_locked(std::int64_t now_ms) {
   const std::int64_t keep[3] = {options_.raw_keep.count(), options_.minute_keep.count(), options_.hour_keep.count()};
   std::size_t deleted = 0;
   for (int r = raw; r <= hour; ++r) {
@@ -183,38 +303,75 @@ std::size_t History::compact(std::int64_t now_ms) {
 
 std::vector<HistoryPoint> History::points(const std::string& name, std::int64_t from_ms, std::int64_t to_ms,
                                           std::size_t max_points, Resolution* used) {
-  std::lock_guard<std::mutex> g(mu_);
-  flush_locked();
+  // Holding db_mu_, every row the writer took is committed; what it has not taken yet is in memory (queued
+  // rows and the open buckets) and read here at one moment, so each value counts once.
+  auto dbg = lock_for_query();
+  std::map<std::pair<int, std::int64_t>, Delta> mem;  // (resolution, time) -> what memory holds of it
+  std::int64_t sid = 0, latest = INT64_MIN;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto it = series_.find(name);
+    if (it == series_.end()) return {};
+    sid = it->second.id;
+    auto add = [&](int r, std::int64_t ts, const Delta& d) {
+      if (ts < from_ms || ts > to_ms || d.count == 0) return;
+      auto& m = mem[{r, ts}];
+      if (m.count == 0) m.min = d.min, m.max = d.max;
+      m.sum += d.sum;
+      m.count += d.count;
+      m.min = std::min(m.min, d.min);
+      m.max = std::max(m.max, d.max);
+    };
+    for (const auto& row : queued_.rows)
+      if (row.series == sid) add(row.res, row.ts, row.d);
+    for (int r = minute; r <= hour; ++r) add(r, it->second.open[r - 1].ts, it->second.open[r - 1].unwritten);
+    latest = latest_ms_;
+  }
   max_points = std::max<std::size_t>(max_points, 1);
-  Stmt id(db_, "SELECT id FROM series WHERE name = ?");
-  id.text(1, name);
-  if (!id.step()) return {};
-  const std::int64_t sid = id.col_num(0);
   // The finest resolution that still holds the start of the range (its retention reaches back that far) and
   // answers within max_points; else the coarsest that holds it, merged down to max_points.
   const std::int64_t keep[3] = {options_.raw_keep.count(), options_.minute_keep.count(), options_.hour_keep.count()};
   int chosen = hour;
   for (int r = raw; r <= hour; ++r) {
-    const bool holds_start = latest_ms_ == INT64_MIN || from_ms >= latest_ms_ - keep[r];
+    const bool holds_start = latest == INT64_MIN || from_ms >= latest - keep[r];
     if (!holds_start && r < hour) continue;
     Stmt n(db_, "SELECT COUNT(*) FROM points WHERE series = ? AND res = ? AND ts BETWEEN ? AND ?");
     n.num(1, sid).num(2, r).num(3, from_ms).num(4, to_ms).step();
-    if (static_cast<std::size_t>(n.col_num(0)) <= max_points) {
+    auto count = static_cast<std::size_t>(n.col_num(0));
+    for (auto m = mem.lower_bound({r, INT64_MIN}); m != mem.end() && m->first.first == r; ++m) {
+      Stmt there(db_, "SELECT 1 FROM points WHERE series = ? AND res = ? AND ts = ?");
+      if (!there.num(1, sid).num(2, r).num(3, m->first.second).step()) ++count;  // a point the database lacks
+    }
+    if (count <= max_points) {
       chosen = r;
       break;
     }
   }
   if (used) *used = static_cast<Resolution>(chosen);
-  std::vector<HistoryPoint> rows;
-  Stmt st(db_, "SELECT ts, sum, count, min, max FROM points WHERE series = ? AND res = ? AND ts BETWEEN ? AND ? ORDER BY ts");
+  std::map<std::int64_t, HistoryPoint> by_ts;
+  Stmt st(db_, "SELECT ts, sum, count, min, max FROM points WHERE series = ? AND res = ? AND ts BETWEEN ? AND ?");
   st.num(1, sid).num(2, chosen).num(3, from_ms).num(4, to_ms);
   while (st.step()) {
-    HistoryPoint p;
+    auto& p = by_ts[st.col_num(0)];
     p.ts_ms = st.col_num(0);
     p.count = st.col_num(2);
-    p.mean = p.count ? st.col_real(1) / double(p.count) : 0;
+    p.mean = st.col_real(1);  // the sum until the end
     p.min = st.col_real(3);
     p.max = st.col_real(4);
+  }
+  for (auto m = mem.lower_bound({chosen, INT64_MIN}); m != mem.end() && m->first.first == chosen; ++m) {
+    auto& p = by_ts[m->first.second];
+    const auto& d = m->second;
+    if (p.count == 0) p.ts_ms = m->first.second, p.min = d.min, p.max = d.max;
+    p.mean += d.sum;
+    p.count += d.count;
+    p.min = std::min(p.min, d.min);
+    p.max = std::max(p.max, d.max);
+  }
+  std::vector<HistoryPoint> rows;
+  rows.reserve(by_ts.size());
+  for (auto& [ts, p] : by_ts) {
+    p.mean = p.count ? p.mean / double(p.count) : 0;
     rows.push_back(p);
   }
   if (rows.size() <= max_points) return rows;
@@ -237,25 +394,44 @@ std::vector<HistoryPoint> History::points(const std::string& name, std::int64_t 
 }
 
 std::vector<std::string> History::series(const std::string& prefix) {
-  std::lock_guard<std::mutex> g(mu_);
-  flush_locked();
   std::vector<std::string> out;
-  Stmt st(db_, "SELECT name FROM series WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name");
-  st.text(1, prefix);
-  while (st.step()) out.push_back(st.col_text(0));
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& [name, s] : series_)
+      if (name.compare(0, prefix.size(), prefix) == 0) out.push_back(name);
+  }
+  std::sort(out.begin(), out.end());
   return out;
 }
 
 std::vector<HistoryEvent> History::events(const EventQuery& q) {
-  std::lock_guard<std::mutex> g(mu_);
-  flush_locked();
+  const auto limit = std::min<std::size_t>(q.limit, 10'000);
+  auto matches = [&](const HistoryEvent& e) {
+    return (q.kind.empty() || e.kind == q.kind) && e.subject.compare(0, q.subject_prefix.size(), q.subject_prefix) == 0 &&
+           (q.text.empty() || e.detail.find(q.text) != std::string::npos || e.subject.find(q.text) != std::string::npos) &&
+           e.ts_ms >= q.from_ms && e.ts_ms <= q.to_ms && (q.before_id == 0 || e.id < q.before_id);
+  };
+  auto dbg = lock_for_query();
   std::vector<HistoryEvent> out;
-  Stmt st(db_, "SELECT id, ts, kind, subject, detail FROM events"
-               " WHERE (?1 = '' OR kind = ?1) AND substr(subject, 1, length(?2)) = ?2"
-               " AND (?3 = '' OR instr(detail, ?3) > 0 OR instr(subject, ?3) > 0)"
-               " AND ts BETWEEN ?4 AND ?5 AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7");
+  {
+    std::lock_guard<std::mutex> g(mu_);  // the newest ones, not written yet
+    for (auto e = queued_.events.rbegin(); e != queued_.events.rend() && out.size() < limit; ++e)
+      if (matches(*e)) out.push_back(*e);
+  }
+  if (out.size() >= limit) return out;
+  // Newest first is a walk down the ids; the time index only helps a window that starts somewhere (else
+  // SQLite would walk all of it and sort).
+  const bool window = q.from_ms > 0;
+  Stmt st(db_, window ? "SELECT id, ts, kind, subject, detail FROM events"
+                        " WHERE (?1 = '' OR kind = ?1) AND substr(subject, 1, length(?2)) = ?2"
+                        " AND (?3 = '' OR instr(detail, ?3) > 0 OR instr(subject, ?3) > 0)"
+                        " AND ts BETWEEN ?4 AND ?5 AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7"
+                      : "SELECT id, ts, kind, subject, detail FROM events"
+                        " WHERE (?1 = '' OR kind = ?1) AND substr(subject, 1, length(?2)) = ?2"
+                        " AND (?3 = '' OR instr(detail, ?3) > 0 OR instr(subject, ?3) > 0)"
+                        " AND +ts BETWEEN ?4 AND ?5 AND (?6 = 0 OR id < ?6) ORDER BY id DESC LIMIT ?7");
   st.text(1, q.kind).text(2, q.subject_prefix).text(3, q.text).num(4, q.from_ms).num(5, q.to_ms).num(6, q.before_id);
-  st.num(7, static_cast<std::int64_t>(std::min<std::size_t>(q.limit, 10'000)));
+  st.num(7, static_cast<std::int64_t>(limit - out.size()));
   while (st.step()) out.push_back(HistoryEvent{st.col_num(0), st.col_num(1), st.col_text(2), st.col_text(3), st.col_text(4)});
   return out;
 }

@@ -80,6 +80,7 @@ export const live = {
   last_message_ms: 0,
   listeners: new Set(),
   source: null,
+  paused: false,
 
   on(fn) {
     this.listeners.add(fn);
@@ -89,7 +90,20 @@ export const live = {
     this.last_message_ms = Date.now();
     for (const fn of this.listeners) fn(kind, data);
   },
+  // A browser holds at most six connections to one host over HTTP/1.1, and each tab's stream keeps one: a
+  // tab hidden for a while lets its stream go (the seventh tab would wait forever otherwise) and takes a new
+  // one, with the current documents, when it is shown again.
+  pause() {
+    if (!this.source) return;
+    this.source.close();
+    this.source = null;
+    this.paused = true;
+  },
+  resume() {
+    if (this.paused) this.restart();
+  },
   restart() {
+    this.paused = false;
     if (this.source) this.source.close();
     const full = session.logged_in;
     const es = new EventSource(full ? '/api/v1/stream?view=full' : '/api/v1/stream');
@@ -194,3 +208,11 @@ export function h(tag, attrs = {}, ...children) {
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
   return el;
 }
+
+// Hidden for 10 s: the stream goes (see live.pause); shown: it comes back at once.
+let hideTimer = null;
+document.addEventListener('visibilitychange', () => {
+  clearTimeout(hideTimer);
+  if (document.hidden) hideTimer = setTimeout(() => live.pause(), 10000);
+  else live.resume();
+});

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <unistd.h>
 
 #include "iogrid/core/errors.hpp"
@@ -172,4 +173,44 @@ TEST_CASE("history options parse from one flag and refuse what they cannot mean"
   CHECK_THROWS_WITH(parse_history_options("week=2d"), Catch::Contains("unknown name 'week'"));
   CHECK_THROWS_WITH(parse_history_options("raw"), Catch::Contains("NAME=DURATION"));
   CHECK_THROWS_AS(History("/proc/no/such/dir/history.db"), iogrid::core::Error);
+}
+
+TEST_CASE("history counts a value once whether it is in memory, checkpointed or both", "[history]") {
+  History h(":memory:");
+  for (int i = 0; i < 20; ++i) h.record("util", kT0 + i * 1000, 10.0);
+  auto before = h.points("util", kT0, kT0 + kMin - 1, 1);  // only in memory so far
+  REQUIRE(before.size() == 1);
+  CHECK(before[0].count == 20);
+  h.flush();  // a checkpoint: the open minute is written as it stands
+  for (int i = 20; i < 40; ++i) h.record("util", kT0 + i * 1000, 40.0);
+  auto after = h.points("util", kT0, kT0 + kMin - 1, 1);  // half in the database, half in memory
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].count == 40);
+  CHECK(after[0].mean == Approx(25.0));
+  CHECK(after[0].min == 10.0);
+  CHECK(after[0].max == 40.0);
+  // The next minute closes this one: the rest is queued and written once.
+  h.record("util", kT0 + kMin, 0.0);
+  h.flush();
+  auto closed = h.points("util", kT0, kT0 + kMin - 1, 1);
+  REQUIRE(closed.size() == 1);
+  CHECK(closed[0].count == 40);
+}
+
+TEST_CASE("history written in the background is in the database for another reader", "[history]") {
+  const auto dir = scratch("background");
+  const auto path = (dir / "history.db").string();
+  History h(path);
+  h.event(kT0, "node", "gpu-box", "dead: no heartbeat");
+  for (int i = 0; i < 10; ++i) h.record("power", kT0 + i * 10'000, 100.0 + i);
+  h.flush_in_background();
+  // A second reader (as after a crash of this process) sees the event and the raw points once the writer ran.
+  std::size_t seen = 0;
+  for (int tries = 0; tries < 200 && seen < 10; ++tries) {
+    std::this_thread::sleep_for(10ms);
+    History other(path);
+    if (other.events({}).size() == 1) seen = other.points("power", kT0, kT0 + 2 * kMin, 1000).size();
+  }
+  CHECK(seen == 10);
+  fs::remove_all(dir);
 }
