@@ -146,6 +146,8 @@ class Scheduler {
   bool feasible(const ResourceRequest& req, std::string* why = nullptr) const;
   // Dominant share of `job` now (what fair share compares, before weights).
   double dominant_share(const std::string& job) const;
+  // Dominant share of `user` now: the larger of its jobs' CPUs and GPUs held over the cluster's.
+  double user_share(const std::string& user) const { return user_usage(user); }
   // Fair share over time (see the rules above): who owes capacity to whom now.
   struct Owed {
     std::string holder, waiter;

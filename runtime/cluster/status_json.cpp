@@ -1,6 +1,8 @@
 #include "runtime/cluster/status_json.hpp"
 
 #include <initializer_list>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <capnp/message.h>
@@ -11,6 +13,49 @@
 #include "runtime/proto/convert.hpp"
 
 namespace iogrid::runtime::cluster {
+
+// The scheduler's queue and fair share per user: what each holds (leases, CPUs, GPUs), what waits, its dominant
+// share now and the share its weight entitles it to among the users with work (running or waiting).
+namespace {
+nlohmann::json users_json(const head::HeadCore& core) {
+  struct Use {
+    std::set<std::string> jobs;
+    std::size_t leases = 0, waiting = 0;
+    double cpus = 0, gpus = 0;
+  };
+  std::map<std::string, Use> users;
+  auto user_of = [&](const std::string& job) -> std::string {
+    const auto* j = core.jobs().find(job);
+    return j && !j->user.empty() ? j->user : "default";
+  };
+  for (const auto& [id, l] : core.leases().running()) {
+    auto& u = users[user_of(l.job)];
+    u.jobs.insert(l.job);
+    u.leases += 1;
+    u.cpus += sched::from_milli(l.alloc.cpus);
+    u.gpus += sched::gpu_count(l.alloc);
+  }
+  for (const auto& [ticket, p] : core.leases().waiting()) {
+    const auto* o = core.jobs().owner(p.owner);
+    if (!o) continue;
+    auto& u = users[user_of(o->job)];
+    u.jobs.insert(o->job);
+    u.waiting += 1;
+  }
+  double weights = 0;
+  auto weight_of = [&](const std::string& user) {
+    auto w = core.config().user_weights.find(user);
+    return w == core.config().user_weights.end() ? 1.0 : w->second;
+  };
+  for (const auto& [name, u] : users) weights += weight_of(name);
+  auto out = nlohmann::json::array();
+  for (const auto& [name, u] : users)
+    out.push_back({{"user", name}, {"weight", weight_of(name)}, {"jobs", u.jobs.size()}, {"leases", u.leases},
+                   {"cpus", u.cpus}, {"gpus", u.gpus}, {"waiting", u.waiting},
+                   {"share", core.scheduler().user_share(name)}, {"fair_share", weights > 0 ? weight_of(name) / weights : 0}});
+  return out;
+}
+}  // namespace
 
 void fill_status(const head::HeadCore& core, const std::string& head_name, proto::StatusReply::Builder s) {
   const auto& state = core.scheduler().cluster();
@@ -58,6 +103,7 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     if (auto t = core.tasks().summary(j.id); !t.is_null()) js[i].setTasksJson(t.dump());
     ++i;
   }
+  s.setUsersJson(users_json(core).dump());
 }
 
 kj::Array<capnp::word> head_status_message(const head::HeadCore& core, const std::string& head_name) {
@@ -106,7 +152,8 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
                             {"memory_gib", double(g.memory_mib) / 1024.0},
                             {"compute_capability", g.compute_capability},
                             {"free", sched::from_milli(g.free)},
-                            {"verified", g.verified}});
+                            {"verified", g.verified},
+                            {"tflops", g.tflops}});
     jn["labels"] = n.labels;
     jn["custom"] = nlohmann::json::object();
     for (const auto& [k, v] : n.total.custom) jn["custom"][k] = sched::from_milli(v);
@@ -146,6 +193,9 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     auto parsed = tasks.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(tasks, nullptr, false);
     j["jobs"].back()["tasks"] = parsed.is_discarded() ? nlohmann::json(nullptr) : parsed;
   }
+  const std::string users = r.getUsersJson();
+  auto parsed_users = users.empty() ? nlohmann::json::array() : nlohmann::json::parse(users, nullptr, false);
+  j["users"] = parsed_users.is_array() ? parsed_users : nlohmann::json::array();
   return j;
 }
 
@@ -216,6 +266,17 @@ std::string prometheus_metrics(const nlohmann::json& s) {
       f.add({{"node", name_of(n)}, {"kind", "total"}}, n["cpus"].get<double>());
       f.add({{"node", name_of(n)}, {"kind", "available"}}, n["cpus_available"].get<double>());
     }
+  }
+  {
+    const auto users = s.value("users", nlohmann::json::array());
+    auto per_user = [&](const char* metric, const char* help, const char* key) {
+      Family f(o, metric, "gauge", help);
+      for (const auto& u : users) f.add({{"user", u.value("user", std::string())}}, u.value(key, 0.0));
+    };
+    per_user("iogrid_user_share", "A user's dominant share of the cluster now (CPUs or GPUs held over the cluster's).", "share");
+    per_user("iogrid_user_fair_share", "The share a user's weight entitles it to among the users with work.", "fair_share");
+    per_user("iogrid_user_requests_waiting", "A user's lease requests in the scheduler's queue.", "waiting");
+    per_user("iogrid_user_gpus", "GPUs a user's leases hold.", "gpus");
   }
   per_node("iogrid_node_memory_bytes", "gauge", "Memory a node offers.",
            [](const nlohmann::json& n) { return n.value("memory_gib", 0.0) * 1073741824.0; });

@@ -679,6 +679,16 @@ void HeadCore::record_history(Clock::time_point now) {
     history_->record("cluster/cpus_used", ms, cpus - cpus_free);
     history_->record("cluster/leases_active", ms, double(leases_.running().size()));
     history_->record("cluster/leases_pending", ms, double(leases_.pending()));
+    // Each provider's ledger totals, when they moved: the worker view's GPU-seconds and earnings per day are
+    // differences of these running totals (hour buckets keep their maximum for a year).
+    for (const auto& e : ledger_.entries()) {
+      if (e.kind != "node") continue;
+      auto& last = ledger_recorded_[e.name];
+      if (last.first == e.gpu_seconds && last.second == e.cost) continue;
+      last = {e.gpu_seconds, e.cost};
+      history_->record("ledger/" + e.name + "/gpu_seconds", ms, e.gpu_seconds);
+      history_->record("ledger/" + e.name + "/earned_usd", ms, e.cost);
+    }
   }
   // The history's own thread writes; the head only asks.
   if (now - last_history_flush_ >= std::chrono::seconds(1) || history_->events_pending()) {

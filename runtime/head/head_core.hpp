@@ -288,6 +288,7 @@ class HeadCore {
   std::map<std::string, std::string> kv_;
   std::unique_ptr<HeadStore> store_;
   std::shared_ptr<History> history_;
+  std::map<std::string, std::pair<double, double>> ledger_recorded_;  // node -> (GPU-seconds, cost) last recorded
   Clock::time_point last_history_flush_{}, last_history_checkpoint_{}, last_history_compact_{}, last_totals_{};
   std::map<std::uint32_t, Clock::time_point> last_telemetry_;  // by node: telemetry is sampled, not every beat
   HeadStats stats_;

@@ -37,6 +37,11 @@ JobRecord* JobTable::find(const std::string& id) {
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
+const JobRecord* JobTable::find(const std::string& id) const {
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
 bool JobTable::end(JobRecord& j, JobState to, std::int64_t unix_ms) {
   if (j.state != JobState::running || to == JobState::running) return false;
   j.state = to;

@@ -60,6 +60,7 @@ class JobTable {
   // A job known from the head's state (its driver may resume it).
   JobRecord& restore(JobRecord j, Clock::time_point now);
   JobRecord* find(const std::string& id);
+  const JobRecord* find(const std::string& id) const;
   const std::map<std::string, JobRecord>& all() const { return jobs_; }
   // Moves a running job to `to`; false when it had already ended.
   bool end(JobRecord& j, JobState to, std::int64_t unix_ms);

@@ -56,6 +56,7 @@ class LeaseBook {
   // Removes (and cancels in the scheduler) every waiting request `pred` accepts; returns them.
   std::vector<PendingLease> drop_pending(const std::function<bool(const PendingLease&)>& pred);
   std::size_t pending() const { return pending_.size(); }
+  const std::unordered_map<std::uint64_t, PendingLease>& waiting() const { return pending_; }
 
   // ---- running ----
   LeaseRecord& start(std::uint64_t id, LeaseRecord r) { return running_[id] = std::move(r); }

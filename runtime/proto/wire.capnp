@@ -252,6 +252,7 @@ struct StatusReply {
   pendingLeases @2 :UInt32;
   headName @3 :Text;
   deadNodes @4 :UInt32;
+  usersJson @5 :Text;      # fair share per user: [{user, weight, jobs, leases, cpus, gpus, waiting, share, fair_share}]
 }
 
 struct KvPut {

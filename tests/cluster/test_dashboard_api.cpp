@@ -13,7 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../runtime/head/fake_head.hpp"
 #include "runtime/cluster/dashboard_http.hpp"
+#include "runtime/cluster/status_json.hpp"
 
 namespace http = boost::beast::http;
 using iogrid::runtime::cluster::DashboardAccess;
@@ -420,4 +422,33 @@ TEST_CASE("a job's logs are searched and followed by byte offset, whole lines on
   CHECK(found["matched"] == 2);
   CHECK(found["lines"] == nlohmann::json({"epoch 2 loss 0.5"}));
   CHECK(api.respond(request(http::verb::get, "/api/v1/logs")).result() == http::status::bad_request);
+}
+
+TEST_CASE("the status document holds the scheduler's queue and fair share per user, and each GPU's measured TFLOPS",
+          "[dashboard]") {
+  iogrid::test::FakeHead h;
+  auto n = iogrid::sched::test::make_node("box", 8, 4);
+  n.gpus[0].tflops = 812.5;
+  h.node(n);
+  h.driver(1, "alice");
+  h.driver(2, "bob");
+  // alice holds three GPUs, bob one and waits for two more.
+  for (std::uint64_t i = 1; i <= 3; ++i) h.core->request_lease(1, i, iogrid::test::FakeHead::gpus(1));
+  h.core->request_lease(2, 1, iogrid::test::FakeHead::gpus(1));
+  h.core->request_lease(2, 2, iogrid::test::FakeHead::gpus(1));
+  h.core->request_lease(2, 3, iogrid::test::FakeHead::gpus(1));
+  const auto doc = iogrid::runtime::cluster::status_document_json(iogrid::runtime::cluster::head_status_message(*h.core, "t"));
+  REQUIRE(doc["users"].size() == 2);
+  const auto& alice = doc["users"][0];
+  const auto& bob = doc["users"][1];
+  CHECK(alice["user"] == "alice");
+  CHECK(alice["leases"] == 3);
+  CHECK(alice["gpus"].get<double>() == Approx(3.0));
+  CHECK(alice["waiting"] == 0);
+  CHECK(alice["share"].get<double>() == Approx(0.75));  // three of the cluster's four GPUs
+  CHECK(alice["fair_share"].get<double>() == Approx(0.5));
+  CHECK(bob["leases"] == 1);
+  CHECK(bob["waiting"] == 2);
+  CHECK(bob["jobs"] == 1);
+  CHECK(doc["nodes"][0]["gpus"][0]["tflops"].get<double>() == Approx(812.5));
 }

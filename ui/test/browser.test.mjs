@@ -153,8 +153,8 @@ test('a job\'s tasks show on the page: counts, the failure with its cause, the t
   const job = await cluster.waitFor(async () => {
     const s = await cluster.api('/api/v1/status');
     const j = s.jobs[s.jobs.length - 1];
-    return j && j.tasks && j.tasks.task.failed === 1 && j;
-  }, 5000, 'the job\'s failure in the status');
+    return j && j.tasks && j.tasks.task.failed === 1 && j.tasks.task.finished >= 50 && j;
+  }, 5000, 'the job\'s failure and its finished tasks in the status');
   assert.ok(job.tasks.task.finished >= 50, `finished ${job.tasks.task.finished}`);
   await page.goto(cluster.url + `/#/console/tasks/${job.id}`);
   await until(() => /crash/.test(document.querySelector('#task-failures tbody')?.textContent || ''), 'the failure on the page');
@@ -164,6 +164,12 @@ test('a job\'s tasks show on the page: counts, the failure with its cause, the t
   await page.goto(cluster.url + `/#/console/timeline/${job.id}`);
   await until(() => /\d+ task spans/.test(document.querySelector('main .tools')?.textContent || ''), 'the timeline');
   await shot('console-timeline');
+  // The queue view shows the head's users (the driver ran as the default user; its workers may still hold
+  // leases for a moment, or nobody holds anything any more).
+  assert.ok(Array.isArray((await cluster.api('/api/v1/status')).users));
+  await page.goto(cluster.url + '/#/console/queue');
+  await until(() => /no user has work|default/.test(document.querySelector('#console-queue tbody')?.textContent || ''), 'the queue table');
+  await shot('console-queue');
 });
 
 test('a node killed mid-test turns dead on the page within 5 s through the event stream', { skip }, async () => {

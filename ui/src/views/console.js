@@ -4,7 +4,7 @@ import { fmt, get, h, live, send } from '../api.js';
 import { table } from '../table.js';
 import { card } from './explorer.js';
 
-const sections = ['nodes', 'jobs', 'tasks', 'timeline', 'logs', 'reservations', 'ledger', 'events'];
+const sections = ['nodes', 'jobs', 'tasks', 'timeline', 'queue', 'logs', 'reservations', 'ledger', 'events'];
 
 export function consoleView(root, params) {
   const section = sections.includes(params[0]) ? params[0] : 'nodes';
@@ -32,7 +32,7 @@ export function consoleView(root, params) {
   };
   drawSummary();
   const offSummary = live.on((k) => k === 'status' && drawSummary());
-  const stop = { nodes, jobs, tasks, logs, reservations, ledger, events, timeline }[section](body, params.slice(1));
+  const stop = { nodes, jobs, tasks, logs, reservations, ledger, events, timeline, queue }[section](body, params.slice(1));
   return () => {
     offSummary();
     if (stop) stop();
@@ -98,6 +98,42 @@ function jobs(el) {
   const render = () => live.status && t.setRows(live.status.jobs.map((j) => ({ ...j, __key: j.id })));
   render();
   return live.on((k) => k === 'status' && render());
+}
+
+// The scheduler's queue and fair share per user: what each user holds against what its weight entitles it to
+// among the users with work (the head asks a user far above its share to yield leases to one below).
+function queue(el) {
+  const t = table({
+    id: 'console-queue',
+    empty: 'no user has work running or waiting',
+    placeholder: 'filter users',
+    columns: [
+      { key: 'user', label: 'user' },
+      { key: 'weight', label: 'weight', cell: (r) => fmt.num(r.weight, 2) },
+      { key: 'jobs', label: 'jobs' },
+      { key: 'leases', label: 'leases running' },
+      { key: 'waiting', label: 'requests waiting' },
+      { key: 'cpus', label: 'CPUs held', cell: (r) => fmt.num(r.cpus) },
+      { key: 'gpus', label: 'GPUs held', cell: (r) => fmt.num(r.gpus, 2) },
+      { key: 'share', label: 'share now / fair share', value: (r) => r.share - r.fair_share, cell: (r) => shareBar(r.share, r.fair_share) },
+    ],
+  });
+  const note = h('p', { class: 'muted' }, 'Share: the larger of the CPUs and GPUs a user holds over the cluster\'s. Fair share: its weight over the weights of the users with work.');
+  el.replaceChildren(note, t.el);
+  const render = () => live.status && t.setRows((live.status.users || []).map((u) => ({ ...u, __key: u.user })));
+  render();
+  return live.on((k) => k === 'status' && render());
+}
+
+function shareBar(share, fair) {
+  const pct = (x) => Math.round(100 * x) + '%';
+  return h(
+    'span',
+    { class: 'bar share', title: `holds ${pct(share)} of the cluster; fair share ${pct(fair)}` },
+    h('span', { style: `width:${Math.min(100, 100 * share)}%` }),
+    h('i', { style: `left:${Math.min(100, 100 * fair)}%` }),
+    h('em', {}, `${pct(share)} / ${pct(fair)}`),
+  );
 }
 
 // A job's output: searched on the head, followed by byte offset (new lines appear as they are written).

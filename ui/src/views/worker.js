@@ -65,6 +65,7 @@ function nodeDetail(root, name) {
     ],
   });
   const earnings = h('div', { class: 'cards small', id: 'earnings' });
+  const daily = h('div', { class: 'prices', id: 'earnings-daily' });
   const charts = h('div', { class: 'grid2' });
   let chartObjs = [];
   let device = -1;
@@ -76,7 +77,7 @@ function nodeDetail(root, name) {
     gpus,
     h('h2', {}, 'Telemetry over time'),
     charts,
-    h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, 'Connection and uptime (last 24 h)'), uptime), h('section', {}, h('h2', {}, 'Earnings (ledger)'), earnings)),
+    h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, 'Connection and uptime (last 24 h)'), uptime), h('section', {}, h('h2', {}, 'Earnings (ledger)'), earnings, h('h3', {}, 'Per day (UTC)'), daily)),
     h('h2', {}, 'Verification history and what moved the reputation'),
     verifications.el,
   );
@@ -146,6 +147,20 @@ function nodeDetail(root, name) {
       const mineL = ledger.filter((e) => e.kind === 'node' && e.name === name);
       const gs = mineL.reduce((a, e) => a + e.gpu_seconds, 0), earned = mineL.reduce((a, e) => a + e.cost, 0);
       earnings.replaceChildren(card('GPU-hours served', fmt.num(gs / 3600, 2), `${fmt.num(gs, 0)} GPU-seconds`), card('earned', fmt.money(earned), 'since the ledger began'));
+      // Per day (UTC), last 30 days: differences of the ledger's running totals the head keeps in its history.
+      const since = Date.now() - 30 * 86400e3;
+      const [usd, secs] = await Promise.all(
+        ['earned_usd', 'gpu_seconds'].map((k) => get(`/api/v1/history?series=${encodeURIComponent(`ledger/${name}/${k}`)}&from=${Math.round(since)}&points=1000`)),
+      );
+      const gsDay = new Map(perDay(secs.points).map((d) => [d.day, d.value]));
+      const days = perDay(usd.points);
+      const top = Math.max(0.01, ...days.map((d) => d.value));
+      daily.replaceChildren(
+        ...days.map((d) =>
+          h('div', { class: 'price-row' }, h('span', { class: 'label' }, d.day), h('span', { class: 'range' }, h('span', { class: 'span', style: `left:0;width:${(100 * d.value) / top}%` })), h('span', { class: 'value', title: `${fmt.num((gsDay.get(d.day) || 0) / 3600, 2)} GPU-hours` }, fmt.money(d.value))),
+        ),
+        days.length ? '' : h('p', { class: 'muted' }, 'nothing earned in the last 30 days'),
+      );
     } catch (e) {
       uptime.replaceChildren(h('p', { class: 'error' }, e.message));
     }
@@ -191,4 +206,22 @@ function drawUptime(el, events, from) {
     h('p', { class: 'muted' }, known ? `connected ${((100 * upMs) / known).toFixed(1)}% of the time known in the last 24 h` : 'no connection events in the last 24 h'),
     h('ul', { class: 'events' }, ...sorted.slice(-8).reverse().map((e) => h('li', {}, h('time', {}, fmt.time(e.ts_ms)), ' ', e.detail))),
   );
+}
+
+// Per-day increases of a running total from history points [ts, mean, min, max, count] (hour buckets keep the
+// maximum): each day's highest total less the day before's (the first day: less its own lowest).
+export function perDay(points) {
+  const days = new Map();
+  for (const [ts, , min, max] of points) {
+    const day = new Date(ts).toISOString().slice(0, 10);
+    const r = days.get(day) || { min: Infinity, max: -Infinity };
+    days.set(day, { min: Math.min(r.min, min), max: Math.max(r.max, max) });
+  }
+  let prev = null;
+  const out = [];
+  for (const [day, r] of [...days].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    out.push({ day, value: Math.max(0, r.max - (prev === null ? r.min : prev)) });
+    prev = r.max;
+  }
+  return out;
 }
