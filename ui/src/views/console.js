@@ -427,7 +427,25 @@ function timeline(el, params) {
   }
   function draw() {
     const width = (canvas.width = Math.max(400, el.clientWidth || 800));
-    const lanes = [...new Set(spans.map((s) => s[1] || '?'))].sort();
+    // One lane per node, split into rows so that spans running at once on it (one per worker) do not hide
+    // each other: each span takes the first row free at its start (at most 16 rows a node).
+    const byNode = new Map();
+    for (const sp of spans) {
+      const node = sp[1] || '?';
+      if (!byNode.has(node)) byNode.set(node, []);
+      byNode.get(node).push(sp);
+    }
+    const rowOf = new Map(), lanes = [];
+    for (const node of [...byNode.keys()].sort()) {
+      const ends = [], first = lanes.length;
+      for (const sp of byNode.get(node).sort((a, b) => a[2] - b[2])) {
+        let r = ends.findIndex((e) => e <= sp[2]);
+        if (r < 0) r = ends.length < 16 ? ends.length : ends.indexOf(Math.min(...ends));
+        ends[r] = sp[3];
+        rowOf.set(sp, first + r);
+      }
+      ends.forEach((_, r) => lanes.push(r === 0 ? node : ''));
+    }
     const laneH = 22, left = 120, top = 20;
     canvas.height = Math.max(60, top + lanes.length * laneH + 10);
     const g = canvas.getContext('2d');
@@ -448,7 +466,7 @@ function timeline(el, params) {
       g.fillText(l, 4, top + i * laneH + 14);
     });
     for (const s of spans) {
-      const lane = lanes.indexOf(s[1] || '?');
+      const lane = rowOf.get(s);
       const a = x(s[2]), w = Math.max(1, x(s[3]) - a), y = top + lane * laneH + 2;
       g.fillStyle = s[4] ? (s[5] === 2 ? '#7c3aed' : '#2b6cb0') : '#b91c1c';
       g.fillRect(a, y, w, laneH - 6);
