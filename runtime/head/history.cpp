@@ -60,12 +60,15 @@ HistoryOptions parse_history_options(const std::string& spec, HistoryOptions o) 
   return o;
 }
 
-void History::Delta::add(double v) {
-  if (count == 0) min = max = v;
-  sum += v;
-  min = std::min(min, v);
-  max = std::max(max, v);
-  ++count;
+void History::Delta::add(double v) { merge(Delta{v, v, v, 1}); }
+
+void History::Delta::merge(const Delta& o) {
+  if (o.count == 0) return;
+  if (count == 0) min = o.min, max = o.max;
+  sum += o.sum;
+  count += o.count;
+  min = std::min(min, o.min);
+  max = std::max(max, o.max);
 }
 
 History::History(const std::string& path, HistoryOptions options) : path_(path), options_(options) {
@@ -314,13 +317,7 @@ std::vector<HistoryPoint> History::points(const std::string& name, std::int64_t 
     if (it == series_.end()) return {};
     sid = it->second.id;
     auto add = [&](int r, std::int64_t ts, const Delta& d) {
-      if (ts < from_ms || ts > to_ms || d.count == 0) return;
-      auto& m = mem[{r, ts}];
-      if (m.count == 0) m.min = d.min, m.max = d.max;
-      m.sum += d.sum;
-      m.count += d.count;
-      m.min = std::min(m.min, d.min);
-      m.max = std::max(m.max, d.max);
+      if (ts >= from_ms && ts <= to_ms) mem[{r, ts}].merge(d);
     };
     for (const auto& row : queued_.rows)
       if (row.series == sid) add(row.res, row.ts, row.d);
@@ -348,32 +345,16 @@ std::vector<HistoryPoint> History::points(const std::string& name, std::int64_t 
     }
   }
   if (used) *used = static_cast<Resolution>(chosen);
-  std::map<std::int64_t, HistoryPoint> by_ts;
+  std::map<std::int64_t, Delta> by_ts;  // what the database holds, then what memory adds
   Stmt st(db_, "SELECT ts, sum, count, min, max FROM points WHERE series = ? AND res = ? AND ts BETWEEN ? AND ?");
   st.num(1, sid).num(2, chosen).num(3, from_ms).num(4, to_ms);
-  while (st.step()) {
-    auto& p = by_ts[st.col_num(0)];
-    p.ts_ms = st.col_num(0);
-    p.count = st.col_num(2);
-    p.mean = st.col_real(1);  // the sum until the end
-    p.min = st.col_real(3);
-    p.max = st.col_real(4);
-  }
-  for (auto m = mem.lower_bound({chosen, INT64_MIN}); m != mem.end() && m->first.first == chosen; ++m) {
-    auto& p = by_ts[m->first.second];
-    const auto& d = m->second;
-    if (p.count == 0) p.ts_ms = m->first.second, p.min = d.min, p.max = d.max;
-    p.mean += d.sum;
-    p.count += d.count;
-    p.min = std::min(p.min, d.min);
-    p.max = std::max(p.max, d.max);
-  }
+  while (st.step()) by_ts[st.col_num(0)].merge(Delta{st.col_real(1), st.col_real(3), st.col_real(4), st.col_num(2)});
+  for (auto m = mem.lower_bound({chosen, INT64_MIN}); m != mem.end() && m->first.first == chosen; ++m)
+    by_ts[m->first.second].merge(m->second);
   std::vector<HistoryPoint> rows;
   rows.reserve(by_ts.size());
-  for (auto& [ts, p] : by_ts) {
-    p.mean = p.count ? p.mean / double(p.count) : 0;
-    rows.push_back(p);
-  }
+  for (const auto& [ts, d] : by_ts)
+    rows.push_back(HistoryPoint{ts, d.count ? d.sum / double(d.count) : 0, d.min, d.max, d.count});
   if (rows.size() <= max_points) return rows;
   // Too many even at the coarsest: merge runs of consecutive points (weighted by their counts).
   const std::size_t per = (rows.size() + max_points - 1) / max_points;

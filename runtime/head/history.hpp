@@ -114,6 +114,7 @@ class History {
     double sum = 0, min = 0, max = 0;
     std::int64_t count = 0;
     void add(double v);
+    void merge(const Delta& o);  // another point's values into this one
   };
   struct Open {  // a minute or hour bucket still filling: what it holds that the database does not
     std::int64_t ts = INT64_MIN;
