@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <sstream>
+
+#include <spdlog/spdlog.h>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/head/sqlite.hpp"
@@ -280,7 +281,7 @@ void History::writer_loop() {
       }
     } catch (const std::exception& e) {
       // The batch is lost, the history goes on: a full disk must not stop the head.
-      std::fprintf(stderr, "iogrid: history %s: %s\n", path_.c_str(), e.what());
+      spdlog::warn("history {}: {}", path_, e.what());
     }
     lk.lock();
   }
