@@ -105,12 +105,10 @@ void ActorMailbox::finish(core::TaskSpec* spec, worker::Outcome&& out, const wor
       ctor_pending_ = false;
       if (out.failed) failed = died(rec_->name(), "failed in its constructor on node '" + ctx.node_name + "': " + out.error);
       else instance_ = out.instance;
-      if (!out.failed && dead_ && instance_) {
-        // Killed while constructing: the instance is destroyed in lease_ended.
-      }
       if (draining_ && q_.empty()) ended_.store(true, std::memory_order_release);
     }
     if (failed) rec_->incarnation_failed(this, failed);
+    else rec_->constructed(this, ctx.node_name);
     return;
   }
   rec_->owner().complete(spec, std::move(out), ctx, nullptr);
@@ -168,7 +166,9 @@ void ActorMailbox::lease_failed(std::shared_ptr<const core::ErrorInfo> error) {
 
 ActorRecord::ActorRecord(TaskSubmitter& owner, std::unique_ptr<core::TaskSpec> ctor, core::ActorOptions opts,
                          sched::ResourceRequest req)
-    : owner_(owner), ctor_(std::move(ctor)), opts_(std::move(opts)), req_(std::move(req)) {}
+    : owner_(owner), ctor_(std::move(ctor)), opts_(std::move(opts)), req_(std::move(req)) {
+  stats_id_ = owner_.stats().actor_created(name());
+}
 
 ActorRecord::~ActorRecord() {
   for (auto* s : waiting_) owner_.fail(s, died(name(), "is gone"));
@@ -183,6 +183,7 @@ void ActorRecord::start() {
     if (self->dead_) return;
     if (auto err = TaskSubmitter::failed_arg(*c)) {
       self->dead_ = err;
+      self->report_dead_locked();
       return;
     }
     self->start_incarnation_locked();
@@ -263,12 +264,14 @@ void ActorRecord::end_incarnation(ActorMailbox* only, bool no_restart, const std
       if (old)
         again = old->end_for_restart(died(name(), why + " and is restarting (restart " + std::to_string(restarts_) + ")"),
                                      [this](core::TaskSpec* s) { return may_retry(s); });
+      owner_.stats().actor_changed(stats_id_, "restarting", "", restarts_, why);
       start_incarnation_locked();
       for (auto* s : again) mailbox_->push(s);  // ahead of the calls still waiting for arguments: order kept
       drain_waiting_locked();
       return;
     }
     dead_ = died(name(), no_restart ? why : why + " and has no restarts left");
+    report_dead_locked();
     mailbox_.reset();
   }
   if (old) old->kill(dead_);
@@ -305,6 +308,7 @@ void ActorRecord::incarnation_failed(ActorMailbox* mb, std::shared_ptr<const cor
     old = mailbox_;
     mailbox_.reset();
     if (!dead_) dead_ = why;
+    report_dead_locked();
     drop.swap(waiting_);
   }
   old->kill(why);
@@ -316,6 +320,20 @@ void ActorRecord::incarnation_ended(ActorMailbox* mb) {
   if (mailbox_.get() != mb) return;
   mailbox_.reset();
   if (!dead_) dead_ = died(name(), "has stopped (all handles were dropped)");
+  report_dead_locked();
+}
+
+void ActorRecord::constructed(ActorMailbox* mb, const std::string& node) {
+  std::lock_guard<std::mutex> g(m_);
+  if (mailbox_.get() != mb || dead_) return;
+  node_ = node;
+  owner_.stats().actor_changed(stats_id_, "alive", node_, restarts_);
+}
+
+void ActorRecord::report_dead_locked() {
+  if (reported_dead_ || !dead_) return;
+  reported_dead_ = true;
+  owner_.stats().actor_changed(stats_id_, "dead", node_, restarts_, dead_->message);
 }
 
 void ActorRecord::handles_dropped() {
@@ -330,6 +348,7 @@ void ActorRecord::shutdown(std::shared_ptr<const core::ErrorInfo> why) {
   {
     std::lock_guard<std::mutex> g(m_);
     if (!dead_) dead_ = why;
+    report_dead_locked();
     old = mailbox_;
     mailbox_.reset();
     drop.swap(waiting_);

@@ -82,6 +82,9 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   void call_cut_off(ActorMailbox* from, core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> why);
   void shutdown(std::shared_ptr<const core::ErrorInfo> why);
 
+  // From a mailbox: its constructor finished on `node` (the dashboard's actor table).
+  void constructed(ActorMailbox* mb, const std::string& node);
+
   TaskSubmitter& owner() { return owner_; }
   const std::string& name() const { return ctor_->name; }
 
@@ -90,6 +93,7 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   void end_incarnation(ActorMailbox* only, bool no_restart, const std::string& why);
   void start_incarnation_locked();
   bool may_retry(core::TaskSpec* call) const;  // max_task_retries left (counts the retry)
+  void report_dead_locked();                   // dead_ is set: the owner's stats hear it once
   TaskSubmitter& owner_;
   std::unique_ptr<core::TaskSpec> ctor_;
   core::ActorOptions opts_;
@@ -100,6 +104,9 @@ class ActorRecord final : public std::enable_shared_from_this<ActorRecord> {
   int restarts_ = 0;
   std::shared_ptr<const core::ErrorInfo> dead_;
   bool handles_gone_ = false;
+  std::uint64_t stats_id_ = 0;                 // this actor in the owner's TaskStats
+  std::string node_;                           // where the current incarnation was constructed
+  bool reported_dead_ = false;
 };
 
 }  // namespace iogrid::runtime

@@ -119,10 +119,9 @@ class EmbeddedRuntime final : public SubmitterCore {
       cluster::DashboardSource source;
       // The driver's tasks reach the head (for the page's task counts, timeline and failures) as the page asks.
       // (Called from the dashboard's one thread.)
-      auto report = [head = head_, stats = &submitter_->stats(), after = std::make_shared<std::int64_t>(0)] {
-        auto snap = stats->snapshot(*after, 5000);
-        if (!snap["spans"].empty()) *after = snap["spans"].back()[3].get<std::int64_t>();
-        caf::anon_send(head, task_report_atom::value, snap.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      auto report = [head = head_, stats = &submitter_->stats(), cursor = std::make_shared<TaskStats::Cursor>()] {
+        caf::anon_send(head, task_report_atom::value,
+                       stats->report(*cursor).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       };
       source.status = [sys = sys_.get(), head = head_, report] {
         report();
@@ -136,7 +135,7 @@ class EmbeddedRuntime final : public SubmitterCore {
       };
       source.admin = [sys = sys_.get(), head = head_, report](const std::string& command, const std::string& args,
                                                               const std::string& who) {
-        if (command == "tasks") report();
+        if (command == "tasks" || command == "actors") report();
         caf::scoped_actor self{*sys};
         bool ok = false;
         std::string body = "iogrid: the embedded head did not answer within 5 s";

@@ -12,6 +12,12 @@ std::int64_t now_us() {
 
 std::size_t kind_index(core::TaskKind k) { return static_cast<std::size_t>(k) % 3; }
 
+std::size_t actor_state_index(const std::string& s) {
+  for (std::size_t i = 0; i < 4; ++i)
+    if (s == TaskStats::kActorStates[i]) return i;
+  return 0;
+}
+
 }  // namespace
 
 void TaskStats::submitted(const core::TaskSpec& spec) {
@@ -91,6 +97,72 @@ nlohmann::json TaskStats::snapshot(std::int64_t spans_after_ms, std::size_t max_
   for (const auto& f : failures_)
     failures.push_back({{"ts_ms", f.ts_ms}, {"name", f.name}, {"node", f.node}, {"error", f.error}, {"root_task", f.root_task}});
   return out;
+}
+
+nlohmann::json TaskStats::report(Cursor& c, std::size_t max_spans) const {
+  auto out = snapshot(c.spans_after_ms, max_spans);
+  if (!out["spans"].empty()) c.spans_after_ms = out["spans"].back()[3].get<std::int64_t>();
+  std::lock_guard<std::mutex> g(m_);
+  auto& rows = out["actors"] = nlohmann::json::array();
+  for (const auto& [id, a] : actors_)
+    if (a.version > c.actors_after) rows.push_back({id, a.name, a.state, a.node, a.restarts, a.error, a.since_ms});
+  c.actors_after = actor_version_;
+  reported_ = actor_version_;
+  prune_locked();
+  auto& counts = out["actor_states"] = nlohmann::json::object();
+  for (std::size_t i = 0; i < 4; ++i) counts[kActorStates[i]] = actor_counts_[i];
+  return out;
+}
+
+std::uint64_t TaskStats::actor_created(const std::string& name) {
+  std::lock_guard<std::mutex> g(m_);
+  const auto id = next_actor_++;
+  auto& a = actors_[id];
+  a.name = name;
+  a.state = kActorStates[0];
+  a.since_ms = now_us() / 1000;
+  a.version = ++actor_version_;
+  ++actor_counts_[0];
+  changes_.fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
+
+void TaskStats::actor_changed(std::uint64_t id, const char* state, const std::string& node, int restarts,
+                              const std::string& error) {
+  std::lock_guard<std::mutex> g(m_);
+  auto it = actors_.find(id);
+  if (it == actors_.end()) return;
+  auto& a = it->second;
+  if (a.state == "dead") return;  // dead is for good
+  --actor_counts_[actor_state_index(a.state)];
+  a.state = state;
+  ++actor_counts_[actor_state_index(a.state)];
+  a.node = node;
+  a.restarts = restarts;
+  a.error = error;
+  a.since_ms = now_us() / 1000;
+  a.version = ++actor_version_;
+  changes_.fetch_add(1, std::memory_order_relaxed);
+  if (a.state == "dead") {
+    dead_actors_.push_back(id);
+    prune_locked();
+  }
+}
+
+void TaskStats::prune_locked() const {
+  // A dead actor is forgotten once a report carried its death (the head keeps it), or when twice the limit
+  // died with nobody reporting (a program without a head to report to).
+  while (dead_actors_.size() > kMaxDeadActors) {
+    auto it = actors_.find(dead_actors_.front());
+    if (it != actors_.end() && it->second.version > reported_ && dead_actors_.size() <= 2 * kMaxDeadActors) break;
+    if (it != actors_.end()) actors_.erase(it);
+    dead_actors_.pop_front();
+  }
+}
+
+std::vector<std::pair<std::uint64_t, ActorRow>> TaskStats::actors() const {
+  std::lock_guard<std::mutex> g(m_);
+  return {actors_.begin(), actors_.end()};
 }
 
 }  // namespace iogrid::runtime

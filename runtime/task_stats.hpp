@@ -1,16 +1,21 @@
 // TaskStats: what a job's owner knows of its tasks, for the dashboard (state counts by kind, a duration
-// histogram, the latest spans for the timeline, failures with their root cause). The TaskSubmitter feeds it;
+// histogram, the latest spans for the timeline, failures with their root cause, its actors: state, restarts, node). The TaskSubmitter feeds it;
 // a cluster driver reports it to the head each second (TaskReport), the embedded runtime shows it directly.
 // Rules: a task is waiting from submission until a worker takes it (dispatched: in cluster mode, when it is
 // sent to the worker process), running until its outcome arrives, then finished or failed; a retry makes it
 // waiting again. The spans and failures kept are the latest kMaxSpans and kMaxFailures; counts are exact.
-// Thread-safe: counters are atomics; spans and failures take a mutex once per ended task.
+// An actor is pending from creation until its first constructor finished, alive while an incarnation is
+// constructed, restarting from a lost incarnation until the next is constructed, dead for good after. A report
+// carries the actors that changed since the previous one (the head keeps the rest); the dead ones kept here are
+// the latest kMaxDeadActors once reported (counts by state are exact).
+// Thread-safe: counters are atomics; spans, failures and actors take a mutex once per change.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -34,8 +39,23 @@ struct TaskFailure {
   std::string root_task;                  // the task whose failure this one passed on (empty: its own)
 };
 
+struct ActorRow {
+  std::string name, state, node, error;
+  int restarts = 0;
+  std::int64_t since_ms = 0;              // Unix milliseconds of the latest change of state
+  std::uint64_t version = 0;
+};
+
 class TaskStats {
  public:
+  static constexpr std::size_t kMaxDeadActors = 1000;
+  static constexpr const char* kActorStates[] = {"pending", "alive", "restarting", "dead"};
+  // What an owner has already reported: the next report carries what is newer.
+  struct Cursor {
+    std::int64_t spans_after_ms = 0;
+    std::uint64_t actors_after = 0;
+  };
+
   static constexpr std::size_t kMaxSpans = 20000;
   static constexpr std::size_t kMaxFailures = 200;
   // Upper bounds (seconds) of the duration histogram's buckets; the last is +Inf.
@@ -52,7 +72,16 @@ class TaskStats {
   //  "duration_sum_s", "spans": [[name, node, start_ms, end_ms, ok, kind]...], "failures": [...]}. `spans_after_ms`:
   // only spans that ended after it (a report sends what is new).
   nlohmann::json snapshot(std::int64_t spans_after_ms = 0, std::size_t max_spans = kMaxSpans) const;
+  // ... and "actors": [[id, name, state, node, restarts, error, since_ms]] (those changed since `c`),
+  // "actor_states": {state: count}. Advances `c` past what it carries.
+  nlohmann::json report(Cursor& c, std::size_t max_spans = 5000) const;
   std::uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
+
+  // An actor was created (pending): its id in this owner's reports.
+  std::uint64_t actor_created(const std::string& name);
+  // Its new state (one of kActorStates), the node of its incarnation, restarts so far, why it died.
+  void actor_changed(std::uint64_t id, const char* state, const std::string& node, int restarts, const std::string& error = "");
+  std::vector<std::pair<std::uint64_t, ActorRow>> actors() const;
 
  private:
   struct Counts {
@@ -65,6 +94,12 @@ class TaskStats {
   mutable std::mutex m_;
   std::deque<TaskSpan> spans_;
   std::deque<TaskFailure> failures_;
+  void prune_locked() const;
+  mutable std::map<std::uint64_t, ActorRow> actors_;
+  mutable std::deque<std::uint64_t> dead_actors_;  // oldest first
+  std::array<std::uint64_t, 4> actor_counts_{};
+  std::uint64_t next_actor_ = 1, actor_version_ = 0;
+  mutable std::uint64_t reported_ = 0;             // the latest version a report carried
 };
 
 }  // namespace iogrid::runtime

@@ -556,13 +556,11 @@ class ClusterClient final : public SubmitterCore {
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
     // Each second (and once at the end) the head hears how this owner's tasks stand, with the spans since.
     transport::post(ep_, [svc = svc_, stats = &submitter_->stats()](Endpoint&) {
-      svc->set_reporter([stats, seen = std::uint64_t(0), after = std::int64_t(0)](bool force) mutable -> std::string {
+      svc->set_reporter([stats, seen = std::uint64_t(0), cursor = TaskStats::Cursor{}](bool force) mutable -> std::string {
         const auto changes = stats->changes();
         if (changes == seen && !force) return "";
         seen = changes;
-        auto snap = stats->snapshot(after, 5000);
-        if (!snap["spans"].empty()) after = snap["spans"].back()[3].get<std::int64_t>();
-        return snap.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return stats->report(cursor).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       });
     });
   }

@@ -608,6 +608,12 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     return json(admin("tasks", {{"job", job}, {"after_ms", int_param(query, "after", 0, 0)},
                                 {"limit", int_param(query, "limit", 5000, 1, 20000)}}, user));
   }
+  if (path == "/api/v1/actors") {
+    need_login();
+    return json(admin("actors", {{"job", param(query, "job")}, {"state", param(query, "state")}, {"q", param(query, "q")},
+                                 {"offset", int_param(query, "offset", 0, 0, 1'000'000'000)},
+                                 {"limit", int_param(query, "limit", 100, 1, 10'000)}}, user));
+  }
   if (path == "/api/v1/ledger") {
     need_login();
     return json(admin("ledger", nlohmann::json::object(), user));

@@ -22,6 +22,8 @@
 //           /api/v1/ledger          the head's ledger
 //           /api/v1/tasks?job=J[&after=MS][&limit=N]   a job's tasks as its owners report them: counts by kind and
 //                                   state, duration histogram, spans [name, node, start_ms, end_ms, ok, kind], failures
+//           /api/v1/actors?[job=J][&state=pending|alive|restarting|dead][&q=TEXT][&offset][&limit]   actors as their
+//                                   owners report them: {total, states, actors: [{job, id, name, state, node, restarts, error, since_ms}]}
 //           /api/v1/logs?job=J[&q=TEXT][&offset=BYTES][&tail=LINES]   a job's output; `offset` follows it
 // "login" means: a session cookie from /api/v1/login, or `Authorization: Bearer KEY`; with no token and no keys
 // configured (an embedded cluster's dashboard) nobody needs to log in. A call that changes state (POST,

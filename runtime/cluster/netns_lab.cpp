@@ -82,24 +82,83 @@ NetnsLab::NetnsLab() {
 }
 
 NetnsLab::~NetnsLab() {
-  for (const auto& [name, h] : hosts_) std::system(("ip netns del " + h.ns + " >/dev/null 2>&1").c_str());
+  for (const auto& [name, h] : hosts_) {
+    std::system(("ip netns del " + h.ns + " >/dev/null 2>&1").c_str());
+    if (!h.router_ns.empty()) std::system(("ip netns del " + h.router_ns + " >/dev/null 2>&1").c_str());
+  }
   std::system(("ip link del " + bridge_ + " >/dev/null 2>&1").c_str());
 }
 
-std::string NetnsLab::host(const std::string& name) {
-  if (auto it = hosts_.find(name); it != hosts_.end()) return it->second.address;
-  if (hosts_.size() >= 250) throw std::runtime_error("NetnsLab: at most 250 hosts");
-  const auto k = std::to_string(hosts_.size() + 1);
-  Host h{"iogns-" + id_ + "-" + k, "", prefix_ + k};
-  h.veth = "iv" + std::to_string(::getpid() % 100000) + bridge_.substr(bridge_.size() - 1) + "h" + k;  // <= 15 chars
+const char* to_string(Nat n) {
+  switch (n) {
+    case Nat::none: return "public";
+    case Nat::cone: return "cone NAT";
+    case Nat::symmetric: return "symmetric NAT";
+    case Nat::firewall: return "firewall";
+  }
+  return "?";
+}
+
+NetnsLab::Host NetnsLab::on_bridge(const std::string& tag) {
+  if (next_ > 250) throw std::runtime_error("NetnsLab: at most 250 hosts and routers");
+  const auto k = std::to_string(next_++);
+  Host h{"iogns-" + id_ + "-" + tag + k, "", prefix_ + k, "", ""};
+  h.veth = "iv" + std::to_string(::getpid() % 100000) + bridge_.substr(bridge_.size() - 1) + tag + k;  // <= 15 chars
   sh("ip netns add " + h.ns);
+  return h;
+}
+
+std::string NetnsLab::host(const std::string& name, Nat nat) {
+  if (auto it = hosts_.find(name); it != hosts_.end()) return it->second.address;
+  if (nat != Nat::none && std::system("command -v nft >/dev/null 2>&1") != 0)
+    throw NetnsUnavailable("nftables' `nft` is not installed (scripts/setup installs it)");
+  const bool routed = nat == Nat::cone || nat == Nat::symmetric;
+  Host h = on_bridge(routed ? "r" : "h");
+  // The namespace on the bridge: the host itself, or its router.
+  const std::string outer = h.ns;
   hosts_[name] = h;  // removed by the destructor from here on
-  sh("ip link add " + h.veth + " type veth peer name eth0 netns " + h.ns);
+  sh("ip link add " + h.veth + " type veth peer name eth0 netns " + outer);
   sh("ip link set " + h.veth + " master " + bridge_ + " up");
-  sh("ip -n " + h.ns + " addr add " + h.address + "/24 dev eth0");
-  sh("ip -n " + h.ns + " link set eth0 up");
-  sh("ip -n " + h.ns + " link set lo up");
-  return h.address;
+  sh("ip -n " + outer + " addr add " + h.address + "/24 dev eth0");
+  sh("ip -n " + outer + " link set eth0 up");
+  sh("ip -n " + outer + " link set lo up");
+  auto nft = [](const std::string& ns, const std::string& rules) {
+    sh("ip netns exec " + ns + " nft -f - <<'EOF'\n" + rules + "\nEOF");
+  };
+  if (nat == Nat::firewall) {
+    nft(outer, "table inet home { chain input { type filter hook input priority 0; policy drop; "
+               "ct state established,related accept; iifname \"lo\" accept; } }");
+  }
+  if (!routed) {
+    hosts_[name].public_address = h.address;
+    return h.address;
+  }
+  // The home: a private network behind the router, which forwards and rewrites what leaves it.
+  auto& home = hosts_[name];
+  home.router_ns = outer;
+  home.public_address = h.address;
+  home.ns = outer.substr(0, outer.rfind('-') + 1) + "h" + h.address.substr(h.address.rfind('.') + 1);
+  home.address = "192.168.1.2";
+  sh("ip netns add " + home.ns);
+  sh("ip link add lan0 netns " + outer + " type veth peer name eth0 netns " + home.ns);
+  sh("ip -n " + outer + " addr add 192.168.1.1/24 dev lan0");
+  sh("ip -n " + outer + " link set lan0 up");
+  sh("ip -n " + home.ns + " addr add 192.168.1.2/24 dev eth0");
+  sh("ip -n " + home.ns + " link set eth0 up");
+  sh("ip -n " + home.ns + " link set lo up");
+  sh("ip -n " + home.ns + " route add default via 192.168.1.1");
+  sh("ip netns exec " + outer + " sysctl -qw net.ipv4.ip_forward=1");
+  // Inbound: only replies to what the home started (conntrack); nothing is forwarded to it unasked.
+  nft(outer, std::string("table ip home { chain post { type nat hook postrouting priority 100; oifname \"eth0\" masquerade") +
+                 (nat == Nat::symmetric ? " random,fully" : "") +
+                 "; } chain fwd { type filter hook forward priority 0; policy drop; "
+                 "iifname \"lan0\" accept; ct state established,related accept; } }");
+  return home.address;
+}
+
+std::string NetnsLab::public_address(const std::string& name) {
+  host(name);
+  return hosts_.at(name).public_address;
 }
 
 std::vector<std::string> NetnsLab::exec_prefix(const std::string& name) {
@@ -108,7 +167,7 @@ std::vector<std::string> NetnsLab::exec_prefix(const std::string& name) {
 }
 
 void NetnsLab::set_link(const std::string& name, bool up) {
-  host(name);
+  host(name);  // a NATed host's veth on the bridge is its router's: cutting it cuts the home off
   sh("ip link set " + hosts_.at(name).veth + (up ? " up" : " down"));
 }
 

@@ -342,6 +342,15 @@ std::string prometheus_metrics(const nlohmann::json& s) {
     }
   }
   {
+    Family f(o, "iogrid_actors", "gauge", "Actors by job and state (pending, alive, restarting, dead).");
+    for (const auto& j : s["jobs"]) {
+      const auto& t = j.value("tasks", nlohmann::json());
+      if (!t.is_object() || !t.contains("actors") || !t["actors"].is_object()) continue;
+      for (const auto& [st, n] : t["actors"].items())
+        if (n.is_number()) f.add({{"job", j["id"].get<std::string>()}, {"state", st}}, n.get<double>());
+    }
+  }
+  {
     o << "# HELP iogrid_task_duration_seconds How long tasks ran (dispatch to outcome), by job.\n"
          "# TYPE iogrid_task_duration_seconds histogram\n";
     for (const auto& j : s["jobs"]) {

@@ -524,6 +524,18 @@ std::optional<std::string> HeadCore::admin(OwnerId requester, std::uint64_t requ
     return tasks_.detail(job, after, std::min<std::size_t>(limit, TaskBook::kSpansPerJob))
         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  if (command == "actors") {
+    const std::string job = args.value("job", "");
+    if (!job.empty() && !jobs_.find(job)) throw core::Error("iogrid: no job '" + job + "' (see iogrid status)");
+    const std::string state = args.value("state", "");
+    if (!state.empty() && state != "pending" && state != "alive" && state != "restarting" && state != "dead")
+      throw core::Error("iogrid: unknown actor state '" + state + "' (pending, alive, restarting or dead)");
+    const auto num = [&](const char* k, std::size_t d) {
+      return args.value(k, nlohmann::json(d)).is_number_unsigned() ? args[k].get<std::size_t>() : d;
+    };
+    return tasks_.actors(job, state, args.value("q", ""), num("offset", 0), std::min<std::size_t>(num("limit", 100), 10000))
+        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
   if (command == "logs") {
     const std::string job = args.value("job", "");
     auto text = logs_.get(job);

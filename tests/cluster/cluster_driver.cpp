@@ -335,6 +335,14 @@ void crashing() {
     check(std::string(e.what()).find("2 attempts") != std::string::npos, std::string("the error counts attempts: ") + e.what());
   }
   check(sum_of_squares_graph(50) == 42925, "other tasks still run");
+  // Actors for the dashboard's actor table: one restarted once, one killed for good.
+  auto kept = iogrid::actor<Counter>(1).options({.max_restarts = 1}).remote();
+  check(iogrid::get(kept.call(&Counter::add).remote(1), 30s) == 2, "an actor call");
+  kept.kill(/*no_restart=*/false);
+  check(iogrid::get(kept.call(&Counter::value).remote(), 30s) == 1, "a restarted actor starts from its constructor");
+  auto gone = iogrid::actor<Counter>(0).remote();
+  check(iogrid::get(gone.call(&Counter::value).remote(), 30s) == 0, "a second actor");
+  gone.kill();
 }
 // The workloads in worker processes: a 2-worker trainer whose group meets through the head's key-value store,
 // and a small sweep of MLP trials as actors.

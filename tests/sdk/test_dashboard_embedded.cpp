@@ -49,6 +49,19 @@ IOGRID_REMOTE(dashboard_square);
 int dashboard_plus_one(int x) { return x + 1; }
 IOGRID_REMOTE(dashboard_plus_one);
 
+struct DashboardTally {
+  explicit DashboardTally(int start) : n(start) {}
+  int add(int d) { return n += d; }
+  int n;
+};
+IOGRID_REMOTE(&DashboardTally::add);
+
+struct DashboardBroken {
+  DashboardBroken() { throw std::runtime_error("no weights file"); }
+  int value() { return 1; }
+};
+IOGRID_REMOTE(&DashboardBroken::value);
+
 }  // namespace
 
 TEST_CASE("an embedded cluster started with a dashboard port serves the head's API while the program runs",
@@ -109,4 +122,54 @@ TEST_CASE("the dashboard shows a job's tasks: counts by state, spans for the tim
   // The status carries the counts per job; /metrics the same by state and a duration histogram.
   auto status = get_json(port, "/api/v1/status");
   CHECK(status["jobs"][0]["tasks"]["task"]["finished"] == 20);
+}
+
+TEST_CASE("the dashboard lists a job's actors with their state, restarts, node and why they died", "[sdk][dashboard]") {
+  const int port = free_port();
+  auto o = mixed_cluster();
+  o.dashboard_port = port;
+  Cluster c(o);
+  auto kept = iogrid::actor<DashboardTally>(1).options({.num_gpus = 1, .gpu_model = "A100", .max_restarts = 2}).remote();
+  REQUIRE(iogrid::get(kept.call(&DashboardTally::add).remote(1)) == 2);
+  kept.kill(/*no_restart=*/false);
+  REQUIRE(iogrid::get(kept.call(&DashboardTally::add).remote(1), std::chrono::milliseconds(5000)) == 2);
+  auto killed = iogrid::actor<DashboardTally>(0).remote();
+  REQUIRE(iogrid::get(killed.call(&DashboardTally::add).remote(3)) == 3);
+  killed.kill();
+  auto broken = iogrid::actor<DashboardBroken>().remote();
+  CHECK_THROWS(iogrid::get(broken.call(&DashboardBroken::value).remote(), std::chrono::milliseconds(5000)));
+
+  nlohmann::json a;
+  for (int i = 0; i < 50; ++i) {
+    a = get_json(port, "/api/v1/actors?job=job-1");
+    if (a["states"]["dead"] == 2 && a["states"]["alive"] == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(a.dump(1));
+  CHECK(a["total"] == 3);
+  CHECK(a["states"]["alive"] == 1);
+  CHECK(a["states"]["dead"] == 2);
+  CHECK(a["states"]["pending"] == 0);
+  REQUIRE(a["actors"].size() == 3);
+  // Live ones first: the restarted one, on the A100 node, after one restart.
+  const auto& alive = a["actors"][0];
+  CHECK(alive["state"] == "alive");
+  CHECK(alive["node"] == "a100-eu");
+  CHECK(alive["restarts"] == 1);
+  CHECK(alive["job"] == "job-1");
+  CHECK_THAT(alive["name"].get<std::string>(), Catch::Contains("DashboardTally"));
+  // Filtered by state and by text (the reason it died).
+  auto dead = get_json(port, "/api/v1/actors?job=job-1&state=dead");
+  REQUIRE(dead["total"] == 2);
+  auto why = get_json(port, "/api/v1/actors?q=weights");
+  REQUIRE(why["total"] == 1);
+  CHECK_THAT(why["actors"][0]["error"].get<std::string>(), Catch::Contains("no weights file"));
+  CHECK_THAT(why["actors"][0]["name"].get<std::string>(), Catch::Contains("DashboardBroken"));
+  auto page = get_json(port, "/api/v1/actors?offset=1&limit=1");
+  CHECK(page["total"] == 3);
+  REQUIRE(page["actors"].size() == 1);
+  CHECK(page["actors"][0]["state"] == "dead");
+  // The status document's job carries the counts (and /metrics as iogrid_actors).
+  auto status = get_json(port, "/api/v1/status");
+  CHECK(status["jobs"][0]["tasks"]["actors"]["alive"] == 1);
 }

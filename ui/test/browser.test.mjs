@@ -161,6 +161,14 @@ test('a job\'s tasks show on the page: counts, the failure with its cause, the t
   assert.match(await text('#task-failures tbody'), /2 attempts/);
   await until(() => /finished/.test(document.querySelector('#task-counts')?.textContent || ''), 'the task counts');
   await shot('console-tasks');
+  // Its actors: the one killed for good says why; the restarted one says how often (both ended with the job).
+  await page.goto(cluster.url + `/#/console/actors/${job.id}`);
+  await until(() => /was killed/.test(document.querySelector('#console-actors tbody')?.textContent || ''), 'the killed actor');
+  const actors = await cluster.api(`/api/v1/actors?job=${job.id}`);
+  assert.equal(actors.total, 2);
+  assert.deepEqual(actors.actors.map((a) => a.restarts).sort(), [0, 1]);
+  assert.match(await text('#actor-counts'), /2\s*dead/);
+  await shot('console-actors');
   await page.goto(cluster.url + `/#/console/timeline/${job.id}`);
   await until(() => /\d+ task spans/.test(document.querySelector('main .tools')?.textContent || ''), 'the timeline');
   await shot('console-timeline');

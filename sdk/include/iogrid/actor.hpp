@@ -11,6 +11,10 @@
 #include <string>
 #include <tuple>
 #include <typeinfo>
+#if defined(__GNUG__)
+#include <cstdlib>
+#include <cxxabi.h>
+#endif
 #include <utility>
 
 #include "iogrid/detail/invoke.hpp"
@@ -120,6 +124,21 @@ class ActorHandle {
   std::shared_ptr<void> rec_;
 };
 
+namespace detail {
+// The class name a person reads ("Counter", "models::Mlp"), for errors and the dashboard.
+inline std::string readable_type_name(const std::type_info& t) {
+  std::string n = t.name();
+#if defined(__GNUG__)
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> d(abi::__cxa_demangle(t.name(), nullptr, nullptr, &status), std::free);
+  if (status == 0 && d) n = d.get();
+  const std::string anon = "(anonymous namespace)::";
+  for (auto p = n.find(anon); p != std::string::npos; p = n.find(anon)) n.erase(p, anon.size());
+#endif
+  return n;
+}
+}  // namespace detail
+
 template <class T, class... A>
 class ActorCreator {
  public:
@@ -133,7 +152,7 @@ class ActorCreator {
     auto spec = std::make_unique<core::TaskSpec>();
     spec->kind = core::TaskKind::actor_create;
     spec->fn = &detail::ConstructorRegistration<T, A...>::registered;
-    spec->name = opts_.name.empty() ? std::string("actor ") + typeid(T).name() : opts_.name;
+    spec->name = opts_.name.empty() ? detail::readable_type_name(typeid(T)) : opts_.name;
     detail::ArgEncoder enc(*spec);
     std::apply([&](auto&... a) { (enc.template add<std::decay_t<decltype(a)>>(a), ...); }, args_);
     spec->result = rt.new_entry();

@@ -58,7 +58,7 @@ struct ActorOptions {
   // times (-1: unlimited; Ray's max_task_retries). 0: they fail with ActorDiedError. Calls may then run more
   // than once: use it for calls that are safe to repeat.
   int max_task_retries = 0;
-  std::string name;
+  std::string name;                    // shown in errors, logs and the dashboard; default: the class name
 };
 
 // A GPU a virtual node declares (embedded mode), or one detected on a real node.

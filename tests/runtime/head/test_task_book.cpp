@@ -65,3 +65,62 @@ TEST_CASE("task reports are bounded and a malformed one is refused", "[head][tas
   CHECK(b.detail("job-2", 0, TaskBook::kSpansPerJob * 2)["spans"].size() == TaskBook::kSpansPerJob);
   CHECK(b.spans() == TaskBook::kSpansPerJob + 1);
 }
+
+TEST_CASE("actors: each owner's rows replace their last, filtered and paged live first, dead trimmed past the bound",
+          "[head][tasks][actors]") {
+  TaskBook b;
+  auto with_actors = [](nlohmann::json rows, nlohmann::json states) {
+    auto r = nlohmann::json::parse(report(0, 0, {}));
+    r["actors"] = std::move(rows);
+    r["actor_states"] = std::move(states);
+    return r.dump();
+  };
+  b.report("job-1", 1, with_actors({{1, "Tally", "pending", "", 0, "", 100}, {2, "Model", "alive", "gpu-1", 0, "", 110}},
+                                   {{"pending", 1}, {"alive", 1}}));
+  // The next report carries only what changed: actor 1 came up, then died; a second owner has its own actor 1.
+  b.report("job-1", 1, with_actors({{1, "Tally", "dead", "gpu-2", 1, "iogrid: actor 'Tally' was killed", 130}},
+                                   {{"alive", 1}, {"dead", 1}}));
+  b.report("job-1", 2, with_actors({{1, "Nested", "restarting", "", 2, "lost its worker", 120}}, {{"restarting", 1}}));
+  b.report("job-2", 3, with_actors({{1, "Other", "alive", "cpu-1", 0, "", 140}}, {{"alive", 1}}));
+
+  auto all = b.actors("job-1", "", "", 0, 100);
+  CHECK(all["total"] == 3);
+  CHECK(all["states"]["alive"] == 1);
+  CHECK(all["states"]["dead"] == 1);
+  CHECK(all["states"]["restarting"] == 1);
+  CHECK(all["states"]["pending"] == 0);  // the owner's latest counts replace its last
+  REQUIRE(all["actors"].size() == 3);
+  CHECK(all["actors"][0]["name"] == "Nested");  // live first, the latest change first
+  CHECK(all["actors"][0]["id"] == "2.1");
+  CHECK(all["actors"][1]["name"] == "Model");
+  CHECK(all["actors"][2]["name"] == "Tally");
+  CHECK(all["actors"][2]["state"] == "dead");
+  CHECK(all["actors"][2]["restarts"] == 1);
+  CHECK(all["actors"][2]["node"] == "gpu-2");
+  CHECK(b.actors("job-1", "dead", "", 0, 100)["total"] == 1);
+  CHECK(b.actors("job-1", "", "GPU-1", 0, 100)["actors"][0]["name"] == "Model");  // text matches node, name, error
+  CHECK(b.actors("job-1", "", "killed", 0, 100)["actors"][0]["name"] == "Tally");
+  CHECK(b.actors("", "", "", 0, 100)["total"] == 4);  // every job
+  CHECK(b.actors("", "alive", "", 0, 100)["states"]["alive"] == 2);
+  auto page = b.actors("job-1", "", "", 1, 1);
+  CHECK(page["total"] == 3);
+  REQUIRE(page["actors"].size() == 1);
+  CHECK(page["actors"][0]["name"] == "Model");
+  CHECK(b.summary("job-1")["actors"]["dead"] == 1);
+
+  // Malformed rows are skipped (unknown state, wrong types), the rest kept.
+  b.report("job-3", 4, with_actors({{1, "x", "zombie", "", 0, "", 1}, {"2", "x", "alive", "", 0, "", 1}, {3, "ok", "alive", "", 0, "", 1}, 7},
+                                   {{"alive", "many"}}));
+  CHECK(b.actors("job-3", "", "", 0, 100)["total"] == 1);
+  CHECK(b.summary("job-3")["actors"]["alive"] == 0);
+
+  // Past kActorsPerJob the dead that died first go; live ones stay.
+  nlohmann::json many = nlohmann::json::array();
+  for (std::size_t i = 0; i < TaskBook::kActorsPerJob + 5; ++i)
+    many.push_back({i + 10, "a", i < 20 ? "dead" : "alive", "", 0, "", std::int64_t(1000 + i)});
+  b.report("job-4", 5, with_actors(many, {{"alive", TaskBook::kActorsPerJob - 15}, {"dead", 20}}));
+  auto big = b.actors("job-4", "dead", "", 0, 100);
+  CHECK(big["total"] == 15);
+  CHECK(b.actors("job-4", "", "", 0, 1)["total"] == TaskBook::kActorsPerJob);
+  CHECK(big["actors"].back()["since_ms"] == 1005);  // the five that died first are gone
+}

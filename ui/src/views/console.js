@@ -1,10 +1,10 @@
-// Console (operators and data scientists): nodes, jobs and their logs, reservations (create and delete),
-// the ledger, events, and a timeline of jobs and node deaths. #/console/SECTION[/ARG].
+// Console (operators and data scientists): nodes, jobs and their logs, tasks, actors, a task timeline, the
+// scheduler's queue, reservations (create and delete), the ledger and events. #/console/SECTION[/ARG].
 import { fmt, get, h, live, send } from '../api.js';
 import { table } from '../table.js';
 import { card } from './explorer.js';
 
-const sections = ['nodes', 'jobs', 'tasks', 'timeline', 'queue', 'logs', 'reservations', 'ledger', 'events'];
+const sections = ['nodes', 'jobs', 'tasks', 'actors', 'timeline', 'queue', 'logs', 'reservations', 'ledger', 'events'];
 
 export function consoleView(root, params) {
   const section = sections.includes(params[0]) ? params[0] : 'nodes';
@@ -32,7 +32,7 @@ export function consoleView(root, params) {
   };
   drawSummary();
   const offSummary = live.on((k) => k === 'status' && drawSummary());
-  const stop = { nodes, jobs, tasks, logs, reservations, ledger, events, timeline, queue }[section](body, params.slice(1));
+  const stop = { nodes, jobs, tasks, actors, logs, reservations, ledger, events, timeline, queue }[section](body, params.slice(1));
   return () => {
     offSummary();
     if (stop) stop();
@@ -390,6 +390,64 @@ function tasks(el, params) {
       cards.replaceChildren(h('p', { class: 'error' }, e.message));
     }
   }
+  load();
+  const timer = setInterval(load, 2000);
+  return () => clearInterval(timer);
+}
+
+// A job's actors as their owners report them: counts by state (click one to filter), each actor's state,
+// restarts, node and why it died; live ones first. The head filters and pages; the latest 2,000 matches are shown.
+function actors(el, params) {
+  const picker = jobPicker('actors', params);
+  const state = h('select', { id: 'actors-state' }, ['', 'pending', 'alive', 'restarting', 'dead'].map((k) => h('option', { value: k }, k || 'every state')));
+  const q = h('input', { type: 'search', placeholder: 'search name, node, error' });
+  const counts = h('div', { class: 'cards', id: 'actor-counts' });
+  const note = h('span', { class: 'muted' });
+  const t = table({
+    id: 'console-actors',
+    filter: false,
+    pageSize: 100,
+    empty: 'this job has no actors',
+    columns: [
+      { key: 'name', label: 'actor' },
+      { key: 'id', label: 'id' },
+      { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + (r.state === 'alive' ? 'alive' : r.state === 'dead' ? 'dead' : 'degraded') }, r.state) },
+      { key: 'restarts', label: 'restarts' },
+      { key: 'node', label: 'node', cell: (r) => (r.node ? h('a', { href: `#/worker/${encodeURIComponent(r.node)}` }, r.node) : '-') },
+      { key: 'since_ms', label: 'since', cell: (r) => fmt.time(r.since_ms) },
+      { key: 'error', label: 'why it died', class: 'wrap', cell: (r) => r.error || '' },
+    ],
+  });
+  el.replaceChildren(h('div', { class: 'tools' }, 'job ', picker.select, ' ', state, ' ', q, ' ', note), counts, t.el);
+  async function load() {
+    const job = picker.fill();
+    if (!job) return;
+    try {
+      const d = await get(`/api/v1/actors?job=${encodeURIComponent(job)}&state=${state.value}&q=${encodeURIComponent(q.value)}&limit=2000`);
+      counts.replaceChildren(
+        ...['pending', 'alive', 'restarting', 'dead'].map((k) => {
+          const n = d.states[k] ?? 0;
+          const c = card(k, n, k === 'dead' ? 'for good' : k === 'restarting' ? 'lost a worker' : '');
+          c.style.cursor = 'pointer';
+          c.onclick = () => {
+            state.value = state.value === k ? '' : k;
+            load();
+          };
+          return c;
+        }),
+      );
+      note.textContent = d.total > d.actors.length ? `the first ${d.actors.length} of ${d.total} matching` : `${d.total} matching`;
+      t.setRows(d.actors.map((a) => ({ ...a, __key: `${a.job}/${a.id}` })));
+    } catch (e) {
+      counts.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
+  state.onchange = load;
+  let debounce = 0;
+  q.oninput = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(load, 250);
+  };
   load();
   const timer = setInterval(load, 2000);
   return () => clearInterval(timer);
