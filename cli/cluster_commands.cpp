@@ -340,7 +340,7 @@ int status_command(const std::vector<std::string>& args) {
   }
   std::cout << "head " << s["head"].get<std::string>() << ": " << s["nodes"].size() << " nodes alive, "
             << s["dead_nodes"].get<int>() << " dead, " << s["pending_leases"].get<int>() << " leases queued\n\n";
-  std::cout << std::left << std::setw(16) << "NODE" << std::setw(16) << "HOST" << std::setw(12) << "CPU free/all"
+  std::cout << std::left << std::setw(16) << "NODE" << std::setw(16) << "HOST" << std::setw(12) << "REACH" << std::setw(12) << "CPU free/all"
             << std::setw(10) << " MEM GiB" << std::setw(30) << " GPUS" << std::setw(8) << "LEASES" << "LABELS\n";
   for (const auto& n : s["nodes"]) {
     std::ostringstream cpu, gpus, labels, memory;
@@ -356,8 +356,10 @@ int status_command(const std::vector<std::string>& args) {
     for (const auto& [m, c] : models) gpus << c << "x " << m << " ";
     if (models.empty()) gpus << "-";
     for (const auto& [k, v] : n["labels"].items()) labels << k << "=" << v.get<std::string>() << " ";
+    // How the head reaches it: public (dialled back), nat (behind a NAT), firewalled, checking.
+    const auto reach = n.contains("reach") ? n["reach"]["path"].get<std::string>() : std::string("-");
     std::cout << std::setw(16) << n["name"].get<std::string>() << std::setw(16) << n["host"].get<std::string>()
-              << std::setw(12) << cpu.str() << std::setw(10) << memory.str() << std::setw(30) << gpus.str()
+              << std::setw(12) << reach << std::setw(12) << cpu.str() << std::setw(10) << memory.str() << std::setw(30) << gpus.str()
               << std::setw(8) << n["active_leases"].get<int>() << labels.str() << "\n";
     if (n.contains("verification") && !n["verification"].get<std::string>().empty()) {
       std::istringstream lines(n["verification"].get<std::string>());

@@ -10,6 +10,7 @@
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/head/head_core.hpp"
 #include "runtime/proto/convert.hpp"
+#include "runtime/transport/reachability.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -327,6 +328,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     head::Join j;
     j.node = proto::read(r.getInfo());
     j.host = r.getHost().size() ? std::string(r.getHost()) : p.address;
+    j.reach.observed_host = p.address;
+    j.reach.observed_port = p.port;
+    j.reach.local_host = r.getLocalHost();
+    j.reach.data_port = r.getDataPort();
     j.rejoin = r.getRejoin();
     j.previous_index = r.getPreviousIndex();
     j.previous_name = r.getPreviousName();
@@ -343,6 +348,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setObservedHost(p.address);
     ep.send(p.id, out);
     core_.admit(joined.index);
+    // Can it be dialled? (Its data port, at the address its connection came from.)
+    if (r.getDataPort())
+      dial_backs_.dial(p.address, r.getDataPort(), [self = self_, node = joined.index, host = p.address, port = r.getDataPort(), this](bool open) {
+        transport::post(self, [this, node, host, port, open](Endpoint&) { core_.dialled_back(node, host, port, open); });
+      });
   }
 
   void register_job(Endpoint& ep, Peer& p, proto::RegisterJob::Reader r) {
@@ -420,6 +430,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::vector<std::pair<ConnId, std::string>> to_close_;
   caf::actor self_;
   IoThread io_;  // last: joined before the members its work touches go away
+  transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core
 };
 
 }  // namespace

@@ -93,7 +93,11 @@ void LocalCluster::start_head(std::vector<std::string> extra) {
   if (auto d = out.find("IOGRID_DASHBOARD_PORT="); d != std::string::npos) dashboard_port_ = std::stoi(out.substr(d + 22));
 }
 
-ChildProcess& LocalCluster::add_node(const std::string& name, std::vector<std::string> args) {
+ChildProcess& LocalCluster::add_node(const std::string& name, std::vector<std::string> args, Nat nat) {
+  if (nat != Nat::none) {
+    if (!lab_) throw std::runtime_error("LocalCluster: a node behind a NAT needs the `netns` option");
+    lab_->host("node " + name, nat);
+  }
   std::vector<std::string> argv{opts_.iogrid, "node", "--address", address_, "--token-file", token_file_, "--name", name,
                                 "--work-dir", (dir_ / name).string(), "--log-level", opts_.log_level};
   argv.insert(argv.end(), tls_.begin(), tls_.end());

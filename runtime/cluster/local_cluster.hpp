@@ -41,8 +41,9 @@ class LocalCluster {
   // (Re)starts the head with the options' arguments plus `extra` (a restarted head keeps its --state).
   void start_head(std::vector<std::string> extra = {});
   ChildProcess& head() { return *head_; }
-  // Starts `iogrid node NAME` joined to the head; `args` are added (e.g. --num-cpus 2, --gpus ...).
-  ChildProcess& add_node(const std::string& name, std::vector<std::string> args = {});
+  // Starts `iogrid node NAME` joined to the head; `args` are added (e.g. --num-cpus 2, --gpus ...). `nat`: the
+  // node's host sits behind that kind of router (needs `netns`; netns_lab.hpp).
+  ChildProcess& add_node(const std::string& name, std::vector<std::string> args = {}, Nat nat = Nat::none);
   ChildProcess& node(const std::string& name) { return *nodes_.at(name); }
   // Runs a program (argv[0] its path) as a driver of this cluster (IOGRID_ADDRESS and IOGRID_TOKEN_FILE set).
   ChildProcess& driver(std::vector<std::string> argv, std::map<std::string, std::string> env = {});
@@ -64,6 +65,8 @@ class LocalCluster {
   // commands started here are seen from.
   std::string node_host(const std::string& name) { return lab_ ? lab_->host("node " + name) : "127.0.0.1"; }
   std::string driver_host() const { return lab_ ? lab_->gateway() : "127.0.0.1"; }
+  // The address the head sees node `name` from (its router's behind a NAT).
+  std::string node_public_host(const std::string& name) { return lab_ ? lab_->public_address("node " + name) : "127.0.0.1"; }
   int port() const { return port_; }
   int dashboard_port() const { return dashboard_port_; }
   const std::string& token_file() const { return token_file_; }

@@ -123,11 +123,12 @@ std::string NetnsLab::host(const std::string& name, Nat nat) {
   sh("ip -n " + outer + " link set eth0 up");
   sh("ip -n " + outer + " link set lo up");
   auto nft = [](const std::string& ns, const std::string& rules) {
-    sh("ip netns exec " + ns + " nft -f - <<'EOF'\n" + rules + "\nEOF");
+    sh("ip netns exec " + ns + " nft -f - <<'EOF'\n" + rules + "\nEOF\n");  // sh() appends 2>&1: a line of its own
   };
   if (nat == Nat::firewall) {
-    nft(outer, "table inet home { chain input { type filter hook input priority 0; policy drop; "
-               "ct state established,related accept; iifname \"lo\" accept; } }");
+    nft(outer,
+        "table inet home {\n  chain input {\n    type filter hook input priority 0; policy drop;\n"
+        "    ct state established,related accept\n    iifname \"lo\" accept\n  }\n}");
   }
   if (!routed) {
     hosts_[name].public_address = h.address;
@@ -149,10 +150,11 @@ std::string NetnsLab::host(const std::string& name, Nat nat) {
   sh("ip -n " + home.ns + " route add default via 192.168.1.1");
   sh("ip netns exec " + outer + " sysctl -qw net.ipv4.ip_forward=1");
   // Inbound: only replies to what the home started (conntrack); nothing is forwarded to it unasked.
-  nft(outer, std::string("table ip home { chain post { type nat hook postrouting priority 100; oifname \"eth0\" masquerade") +
-                 (nat == Nat::symmetric ? " random,fully" : "") +
-                 "; } chain fwd { type filter hook forward priority 0; policy drop; "
-                 "iifname \"lan0\" accept; ct state established,related accept; } }");
+  nft(outer, std::string("table ip home {\n  chain post {\n    type nat hook postrouting priority 100; policy accept;\n"
+                         "    oifname \"eth0\" masquerade") +
+                 (nat == Nat::symmetric ? " fully-random" : "") +
+                 "\n  }\n  chain forward {\n    type filter hook forward priority 0; policy drop;\n"
+                 "    iifname \"lan0\" accept\n    ct state established,related accept\n  }\n}");
   return home.address;
 }
 

@@ -6,7 +6,7 @@
 // (192.168.1.0/24, the same in every home, as in real homes) behind a router namespace on the bridge that
 // rewrites its connections with nftables: `cone` masquerades (Linux keeps the source port where it can: the
 // same mapping for every destination, replies only from where it sent), `symmetric` masquerades with
-// `random,fully` (a new random port per destination), `firewall` puts the host on the bridge but drops every
+// `fully-random` (a new random port per destination), `firewall` puts the host on the bridge but drops every
 // connection it did not start. Nobody can dial a host behind any of the three.
 // Needs root (CAP_NET_ADMIN) and iproute2 (nftables for NATs); when one is missing the constructor (or the first
 // NATed host) throws NetnsUnavailable saying which. Everything made is removed by the destructor; labs left by a killed process (their names carry

@@ -25,6 +25,7 @@
 
 #include "runtime/cluster/io_thread.hpp"
 #include "runtime/transport/liveness.hpp"
+#include "runtime/transport/reachability.hpp"
 #include "runtime/cluster/store_server.hpp"
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/object_store.hpp"
@@ -134,6 +135,8 @@ class NodeService final : public transport::Service {
       capnp::MallocMessageBuilder out;
       auto r = out.initRoot<proto::Envelope>().initRegisterNode();
       proto::write(r.initInfo(), opts_.node);
+      r.setDataPort(data_->port());
+      r.setLocalHost(transport::local_address_towards(opts_.head_host, opts_.head_port));
       if (!name_.empty()) {
         // Back after losing the head: same identity, and the leases our workers still serve.
         r.setRejoin(true);

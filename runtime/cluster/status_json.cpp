@@ -73,6 +73,12 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     const auto& rec = table[n.index];
     proto::write(ns[i].initInfo(), n);
     ns[i].setHost(rec.host);
+    if (!rec.reach.observed_host.empty()) {
+      ns[i].setObservedAddress(rec.reach.observed_host + ":" + std::to_string(rec.reach.observed_port));
+      ns[i].setLocalHost(rec.reach.local_host);
+      ns[i].setPath(transport::path_of(rec.reach));
+      ns[i].setInbound(transport::to_string(rec.reach.inbound));
+    }
     ns[i].setActiveLeases(rec.active_leases);
     ns[i].setStoreUsedBytes(rec.store.used);
     ns[i].setStoreCapacityBytes(rec.store.capacity);
@@ -142,6 +148,9 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     jn["name"] = n.name;
     jn["index"] = n.index;
     jn["host"] = std::string(ns.getHost());
+    if (ns.getPath().size())
+      jn["reach"] = {{"path", std::string(ns.getPath())}, {"observed", std::string(ns.getObservedAddress())},
+                     {"local", std::string(ns.getLocalHost())}, {"inbound", std::string(ns.getInbound())}};
     jn["state"] = n.alive ? "alive" : "dead";
     jn["cpus"] = sched::from_milli(n.total.cpus);
     jn["cpus_available"] = sched::from_milli(n.available.cpus);

@@ -143,6 +143,7 @@ Joined HeadCore::join(Join j) {
   NodeRecord rec;
   rec.liveness = j.liveness;
   rec.host = j.host;
+  rec.reach = j.reach;
   const auto prev = j.previous_index;
   const bool rejoined = j.rejoin && prev < sched_.cluster().size() && !sched_.cluster().node(prev).alive &&
                         sched_.cluster().node(prev).name == j.previous_name;
@@ -194,6 +195,21 @@ void HeadCore::admit(std::uint32_t node) {
   for (const auto& g : sched_.cluster().node(node).gpus) unverified = unverified || !g.verified;
   if (unverified) start_verification(node, config_.verify_size, 0);
   full_pass();
+}
+
+void HeadCore::dialled_back(std::uint32_t node, const std::string& host, std::uint16_t port, bool open) {
+  if (node >= nodes_.size() || !nodes_.alive(node)) return;
+  auto& r = nodes_[node].reach;
+  if (r.observed_host != host || r.data_port != port) return;  // rejoined since, from elsewhere
+  r.inbound = open ? transport::Inbound::open : transport::Inbound::closed;
+  const auto& name = sched_.cluster().node(node).name;
+  const std::string path = transport::path_of(r);
+  spdlog::log(spdlog::level::level_enum(info_), "node {} is {} (seen from {}:{}, its own address {}, dialled back: {})", name,
+              path, r.observed_host, r.observed_port, r.local_host.empty() ? "?" : r.local_host, open ? "yes" : "no");
+  if (path != "public")
+    history_->event(clock_.unix_ms(), "node", name,
+                    path == "nat" ? "is behind a NAT (seen from " + r.observed_host + ", its own address " + r.local_host + ")"
+                                  : "accepts no incoming connections (firewalled)");
 }
 
 void HeadCore::heartbeat(std::uint32_t node, StoreFigures store, std::vector<gpu::Telemetry> telemetry) {

@@ -138,6 +138,7 @@ struct HeadStats {
 struct Join {
   sched::Node node;                 // resources, GPUs, labels, price, name wanted
   std::string host;                 // where peers reach it
+  transport::Reachability reach;    // observed address and port, its own address, its data port
   Liveness liveness = Liveness::heartbeats;
   // A daemon coming back (after a dropped connection or a head restart): its old index and name, and the
   // leases it still runs.
@@ -191,6 +192,9 @@ class HeadCore {
   // What a joined node gets next: its unverified GPUs are challenged, queued work is offered to it.
   void admit(std::uint32_t node);
   void heartbeat(std::uint32_t node, StoreFigures store, std::vector<gpu::Telemetry> telemetry);
+  // The head dialled `node`'s data port back at `host` (its observed address): whether it answered. Ignored
+  // when the node has since rejoined from elsewhere.
+  void dialled_back(std::uint32_t node, const std::string& host, std::uint16_t port, bool open);
   // The node's connection ended (or it was dropped): it is dead.
   void node_lost(std::uint32_t node, const std::string& why);
   void objects_added(std::uint32_t node, const std::vector<std::uint64_t>& keys, const std::vector<std::uint64_t>& sizes);

@@ -23,6 +23,7 @@
 
 #include "gpu/devices.hpp"
 #include "runtime/head/clock.hpp"
+#include "runtime/transport/reachability.hpp"
 #include "scheduler/cluster_state.hpp"
 
 namespace iogrid::runtime::head {
@@ -39,6 +40,7 @@ struct StoreFigures {
 struct NodeRecord {
   Liveness liveness = Liveness::heartbeats;
   std::string host;                                // the address its peers reach it at
+  transport::Reachability reach;                   // how the head sees it, and whether it can be dialled
   Clock::time_point last_heartbeat{};
   Clock::time_point uptime_credited{};             // the next hour of uptime counts from here
   StoreFigures store;

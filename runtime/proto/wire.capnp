@@ -65,6 +65,8 @@ struct RegisterNode {
   previousIndex @3 :UInt32;
   previousName @4 :Text;
   activeLeases @5 :List(ActiveLease);
+  dataPort @6 :UInt16;        # where its data plane listens (the head dials it back: can it be reached?)
+  localHost @7 :Text;         # its own address towards the head (differs from the observed one behind a NAT)
 }
 
 # head -> node
@@ -233,6 +235,10 @@ struct NodeStatus {
   directoryBytes @10 :UInt64;
   verification @11 :Text;        # the last verification's verdict, or empty
   telemetry @12 :List(Common.GpuTelemetry);
+  observedAddress @13 :Text;     # host:port the head sees its connection come from
+  localHost @14 :Text;           # the address it has itself
+  path @15 :Text;                # public, nat, firewalled or checking (transport/reachability.hpp)
+  inbound @16 :Text;             # open, closed or unknown: the head's dial-back to its data port
 }
 
 struct JobStatus {

@@ -126,7 +126,7 @@ class EndpointImpl final : public Endpoint {
   // ---- broker events ----
   void accepted(caf::io::connection_handle hdl) {
     auto addr = self_->remote_addr(hdl);
-    add(hdl, addr);
+    add(hdl, addr).peer.port = self_->remote_port(hdl);
   }
 
   void data(caf::io::connection_handle hdl, const std::vector<char>& buf) {

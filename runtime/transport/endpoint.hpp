@@ -30,6 +30,7 @@ struct Peer {
   proto::Role role = proto::Role::NODE;
   std::string name;
   std::string address;      // the remote host
+  std::uint16_t port = 0;   // its port (of a connection it made to us: where its NAT, if any, maps it)
   bool outgoing = false;    // we connected to them
   bool authenticated = false;
   std::uint64_t frames_in = 0;

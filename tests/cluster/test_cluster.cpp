@@ -530,3 +530,45 @@ TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU wo
   CHECK(unknown.wait(30s) != 0);
   CHECK(unknown.output().find("no live node named 'nobody'") != std::string::npos);
 }
+
+// Hidden: needs network namespaces (ctest runs it as nat.reachability with IOGRID_TEST_NETNS=1).
+TEST_CASE("each node is seen as it is: public, behind a cone or a symmetric NAT, or firewalled", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.add_node("open", {"--num-cpus", "1"});
+  c.add_node("cone", {"--num-cpus", "1"}, Nat::cone);
+  c.add_node("sym", {"--num-cpus", "1"}, Nat::symmetric);
+  c.add_node("fw", {"--num-cpus", "1"}, Nat::firewall);
+  std::map<std::string, nlohmann::json> reach;
+  const bool settled = eventually([&] {  // the head's dial-backs end within 1.5 s of each join
+    reach.clear();
+    const auto s = c.status();
+    for (const auto& n : s["nodes"]) reach[n["name"]] = n.value("reach", nlohmann::json());
+    return reach.size() == 4 && std::all_of(reach.begin(), reach.end(), [](const auto& r) {
+             return r.second.is_object() && r.second["path"] != "checking";
+           });
+  }, 20s);
+  INFO(nlohmann::json(reach).dump(1) + "\n" + c.logs());
+  REQUIRE(settled);
+  CHECK(reach["open"]["path"] == "public");
+  CHECK(reach["open"]["inbound"] == "open");
+  CHECK(reach["open"]["local"] == c.node_host("open"));
+  CHECK(reach["cone"]["path"] == "nat");
+  CHECK(reach["sym"]["path"] == "nat");
+  CHECK(reach["fw"]["path"] == "firewalled");
+  CHECK(reach["fw"]["inbound"] == "closed");
+  for (const char* n : {"cone", "sym"}) {
+    // Seen from the router's address; its own is the home's private one.
+    CHECK(reach[n]["observed"].get<std::string>().rfind(c.node_public_host(n) + ":", 0) == 0);
+    CHECK(reach[n]["local"] == "192.168.1.2");
+  }
+  // The CLI says it, and the head's events tell the operator.
+  iogrid::test::Process status({IOGRID_CLI_PATH, "status", "--address", c.address(), "--token-file", c.token_file()}, {},
+                 (c.dir() / "status.log").string());
+  REQUIRE(status.wait(20s) == 0);
+  CHECK(status.output().find("REACH") != std::string::npos);
+  CHECK(status.output().find("firewalled") != std::string::npos);
+  CHECK(c.head().output().find("node cone is nat") != std::string::npos);
+  CHECK(c.head().output().find("node open is public") != std::string::npos);
+}

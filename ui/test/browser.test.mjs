@@ -90,6 +90,8 @@ test('the console asks for a login, refuses a wrong key, and shows the nodes aft
   await page.click('#login-form button');
   await page.waitForFunction(() => document.querySelector('#console-nodes tbody')?.textContent.includes('gpu-us-1'));
   assert.match(await text('#console-nodes tbody'), /gpu-eu-1\s*alive/);
+  // Each node's reach: on this machine the head dials every node back.
+  await until(() => /127\.0\.0\.1\s*public/.test(document.querySelector('#console-nodes tbody')?.textContent || ''), 'the nodes\' reach');
   await shot('console-nodes');
 });
 
