@@ -366,10 +366,12 @@ int status_command(const std::vector<std::string>& args) {
       for (std::string l; std::getline(lines, l);) std::cout << "    " << l << "\n";
     }
   }
-  std::cout << "\n" << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << "DRIVER\n";
+  std::cout << "\n" << std::setw(10) << "JOB" << std::setw(12) << "STATE" << std::setw(10) << "LEASES" << std::setw(12)
+            << "REACH" << "DRIVER\n";
   for (const auto& j : s["jobs"])
     std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
-              << std::setw(10) << j["active_leases"].get<int>() << j["driver"].get<std::string>() << "\n";
+              << std::setw(10) << j["active_leases"].get<int>() << std::setw(12) << j.value("driver_reach", std::string("-"))
+              << j["driver"].get<std::string>() << "\n";
   auto clusters = nlohmann::json::parse(
       runtime::cluster::admin(address_or_env(address), token_or_create(token_file, false), "cluster.list", "{}"));
   if (!clusters.empty()) {

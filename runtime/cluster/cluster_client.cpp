@@ -32,6 +32,7 @@
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/tls.hpp"
+#include "runtime/transport/reachability.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/work_source.hpp"
 
@@ -222,6 +223,7 @@ class DriverService final : public transport::Service {
       if (const char* user = std::getenv("IOGRID_USER"); user && *user) spec.setUser(user);
       if (const char* w = std::getenv("IOGRID_JOB_WEIGHT"); w && *w) spec.setWeight(std::atof(w));
       r.setOwnerPort(owner_port_);
+      r.setLocalHost(transport::local_address_towards(head_host_, head_port_));
       if (const char* sub = std::getenv("IOGRID_SUBMISSION_ID"); sub && *sub) r.setSubmissionId(sub);
       if (!parent_job_.empty()) r.setParentJob(parent_job_);
       else if (!job_id_.empty()) r.setResumeJob(job_id_);

@@ -361,6 +361,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     reg.owner_host = r.getOwnerHost().size() ? std::string(r.getOwnerHost()) : p.address;
     if (reg.owner_host == "0.0.0.0" || reg.owner_host.empty()) reg.owner_host = p.address;
     reg.owner_port = r.getOwnerPort();
+    reg.reach.observed_host = p.address;
+    reg.reach.observed_port = p.port;
+    reg.reach.local_host = r.getLocalHost();
+    reg.reach.data_port = reg.owner_port;
     reg.driver = p.name + "@" + p.address;
     reg.code_hash = r.getSpec().getCodeHash();
     reg.user = r.getSpec().getUser();
@@ -383,6 +387,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setNeedCode(res.need_code);
     a.setObservedHost(p.address);
     ep.send(p.id, out);
+    // Can its workers dial it? (A driver's own registration; a worker's nested one is reached like its node.)
+    if (reg.parent_job.empty() && reg.owner_port)
+      dial_backs_.dial(reg.owner_host, reg.owner_port, [self = self_, job = res.job, host = reg.owner_host, port = reg.owner_port, this](bool open) {
+        transport::post(self, [this, job, host, port, open](Endpoint&) { core_.driver_dialled_back(job, host, port, open); });
+      });
   }
 
   // Read on the I/O thread, sent from the endpoint's.

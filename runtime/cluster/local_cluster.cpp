@@ -124,6 +124,13 @@ ChildProcess& LocalCluster::driver(std::vector<std::string> argv, std::map<std::
   return *others_.back();
 }
 
+ChildProcess& LocalCluster::driver_at(const std::string& host, Nat nat, std::vector<std::string> argv,
+                                      std::map<std::string, std::string> env) {
+  if (!lab_) throw std::runtime_error("LocalCluster: a driver on a host of its own needs the `netns` option");
+  lab_->host(host, nat);
+  return driver(on_host(host, std::move(argv)), std::move(env));
+}
+
 ChildProcess& LocalCluster::command(std::vector<std::string> args, std::map<std::string, std::string> env) {
   args.insert(args.begin(), opts_.iogrid);
   return driver(std::move(args), std::move(env));

@@ -47,6 +47,9 @@ class LocalCluster {
   ChildProcess& node(const std::string& name) { return *nodes_.at(name); }
   // Runs a program (argv[0] its path) as a driver of this cluster (IOGRID_ADDRESS and IOGRID_TOKEN_FILE set).
   ChildProcess& driver(std::vector<std::string> argv, std::map<std::string, std::string> env = {});
+  // The same on host `host` of the lab (made behind `nat` on first use; needs `netns`): a driver at home.
+  ChildProcess& driver_at(const std::string& host, Nat nat, std::vector<std::string> argv,
+                          std::map<std::string, std::string> env = {});
   // Runs `iogrid ARGS...` with this cluster's address and token (a CLI command, or a bench client).
   ChildProcess& command(std::vector<std::string> args, std::map<std::string, std::string> env = {});
 

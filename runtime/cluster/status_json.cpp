@@ -107,6 +107,8 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     js[i].setStartedUnixMs(static_cast<std::uint64_t>(j.started_unix_ms));
     js[i].setEndedUnixMs(static_cast<std::uint64_t>(j.ended_unix_ms));
     if (auto t = core.tasks().summary(j.id); !t.is_null()) js[i].setTasksJson(t.dump());
+    if (!j.driver_reach.observed_host.empty())
+      js[i].setDriverReach(transport::path_of(j.driver_reach));
     ++i;
   }
   s.setUsersJson(users_json(core).dump());
@@ -201,6 +203,7 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
     const std::string tasks = js.getTasksJson();
     auto parsed = tasks.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(tasks, nullptr, false);
     j["jobs"].back()["tasks"] = parsed.is_discarded() ? nlohmann::json(nullptr) : parsed;
+    if (js.getDriverReach().size()) j["jobs"].back()["driver_reach"] = std::string(js.getDriverReach());
   }
   const std::string users = r.getUsersJson();
   auto parsed_users = users.empty() ? nlohmann::json::array() : nlohmann::json::parse(users, nullptr, false);

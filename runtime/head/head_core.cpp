@@ -197,6 +197,21 @@ void HeadCore::admit(std::uint32_t node) {
   full_pass();
 }
 
+void HeadCore::driver_dialled_back(const std::string& job, const std::string& host, std::uint16_t port, bool open) {
+  auto* j = jobs_.find(job);
+  if (!j) return;
+  auto& r = j->driver_reach;
+  if (r.observed_host != host || r.data_port != port) return;  // resumed since, from elsewhere
+  r.inbound = open ? transport::Inbound::open : transport::Inbound::closed;
+  if (open) return;
+  // Said now, rather than as leases that time out later: its workers on other machines cannot connect to it.
+  const std::string path = transport::path_of(r);
+  spdlog::warn("job {}: its driver at {}:{} accepts no connections ({}): workers on other machines cannot reach it "
+               "(run the driver where it can be dialled, e.g. on the head's machine)",
+               job, host, port, path);
+  history_->event(clock_.unix_ms(), "job", job, "its driver accepts no connections (" + path + ", seen from " + host + ")");
+}
+
 void HeadCore::dialled_back(std::uint32_t node, const std::string& host, std::uint16_t port, bool open) {
   if (node >= nodes_.size() || !nodes_.alive(node)) return;
   auto& r = nodes_[node].reach;
@@ -285,6 +300,7 @@ Registered HeadCore::register_owner(OwnerId owner, const Registration& r) {
     j->driver_owner = owner;
     j->owner_host = o.host;
     j->owner_port = o.port;
+    j->driver_reach = r.reach;
     leases_.reassign(j->id, owner);
     out.need_code = !code_.has(j->code_hash);
     o.job = j->id;
@@ -309,6 +325,7 @@ Registered HeadCore::register_owner(OwnerId owner, const Registration& r) {
     j.weight = share.weight;
     j.owner_host = o.host;
     j.owner_port = o.port;
+    j.driver_reach = r.reach;
     j.started_unix_ms = clock_.unix_ms();
     auto& job = jobs_.create(std::move(j));
     sched_.set_share(job.id, share);

@@ -165,6 +165,7 @@ struct Registration {
   std::string code_hash;
   std::string owner_host;           // where it listens for its workers
   std::uint16_t owner_port = 0;
+  transport::Reachability reach;    // as the head sees the connection (observed, its own address, owner port)
   std::string user, submission;     // fair-share user (empty: default); `iogrid job submit`'s id
   double weight = 0;                // 0: 1
   std::string parent_job;           // a worker acting for its job
@@ -195,6 +196,8 @@ class HeadCore {
   // The head dialled `node`'s data port back at `host` (its observed address): whether it answered. Ignored
   // when the node has since rejoined from elsewhere.
   void dialled_back(std::uint32_t node, const std::string& host, std::uint16_t port, bool open);
+  // The head dialled job `job`'s driver back at host:port: whether it answered (workers on other machines must).
+  void driver_dialled_back(const std::string& job, const std::string& host, std::uint16_t port, bool open);
   // The node's connection ended (or it was dropped): it is dead.
   void node_lost(std::uint32_t node, const std::string& why);
   void objects_added(std::uint32_t node, const std::vector<std::uint64_t>& keys, const std::vector<std::uint64_t>& sizes);

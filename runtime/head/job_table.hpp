@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "runtime/transport/reachability.hpp"
 #include "runtime/head/clock.hpp"
 
 namespace iogrid::runtime::head {
@@ -37,6 +38,7 @@ struct JobRecord {
   std::string code_hash;
   std::string owner_host;             // where its driver listens for workers
   std::uint16_t owner_port = 0;
+  transport::Reachability driver_reach;  // can workers dial its driver (the head dials it back)
   JobState state = JobState::running;
   std::uint64_t leases_granted = 0;
   std::uint32_t active_leases = 0;

@@ -86,6 +86,7 @@ struct RegisterJob {
   parentJob @4 :Text;         # set by a worker that submits nested tasks for its job
   resumeJob @5 :Text;         # a driver reconnecting after losing the head (e.g. a head restart)
   submissionId @6 :Text;      # set when started by `iogrid job submit`, which forwards the driver's output
+  localHost @7 :Text;         # its own address towards the head (differs from the observed one behind a NAT)
 }
 
 # head -> driver
@@ -250,6 +251,7 @@ struct JobStatus {
   startedUnixMs @5 :UInt64;
   endedUnixMs @6 :UInt64;
   tasksJson @7 :Text;      # the job's tasks by kind and state, summed over its owners (TaskBook::summary); "" none
+  driverReach @8 :Text;    # can workers dial its driver: public, nat, firewalled, checking ("" unknown)
 }
 
 struct StatusReply {

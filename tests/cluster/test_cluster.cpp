@@ -571,4 +571,22 @@ TEST_CASE("each node is seen as it is: public, behind a cone or a symmetric NAT,
   CHECK(status.output().find("firewalled") != std::string::npos);
   CHECK(c.head().output().find("node cone is nat") != std::string::npos);
   CHECK(c.head().output().find("node open is public") != std::string::npos);
+
+  // Drivers: one on the lab's own network (workers can dial it), one at home behind a NAT (they cannot): the
+  // head says so at once instead of leaving its leases to time out.
+  c.driver({CLUSTER_DRIVER_PATH, "hang"});
+  c.driver_at("laptop", Nat::cone, {CLUSTER_DRIVER_PATH, "hang"});
+  std::map<std::string, std::string> drivers;
+  const bool known = eventually([&] {
+    const auto s = c.status();
+    drivers.clear();
+    for (const auto& j : s["jobs"]) drivers[j["driver"]] = j.value("driver_reach", "");
+    return drivers.size() == 2 && std::none_of(drivers.begin(), drivers.end(), [](const auto& d) { return d.second == "checking" || d.second.empty(); });
+  }, 20s);
+  INFO(nlohmann::json(drivers).dump() + "\n" + c.logs());
+  REQUIRE(known);
+  std::multiset<std::string> paths;
+  for (const auto& [d, p] : drivers) paths.insert(p);
+  CHECK(paths == std::multiset<std::string>{"nat", "public"});
+  CHECK(c.head().output().find("accepts no connections (nat)") != std::string::npos);
 }
