@@ -197,6 +197,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "                   [--relay-port R] [--no-relay] [--relay-max-bytes N]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
@@ -217,7 +218,11 @@ int head_command(const std::vector<std::string>& args) {
                    "--weight), with small work backfilled around waiting gangs. Shares are kept over time too: while a\n"
                    "job waits with less than another holds, one of the holder's leases ends after its current task\n"
                    "once it has run --fair-quantum-ms (default 2000; 0: a job keeps its leases until its queue is\n"
-                   "empty), so jobs with equal shares take turns.\n";
+                   "empty), so jobs with equal shares take turns.\n"
+                   "The relay (--relay-port, default any free port, printed as IOGRID_RELAY_PORT; open it in the head's\n"
+                   "firewall) carries the connections of workers to a driver the head cannot dial back (a laptop behind\n"
+                   "a NAT): `iogrid status` shows each node's and driver's REACH. The relay copies bytes and sees no\n"
+                   "plaintext when TLS is on. --relay-max-bytes caps what one relayed connection may carry.\n";
       return 0;
     }
     if (f == "--user-weights") {
@@ -241,6 +246,9 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--dashboard-bind") o.dashboard_bind = a.value(f);
     else if (f == "--ui-keys") o.ui_keys_file = a.value(f);
     else if (f == "--dashboard-open") o.dashboard_open = true;
+    else if (f == "--relay-port") o.relay_port = static_cast<int>(number(f, a.value(f)));
+    else if (f == "--no-relay") o.relay_port = -1;
+    else if (f == "--relay-max-bytes") o.relay_max_bytes = static_cast<std::uint64_t>(number(f, a.value(f)));
     else if (f == "--tls-cert") o.tls.cert = a.value(f);
     else if (f == "--tls-key") o.tls.key = a.value(f);
     else if (f == "--tls-ca") o.tls.ca = a.value(f);

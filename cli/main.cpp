@@ -57,6 +57,10 @@ commands:
       view in headless chromium, a node's death from the head to the page, this process's CPU with 50 tabs
       open, API p50/p99 at 200 requests/s, the full status document's latency and size. The browser rows need
       node, ui/node_modules and chromium (scripts/setup). About two minutes.
+  bench net [--runs N] [--seconds S] [--json] [--only NAME[,NAME...]]
+      Connections across NATs (as root: the hosts are network namespaces): a head and a 2-CPU node, and a driver
+      run twice, on the lab's network (its workers dial it) and behind a cone NAT (they come through the head's
+      relay): the median empty-task round trip of each (2,000 x S sequential tasks) and their ratio.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -87,6 +91,10 @@ int bench(const std::vector<std::string>& args) {
   iogrid::bench::UsersOptions users;
   int ui_nodes = 10000;
   std::uint64_t ui_tasks = 100000;
+  if (suite == "net-driver") {  // one driver process of `bench net` (internal)
+    if (args.size() != 2) throw std::invalid_argument("bench net-driver N");
+    return iogrid::bench::run_net_driver(std::stoi(args[1]));
+  }
   if (suite == "users-driver") {  // one driver process of `bench users` (internal)
     if (args.size() != 4) throw std::invalid_argument("bench users-driver INDEX TASKS BIG");
     return iogrid::bench::run_users_driver(std::stoull(args[1]), std::stoull(args[2]), std::stoull(args[3]));
@@ -133,7 +141,8 @@ int bench(const std::vector<std::string>& args) {
   if (suite == "workloads") return iogrid::bench::run_workloads(o);
   // chaos and users always run a head and node processes: their rows are cluster-mode figures (the one
   // embedded comparison row says so in its name).
-  if (suite == "chaos" || suite == "users") o.mode = "cluster";
+  if (suite == "chaos" || suite == "users" || suite == "net") o.mode = "cluster";
+  if (suite == "net") return iogrid::bench::run_net(o);
   if (suite == "chaos") {
     if (!(minutes > 0)) throw std::invalid_argument("--minutes must be positive");
     return iogrid::bench::run_chaos(o, minutes);
@@ -154,7 +163,7 @@ int bench(const std::vector<std::string>& args) {
     }
     return iogrid::bench::run_micro_client(address, token, o.seconds);
   }
-  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos, users, ui)\n";
+  std::cerr << "iogrid bench: unknown suite '" << suite << "' (available: micro, scale, gpu, workloads, chaos, users, ui, net)\n";
   return 2;
 }
 

@@ -33,6 +33,7 @@
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/tls.hpp"
 #include "runtime/transport/reachability.hpp"
+#include "runtime/transport/relay_hello.hpp"
 #include "runtime/transport/endpoint.hpp"
 #include "worker/work_source.hpp"
 
@@ -94,8 +95,8 @@ struct WantedLease {
 
 class DriverService final : public transport::Service {
  public:
-  DriverService(std::string head_host, std::uint16_t head_port, std::string parent_job)
-      : head_host_(std::move(head_host)), head_port_(head_port), parent_job_(std::move(parent_job)),
+  DriverService(std::string head_host, std::uint16_t head_port, std::string parent_job, std::string token)
+      : head_host_(std::move(head_host)), head_port_(head_port), token_(std::move(token)), parent_job_(std::move(parent_job)),
         role_(parent_job_.empty() ? proto::Role::DRIVER : proto::Role::WORKER) {}
 
   std::future<void> joined() { return joined_.get_future(); }
@@ -313,6 +314,17 @@ class DriverService final : public transport::Service {
           for (const auto& o : RemoteObject::on_node(index)) o->mark_lost(why);
           return;
         }
+        case W::RELAY_DIAL: {
+          // A worker that cannot dial this driver waits at the head's relay: meet it there.
+          auto d = msg.getRelayDial();
+          try {
+            ep.connect_as_server(head_host_, d.getPort(), transport::relay_hello("ACCEPT", d.getSession(), token_));
+            ++relayed_;
+          } catch (const std::exception& e) {
+            spdlog::warn("cannot reach the head's relay at {}:{}: {}", head_host_, d.getPort(), e.what());
+          }
+          return;
+        }
         case W::JOB_ENDED: {
           if (stopping_) return;
           spdlog::error("the head ended this job: {}", std::string(msg.getJobEnded().getReason()));
@@ -473,6 +485,8 @@ class DriverService final : public transport::Service {
 
   std::string head_host_;
   std::uint16_t head_port_;
+  std::string token_;          // signs a relay's first line
+  std::uint64_t relayed_ = 0;  // workers met through the head's relay
   std::string parent_job_;
   proto::Role role_;
   caf::actor self_;
@@ -513,7 +527,7 @@ class ClusterClient final : public SubmitterCore {
     cfg_.set("logger.verbosity", caf::atom("quiet"));
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     auto [host, port] = transport::parse_address(opts.address);
-    svc_ = std::make_shared<DriverService>(host, port, opts.parent_job);
+    svc_ = std::make_shared<DriverService>(host, port, opts.parent_job, opts.token);
     auto exe = self_exe();
     svc_->set_code(transport::sha256_file(exe), exe);
     auto tls = transport::make_tls_context(transport::tls_from_env());  // IOGRID_TLS_CERT/KEY/CA

@@ -1,6 +1,8 @@
 #include "runtime/cluster/daemons.hpp"
 
 #include "runtime/cluster/dashboard.hpp"
+#include "runtime/cluster/head_service.hpp"
+#include "runtime/cluster/relay_server.hpp"
 #include "runtime/transport/liveness.hpp"
 
 #include <arpa/inet.h>
@@ -107,6 +109,22 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
   } catch (const std::exception& e) {
     spdlog::warn("{}: nodes are judged by their control connection's heartbeats alone", e.what());
   }
+  // The relay: workers reach a driver that cannot be dialled (behind a NAT or a firewall) through it.
+  std::unique_ptr<RelayServer> relay;
+  if (opts.relay_port >= 0) {
+    try {
+      RelayOptions ro;
+      ro.token = opts.token;
+      ro.bind = opts.bind;
+      ro.port = static_cast<std::uint16_t>(opts.relay_port);
+      ro.max_bytes = opts.relay_max_bytes;
+      ro.ask_target = head_relay_asker(ep, svc);
+      relay = std::make_unique<RelayServer>(std::move(ro));
+      set_head_relay_port(ep, svc, relay->port());
+    } catch (const std::exception& e) {
+      spdlog::warn("{} (the head runs without a relay: drivers behind a NAT cannot be reached)", e.what());
+    }
+  }
   std::unique_ptr<Dashboard> dashboard;
   if (opts.dashboard_port >= 0) {
     try {
@@ -146,6 +164,7 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
       << "  see the cluster:  iogrid status --address " << addr << "\n"
       << "IOGRID_HEAD_PORT=" << port << "\n";
   if (dashboard) out << "IOGRID_DASHBOARD_PORT=" << dashboard->port() << "\n";
+  if (relay) out << "IOGRID_RELAY_PORT=" << relay->port() << "\n";
   out << std::flush;
   int sig = wait_for_stop(signals);
   spdlog::info("stopping on signal {}", sig);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <mutex>
 #include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
@@ -56,6 +57,28 @@ class HeadService final : public transport::Service, public head::HeadEvents {
  public:
   explicit HeadService(HeadOptions o) : opts_(std::move(o)), core_(core_config(opts_), *this) {}
   head::HeadCore& core() { return core_; }
+
+  // ---- the relay (cluster/relay_server.hpp) ----
+  void set_relay_port(std::uint16_t port) { relay_port_ = port; }
+  bool relay_target_known(const std::string& job) const {
+    std::lock_guard<std::mutex> g(relay_m_);
+    return relay_targets_.count(job) > 0;
+  }
+  // Asks job `job`'s driver to dial the relay for `session`.
+  void relay_dial(Endpoint& ep, const std::string& job, const std::string& session) {
+    ConnId to = 0;
+    {
+      std::lock_guard<std::mutex> g(relay_m_);
+      auto it = relay_targets_.find(job);
+      if (it == relay_targets_.end()) return;
+      to = it->second;
+    }
+    capnp::MallocMessageBuilder out;
+    auto d = out.initRoot<proto::Envelope>().initRelayDial();
+    d.setSession(session);
+    d.setPort(relay_port_);
+    ep.send(to, out);
+  }
 
   void on_start(Endpoint& ep) override {
     ep_ = &ep;
@@ -209,6 +232,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       core_.node_lost(index, why);
     }
     core_.owner_gone(p.id, why);
+    std::lock_guard<std::mutex> g(relay_m_);
+    for (auto it = relay_targets_.begin(); it != relay_targets_.end();)
+      it = it->second == p.id ? relay_targets_.erase(it) : std::next(it);
   }
 
   void on_tick(Endpoint& ep) override {
@@ -227,6 +253,14 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     s.setCodeHash(std::string(g.code_hash));
     s.setOwnerHost(std::string(g.owner_host));
     s.setOwnerPort(g.owner_port);
+    // A driver the head could not dial back (or not yet): its workers come through the relay.
+    if (relay_port_) {
+      const auto* j = core_.jobs().find(std::string(g.job));
+      if (j && j->driver_owner == g.owner && j->driver_reach.inbound != transport::Inbound::open) {
+        s.setRelayTarget(std::string(g.job));
+        s.setRelayPort(relay_port_);
+      }
+    }
     proto::write(s.initAllocation(), g.alloc);
     send_to_node(node, out);
   }
@@ -387,6 +421,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setNeedCode(res.need_code);
     a.setObservedHost(p.address);
     ep.send(p.id, out);
+    if (reg.parent_job.empty()) {
+      std::lock_guard<std::mutex> g(relay_m_);
+      relay_targets_[res.job] = p.id;
+    }
     // Can its workers dial it? (A driver's own registration; a worker's nested one is reached like its node.)
     if (reg.parent_job.empty() && reg.owner_port)
       dial_backs_.dial(reg.owner_host, reg.owner_port, [self = self_, job = res.job, host = reg.owner_host, port = reg.owner_port, this](bool open) {
@@ -438,6 +476,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::unordered_map<std::uint32_t, ConnId> conn_of_node_;
   std::vector<std::pair<ConnId, std::string>> to_close_;
   caf::actor self_;
+  std::uint16_t relay_port_ = 0;  // the head's relay (0: none)
+  mutable std::mutex relay_m_;
+  std::unordered_map<std::string, ConnId> relay_targets_;  // job -> its driver's connection (any thread reads)
   IoThread io_;  // last: joined before the members its work touches go away
   transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core
 };
@@ -486,6 +527,22 @@ std::string head_admin(const caf::actor& endpoint, const std::shared_ptr<transpo
 
 std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head) {
   return static_cast<HeadService&>(*head).core().history();  // set when the core was made, never changed
+}
+
+void set_head_relay_port(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port) {
+  transport::post(endpoint, [head, port](Endpoint&) { static_cast<HeadService&>(*head).set_relay_port(port); });
+}
+
+std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,
+                                                                            const std::shared_ptr<transport::Service>& head) {
+  return [endpoint, weak = std::weak_ptr<transport::Service>(head)](const std::string& target, const std::string& session) {
+    auto h = weak.lock();
+    if (!h || !static_cast<HeadService&>(*h).relay_target_known(target)) return false;
+    transport::post(endpoint, [weak, target, session](Endpoint& ep) {
+      if (auto h2 = weak.lock()) static_cast<HeadService&>(*h2).relay_dial(ep, target, session);
+    });
+    return true;
+  };
 }
 
 void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,

@@ -41,6 +41,8 @@ struct HeadOptions {
   std::chrono::milliseconds fair_quantum{2000};     // a lease owed to a waiting job yields once this old (0: never)
   int verify_size = 8192;                           // GEMM size of the join-time GPU verification
   head::HistoryOptions history;                     // telemetry and events over time (kept in STATE/history.db)
+  int relay_port = 0;                               // the relay (relay_server.hpp): 0 any free port, -1 none
+  std::uint64_t relay_max_bytes = 0;                // per relayed connection; 0: no limit
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);
@@ -57,6 +59,13 @@ std::string head_admin(const caf::actor& endpoint, const std::shared_ptr<transpo
 std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Service>& head);
 
 // The head's second source of node life signs (the liveness datagrams' listener), set on the endpoint's thread.
+// The head's relay (relay_server.hpp) listens on `port`: a lease of a job whose driver cannot be dialled tells
+// its node to reach the driver through it. Any thread.
+void set_head_relay_port(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port);
+// RelayOptions::ask_target for the head's relay: asks job `target`'s driver (over its control connection) to
+// dial the relay with `session`; false when the job has no connected driver. Any thread.
+std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,
+                                                                            const std::shared_ptr<transport::Service>& head);
 void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
                     std::function<std::optional<head::Clock::time_point>(std::uint32_t)> heard);
 

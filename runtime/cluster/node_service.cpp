@@ -83,6 +83,8 @@ struct Lease {
   std::string code_hash;
   std::string owner_host;
   std::uint16_t owner_port = 0;
+  std::string relay_target;      // set: the owner is reached through the head's relay, at relay_port
+  std::uint16_t relay_port = 0;
   sched::Allocation alloc;
 };
 
@@ -345,6 +347,8 @@ class NodeService final : public transport::Service {
     l.code_hash = s.getCodeHash();
     l.owner_host = s.getOwnerHost();
     l.owner_port = s.getOwnerPort();
+    l.relay_target = s.getRelayTarget();
+    l.relay_port = s.getRelayPort();
     l.alloc = proto::read(s.getAllocation());
     if (ended_jobs_.count(l.job)) return lease_over(ep, l.id);
     // The job's worker process here takes it as one more thread (served once the process has connected).
@@ -479,8 +483,14 @@ class NodeService final : public transport::Service {
     s.setOwnerLeaseId(lease.owner_lease);
     s.setGlobalLeaseId(lease.id);
     s.setJobId(lease.job);
-    s.setOwnerHost(lease.owner_host);
-    s.setOwnerPort(lease.owner_port);
+    if (lease.relay_target.empty()) {
+      s.setOwnerHost(lease.owner_host);
+      s.setOwnerPort(lease.owner_port);
+    } else {  // the head's relay, at the address this node reaches the head at
+      s.setOwnerHost(opts_.head_host);
+      s.setOwnerPort(lease.relay_port);
+      s.setRelayTarget(lease.relay_target);
+    }
     s.setNodeName(name_);
     s.setNodeIndex(index_);
     s.setDataHost(observed_host_.empty() ? "127.0.0.1" : observed_host_);

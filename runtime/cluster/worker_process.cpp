@@ -26,6 +26,7 @@
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/endpoint.hpp"
+#include "runtime/transport/relay_hello.hpp"
 #include "runtime/transport/tls.hpp"
 #include "worker/worker_thread.hpp"
 
@@ -254,7 +255,8 @@ class LeaseQueue final : public worker::WorkSource {
 // each over its own connection to the lease's owner (a connection idle between leases is reused).
 class WorkerService final : public transport::Service {
  public:
-  WorkerService(std::string node_host, std::uint16_t node_port) : node_host_(std::move(node_host)), node_port_(node_port) {}
+  WorkerService(std::string node_host, std::uint16_t node_port, std::string token)
+      : node_host_(std::move(node_host)), node_port_(node_port), token_(std::move(token)) {}
 
   void on_start(Endpoint& ep) override {
     self_ = ep.handle();
@@ -381,7 +383,10 @@ class WorkerService final : public transport::Service {
       c.port = port;
       c.busy = true;
       try {
-        c.id = ep.connect(host, port, proto::Role::WORKER);
+        // Through the head's relay when the owner cannot be dialled (relay_hello.hpp).
+        const std::string relay = s.getRelayTarget();
+        c.id = ep.connect(host, port, proto::Role::WORKER,
+                          relay.empty() ? std::string() : transport::relay_hello("CONNECT", relay, token_));
       } catch (const std::exception& e) {
         spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
         std::_Exit(1);
@@ -482,6 +487,7 @@ class WorkerService final : public transport::Service {
 
   std::string node_host_;
   std::uint16_t node_port_;
+  std::string token_;  // the cluster token (signs a relay's first line)
   caf::actor self_;
   ConnId node_ = 0;
   std::string node_name_;
@@ -536,7 +542,7 @@ void run_worker_process() {
   ec.token = token;
   ec.name = std::to_string(::getpid());
   ec.tls = tls;
-  auto svc = std::make_shared<WorkerService>(host, port);
+  auto svc = std::make_shared<WorkerService>(host, port, token);
   transport::spawn_endpoint(*sys, svc, ec);
   for (;;) ::pause();
 }

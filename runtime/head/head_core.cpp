@@ -206,8 +206,8 @@ void HeadCore::driver_dialled_back(const std::string& job, const std::string& ho
   if (open) return;
   // Said now, rather than as leases that time out later: its workers on other machines cannot connect to it.
   const std::string path = transport::path_of(r);
-  spdlog::warn("job {}: its driver at {}:{} accepts no connections ({}): workers on other machines cannot reach it "
-               "(run the driver where it can be dialled, e.g. on the head's machine)",
+  spdlog::warn("job {}: its driver at {}:{} accepts no connections ({}): its workers connect through the head's relay "
+               "(without one, `iogrid head --no-relay`, they cannot reach it)",
                job, host, port, path);
   history_->event(clock_.unix_ms(), "job", job, "its driver accepts no connections (" + path + ", seen from " + host + ")");
 }

@@ -134,6 +134,8 @@ struct StartLease {
   ownerPort @4 :UInt16;
   allocation @5 :Allocation;
   ownerLeaseId @6 :UInt64;    # the id the owner knows this lease by
+  relayTarget @7 :Text;       # set: the owner cannot be dialled; its workers reach it through the head's relay
+  relayPort @8 :UInt16;       #   (at the head's address, this port), naming this target
 }
 
 # node -> worker process
@@ -151,6 +153,14 @@ struct ServeLease {
   dataPort @10 :UInt16;
   gpuFractions @11 :List(UInt32);  # thousandths of each device in gpuDevices
   cpusMilli @12 :UInt32;           # the CPUs the lease holds (thousandths): what a task may run inline on it
+  relayTarget @13 :Text;           # set: ownerHost:ownerPort is the head's relay; connect naming this target
+}
+
+# head -> a process that cannot be dialled: dial the head's relay (its host, this port) with an ACCEPT line for
+# `session`, and serve what comes through as an incoming connection (cluster/relay_server.hpp).
+struct RelayDial {
+  session @0 :Text;
+  port @1 :UInt16;
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.
@@ -426,5 +436,6 @@ struct Envelope {
     verifyRows @42 :VerifyRows;
     yieldLease @43 :YieldLease;
     taskReport @44 :TaskReport;
+    relayDial @45 :RelayDial;
   }
 }

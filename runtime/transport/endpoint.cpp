@@ -66,10 +66,11 @@ class EndpointImpl final : public Endpoint {
     return r->second;
   }
 
-  ConnId connect(const std::string& host, std::uint16_t port, proto::Role role) override {
+  ConnId connect(const std::string& host, std::uint16_t port, proto::Role role, const std::string& preamble) override {
     auto r = self_->add_tcp_scribe(host, port);
     if (!r)
       throw core::Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
+    if (!preamble.empty()) self_->write(*r, preamble.size(), preamble.data());  // before TLS and the handshake
     auto& c = add(*r, host, true);
     c.peer.outgoing = true;
     c.peer.role = role;
@@ -81,6 +82,17 @@ class EndpointImpl final : public Endpoint {
     h.setName(cfg_.name);
     h.setClientNonce(kj::arrayPtr(reinterpret_cast<const kj::byte*>(c.client_nonce.data()), c.client_nonce.size()));
     write(c, encode_frame(msg));
+    return c.peer.id;
+  }
+
+  ConnId connect_as_server(const std::string& host, std::uint16_t port, const std::string& preamble) override {
+    auto r = self_->add_tcp_scribe(host, port);
+    if (!r)
+      throw core::Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
+    self_->write(*r, preamble.size(), preamble.data());
+    self_->flush(*r);
+    auto& c = add(*r, host, false);  // the server's side: TLS accepts, the handshake waits for the peer's Hello
+    c.peer.port = port;
     return c.peer.id;
   }
 

@@ -67,7 +67,11 @@ class Endpoint {
   virtual std::uint16_t listen(std::uint16_t port, const std::string& bind) = 0;
   // Connects and starts the handshake as `role`; on_peer or on_closed follows. Throws iogrid::Error when
   // the TCP connection cannot be made.
-  virtual ConnId connect(const std::string& host, std::uint16_t port, proto::Role role) = 0;
+  // `preamble`: raw bytes sent before anything else (a relay's first line, transport/relay_hello.hpp).
+  virtual ConnId connect(const std::string& host, std::uint16_t port, proto::Role role, const std::string& preamble = "") = 0;
+  // Connects out, sends `preamble`, then serves the connection as if it had been accepted (the peer at the
+  // other end of a relay runs the client's side). Throws iogrid::Error when the TCP connection cannot be made.
+  virtual ConnId connect_as_server(const std::string& host, std::uint16_t port, const std::string& preamble) = 0;
   virtual void send(ConnId c, capnp::MessageBuilder& msg) = 0;
   virtual void send_frame(ConnId c, const std::string& frame) = 0;
   virtual void close(ConnId c, const std::string& why) = 0;

@@ -590,3 +590,40 @@ TEST_CASE("each node is seen as it is: public, behind a cone or a symmetric NAT,
   CHECK(paths == std::multiset<std::string>{"nat", "public"});
   CHECK(c.head().output().find("accepts no connections (nat)") != std::string::npos);
 }
+
+// Hidden: needs network namespaces (ctest runs it as nat.relay with IOGRID_TEST_NETNS=1).
+TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1, 20s));
+  const auto relay_port = c.head().output().find("IOGRID_RELAY_PORT=");
+  REQUIRE(relay_port != std::string::npos);
+  for (const auto nat : {Nat::cone, Nat::symmetric}) {
+    const std::string home = std::string("laptop-") + (nat == Nat::cone ? "cone" : "sym");
+    auto& d = c.driver_at(home, nat, {CLUSTER_DRIVER_PATH, "crash"});
+    const int rc = d.wait(120s);
+    INFO(home + "\n" + d.output() + "\n" + c.logs());
+    REQUIRE(rc == 0);  // a crashing task retried and failed as it should, a task graph, actors: all through the relay
+  }
+  // The head saw both drivers as unreachable and relayed their workers.
+  CHECK(c.head().output().find("accepts no connections (nat)") != std::string::npos);
+  CHECK(c.head().output().find("relay: session") != std::string::npos);
+  const auto s = c.status();
+  for (const auto& j : s["jobs"]) CHECK(j["driver_reach"] == "nat");
+}
+
+// Hidden: as above, with mutual TLS: the relay carries the TLS sessions between worker and driver unopened.
+TEST_CASE("with TLS a driver behind a NAT runs its job through the relay, end to end", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c(LocalCluster::Tls{});
+  REQUIRE(c.netns());
+  c.add_node("n1", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(1, 20s));
+  auto& d = c.driver_at("laptop", Nat::symmetric, {CLUSTER_DRIVER_PATH, "crash"});
+  const int rc = d.wait(120s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  CHECK(c.head().output().find("relay: session") != std::string::npos);
+}

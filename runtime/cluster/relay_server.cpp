@@ -1,0 +1,209 @@
+#include "runtime/cluster/relay_server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <boost/asio.hpp>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "iogrid/core/errors.hpp"
+#include "runtime/transport/auth.hpp"
+#include "runtime/transport/relay_hello.hpp"
+
+namespace iogrid::runtime::cluster {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// One side of a relayed connection: its socket, and what it sent after its first line (before its peer came).
+struct Leg {
+  explicit Leg(tcp::socket s) : sock(std::move(s)) {}
+  tcp::socket sock;
+  asio::streambuf in;  // the first line, then early bytes
+  std::string early;
+};
+
+}  // namespace
+
+// Handlers capture the Impl raw: it outlives its io_context's handlers (destroyed with it, after the thread ends).
+struct RelayServer::Impl {
+  explicit Impl(RelayOptions o) : opts(std::move(o)), acceptor(io) {}
+  RelayOptions opts;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  std::thread thread;
+  std::atomic<std::uint64_t> sessions{0}, active{0}, refused{0}, bytes{0};
+  struct Waiting {
+    std::shared_ptr<Leg> dialer;
+    std::shared_ptr<asio::steady_timer> timer;
+  };
+  std::map<std::string, Waiting> waiting;  // session -> the dialer waiting for its target (io thread only)
+
+  void accept() {
+    acceptor.async_accept([self = this](boost::system::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) self->hello(std::make_shared<Leg>(std::move(s)));
+      self->accept();
+    });
+  }
+
+  void refuse(const std::shared_ptr<Leg>& leg, const std::string& why) {
+    ++refused;
+    boost::system::error_code ec;
+    const auto who = leg->sock.remote_endpoint(ec);
+    spdlog::warn("relay: refused a connection from {}: {}", ec ? std::string("?") : who.address().to_string(), why);
+    leg->sock.close(ec);
+  }
+
+  void hello(std::shared_ptr<Leg> leg) {
+    auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
+    timer->async_wait([leg](boost::system::error_code ec) {
+      if (!ec) leg->sock.close(ec);  // no first line in time
+    });
+    asio::async_read_until(leg->sock, leg->in, '\n', [self = this, leg, timer](boost::system::error_code ec, std::size_t n) {
+      timer->cancel();
+      if (ec || n > transport::kRelayHelloMax) return self->refuse(leg, ec ? "no first line: " + ec.message() : "first line too long");
+      std::string line(asio::buffers_begin(leg->in.data()), asio::buffers_begin(leg->in.data()) + static_cast<std::ptrdiff_t>(n - 1));
+      leg->in.consume(n);
+      leg->early.assign(asio::buffers_begin(leg->in.data()), asio::buffers_end(leg->in.data()));
+      leg->in.consume(leg->in.size());
+      auto h = transport::parse_relay_hello(line, self->opts.token);
+      if (!h) return self->refuse(leg, "a first line not signed with the cluster token");
+      if (h->verb == "CONNECT") return self->connect(leg, h->id);
+      self->accepted(leg, h->id);
+    });
+  }
+
+  void connect(std::shared_ptr<Leg> dialer, const std::string& target) {
+    const auto session = transport::to_hex(transport::random_bytes(12));
+    if (!opts.ask_target || !opts.ask_target(target, session))
+      return refuse(dialer, "no process '" + target + "' to relay to");
+    auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
+    waiting[session] = {dialer, timer};
+    timer->async_wait([self = this, session, target](boost::system::error_code ec) {
+      if (ec) return;
+      auto it = self->waiting.find(session);
+      if (it == self->waiting.end()) return;
+      auto leg = it->second.dialer;
+      self->waiting.erase(it);
+      self->refuse(leg, "'" + target + "' did not dial the relay within the timeout");
+    });
+  }
+
+  void accepted(std::shared_ptr<Leg> target, const std::string& session) {
+    auto it = waiting.find(session);
+    if (it == waiting.end()) return refuse(target, "no session " + session + " waiting");
+    auto dialer = it->second.dialer;
+    it->second.timer->cancel();
+    waiting.erase(it);
+    ++sessions;
+    ++active;
+    spdlog::debug("relay: session {} spliced ({} now)", session, active.load());
+    auto s = std::make_shared<Session>(this, dialer, target);
+    s->start();
+  }
+
+  // Two legs spliced: bytes copied both ways; either side ending ends both.
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(Impl* i, std::shared_ptr<Leg> a, std::shared_ptr<Leg> b) : impl(i), legs{std::move(a), std::move(b)}, idle(impl->io) {}
+    Impl* impl;
+    std::array<std::shared_ptr<Leg>, 2> legs;
+    std::array<std::array<char, 64 * 1024>, 2> buf;
+    asio::steady_timer idle;
+    std::uint64_t carried = 0;
+    bool closed = false;
+
+    void start() {
+      // What each side sent before the other came goes first.
+      for (int from = 0; from < 2; ++from) {
+        auto early = std::make_shared<std::string>(std::move(legs[from]->early));
+        if (early->empty()) {
+          pump(from);
+          continue;
+        }
+        asio::async_write(legs[1 - from]->sock, asio::buffer(*early), [self = shared_from_this(), from, early](boost::system::error_code ec, std::size_t n) {
+          if (ec) return self->close();
+          self->count(n);
+          self->pump(from);
+        });
+      }
+      arm();
+    }
+    void arm() {
+      if (impl->opts.idle.count() == 0) return;
+      idle.expires_after(impl->opts.idle);
+      idle.async_wait([self = this](boost::system::error_code ec) {
+        if (!ec) self->close();
+      });
+    }
+    void count(std::size_t n) {
+      carried += n;
+      impl->bytes += n;
+      if (impl->opts.max_bytes && carried >= impl->opts.max_bytes) {
+        spdlog::info("relay: a session reached its limit of {} bytes", impl->opts.max_bytes);
+        close();
+      }
+    }
+    void pump(int from) {
+      if (closed) return;
+      // Never more than the session's limit: a read asks for at most what is left of it.
+      std::size_t room = buf[from].size();
+      if (impl->opts.max_bytes) room = std::min<std::uint64_t>(room, impl->opts.max_bytes - std::min(carried, impl->opts.max_bytes));
+      if (room == 0) return close();
+      legs[from]->sock.async_read_some(asio::buffer(buf[from].data(), room), [self = shared_from_this(), from](boost::system::error_code ec, std::size_t n) {
+        if (ec) return self->close();
+        self->arm();
+        asio::async_write(self->legs[1 - from]->sock, asio::buffer(self->buf[from].data(), n),
+                          [self, from](boost::system::error_code ec2, std::size_t m) {
+                            if (ec2) return self->close();
+                            self->count(m);
+                            self->pump(from);
+                          });
+      });
+    }
+    void close() {
+      if (closed) return;
+      closed = true;
+      --impl->active;
+      boost::system::error_code ec;
+      idle.cancel();
+      for (auto& l : legs) {
+        l->sock.shutdown(tcp::socket::shutdown_both, ec);
+        l->sock.close(ec);
+      }
+    }
+  };
+};
+
+RelayServer::RelayServer(RelayOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {
+  boost::system::error_code ec;
+  const auto addr = asio::ip::make_address(impl_->opts.bind, ec);
+  if (ec) throw core::Error("iogrid: bad relay bind address '" + impl_->opts.bind + "'");
+  tcp::endpoint ep(addr, impl_->opts.port);
+  impl_->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl_->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl_->acceptor.bind(ep, ec);
+  if (!ec) impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    throw core::Error("iogrid: the relay cannot listen on " + impl_->opts.bind + ":" + std::to_string(impl_->opts.port) + ": " + ec.message());
+  impl_->accept();
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+RelayServer::~RelayServer() {
+  impl_->io.stop();
+  impl_->thread.join();
+  impl_->waiting.clear();
+}
+
+std::uint16_t RelayServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+RelayStats RelayServer::stats() const {
+  return {impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load()};
+}
+
+}  // namespace iogrid::runtime::cluster

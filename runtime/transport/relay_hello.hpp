@@ -1,0 +1,25 @@
+// The relay's first line: what a process sends the head's relay port before anything else, to be spliced to a
+// peer it cannot dial (runtime/cluster/relay_server.hpp). The rest of the connection is the ordinary protocol
+// (token handshake, TLS when configured) end to end between the two peers: the relay sees only these lines and
+// then bytes it copies.
+//   IOGRID-RELAY/1 CONNECT <target> <nonce> <mac>\n   a dialer: splice me to <target> (a job's driver)
+//   IOGRID-RELAY/1 ACCEPT <session> <nonce> <mac>\n   the target, asked over its control connection: I am here
+// <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace iogrid::runtime::transport {
+
+inline constexpr std::size_t kRelayHelloMax = 256;
+
+std::string relay_hello(const std::string& verb, const std::string& id, const std::string& token);
+
+struct RelayHello {
+  std::string verb, id;
+};
+// The line (without its '\n'), checked against the token; nullopt when malformed or not signed with it.
+std::optional<RelayHello> parse_relay_hello(const std::string& line, const std::string& token);
+
+}  // namespace iogrid::runtime::transport
