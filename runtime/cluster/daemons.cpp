@@ -110,7 +110,7 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
     spdlog::warn("{}: nodes are judged by their control connection's heartbeats alone", e.what());
   }
   // The relay: workers reach a driver that cannot be dialled (behind a NAT or a firewall) through it.
-  std::unique_ptr<RelayServer> relay;
+  std::shared_ptr<RelayServer> relay;  // the status asks for its figures while it lives (weak_ptr)
   if (opts.relay_port >= 0) {
     try {
       RelayOptions ro;
@@ -119,8 +119,11 @@ int run_head(const HeadOptions& opts, const std::string& token_file, const std::
       ro.port = static_cast<std::uint16_t>(opts.relay_port);
       ro.max_bytes = opts.relay_max_bytes;
       ro.ask_target = head_relay_asker(ep, svc);
-      relay = std::make_unique<RelayServer>(std::move(ro));
-      set_head_relay_port(ep, svc, relay->port());
+      relay = std::make_shared<RelayServer>(std::move(ro));
+      set_head_relay(ep, svc, relay->port(), [weak = std::weak_ptr<RelayServer>(relay)] {
+        auto r = weak.lock();
+        return r ? r->stats() : RelayStats{};
+      });
     } catch (const std::exception& e) {
       spdlog::warn("{} (the head runs without a relay: drivers behind a NAT cannot be reached)", e.what());
     }

@@ -8,6 +8,7 @@
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/cluster/io_thread.hpp"
+#include "runtime/cluster/relay_server.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/head/head_core.hpp"
 #include "runtime/proto/convert.hpp"
@@ -59,7 +60,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   head::HeadCore& core() { return core_; }
 
   // ---- the relay (cluster/relay_server.hpp) ----
-  void set_relay_port(std::uint16_t port) { relay_port_ = port; }
+  void set_relay(std::uint16_t port, std::function<RelayStats()> stats) {
+    relay_port_ = port;
+    relay_stats_ = std::move(stats);
+  }
   bool relay_target_known(const std::string& job) const {
     std::lock_guard<std::mutex> g(relay_m_);
     return relay_targets_.count(job) > 0;
@@ -466,7 +470,14 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     ep.send(to, out);
   }
 
-  void fill_status(Endpoint& ep, proto::StatusReply::Builder s) { cluster::fill_status(core_, ep.name(), s); }
+  void fill_status(Endpoint& ep, proto::StatusReply::Builder s) {
+    cluster::fill_status(core_, ep.name(), s);
+    if (relay_stats_) {
+      const auto r = relay_stats_();
+      s.setRelayJson(nlohmann::json{{"port", relay_port_}, {"sessions", r.sessions}, {"active", r.active},
+                                    {"refused", r.refused}, {"bytes", r.bytes}}.dump());
+    }
+  }
 
 
   HeadOptions opts_;
@@ -477,6 +488,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::vector<std::pair<ConnId, std::string>> to_close_;
   caf::actor self_;
   std::uint16_t relay_port_ = 0;  // the head's relay (0: none)
+  std::function<RelayStats()> relay_stats_;
   mutable std::mutex relay_m_;
   std::unordered_map<std::string, ConnId> relay_targets_;  // job -> its driver's connection (any thread reads)
   IoThread io_;  // last: joined before the members its work touches go away
@@ -529,8 +541,11 @@ std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Ser
   return static_cast<HeadService&>(*head).core().history();  // set when the core was made, never changed
 }
 
-void set_head_relay_port(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port) {
-  transport::post(endpoint, [head, port](Endpoint&) { static_cast<HeadService&>(*head).set_relay_port(port); });
+void set_head_relay(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port,
+                    std::function<RelayStats()> stats) {
+  transport::post(endpoint, [head, port, stats = std::move(stats)](Endpoint&) mutable {
+    static_cast<HeadService&>(*head).set_relay(port, std::move(stats));
+  });
 }
 
 std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,

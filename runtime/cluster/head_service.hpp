@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/cluster/relay_server.hpp"
 #include "runtime/head/clock.hpp"
 #include "runtime/head/history.hpp"
 #include "runtime/transport/endpoint.hpp"
@@ -60,8 +61,9 @@ std::shared_ptr<head::History> head_history(const std::shared_ptr<transport::Ser
 
 // The head's second source of node life signs (the liveness datagrams' listener), set on the endpoint's thread.
 // The head's relay (relay_server.hpp) listens on `port`: a lease of a job whose driver cannot be dialled tells
-// its node to reach the driver through it. Any thread.
-void set_head_relay_port(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port);
+// its node to reach the driver through it; `stats` (thread-safe) goes into the status and /metrics. Any thread.
+void set_head_relay(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head, std::uint16_t port,
+                    std::function<RelayStats()> stats);
 // RelayOptions::ask_target for the head's relay: asks job `target`'s driver (over its control connection) to
 // dial the relay with `session`; false when the job has no connected driver. Any thread.
 std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,

@@ -208,6 +208,10 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
   const std::string users = r.getUsersJson();
   auto parsed_users = users.empty() ? nlohmann::json::array() : nlohmann::json::parse(users, nullptr, false);
   j["users"] = parsed_users.is_array() ? parsed_users : nlohmann::json::array();
+  if (const std::string relay = r.getRelayJson(); !relay.empty()) {
+    auto parsed = nlohmann::json::parse(relay, nullptr, false);
+    if (parsed.is_object()) j["relay"] = parsed;
+  }
   return j;
 }
 
@@ -278,6 +282,15 @@ std::string prometheus_metrics(const nlohmann::json& s) {
       f.add({{"node", name_of(n)}, {"kind", "total"}}, n["cpus"].get<double>());
       f.add({{"node", name_of(n)}, {"kind", "available"}}, n["cpus_available"].get<double>());
     }
+  }
+  if (s.contains("relay") && s["relay"].is_object()) {
+    // The head's relay (relay_server.hpp): workers reaching drivers behind a NAT.
+    const auto& r = s["relay"];
+    Family(o, "iogrid_relay_sessions_total", "counter", "Connections the head's relay spliced.").add({}, r.value("sessions", 0.0));
+    Family(o, "iogrid_relay_active", "gauge", "Relayed connections open now.").add({}, r.value("active", 0.0));
+    Family(o, "iogrid_relay_refused_total", "counter", "Connections the relay refused (unsigned, unknown target or session).")
+        .add({}, r.value("refused", 0.0));
+    Family(o, "iogrid_relay_bytes_total", "counter", "Bytes the relay copied (both ways).").add({}, r.value("bytes", 0.0));
   }
   {
     const auto users = s.value("users", nlohmann::json::array());

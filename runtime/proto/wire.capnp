@@ -271,6 +271,7 @@ struct StatusReply {
   headName @3 :Text;
   deadNodes @4 :UInt32;
   usersJson @5 :Text;      # fair share per user: [{user, weight, jobs, leases, cpus, gpus, waiting, share, fair_share}]
+  relayJson @6 :Text;      # the head's relay: {port, sessions, active, refused, bytes}; "" none
 }
 
 struct KvPut {

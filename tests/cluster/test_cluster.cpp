@@ -612,6 +612,11 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
   CHECK(c.head().output().find("relay: session") != std::string::npos);
   const auto s = c.status();
   for (const auto& j : s["jobs"]) CHECK(j["driver_reach"] == "nat");
+  // The relay's figures are in the status (and /metrics): sessions spliced, bytes carried, none refused.
+  REQUIRE(s.contains("relay"));
+  CHECK(s["relay"]["sessions"].get<double>() >= 2);
+  CHECK(s["relay"]["bytes"].get<double>() > 0);
+  CHECK(s["relay"]["refused"] == 0);
 }
 
 // Hidden: as above, with mutual TLS: the relay carries the TLS sessions between worker and driver unopened.

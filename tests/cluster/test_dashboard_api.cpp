@@ -205,7 +205,8 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
                        R"("actor_call":{"submitted":3,"waiting":0,"running":0,"finished":3,"failed":0},)"
                        R"("actors":{"pending":0,"alive":2,"restarting":1,"dead":4},)"
                        R"("duration":{"buckets":[0.01,0.1],"counts":[4,1,1],"sum_s":2.5}}},)"
-                       R"({"id":"job-2","state":"finished","leases_granted":7,"active_leases":0}]})");
+                       R"({"id":"job-2","state":"finished","leases_granted":7,"active_leases":0}],)"
+                       R"("relay":{"port":7000,"sessions":12,"active":2,"refused":1,"bytes":123456}})");
   };
   http::request<http::string_body> req{http::verb::get, "/metrics", 11};
   DashboardApi api(source_of(snapshot, nullptr), {});
@@ -228,6 +229,9 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
   CHECK(m.at("iogrid_tasks{job=\"job-1\",kind=\"task\",state=\"running\"}") == 2);
   CHECK(m.at("iogrid_tasks{job=\"job-1\",kind=\"actor_call\",state=\"finished\"}") == 3);
   CHECK(m.at("iogrid_actors{job=\"job-1\",state=\"alive\"}") == 2);
+  CHECK(m.at("iogrid_relay_sessions_total") == 12);
+  CHECK(m.at("iogrid_relay_active") == 2);
+  CHECK(m.at("iogrid_relay_bytes_total") == 123456);
   CHECK(m.at("iogrid_actors{job=\"job-1\",state=\"dead\"}") == 4);
   // Cumulative buckets, +Inf equal to the count.
   CHECK(m.at("iogrid_task_duration_seconds_bucket{job=\"job-1\",le=\"0.01\"}") == 4);
