@@ -11,8 +11,6 @@
 #include <filesystem>
 #include <iogrid/iogrid.hpp>
 #include <iostream>
-#include <map>
-#include <sstream>
 
 #include "bench/report.hpp"
 #include "runtime/cluster/local_cluster.hpp"
@@ -24,16 +22,6 @@ using namespace std::chrono_literals;
 
 int net_empty(int x) { return x; }
 IOGRID_REMOTE(net_empty);
-
-std::map<std::string, double> parse_net(const std::string& out) {
-  std::map<std::string, double> r;
-  auto p = out.rfind("NET ");
-  if (p == std::string::npos) return r;
-  std::istringstream in(out.substr(p + 4, out.find('\n', p) - p - 4));
-  for (std::string kv; in >> kv;)
-    if (auto eq = kv.find('='); eq != std::string::npos) r[kv.substr(0, eq)] = std::stod(kv.substr(eq + 1));
-  return r;
-}
 
 }  // namespace
 
@@ -73,7 +61,7 @@ int run_net(const Options& o) {
   const int n = std::max(100, static_cast<int>(2000 * o.seconds));
   auto run = [&](runtime::cluster::ChildProcess& d, const std::string& what) {
     if (d.wait(std::chrono::minutes(10)) != 0) throw std::runtime_error(what + " failed:\n" + d.output() + "\n" + c->logs());
-    auto r = parse_net(d.output());
+    auto r = parse_tagged_line(d.output(), "NET");
     if (r.empty()) throw std::runtime_error(what + " printed no result:\n" + d.output());
     return r["median_us"];
   };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 #include <nlohmann/json.hpp>
 
@@ -26,6 +27,16 @@ std::function<bool(const std::string&)> selection(const Options& o, const std::s
   return [only = o.only](const std::string& n) {
     return only.empty() || std::find(only.begin(), only.end(), n) != only.end();
   };
+}
+
+std::map<std::string, double> parse_tagged_line(const std::string& out, const std::string& tag) {
+  std::map<std::string, double> r;
+  const auto p = out.rfind(tag + " ");
+  if (p == std::string::npos) return r;
+  std::istringstream in(out.substr(p + tag.size() + 1, out.find('\n', p) - p - tag.size() - 1));
+  for (std::string kv; in >> kv;)
+    if (auto eq = kv.find('='); eq != std::string::npos) r[kv.substr(0, eq)] = std::stod(kv.substr(eq + 1));
+  return r;
 }
 
 void progress(const Options& o, const std::string& line) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ inline double secs(std::chrono::steady_clock::time_point a, std::chrono::steady_
   return std::chrono::duration<double>(b - a).count();
 }
 void print(const std::string& suite, const Options& o, const std::vector<Figure>& figures);
+// The figures a suite's child process printed as its last line starting with `tag` ("TAG k=v k=v ..."); empty
+// when there is none.
+std::map<std::string, double> parse_tagged_line(const std::string& out, const std::string& tag);
 void progress(const Options& o, const std::string& line);  // to stderr (stdout holds the table or the JSON lines)
 
 int run_micro(const Options& o);

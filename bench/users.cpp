@@ -180,17 +180,6 @@ double sum_rss(const std::vector<pid_t>& pids) {
   return s;
 }
 
-// "USERS checked=C wrong=W lost=L seconds=S" from a driver's output.
-std::map<std::string, double> parse_users(const std::string& out) {
-  std::map<std::string, double> r;
-  auto p = out.rfind("USERS ");
-  if (p == std::string::npos) return r;
-  std::istringstream in(out.substr(p + 6, out.find('\n', p) - p - 6));
-  for (std::string kv; in >> kv;)
-    if (auto eq = kv.find('='); eq != std::string::npos) r[kv.substr(0, eq)] = std::stod(kv.substr(eq + 1));
-  return r;
-}
-
 }  // namespace
 
 int run_users(const Options& o, const UsersOptions& u) {
@@ -217,7 +206,7 @@ int run_users(const Options& o, const UsersOptions& u) {
   };
   auto finish = [&](ChildProcess& d, const std::string& what) {
     if (d.wait(std::chrono::minutes(30)) != 0) throw std::runtime_error(what + " failed:\n" + d.output() + "\n" + c.logs());
-    auto r = parse_users(d.output());
+    auto r = parse_tagged_line(d.output(), "USERS");
     if (r.empty()) throw std::runtime_error(what + " printed no result:\n" + d.output());
     return r;
   };
