@@ -19,11 +19,14 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+constexpr std::size_t kLegBuffer = 64 * 1024;
+constexpr std::size_t kMaxPendingHellos = 1024;  // connections that have not sent their first line yet
+
 // One side of a relayed connection: its socket, and what it sent after its first line (before its peer came).
 struct Leg {
   explicit Leg(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
-  asio::streambuf in;  // the first line, then early bytes
+  asio::streambuf in{kLegBuffer};  // the first line, then early bytes: bounded (a line that never ends is refused)
   std::string early;
 };
 
@@ -42,6 +45,7 @@ struct RelayServer::Impl {
     std::shared_ptr<asio::steady_timer> timer;
   };
   std::map<std::string, Waiting> waiting;  // session -> the dialer waiting for its target (io thread only)
+  std::size_t pending_hellos = 0;          // io thread only
 
   void accept() {
     acceptor.async_accept([self = this](boost::system::error_code ec, tcp::socket s) {
@@ -52,20 +56,24 @@ struct RelayServer::Impl {
   }
 
   void refuse(const std::shared_ptr<Leg>& leg, const std::string& why) {
-    ++refused;
+    const auto n = ++refused;
     boost::system::error_code ec;
     const auto who = leg->sock.remote_endpoint(ec);
-    spdlog::warn("relay: refused a connection from {}: {}", ec ? std::string("?") : who.address().to_string(), why);
+    if (n <= 10 || n % 1000 == 0)  // a flood of refusals does not flood the log
+      spdlog::warn("relay: refused a connection from {} ({} refused so far): {}", ec ? std::string("?") : who.address().to_string(), n, why);
     leg->sock.close(ec);
   }
 
   void hello(std::shared_ptr<Leg> leg) {
+    if (pending_hellos >= kMaxPendingHellos) return refuse(leg, "too many connections waiting to say who they are");
+    ++pending_hellos;
     auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
     timer->async_wait([leg](boost::system::error_code ec) {
       if (!ec) leg->sock.close(ec);  // no first line in time
     });
     asio::async_read_until(leg->sock, leg->in, '\n', [self = this, leg, timer](boost::system::error_code ec, std::size_t n) {
       timer->cancel();
+      --self->pending_hellos;
       if (ec || n > transport::kRelayHelloMax) return self->refuse(leg, ec ? "no first line: " + ec.message() : "first line too long");
       std::string line(asio::buffers_begin(leg->in.data()), asio::buffers_begin(leg->in.data()) + static_cast<std::ptrdiff_t>(n - 1));
       leg->in.consume(n);
