@@ -133,9 +133,10 @@ struct RelayServer::Impl {
           pump(from);
           continue;
         }
-        asio::async_write(legs[1 - from]->sock, asio::buffer(*early), [self = shared_from_this(), from, early](boost::system::error_code ec, std::size_t n) {
+        if (impl->opts.max_bytes && carried + early->size() > impl->opts.max_bytes) early->resize(impl->opts.max_bytes - carried);
+        count(early->size());
+        asio::async_write(legs[1 - from]->sock, asio::buffer(*early), [self = shared_from_this(), from, early](boost::system::error_code ec, std::size_t) {
           if (ec) return self->close();
-          self->count(n);
           self->pump(from);
         });
       }
@@ -148,27 +149,27 @@ struct RelayServer::Impl {
         if (!ec) self->close();
       });
     }
+    // Bytes are counted when read, before they are passed on: whoever receives them sees them in the figures.
     void count(std::size_t n) {
       carried += n;
       impl->bytes += n;
-      if (impl->opts.max_bytes && carried >= impl->opts.max_bytes) {
-        spdlog::info("relay: a session reached its limit of {} bytes", impl->opts.max_bytes);
-        close();
-      }
     }
     void pump(int from) {
       if (closed) return;
       // Never more than the session's limit: a read asks for at most what is left of it.
       std::size_t room = buf[from].size();
       if (impl->opts.max_bytes) room = std::min<std::uint64_t>(room, impl->opts.max_bytes - std::min(carried, impl->opts.max_bytes));
-      if (room == 0) return close();
+      if (room == 0) {
+        spdlog::info("relay: a session reached its limit of {} bytes", impl->opts.max_bytes);
+        return close();
+      }
       legs[from]->sock.async_read_some(asio::buffer(buf[from].data(), room), [self = shared_from_this(), from](boost::system::error_code ec, std::size_t n) {
         if (ec) return self->close();
         self->arm();
+        self->count(n);
         asio::async_write(self->legs[1 - from]->sock, asio::buffer(self->buf[from].data(), n),
-                          [self, from](boost::system::error_code ec2, std::size_t m) {
+                          [self, from](boost::system::error_code ec2, std::size_t) {
                             if (ec2) return self->close();
-                            self->count(m);
                             self->pump(from);
                           });
       });

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <set>
+#include <sstream>
 
 #include "local_cluster.hpp"
 
@@ -612,11 +613,18 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
   CHECK(c.head().output().find("relay: session") != std::string::npos);
   const auto s = c.status();
   for (const auto& j : s["jobs"]) CHECK(j["driver_reach"] == "nat");
-  // The relay's figures are in the status (and /metrics): sessions spliced, bytes carried, none refused.
+  // The relay's figures are in the status (and /metrics): sessions spliced, bytes carried.
   REQUIRE(s.contains("relay"));
   CHECK(s["relay"]["sessions"].get<double>() >= 2);
   CHECK(s["relay"]["bytes"].get<double>() > 0);
-  CHECK(s["relay"]["refused"] == 0);
+  // A refusal can only be a worker still starting when its job ended (its driver gone, or the worker stopped
+  // before it said who it is); never a bad signature, a driver that did not answer, or a lost session.
+  const auto head_log = c.head().output();
+  INFO(head_log);
+  std::istringstream lines(head_log);
+  for (std::string line; std::getline(lines, line);)
+    if (line.find("relay: refused") != std::string::npos)
+      CHECK((line.find("no process 'job-") != std::string::npos || line.find("no first line") != std::string::npos));
 }
 
 // Hidden: as above, with mutual TLS: the relay carries the TLS sessions between worker and driver unopened.
