@@ -191,6 +191,17 @@ class DriverService final : public transport::Service {
 
   // How workers find this driver's large objects (the driver's own store, or another node's).
   void set_locate(Locate l) { locate_ = std::move(l); }
+  // This process's data plane: served through the head's relay when asked (RELAY_DIAL for data), and told the
+  // relay's port for pulls from holders that cannot be dialled. Set before the endpoint starts.
+  void set_data_plane(transport::DataServer* server, std::shared_ptr<transport::DataClient> client) {
+    data_server_ = server;
+    data_client_ = std::move(client);
+  }
+  // The name the head's relay knows this driver's data plane by ("" for a nested owner: reached like its node).
+  std::string data_relay_name() const {
+    std::lock_guard<std::mutex> g(host_m_);
+    return parent_job_.empty() && !job_id_.empty() ? "data-job:" + job_id_ : "";
+  }
   std::string observed_host() const {
     std::lock_guard<std::mutex> g(host_m_);
     return observed_host_;
@@ -240,11 +251,12 @@ class DriverService final : public transport::Service {
       switch (msg.which()) {
         case W::JOB_ACCEPTED: {
           auto a = msg.getJobAccepted();
-          job_id_ = a.getJobId();
           {
             std::lock_guard<std::mutex> g(host_m_);
+            job_id_ = a.getJobId();
             observed_host_ = a.getObservedHost();
           }
+          if (a.getRelayPort() && data_client_) data_client_->set_relay(head_host_, a.getRelayPort());
           if (a.getNeedCode()) {
             try {
               auto bytes = read_file(code_path_);
@@ -317,6 +329,10 @@ class DriverService final : public transport::Service {
         case W::RELAY_DIAL: {
           // A worker that cannot dial this driver waits at the head's relay: meet it there.
           auto d = msg.getRelayDial();
+          if (d.getData()) {  // a pull of this driver's objects
+            if (data_server_) data_server_->serve_dialled(head_host_, d.getPort(), d.getSession());
+            return;
+          }
           try {
             ep.connect_as_server(head_host_, d.getPort(), transport::relay_hello("ACCEPT", d.getSession(), token_));
             ++relayed_;
@@ -510,6 +526,8 @@ class DriverService final : public transport::Service {
   Locate locate_;
   mutable std::mutex host_m_;
   std::string observed_host_;
+  transport::DataServer* data_server_ = nullptr;  // owned by the ClusterClient, which stops this service first
+  std::shared_ptr<transport::DataClient> data_client_;
 };
 
 std::string self_exe() {
@@ -542,8 +560,9 @@ class ClusterClient final : public SubmitterCore {
     svc_->set_locate([svc = svc_.get(), port = data_server_->port()](const core::ObjectEntry& e) -> std::optional<Location> {
       if (auto* r = dynamic_cast<RemoteObject*>(e.store.get())) return r->location();
       if (!e.store) return std::nullopt;
-      return Location{svc->observed_host(), port, e.id, e.size, 0xffffffffu};
+      return Location{svc->observed_host(), port, e.id, e.size, 0xffffffffu, svc->data_relay_name()};
     });
+    svc_->set_data_plane(data_server_.get(), data_client_);
     transport::EndpointConfig ec;
     ec.token = opts.token;
     ec.name = (opts.parent_job.empty() ? "driver-" : "nested-owner-") + std::to_string(::getpid());

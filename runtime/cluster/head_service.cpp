@@ -64,16 +64,17 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     relay_port_ = port;
     relay_stats_ = std::move(stats);
   }
-  bool relay_target_known(const std::string& job) const {
+  // Relay names: "job-N" (a driver's control connection), "data-job:job-N" (its data plane), "data-node:N".
+  bool relay_target_known(const std::string& target) const {
     std::lock_guard<std::mutex> g(relay_m_);
-    return relay_targets_.count(job) > 0;
+    return relay_targets_.count(target) > 0;
   }
-  // Asks job `job`'s driver to dial the relay for `session`.
-  void relay_dial(Endpoint& ep, const std::string& job, const std::string& session) {
+  // Asks the process named `target` to dial the relay for `session`.
+  void relay_dial(Endpoint& ep, const std::string& target, const std::string& session) {
     ConnId to = 0;
     {
       std::lock_guard<std::mutex> g(relay_m_);
-      auto it = relay_targets_.find(job);
+      auto it = relay_targets_.find(target);
       if (it == relay_targets_.end()) return;
       to = it->second;
     }
@@ -81,7 +82,12 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     auto d = out.initRoot<proto::Envelope>().initRelayDial();
     d.setSession(session);
     d.setPort(relay_port_);
+    d.setData(target.rfind("data-", 0) == 0);
     ep.send(to, out);
+  }
+  void name_for_relay(const std::string& target, ConnId conn) {
+    std::lock_guard<std::mutex> g(relay_m_);
+    relay_targets_[target] = conn;
   }
 
   void on_start(Endpoint& ep) override {
@@ -384,7 +390,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setName(joined.name);
     a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
     a.setObservedHost(p.address);
+    a.setRelayPort(relay_port_);
     ep.send(p.id, out);
+    name_for_relay("data-node:" + std::to_string(joined.index), p.id);
     core_.admit(joined.index);
     // Can it be dialled? (Its data port, at the address its connection came from.)
     if (r.getDataPort())
@@ -424,10 +432,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setJobId(res.job);
     a.setNeedCode(res.need_code);
     a.setObservedHost(p.address);
+    a.setRelayPort(relay_port_);
     ep.send(p.id, out);
     if (reg.parent_job.empty()) {
-      std::lock_guard<std::mutex> g(relay_m_);
-      relay_targets_[res.job] = p.id;
+      name_for_relay(res.job, p.id);
+      name_for_relay("data-job:" + res.job, p.id);
     }
     // Can its workers dial it? (A driver's own registration; a worker's nested one is reached like its node.)
     if (reg.parent_job.empty() && reg.owner_port)
@@ -490,7 +499,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::uint16_t relay_port_ = 0;  // the head's relay (0: none)
   std::function<RelayStats()> relay_stats_;
   mutable std::mutex relay_m_;
-  std::unordered_map<std::string, ConnId> relay_targets_;  // job -> its driver's connection (any thread reads)
+  std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
   IoThread io_;  // last: joined before the members its work touches go away
   transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core
 };

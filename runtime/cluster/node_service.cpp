@@ -191,12 +191,19 @@ class NodeService final : public transport::Service {
           name_ = a.getName();
           heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(50, a.getHeartbeatMs()));
           observed_host_ = a.getObservedHost();
+          head_relay_port_ = a.getRelayPort();
           joined_ = true;
           liveness_->set_node(index_);
           spdlog::info("joined the head at {}:{} as {} (index {})", opts_.head_host, opts_.head_port, name_, index_);
           return;
         }
         case W::START_LEASE: return start_lease(ep, msg.getStartLease());
+        case W::RELAY_DIAL: {
+          // Someone that cannot dial this node's data plane waits at the head's relay: serve it from there.
+          auto d = msg.getRelayDial();
+          if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession());
+          return;
+        }
         case W::CODE: return code_arrived(ep, msg.getCode());
         case W::JOB_ENDED: return job_ended(ep, msg.getJobEnded().getJobId(), msg.getJobEnded().getReason());
         case W::VERIFY_CHALLENGE: return verify_challenge(msg.getVerifyChallenge());
@@ -495,6 +502,10 @@ class NodeService final : public transport::Service {
     s.setNodeIndex(index_);
     s.setDataHost(observed_host_.empty() ? "127.0.0.1" : observed_host_);
     s.setDataPort(data_->port());
+    if (head_relay_port_) {
+      s.setRelayHost(opts_.head_host);
+      s.setRelayPort(head_relay_port_);
+    }
     auto gpus = s.initGpuDevices(static_cast<unsigned>(lease.alloc.gpus.size()));
     for (unsigned i = 0; i < lease.alloc.gpus.size(); ++i) gpus.set(i, lease.alloc.gpus[i].first);
     s.setCpusMilli(static_cast<std::uint32_t>(std::max<sched::Milli>(0, lease.alloc.cpus)));
@@ -701,6 +712,7 @@ class NodeService final : public transport::Service {
   }
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
+  std::uint16_t head_relay_port_ = 0;  // the head's relay (at opts_.head_host); 0: none
   std::atomic<std::uint64_t> object_counter_{0};
   std::unique_ptr<transport::LivenessSender> liveness_;  // "still running" to the head on UDP (liveness.hpp)
   IoThread io_;  // last: stopped (and joined) before the members its work touches go away

@@ -80,7 +80,7 @@ struct RelayServer::Impl {
       leg->early.assign(asio::buffers_begin(leg->in.data()), asio::buffers_end(leg->in.data()));
       leg->in.consume(leg->in.size());
       auto h = transport::parse_relay_hello(line, self->opts.token);
-      if (!h) return self->refuse(leg, "a first line not signed with the cluster token");
+      if (!h) return self->refuse(leg, "a first line that is malformed or not signed with the cluster token");
       if (h->verb == "CONNECT") return self->connect(leg, h->id);
       self->accepted(leg, h->id);
     });

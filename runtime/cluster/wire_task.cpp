@@ -27,10 +27,11 @@ void write_location(proto::ObjectLocation::Builder b, const Location& l) {
   b.setKey(l.key);
   b.setSize(l.size);
   b.setNodeIndex(l.node);
+  b.setRelay(l.relay);
 }
 
 Location read_location(proto::ObjectLocation::Reader r) {
-  return Location{r.getHost(), r.getPort(), r.getKey(), r.getSize(), r.getNodeIndex()};
+  return Location{r.getHost(), r.getPort(), r.getKey(), r.getSize(), r.getNodeIndex(), r.getRelay()};
 }
 
 void write_task(proto::TaskSpec::Builder b, const core::TaskSpec& spec, std::uint64_t task_id, const Locate& locate) {
@@ -104,7 +105,7 @@ void fetch_remote_deps(RemoteSpec& spec, Location* failed) {
   if (!client) throw core::Error("iogrid: this process has no data plane client");
   for (auto& [i, loc] : spec.remote_deps) {
     *failed = loc;
-    auto buf = client->fetch(loc.host, loc.port, loc.key, loc.size);
+    auto buf = client->fetch(loc.host, loc.port, loc.key, loc.size, loc.relay);
     auto size = buf->size();
     spec.deps[i]->complete_value(std::move(buf), nullptr, size);
   }
@@ -326,7 +327,7 @@ core::BufferPtr RemoteObject::fetch(std::uint64_t) {
       l = loc_;
     }
     try {
-      auto buf = client->fetch(l.host, l.port, l.key, l.size);
+      auto buf = client->fetch(l.host, l.port, l.key, l.size, l.relay);
       std::lock_guard<std::mutex> g(m_);
       cached_ = buf;
       return buf;
@@ -347,7 +348,7 @@ void RemoteObject::erase(std::uint64_t) {
     erased_ = true;
     l = loc_;
   }
-  if (auto client = transport::process_data_client()) client->erase_later(l.host, l.port, l.key);
+  if (auto client = transport::process_data_client()) client->erase_later(l.host, l.port, l.key, l.relay);
 }
 
 void write_result(proto::TaskResult::Builder b, std::uint64_t task_id, const worker::Outcome& out,

@@ -28,6 +28,7 @@ struct Location {
   std::uint64_t key = 0;
   std::uint64_t size = 0;
   std::uint32_t node = 0;
+  std::string relay;  // the holder's name at the head's relay, for when host:port cannot be dialled ("" none)
 };
 
 // A spec received by a worker process, with the owner's id for it.

@@ -354,6 +354,9 @@ class WorkerService final : public transport::Service {
       data_host_ = s.getDataHost();
       data_port_ = s.getDataPort();
       job_ = s.getJobId();
+      // Objects whose holder cannot be dialled are pulled through the head's relay.
+      if (s.getRelayPort())
+        if (auto client = transport::process_data_client()) client->set_relay(s.getRelayHost(), s.getRelayPort());
     }
     const std::string host = s.getOwnerHost();
     const auto port = s.getOwnerPort();
@@ -436,7 +439,7 @@ class WorkerService final : public transport::Service {
         e.send(node_, msg);
       });
       if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw core::Error("the node did not store the object in time");
-      return Location{data_host_, data_port_, f.get(), size, node_index_};
+      return Location{data_host_, data_port_, f.get(), size, node_index_, "data-node:" + std::to_string(node_index_)};
     };
   }
 

@@ -128,6 +128,8 @@ struct ObjectLocation {
   key @2 :UInt64;
   size @3 :UInt64;
   nodeIndex @4 :UInt32;
+  relay @5 :Text;     # the holder's name at the head's relay ("data-node:N", "data-job:J"): asked for when
+                      # host:port cannot be dialled (the holder sits behind a NAT or a firewall); "" none
 }
 
 struct ObjectMeta {

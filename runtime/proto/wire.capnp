@@ -75,6 +75,7 @@ struct NodeAccepted {
   name @1 :Text;
   heartbeatMs @2 :UInt32;
   observedHost @3 :Text;      # the node's address as the head sees it (advertised for its data plane)
+  relayPort @4 :UInt16;       # the head's relay (at the head's address); 0: the head runs none
 }
 
 # driver -> head
@@ -94,6 +95,7 @@ struct JobAccepted {
   jobId @0 :Text;
   needCode @1 :Bool;          # the head has no copy of this executable yet: upload it
   observedHost @2 :Text;      # the driver's address as the head sees it (what nodes will dial)
+  relayPort @3 :UInt16;       # the head's relay (at the head's address); 0: the head runs none
 }
 
 struct Code {
@@ -154,6 +156,8 @@ struct ServeLease {
   gpuFractions @11 :List(UInt32);  # thousandths of each device in gpuDevices
   cpusMilli @12 :UInt32;           # the CPUs the lease holds (thousandths): what a task may run inline on it
   relayTarget @13 :Text;           # set: ownerHost:ownerPort is the head's relay; connect naming this target
+  relayHost @14 :Text;             # the head's relay, for objects whose holder cannot be dialled; port 0: none
+  relayPort @15 :UInt16;
 }
 
 # head -> a process that cannot be dialled: dial the head's relay (its host, this port) with an ACCEPT line for
@@ -161,6 +165,7 @@ struct ServeLease {
 struct RelayDial {
   session @0 :Text;
   port @1 :UInt16;
+  data @2 :Bool;              # for the process's data plane (its object store), not its control connection
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.

@@ -2,10 +2,12 @@
 
 #include <spdlog/spdlog.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <zlib.h>
 
 #include <array>
+#include <cerrno>
 #include <csignal>
 #include <boost/asio.hpp>
 #include <chrono>
@@ -14,12 +16,14 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_wire.hpp"
+#include "runtime/transport/relay_hello.hpp"
 
 namespace iogrid::runtime::transport {
 
@@ -49,6 +53,46 @@ T get_le(const std::uint8_t* p) {
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
+
+constexpr std::chrono::milliseconds kRelayDialTimeout{5000};   // the head's relay: public, answers at once
+constexpr std::chrono::milliseconds kNoRelayDialTimeout{20000};  // a direct dial with nothing to fall back to
+
+// Dials host:port, giving up after `timeout` (a firewall that drops packets would otherwise hold a connect for
+// minutes of SYN retries). The socket is left blocking (OpenSSL reads and writes it directly).
+void dial(asio::io_context& io, tcp::socket& sock, const std::string& host, std::uint16_t port,
+          std::chrono::milliseconds timeout, boost::system::error_code& ec) {
+  tcp::resolver resolver(io);
+  auto found = resolver.resolve(host, std::to_string(port), tcp::resolver::numeric_service, ec);
+  if (ec) return;
+  boost::system::error_code ignored;
+  for (const auto& e : found) {
+    sock.close(ignored);
+    sock.open(e.endpoint().protocol(), ec);
+    if (!ec) sock.non_blocking(true, ec);
+    // ::connect itself: asio's synchronous connect waits for the handshake however the socket is set.
+    if (!ec && ::connect(sock.native_handle(), e.endpoint().data(), static_cast<socklen_t>(e.endpoint().size())) != 0)
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    if (ec == boost::system::errc::operation_in_progress) {
+      pollfd p{sock.native_handle(), POLLOUT, 0};
+      int r;
+      do r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      while (r < 0 && errno == EINTR);
+      if (r == 0) {
+        ec = asio::error::timed_out;
+      } else if (r < 0) {
+        ec = boost::system::error_code(errno, boost::system::system_category());
+      } else {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
+        ec = err ? boost::system::error_code(err, boost::system::system_category()) : boost::system::error_code();
+      }
+    }
+    if (!ec) sock.non_blocking(false, ec);
+    if (!ec) return;
+  }
+  sock.close(ignored);
+}
 
 // OpenSSL writes to the socket with write(), which raises SIGPIPE when the peer has gone (asio and CAF use
 // MSG_NOSIGNAL). A process that runs the data plane over TLS therefore ignores SIGPIPE: the write fails
@@ -282,6 +326,24 @@ DataServer::~DataServer() {
   for (auto& c : impl_->conns) c.ch->sock.close(ec);
 }
 
+void DataServer::serve_dialled(const std::string& host, std::uint16_t port, const std::string& session) {
+  auto s = std::make_shared<Channel>(impl_->io);
+  std::lock_guard<std::mutex> g(impl_->m);
+  if (impl_->stopping) return;
+  impl_->reap();
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  impl_->conns.push_back({s, done, std::thread([impl = impl_.get(), s, done, host, port, session] {
+                            boost::system::error_code ec;
+                            dial(impl->io, s->sock, host, port, kRelayDialTimeout, ec);
+                            if (!ec) asio::write(s->sock, asio::buffer(relay_hello("ACCEPT", session, impl->token)), ec);
+                            if (ec)
+                              spdlog::warn("data plane: cannot reach the head's relay at {}:{}: {}", host, port, ec.message());
+                            else
+                              impl->serve(s);
+                            *done = true;
+                          })});
+}
+
 std::uint16_t DataServer::port() const {
   boost::system::error_code ec;
   auto ep = impl_->acceptor.local_endpoint(ec);
@@ -296,33 +358,69 @@ struct DataClient::Impl {
   // Declared before the channels that use it, so it is destroyed after them.
   asio::io_context io;
   std::mutex m;
-  // Idle authenticated connections per server.
+  // Idle authenticated connections per server (and relay name: two servers behind two NATs may share an address).
   std::map<std::string, std::vector<std::unique_ptr<Channel>>> idle;
-  std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0};
+  std::set<std::string> through_relay;  // servers a direct dial failed for: the relay at once next time
+  std::string relay_host;               // the head's relay (port 0: none)
+  std::uint16_t relay_port = 0;
+  std::chrono::milliseconds direct_timeout{1500};
+  std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0}, relayed{0}, fallback_nanos{0};
   // Background frees.
   std::mutex fm;
   std::condition_variable fcv;
-  std::deque<std::tuple<std::string, std::uint16_t, std::uint64_t>> frees;
+  std::deque<std::tuple<std::string, std::uint16_t, std::uint64_t, std::string>> frees;
   bool stop = false;
   std::thread freer;
 
-  std::unique_ptr<Channel> connect(const std::string& host, std::uint16_t port) {
+  static std::string pool_key(const std::string& host, std::uint16_t port, const std::string& relay) {
+    return host + ":" + std::to_string(port) + "|" + relay;
+  }
+
+  std::unique_ptr<Channel> connect(const std::string& host, std::uint16_t port, const std::string& relay) {
+    const auto key = pool_key(host, port, relay);
+    std::string via_host;
+    std::uint16_t via_port = 0;
+    auto timeout = kNoRelayDialTimeout;
+    bool relay_now = false;
     {
       std::lock_guard<std::mutex> g(m);
-      auto& v = idle[host + ":" + std::to_string(port)];
+      auto& v = idle[key];
       if (!v.empty()) {
         auto s = std::move(v.back());
         v.pop_back();
         return s;
       }
+      if (!relay.empty() && relay_port) {
+        via_host = relay_host;
+        via_port = relay_port;
+        timeout = direct_timeout;
+        relay_now = through_relay.count(key) > 0;
+      }
     }
+    const auto where = host + ":" + std::to_string(port);
     auto s = std::make_unique<Channel>(io);
     boost::system::error_code ec;
-    tcp::resolver resolver(io);
-    auto found = resolver.resolve(host, std::to_string(port), tcp::resolver::numeric_service, ec);
-    if (!ec) asio::connect(s->sock, found, ec);
-    if (ec) throw core::Error("iogrid: cannot reach the data plane at " + host + ":" + std::to_string(port) + ": " + ec.message());
-    s->sock.set_option(tcp::no_delay(true));
+    std::string direct_error;
+    auto failed_at = std::chrono::steady_clock::now();
+    if (!relay_now) {
+      dial(io, s->sock, host, port, timeout, ec);
+      if (ec && !via_port) throw core::Error("iogrid: cannot reach the data plane at " + where + ": " + ec.message());
+      if (ec) {
+        direct_error = ec.message();
+        relay_now = true;
+        failed_at = std::chrono::steady_clock::now();
+        spdlog::info("data plane: {} cannot be dialled ({}): through the head's relay as '{}'", where, direct_error, relay);
+      }
+    }
+    if (relay_now) {
+      dial(io, s->sock, via_host, via_port, kRelayDialTimeout, ec);
+      if (!ec) asio::write(s->sock, asio::buffer(relay_hello("CONNECT", relay, token)), ec);
+      if (ec)
+        throw core::Error("iogrid: cannot reach the data plane at " + where +
+                          (direct_error.empty() ? "" : " (" + direct_error + ")") + " nor the head's relay at " + via_host +
+                          ":" + std::to_string(via_port) + ": " + ec.message());
+    }
+    s->sock.set_option(tcp::no_delay(true), ec);
     try {
       s->start_tls(tls.get(), false);
       std::string nonce(32, '\0');
@@ -330,13 +428,23 @@ struct DataClient::Impl {
       auto p = proof(token, nonce);
       s->write_all(p.data(), p.size());
     } catch (const std::exception& e) {
-      throw core::Error("iogrid: the data plane at " + host + ":" + std::to_string(port) + " refused this process: " + e.what());
+      if (relay_now)
+        throw core::Error("iogrid: the head's relay did not reach the data plane of '" + relay + "' (" + where + "): " + e.what());
+      throw core::Error("iogrid: the data plane at " + where + " refused this process: " + e.what());
+    }
+    if (relay_now) {
+      ++relayed;
+      std::lock_guard<std::mutex> g(m);
+      through_relay.insert(key);
+      if (!direct_error.empty())
+        fallback_nanos = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - failed_at).count());
     }
     return s;
   }
-  void give_back(const std::string& host, std::uint16_t port, std::unique_ptr<Channel> s) {
+  void give_back(const std::string& host, std::uint16_t port, const std::string& relay, std::unique_ptr<Channel> s) {
     std::lock_guard<std::mutex> g(m);
-    idle[host + ":" + std::to_string(port)].push_back(std::move(s));
+    idle[pool_key(host, port, relay)].push_back(std::move(s));
   }
 };
 
@@ -346,7 +454,7 @@ DataClient::DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls) : imp
   impl_->tls = std::move(tls);
   impl_->freer = std::thread([impl = impl_.get()] {
     for (;;) {
-      std::tuple<std::string, std::uint16_t, std::uint64_t> job;
+      std::tuple<std::string, std::uint16_t, std::uint64_t, std::string> job;
       {
         std::unique_lock<std::mutex> g(impl->fm);
         impl->fcv.wait(g, [impl] { return impl->stop || !impl->frees.empty(); });
@@ -355,14 +463,14 @@ DataClient::DataClient(std::string token, std::shared_ptr<ssl_ctx_st> tls) : imp
         impl->frees.pop_front();
       }
       try {
-        auto& [host, port, key] = job;
-        auto s = impl->connect(host, port);
+        auto& [host, port, key, relay] = job;
+        auto s = impl->connect(host, port, relay);
         std::uint8_t req[9];
         data_wire::encode_request(req, {kDelete, key});
         s->write_all(req, sizeof req);
         std::uint8_t status;
         s->read_all(&status, 1);
-        impl->give_back(host, port, std::move(s));
+        impl->give_back(host, port, relay, std::move(s));
       } catch (const std::exception&) {
       }
     }
@@ -378,9 +486,10 @@ DataClient::~DataClient() {
   if (impl_->freer.joinable()) impl_->freer.join();
 }
 
-core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size) {
+core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size,
+                                  const std::string& relay) {
   auto t0 = std::chrono::steady_clock::now();
-  auto s = impl_->connect(host, port);
+  auto s = impl_->connect(host, port, relay);
   std::uint8_t req[9];
   data_wire::encode_request(req, {kGet, key});
   const auto what = "object " + std::to_string(key) + " from " + host + ":" + std::to_string(port);
@@ -402,10 +511,10 @@ core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, s
     throw core::Error("iogrid: lost the data plane connection to " + host + ":" + std::to_string(port) + ": " + e.what());
   }
   if (!out) {
-    impl_->give_back(host, port, std::move(s));
+    impl_->give_back(host, port, relay, std::move(s));
     throw core::Error("iogrid: object " + std::to_string(key) + " is not at " + host + ":" + std::to_string(port));
   }
-  impl_->give_back(host, port, std::move(s));
+  impl_->give_back(host, port, relay, std::move(s));
   auto ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
   impl_->bytes += out->size();
@@ -416,17 +525,25 @@ core::BufferPtr DataClient::fetch(const std::string& host, std::uint16_t port, s
   return out;
 }
 
-void DataClient::erase_later(const std::string& host, std::uint16_t port, std::uint64_t key) {
+void DataClient::erase_later(const std::string& host, std::uint16_t port, std::uint64_t key, const std::string& relay) {
   {
     std::lock_guard<std::mutex> g(impl_->fm);
-    impl_->frees.emplace_back(host, port, key);
+    impl_->frees.emplace_back(host, port, key, relay);
   }
   impl_->fcv.notify_one();
 }
 
+void DataClient::set_relay(const std::string& host, std::uint16_t port, std::chrono::milliseconds direct_timeout) {
+  std::lock_guard<std::mutex> g(impl_->m);
+  impl_->relay_host = host;
+  impl_->relay_port = port;
+  impl_->direct_timeout = direct_timeout;
+}
+
 TransferStats DataClient::stats() const {
-  return TransferStats{impl_->bytes.load(), double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),
-                       impl_->last_bytes.load(), double(impl_->last_nanos.load()) / 1e9};
+  return TransferStats{impl_->bytes.load(),         double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),
+                       impl_->last_bytes.load(),    double(impl_->last_nanos.load()) / 1e9, impl_->relayed.load(),
+                       double(impl_->fallback_nanos.load()) / 1e9};
 }
 
 namespace {

@@ -8,9 +8,15 @@
 // status: 0 ok, 1 no such object. A wrong proof, an unknown op or a short read closes the connection.
 // A CRC mismatch fails the fetch with iogrid::Error (the bytes were damaged on the way). With TLS configured
 // the connection runs TLS (mutual, the cluster CA) before the token challenge.
+// Behind a NAT: a server that cannot be dialled is reached through the head's relay
+// (runtime/cluster/relay_server.hpp). A client whose direct dial fails (refused, unreachable, or no answer within
+// the direct timeout) dials the relay with a CONNECT line naming the server's relay name; the head asks the
+// server's process to dial the relay too (serve_dialled), and the two are spliced. Everything after the relay's
+// line is the protocol above, end to end (TLS included): the relay sees ciphertext when TLS is on.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,6 +34,8 @@ struct TransferStats {
   std::uint64_t fetches = 0;
   std::uint64_t last_bytes = 0;   // the most recent fetch
   double last_seconds = 0;
+  std::uint64_t relayed = 0;      // connections that went through the head's relay
+  double last_fallback_seconds = 0;  // the latest relayed connection: from the failed direct dial to it working
 };
 
 class DataServer {
@@ -37,6 +45,9 @@ class DataServer {
   DataServer(std::string token, std::string bind, Lookup lookup, Erase erase, std::shared_ptr<ssl_ctx_st> tls = nullptr);
   ~DataServer();
   std::uint16_t port() const;
+  // Dials the head's relay at host:port, says it is the target of `session` (an ACCEPT line signed with the
+  // token), and serves what comes through like an incoming connection. Returns at once (a thread of its own).
+  void serve_dialled(const std::string& host, std::uint16_t port, const std::string& session);
 
  private:
   struct Impl;
@@ -49,10 +60,15 @@ class DataClient {
   ~DataClient();
   // Pulls one object; throws iogrid::Error when the server cannot be reached, has no such object, announces
   // another size than `expected_size` (when not 0), or the bytes fail their checksum. `host` is a name or an
-  // address (IPv4 or IPv6).
-  core::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size = 0);
+  // address (IPv4 or IPv6). `relay`: the server's name at the head's relay, tried when host:port cannot be
+  // dialled (and this client knows the relay: set_relay); "" never.
+  core::BufferPtr fetch(const std::string& host, std::uint16_t port, std::uint64_t key, std::uint64_t expected_size = 0,
+                        const std::string& relay = "");
   // Frees an object on its server, in the background (best effort: a gone server has freed it anyway).
-  void erase_later(const std::string& host, std::uint16_t port, std::uint64_t key);
+  void erase_later(const std::string& host, std::uint16_t port, std::uint64_t key, const std::string& relay = "");
+  // The head's relay (port 0: none), and how long a direct dial may take before the relay is tried.
+  void set_relay(const std::string& host, std::uint16_t port,
+                 std::chrono::milliseconds direct_timeout = std::chrono::milliseconds(1500));
   TransferStats stats() const;
 
  private:

@@ -13,7 +13,7 @@ std::string mac(const std::string& token, const std::string& verb, const std::st
 bool word(const std::string& s) {
   if (s.empty() || s.size() > 80) return false;
   for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':')) return false;
   return true;
 }
 }  // namespace

@@ -2,7 +2,8 @@
 // peer it cannot dial (runtime/cluster/relay_server.hpp). The rest of the connection is the ordinary protocol
 // (token handshake, TLS when configured) end to end between the two peers: the relay sees only these lines and
 // then bytes it copies.
-//   IOGRID-RELAY/1 CONNECT <target> <nonce> <mac>\n   a dialer: splice me to <target> (a job's driver)
+//   IOGRID-RELAY/1 CONNECT <target> <nonce> <mac>\n   a dialer: splice me to <target>: a job's driver ("job-N"),
+//                                                   or a process's data plane ("data-job:job-N", "data-node:N")
 //   IOGRID-RELAY/1 ACCEPT <session> <nonce> <mac>\n   the target, asked over its control connection: I am here
 // <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
 #pragma once

@@ -4,10 +4,15 @@
 
 #include <boost/asio.hpp>
 #include <chrono>
+#include <cstring>
 #include <future>
+#include <map>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "runtime/cluster/relay_server.hpp"
+#include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/relay_hello.hpp"
 
 using namespace iogrid::runtime;
@@ -126,4 +131,148 @@ TEST_CASE("the relay refuses unsigned lines, unknown targets and sessions, and e
   const auto got = read_n(b, 5000);
   CHECK(got.size() >= 1000);
   CHECK(got.size() == 1000);  // cut at the limit: the session ended
+}
+
+namespace {
+
+// A port nothing listens on (bound, then released).
+std::uint16_t closed_port() {
+  asio::io_context io;
+  tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto p = a.local_endpoint().port();
+  a.close();
+  return p;
+}
+
+// A data-plane server holding `objects`, reached only through a relay: its address as a puller is told it
+// cannot be dialled; the relay knows it as "data-node:1" and asks it to dial in.
+struct HiddenServer {
+  std::map<std::uint64_t, std::string> objects;
+  std::mutex m;
+  std::unique_ptr<transport::DataServer> server;
+  std::unique_ptr<cluster::RelayServer> relay;
+  std::atomic<int> asked{0};
+
+  HiddenServer() {
+    server = std::make_unique<transport::DataServer>(
+        kToken, "127.0.0.1",
+        [this](std::uint64_t key) -> iogrid::core::BufferPtr {
+          std::lock_guard<std::mutex> g(m);
+          auto it = objects.find(key);
+          if (it == objects.end()) return nullptr;
+          auto b = iogrid::core::make_buffer(it->second.size());
+          std::memcpy(b->data(), it->second.data(), it->second.size());
+          return b;
+        },
+        [this](std::uint64_t key) {
+          std::lock_guard<std::mutex> g(m);
+          objects.erase(key);
+        });
+    cluster::RelayOptions o;
+    o.token = kToken;
+    o.bind = "127.0.0.1";
+    o.ask_target = [this](const std::string& target, const std::string& session) {
+      if (target != "data-node:1") return false;
+      ++asked;
+      server->serve_dialled("127.0.0.1", relay->port(), session);
+      return true;
+    };
+    relay = std::make_unique<cluster::RelayServer>(o);
+  }
+  ~HiddenServer() {
+    relay.reset();
+    server.reset();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a data-plane pull falls back to the relay when the holder cannot be dialled, and stays there", "[relay]") {
+  HiddenServer hidden;
+  std::string blob(9u << 20, '\0');  // more than two 4 MiB chunks, each checked on arrival
+  for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 7 + 3);
+  hidden.objects[42] = blob;
+  hidden.objects[43] = "small";
+  transport::DataClient client(kToken);
+  client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
+  const auto nowhere = closed_port();  // what a NAT's address looks like from outside: nobody answers there
+
+  auto got = client.fetch("127.0.0.1", nowhere, 42, blob.size(), "data-node:1");
+  REQUIRE(got);
+  CHECK(std::string(reinterpret_cast<const char*>(got->data()), got->size()) == blob);
+  auto st = client.stats();
+  CHECK(st.relayed == 1);
+  CHECK(st.last_fallback_seconds > 0);
+  CHECK(st.last_fallback_seconds < 2);
+  CHECK(hidden.asked == 1);
+  // The relayed connection is kept: the next pull and a free reuse it, no new relay session.
+  auto small = client.fetch("127.0.0.1", nowhere, 43, 5, "data-node:1");
+  CHECK(std::string(reinterpret_cast<const char*>(small->data()), small->size()) == "small");
+  client.erase_later("127.0.0.1", nowhere, 42, "data-node:1");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> g(hidden.m);
+      if (!hidden.objects.count(42)) break;
+    }
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(hidden.asked == 1);
+  CHECK(hidden.relay->stats().sessions == 1);
+  CHECK(hidden.relay->stats().bytes >= blob.size());
+
+  // A second client (another process): its pool is empty, so it dials again, fails, and goes through the relay.
+  transport::DataClient other(kToken);
+  other.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
+  CHECK(other.fetch("127.0.0.1", nowhere, 43, 5, "data-node:1")->size() == 5);
+  CHECK(hidden.asked == 2);
+}
+
+TEST_CASE("a data-plane pull gives up on a holder that never answers within the direct timeout", "[relay]") {
+  // A firewall that drops packets: a listener whose accept queue is full drops further connection attempts.
+  asio::io_context io;
+  tcp::acceptor full(io);
+  full.open(tcp::v4());
+  full.bind({asio::ip::make_address("127.0.0.1"), 0});
+  full.listen(0);
+  std::vector<tcp::socket> queued;
+  for (int i = 0; i < 8; ++i) {
+    queued.emplace_back(io);
+    queued.back().open(tcp::v4());
+    queued.back().non_blocking(true);
+    boost::system::error_code ignored;
+    queued.back().connect({asio::ip::make_address("127.0.0.1"), full.local_endpoint().port()}, ignored);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  HiddenServer hidden;
+  hidden.objects[7] = "behind a firewall";
+  transport::DataClient client(kToken);
+  client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(400));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = client.fetch("127.0.0.1", full.local_endpoint().port(), 7, 0, "data-node:1");
+  const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(std::string(reinterpret_cast<const char*>(got->data()), got->size()) == "behind a firewall");
+  CHECK(client.stats().relayed == 1);
+  CHECK(took < 3);  // the direct timeout, then the relay: never the kernel's minutes of retries
+}
+
+TEST_CASE("a data-plane pull says why when neither the holder nor its relay name can be reached", "[relay]") {
+  HiddenServer hidden;
+  const auto nowhere = closed_port();
+  transport::DataClient no_relay(kToken);
+  CHECK_THROWS_WITH(no_relay.fetch("127.0.0.1", nowhere, 1, 0, "data-node:1"),
+                    Catch::Contains("cannot reach the data plane at 127.0.0.1:" + std::to_string(nowhere)));
+  transport::DataClient client(kToken);
+  client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
+  // A name the head does not know: the relay refuses and the pull says so.
+  CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, "data-node:9"),
+                    Catch::Contains("the head's relay did not reach the data plane of 'data-node:9'"));
+  // No name (a holder that never said it could be relayed): the direct error, as before.
+  CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, ""), Catch::Contains("cannot reach the data plane"));
+  // The relay itself gone: both errors named.
+  const auto relay_port = hidden.relay->port();
+  hidden.relay.reset();
+  CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, "data-node:1"),
+                    Catch::Contains("nor the head's relay at 127.0.0.1:" + std::to_string(relay_port)));
 }
