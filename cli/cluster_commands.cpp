@@ -1,5 +1,8 @@
 #include "cli/cluster_commands.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,11 +18,16 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <stdexcept>
+#include <algorithm>
+#include <atomic>
 #include <thread>
 
 #include "gpu/devices.hpp"
 #include "runtime/cluster/cluster_client.hpp"
 #include "runtime/cluster/daemons.hpp"
+#include "runtime/cluster/tunnel_ends.hpp"
+#include "runtime/transport/relay_hello.hpp"
+#include "runtime/transport/tcp.hpp"
 #include "runtime/transport/auth.hpp"
 
 namespace iogrid::cli {
@@ -274,12 +282,15 @@ int node_command(const std::vector<std::string>& args) {
       std::cout << "usage: iogrid node --address HOST:PORT [--token-file F] [--name NAME] [--num-cpus N] [--memory-gib G]\n"
                    "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
                    "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
-                   "                   [--telemetry-file F] [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "                   [--telemetry-file F] [--allow-tunnel PORT,...] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
                    "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
                    "node in tests and demos; --telemetry-file F makes such a node report the telemetry in F (a JSON\n"
                    "array of {index, temperature_c, power_w, power_limit_w, utilization_pct, memory_used_gib,\n"
-                   "sm_clock_mhz, memory_clock_mhz}, read again at every heartbeat) instead of NVML's.\n";
+                   "sm_clock_mhz, memory_clock_mhz}, read again at every heartbeat) instead of NVML's.\n"
+                   "--allow-tunnel 8888,22 lets holders of the cluster token reach these ports of this machine\n"
+                   "(127.0.0.1 only) with `iogrid tunnel NODE:PORT`, through the head's relay: a notebook, SSH or a model\n"
+                   "server behind a NAT, no router settings. No port is reachable unless listed here.\n";
       return 0;
     }
     if (f == "--address") address = a.value(f);
@@ -301,6 +312,7 @@ int node_command(const std::vector<std::string>& args) {
     else if (f == "--tls-key") o.tls.key = a.value(f);
     else if (f == "--tls-ca") o.tls.ca = a.value(f);
     else if (f == "--log-level") level = a.value(f);
+    else if (f == "--allow-tunnel") o.allow_tunnel = runtime::cluster::parse_ports(f, a.value(f));
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid node (see iogrid node --help)");
   }
   auto [h, p] = runtime::transport::parse_address(address_or_env(address));
@@ -380,6 +392,21 @@ int status_command(const std::vector<std::string>& args) {
     std::cout << std::setw(10) << j["id"].get<std::string>() << std::setw(12) << j["state"].get<std::string>()
               << std::setw(10) << j["active_leases"].get<int>() << std::setw(12) << j.value("driver_reach", std::string("-"))
               << j["driver"].get<std::string>() << "\n";
+  if (s.contains("relay")) {
+    const auto& relay = s["relay"];
+    if (relay.contains("tunnel_ports") && !relay["tunnel_ports"].empty()) {
+      std::cout << "\nTUNNELS (iogrid tunnel NODE:PORT)\n  allowed:";
+      for (const auto& [node, ports] : relay["tunnel_ports"].items()) {
+        std::string list;
+        for (const auto& p : ports) list += (list.empty() ? "" : ",") + std::to_string(p.get<int>());
+        std::cout << " " << node << ":" << list;
+      }
+      std::cout << "\n";
+      for (const auto& t : relay.value("tunnels", nlohmann::json::array()))
+        std::cout << "  open: " << t["target"].get<std::string>() << " for " << t["from"].get<std::string>() << ", "
+                  << static_cast<long>(t["seconds"].get<double>()) << " s, " << t["bytes"].get<std::uint64_t>() << " bytes\n";
+    }
+  }
   auto clusters = nlohmann::json::parse(
       runtime::cluster::admin(address_or_env(address), token_or_create(token_file, false), "cluster.list", "{}"));
   if (!clusters.empty()) {
@@ -394,6 +421,107 @@ int status_command(const std::vector<std::string>& args) {
     }
   }
   return 0;
+}
+
+int tunnel_command(const std::vector<std::string>& args) {
+  std::string address, token_file = default_token_path(), target, bind = "127.0.0.1";
+  long local = -1;
+  for (Args a(args); !a.done(); ++a.i) {
+    const auto f = a.peek();
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid tunnel NODE:PORT [--local PORT] [--bind ADDR] [--address HOST:PORT] [--token-file F]\n"
+                   "Forwards a local port (default: the same number) to port PORT of node NODE, through the head's\n"
+                   "relay: reach a notebook, SSH or a model server on a machine behind a NAT, no router settings.\n"
+                   "The node's owner allows ports explicitly (iogrid node --allow-tunnel 8888,22); `iogrid status`\n"
+                   "lists the ports each node allows and the tunnels open now. Every connection is signed with the\n"
+                   "cluster token and logged by the head and the node. The bytes are the application's own (use SSH,\n"
+                   "HTTPS, or a notebook's token): the relay does not encrypt them. --bind 0.0.0.0 shares the local\n"
+                   "port with your network (default: this machine only). Runs until interrupted (Ctrl-C).\n";
+      return 0;
+    }
+    if (f == "--address") address = a.value(f);
+    else if (f == "--token-file") token_file = a.value(f);
+    else if (f == "--local") local = static_cast<long>(runtime::cluster::parse_ports(f, a.value(f)).at(0));
+    else if (f == "--bind") bind = a.value(f);
+    else if (!f.empty() && f[0] == '-') throw std::invalid_argument("unknown option '" + f + "' for iogrid tunnel (see iogrid tunnel --help)");
+    else if (target.empty()) target = f;
+    else throw std::invalid_argument("iogrid tunnel takes one NODE:PORT, got '" + target + "' and '" + f + "'");
+  }
+  const auto colon = target.rfind(':');
+  if (target.empty() || colon == std::string::npos || colon == 0)
+    throw std::invalid_argument("iogrid tunnel needs NODE:PORT (e.g. gpu-box:8888), got '" + target + "'");
+  const auto node = target.substr(0, colon);
+  const auto port = runtime::cluster::parse_ports("NODE:PORT", target.substr(colon + 1)).at(0);
+  if (local < 0) local = port;
+  const auto head = address_or_env(address);
+  const auto token = token_or_create(token_file, false);
+  const auto s = nlohmann::json::parse(runtime::cluster::cluster_status_json(head, token));
+  bool alive = false;
+  for (const auto& n : s["nodes"]) alive = alive || n["name"] == node;
+  if (!alive) throw std::invalid_argument("no live node named '" + node + "' (see iogrid status)");
+  if (!s.contains("relay") || !s["relay"].contains("port"))
+    throw std::invalid_argument("the head at " + head + " runs no relay (it was started with --no-relay): tunnels go through it");
+  const auto& relay = s["relay"];
+  std::vector<int> allowed;
+  if (relay.contains("tunnel_ports") && relay["tunnel_ports"].contains(node)) allowed = relay["tunnel_ports"][node].get<std::vector<int>>();
+  if (std::find(allowed.begin(), allowed.end(), port) == allowed.end()) {
+    std::string list;
+    for (int p : allowed) list += (list.empty() ? "" : ",") + std::to_string(p);
+    throw std::invalid_argument("node " + node + " does not allow tunnels to port " + std::to_string(port) +
+                                (list.empty() ? " (it allows none: its owner starts it with iogrid node --allow-tunnel PORT,...)"
+                                              : " (it allows " + list + ")"));
+  }
+  const auto relay_host = runtime::transport::parse_address(head).first;
+  const auto relay_port = relay["port"].get<std::uint16_t>();
+
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(local));
+  if (::inet_pton(AF_INET, bind.c_str(), &addr.sin_addr) != 1) throw std::invalid_argument("--bind takes an IPv4 address, got '" + bind + "'");
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  ::setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener, 64) != 0)
+    throw std::runtime_error("cannot listen on " + bind + ":" + std::to_string(local) + ": " + std::strerror(errno) +
+                             " (choose another port with --local PORT)");
+  socklen_t len = sizeof addr;
+  ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::cout << "iogrid tunnel: " << bind << ":" << ntohs(addr.sin_port) << " -> " << node << ":" << port
+            << " through the head's relay at " << relay_host << ":" << relay_port << " (Ctrl-C to stop)" << std::endl;
+  const std::string name = "tunnel:" + node + ":" + std::to_string(port);
+  auto open = std::make_shared<std::atomic<int>>(0);
+  for (;;) {
+    sockaddr_in peer{};
+    socklen_t plen = sizeof peer;
+    const int client = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC);
+    if (client < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      throw std::runtime_error(std::string("the local port stopped accepting: ") + std::strerror(errno));
+    }
+    char from[INET_ADDRSTRLEN] = "?";
+    ::inet_ntop(AF_INET, &peer.sin_addr, from, sizeof from);
+    const std::string who = std::string(from) + ":" + std::to_string(ntohs(peer.sin_port));
+    std::thread([client, who, name, relay_host, relay_port, token, open] {
+      std::string error;
+      const int up = runtime::transport::dial_tcp(relay_host, relay_port, std::chrono::seconds(5), &error);
+      if (up < 0) {
+        std::cerr << "iogrid tunnel: connection from " << who << " dropped: cannot reach the head's relay: " << error << std::endl;
+        ::close(client);
+        return;
+      }
+      const auto hello = runtime::transport::relay_hello("CONNECT", name, token);
+      if (::send(up, hello.data(), hello.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(hello.size())) {
+        ::close(up);
+        ::close(client);
+        return;
+      }
+      std::cerr << "iogrid tunnel: connection from " << who << " (" << ++*open << " open)" << std::endl;
+      const auto bytes = runtime::transport::splice_tcp(client, up);
+      std::cerr << "iogrid tunnel: connection from " << who << " closed, " << bytes << " bytes (" << --*open << " open)" << std::endl;
+      ::close(up);
+      ::close(client);
+    }).detach();
+  }
 }
 
 int job_command(const std::vector<std::string>& args) {

@@ -9,6 +9,7 @@ namespace iogrid::cli {
 int head_command(const std::vector<std::string>& args);
 int node_command(const std::vector<std::string>& args);
 int status_command(const std::vector<std::string>& args);
+int tunnel_command(const std::vector<std::string>& args);
 int job_command(const std::vector<std::string>& args);
 // `iogrid ui-key add NAME | list | remove NAME [--keys-file F]`: the dashboard's user keys.
 int ui_key_command(const std::vector<std::string>& args);

@@ -58,9 +58,12 @@ commands:
       open, API p50/p99 at 200 requests/s, the full status document's latency and size. The browser rows need
       node, ui/node_modules and chromium (scripts/setup). About two minutes.
   bench net [--runs N] [--seconds S] [--json] [--only NAME[,NAME...]]
-      Connections across NATs (as root: the hosts are network namespaces): a head and a 2-CPU node, and a driver
-      run twice, on the lab's network (its workers dial it) and behind a cone NAT (they come through the head's
-      relay): the median empty-task round trip of each (2,000 x S sequential tasks) and their ratio.
+      Connections across NATs (as root: the hosts are network namespaces): a head, a 2-CPU node on the lab's
+      network and one behind a cone NAT. A driver run twice, on the lab's network (workers dial it) and behind a
+      cone NAT (they come through the head's relay): the median empty-task round trip of each (2,000 x S
+      sequential tasks) and their ratio; a 1 GiB object (x S when S < 1) pulled from each node (direct, and
+      through the relay) with their throughput ratio and the time from the failed dial to the relayed pull; the
+      relay's resident bytes per idle spliced connection.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -72,6 +75,7 @@ cluster commands (each takes --help):
   head [--port P] [--token-file F] ...         start the head of a cluster; prints how to join it
   node --address HOST:PORT [--gpus ...] ...    join this machine to a cluster
   status [--address HOST:PORT] [--json]        nodes, resources, GPUs, jobs and queued work
+  tunnel NODE:PORT [--local PORT]              forward a local port to a port a node allows, through the relay
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
   cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
   ledger                                       GPU-seconds and cost per job, cluster and provider node
@@ -94,6 +98,10 @@ int bench(const std::vector<std::string>& args) {
   if (suite == "net-driver") {  // one driver process of `bench net` (internal)
     if (args.size() != 2) throw std::invalid_argument("bench net-driver N");
     return iogrid::bench::run_net_driver(std::stoi(args[1]));
+  }
+  if (suite == "net-transfer") {  // the transfer driver of `bench net` (internal)
+    if (args.size() != 2) throw std::invalid_argument("bench net-transfer BYTES");
+    return iogrid::bench::run_net_transfer_driver(std::stoull(args[1]));
   }
   if (suite == "users-driver") {  // one driver process of `bench users` (internal)
     if (args.size() != 4) throw std::invalid_argument("bench users-driver INDEX TASKS BIG");
@@ -193,6 +201,7 @@ int main(int argc, char** argv) {
     if (cmd == "head") return iogrid::cli::head_command(rest);
     if (cmd == "node") return iogrid::cli::node_command(rest);
     if (cmd == "status") return iogrid::cli::status_command(rest);
+    if (cmd == "tunnel") return iogrid::cli::tunnel_command(rest);
     if (cmd == "job") return iogrid::cli::job_command(rest);
     if (cmd == "sched") return iogrid::cli::sched_command(rest);
     if (cmd == "cluster") return iogrid::cli::cluster_command(rest);

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <future>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
@@ -64,25 +67,49 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     relay_port_ = port;
     relay_stats_ = std::move(stats);
   }
-  // Relay names: "job-N" (a driver's control connection), "data-job:job-N" (its data plane), "data-node:N".
+  // Relay names: "job-N" (a driver's control connection), "data-job:job-N" (its data plane), "data-node:N",
+  // "tunnel:NODE:PORT" (a port its owner allows, cluster/tunnel_ends.hpp).
   bool relay_target_known(const std::string& target) const {
     std::lock_guard<std::mutex> g(relay_m_);
-    return relay_targets_.count(target) > 0;
+    return tunnel_of(target) || relay_targets_.count(target) > 0;
+  }
+  struct TunnelTarget {
+    ConnId conn = 0;
+    std::uint16_t port = 0;
+  };
+  // Under relay_m_: the node connection and port of a tunnel name its node allows; nullopt otherwise.
+  std::optional<TunnelTarget> tunnel_of(const std::string& target) const {
+    if (target.rfind("tunnel:", 0) != 0) return std::nullopt;
+    const auto colon = target.rfind(':');
+    if (colon <= 7) return std::nullopt;
+    const auto node = target.substr(7, colon - 7);
+    const auto it = tunnel_ports_.find(node);
+    if (it == tunnel_ports_.end()) return std::nullopt;
+    const auto port = std::atoi(target.c_str() + colon + 1);
+    if (port <= 0 || !it->second.second.count(static_cast<std::uint16_t>(port))) return std::nullopt;
+    return TunnelTarget{it->second.first, static_cast<std::uint16_t>(port)};
   }
   // Asks the process named `target` to dial the relay for `session`.
   void relay_dial(Endpoint& ep, const std::string& target, const std::string& session) {
     ConnId to = 0;
+    std::uint16_t tunnel_port = 0;
     {
       std::lock_guard<std::mutex> g(relay_m_);
-      auto it = relay_targets_.find(target);
-      if (it == relay_targets_.end()) return;
-      to = it->second;
+      if (auto t = tunnel_of(target)) {
+        to = t->conn;
+        tunnel_port = t->port;
+      } else {
+        auto it = relay_targets_.find(target);
+        if (it == relay_targets_.end()) return;
+        to = it->second;
+      }
     }
     capnp::MallocMessageBuilder out;
     auto d = out.initRoot<proto::Envelope>().initRelayDial();
     d.setSession(session);
     d.setPort(relay_port_);
     d.setData(target.rfind("data-", 0) == 0);
+    d.setTunnelPort(tunnel_port);
     ep.send(to, out);
   }
   void name_for_relay(const std::string& target, ConnId conn) {
@@ -245,6 +272,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     std::lock_guard<std::mutex> g(relay_m_);
     for (auto it = relay_targets_.begin(); it != relay_targets_.end();)
       it = it->second == p.id ? relay_targets_.erase(it) : std::next(it);
+    for (auto it = tunnel_ports_.begin(); it != tunnel_ports_.end();)
+      it = it->second.first == p.id ? tunnel_ports_.erase(it) : std::next(it);
   }
 
   void on_tick(Endpoint& ep) override {
@@ -393,6 +422,19 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setRelayPort(relay_port_);
     ep.send(p.id, out);
     name_for_relay("data-node:" + std::to_string(joined.index), p.id);
+    {
+      std::set<std::uint16_t> ports;
+      for (auto port : r.getAllowTunnel()) ports.insert(port);
+      std::lock_guard<std::mutex> g(relay_m_);
+      if (ports.empty()) {
+        tunnel_ports_.erase(joined.name);
+      } else {
+        std::string list;
+        for (auto port : ports) list += (list.empty() ? "" : ",") + std::to_string(port);
+        spdlog::info("node {} allows tunnels to its ports {}", joined.name, list);
+        tunnel_ports_[joined.name] = {p.id, std::move(ports)};
+      }
+    }
     core_.admit(joined.index);
     // Can it be dialled? (Its data port, at the address its connection came from.)
     if (r.getDataPort())
@@ -483,8 +525,17 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     cluster::fill_status(core_, ep.name(), s);
     if (relay_stats_) {
       const auto r = relay_stats_();
+      auto tunnels = nlohmann::json::array();
+      for (const auto& t : r.tunnels)
+        tunnels.push_back({{"target", t.target}, {"from", t.from}, {"seconds", t.seconds}, {"bytes", t.bytes}});
+      auto allowed = nlohmann::json::object();
+      {
+        std::lock_guard<std::mutex> g(relay_m_);
+        for (const auto& [node, entry] : tunnel_ports_) allowed[node] = entry.second;
+      }
       s.setRelayJson(nlohmann::json{{"port", relay_port_}, {"sessions", r.sessions}, {"active", r.active},
-                                    {"refused", r.refused}, {"bytes", r.bytes}}.dump());
+                                    {"refused", r.refused}, {"bytes", r.bytes}, {"tunnels", tunnels},
+                                    {"tunnel_ports", allowed}}.dump());
     }
   }
 
@@ -500,6 +551,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::function<RelayStats()> relay_stats_;
   mutable std::mutex relay_m_;
   std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
+  std::map<std::string, std::pair<ConnId, std::set<std::uint16_t>>> tunnel_ports_;  // node -> its conn, allowed ports
   IoThread io_;  // last: joined before the members its work touches go away
   transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core
 };

@@ -168,6 +168,11 @@ std::vector<std::string> NetnsLab::exec_prefix(const std::string& name) {
   return {ip_, "netns", "exec", hosts_.at(name).ns};
 }
 
+std::string NetnsLab::namespace_path(const std::string& name) {
+  host(name);
+  return "/var/run/netns/" + hosts_.at(name).ns;
+}
+
 void NetnsLab::set_link(const std::string& name, bool up) {
   host(name);  // a NATed host's veth on the bridge is its router's: cutting it cuts the home off
   sh("ip link set " + hosts_.at(name).veth + (up ? " up" : " down"));

@@ -40,6 +40,8 @@ class NetnsLab {
   std::string public_address(const std::string& name);
   // The arguments that run a program inside that host's namespace (put before its argv).
   std::vector<std::string> exec_prefix(const std::string& name);
+  // The host's namespace file (for setns: a thread of this process can listen inside the host).
+  std::string namespace_path(const std::string& name);
   // The root namespace's address on the bridge (where drivers and commands of this process are seen from).
   const std::string& gateway() const { return gateway_; }
   // Cuts a host off the bridge (its link down) or puts it back: a network partition, not a dead process.

@@ -1,4 +1,5 @@
 #include "runtime/cluster/node_service.hpp"
+#include "runtime/cluster/tunnel_ends.hpp"
 
 #include "gpu/devices.hpp"
 #include "gpu/kernels/ops.hpp"
@@ -114,6 +115,7 @@ class NodeService final : public transport::Service {
     });
     liveness_ = std::make_unique<transport::LivenessSender>(opts_.token, opts_.head_host, opts_.head_port,
                                                              std::chrono::milliseconds(250));
+    tunnels_ = std::make_unique<TunnelEnds>(opts_.allow_tunnel, opts_.token);
   }
 
   static std::int64_t physical_bytes() {
@@ -139,6 +141,9 @@ class NodeService final : public transport::Service {
       proto::write(r.initInfo(), opts_.node);
       r.setDataPort(data_->port());
       r.setLocalHost(transport::local_address_towards(opts_.head_host, opts_.head_port));
+      auto ports = r.initAllowTunnel(static_cast<unsigned>(tunnels_->allowed().size()));
+      unsigned i = 0;
+      for (auto port : tunnels_->allowed()) ports.set(i++, port);
       if (!name_.empty()) {
         // Back after losing the head: same identity, and the leases our workers still serve.
         r.setRejoin(true);
@@ -201,7 +206,8 @@ class NodeService final : public transport::Service {
         case W::RELAY_DIAL: {
           // Someone that cannot dial this node's data plane waits at the head's relay: serve it from there.
           auto d = msg.getRelayDial();
-          if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession());
+          if (d.getTunnelPort()) tunnels_->open(opts_.head_host, d.getPort(), d.getSession(), d.getTunnelPort());
+          else if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession());
           return;
         }
         case W::CODE: return code_arrived(ep, msg.getCode());
@@ -713,6 +719,7 @@ class NodeService final : public transport::Service {
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
   std::uint16_t head_relay_port_ = 0;  // the head's relay (at opts_.head_host); 0: none
+  std::unique_ptr<TunnelEnds> tunnels_;
   std::atomic<std::uint64_t> object_counter_{0};
   std::unique_ptr<transport::LivenessSender> liveness_;  // "still running" to the head on UDP (liveness.hpp)
   IoThread io_;  // last: stopped (and joined) before the members its work touches go away

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "runtime/transport/endpoint.hpp"
 #include "runtime/transport/tls.hpp"
@@ -40,6 +41,7 @@ struct NodeDaemonOptions {
   std::int64_t object_store_bytes = 0;               // 0: a quarter of this machine's memory
   transport::TlsConfig tls;                          // also handed to its worker processes
   std::string telemetry_file;                        // telemetry read from this JSON file, not NVML (tests, demos)
+  std::vector<std::uint16_t> allow_tunnel;           // local ports `iogrid tunnel` may reach (tunnel_ends.hpp)
 };
 
 std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
 #include <map>
@@ -43,7 +44,11 @@ struct RelayServer::Impl {
   struct Waiting {
     std::shared_ptr<Leg> dialer;
     std::shared_ptr<asio::steady_timer> timer;
+    std::string target;
   };
+  struct Session;
+  std::mutex tunnels_m;
+  std::vector<std::weak_ptr<Session>> tunnels;  // open tunnel sessions, for stats() (any thread)
   std::map<std::string, Waiting> waiting;  // session -> the dialer waiting for its target (io thread only)
   std::size_t pending_hellos = 0;          // io thread only
 
@@ -91,7 +96,7 @@ struct RelayServer::Impl {
     if (!opts.ask_target || !opts.ask_target(target, session))
       return refuse(dialer, "no process '" + target + "' to relay to");
     auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
-    waiting[session] = {dialer, timer};
+    waiting[session] = {dialer, timer, target};
     timer->async_wait([self = this, session, target](boost::system::error_code ec) {
       if (ec) return;
       auto it = self->waiting.find(session);
@@ -106,12 +111,24 @@ struct RelayServer::Impl {
     auto it = waiting.find(session);
     if (it == waiting.end()) return refuse(target, "no session " + session + " waiting");
     auto dialer = it->second.dialer;
+    const auto name = it->second.target;
     it->second.timer->cancel();
     waiting.erase(it);
     ++sessions;
     ++active;
-    spdlog::debug("relay: session {} spliced ({} now)", session, active.load());
     auto s = std::make_shared<Session>(this, dialer, target);
+    s->target = name;
+    boost::system::error_code ec;
+    const auto from = dialer->sock.remote_endpoint(ec);
+    s->from = ec ? std::string("?") : from.address().to_string();
+    if (name.rfind("tunnel:", 0) == 0) {
+      spdlog::info("relay: tunnel to {} opened for {} (session {})", name.substr(7), s->from, session);
+      std::lock_guard<std::mutex> g(tunnels_m);
+      tunnels.erase(std::remove_if(tunnels.begin(), tunnels.end(), [](const auto& w) { return w.expired(); }), tunnels.end());
+      tunnels.push_back(s);
+    } else {
+      spdlog::debug("relay: session {} spliced ({} now)", session, active.load());
+    }
     s->start();
   }
 
@@ -122,8 +139,10 @@ struct RelayServer::Impl {
     std::array<std::shared_ptr<Leg>, 2> legs;
     std::array<std::array<char, 64 * 1024>, 2> buf;
     asio::steady_timer idle;
-    std::uint64_t carried = 0;
-    bool closed = false;
+    std::atomic<std::uint64_t> carried{0};  // read by stats() for tunnels
+    std::atomic<bool> closed{false};
+    std::string target, from;               // set before start()
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
 
     void start() {
       // What each side sent before the other came goes first.
@@ -158,7 +177,7 @@ struct RelayServer::Impl {
       if (closed) return;
       // Never more than the session's limit: a read asks for at most what is left of it.
       std::size_t room = buf[from].size();
-      if (impl->opts.max_bytes) room = std::min<std::uint64_t>(room, impl->opts.max_bytes - std::min(carried, impl->opts.max_bytes));
+      if (impl->opts.max_bytes) room = std::min<std::uint64_t>(room, impl->opts.max_bytes - std::min(carried.load(), impl->opts.max_bytes));
       if (room == 0) {
         spdlog::info("relay: a session reached its limit of {} bytes", impl->opts.max_bytes);
         return close();
@@ -178,6 +197,9 @@ struct RelayServer::Impl {
       if (closed) return;
       closed = true;
       --impl->active;
+      if (target.rfind("tunnel:", 0) == 0)
+        spdlog::info("relay: tunnel to {} for {} closed after {:.1f} s, {} bytes", target.substr(7), from,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count(), carried.load());
       boost::system::error_code ec;
       idle.cancel();
       for (auto& l : legs) {
@@ -212,7 +234,13 @@ RelayServer::~RelayServer() {
 std::uint16_t RelayServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 RelayStats RelayServer::stats() const {
-  return {impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load()};
+  RelayStats r{impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load(), {}};
+  std::lock_guard<std::mutex> g(impl_->tunnels_m);
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& w : impl_->tunnels)
+    if (auto s = w.lock(); s && !s->closed)
+      r.tunnels.push_back({s->target.substr(7), s->from, std::chrono::duration<double>(now - s->since).count(), s->carried.load()});
+  return r;
 }
 
 }  // namespace iogrid::runtime::cluster

@@ -7,7 +7,8 @@
 // Rules: a first line must arrive within 10 s and be signed with the cluster token, else the connection is
 // closed (and counted as refused); a CONNECT whose target does not dial in within 10 s is closed; a session
 // closes both sides when either ends, when it carried `max_bytes` (0: no limit), or after `idle` without a byte
-// (0: never). Thread: one of its own (Asio); `ask_target` is called on it.
+// (0: never). Tunnels (targets "tunnel:NODE:PORT") are logged when spliced and listed in stats() while open.
+// Thread: one of its own (Asio); `ask_target` is called on it.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace iogrid::runtime::cluster {
 
@@ -30,8 +32,16 @@ struct RelayOptions {
   std::function<bool(const std::string& target, const std::string& session)> ask_target;
 };
 
+// An open session whose target is a tunnel ("tunnel:NODE:PORT", cluster/tunnel_ends.hpp): listed for the status.
+struct RelayTunnel {
+  std::string target, from;  // the target's name; the dialer's address as the relay sees it
+  double seconds = 0;        // open for
+  std::uint64_t bytes = 0;
+};
+
 struct RelayStats {
   std::uint64_t sessions = 0, active = 0, refused = 0, bytes = 0;
+  std::vector<RelayTunnel> tunnels;
 };
 
 class RelayServer {

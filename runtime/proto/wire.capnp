@@ -67,6 +67,7 @@ struct RegisterNode {
   activeLeases @5 :List(ActiveLease);
   dataPort @6 :UInt16;        # where its data plane listens (the head dials it back: can it be reached?)
   localHost @7 :Text;         # its own address towards the head (differs from the observed one behind a NAT)
+  allowTunnel @8 :List(UInt16);  # local ports its owner lets `iogrid tunnel` reach (cluster/tunnel_ends.hpp)
 }
 
 # head -> node
@@ -166,6 +167,7 @@ struct RelayDial {
   session @0 :Text;
   port @1 :UInt16;
   data @2 :Bool;              # for the process's data plane (its object store), not its control connection
+  tunnelPort @3 :UInt16;      # a node: for a tunnel to this local port (`iogrid tunnel`), not its data plane
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.

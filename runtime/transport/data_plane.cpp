@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 #include <openssl/ssl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <zlib.h>
 
@@ -24,6 +23,7 @@
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_wire.hpp"
 #include "runtime/transport/relay_hello.hpp"
+#include "runtime/transport/tcp.hpp"
 
 namespace iogrid::runtime::transport {
 
@@ -57,41 +57,19 @@ struct SslFree {
 constexpr std::chrono::milliseconds kRelayDialTimeout{5000};   // the head's relay: public, answers at once
 constexpr std::chrono::milliseconds kNoRelayDialTimeout{20000};  // a direct dial with nothing to fall back to
 
-// Dials host:port, giving up after `timeout` (a firewall that drops packets would otherwise hold a connect for
-// minutes of SYN retries). The socket is left blocking (OpenSSL reads and writes it directly).
-void dial(asio::io_context& io, tcp::socket& sock, const std::string& host, std::uint16_t port,
-          std::chrono::milliseconds timeout, boost::system::error_code& ec) {
-  tcp::resolver resolver(io);
-  auto found = resolver.resolve(host, std::to_string(port), tcp::resolver::numeric_service, ec);
-  if (ec) return;
-  boost::system::error_code ignored;
-  for (const auto& e : found) {
-    sock.close(ignored);
-    sock.open(e.endpoint().protocol(), ec);
-    if (!ec) sock.non_blocking(true, ec);
-    // ::connect itself: asio's synchronous connect waits for the handshake however the socket is set.
-    if (!ec && ::connect(sock.native_handle(), e.endpoint().data(), static_cast<socklen_t>(e.endpoint().size())) != 0)
-      ec = boost::system::error_code(errno, boost::system::system_category());
-    if (ec == boost::system::errc::operation_in_progress) {
-      pollfd p{sock.native_handle(), POLLOUT, 0};
-      int r;
-      do r = ::poll(&p, 1, static_cast<int>(timeout.count()));
-      while (r < 0 && errno == EINTR);
-      if (r == 0) {
-        ec = asio::error::timed_out;
-      } else if (r < 0) {
-        ec = boost::system::error_code(errno, boost::system::system_category());
-      } else {
-        int err = 0;
-        socklen_t len = sizeof err;
-        ::getsockopt(sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len);
-        ec = err ? boost::system::error_code(err, boost::system::system_category()) : boost::system::error_code();
-      }
-    }
-    if (!ec) sock.non_blocking(false, ec);
-    if (!ec) return;
-  }
-  sock.close(ignored);
+// Dials host:port within `timeout` (transport/tcp.hpp) into `sock`, left blocking (OpenSSL reads and writes it
+// directly). Returns "" or why it failed.
+std::string dial(tcp::socket& sock, const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
+  std::string error;
+  const int fd = dial_tcp(host, port, timeout, &error);
+  if (fd < 0) return error;
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  boost::system::error_code ec;
+  sock.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) ::close(fd);
+  return ec ? ec.message() : "";
 }
 
 // OpenSSL writes to the socket with write(), which raises SIGPIPE when the peer has gone (asio and CAF use
@@ -333,11 +311,12 @@ void DataServer::serve_dialled(const std::string& host, std::uint16_t port, cons
   impl_->reap();
   auto done = std::make_shared<std::atomic<bool>>(false);
   impl_->conns.push_back({s, done, std::thread([impl = impl_.get(), s, done, host, port, session] {
+                            auto error = dial(s->sock, host, port, kRelayDialTimeout);
                             boost::system::error_code ec;
-                            dial(impl->io, s->sock, host, port, kRelayDialTimeout, ec);
-                            if (!ec) asio::write(s->sock, asio::buffer(relay_hello("ACCEPT", session, impl->token)), ec);
-                            if (ec)
-                              spdlog::warn("data plane: cannot reach the head's relay at {}:{}: {}", host, port, ec.message());
+                            if (error.empty()) asio::write(s->sock, asio::buffer(relay_hello("ACCEPT", session, impl->token)), ec);
+                            if (ec) error = ec.message();
+                            if (!error.empty())
+                              spdlog::warn("data plane: cannot reach the head's relay at {}:{}: {}", host, port, error);
                             else
                               impl->serve(s);
                             *done = true;
@@ -403,22 +382,22 @@ struct DataClient::Impl {
     std::string direct_error;
     auto failed_at = std::chrono::steady_clock::now();
     if (!relay_now) {
-      dial(io, s->sock, host, port, timeout, ec);
-      if (ec && !via_port) throw core::Error("iogrid: cannot reach the data plane at " + where + ": " + ec.message());
-      if (ec) {
-        direct_error = ec.message();
+      direct_error = dial(s->sock, host, port, timeout);
+      if (!direct_error.empty() && !via_port) throw core::Error("iogrid: cannot reach the data plane at " + where + ": " + direct_error);
+      if (!direct_error.empty()) {
         relay_now = true;
         failed_at = std::chrono::steady_clock::now();
         spdlog::info("data plane: {} cannot be dialled ({}): through the head's relay as '{}'", where, direct_error, relay);
       }
     }
     if (relay_now) {
-      dial(io, s->sock, via_host, via_port, kRelayDialTimeout, ec);
-      if (!ec) asio::write(s->sock, asio::buffer(relay_hello("CONNECT", relay, token)), ec);
-      if (ec)
+      auto error = dial(s->sock, via_host, via_port, kRelayDialTimeout);
+      if (error.empty()) asio::write(s->sock, asio::buffer(relay_hello("CONNECT", relay, token)), ec);
+      if (ec) error = ec.message();
+      if (!error.empty())
         throw core::Error("iogrid: cannot reach the data plane at " + where +
                           (direct_error.empty() ? "" : " (" + direct_error + ")") + " nor the head's relay at " + via_host +
-                          ":" + std::to_string(via_port) + ": " + ec.message());
+                          ":" + std::to_string(via_port) + ": " + error);
     }
     s->sock.set_option(tcp::no_delay(true), ec);
     try {

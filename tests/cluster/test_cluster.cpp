@@ -1,12 +1,23 @@
 // Multi-process tests: a real head, real nodes and real drivers on 127.0.0.1.
 #include <catch2/catch.hpp>
 #include <dirent.h>
+#include <boost/asio.hpp>
+#include <thread>
+#include <atomic>
+#include <future>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sched.h>
+#include <fcntl.h>
 
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "local_cluster.hpp"
+#include "runtime/transport/relay_hello.hpp"
 
 using namespace std::chrono_literals;
 using iogrid::test::eventually;
@@ -652,6 +663,163 @@ TEST_CASE("large objects move between nodes and a driver behind three different 
   INFO(n2_log);
   CHECK(n2_log.find("through the head's relay as 'data-node:0'") != std::string::npos);
   CHECK(n2_log.find("through the head's relay as 'data-job:job-1'") != std::string::npos);
+}
+
+namespace {
+
+// A tiny HTTP server listening on 127.0.0.1 inside a lab host's namespace (a thread of this process that joined
+// it), answering every request with `body`: what a notebook or a model server on a home machine looks like.
+class HttpInNamespace {
+ public:
+  HttpInNamespace(const std::string& ns_path, std::string body) : body_(std::move(body)) {
+    std::promise<int> port;
+    auto got = port.get_future();
+    thread_ = std::thread([this, ns_path, &port] {
+      const int ns = ::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+        port.set_value(-1);
+        return;
+      }
+      ::close(ns);
+      listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      socklen_t len = sizeof a;
+      if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener_, 16) != 0 ||
+          ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        port.set_value(-1);
+        return;
+      }
+      port.set_value(ntohs(a.sin_port));
+      for (;;) {
+        const int c = ::accept(listener_, nullptr, nullptr);
+        if (c < 0) return;  // shut down
+        char buf[4096];
+        std::string request;
+        while (request.find("\r\n\r\n") == std::string::npos) {
+          const auto n = ::read(c, buf, sizeof buf);
+          if (n <= 0) break;
+          request.append(buf, static_cast<std::size_t>(n));
+        }
+        ++requests;
+        const std::string reply = "HTTP/1.0 200 OK\r\nContent-Length: " + std::to_string(body_.size()) + "\r\n\r\n" + body_;
+        (void)!::write(c, reply.data(), reply.size());
+        ::close(c);
+      }
+    });
+    port_ = got.get();
+  }
+  ~HttpInNamespace() {
+    if (listener_ >= 0) ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    if (listener_ >= 0) ::close(listener_);
+  }
+  int port() const { return port_; }
+  std::atomic<int> requests{0};
+
+ private:
+  std::string body_;
+  int listener_ = -1;
+  int port_ = -1;
+  std::thread thread_;
+};
+
+// Connects to 127.0.0.1:port of this namespace; -1 when nothing answers.
+int connect_local(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string read_all(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+// Hidden: needs network namespaces (ctest runs it as nat.tunnel with IOGRID_TEST_NETNS=1).
+TEST_CASE("a tunnel carries HTTP to a port a node behind a symmetric NAT allows, and to no other", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.netns()->host("node n1", Nat::symmetric);
+  HttpInNamespace web(c.netns()->namespace_path("node n1"), "hello from behind a symmetric NAT");
+  REQUIRE(web.port() > 0);
+  const auto port = std::to_string(web.port());
+  c.add_node("n1", {"--num-cpus", "1", "--allow-tunnel", port}, Nat::symmetric);
+  REQUIRE(c.wait_nodes(1, 20s));
+  const auto status = c.status();
+  REQUIRE(status.contains("relay"));
+  CHECK(status["relay"]["tunnel_ports"]["n1"] == nlohmann::json::array({web.port()}));
+
+  // A port the node does not allow: the CLI says so and which it allows.
+  auto& refused = c.command({"tunnel", "n1:22", "--local", std::to_string(free_local_port())});
+  CHECK(refused.wait(30s) != 0);
+  CHECK(refused.output().find("node n1 does not allow tunnels to port 22 (it allows " + port + ")") != std::string::npos);
+  // Nor does the relay open one when asked directly with a signed line (the head checks too).
+  {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket s(io);
+    s.connect({boost::asio::ip::make_address(c.address().substr(0, c.address().rfind(':'))),
+               status["relay"]["port"].get<std::uint16_t>()});
+    boost::asio::write(s, boost::asio::buffer(iogrid::runtime::transport::relay_hello("CONNECT", "tunnel:n1:22", c.read_token())));
+    char ch;
+    boost::system::error_code ec;
+    s.read_some(boost::asio::buffer(&ch, 1), ec);
+    CHECK((ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset));
+  }
+
+  const int local = free_local_port();
+  auto& tunnel = c.command({"tunnel", "n1:" + port, "--local", std::to_string(local)});
+  REQUIRE(tunnel.wait_for_output("iogrid tunnel: 127.0.0.1:" + std::to_string(local) + " -> n1:" + port, 30s));
+  for (int i = 0; i < 3; ++i) {  // one connection after another, each a relay session of its own
+    const int fd = connect_local(local);
+    REQUIRE(fd >= 0);
+    const std::string get = "GET / HTTP/1.0\r\nHost: n1\r\n\r\n";
+    REQUIRE(::write(fd, get.data(), get.size()) == static_cast<ssize_t>(get.size()));
+    const auto reply = read_all(fd);
+    ::close(fd);
+    INFO(reply + "\n" + tunnel.output() + "\n" + c.logs());
+    CHECK(reply.rfind("HTTP/1.0 200 OK", 0) == 0);
+    CHECK(reply.find("hello from behind a symmetric NAT") != std::string::npos);
+  }
+  CHECK(web.requests == 3);
+  // An open tunnel is listed in the status while it lasts.
+  const int held = connect_local(local);
+  REQUIRE(held >= 0);
+  const bool listed = eventually([&] {
+    const auto s = c.status();
+    return s["relay"].contains("tunnels") && s["relay"]["tunnels"].size() == 1 &&
+           s["relay"]["tunnels"][0]["target"] == "n1:" + port;
+  }, 10s);
+  CHECK(listed);
+  ::close(held);
+  // The head and the node log each tunnel.
+  CHECK(eventually([&] { return c.head().output().find("relay: tunnel to n1:" + port + " opened") != std::string::npos; }, 5s));
+  CHECK(eventually([&] { return c.node("n1").output().find("tunnel to port " + port + " open") != std::string::npos; }, 5s));
 }
 
 // Hidden: as above, with mutual TLS: the relay carries the TLS sessions between worker and driver unopened.

@@ -1,6 +1,7 @@
 // The head's relay (runtime/cluster/relay_server.hpp): signed first lines only, a dialer spliced to the target
 // it names once the target dials in, bytes both ways (early ones included), limits, refusals.
 #include <catch2/catch.hpp>
+#include <sys/socket.h>
 
 #include <boost/asio.hpp>
 #include <chrono>
@@ -237,12 +238,12 @@ TEST_CASE("a data-plane pull gives up on a holder that never answers within the 
   full.bind({asio::ip::make_address("127.0.0.1"), 0});
   full.listen(0);
   std::vector<tcp::socket> queued;
-  for (int i = 0; i < 8; ++i) {
+  const tcp::endpoint target(asio::ip::make_address("127.0.0.1"), full.local_endpoint().port());
+  for (int i = 0; i < 8; ++i) {  // ::connect on a non-blocking socket: asio's own connect would wait for the answer
     queued.emplace_back(io);
     queued.back().open(tcp::v4());
     queued.back().non_blocking(true);
-    boost::system::error_code ignored;
-    queued.back().connect({asio::ip::make_address("127.0.0.1"), full.local_endpoint().port()}, ignored);
+    (void)::connect(queued.back().native_handle(), target.data(), static_cast<socklen_t>(target.size()));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   HiddenServer hidden;
