@@ -816,6 +816,12 @@ TEST_CASE("a tunnel carries HTTP to a port a node behind a symmetric NAT allows,
            s["relay"]["tunnels"][0]["target"] == "n1:" + port;
   }, 10s);
   CHECK(listed);
+  // `iogrid status` says it in words: the ports n1 allows, the tunnel open now.
+  auto& text = c.command({"status"});
+  REQUIRE(text.wait(30s) == 0);
+  CHECK(text.output().find("TUNNELS") != std::string::npos);
+  CHECK(text.output().find("allowed: n1:" + port) != std::string::npos);
+  CHECK(text.output().find("open: n1:" + port + " for ") != std::string::npos);
   ::close(held);
   // The head and the node log each tunnel.
   CHECK(eventually([&] { return c.head().output().find("relay: tunnel to n1:" + port + " opened") != std::string::npos; }, 5s));
