@@ -206,7 +206,9 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
                        R"("actors":{"pending":0,"alive":2,"restarting":1,"dead":4},)"
                        R"("duration":{"buckets":[0.01,0.1],"counts":[4,1,1],"sum_s":2.5}}},)"
                        R"({"id":"job-2","state":"finished","leases_granted":7,"active_leases":0}],)"
-                       R"("relay":{"port":7000,"sessions":12,"active":2,"refused":1,"bytes":123456}})");
+                       R"("relay":{"port":7000,"sessions":12,"active":2,"refused":1,"bytes":123456,)"
+                       R"("tunnels":[{"target":"box:8888","from":"10.0.0.9","seconds":3,"bytes":10},)"
+                       R"({"target":"box:8888","from":"10.0.0.9","seconds":1,"bytes":0}]}})");
   };
   http::request<http::string_body> req{http::verb::get, "/metrics", 11};
   DashboardApi api(source_of(snapshot, nullptr), {});
@@ -232,6 +234,7 @@ TEST_CASE("/metrics is valid Prometheus text with node, GPU, store, job and leas
   CHECK(m.at("iogrid_relay_sessions_total") == 12);
   CHECK(m.at("iogrid_relay_active") == 2);
   CHECK(m.at("iogrid_relay_bytes_total") == 123456);
+  CHECK(m.at("iogrid_relay_tunnels_open{tunnel=\"box:8888\"}") == 2);
   CHECK(m.at("iogrid_actors{job=\"job-1\",state=\"dead\"}") == 4);
   // Cumulative buckets, +Inf equal to the count.
   CHECK(m.at("iogrid_task_duration_seconds_bucket{job=\"job-1\",le=\"0.01\"}") == 4);
