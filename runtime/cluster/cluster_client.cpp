@@ -257,6 +257,13 @@ class DriverService final : public transport::Service {
             observed_host_ = a.getObservedHost();
           }
           if (a.getRelayPort() && data_client_) data_client_->set_relay(head_host_, a.getRelayPort());
+          // Joined before the upload: the program's first calls are queued behind this handler (so the code
+          // still reaches the head before any lease request) instead of waiting for a large binary to be read.
+          const bool resumed = join_done_;
+          if (!join_done_) {
+            join_done_ = true;
+            joined_.set_value();
+          }
           if (a.getNeedCode()) {
             try {
               auto bytes = read_file(code_path_);
@@ -269,10 +276,7 @@ class DriverService final : public transport::Service {
               spdlog::error("cannot upload this program to the head: {}", e.what());
             }
           }
-          if (!join_done_) {
-            join_done_ = true;
-            joined_.set_value();
-          } else {
+          if (resumed) {
             spdlog::warn("reconnected to the head; {} resumed", job_id_);
             for (const auto& [id, w] : wanted_) send_lease_request(ep, id);
           }

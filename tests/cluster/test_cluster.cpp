@@ -119,7 +119,7 @@ TEST_CASE("a node killed with SIGKILL mid-job: tasks are retried elsewhere and r
     for (const auto& n : s["nodes"])
       if (n["active_leases"].get<int>() == 0) return false;
     return true;
-  }, 20s));
+  }, std::chrono::duration_cast<std::chrono::milliseconds>(20s * kSanitizerSlowdown)));  // each node fetches the code first
   c.node("n2").kill(SIGKILL);
   int rc = d.wait(120s);
   INFO(c.logs());
@@ -136,7 +136,9 @@ TEST_CASE("a driver killed mid-job: its workers stop and its resources return", 
   REQUIRE(c.wait_nodes(2));
   auto& d = c.driver({"hang"});
   REQUIRE(d.wait_for_output("submitted", 30s));
-  REQUIRE(eventually([&] { return !all_cpus_free(c) && !children_of(c.node("n1").pid()).empty(); }, 20s));
+  // Workers start once the node has the job's code (a 126 MB executable under ASan): allow for the slowdown.
+  REQUIRE(eventually([&] { return !all_cpus_free(c) && !children_of(c.node("n1").pid()).empty(); },
+                     std::chrono::duration_cast<std::chrono::milliseconds>(20s * kSanitizerSlowdown)));
   d.kill(SIGKILL);
   INFO(c.logs());
   CHECK(eventually([&] { return all_cpus_free(c); }, 5s));
