@@ -488,7 +488,7 @@ int tunnel_command(const std::vector<std::string>& args) {
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
   std::cout << "iogrid tunnel: " << bind << ":" << ntohs(addr.sin_port) << " -> " << node << ":" << port
             << " through the head's relay at " << relay_host << ":" << relay_port << " (Ctrl-C to stop)" << std::endl;
-  const std::string name = "tunnel:" + node + ":" + std::to_string(port);
+  const std::string name = runtime::transport::tunnel_relay_name(node, port);
   auto open = std::make_shared<std::atomic<int>>(0);
   for (;;) {
     sockaddr_in peer{};

@@ -200,7 +200,7 @@ class DriverService final : public transport::Service {
   // The name the head's relay knows this driver's data plane by ("" for a nested owner: reached like its node).
   std::string data_relay_name() const {
     std::lock_guard<std::mutex> g(host_m_);
-    return parent_job_.empty() && !job_id_.empty() ? "data-job:" + job_id_ : "";
+    return parent_job_.empty() && !job_id_.empty() ? transport::data_job_relay_name(job_id_) : "";
   }
   std::string observed_host() const {
     std::lock_guard<std::mutex> g(host_m_);

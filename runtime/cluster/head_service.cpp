@@ -16,6 +16,7 @@
 #include "runtime/head/head_core.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/reachability.hpp"
+#include "runtime/transport/relay_hello.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -421,7 +422,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setObservedHost(p.address);
     a.setRelayPort(relay_port_);
     ep.send(p.id, out);
-    name_for_relay("data-node:" + std::to_string(joined.index), p.id);
+    name_for_relay(transport::data_node_relay_name(joined.index), p.id);
     {
       std::set<std::uint16_t> ports;
       for (auto port : r.getAllowTunnel()) ports.insert(port);
@@ -478,7 +479,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     ep.send(p.id, out);
     if (reg.parent_job.empty()) {
       name_for_relay(res.job, p.id);
-      name_for_relay("data-job:" + res.job, p.id);
+      name_for_relay(transport::data_job_relay_name(res.job), p.id);
     }
     // Can its workers dial it? (A driver's own registration; a worker's nested one is reached like its node.)
     if (reg.parent_job.empty() && reg.owner_port)

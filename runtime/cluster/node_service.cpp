@@ -204,7 +204,7 @@ class NodeService final : public transport::Service {
         }
         case W::START_LEASE: return start_lease(ep, msg.getStartLease());
         case W::RELAY_DIAL: {
-          // Someone that cannot dial this node's data plane waits at the head's relay: serve it from there.
+          // Someone who cannot dial this node waits at the head's relay: a tunnel to an allowed port, or a pull.
           auto d = msg.getRelayDial();
           if (d.getTunnelPort()) tunnels_->open(opts_.head_host, d.getPort(), d.getSession(), d.getTunnelPort());
           else if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession());

@@ -439,7 +439,7 @@ class WorkerService final : public transport::Service {
         e.send(node_, msg);
       });
       if (f.wait_for(std::chrono::seconds(120)) != std::future_status::ready) throw core::Error("the node did not store the object in time");
-      return Location{data_host_, data_port_, f.get(), size, node_index_, "data-node:" + std::to_string(node_index_)};
+      return Location{data_host_, data_port_, f.get(), size, node_index_, transport::data_node_relay_name(node_index_)};
     };
   }
 

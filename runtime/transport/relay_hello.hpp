@@ -8,12 +8,20 @@
 // <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
 namespace iogrid::runtime::transport {
 
 inline constexpr std::size_t kRelayHelloMax = 256;
+
+// The names processes are known by at the relay (besides a driver's own job id): one place for every side.
+inline std::string data_node_relay_name(std::uint32_t node_index) { return "data-node:" + std::to_string(node_index); }
+inline std::string data_job_relay_name(const std::string& job) { return "data-job:" + job; }
+inline std::string tunnel_relay_name(const std::string& node, std::uint16_t port) {
+  return "tunnel:" + node + ":" + std::to_string(port);
+}
 
 std::string relay_hello(const std::string& verb, const std::string& id, const std::string& token);
 
