@@ -21,6 +21,7 @@
 #include "iogrid/core/errors.hpp"
 #include "runtime/actor_record.hpp"
 #include "runtime/export_table.hpp"
+#include "runtime/cluster/code_transfer.hpp"
 #include "runtime/cluster/remote_lease.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/cluster/store_server.hpp"
@@ -65,14 +66,6 @@ auto with_root(const std::string& bytes, Fn fn) {
   std::memcpy(words.data(), bytes.data(), bytes.size());
   capnp::FlatArrayMessageReader reader(kj::arrayPtr(words.data(), words.size()));
   return fn(reader.getRoot<Root>());
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw core::Error("iogrid: cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::vector<NodeSummary> nodes_of(proto::StatusReply::Reader r) {
@@ -232,6 +225,9 @@ class DriverService final : public transport::Service {
       auto spec = r.initSpec();
       spec.setCodeHash(code_hash_);
       spec.setDriverNode(ep.name());
+      std::error_code ec;
+      const auto code_size = code_path_.empty() ? 0 : std::filesystem::file_size(code_path_, ec);
+      if (!ec) r.setCodeSize(code_size);  // 0: unknown (the head learns it from the first chunk)
       if (const char* user = std::getenv("IOGRID_USER"); user && *user) spec.setUser(user);
       if (const char* w = std::getenv("IOGRID_JOB_WEIGHT"); w && *w) spec.setWeight(std::atof(w));
       r.setOwnerPort(owner_port_);
@@ -257,29 +253,32 @@ class DriverService final : public transport::Service {
             observed_host_ = a.getObservedHost();
           }
           if (a.getRelayPort() && data_client_) data_client_->set_relay(head_host_, a.getRelayPort());
-          // Joined before the upload: the program's first calls are queued behind this handler (so the code
-          // still reaches the head before any lease request) instead of waiting for a large binary to be read.
           const bool resumed = join_done_;
           if (!join_done_) {
             join_done_ = true;
             joined_.set_value();
           }
-          if (a.getNeedCode()) {
-            try {
-              auto bytes = read_file(code_path_);
-              capnp::MallocMessageBuilder out;
-              auto c = out.initRoot<proto::Envelope>().initCode();
-              c.setHash(code_hash_);
-              c.setBytes(bytes_of(bytes));
-              ep.send(head_, out);
-            } catch (const std::exception& e) {
-              spdlog::error("cannot upload this program to the head: {}", e.what());
-            }
-          }
+          if (a.getNeedCode()) spdlog::debug("the head has no copy of this program yet: it asks for it in chunks");
           if (resumed) {
             spdlog::warn("reconnected to the head; {} resumed", job_id_);
             for (const auto& [id, w] : wanted_) send_lease_request(ep, id);
           }
+          return;
+        }
+        case W::CODE_REQUEST: {
+          // The head pulls this program a chunk at a time (the other messages are not held up behind it).
+          auto r = msg.getCodeRequest();
+          std::uint64_t total = 0;
+          std::optional<std::string> chunk;
+          if (r.getHash() == code_hash_) chunk = read_code_chunk(code_path_, r.getOffset(), &total);
+          if (!chunk) spdlog::error("cannot send this program ({}) to the head at offset {}", code_path_, r.getOffset());
+          capnp::MallocMessageBuilder out;
+          auto c = out.initRoot<proto::Envelope>().initCode();
+          c.setHash(r.getHash());
+          c.setOffset(r.getOffset());
+          c.setTotal(chunk ? total : 0);
+          if (chunk) c.setBytes(bytes_of(*chunk));
+          ep.send(head_, out);
           return;
         }
         case W::LEASE_FAILED: {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <mutex>
@@ -10,7 +11,7 @@
 #include <unordered_map>
 
 #include "iogrid/core/errors.hpp"
-#include "runtime/cluster/io_thread.hpp"
+#include "runtime/cluster/code_transfer.hpp"
 #include "runtime/cluster/relay_server.hpp"
 #include "runtime/cluster/status_json.hpp"
 #include "runtime/head/head_core.hpp"
@@ -146,28 +147,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
                                std::move(tel));
       }
       case W::REGISTER_JOB: return register_job(ep, p, msg.getRegisterJob());
-      case W::CODE: {
-        // Checked and written on the I/O thread: a large executable must not hold up heartbeats.
-        auto c = msg.getCode();
-        const std::string hash = c.getHash();
-        auto bytes = std::make_shared<const std::string>(text_of(c.getBytes()));
-        const auto from = p.id;
-        const auto address = p.address;
-        io_.run([this, hash, bytes, from, address, dir = core_.code().dir(), self = self_] {
-          const bool ok = head::CodeStore::write(dir, hash, *bytes);
-          transport::post(self, [this, hash, ok, from, address, size = bytes->size()](Endpoint& e) {
-            if (!ok) {
-              spdlog::warn("closing connection from {}: uploaded code does not match its hash", address);
-              return e.close(from, "uploaded code does not match its hash");
-            }
-            spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), size);
-            for (auto conn : core_.code().stored(hash))  // nodes that asked for it before it arrived
-              if (e.peer(conn)) send_code(e, conn, hash);
-          });
-        });
-        return;
-      }
-      case W::CODE_REQUEST: return send_code(ep, p.id, msg.getCodeRequest().getHash());
+      case W::CODE: return code_chunk(ep, p, msg.getCode());
+      case W::CODE_REQUEST: return send_code(ep, p.id, msg.getCodeRequest().getHash(), msg.getCodeRequest().getOffset());
       case W::LEASE_REQUEST: {
         auto r = msg.getLeaseRequest();
         if (!core_.request_lease(p.id, r.getLeaseId(), proto::read(r.getRequest())))
@@ -270,6 +251,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       core_.node_lost(index, why);
     }
     core_.owner_gone(p.id, why);
+    code_source_gone(ep, p.id);
     std::lock_guard<std::mutex> g(relay_m_);
     for (auto it = relay_targets_.begin(); it != relay_targets_.end();)
       it = it->second == p.id ? relay_targets_.erase(it) : std::next(it);
@@ -477,6 +459,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setObservedHost(p.address);
     a.setRelayPort(relay_port_);
     ep.send(p.id, out);
+    if (res.need_code) want_code(ep, reg.code_hash, p.id, r.getCodeSize());
     if (reg.parent_job.empty()) {
       name_for_relay(res.job, p.id);
       name_for_relay(transport::data_job_relay_name(res.job), p.id);
@@ -488,22 +471,105 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       });
   }
 
-  // Read on the I/O thread, sent from the endpoint's.
-  void send_code(Endpoint&, ConnId to, const std::string& hash) {
-    if (!core_.code().has(hash)) return core_.code().wait_for(hash, to);  // sent when it arrives
-    io_.run([this, to, hash, dir = core_.code().dir(), self = self_] {
-      auto bytes = head::CodeStore::read(dir, hash);
-      if (!bytes) return;
-      auto shared = std::make_shared<const std::string>(std::move(*bytes));
-      transport::post(self, [to, hash, shared](Endpoint& e) {
-        if (!e.peer(to)) return;
-        capnp::MallocMessageBuilder out;
-        auto c = out.initRoot<proto::Envelope>().initCode();
-        c.setHash(hash);
-        c.setBytes(bytes_of(*shared));
-        e.send(to, out);
-      });
-    });
+  // ---- job code: pulled from a driver in chunks, served to nodes in chunks (cluster/code_transfer.hpp) ----
+
+  // Code being pulled from a driver (one upload per executable).
+  struct Upload {
+    ConnId from = 0;
+    std::unique_ptr<CodeDownload> download;
+  };
+
+  // A job needs code the head lacks: `from` (its driver) holds it. One upload per executable at a time; the
+  // other drivers holding the same one are kept in case the uploading one goes away.
+  void want_code(Endpoint& ep, const std::string& hash, ConnId from, std::uint64_t size) {
+    auto& sources = code_sources_[hash];
+    sources.push_back({from, size});
+    if (!uploads_.count(hash)) start_upload(ep, hash);
+  }
+
+  void start_upload(Endpoint& ep, const std::string& hash) {
+    auto& sources = code_sources_[hash];
+    while (!sources.empty() && !ep.peer(sources.front().first)) sources.erase(sources.begin());
+    if (sources.empty()) {
+      code_sources_.erase(hash);
+      return;  // nodes asking for it keep waiting: a driver resuming the job uploads it again
+    }
+    auto [from, size] = sources.front();
+    auto& up = uploads_[hash];
+    up.from = from;
+    up.download = std::make_unique<CodeDownload>(core_.code().dir(), hash, size);
+    ask_code(ep, hash, up);
+  }
+
+  void ask_code(Endpoint& ep, const std::string& hash, Upload& up) {
+    for (auto offset : up.download->next_requests()) {
+      capnp::MallocMessageBuilder out;
+      auto r = out.initRoot<proto::Envelope>().initCodeRequest();
+      r.setHash(hash);
+      r.setOffset(offset);
+      ep.send(up.from, out);
+    }
+  }
+
+  void code_chunk(Endpoint& ep, Peer& p, proto::Code::Reader c) {
+    const std::string hash = c.getHash();
+    auto it = uploads_.find(hash);
+    if (it == uploads_.end() || it->second.from != p.id) return;  // not asked for (or from a driver since replaced)
+    auto& up = it->second;
+    auto b = c.getBytes();
+    switch (up.download->add(c.getOffset(), c.getTotal(), {reinterpret_cast<const char*>(b.begin()), b.size()})) {
+      case CodeDownload::Step::more:
+        return ask_code(ep, hash, up);
+      case CodeDownload::Step::done: {
+        spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), up.download->total());
+        uploads_.erase(it);
+        code_sources_.erase(hash);
+        for (auto [conn, offset] : core_.code().take_waiting(hash))  // nodes that asked before it arrived
+          if (ep.peer(conn)) send_code(ep, conn, hash, offset);
+        return;
+      }
+      case CodeDownload::Step::failed: {
+        const std::string why = up.download->error();
+        spdlog::warn("closing connection from {}: its upload of code {} failed: {}", p.address, hash.substr(0, 12), why);
+        uploads_.erase(it);
+        auto& sources = code_sources_[hash];
+        sources.erase(std::remove_if(sources.begin(), sources.end(), [&](const auto& s) { return s.first == p.id; }),
+                      sources.end());
+        ep.close(p.id, "the upload of this program failed: " + why);
+        return start_upload(ep, hash);
+      }
+    }
+  }
+
+  // A driver that went away mid-upload: the next driver holding the same code takes over.
+  void code_source_gone(Endpoint& ep, ConnId conn) {
+    std::vector<std::string> restart;
+    for (auto& [hash, sources] : code_sources_)
+      sources.erase(std::remove_if(sources.begin(), sources.end(), [&](const auto& s) { return s.first == conn; }),
+                    sources.end());
+    for (auto it = uploads_.begin(); it != uploads_.end();) {
+      if (it->second.from != conn) {
+        ++it;
+        continue;
+      }
+      restart.push_back(it->first);
+      it = uploads_.erase(it);
+    }
+    for (const auto& hash : restart) start_upload(ep, hash);
+  }
+
+  // One chunk of stored code, read here (a megabyte from the page cache), or the ask kept until it is stored.
+  void send_code(Endpoint& ep, ConnId to, const std::string& hash, std::uint64_t offset) {
+    if (!core_.code().has(hash)) return core_.code().wait_for(hash, to, offset);
+    std::uint64_t total = 0;
+    auto bytes = read_code_chunk(core_.code().path(hash), offset, &total);
+    capnp::MallocMessageBuilder out;
+    auto c = out.initRoot<proto::Envelope>().initCode();
+    c.setHash(hash);
+    c.setOffset(offset);
+    c.setTotal(bytes ? total : 0);
+    if (bytes) c.setBytes(bytes_of(*bytes));
+    ep.send(to, out);
   }
 
   void admin(Endpoint& ep, Peer& p, proto::AdminRequest::Reader r) {
@@ -553,7 +619,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   mutable std::mutex relay_m_;
   std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
   std::map<std::string, std::pair<ConnId, std::set<std::uint16_t>>> tunnel_ports_;  // node -> its conn, allowed ports
-  IoThread io_;  // last: joined before the members its work touches go away
+  std::map<std::string, Upload> uploads_;  // code being pulled, by hash
+  // The drivers holding code the head lacks, with the size each announced.
+  std::map<std::string, std::vector<std::pair<ConnId, std::uint64_t>>> code_sources_;
   transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core
 };
 

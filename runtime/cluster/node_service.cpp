@@ -24,6 +24,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "runtime/cluster/code_transfer.hpp"
 #include "runtime/cluster/io_thread.hpp"
 #include "runtime/transport/liveness.hpp"
 #include "runtime/transport/reachability.hpp"
@@ -162,15 +163,11 @@ class NodeService final : public transport::Service {
         }
       }
       ep.send(p.id, out);
-      // Leases still waiting for their job's code asked the head we lost for it: ask this one (a head killed
-      // while sending a large executable otherwise leaves them waiting forever, holding their CPUs).
-      std::vector<std::string> asked;
-      for (const auto& l : waiting_code_) {
-        if (std::find(asked.begin(), asked.end(), l.code_hash) != asked.end()) continue;
-        asked.push_back(l.code_hash);
-        capnp::MallocMessageBuilder req;
-        req.initRoot<proto::Envelope>().initCodeRequest().setHash(l.code_hash);
-        ep.send(p.id, req);
+      // Code still coming was asked of the head we lost: ask this one from where it stopped (a head killed
+      // while sending a large executable otherwise leaves its leases waiting forever, holding their CPUs).
+      for (auto& [hash, d] : downloads_) {
+        d->restart();
+        ask_code(ep, *d);
       }
       return;
     }
@@ -367,48 +364,46 @@ class NodeService final : public transport::Service {
     // The job's worker process here takes it as one more thread (served once the process has connected).
     if (auto* w = process_of(l.job)) return add_lease(ep, *w, l);
     if (!std::filesystem::exists(code_dir() / l.code_hash)) {
-      bool asked = false;
-      for (const auto& q : waiting_code_)
-        if (q.code_hash == l.code_hash) asked = true;
       waiting_code_.push_back(l);
-      if (!asked) {
-        capnp::MallocMessageBuilder out;
-        out.initRoot<proto::Envelope>().initCodeRequest().setHash(l.code_hash);
-        ep.send(head_, out);
+      if (!downloads_.count(l.code_hash)) {
+        auto& d = downloads_[l.code_hash] = std::make_unique<CodeDownload>(code_dir(), l.code_hash);
+        ask_code(ep, *d);
       }
       return;
     }
     spawn_worker(ep, l);
   }
 
-  // The job's executable arrived: checked and written on the I/O thread (a large one must not hold up the
-  // heartbeats), then the leases waiting for it start.
-  void code_arrived(Endpoint&, proto::Code::Reader c) {
-    std::string hash = c.getHash();
+  void ask_code(Endpoint& ep, CodeDownload& d) {
+    for (auto offset : d.next_requests()) {
+      capnp::MallocMessageBuilder out;
+      auto r = out.initRoot<proto::Envelope>().initCodeRequest();
+      r.setHash(d.hash());
+      r.setOffset(offset);
+      ep.send(head_, out);
+    }
+  }
+
+  // A chunk of a job's executable: written and hashed as it comes (cluster/code_transfer.hpp); once whole and
+  // checked, the leases waiting for it start.
+  void code_arrived(Endpoint& ep, proto::Code::Reader c) {
+    const std::string hash = c.getHash();
+    auto it = downloads_.find(hash);
+    if (it == downloads_.end()) return;
+    auto& d = *it->second;
     auto b = c.getBytes();
-    auto bytes = std::make_shared<std::string>(reinterpret_cast<const char*>(b.begin()), b.size());
-    io_.run([this, hash, bytes, self = self_] {
-      bool ok = transport::sha256_hex(*bytes) == hash;
-      if (ok) {
-        auto path = code_dir() / hash;
-        auto tmp = path;
-        tmp += ".part";
-        {
-          std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-          out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
-          ok = static_cast<bool>(out);
-        }
-        std::error_code ec;
-        std::filesystem::permissions(tmp, std::filesystem::perms::owner_all, ec);
-        std::filesystem::rename(tmp, path, ec);
-        ok = ok && !ec;
-        if (ok) spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), bytes->size());
-        else spdlog::error("cannot write job code {} to {}", hash.substr(0, 12), path.string());
-      } else {
-        spdlog::error("job code {} from the head does not match its hash; its leases are returned", hash.substr(0, 12));
-      }
-      transport::post(self, [this, hash, ok](Endpoint& ep) { code_ready(ep, hash, ok); });
-    });
+    switch (d.add(c.getOffset(), c.getTotal(), {reinterpret_cast<const char*>(b.begin()), b.size()})) {
+      case CodeDownload::Step::more:
+        return ask_code(ep, d);
+      case CodeDownload::Step::done:
+        spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), d.total());
+        downloads_.erase(it);
+        return code_ready(ep, hash, true);
+      case CodeDownload::Step::failed:
+        spdlog::error("job code {} from the head: {}; its leases are returned", hash.substr(0, 12), d.error());
+        downloads_.erase(it);
+        return code_ready(ep, hash, false);
+    }
   }
 
   void code_ready(Endpoint& ep, const std::string& hash, bool ok) {
@@ -653,6 +648,7 @@ class NodeService final : public transport::Service {
   std::uint64_t hb_seq_ = 0;
   std::map<pid_t, WorkerProc> workers_;
   std::deque<Lease> waiting_code_;
+  std::map<std::string, std::unique_ptr<CodeDownload>> downloads_;  // job code coming from the head, by hash
   std::set<std::string> ended_jobs_;
   std::string observed_host_;
   caf::actor self_;

@@ -1,13 +1,14 @@
 // CodeStore: the executables drivers upload for their jobs, content-addressed (SHA-256, hex) under a
-// directory (the head's --state, else a temporary one). A node asking for code that has not arrived yet
-// waits for it: its request is kept and answered when the upload lands.
+// directory (the head's --state, else a temporary one). The file work (chunks in, chunks out) is the shell's
+// (cluster/code_transfer.hpp); this keeps what is stored and who asked for code that has not arrived yet: a
+// node's request for a chunk is kept and answered when the upload lands.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <map>
-#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace iogrid::runtime::head {
@@ -16,23 +17,17 @@ class CodeStore {
  public:
   explicit CodeStore(std::filesystem::path dir);
   bool has(const std::string& hash) const;
-  // Stores bytes whose SHA-256 is `hash` (written to a .part file, then renamed); false when they do not match.
-  // Returns (through `waiting`) the requesters that asked for it before it arrived.
-  bool put(const std::string& hash, const std::string& bytes, std::vector<std::uint64_t>* waiting);
-  // The bytes, or nullopt after remembering `requester` as waiting for them.
-  std::optional<std::string> get_or_wait(const std::string& hash, std::uint64_t requester);
   const std::filesystem::path& dir() const { return dir_; }
+  std::filesystem::path path(const std::string& hash) const { return dir_ / hash; }
 
-  // The same in two steps, for a shell that does the file work off its network thread: write() checks and
-  // writes (any thread; touches no state), stored() then hands back who was waiting; read() reads the file.
-  static bool write(const std::filesystem::path& dir, const std::string& hash, const std::string& bytes);
-  std::vector<std::uint64_t> stored(const std::string& hash);
-  void wait_for(const std::string& hash, std::uint64_t requester) { waiters_[hash].push_back(requester); }
-  static std::optional<std::string> read(const std::filesystem::path& dir, const std::string& hash);
+  // A requester's ask for the chunk at `offset` of code that is not stored yet.
+  void wait_for(const std::string& hash, std::uint64_t requester, std::uint64_t offset);
+  // The asks kept for `hash`, in the order they came (handed back once: when it is stored, or given up).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> take_waiting(const std::string& hash);
 
  private:
   std::filesystem::path dir_;
-  std::map<std::string, std::vector<std::uint64_t>> waiters_;
+  std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> waiters_;
 };
 
 }  // namespace iogrid::runtime::head

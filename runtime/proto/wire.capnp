@@ -94,18 +94,23 @@ struct RegisterJob {
 # head -> driver
 struct JobAccepted {
   jobId @0 :Text;
-  needCode @1 :Bool;          # the head has no copy of this executable yet: upload it
+  needCode @1 :Bool;          # the head has no copy of this executable yet: it will ask for it (CodeRequest)
   observedHost @2 :Text;      # the driver's address as the head sees it (what nodes will dial)
   relayPort @3 :UInt16;       # the head's relay (at the head's address); 0: the head runs none
 }
 
+# A job's executable travels in chunks, each asked for by offset (a few in flight), so a large binary never
+# holds up the other messages on a connection: the head asks the driver, a node asks the head.
 struct Code {
-  hash @0 :Text;              # hex SHA-256 of the bytes
-  bytes @1 :Data;
+  hash @0 :Text;              # hex SHA-256 of the whole executable
+  bytes @1 :Data;             # the chunk at `offset`; empty with `total` 0: the holder has no such code
+  offset @2 :UInt64;
+  total @3 :UInt64;           # the executable's size
 }
 
 struct CodeRequest {
   hash @0 :Text;
+  offset @1 :UInt64;
 }
 
 # owner -> head

@@ -64,6 +64,21 @@ std::string sha256_hex(const std::string& bytes) {
   return to_hex(std::string(reinterpret_cast<char*>(out), len));
 }
 
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr); }
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256::update(const void* data, std::size_t n) { EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n); }
+
+std::string Sha256::hex() {
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, out, &len);
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  return to_hex(std::string(reinterpret_cast<char*>(out), len));
+}
+
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw core::Error("iogrid: cannot read " + path);

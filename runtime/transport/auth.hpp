@@ -18,6 +18,20 @@ std::string to_hex(const std::string& bytes);
 std::string sha256_file(const std::string& path);
 std::string sha256_hex(const std::string& bytes);
 
+// SHA-256 fed piece by piece (a file that arrives in chunks is hashed as it comes).
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, std::size_t n);
+  std::string hex();  // the digest of everything fed so far; the object starts over afterwards
+
+ private:
+  void* ctx_;
+};
+
 // Where a token lives when no --token-file is given: $IOGRID_TOKEN_FILE, else ~/.iogrid/token.
 std::string default_token_path();
 // Reads a token (surrounding whitespace trimmed); throws iogrid::Error saying how to create one.

@@ -6,25 +6,38 @@
 
 namespace iogrid::runtime::transport {
 
+namespace {
+// Appends what Cap'n Proto writes to a string (reserved up front: one copy of the message, no zero fill).
+class AppendTo final : public kj::OutputStream {
+ public:
+  explicit AppendTo(std::string& out) : out_(out) {}
+  void write(const void* buffer, size_t size) override { out_.append(static_cast<const char*>(buffer), size); }
+
+ private:
+  std::string& out_;
+};
+}  // namespace
+
 std::string encode_frame(capnp::MessageBuilder& msg) {
-  auto words = capnp::messageToFlatArray(msg);
-  auto bytes = words.asBytes();
-  std::string out(4 + bytes.size(), '\0');
-  auto n = static_cast<std::uint32_t>(bytes.size());
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  std::memcpy(out.data() + 4, bytes.begin(), bytes.size());
+  auto segments = msg.getSegmentsForOutput();
+  const auto n = static_cast<std::uint32_t>(capnp::computeSerializedSizeInWords(segments) * sizeof(capnp::word));
+  std::string out;
+  out.reserve(4 + std::size_t(n));
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  AppendTo sink(out);
+  capnp::writeMessage(sink, segments);
   return out;
 }
 
-Frame::Frame(std::vector<capnp::word> words) : words_(std::move(words)) {}
+Frame::Frame(std::unique_ptr<capnp::word[]> words, std::size_t count) : words_(std::move(words)), count_(count) {}
 
 proto::Envelope::Reader Frame::envelope() {
   try {
     if (!reader_) {
       capnp::ReaderOptions opts;
-      opts.traversalLimitInWords = words_.size() * 2 + 1024;  // no amplification beyond the frame itself
+      opts.traversalLimitInWords = count_ * 2 + 1024;  // no amplification beyond the frame itself
       opts.nestingLimit = 32;
-      reader_ = std::make_unique<capnp::FlatArrayMessageReader>(kj::arrayPtr(words_.data(), words_.size()), opts);
+      reader_ = std::make_unique<capnp::FlatArrayMessageReader>(kj::arrayPtr(words_.get(), count_), opts);
     }
     auto env = reader_->getRoot<proto::Envelope>();
     env.which();  // touches the root: a broken pointer throws here
@@ -56,10 +69,11 @@ std::unique_ptr<Frame> FrameDecoder::next() {
   if (len == 0 || len % sizeof(capnp::word) != 0)
     throw FrameError("frame length " + std::to_string(len) + " is not a whole number of words");
   if (buffered() < 4 + std::size_t(len)) return nullptr;
-  std::vector<capnp::word> words(len / sizeof(capnp::word));
-  std::memcpy(words.data(), buf_.data() + pos_ + 4, len);
+  const std::size_t count = len / sizeof(capnp::word);
+  std::unique_ptr<capnp::word[]> words(new capnp::word[count]);  // not zeroed: every byte is copied in next
+  std::memcpy(words.get(), buf_.data() + pos_ + 4, len);
   pos_ += 4 + len;
-  return std::make_unique<Frame>(std::move(words));
+  return std::make_unique<Frame>(std::move(words), count);
 }
 
 }  // namespace iogrid::runtime::transport

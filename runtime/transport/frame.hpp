@@ -30,12 +30,13 @@ std::string encode_frame(capnp::MessageBuilder& msg);
 // One received frame, word-aligned, readable as an Envelope.
 class Frame {
  public:
-  explicit Frame(std::vector<capnp::word> words);
+  Frame(std::unique_ptr<capnp::word[]> words, std::size_t count);
   proto::Envelope::Reader envelope();  // throws FrameError on malformed content
-  std::size_t bytes() const { return words_.size() * sizeof(capnp::word); }
+  std::size_t bytes() const { return count_ * sizeof(capnp::word); }
 
  private:
-  std::vector<capnp::word> words_;
+  std::unique_ptr<capnp::word[]> words_;
+  std::size_t count_ = 0;
   std::unique_ptr<capnp::FlatArrayMessageReader> reader_;
 };
 
