@@ -405,7 +405,9 @@ int main(int argc, char** argv) {
       const auto until = std::chrono::steady_clock::now() + 60s;
       while (!ran && std::chrono::steady_clock::now() < until) {
         try {
-          auto where_ran = iogrid::get(iogrid::task(where).options({.node = name, .max_retries = 0}).remote(), 10s);
+          // Once accepted, it waits for the node to fetch the job's code and start a worker (a 126 MB
+          // executable under ASan on a busy machine takes a while).
+          auto where_ran = iogrid::get(iogrid::task(where).options({.node = name, .max_retries = 0}).remote(), 60s);
           std::cout << "RAN ON " << where_ran << std::endl;
           ran = true;
         } catch (const iogrid::InfeasibleError& e) {
