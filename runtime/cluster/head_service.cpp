@@ -252,6 +252,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     }
     core_.owner_gone(p.id, why);
     code_source_gone(ep, p.id);
+    nested_owners_.erase(p.id);
     std::lock_guard<std::mutex> g(relay_m_);
     for (auto it = relay_targets_.begin(); it != relay_targets_.end();)
       it = it->second == p.id ? relay_targets_.erase(it) : std::next(it);
@@ -280,6 +281,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       const auto* j = core_.jobs().find(std::string(g.job));
       if (j && j->driver_owner == g.owner && j->driver_reach.inbound != transport::Inbound::open) {
         s.setRelayTarget(std::string(g.job));
+        s.setRelayPort(relay_port_);
+      } else if (auto n = nested_owners_.find(g.owner); n != nested_owners_.end() && n->second.inbound != transport::Inbound::open) {
+        s.setRelayTarget(n->second.relay_name);
         s.setRelayPort(relay_port_);
       }
     }
@@ -464,11 +468,30 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       name_for_relay(res.job, p.id);
       name_for_relay(transport::data_job_relay_name(res.job), p.id);
     }
-    // Can its workers dial it? (A driver's own registration; a worker's nested one is reached like its node.)
+    // Can its workers dial it? A driver's answer goes to its job record; a nested owner's (a worker process
+    // submitting tasks of its own, on a node that may sit behind a NAT) is kept here, and until it is known
+    // to be open its workers come through the relay as well.
     if (reg.parent_job.empty() && reg.owner_port)
       dial_backs_.dial(reg.owner_host, reg.owner_port, [self = self_, job = res.job, host = reg.owner_host, port = reg.owner_port, this](bool open) {
         transport::post(self, [this, job, host, port, open](Endpoint&) { core_.driver_dialled_back(job, host, port, open); });
       });
+    if (!reg.parent_job.empty() && reg.owner_port) {
+      const auto name = transport::nested_owner_relay_name(res.job, p.id);
+      // Until its own port is dialled: as open as a live node seen from the same address (its machine).
+      auto inbound = transport::Inbound::unknown;
+      const auto& nodes = core_.nodes();
+      for (std::uint32_t i = 0; i < nodes.size(); ++i)
+        if (nodes.alive(i) && nodes[i].reach.observed_host == p.address && nodes[i].reach.inbound == transport::Inbound::open)
+          inbound = transport::Inbound::open;
+      nested_owners_[p.id] = {name, inbound};
+      name_for_relay(name, p.id);
+      dial_backs_.dial(reg.owner_host, reg.owner_port, [self = self_, conn = p.id, this](bool open) {
+        transport::post(self, [this, conn, open](Endpoint&) {
+          if (auto it = nested_owners_.find(conn); it != nested_owners_.end())
+            it->second.inbound = open ? transport::Inbound::open : transport::Inbound::closed;
+        });
+      });
+    }
   }
 
   // ---- job code: pulled from a driver in chunks, served to nodes in chunks (cluster/code_transfer.hpp) ----
@@ -620,6 +643,12 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
   std::map<std::string, std::pair<ConnId, std::set<std::uint16_t>>> tunnel_ports_;  // node -> its conn, allowed ports
   std::map<std::string, Upload> uploads_;  // code being pulled, by hash
+  // Nested owners (worker processes submitting tasks): their relay name and whether the head could dial them.
+  struct NestedOwner {
+    std::string relay_name;
+    transport::Inbound inbound = transport::Inbound::unknown;
+  };
+  std::unordered_map<ConnId, NestedOwner> nested_owners_;
   // The drivers holding code the head lacks, with the size each announced.
   std::map<std::string, std::vector<std::pair<ConnId, std::uint64_t>>> code_sources_;
   transport::DialBacks dial_backs_;  // its answers go through the endpoint (self_), never straight to the core

@@ -388,6 +388,7 @@ class WorkerService final : public transport::Service {
       try {
         // Through the head's relay when the owner cannot be dialled (relay_hello.hpp).
         const std::string relay = s.getRelayTarget();
+        if (!relay.empty()) spdlog::info("worker {}: reaching the job's owner through the head's relay as '{}'", ::getpid(), relay);
         c.id = ep.connect(host, port, proto::Role::WORKER,
                           relay.empty() ? std::string() : transport::relay_hello("CONNECT", relay, token_));
       } catch (const std::exception& e) {

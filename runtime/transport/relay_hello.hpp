@@ -19,6 +19,10 @@ inline constexpr std::size_t kRelayHelloMax = 256;
 // The names processes are known by at the relay (besides a driver's own job id): one place for every side.
 inline std::string data_node_relay_name(std::uint32_t node_index) { return "data-node:" + std::to_string(node_index); }
 inline std::string data_job_relay_name(const std::string& job) { return "data-job:" + job; }
+// A worker process that submits tasks of its own (a nested owner), by its connection to the head.
+inline std::string nested_owner_relay_name(const std::string& job, std::uint64_t conn) {
+  return "owner:" + job + ":" + std::to_string(conn);
+}
 inline std::string tunnel_relay_name(const std::string& node, std::uint16_t port) {
   return "tunnel:" + node + ":" + std::to_string(port);
 }

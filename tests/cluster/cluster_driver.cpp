@@ -77,6 +77,16 @@ long fan(long n) {
   return s;
 }
 IOGRID_REMOTE(fan);
+// A task that submits tasks pinned to node `to` (a nested owner whose workers elsewhere must reach it): where
+// they ran, "all on TO" when every one ran there.
+std::string fan_to(std::string to, long n) {
+  std::vector<iogrid::ObjectRef<std::string>> refs;
+  for (long i = 0; i < n; ++i) refs.push_back(iogrid::task(where).options({.node = to}).remote());
+  for (auto& r : refs)
+    if (auto w = iogrid::get(r, std::chrono::seconds(90)); w != to) return "one ran on " + w;
+  return "all on " + to;
+}
+IOGRID_REMOTE(fan_to);
 // Nested gets several levels deep whose leaf fails: the driver must see the root once.
 long deep_fail(long n) {
   if (n == 0) throw std::runtime_error("the leaf broke");
@@ -396,6 +406,11 @@ int main(int argc, char** argv) {
     if (scenario == "graph") graph();
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
+    else if (scenario == "nested_across" && argc > 3) {
+      // A task on node argv[2] fans out to tasks pinned on node argv[3].
+      auto r = iogrid::get(iogrid::task(fan_to).options({.node = argv[2]}).remote(std::string(argv[3]), 6L), 180s);
+      check(r == std::string("all on ") + argv[3], "the nested tasks ran on " + std::string(argv[3]) + " (" + r + ")");
+    }
     else if (scenario == "crash") crashing();
     else if (scenario == "nested") nested();
     else if (scenario == "wait_for_node" && argc > 2) {

@@ -641,6 +641,26 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
       CHECK((line.find("no process '") != std::string::npos || line.find("no first line") != std::string::npos));
 }
 
+// Hidden: needs network namespaces (ctest runs it as nat.nested with IOGRID_TEST_NETNS=1).
+TEST_CASE("a task on a node behind a NAT submits tasks that run on another node, their workers relayed to it", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.add_node("home", {"--num-cpus", "2"}, Nat::firewall);  // accepts no incoming connection at all
+  c.add_node("dc", {"--num-cpus", "2"});                    // public
+  REQUIRE(c.wait_nodes(2, 20s));
+  auto& d = c.driver({"nested_across", "home", "dc"});
+  const int rc = d.wait(240s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  // dc's worker reached the nested owner (the task on home) through the relay, by the name the head gave it.
+  std::ifstream worker_log(c.dir() / "dc" / "logs" / "job-1.log");
+  const std::string dc_log((std::istreambuf_iterator<char>(worker_log)), std::istreambuf_iterator<char>());
+  INFO(dc_log);
+  CHECK(dc_log.find("through the head's relay as 'owner:job-1:") != std::string::npos);
+  CHECK(c.status()["relay"]["sessions"].get<double>() >= 1);
+}
+
 // Hidden: needs network namespaces (ctest runs it as nat.objects with IOGRID_TEST_NETNS=1).
 TEST_CASE("large objects move between nodes and a driver behind three different NATs, through the relay", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
