@@ -147,15 +147,16 @@ void Session::start() {
 }
 
 // Server-sent events, the first of each at once, then when it changed: `explorer` (the explorer's document),
-// and on a full stream (a login) also `status` (the status document) and `event` (each history event as it
-// happens: nodes joining and dying, jobs starting and ending, verifications).
+// and on a full stream (a login) also `status` (the status document without its nodes, their totals instead:
+// small at any size; the page asks /api/v1/nodes for the nodes it shows) and `event` (each history event as
+// it happens: nodes joining and dying, jobs starting and ending, verifications).
 void Session::start_stream(bool full) {
   stream.expires_never();
   std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                      "Connection: keep-alive\r\nX-Accel-Buffering: no\r\n\r\nretry: 2000\n\n";
   try {
     const auto snap = hub.api->snapshot();
-    if (full) head += "event: status\ndata: " + snap->text + "\n\n";
+    if (full) head += "event: status\ndata: " + snap->summary + "\n\n";
     head += "event: explorer\ndata: " + snap->explorer + "\n\n";
   } catch (const std::exception&) {
     // the head is busy: the next tick sends it
@@ -230,9 +231,9 @@ struct Dashboard::Impl {
       accept();
     });
   }
-  // Each second, while streams are open: the status document to them when it changed (else, every 15 s, a
-  // comment line). A large head's document (10,000 nodes: megabytes) goes out at most once per second per
-  // megabyte, so 50 tabs cannot make the head a byte pump; events (a node's death) still go out at once.
+  // Each second, while streams are open: the status summary to them when it changed (else, every 15 s, a
+  // comment line). A large summary (many jobs) goes out at most once per second per megabyte, so 50 tabs
+  // cannot make the head a byte pump; events (a node's death) still go out at once.
   std::chrono::steady_clock::time_point next_status{};
   void tick() {
     ticker.expires_after(std::chrono::seconds(1));
@@ -244,7 +245,7 @@ struct Dashboard::Impl {
           const auto now = std::chrono::steady_clock::now();
           const auto snap = hub.api->snapshot();  // one document for every tab
           if (!hub.streams.empty() && now >= next_status) {
-            const auto& doc = snap->text;
+            const auto& doc = snap->summary;
             next_status = now + std::chrono::milliseconds(std::clamp<std::size_t>(doc.size() / 1000, 900, 10'000));
             const auto h = std::hash<std::string>{}(doc);
             if (h != hub.last_status_hash) {

@@ -339,11 +339,34 @@ void DashboardApi::refresh_loop() {
         }
       }
       snap->explorer = dump(explorer_document(snap->doc, reservations));
+      nlohmann::json totals = {{"count", 0}, {"cpus", 0.0}, {"cpus_available", 0.0}, {"gpus", 0}, {"active_leases", 0},
+                                {"store_used_bytes", 0.0}, {"store_capacity_bytes", 0.0}};
       for (const auto& n : arr(snap->doc, "nodes")) {
         StatusSnapshot::NodeRow row{lower(str(n, "name")), lower(str(n, "host")), region_of(n), dump(n), {}};
-        for (const auto& g : arr(n, "gpus")) row.models.push_back(str(g, "model"));
+        row.search = row.name_lower + " " + row.host;
+        for (const auto& g : arr(n, "gpus")) {
+          row.models.push_back(str(g, "model"));
+          row.search += " " + lower(row.models.back());
+        }
+        if (n.contains("labels") && n["labels"].is_object())
+          for (auto it = n["labels"].begin(); it != n["labels"].end(); ++it)
+            if (it.value().is_string()) row.search += " " + lower(it.key() + "=" + it.value().get<std::string>());
         snap->nodes.push_back(std::move(row));
+        totals["count"] = totals["count"].get<int>() + 1;
+        totals["cpus"] = totals["cpus"].get<double>() + n.value("cpus", 0.0);
+        totals["cpus_available"] = totals["cpus_available"].get<double>() + n.value("cpus_available", 0.0);
+        totals["gpus"] = totals["gpus"].get<int>() + static_cast<int>(arr(n, "gpus").size());
+        totals["active_leases"] = totals["active_leases"].get<int>() + n.value("active_leases", 0);
+        totals["store_used_bytes"] = totals["store_used_bytes"].get<double>() + n.value("object_store_used_bytes", 0.0);
+        totals["store_capacity_bytes"] =
+            totals["store_capacity_bytes"].get<double>() + n.value("object_store_capacity_bytes", 0.0);
       }
+      nlohmann::json summary = nlohmann::json::object();
+      if (snap->doc.is_object())
+        for (auto it = snap->doc.begin(); it != snap->doc.end(); ++it)
+          if (it.key() != "nodes") summary[it.key()] = it.value();
+      summary["node_totals"] = std::move(totals);
+      snap->summary = dump(summary);
       snap->etag = "\"" + std::to_string(std::hash<std::string>{}(snap->text)) + "\"";
       snap->built_unix_ms = unix_ms_now();
     } catch (const std::exception& e) {
@@ -586,12 +609,14 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     const auto offset = static_cast<std::size_t>(int_param(query, "offset", 0, 0, 1'000'000'000));
     const auto limit = static_cast<std::size_t>(int_param(query, "limit", 100, 1, 10'000));
     const auto q = param(query, "q"), model = param(query, "model"), region = param(query, "region");
+    const auto name = lower(param(query, "name"));
     const auto snap = snapshot();
     const auto ql = lower(q);
     std::string page;
     std::size_t matched = 0, shown = 0;
     for (const auto& n : snap->nodes) {  // small rows, the JSON ready: 10,000 nodes in well under a millisecond
-      if (!ql.empty() && n.name_lower.find(ql) == std::string::npos && n.host.find(ql) == std::string::npos) continue;
+      if (!ql.empty() && n.search.find(ql) == std::string::npos) continue;
+      if (!name.empty() && n.name_lower != name) continue;
       if (!region.empty() && n.region != region) continue;
       if (!model.empty() && std::find(n.models.begin(), n.models.end(), model) == n.models.end()) continue;
       if (matched >= offset && shown < limit) {

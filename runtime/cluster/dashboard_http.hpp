@@ -15,7 +15,8 @@
 //                                   a session cookie (HttpOnly, SameSite=Strict) and the CSRF token
 //           POST /api/v1/logout
 //   login   /api/v1/status, /api/status   the status document (ETag; 304 when unchanged)
-//           /api/v1/nodes?[offset][&limit][&q=TEXT][&model=M][&region=R]   a page of nodes
+//           /api/v1/nodes?[offset][&limit][&q=TEXT][&name=N][&model=M][&region=R]   a page of nodes
+//             (q: within the name, host, GPU models or labels; name: that node only)
 //           /api/v1/series, /api/v1/history (any series), /api/v1/events?[kind][&subject][&q][&from][&to][&before][&limit]
 //           /api/v1/reservations (GET; POST {gpus, gpu_model, region, max_price, min_reputation, duration_s, ...};
 //                                DELETE /api/v1/reservations/ID): the head's cluster.* commands, same errors as the CLI
@@ -74,9 +75,13 @@ struct StatusSnapshot {
   // A node as /api/v1/nodes filters and pages it: the fields it filters on, the node's JSON ready to send.
   struct NodeRow {
     std::string name_lower, host, region, json;
+    std::string search;  // what ?q= matches (lower case): name, host, GPU models, labels as k=v
     std::vector<std::string> models;
   };
   std::string text;
+  // The status without its nodes (their totals instead): what a console tab's stream carries, small at any
+  // size of cluster; the tab pages the nodes it shows through /api/v1/nodes.
+  std::string summary;
   nlohmann::json doc;
   std::vector<NodeRow> nodes;
   std::string explorer;

@@ -70,12 +70,22 @@ export async function logout() {
   live.restart();
 }
 
-// One event stream per tab: the explorer document for everyone; with a login also the status document and
-// events as they happen. Nodes that leave the status are kept and marked dead, so a page shows a death.
+// A page of the head's nodes (the status the stream carries has their totals only, so it stays small at
+// 10,000 nodes): {total, nodes}. `query` matches names and hosts; `name` one node exactly.
+export async function nodePage({ offset = 0, limit = 100, query = '', name = '' } = {}) {
+  const p = new URLSearchParams({ offset, limit });
+  if (query) p.set('q', query);
+  if (name) p.set('name', name);
+  return get('/api/v1/nodes?' + p);
+}
+
+// One event stream per tab: the explorer document for everyone; with a login also the status summary and
+// events as they happen. Nodes the events say died are remembered (until they join again), so a page shows
+// a death at once, and the dead among the nodes it pages stay listed.
 export const live = {
   status: null,
   explorer: null,
-  nodes: new Map(), // name -> {node, state: 'alive'|'dead', since_ms, why}
+  dead: new Map(), // name -> {since_ms, why}
   connected: false,
   last_message_ms: 0,
   listeners: new Set(),
@@ -140,30 +150,28 @@ export const live = {
     });
     es.addEventListener('status', (m) => {
       this.status = JSON.parse(m.data);
-      this.mergeNodes(this.status);
       this.emit('status', this.status);
     });
     es.addEventListener('event', (m) => {
       const e = JSON.parse(m.data);
-      if (e.kind === 'node' && e.detail.startsWith('dead')) this.markDead(e.subject, e.ts_ms, e.detail);
+      if (e.kind === 'node') {
+        if (e.detail.startsWith('dead')) {
+          if (!this.dead.has(e.subject)) this.dead.set(e.subject, { since_ms: e.ts_ms, why: e.detail });
+        } else {
+          this.dead.delete(e.subject); // joined (again)
+        }
+      }
       this.emit('event', e);
-      if (e.kind === 'node') this.emit('status', this.status);
     });
   },
-  mergeNodes(status) {
-    const now = Date.now();
-    const seen = new Set();
-    for (const n of status.nodes) {
-      seen.add(n.name);
-      const old = this.nodes.get(n.name);
-      this.nodes.set(n.name, { node: n, state: 'alive', since_ms: old && old.state === 'alive' ? old.since_ms : now, why: '' });
-    }
-    for (const [name, rec] of this.nodes) if (!seen.has(name) && rec.state === 'alive') this.markDead(name, now, 'dead: left the status');
+  // A node's state as this tab knows it: dead once an event said so, alive while the head lists it.
+  state(name) {
+    return this.dead.has(name) ? 'dead' : 'alive';
   },
-  markDead(name, ts, why) {
-    const rec = this.nodes.get(name);
-    if (!rec) return;
-    if (rec.state !== 'dead') this.nodes.set(name, { ...rec, state: 'dead', since_ms: ts, why });
+  // The dead nodes this tab heard of whose name or host matches `query` (for a paged list's first page).
+  deadMatching(query) {
+    const q = (query || '').toLowerCase();
+    return [...this.dead].filter(([name]) => !q || name.toLowerCase().includes(q));
   },
 };
 

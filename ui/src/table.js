@@ -1,9 +1,13 @@
 // A table that stays fast at 10,000 rows: filtered and sorted in memory, only one page drawn at a time.
 // columns: [{key, label, value(row) -> sortable value, cell(row) -> string|Node, title}]
+// With fetchPage({offset, limit, query}) -> Promise<{rows, total}> the rows live on the server instead: the
+// table asks for the page it shows (filter and paging there; sorting within the page) and refresh() asks again.
 import { h } from './api.js';
 
-export function table({ columns, pageSize = 50, filter = true, placeholder = 'filter', empty = 'nothing here yet', id }) {
+export function table({ columns, pageSize = 50, filter = true, placeholder = 'filter', empty = 'nothing here yet', id, fetchPage }) {
   let rows = [];
+  let total = 0; // remote: rows matching the filter on the server
+  let asked = 0; // remote: the latest request (an older answer arriving late is dropped)
   let page = 0;
   let sortKey = null;
   let sortDir = 1;
@@ -19,7 +23,7 @@ export function table({ columns, pageSize = 50, filter = true, placeholder = 'fi
         oninput: (e) => {
           query = e.target.value.toLowerCase();
           page = 0;
-          draw();
+          fetchPage ? load() : draw();
         },
       })
     : null;
@@ -46,7 +50,7 @@ export function table({ columns, pageSize = 50, filter = true, placeholder = 'fi
   const valueOf = (c, r) => (c.value ? c.value(r) : r[c.key]);
   function view() {
     let v = rows;
-    if (query)
+    if (query && !fetchPage)
       v = v.filter((r) =>
         columns.some((c) => {
           const x = valueOf(c, r);
@@ -64,10 +68,38 @@ export function table({ columns, pageSize = 50, filter = true, placeholder = 'fi
   }
   function go(p) {
     page = p;
-    draw();
+    fetchPage ? load() : draw();
+  }
+  async function load() {
+    const n = ++asked;
+    try {
+      const r = await fetchPage({ offset: Math.max(0, page) * pageSize, limit: pageSize, query });
+      if (n !== asked) return;
+      rows = r.rows;
+      total = r.total;
+      if (page > 0 && page * pageSize >= total) {
+        page = Math.max(0, Math.ceil(total / pageSize) - 1);
+        return load();
+      }
+      draw();
+    } catch (e) {
+      if (n === asked) info.textContent = 'cannot load: ' + e.message;
+    }
   }
   function draw() {
     const v = view();
+    if (fetchPage) {
+      const pages = Math.max(1, Math.ceil(total / pageSize));
+      body.replaceChildren(
+        ...(v.length
+          ? v.map((r) => h('tr', { 'data-key': r.__key ?? '' }, columns.map((c) => h('td', { class: c.class }, c.cell ? c.cell(r) : valueOf(c, r) ?? '-'))))
+          : [h('tr', {}, h('td', { colspan: columns.length, class: 'muted' }, empty))]),
+      );
+      info.textContent = `${total} rows` + (pages > 1 ? ` · page ${page + 1}/${pages}` : '');
+      prev.disabled = page === 0;
+      next.disabled = page >= pages - 1;
+      return;
+    }
     const pages = Math.max(1, Math.ceil(v.length / pageSize));
     page = Math.min(Math.max(0, page), pages - 1);
     const slice = v.slice(page * pageSize, (page + 1) * pageSize);
@@ -81,12 +113,13 @@ export function table({ columns, pageSize = 50, filter = true, placeholder = 'fi
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
   }
-  draw();
+  fetchPage ? load() : draw();
   return {
     el,
     setRows(r) {
       rows = r;
       draw();
     },
+    refresh: () => (fetchPage ? load() : draw()),
   };
 }

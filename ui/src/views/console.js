@@ -1,6 +1,6 @@
 // Console (operators and data scientists): nodes, jobs and their logs, tasks, actors, a task timeline, the
 // scheduler's queue, reservations (create and delete), the ledger and events. #/console/SECTION[/ARG].
-import { fmt, get, h, live, send } from '../api.js';
+import { fmt, get, h, live, nodePage, send } from '../api.js';
 import { table } from '../table.js';
 import { card } from './explorer.js';
 
@@ -19,15 +19,13 @@ export function consoleView(root, params) {
   const drawSummary = () => {
     const s = live.status;
     if (!s) return;
-    const dead = [...live.nodes.values()].filter((r) => r.state === 'dead').length;
-    const store = s.nodes.reduce((a, n) => a + (n.object_store_used_bytes || 0), 0);
-    const cap = s.nodes.reduce((a, n) => a + (n.object_store_capacity_bytes || 0), 0);
+    const t = s.node_totals || {};
     summary.replaceChildren(
-      card('nodes', s.nodes.length, `${Math.max(dead, s.dead_nodes)} dead`),
+      card('nodes', t.count ?? 0, `${Math.max(live.dead.size, s.dead_nodes)} dead`),
       card('jobs running', s.jobs.filter((j) => j.state === 'running').length, `${s.jobs.length} in all`),
-      card('leases running', s.nodes.reduce((a, n) => a + n.active_leases, 0), ''),
+      card('leases running', t.active_leases ?? 0, ''),
       card('scheduler queue', s.pending_leases, 'lease requests waiting'),
-      card('object store', fmt.bytes(store), `of ${fmt.bytes(cap)}`),
+      card('object store', fmt.bytes(t.store_used_bytes), `of ${fmt.bytes(t.store_capacity_bytes)}`),
     );
   };
   drawSummary();
@@ -43,7 +41,8 @@ function nodes(el) {
   const t = table({
     id: 'console-nodes',
     pageSize: 100,
-    placeholder: 'filter nodes (name, host, GPU, label, state)',
+    placeholder: 'filter nodes (name or host)',
+    fetchPage: (p) => nodesWithDead(p, consoleNodeRow),
     columns: [
       { key: 'name', label: 'node', cell: (r) => h('a', { href: `#/worker/${encodeURIComponent(r.name)}` }, r.name) },
       { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
@@ -58,29 +57,46 @@ function nodes(el) {
     ],
   });
   el.replaceChildren(t.el);
-  const render = () =>
-    t.setRows(
-      [...live.nodes].map(([name, rec]) => {
-        const n = rec.node;
-        return {
-          __key: name,
-          name,
-          state: rec.state,
-          host: n.host,
-          reach: n.reach ? n.reach.path : '-',
-          reach_detail: n.reach ? `seen from ${n.reach.observed}, its own address ${n.reach.local || '?'}, dialled back: ${n.reach.inbound}` : '',
-          cpu: `${fmt.num(n.cpus_available)}/${fmt.num(n.cpus, 0)}`,
-          gpus: n.gpus.map((g) => g.model + (g.verified ? '' : '?')).join(', ') || '-',
-          leases: rec.state === 'alive' ? n.active_leases : 0,
-          store_bytes: n.object_store_used_bytes || 0,
-          hb: rec.state === 'alive' ? n.last_heartbeat_ms : '-',
-          labels: Object.entries(n.labels || {}).map((e) => e.join('=')).join(' '),
-        };
-      }),
-    );
-  render();
-  return live.on((k) => (k === 'status' || k === 'event') && render());
+  return pagedNodes(t);
 }
+
+// Keeps a node table that pages the head (table's fetchPage) fresh: again every 2 s while shown, and at once
+// when a node joins or dies.
+export function pagedNodes(t) {
+  const timer = setInterval(() => !document.hidden && t.refresh(), 2000);
+  const off = live.on((k, e) => k === 'event' && e.kind === 'node' && t.refresh());
+  return () => {
+    clearInterval(timer);
+    off();
+  };
+}
+
+// A page of nodes from the head, with the dead ones this tab heard of (matching the filter) first on page one.
+export async function nodesWithDead({ offset, limit, query }, row) {
+  const page = await nodePage({ offset, limit, query });
+  const rows = page.nodes.filter((n) => !live.dead.has(n.name)).map((n) => row(n.name, n, 'alive'));
+  const dead = offset === 0 ? live.deadMatching(query).map(([name, d]) => row(name, null, 'dead', d)) : [];
+  return { rows: [...dead, ...rows], total: page.total };
+}
+
+function consoleNodeRow(name, n, state) {
+  if (!n) return { __key: name, name, state, host: '-', reach: '-', reach_detail: '', cpu: '-', gpus: '-', leases: 0, store_bytes: 0, hb: '-', labels: '' };
+  return {
+    __key: name,
+    name,
+    state,
+    host: n.host,
+    reach: n.reach ? n.reach.path : '-',
+    reach_detail: n.reach ? `seen from ${n.reach.observed}, its own address ${n.reach.local || '?'}, dialled back: ${n.reach.inbound}` : '',
+    cpu: `${fmt.num(n.cpus_available)}/${fmt.num(n.cpus, 0)}`,
+    gpus: n.gpus.map((g) => g.model + (g.verified ? '' : '?')).join(', ') || '-',
+    leases: n.active_leases,
+    store_bytes: n.object_store_used_bytes || 0,
+    hb: n.last_heartbeat_ms,
+    labels: Object.entries(n.labels || {}).map((e) => e.join('=')).join(' '),
+  };
+}
+
 
 function jobs(el) {
   const t = table({

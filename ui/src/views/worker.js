@@ -1,9 +1,10 @@
 // Worker view: a provider's nodes. Each device's connection state and uptime history, live and historical
 // telemetry, verification history and measured TFLOPS, reputation and what moved it, leases served, GPU-seconds
 // and earnings from the ledger. #/worker lists nodes; #/worker/NAME shows one.
-import { fmt, get, h, live } from '../api.js';
+import { fmt, get, h, live, nodePage } from '../api.js';
 import { timeChart } from '../chart.js';
 import { table } from '../table.js';
+import { nodesWithDead, pagedNodes } from './console.js';
 import { card } from './explorer.js';
 
 export function workerView(root, params) {
@@ -14,7 +15,8 @@ export function workerView(root, params) {
 function nodeList(root) {
   const list = table({
     id: 'worker-nodes',
-    placeholder: 'filter by name, model, region, state',
+    placeholder: 'filter by name, host, model or label',
+    fetchPage: (p) => nodesWithDead(p, workerRow),
     columns: [
       { key: 'name', label: 'node', cell: (r) => h('a', { href: `#/worker/${encodeURIComponent(r.name)}` }, r.name) },
       { key: 'state', label: 'state', cell: (r) => h('span', { class: 'badge ' + r.state }, r.state) },
@@ -28,27 +30,23 @@ function nodeList(root) {
     ],
   });
   root.replaceChildren(h('h1', {}, 'Worker'), h('p', { class: 'muted' }, 'Your devices: pick one for its telemetry, uptime, verification and earnings.'), list.el);
-  function render() {
-    const rows = [];
-    for (const [n, rec] of live.nodes) {
-      const x = rec.node, t = x.telemetry || [];
-      rows.push({
-        __key: n,
-        name: n,
-        state: rec.state,
-        gpus: x.gpus.map((g) => g.model).join(', ') || '-',
-        temp: t.length ? Math.max(...t.map((g) => g.temperature_c)) : null,
-        power: t.length ? t.reduce((a, g) => a + g.power_w, 0) : null,
-        util: t.length ? t.reduce((a, g) => a + g.utilization_pct, 0) / t.length : null,
-        reputation: x.reputation,
-        leases: rec.state === 'alive' ? x.active_leases : 0,
-        price: x.price_per_gpu_hour,
-      });
-    }
-    list.setRows(rows);
-  }
-  render();
-  return live.on((kind) => (kind === 'status' || kind === 'event') && render());
+  return pagedNodes(list);
+}
+
+function workerRow(name, x, state) {
+  const t = (x && x.telemetry) || [];
+  return {
+    __key: name,
+    name,
+    state,
+    gpus: x ? x.gpus.map((g) => g.model).join(', ') || '-' : '-',
+    temp: t.length ? Math.max(...t.map((g) => g.temperature_c)) : null,
+    power: t.length ? t.reduce((a, g) => a + g.power_w, 0) : null,
+    util: t.length ? t.reduce((a, g) => a + g.utilization_pct, 0) / t.length : null,
+    reputation: x ? x.reputation : null,
+    leases: x ? x.active_leases : 0,
+    price: x ? x.price_per_gpu_hour : null,
+  };
 }
 
 function nodeDetail(root, name) {
@@ -98,13 +96,31 @@ function nodeDetail(root, name) {
     chartObjs.forEach((c) => c.load());
   }
 
+  // The node's record from the head (asked again every 2 s and when an event names it); a dead node keeps
+  // the last record this page had, marked dead.
+  let x = null;
+  let asked = 0;
+  async function fetchNode() {
+    const n = ++asked;
+    try {
+      const page = await nodePage({ name, limit: 1 });
+      if (n !== asked) return;
+      if (page.nodes.length) {
+        x = page.nodes[0];
+        if (live.dead.get(name)?.why === 'dead: no longer listed by the head') live.dead.delete(name);
+      } else if (!live.dead.has(name) && x) live.dead.set(name, { since_ms: Date.now(), why: 'dead: no longer listed by the head' });
+      render();
+    } catch (e) {
+      head.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
   function render() {
-    const rec = live.nodes.get(name);
-    if (!rec) {
-      head.replaceChildren(card('state', live.status ? 'unknown' : 'loading', live.status ? 'no such node in this head' : ''));
+    const dead = live.dead.get(name);
+    const rec = { state: dead ? 'dead' : 'alive', why: dead ? dead.why : '' };
+    if (!x) {
+      head.replaceChildren(card('state', asked ? (dead ? 'dead' : 'unknown') : 'loading', asked ? 'no such node in this head' : ''));
       return;
     }
-    const x = rec.node;
     head.replaceChildren(
       h('div', { class: 'card', id: 'node-state' }, h('div', { class: 'value' }, h('span', { class: 'badge ' + rec.state }, rec.state)), h('div', { class: 'label' }, 'connection'), h('div', { class: 'sub' }, rec.state === 'dead' ? rec.why : `heartbeat ${x.last_heartbeat_ms} ms ago`)),
       card('reputation', fmt.num(x.reputation, 3), ''),
@@ -165,18 +181,20 @@ function nodeDetail(root, name) {
       uptime.replaceChildren(h('p', { class: 'error' }, e.message));
     }
   }
-  render();
+  fetchNode();
   loadHistory();
   const off = live.on((kind, e) => {
-    if (kind === 'status') render();
     if (kind === 'event' && e.subject === name) {
       render();
+      fetchNode();
       loadHistory();
     }
   });
+  const poll = setInterval(() => !document.hidden && fetchNode(), 2000);
   const timer = setInterval(() => chartObjs.forEach((c) => c.load()), 15000);
   return () => {
     off();
+    clearInterval(poll);
     clearInterval(timer);
     chartObjs.forEach((c) => c.destroy());
   };
