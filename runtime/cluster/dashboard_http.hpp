@@ -9,7 +9,8 @@
 //                                   reservations and their health, utilisation (no host names, no jobs)
 //           /api/v1/series?prefix=cluster/  and  /api/v1/history?series=cluster/...   cluster totals over time
 //           /api/v1/stream          server-sent events: `explorer` documents (public), or with ?view=full and
-//                                   a login, `status` documents and `event`s
+//                                   a login, `status` summaries (the status without its nodes; their totals
+//                                   in node_totals) and `event`s
 //           /metrics                Prometheus text
 //           POST /api/v1/login {key}      the cluster token (user "operator") or a user key (`iogrid ui-key`):
 //                                   a session cookie (HttpOnly, SameSite=Strict) and the CSRF token
