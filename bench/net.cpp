@@ -11,6 +11,11 @@
 //     data_plane.hpp), not the value's decoding. relay_vs_direct_transfer_ratio: relayed / direct throughput,
 //     same run (target >= 0.5). relay_fallback_seconds: from the failed direct dial to the relayed connection
 //     authenticated (target <= 2).
+//   direct_share_of_eligible_pairs: six nodes (two on the lab network, two behind cone NATs, one behind a
+//     symmetric NAT, one behind a firewall dropping all inbound) each make a 1 MiB object and every other node
+//     pulls it (`iogrid bench net-matrix NODES...`, printing "MATRIX holder>puller=direct|relayed ..."): the share
+//     of pairs among the first four that did not need the relay (target 1.0: hole punching would make the
+//     cone pairs direct; without it only pulls from a lab-network holder are).
 //   relay_bytes_per_idle_connection: a relay in this process with 200 spliced sessions, each idle after one
 //     small exchange: its resident memory growth per session (user space; the kernel's socket buffers are not
 //     counted).
@@ -21,6 +26,8 @@
 #include <filesystem>
 #include <iogrid/iogrid.hpp>
 #include <iostream>
+#include <map>
+#include <sstream>
 
 #include <boost/asio.hpp>
 #include <fstream>
@@ -46,6 +53,16 @@ std::vector<std::uint8_t> net_bytes(std::uint64_t n) {
   return v;
 }
 IOGRID_REMOTE(net_bytes);
+
+// Pulls the object in `box` here: "relayed" when this process's connection to its holder went through the
+// head's relay, else "direct" (a ref inside a vector is fetched by get, inside the call).
+std::string net_pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>& box) {
+  const auto before = iogrid::transfer_stats().relayed;
+  const auto v = iogrid::get(box.at(0), std::chrono::seconds(120));
+  if (v.size() < 4096 || v[4096] != 1) throw std::runtime_error("a wrong object");
+  return iogrid::transfer_stats().relayed > before ? "relayed" : "direct";
+}
+IOGRID_REMOTE(net_pull_path);
 
 // Resident memory of this process, in bytes.
 double resident_bytes() {
@@ -158,10 +175,26 @@ int run_net_transfer_driver(std::uint64_t bytes) {
   return 0;
 }
 
+int run_net_matrix_driver(const std::vector<std::string>& nodes) {
+  iogrid::init();
+  std::map<std::string, iogrid::ObjectRef<std::vector<std::uint8_t>>> made;
+  for (const auto& n : nodes) made.emplace(n, iogrid::task(net_bytes).options({.node = n}).remote(std::uint64_t(1u << 20)));
+  std::string out;
+  for (const auto& holder : nodes)
+    for (const auto& puller : nodes) {
+      if (holder == puller) continue;
+      std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>> box{made.at(holder)};
+      out += " " + holder + ">" + puller + "=" + iogrid::get(iogrid::task(net_pull_path).options({.node = puller}).remote(box), 300s);
+    }
+  iogrid::shutdown();
+  std::cout << "MATRIX" << out << std::endl;
+  return 0;
+}
+
 int run_net(const Options& o) {
   auto wanted = selection(o, "net", {"net_direct_roundtrip_us", "net_relayed_roundtrip_us", "relayed_vs_direct_roundtrip_ratio",
                                      "net_direct_transfer_mib_s", "net_relayed_transfer_mib_s", "relay_vs_direct_transfer_ratio",
-                                     "relay_fallback_seconds", "relay_bytes_per_idle_connection"});
+                                     "relay_fallback_seconds", "relay_bytes_per_idle_connection", "direct_share_of_eligible_pairs"});
   using runtime::cluster::Nat;
   const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::unique_ptr<runtime::cluster::LocalCluster> c;
@@ -174,7 +207,14 @@ int run_net(const Options& o) {
   }
   c->add_node("net-1", {"--num-cpus", "2"});
   c->add_node("net-nat", {"--num-cpus", "1"}, Nat::cone);
-  if (!c->wait_nodes(2)) throw std::runtime_error("the nodes did not join:\n" + c->logs());
+  const bool matrix = wanted("direct_share_of_eligible_pairs");
+  if (matrix) {  // two of each kind of eligible host for the matrix, and the two that are not eligible
+    c->add_node("net-2", {"--num-cpus", "1"});
+    c->add_node("net-nat2", {"--num-cpus", "1"}, Nat::cone);
+    c->add_node("net-sym", {"--num-cpus", "1"}, Nat::symmetric);
+    c->add_node("net-fw", {"--num-cpus", "1"}, Nat::firewall);
+  }
+  if (!c->wait_nodes(matrix ? 6 : 2)) throw std::runtime_error("the nodes did not join:\n" + c->logs());
   const auto bytes = static_cast<std::uint64_t>((1ull << 30) * std::min(1.0, o.seconds)) & ~std::uint64_t(4095);
   const int n = std::max(100, static_cast<int>(2000 * o.seconds));
   auto run = [&](runtime::cluster::ChildProcess& d, const std::string& what) {
@@ -193,7 +233,7 @@ int run_net(const Options& o) {
   const bool transfers = wanted("net_direct_transfer_mib_s") || wanted("net_relayed_transfer_mib_s") ||
                          wanted("relay_vs_direct_transfer_ratio") || wanted("relay_fallback_seconds");
   const double mib = double(bytes) / (1 << 20);
-  std::vector<double> direct, relayed, ratio, x_direct, x_relayed, x_ratio, fallback, idle;
+  std::vector<double> direct, relayed, ratio, x_direct, x_relayed, x_ratio, fallback, idle, share;
   for (int i = 0; i < o.runs; ++i) {
     const auto run_no = "net: run " + std::to_string(i + 1) + "/" + std::to_string(o.runs);
     if (roundtrips) {
@@ -213,6 +253,27 @@ int run_net(const Options& o) {
       fallback.push_back(x["fallback_s"]);
     }
     if (wanted("relay_bytes_per_idle_connection")) idle.push_back(relay_idle_bytes(200));
+    if (matrix) {
+      progress(o, run_no + " (the NAT matrix: 6 nodes pull each other's objects)");
+      auto& d = c->command({"bench", "net-matrix", "net-1", "net-2", "net-nat", "net-nat2", "net-sym", "net-fw"});
+      if (d.wait(std::chrono::minutes(10)) != 0) throw std::runtime_error("the matrix driver failed:\n" + d.output() + "\n" + c->logs());
+      const auto text = d.output();
+      const auto at = text.find("MATRIX");
+      if (at == std::string::npos) throw std::runtime_error("the matrix driver printed no result:\n" + text);
+      std::istringstream pairs(text.substr(at + 6, text.find('\n', at) - at - 6));
+      int eligible = 0, open = 0;
+      auto is_eligible = [](const std::string& n) { return n == "net-1" || n == "net-2" || n == "net-nat" || n == "net-nat2"; };
+      for (std::string p; pairs >> p;) {
+        const auto gt = p.find('>'), eq = p.find('=');
+        if (gt == std::string::npos || eq == std::string::npos) continue;
+        const auto holder = p.substr(0, gt), puller = p.substr(gt + 1, eq - gt - 1), path = p.substr(eq + 1);
+        if (!is_eligible(holder) || !is_eligible(puller)) continue;
+        ++eligible;
+        open += path != "relayed";
+      }
+      progress(o, "net: matrix" + text.substr(at + 6, text.find('\n', at) - at - 6));
+      share.push_back(eligible ? double(open) / eligible : 0.0);
+    }
   }
   std::vector<Figure> figs;
   if (wanted("net_direct_roundtrip_us")) figs.push_back({"net_direct_roundtrip_us", median(direct), "us", false, direct});
@@ -226,6 +287,7 @@ int run_net(const Options& o) {
   if (wanted("relay_fallback_seconds")) figs.push_back({"relay_fallback_seconds", median(fallback), "s", false, fallback});
   if (wanted("relay_bytes_per_idle_connection"))
     figs.push_back({"relay_bytes_per_idle_connection", median(idle), "bytes", false, idle});
+  if (matrix) figs.push_back({"direct_share_of_eligible_pairs", median(share), "share", true, share});
   print("net", o, figs);
   return 0;
 }

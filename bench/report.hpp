@@ -67,6 +67,7 @@ int run_users(const Options& o, const UsersOptions& u);
 int run_net(const Options& o);
 int run_net_driver(int n);
 int run_net_transfer_driver(std::uint64_t bytes);
+int run_net_matrix_driver(const std::vector<std::string>& nodes);
 int run_users_driver(std::uint64_t index, std::uint64_t tasks, std::uint64_t big);
 // One extra driver of `bench micro --mode cluster` (multi_client_tasks_async): prints "RATE x".
 // The web UI and its API in front of a head of `nodes` nodes and `tasks` task spans (bench/ui.cpp).

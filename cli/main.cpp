@@ -99,6 +99,10 @@ int bench(const std::vector<std::string>& args) {
     if (args.size() != 2) throw std::invalid_argument("bench net-driver N");
     return iogrid::bench::run_net_driver(std::stoi(args[1]));
   }
+  if (suite == "net-matrix") {  // the NAT matrix driver of `bench net` (internal)
+    if (args.size() < 3) throw std::invalid_argument("bench net-matrix NODE NODE...");
+    return iogrid::bench::run_net_matrix_driver(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   if (suite == "net-transfer") {  // the transfer driver of `bench net` (internal)
     if (args.size() != 2) throw std::invalid_argument("bench net-transfer BYTES");
     return iogrid::bench::run_net_transfer_driver(std::stoull(args[1]));

@@ -205,7 +205,7 @@ TransferStats transfer_stats() {
   auto c = runtime::transport::process_data_client();
   if (!c) return {};
   auto s = c->stats();
-  return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds};
+  return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds, s.relayed};
 }
 
 std::vector<GpuAssignment> current_gpus() {

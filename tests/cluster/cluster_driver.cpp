@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -68,6 +69,19 @@ std::pair<std::uint64_t, std::uint64_t> blob_sum(const std::vector<std::uint8_t>
   return {s, iogrid::transfer_stats().bytes};
 }
 IOGRID_REMOTE(make_blob);
+// Pulls the object inside `box` here and says how: "direct", or "relayed" when this process's connection to
+// its holder went through the head's relay (a ref inside a vector is fetched by get, not before the call).
+std::string pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>& box) {
+  const auto before = iogrid::transfer_stats().relayed;
+  const auto v = iogrid::get(box.at(0), std::chrono::seconds(60));
+  std::uint64_t sum = 0;
+  for (auto b : v) sum += b;
+  std::uint64_t want = 0;
+  for (std::uint64_t i = 0; i < v.size(); ++i) want += static_cast<std::uint8_t>(i * 7 + 3);
+  if (sum != want) return "corrupt";
+  return iogrid::transfer_stats().relayed > before ? "relayed" : "direct";
+}
+IOGRID_REMOTE(pull_path);
 // A task that submits tasks and waits for them (nested graph across processes).
 long fan(long n) {
   std::vector<iogrid::ObjectRef<long>> refs;
@@ -406,6 +420,21 @@ int main(int argc, char** argv) {
     if (scenario == "graph") graph();
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
+    else if (scenario == "pull_matrix" && argc > 3) {
+      // Every node named makes an object; every other one pulls it. Prints "PATH holder puller direct|relayed".
+      std::vector<std::string> nodes(argv + 2, argv + argc);
+      std::map<std::string, iogrid::ObjectRef<std::vector<std::uint8_t>>> made;
+      for (const auto& n : nodes) made.emplace(n, iogrid::task(make_blob).options({.node = n}).remote(std::uint64_t(2u << 20)));
+      for (const auto& [n, ref] : made) iogrid::wait(std::vector{ref}, 1, 60s);
+      for (const auto& holder : nodes)
+        for (const auto& puller : nodes) {
+          if (holder == puller) continue;
+          std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>> box{made.at(holder)};
+          const auto path = iogrid::get(iogrid::task(pull_path).options({.node = puller}).remote(box), 120s);
+          check(path != "corrupt", "the bytes " + puller + " pulled from " + holder);
+          std::cout << "PATH " << holder << " " << puller << " " << path << std::endl;
+        }
+    }
     else if (scenario == "nested_across" && argc > 3) {
       // A task on node argv[2] fans out to tasks pinned on node argv[3].
       auto r = iogrid::get(iogrid::task(fan_to).options({.node = argv[2]}).remote(std::string(argv[3]), 6L), 180s);

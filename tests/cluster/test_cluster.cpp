@@ -14,6 +14,7 @@
 
 #include <fstream>
 #include <set>
+#include <map>
 #include <sstream>
 
 #include "local_cluster.hpp"
@@ -639,6 +640,46 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
   for (std::string line; std::getline(lines, line);)
     if (line.find("relay: refused") != std::string::npos)
       CHECK((line.find("no process '") != std::string::npos || line.find("no first line") != std::string::npos));
+}
+
+// Hidden: needs network namespaces (ctest runs it as nat.matrix with IOGRID_TEST_NETNS=1).
+TEST_CASE("the NAT matrix: every node pulls every other node's object, directly when the holder can be dialled, else relayed", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.add_node("pub", {"--num-cpus", "2"});
+  c.add_node("cone", {"--num-cpus", "2"}, Nat::cone);
+  c.add_node("sym", {"--num-cpus", "2"}, Nat::symmetric);
+  c.add_node("fw", {"--num-cpus", "2"}, Nat::firewall);
+  REQUIRE(c.wait_nodes(4, 20s));
+  auto& d = c.driver({"pull_matrix", "pub", "cone", "sym", "fw"});
+  const int rc = d.wait(300s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);
+  // The path each pull took, by holder and puller. Only a public holder can be dialled; a pull from a node
+  // behind any NAT or firewall goes through the head's relay (no hole punching yet: cone to cone and public to
+  // cone would be the pairs it could make direct).
+  std::map<std::pair<std::string, std::string>, std::string> seen;
+  std::istringstream lines(d.output());
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream w(line);
+    std::string tag, holder, puller, path;
+    if (w >> tag >> holder >> puller >> path && tag == "PATH") seen[{holder, puller}] = path;
+  }
+  const std::vector<std::string> nodes{"pub", "cone", "sym", "fw"};
+  int eligible = 0, direct = 0;
+  for (const auto& holder : nodes)
+    for (const auto& puller : nodes) {
+      if (holder == puller) continue;
+      const auto it = seen.find({holder, puller});
+      INFO(holder + " -> " + puller);
+      REQUIRE(it != seen.end());
+      CHECK(it->second == (holder == "pub" ? "direct" : "relayed"));
+      const bool open_pair = (holder == "pub" || holder == "cone") && (puller == "pub" || puller == "cone");
+      eligible += open_pair;
+      direct += open_pair && it->second == "direct";
+    }
+  std::cout << "direct share of the eligible pairs (public and cone only): " << direct << "/" << eligible << std::endl;
 }
 
 // Hidden: needs network namespaces (ctest runs it as nat.nested with IOGRID_TEST_NETNS=1).
