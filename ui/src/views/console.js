@@ -29,7 +29,7 @@ export function consoleView(root, params) {
     );
   };
   drawSummary();
-  const offSummary = live.on((k) => k === 'status' && drawSummary());
+  const offSummary = live.on((k, e) => (k === 'status' || (k === 'event' && e.kind === 'node')) && drawSummary());
   const stop = { nodes, jobs, tasks, actors, logs, reservations, ledger, events, timeline, queue }[section](body, params.slice(1));
   return () => {
     offSummary();
@@ -41,7 +41,7 @@ function nodes(el) {
   const t = table({
     id: 'console-nodes',
     pageSize: 100,
-    placeholder: 'filter nodes (name or host)',
+    placeholder: 'name, host, GPU or label',
     fetchPage: (p) => nodesWithDead(p, consoleNodeRow),
     columns: [
       { key: 'name', label: 'node', cell: (r) => h('a', { href: `#/worker/${encodeURIComponent(r.name)}` }, r.name) },
