@@ -549,8 +549,10 @@ class ClusterClient final : public SubmitterCore {
     sys_ = std::make_unique<caf::actor_system>(cfg_);
     auto [host, port] = transport::parse_address(opts.address);
     svc_ = std::make_shared<DriverService>(host, port, opts.parent_job, opts.token);
-    auto exe = self_exe();
-    svc_->set_code(transport::sha256_file(exe), exe);
+    // The running program itself, through /proc/self/exe (the inode this process runs, even if its file was
+    // rebuilt or deleted since it started): what the head pulls later is what was hashed now.
+    self_exe();  // says clearly when there is no /proc/self/exe
+    svc_->set_code(transport::sha256_file("/proc/self/exe"), "/proc/self/exe");
     auto tls = transport::make_tls_context(transport::tls_from_env());  // IOGRID_TLS_CERT/KEY/CA
     data_client_ = transport::process_data_client();
     if (!data_client_) {
