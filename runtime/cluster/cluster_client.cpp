@@ -268,17 +268,7 @@ class DriverService final : public transport::Service {
         case W::CODE_REQUEST: {
           // The head pulls this program a chunk at a time (the other messages are not held up behind it).
           auto r = msg.getCodeRequest();
-          std::uint64_t total = 0;
-          std::optional<std::string> chunk;
-          if (r.getHash() == code_hash_) chunk = read_code_chunk(code_path_, r.getOffset(), &total);
-          if (!chunk) spdlog::error("cannot send this program ({}) to the head at offset {}", code_path_, r.getOffset());
-          capnp::MallocMessageBuilder out;
-          auto c = out.initRoot<proto::Envelope>().initCode();
-          c.setHash(r.getHash());
-          c.setOffset(r.getOffset());
-          c.setTotal(chunk ? total : 0);
-          if (chunk) c.setBytes(bytes_of(*chunk));
-          ep.send(head_, out);
+          send_code_chunk(ep, head_, r.getHash(), r.getOffset(), r.getHash() == code_hash_ ? code_path_ : std::string());
           return;
         }
         case W::LEASE_FAILED: {
@@ -533,13 +523,6 @@ class DriverService final : public transport::Service {
   std::shared_ptr<transport::DataClient> data_client_;
 };
 
-std::string self_exe() {
-  std::error_code ec;
-  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) throw core::RuntimeError("iogrid: cannot find this program's executable (/proc/self/exe)");
-  return p.string();
-}
-
 class ClusterClient final : public SubmitterCore {
  public:
   explicit ClusterClient(ClientOptions opts) {
@@ -551,7 +534,6 @@ class ClusterClient final : public SubmitterCore {
     svc_ = std::make_shared<DriverService>(host, port, opts.parent_job, opts.token);
     // The running program itself, through /proc/self/exe (the inode this process runs, even if its file was
     // rebuilt or deleted since it started): what the head pulls later is what was hashed now.
-    self_exe();  // says clearly when there is no /proc/self/exe
     svc_->set_code(transport::sha256_file("/proc/self/exe"), "/proc/self/exe");
     auto tls = transport::make_tls_context(transport::tls_from_env());  // IOGRID_TLS_CERT/KEY/CA
     data_client_ = transport::process_data_client();

@@ -1,6 +1,10 @@
 #include "runtime/cluster/code_transfer.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+
+#include "wire.capnp.h"
 
 namespace iogrid::runtime::cluster {
 
@@ -17,6 +21,32 @@ std::optional<std::string> read_code_chunk(const std::filesystem::path& file, st
   if (static_cast<std::size_t>(in.gcount()) != out.size()) return std::nullopt;
   if (total) *total = size;
   return out;
+}
+
+void ask_code_chunks(transport::Endpoint& ep, transport::ConnId holder, CodeDownload& d) {
+  for (auto offset : d.next_requests()) {
+    capnp::MallocMessageBuilder out;
+    auto r = out.initRoot<proto::Envelope>().initCodeRequest();
+    r.setHash(d.hash());
+    r.setOffset(offset);
+    ep.send(holder, out);
+  }
+}
+
+void send_code_chunk(transport::Endpoint& ep, transport::ConnId to, const std::string& hash, std::uint64_t offset,
+                     const std::filesystem::path& file) {
+  std::uint64_t total = 0;
+  auto chunk = file.empty() ? std::nullopt : read_code_chunk(file, offset, &total);
+  if (!chunk)
+    spdlog::error("asked for code {} at offset {}: {}", hash.substr(0, 12), offset,
+                  file.empty() ? std::string("no such code here") : file.string() + " cannot be read there");
+  capnp::MallocMessageBuilder out;
+  auto c = out.initRoot<proto::Envelope>().initCode();
+  c.setHash(hash);
+  c.setOffset(offset);
+  c.setTotal(chunk ? total : 0);
+  if (chunk) c.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(chunk->data()), chunk->size()));
+  ep.send(to, out);
 }
 
 CodeDownload::CodeDownload(std::filesystem::path dir, std::string hash, std::uint64_t total)

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/transport/auth.hpp"
+#include "runtime/transport/endpoint.hpp"
 
 namespace iogrid::runtime::cluster {
 
@@ -25,6 +26,15 @@ inline constexpr int kCodeWindow = 4;
 // The chunk of `file` at `offset` (kCodeChunkBytes, or what is left at the end) and the file's size through
 // `total`; nullopt when the file cannot be read or `offset` is not inside it.
 std::optional<std::string> read_code_chunk(const std::filesystem::path& file, std::uint64_t offset, std::uint64_t* total);
+
+class CodeDownload;
+
+// The wire side, the same for every holder and receiver: the receiver asks `holder` for the chunks `d` wants
+// now (CodeRequest); a holder answers one request with the chunk of `file` (Code; `file` empty or unreadable:
+// total 0, "no such code").
+void ask_code_chunks(transport::Endpoint& ep, transport::ConnId holder, CodeDownload& d);
+void send_code_chunk(transport::Endpoint& ep, transport::ConnId to, const std::string& hash, std::uint64_t offset,
+                     const std::filesystem::path& file);
 
 // The receiving side of one executable.
 class CodeDownload {

@@ -339,8 +339,8 @@ void DashboardApi::refresh_loop() {
         }
       }
       snap->explorer = dump(explorer_document(snap->doc, reservations));
-      nlohmann::json totals = {{"count", 0}, {"cpus", 0.0}, {"cpus_available", 0.0}, {"gpus", 0}, {"active_leases", 0},
-                                {"store_used_bytes", 0.0}, {"store_capacity_bytes", 0.0}};
+      double cpus = 0, cpus_available = 0, store_used = 0, store_capacity = 0;
+      std::int64_t gpus = 0, leases = 0;
       for (const auto& n : arr(snap->doc, "nodes")) {
         StatusSnapshot::NodeRow row{lower(str(n, "name")), lower(str(n, "host")), region_of(n), dump(n), {}};
         row.search = row.name_lower + " " + row.host;
@@ -352,20 +352,21 @@ void DashboardApi::refresh_loop() {
           for (auto it = n["labels"].begin(); it != n["labels"].end(); ++it)
             if (it.value().is_string()) row.search += " " + lower(it.key() + "=" + it.value().get<std::string>());
         snap->nodes.push_back(std::move(row));
-        totals["count"] = totals["count"].get<int>() + 1;
-        totals["cpus"] = totals["cpus"].get<double>() + n.value("cpus", 0.0);
-        totals["cpus_available"] = totals["cpus_available"].get<double>() + n.value("cpus_available", 0.0);
-        totals["gpus"] = totals["gpus"].get<int>() + static_cast<int>(arr(n, "gpus").size());
-        totals["active_leases"] = totals["active_leases"].get<int>() + n.value("active_leases", 0);
-        totals["store_used_bytes"] = totals["store_used_bytes"].get<double>() + n.value("object_store_used_bytes", 0.0);
-        totals["store_capacity_bytes"] =
-            totals["store_capacity_bytes"].get<double>() + n.value("object_store_capacity_bytes", 0.0);
+        cpus += n.value("cpus", 0.0);
+        cpus_available += n.value("cpus_available", 0.0);
+        gpus += static_cast<std::int64_t>(arr(n, "gpus").size());
+        leases += n.value("active_leases", 0);
+        store_used += n.value("object_store_used_bytes", 0.0);
+        store_capacity += n.value("object_store_capacity_bytes", 0.0);
       }
+      const nlohmann::json totals = {{"count", snap->nodes.size()}, {"cpus", cpus}, {"cpus_available", cpus_available},
+                                     {"gpus", gpus}, {"active_leases", leases}, {"store_used_bytes", store_used},
+                                     {"store_capacity_bytes", store_capacity}};
       nlohmann::json summary = nlohmann::json::object();
       if (snap->doc.is_object())
         for (auto it = snap->doc.begin(); it != snap->doc.end(); ++it)
           if (it.key() != "nodes") summary[it.key()] = it.value();
-      summary["node_totals"] = std::move(totals);
+      summary["node_totals"] = totals;
       snap->summary = dump(summary);
       snap->etag = "\"" + std::to_string(std::hash<std::string>{}(snap->text)) + "\"";
       snap->built_unix_ms = unix_ms_now();

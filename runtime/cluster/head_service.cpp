@@ -521,17 +521,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     auto& up = uploads_[hash];
     up.from = from;
     up.download = std::make_unique<CodeDownload>(core_.code().dir(), hash, size);
-    ask_code(ep, hash, up);
-  }
-
-  void ask_code(Endpoint& ep, const std::string& hash, Upload& up) {
-    for (auto offset : up.download->next_requests()) {
-      capnp::MallocMessageBuilder out;
-      auto r = out.initRoot<proto::Envelope>().initCodeRequest();
-      r.setHash(hash);
-      r.setOffset(offset);
-      ep.send(up.from, out);
-    }
+    ask_code_chunks(ep, from, *up.download);
   }
 
   void code_chunk(Endpoint& ep, Peer& p, proto::Code::Reader c) {
@@ -542,7 +532,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     auto b = c.getBytes();
     switch (up.download->add(c.getOffset(), c.getTotal(), {reinterpret_cast<const char*>(b.begin()), b.size()})) {
       case CodeDownload::Step::more:
-        return ask_code(ep, hash, up);
+        return ask_code_chunks(ep, up.from, *up.download);
       case CodeDownload::Step::done: {
         spdlog::info("stored job code {} ({} bytes)", hash.substr(0, 12), up.download->total());
         uploads_.erase(it);
@@ -584,15 +574,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   // One chunk of stored code, read here (a megabyte from the page cache), or the ask kept until it is stored.
   void send_code(Endpoint& ep, ConnId to, const std::string& hash, std::uint64_t offset) {
     if (!core_.code().has(hash)) return core_.code().wait_for(hash, to, offset);
-    std::uint64_t total = 0;
-    auto bytes = read_code_chunk(core_.code().path(hash), offset, &total);
-    capnp::MallocMessageBuilder out;
-    auto c = out.initRoot<proto::Envelope>().initCode();
-    c.setHash(hash);
-    c.setOffset(offset);
-    c.setTotal(bytes ? total : 0);
-    if (bytes) c.setBytes(bytes_of(*bytes));
-    ep.send(to, out);
+    send_code_chunk(ep, to, hash, offset, core_.code().path(hash));
   }
 
   void admin(Endpoint& ep, Peer& p, proto::AdminRequest::Reader r) {

@@ -167,7 +167,7 @@ class NodeService final : public transport::Service {
       // while sending a large executable otherwise leaves its leases waiting forever, holding their CPUs).
       for (auto& [hash, d] : downloads_) {
         d->restart();
-        ask_code(ep, *d);
+        ask_code_chunks(ep, head_, *d);
       }
       return;
     }
@@ -367,21 +367,11 @@ class NodeService final : public transport::Service {
       waiting_code_.push_back(l);
       if (!downloads_.count(l.code_hash)) {
         auto& d = downloads_[l.code_hash] = std::make_unique<CodeDownload>(code_dir(), l.code_hash);
-        ask_code(ep, *d);
+        ask_code_chunks(ep, head_, *d);
       }
       return;
     }
     spawn_worker(ep, l);
-  }
-
-  void ask_code(Endpoint& ep, CodeDownload& d) {
-    for (auto offset : d.next_requests()) {
-      capnp::MallocMessageBuilder out;
-      auto r = out.initRoot<proto::Envelope>().initCodeRequest();
-      r.setHash(d.hash());
-      r.setOffset(offset);
-      ep.send(head_, out);
-    }
   }
 
   // A chunk of a job's executable: written and hashed as it comes (cluster/code_transfer.hpp); once whole and
@@ -394,7 +384,7 @@ class NodeService final : public transport::Service {
     auto b = c.getBytes();
     switch (d.add(c.getOffset(), c.getTotal(), {reinterpret_cast<const char*>(b.begin()), b.size()})) {
       case CodeDownload::Step::more:
-        return ask_code(ep, d);
+        return ask_code_chunks(ep, head_, d);
       case CodeDownload::Step::done:
         spdlog::info("cached job code {} ({} bytes)", hash.substr(0, 12), d.total());
         downloads_.erase(it);

@@ -175,6 +175,25 @@ export const live = {
   },
 };
 
+// Keeps a node table that pages the head (table's fetchPage) fresh: again every 2 s while shown, and at once
+// when a node joins or dies.
+export function pagedNodes(t) {
+  const timer = setInterval(() => !document.hidden && t.refresh(), 2000);
+  const off = live.on((k, e) => k === 'event' && e.kind === 'node' && t.refresh());
+  return () => {
+    clearInterval(timer);
+    off();
+  };
+}
+
+// A page of nodes from the head, with the dead ones this tab heard of (matching the filter) first on page one.
+export async function nodesWithDead({ offset, limit, query }, row) {
+  const page = await nodePage({ offset, limit, query });
+  const rows = page.nodes.filter((n) => !live.dead.has(n.name)).map((n) => row(n.name, n, 'alive'));
+  const dead = offset === 0 ? live.deadMatching(query).map(([name, d]) => row(name, null, 'dead', d)) : [];
+  return { rows: [...dead, ...rows], total: page.total };
+}
+
 // Formatting shared by the views.
 export const fmt = {
   num: (v, d = 1) => (v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(d)),

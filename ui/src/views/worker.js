@@ -1,10 +1,9 @@
 // Worker view: a provider's nodes. Each device's connection state and uptime history, live and historical
 // telemetry, verification history and measured TFLOPS, reputation and what moved it, leases served, GPU-seconds
 // and earnings from the ledger. #/worker lists nodes; #/worker/NAME shows one.
-import { fmt, get, h, live, nodePage } from '../api.js';
+import { fmt, get, h, live, nodePage, nodesWithDead, pagedNodes } from '../api.js';
 import { timeChart } from '../chart.js';
 import { table } from '../table.js';
-import { nodesWithDead, pagedNodes } from './console.js';
 import { card } from './explorer.js';
 
 export function workerView(root, params) {
