@@ -573,6 +573,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
 
   // One chunk of stored code, read here (a megabyte from the page cache), or the ask kept until it is stored.
   void send_code(Endpoint& ep, ConnId to, const std::string& hash, std::uint64_t offset) {
+    const bool sha256_hex = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!sha256_hex) return send_code_chunk(ep, to, hash, offset, {});  // never kept waiting: "no such code"
     if (!core_.code().has(hash)) return core_.code().wait_for(hash, to, offset);
     send_code_chunk(ep, to, hash, offset, core_.code().path(hash));
   }
