@@ -53,6 +53,9 @@ TEST_CASE("memory returns to its baseline once a graph's refs are dropped", "[ob
     REQUIRE(store_used() >= 16 << 20);
     REQUIRE(iogrid::live_objects() >= base_objects + 108);
   }
+  // The worker that produced the last block may still be finishing that task when the driver has its result
+  // (seen once in 20 runs on a loaded machine: one block still counted): allow it a moment, not more.
+  for (int i = 0; i < 200 && store_used() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   REQUIRE(store_used() == 0);
   REQUIRE(iogrid::live_objects() == base_objects);
 }
