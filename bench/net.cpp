@@ -85,7 +85,7 @@ double relay_idle_bytes(int sessions) {
   o.token = token;
   o.bind = "127.0.0.1";
   std::uint16_t relay_port = 0;
-  o.ask_target = [&](const std::string&, const std::string& session) {
+  o.ask_target = [&](const std::string&, const std::string& session, bool) {
     tcp::socket s(io);
     s.connect({asio::ip::make_address("127.0.0.1"), relay_port});
     asio::write(s, asio::buffer(iogrid::runtime::transport::relay_hello("ACCEPT", session, token)));

@@ -323,7 +323,7 @@ class DriverService final : public transport::Service {
           // A worker that cannot dial this driver waits at the head's relay: meet it there.
           auto d = msg.getRelayDial();
           if (d.getData()) {  // a pull of this driver's objects
-            if (data_server_) data_server_->serve_dialled(head_host_, d.getPort(), d.getSession());
+            if (data_server_) data_server_->serve_dialled(head_host_, d.getPort(), d.getSession(), d.getPunch());
             return;
           }
           try {

@@ -92,7 +92,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     return TunnelTarget{it->second.first, static_cast<std::uint16_t>(port)};
   }
   // Asks the process named `target` to dial the relay for `session`.
-  void relay_dial(Endpoint& ep, const std::string& target, const std::string& session) {
+  void relay_dial(Endpoint& ep, const std::string& target, const std::string& session, bool punch) {
     ConnId to = 0;
     std::uint16_t tunnel_port = 0;
     {
@@ -112,6 +112,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     d.setPort(relay_port_);
     d.setData(target.rfind("data-", 0) == 0);
     d.setTunnelPort(tunnel_port);
+    d.setPunch(punch && tunnel_port == 0);
     ep.send(to, out);
   }
   void name_for_relay(const std::string& target, ConnId conn) {
@@ -608,7 +609,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
         for (const auto& [node, entry] : tunnel_ports_) allowed[node] = entry.second;
       }
       s.setRelayJson(nlohmann::json{{"port", relay_port_}, {"sessions", r.sessions}, {"active", r.active},
-                                    {"refused", r.refused}, {"bytes", r.bytes}, {"tunnels", tunnels},
+                                    {"refused", r.refused}, {"bytes", r.bytes}, {"punches", r.punches}, {"tunnels", tunnels},
                                     {"tunnel_ports", allowed}}.dump());
     }
   }
@@ -691,13 +692,13 @@ void set_head_relay(const caf::actor& endpoint, const std::shared_ptr<transport:
   });
 }
 
-std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,
-                                                                            const std::shared_ptr<transport::Service>& head) {
-  return [endpoint, weak = std::weak_ptr<transport::Service>(head)](const std::string& target, const std::string& session) {
+std::function<bool(const std::string&, const std::string&, bool)> head_relay_asker(const caf::actor& endpoint,
+                                                                                  const std::shared_ptr<transport::Service>& head) {
+  return [endpoint, weak = std::weak_ptr<transport::Service>(head)](const std::string& target, const std::string& session, bool punch) {
     auto h = weak.lock();
     if (!h || !static_cast<HeadService&>(*h).relay_target_known(target)) return false;
-    transport::post(endpoint, [weak, target, session](Endpoint& ep) {
-      if (auto h2 = weak.lock()) static_cast<HeadService&>(*h2).relay_dial(ep, target, session);
+    transport::post(endpoint, [weak, target, session, punch](Endpoint& ep) {
+      if (auto h2 = weak.lock()) static_cast<HeadService&>(*h2).relay_dial(ep, target, session, punch);
     });
     return true;
   };

@@ -66,8 +66,8 @@ void set_head_relay(const caf::actor& endpoint, const std::shared_ptr<transport:
                     std::function<RelayStats()> stats);
 // RelayOptions::ask_target for the head's relay: asks job `target`'s driver (over its control connection) to
 // dial the relay with `session`; false when the job has no connected driver. Any thread.
-std::function<bool(const std::string&, const std::string&)> head_relay_asker(const caf::actor& endpoint,
-                                                                            const std::shared_ptr<transport::Service>& head);
+std::function<bool(const std::string&, const std::string&, bool)> head_relay_asker(const caf::actor& endpoint,
+                                                                                  const std::shared_ptr<transport::Service>& head);
 void set_head_heard(const caf::actor& endpoint, const std::shared_ptr<transport::Service>& head,
                     std::function<std::optional<head::Clock::time_point>(std::uint32_t)> heard);
 

@@ -154,7 +154,12 @@ std::string NetnsLab::host(const std::string& name, Nat nat) {
                          "    oifname \"eth0\" masquerade") +
                  (nat == Nat::symmetric ? " fully-random" : "") +
                  "\n  }\n  chain forward {\n    type filter hook forward priority 0; policy drop;\n"
-                 "    iifname \"lan0\" accept\n    ct state established,related accept\n  }\n}");
+                 "    iifname \"lan0\" accept\n    ct state established,related accept\n  }\n"
+                 // What arrives unasked for the router itself is dropped, not answered with a reset (as most
+                 // home routers do): a reset would also leave a conntrack entry that takes the port the home's
+                 // own SYN needs a moment later, and no two SYNs cross on a link without latency.
+                 "  chain input {\n    type filter hook input priority 0; policy accept;\n"
+                 "    iifname \"eth0\" ct state new drop\n  }\n}");
   return home.address;
 }
 

@@ -7,7 +7,10 @@
 // rewrites its connections with nftables: `cone` masquerades (Linux keeps the source port where it can: the
 // same mapping for every destination, replies only from where it sent), `symmetric` masquerades with
 // `fully-random` (a new random port per destination), `firewall` puts the host on the bridge but drops every
-// connection it did not start. Nobody can dial a host behind any of the three.
+// connection it did not start. Nobody can dial a host behind any of the three. Routers drop what arrives
+// unasked for themselves (as most home routers do) rather than answer it with a reset. Hole punching
+// (transport/punch.hpp) gets through a cone NAT and the firewall (both let in a SYN that matches one their host
+// sent), never through the symmetric NAT.
 // Needs root (CAP_NET_ADMIN) and iproute2 (nftables for NATs); when one is missing the constructor (or the first
 // NATed host) throws NetnsUnavailable saying which. Everything made is removed by the destructor; labs left by a killed process (their names carry
 // its pid) are removed by the next lab made on the machine.

@@ -204,7 +204,7 @@ class NodeService final : public transport::Service {
           // Someone who cannot dial this node waits at the head's relay: a tunnel to an allowed port, or a pull.
           auto d = msg.getRelayDial();
           if (d.getTunnelPort()) tunnels_->open(opts_.head_host, d.getPort(), d.getSession(), d.getTunnelPort());
-          else if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession());
+          else if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession(), d.getPunch());
           return;
         }
         case W::CODE: return code_arrived(ep, msg.getCode());

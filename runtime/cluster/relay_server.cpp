@@ -11,6 +11,7 @@
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
+#include "runtime/transport/punch.hpp"
 #include "runtime/transport/relay_hello.hpp"
 
 namespace iogrid::runtime::cluster {
@@ -31,6 +32,16 @@ struct Leg {
   std::string early;
 };
 
+// Where the relay sees a leg from (a v4-mapped IPv6 address as IPv4), or ("", 0) when the socket is gone.
+std::pair<std::string, std::uint16_t> seen_from(tcp::socket& s) {
+  boost::system::error_code ec;
+  const auto ep = s.remote_endpoint(ec);
+  if (ec) return {"", 0};
+  auto a = ep.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return {a.to_string(), ep.port()};
+}
+
 }  // namespace
 
 // Handlers capture the Impl raw: it outlives its io_context's handlers (destroyed with it, after the thread ends).
@@ -40,11 +51,12 @@ struct RelayServer::Impl {
   asio::io_context io;
   tcp::acceptor acceptor;
   std::thread thread;
-  std::atomic<std::uint64_t> sessions{0}, active{0}, refused{0}, bytes{0};
+  std::atomic<std::uint64_t> sessions{0}, active{0}, refused{0}, bytes{0}, punches{0};
   struct Waiting {
     std::shared_ptr<Leg> dialer;
     std::shared_ptr<asio::steady_timer> timer;
     std::string target;
+    bool punch = false;
   };
   struct Session;
   std::mutex tunnels_m;
@@ -86,17 +98,17 @@ struct RelayServer::Impl {
       leg->in.consume(leg->in.size());
       auto h = transport::parse_relay_hello(line, self->opts.token);
       if (!h) return self->refuse(leg, "a first line that is malformed or not signed with the cluster token");
-      if (h->verb == "CONNECT") return self->connect(leg, h->id);
+      if (h->verb == "CONNECT" || h->verb == "PUNCH") return self->connect(leg, h->id, h->verb == "PUNCH");
       self->accepted(leg, h->id);
     });
   }
 
-  void connect(std::shared_ptr<Leg> dialer, const std::string& target) {
+  void connect(std::shared_ptr<Leg> dialer, const std::string& target, bool punch) {
     const auto session = transport::to_hex(transport::random_bytes(12));
-    if (!opts.ask_target || !opts.ask_target(target, session))
+    if (!opts.ask_target || !opts.ask_target(target, session, punch))
       return refuse(dialer, "no process '" + target + "' to relay to");
     auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
-    waiting[session] = {dialer, timer, target};
+    waiting[session] = {dialer, timer, target, punch};
     timer->async_wait([self = this, session, target](boost::system::error_code ec) {
       if (ec) return;
       auto it = self->waiting.find(session);
@@ -112,6 +124,7 @@ struct RelayServer::Impl {
     if (it == waiting.end()) return refuse(target, "no session " + session + " waiting");
     auto dialer = it->second.dialer;
     const auto name = it->second.target;
+    const bool punch = it->second.punch;
     it->second.timer->cancel();
     waiting.erase(it);
     ++sessions;
@@ -121,6 +134,21 @@ struct RelayServer::Impl {
     boost::system::error_code ec;
     const auto from = dialer->sock.remote_endpoint(ec);
     s->from = ec ? std::string("?") : from.address().to_string();
+    if (punch) {
+      // Each side learns where the other is seen from, when to start and how long to try (transport/punch.hpp);
+      // the lines go first, as if each side had sent the other's line before the splice.
+      ++punches;
+      const auto [d_host, d_port] = seen_from(dialer->sock);
+      const auto [t_host, t_port] = seen_from(target->sock);
+      const auto d_rtt = transport::tcp_rtt(dialer->sock.native_handle());
+      const auto t_rtt = transport::tcp_rtt(target->sock.native_handle());
+      const auto to_dialer = transport::plan_punch(d_host, t_host, t_port, d_rtt, t_rtt, opts.punch_loopback);
+      const auto to_target = transport::plan_punch(t_host, d_host, d_port, t_rtt, d_rtt, opts.punch_loopback);
+      dialer->early = transport::punch_line(to_target) + dialer->early;
+      target->early = transport::punch_line(to_dialer) + target->early;
+      spdlog::debug("relay: session {}: {}:{} and {}:{} try a direct connection ({} ms)", session, d_host, d_port, t_host,
+                    t_port, to_dialer.window.count());
+    }
     if (name.rfind("tunnel:", 0) == 0) {
       spdlog::info("relay: tunnel to {} opened for {} (session {})", name.substr(7), s->from, session);
       std::lock_guard<std::mutex> g(tunnels_m);
@@ -234,7 +262,7 @@ RelayServer::~RelayServer() {
 std::uint16_t RelayServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 RelayStats RelayServer::stats() const {
-  RelayStats r{impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load(), {}};
+  RelayStats r{impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load(), impl_->punches.load(), {}};
   std::lock_guard<std::mutex> g(impl_->tunnels_m);
   const auto now = std::chrono::steady_clock::now();
   for (const auto& w : impl_->tunnels)

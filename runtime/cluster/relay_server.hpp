@@ -7,7 +7,9 @@
 // Rules: a first line must arrive within 10 s and be signed with the cluster token, else the connection is
 // closed (and counted as refused); a CONNECT whose target does not dial in within 10 s is closed; a session
 // closes both sides when either ends, when it carried `max_bytes` (0: no limit), or after `idle` without a byte
-// (0: never). Tunnels (targets "tunnel:NODE:PORT") are logged when spliced and listed in stats() while open.
+// (0: never). A PUNCH line (instead of CONNECT) asks for hole punching: the target is asked to dial in ready
+// for it, and each side first gets a PEER line (where the other is seen from, when to try: transport/punch.hpp).
+// Tunnels (targets "tunnel:NODE:PORT") are logged when spliced and listed in stats() while open.
 // Thread: one of its own (Asio); `ask_target` is called on it.
 #pragma once
 
@@ -28,8 +30,10 @@ struct RelayOptions {
   std::uint64_t max_bytes = 0;             // per session, both ways together; 0: no limit
   std::chrono::seconds idle{0};            // 0: no idle limit
   std::chrono::seconds hello_timeout{10};  // first line, and the target dialling in
-  // Asks `target` to dial in with `session`; false when no such target is connected (refused at once).
-  std::function<bool(const std::string& target, const std::string& session)> ask_target;
+  bool punch_loopback = false;             // tests: plan hole punches between loopback addresses too
+  // Asks `target` to dial in with `session` (`punch`: ready to punch); false when no such target is connected
+  // (refused at once).
+  std::function<bool(const std::string& target, const std::string& session, bool punch)> ask_target;
 };
 
 // An open session whose target is a tunnel ("tunnel:NODE:PORT", cluster/tunnel_ends.hpp): listed for the status.
@@ -41,6 +45,7 @@ struct RelayTunnel {
 
 struct RelayStats {
   std::uint64_t sessions = 0, active = 0, refused = 0, bytes = 0;
+  std::uint64_t punches = 0;  // sessions whose two sides were told to try a direct connection
   std::vector<RelayTunnel> tunnels;
 };
 

@@ -291,6 +291,8 @@ std::string prometheus_metrics(const nlohmann::json& s) {
     Family(o, "iogrid_relay_refused_total", "counter", "Connections the relay refused (unsigned, unknown target or session).")
         .add({}, r.value("refused", 0.0));
     Family(o, "iogrid_relay_bytes_total", "counter", "Bytes the relay copied (both ways).").add({}, r.value("bytes", 0.0));
+    Family(o, "iogrid_relay_punches_total", "counter", "Relayed pairs told to try a direct connection (hole punching).")
+        .add({}, r.value("punches", 0.0));
     // Tunnels (iogrid tunnel): open now, per node and port.
     std::map<std::string, double> open;
     for (const auto& t : r.value("tunnels", nlohmann::json::array())) open[t.value("target", std::string())] += 1;

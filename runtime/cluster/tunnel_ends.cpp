@@ -16,15 +16,6 @@ namespace iogrid::runtime::cluster {
 namespace {
 constexpr std::chrono::milliseconds kLocalDial{2000};
 constexpr std::chrono::milliseconds kRelayDial{5000};
-
-bool send_all(int fd, const std::string& s) {
-  for (std::size_t off = 0; off < s.size();) {
-    const auto w = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (w <= 0) return false;
-    off += static_cast<std::size_t>(w);
-  }
-  return true;
-}
 }  // namespace
 
 TunnelEnds::TunnelEnds(std::vector<std::uint16_t> allowed, std::string token)
@@ -80,7 +71,7 @@ void TunnelEnds::open(const std::string& relay_host, std::uint16_t relay_port, c
       spdlog::warn("tunnel to port {}: cannot reach the head's relay at {}:{}: {}", port, relay_host, relay_port, relay_error);
     } else if (!stopping) {
       // The relay hears from this node either way: a refused tunnel ends at once, not at the relay's timeout.
-      const bool said = send_all(relay, transport::relay_hello("ACCEPT", session, token_));
+      const bool said = transport::write_all(relay, transport::relay_hello("ACCEPT", session, token_));
       if (!allowed) {
         spdlog::warn("tunnel to port {} refused: this node allows tunnels only to the ports given to --allow-tunnel", port);
       } else if (local < 0) {

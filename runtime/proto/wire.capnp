@@ -173,6 +173,7 @@ struct RelayDial {
   port @1 :UInt16;
   data @2 :Bool;              # for the process's data plane (its object store), not its control connection
   tunnelPort @3 :UInt16;      # a node: for a tunnel to this local port (`iogrid tunnel`), not its data plane
+  punch @4 :Bool;             # the dialer asked for hole punching: dial ready for it (transport/punch.hpp)
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.

@@ -22,6 +22,7 @@
 #include "iogrid/core/errors.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_wire.hpp"
+#include "runtime/transport/punch.hpp"
 #include "runtime/transport/relay_hello.hpp"
 #include "runtime/transport/tcp.hpp"
 
@@ -57,12 +58,8 @@ struct SslFree {
 constexpr std::chrono::milliseconds kRelayDialTimeout{5000};   // the head's relay: public, answers at once
 constexpr std::chrono::milliseconds kNoRelayDialTimeout{20000};  // a direct dial with nothing to fall back to
 
-// Dials host:port within `timeout` (transport/tcp.hpp) into `sock`, left blocking (OpenSSL reads and writes it
-// directly). Returns "" or why it failed.
-std::string dial(tcp::socket& sock, const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
-  std::string error;
-  const int fd = dial_tcp(host, port, timeout, &error);
-  if (fd < 0) return error;
+// `fd` (connected, blocking) into `sock`; an error message, or "" (on error `fd` is closed).
+std::string adopt(tcp::socket& sock, int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -70,6 +67,15 @@ std::string dial(tcp::socket& sock, const std::string& host, std::uint16_t port,
   sock.assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
   if (ec) ::close(fd);
   return ec ? ec.message() : "";
+}
+
+// Dials host:port within `timeout` (transport/tcp.hpp) into `sock`, left blocking (OpenSSL reads and writes it
+// directly). Returns "" or why it failed.
+std::string dial(tcp::socket& sock, const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout) {
+  std::string error;
+  const int fd = dial_tcp(host, port, timeout, &error);
+  if (fd < 0) return error;
+  return adopt(sock, fd);
 }
 
 // OpenSSL writes to the socket with write(), which raises SIGPIPE when the peer has gone (asio and CAF use
@@ -304,17 +310,17 @@ DataServer::~DataServer() {
   for (auto& c : impl_->conns) c.ch->sock.close(ec);
 }
 
-void DataServer::serve_dialled(const std::string& host, std::uint16_t port, const std::string& session) {
+void DataServer::serve_dialled(const std::string& host, std::uint16_t port, const std::string& session, bool punch) {
   auto s = std::make_shared<Channel>(impl_->io);
   std::lock_guard<std::mutex> g(impl_->m);
   if (impl_->stopping) return;
   impl_->reap();
   auto done = std::make_shared<std::atomic<bool>>(false);
-  impl_->conns.push_back({s, done, std::thread([impl = impl_.get(), s, done, host, port, session] {
-                            auto error = dial(s->sock, host, port, kRelayDialTimeout);
-                            boost::system::error_code ec;
-                            if (error.empty()) asio::write(s->sock, asio::buffer(relay_hello("ACCEPT", session, impl->token)), ec);
-                            if (ec) error = ec.message();
+  impl_->conns.push_back({s, done, std::thread([impl = impl_.get(), s, done, host, port, session, punch] {
+                            auto link = relay_accept(host, port, session, impl->token, punch, kRelayDialTimeout);
+                            auto error = link.fd < 0 ? link.error : adopt(s->sock, link.fd);
+                            if (link.punched && error.empty())
+                              spdlog::info("data plane: a puller behind a NAT reached this process directly (hole punched)");
                             if (!error.empty())
                               spdlog::warn("data plane: cannot reach the head's relay at {}:{}: {}", host, port, error);
                             else
@@ -340,10 +346,11 @@ struct DataClient::Impl {
   // Idle authenticated connections per server (and relay name: two servers behind two NATs may share an address).
   std::map<std::string, std::vector<std::unique_ptr<Channel>>> idle;
   std::set<std::string> through_relay;  // servers a direct dial failed for: the relay at once next time
+  std::set<std::string> no_punch;       // servers a hole punch failed for: a plain relayed connection next time
   std::string relay_host;               // the head's relay (port 0: none)
   std::uint16_t relay_port = 0;
   std::chrono::milliseconds direct_timeout{1500};
-  std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0}, relayed{0}, fallback_nanos{0};
+  std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0}, relayed{0}, punched{0}, fallback_nanos{0};
   // Background frees.
   std::mutex fm;
   std::condition_variable fcv;
@@ -360,7 +367,7 @@ struct DataClient::Impl {
     std::string via_host;
     std::uint16_t via_port = 0;
     auto timeout = kNoRelayDialTimeout;
-    bool relay_now = false;
+    bool relay_now = false, punch = true;
     {
       std::lock_guard<std::mutex> g(m);
       auto& v = idle[key];
@@ -374,6 +381,7 @@ struct DataClient::Impl {
         via_port = relay_port;
         timeout = direct_timeout;
         relay_now = through_relay.count(key) > 0;
+        punch = no_punch.count(key) == 0;
       }
     }
     const auto where = host + ":" + std::to_string(port);
@@ -390,10 +398,13 @@ struct DataClient::Impl {
         spdlog::info("data plane: {} cannot be dialled ({}): through the head's relay as '{}'", where, direct_error, relay);
       }
     }
+    RelayLink link;
     if (relay_now) {
-      auto error = dial(s->sock, via_host, via_port, kRelayDialTimeout);
-      if (error.empty()) asio::write(s->sock, asio::buffer(relay_hello("CONNECT", relay, token)), ec);
-      if (ec) error = ec.message();
+      // Through the relay, trying a hole punch first unless one failed for this server (transport/punch.hpp).
+      link = relay_connect(via_host, via_port, relay, token, punch, kRelayDialTimeout);
+      const auto error = link.fd < 0 ? link.error : adopt(s->sock, link.fd);
+      if (!error.empty() && link.reached)
+        throw core::Error("iogrid: the head's relay did not reach the data plane of '" + relay + "' (" + where + "): " + error);
       if (!error.empty())
         throw core::Error("iogrid: cannot reach the data plane at " + where +
                           (direct_error.empty() ? "" : " (" + direct_error + ")") + " nor the head's relay at " + via_host +
@@ -407,14 +418,23 @@ struct DataClient::Impl {
       auto p = proof(token, nonce);
       s->write_all(p.data(), p.size());
     } catch (const std::exception& e) {
-      if (relay_now)
+      if (relay_now && !link.punched)
         throw core::Error("iogrid: the head's relay did not reach the data plane of '" + relay + "' (" + where + "): " + e.what());
       throw core::Error("iogrid: the data plane at " + where + " refused this process: " + e.what());
     }
     if (relay_now) {
-      ++relayed;
       std::lock_guard<std::mutex> g(m);
-      through_relay.insert(key);
+      const bool first = through_relay.insert(key).second;
+      if (link.punched) {
+        ++punched;
+        if (first) spdlog::info("data plane: {} ('{}') reached directly by hole punching", where, relay);
+        return s;
+      }
+      ++relayed;
+      if (link.tried) {
+        no_punch.insert(key);
+        spdlog::info("data plane: a hole punch to {} ('{}') did not connect: relayed from now on", where, relay);
+      }
       if (!direct_error.empty())
         fallback_nanos = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - failed_at).count());
@@ -522,7 +542,7 @@ void DataClient::set_relay(const std::string& host, std::uint16_t port, std::chr
 TransferStats DataClient::stats() const {
   return TransferStats{impl_->bytes.load(),         double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),
                        impl_->last_bytes.load(),    double(impl_->last_nanos.load()) / 1e9, impl_->relayed.load(),
-                       double(impl_->fallback_nanos.load()) / 1e9};
+                       double(impl_->fallback_nanos.load()) / 1e9, impl_->punched.load()};
 }
 
 namespace {

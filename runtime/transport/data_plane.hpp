@@ -12,7 +12,9 @@
 // (runtime/cluster/relay_server.hpp). A client whose direct dial fails (refused, unreachable, or no answer within
 // the direct timeout) dials the relay with a CONNECT line naming the server's relay name; the head asks the
 // server's process to dial the relay too (serve_dialled), and the two are spliced. Everything after the relay's
-// line is the protocol above, end to end (TLS included): the relay sees ciphertext when TLS is on.
+// line is the protocol above, end to end (TLS included): the relay sees ciphertext when TLS is on. Through the
+// relay the two first try a hole punch (transport/punch.hpp): a pair whose NATs allow it ends up connected
+// directly; a server the punch failed for is reached through the relay without trying again.
 #pragma once
 
 #include <atomic>
@@ -36,6 +38,7 @@ struct TransferStats {
   double last_seconds = 0;
   std::uint64_t relayed = 0;      // connections that went through the head's relay
   double last_fallback_seconds = 0;  // the latest relayed connection: from the failed direct dial to it working
+  std::uint64_t punched = 0;      // connections made direct by hole punching (transport/punch.hpp)
 };
 
 class DataServer {
@@ -47,7 +50,8 @@ class DataServer {
   std::uint16_t port() const;
   // Dials the head's relay at host:port, says it is the target of `session` (an ACCEPT line signed with the
   // token), and serves what comes through like an incoming connection. Returns at once (a thread of its own).
-  void serve_dialled(const std::string& host, std::uint16_t port, const std::string& session);
+  // `punch`: the puller asked for hole punching (transport/punch.hpp): served directly when it works.
+  void serve_dialled(const std::string& host, std::uint16_t port, const std::string& session, bool punch = false);
 
  private:
   struct Impl;

@@ -4,6 +4,8 @@
 // then bytes it copies.
 //   IOGRID-RELAY/1 CONNECT <target> <nonce> <mac>\n   a dialer: splice me to <target>: a job's driver ("job-N"),
 //                                                   or a process's data plane ("data-job:job-N", "data-node:N")
+//   IOGRID-RELAY/1 PUNCH <target> <nonce> <mac>\n    the same, and let us try a direct connection first
+//                                                   (hole punching: transport/punch.hpp)
 //   IOGRID-RELAY/1 ACCEPT <session> <nonce> <mac>\n   the target, asked over its control connection: I am here
 // <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
 #pragma once

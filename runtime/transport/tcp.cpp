@@ -2,17 +2,20 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 
 namespace iogrid::runtime::transport {
 
-int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout, std::string* error) {
+int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout, std::string* error,
+             bool reusable) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -31,6 +34,19 @@ int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseco
       continue;
     }
     err = 0;
+    if (reusable) {
+      const int one = 1;
+      sockaddr_storage any{};
+      any.ss_family = static_cast<sa_family_t>(a->ai_family);  // the wildcard address, port 0: the kernel picks
+      const socklen_t len = a->ai_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+      if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+          ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+          ::bind(fd, reinterpret_cast<sockaddr*>(&any), len) != 0) {
+        err = errno;
+        ::close(fd);
+        continue;
+      }
+    }
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       err = errno;
       if (err == EINPROGRESS) {
@@ -58,6 +74,52 @@ int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseco
   ::freeaddrinfo(found);
   if (error) *error = std::strerror(err ? err : EHOSTUNREACH);
   return -1;
+}
+
+std::uint16_t local_port_of(int fd) {
+  sockaddr_storage a{};
+  socklen_t len = sizeof a;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return 0;
+  if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+  if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&a)->sin6_port);
+  return 0;
+}
+
+bool wait_readable(int fd, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    const int r = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0;
+  }
+}
+
+bool read_line(int fd, std::string* line, std::size_t max, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  line->clear();
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !wait_readable(fd, left)) return false;
+    char c;
+    const ssize_t got = ::recv(fd, &c, 1, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    if (c == '\n') return true;
+    if (line->size() >= max) return false;
+    line->push_back(c);
+  }
+}
+
+bool write_all(int fd, const std::string& bytes) {
+  for (std::size_t off = 0; off < bytes.size();) {
+    const ssize_t w = ::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    off += static_cast<std::size_t>(w);
+  }
+  return true;
 }
 
 std::uint64_t splice_tcp(int a, int b) {

@@ -205,7 +205,7 @@ TransferStats transfer_stats() {
   auto c = runtime::transport::process_data_client();
   if (!c) return {};
   auto s = c->stats();
-  return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds, s.relayed};
+  return TransferStats{s.bytes, s.seconds, s.fetches, s.last_bytes, s.last_seconds, s.relayed, s.punched};
 }
 
 std::vector<GpuAssignment> current_gpus() {

@@ -69,17 +69,19 @@ std::pair<std::uint64_t, std::uint64_t> blob_sum(const std::vector<std::uint8_t>
   return {s, iogrid::transfer_stats().bytes};
 }
 IOGRID_REMOTE(make_blob);
-// Pulls the object inside `box` here and says how: "direct", or "relayed" when this process's connection to
-// its holder went through the head's relay (a ref inside a vector is fetched by get, not before the call).
+// Pulls the object inside `box` here and says how: "direct", "punched" when this process's connection to its
+// holder was made by hole punching, "relayed" when it went through the head's relay (a ref inside a vector is
+// fetched by get, not before the call).
 std::string pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>& box) {
-  const auto before = iogrid::transfer_stats().relayed;
+  const auto before = iogrid::transfer_stats();
   const auto v = iogrid::get(box.at(0), std::chrono::seconds(60));
   std::uint64_t sum = 0;
   for (auto b : v) sum += b;
   std::uint64_t want = 0;
   for (std::uint64_t i = 0; i < v.size(); ++i) want += static_cast<std::uint8_t>(i * 7 + 3);
   if (sum != want) return "corrupt";
-  return iogrid::transfer_stats().relayed > before ? "relayed" : "direct";
+  const auto after = iogrid::transfer_stats();
+  return after.relayed > before.relayed ? "relayed" : after.punched > before.punched ? "punched" : "direct";
 }
 IOGRID_REMOTE(pull_path);
 // A task that submits tasks and waits for them (nested graph across processes).
@@ -288,6 +290,8 @@ void objects(std::uint64_t n) {
     auto ref = iogrid::put(mine);
     auto s2 = iogrid::get(iogrid::task(blob_sum).options({.node = "n2"}).remote(ref), 60s);
     check(s2.first == n, "a large driver value reaches a remote task");
+    const auto t = iogrid::transfer_stats();  // this driver's own pulls: the object from n1
+    std::cout << "DRIVER PULLS relayed=" << t.relayed << " punched=" << t.punched << std::endl;
   }
   bool freed = stores_empty_within(10s);
   check(freed, "the objects are freed on every node once no one refers to them");
@@ -421,7 +425,7 @@ int main(int argc, char** argv) {
     else if (scenario == "slow") slow(argc > 2 ? std::atol(argv[2]) : 200, argc > 3 ? std::atoi(argv[3]) : 20);
     else if (scenario == "hang") hang();
     else if (scenario == "pull_matrix" && argc > 3) {
-      // Every node named makes an object; every other one pulls it. Prints "PATH holder puller direct|relayed".
+      // Every node named makes an object; every other one pulls it. Prints "PATH holder puller direct|punched|relayed".
       std::vector<std::string> nodes(argv + 2, argv + argc);
       std::map<std::string, iogrid::ObjectRef<std::vector<std::uint8_t>>> made;
       for (const auto& n : nodes) made.emplace(n, iogrid::task(make_blob).options({.node = n}).remote(std::uint64_t(2u << 20)));

@@ -14,7 +14,9 @@
 
 #include "runtime/cluster/relay_server.hpp"
 #include "runtime/transport/data_plane.hpp"
+#include "runtime/transport/punch.hpp"
 #include "runtime/transport/relay_hello.hpp"
+#include "runtime/transport/tcp.hpp"
 
 using namespace iogrid::runtime;
 namespace asio = boost::asio;
@@ -70,7 +72,7 @@ TEST_CASE("the relay splices a dialer to the target it names, early bytes first,
   cluster::RelayOptions o;
   o.token = kToken;
   o.bind = "127.0.0.1";
-  o.ask_target = [&](const std::string& target, const std::string& session) {
+  o.ask_target = [&](const std::string& target, const std::string& session, bool) {
     if (target != "job-1") return false;
     asked.set_value(session);
     return true;
@@ -103,7 +105,7 @@ TEST_CASE("the relay refuses unsigned lines, unknown targets and sessions, and e
   o.bind = "127.0.0.1";
   o.max_bytes = 1000;
   std::promise<std::string> asked;
-  o.ask_target = [&](const std::string& target, const std::string& session) {
+  o.ask_target = [&](const std::string& target, const std::string& session, bool) {
     if (target != "job-1") return false;
     asked.set_value(session);
     return true;
@@ -146,7 +148,8 @@ std::uint16_t closed_port() {
 }
 
 // A data-plane server holding `objects`, reached only through a relay: its address as a puller is told it
-// cannot be dialled; the relay knows it as "data-node:1" and asks it to dial in.
+// cannot be dialled; the relay knows it as "data-node:1" and asks it to dial in. `punch`: the relay plans hole
+// punches between loopback addresses (as it would between two homes' routers), else it never does here.
 struct HiddenServer {
   std::map<std::uint64_t, std::string> objects;
   std::mutex m;
@@ -154,7 +157,7 @@ struct HiddenServer {
   std::unique_ptr<cluster::RelayServer> relay;
   std::atomic<int> asked{0};
 
-  HiddenServer() {
+  explicit HiddenServer(bool punch = false) {
     server = std::make_unique<transport::DataServer>(
         kToken, "127.0.0.1",
         [this](std::uint64_t key) -> iogrid::core::BufferPtr {
@@ -172,10 +175,11 @@ struct HiddenServer {
     cluster::RelayOptions o;
     o.token = kToken;
     o.bind = "127.0.0.1";
-    o.ask_target = [this](const std::string& target, const std::string& session) {
+    o.punch_loopback = punch;
+    o.ask_target = [this](const std::string& target, const std::string& session, bool punch_asked) {
       if (target != "data-node:1") return false;
       ++asked;
-      server->serve_dialled("127.0.0.1", relay->port(), session);
+      server->serve_dialled("127.0.0.1", relay->port(), session, punch_asked);
       return true;
     };
     relay = std::make_unique<cluster::RelayServer>(o);
@@ -276,4 +280,116 @@ TEST_CASE("a data-plane pull says why when neither the holder nor its relay name
   hidden.relay.reset();
   CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, "data-node:1"),
                     Catch::Contains("nor the head's relay at 127.0.0.1:" + std::to_string(relay_port)));
+}
+
+TEST_CASE("the relay's PEER line: written, read back, refused when malformed or out of bounds", "[relay][punch]") {
+  const transport::PunchPlan p{"10.1.2.3", 40001, std::chrono::milliseconds(7), std::chrono::milliseconds(900)};
+  const auto line = transport::punch_line(p);
+  REQUIRE(line.back() == '\n');
+  auto back = transport::parse_punch_line(line.substr(0, line.size() - 1));
+  REQUIRE(back);
+  CHECK(back->host == "10.1.2.3");
+  CHECK(back->port == 40001);
+  CHECK(back->start_in.count() == 7);
+  CHECK(back->window.count() == 900);
+  CHECK(transport::parse_punch_line("IOGRID-RELAY/1 PEER fe80::1 9 0 500"));
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 PEER example.com 9 0 500"));  // numbers only
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 PEER 10.0.0.1 70000 0 500"));
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 PEER 10.0.0.1 9 0 999999"));  // longer than any window
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 PEER 10.0.0.1 9 -1 500"));
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 PEER 10.0.0.1 9 0 500 extra"));
+  CHECK_FALSE(transport::parse_punch_line("IOGRID-RELAY/1 CONNECT 10.0.0.1 9 0 500"));
+}
+
+TEST_CASE("the relay's punch plan: the nearer side waits, windows are bounded, no punch on one address", "[relay][punch]") {
+  using us = std::chrono::microseconds;
+  // 40 ms to the relay on one side, 10 ms on the other: the nearer one starts 15 ms later.
+  auto near = transport::plan_punch("198.51.100.1", "203.0.113.9", 5000, us(10000), us(40000));
+  auto far = transport::plan_punch("203.0.113.9", "198.51.100.1", 6000, us(40000), us(10000));
+  CHECK(near.start_in.count() == 15);
+  CHECK(far.start_in.count() == 0);
+  CHECK(near.host == "203.0.113.9");
+  CHECK(near.port == 5000);
+  CHECK(near.window == far.window);
+  CHECK(near.window == transport::kMinPunchWindow + std::chrono::milliseconds(80));
+  // A satellite link: the window stops at its maximum.
+  CHECK(transport::plan_punch("198.51.100.1", "203.0.113.9", 5000, us(900000), us(800000)).window == transport::kMaxPunchWindow);
+  // Two processes behind one address (hairpinning rarely works) or on loopback: no punch.
+  CHECK(transport::plan_punch("203.0.113.9", "203.0.113.9", 5000, us(1), us(1)).window.count() == 0);
+  CHECK(transport::plan_punch("127.0.0.1", "10.0.0.2", 5000, us(1), us(1)).window.count() == 0);
+  CHECK(transport::plan_punch("127.0.0.1", "127.0.0.1", 5000, us(1), us(1), true).window.count() > 0);
+}
+
+TEST_CASE("two sockets that dial each other at once connect (TCP simultaneous open); nobody there: a bounded failure",
+          "[relay][punch]") {
+  // Two reusable ports, as two processes' connections to the relay would have left them.
+  std::string e1, e2;
+  auto holder = [](std::string* error) {
+    // A connection from a reusable port to a listener: the port stays bound while the punch reuses it.
+    static asio::io_context io;
+    static tcp::acceptor any(io, {asio::ip::make_address("127.0.0.1"), 0});
+    return transport::dial_tcp("127.0.0.1", any.local_endpoint().port(), std::chrono::seconds(2), error, true);
+  };
+  const int a = holder(&e1), b = holder(&e2);
+  REQUIRE(a >= 0);
+  REQUIRE(b >= 0);
+  const auto pa = transport::local_port_of(a), pb = transport::local_port_of(b);
+  REQUIRE(pa != pb);
+  const auto window = std::chrono::milliseconds(1500);
+  int fa = -1, fb = -1;
+  std::thread t([&] { fb = transport::punch_tcp(pb, {"127.0.0.1", pa, {}, window}, &e2); });
+  fa = transport::punch_tcp(pa, {"127.0.0.1", pb, {}, window}, &e1);
+  t.join();
+  INFO(e1 + " / " + e2);
+  REQUIRE(fa >= 0);
+  REQUIRE(fb >= 0);
+  CHECK(transport::write_all(fa, "over the punched connection\n"));
+  std::string line;
+  CHECK(transport::read_line(fb, &line, 100, std::chrono::seconds(2)));
+  CHECK(line == "over the punched connection");
+  for (int fd : {a, b, fa, fb}) ::close(fd);
+
+  // Nobody punching back: refused again and again until the window ends, then -1 with the reason.
+  const auto started = std::chrono::steady_clock::now();
+  std::string error;
+  CHECK(transport::punch_tcp(closed_port(), {"127.0.0.1", closed_port(), {}, std::chrono::milliseconds(300)}, &error) < 0);
+  const auto took = std::chrono::steady_clock::now() - started;
+  CHECK(took >= std::chrono::milliseconds(290));
+  CHECK(took < std::chrono::seconds(2));
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("a pull through the relay ends up direct when both sides can punch, and the relay carries only the handshake",
+          "[relay][punch]") {
+  HiddenServer hidden(true);
+  std::string blob(5u << 20, '\0');
+  for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 13 + 1);
+  hidden.objects[7] = blob;
+  transport::DataClient client(kToken);
+  client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
+  const auto nowhere = closed_port();
+  auto got = client.fetch("127.0.0.1", nowhere, 7, blob.size(), "data-node:1");
+  REQUIRE(got);
+  CHECK(std::string(reinterpret_cast<const char*>(got->data()), got->size()) == blob);
+  const auto st = client.stats();
+  CHECK(st.punched == 1);
+  CHECK(st.relayed == 0);
+  const auto rs = hidden.relay->stats();
+  CHECK(rs.punches == 1);
+  CHECK(rs.sessions == 1);
+  CHECK(rs.bytes < 1000);  // two PEER lines and two bytes of agreement: the object went directly
+}
+
+TEST_CASE("without a punch window (one machine, loopback) the pair agrees on the relayed connection at once", "[relay][punch]") {
+  HiddenServer hidden;
+  hidden.objects[7] = "relayed bytes";
+  transport::DataClient client(kToken);
+  client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
+  const auto started = std::chrono::steady_clock::now();
+  auto got = client.fetch("127.0.0.1", closed_port(), 7, 13, "data-node:1");
+  CHECK(std::string(reinterpret_cast<const char*>(got->data()), got->size()) == "relayed bytes");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+  CHECK(client.stats().relayed == 1);
+  CHECK(client.stats().punched == 0);
+  CHECK(hidden.relay->stats().punches == 1);
 }

@@ -64,6 +64,7 @@ struct TransferStats {
   std::uint64_t last_bytes = 0;  // the most recent pull
   double last_seconds = 0;
   std::uint64_t relayed = 0;     // connections that went through the head's relay (the holder could not be dialled)
+  std::uint64_t punched = 0;     // connections made direct by hole punching (neither side could be dialled)
 };
 TransferStats transfer_stats();
 
