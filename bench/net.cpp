@@ -7,15 +7,17 @@
 //     back), after a warm-up; relayed_vs_direct_roundtrip_ratio: the two from the same run (target <= 2).
 //   net_direct_transfer_mib_s / net_relayed_transfer_mib_s: a driver on the lab network pulls an object of
 //     1 GiB (--seconds below 1 scales it down) made on net-1 (dialled directly) and one made on net-nat (its
-//     address refuses: through the relay); the time inside the data plane's fetch (runtime/transport/
+//     address refuses: through the relay, hole punching off for this one pull); the time inside the data plane's fetch (runtime/transport/
 //     data_plane.hpp), not the value's decoding. relay_vs_direct_transfer_ratio: relayed / direct throughput,
 //     same run (target >= 0.5). relay_fallback_seconds: from the failed direct dial to the relayed connection
 //     authenticated (target <= 2).
 //   direct_share_of_eligible_pairs: six nodes (two on the lab network, two behind cone NATs, one behind a
 //     symmetric NAT, one behind a firewall dropping all inbound) each make a 1 MiB object and every other node
-//     pulls it (`iogrid bench net-matrix NODES...`, printing "MATRIX holder>puller=direct|relayed ..."): the share
-//     of pairs among the first four that did not need the relay (target 1.0: hole punching would make the
-//     cone pairs direct; without it only pulls from a lab-network holder are).
+//     pulls it (`iogrid bench net-matrix NODES...`, printing "MATRIX holder>puller=direct|punched|relayed@S ..."):
+//     the share of pairs among the first four that did not need the relay, direct or hole-punched
+//     (runtime/transport/punch.hpp; target 1.0). failed_punch_fallback_seconds: for the pairs that stayed
+//     relayed although the holder sits behind a NAT (a symmetric NAT on either side), from the failed direct
+//     dial to the relayed connection working, the failed punch included (median over those pairs).
 //   relay_bytes_per_idle_connection: a relay in this process with 200 spliced sessions, each idle after one
 //     small exchange: its resident memory growth per session (user space; the kernel's socket buffers are not
 //     counted).
@@ -54,13 +56,20 @@ std::vector<std::uint8_t> net_bytes(std::uint64_t n) {
 }
 IOGRID_REMOTE(net_bytes);
 
-// Pulls the object in `box` here: "relayed" when this process's connection to its holder went through the
-// head's relay, else "direct" (a ref inside a vector is fetched by get, inside the call).
+// Pulls the object in `box` here: "relayed@S" when this process's connection to its holder went through the
+// head's relay (S: seconds from the failed direct dial to the relayed connection working, a failed hole punch
+// included), "punched" when hole punching connected it, else "direct" (a ref inside a vector is fetched by
+// get, inside the call).
 std::string net_pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>& box) {
-  const auto before = iogrid::transfer_stats().relayed;
+  const auto before = iogrid::transfer_stats();
   const auto v = iogrid::get(box.at(0), std::chrono::seconds(120));
   if (v.size() < 4096 || v[4096] != 1) throw std::runtime_error("a wrong object");
-  return iogrid::transfer_stats().relayed > before ? "relayed" : "direct";
+  const auto after = iogrid::transfer_stats();
+  if (after.relayed > before.relayed) {
+    auto client = iogrid::runtime::transport::process_data_client();
+    return "relayed@" + std::to_string(client ? client->stats().last_fallback_seconds : 0.0);
+  }
+  return after.punched > before.punched ? "punched" : "direct";
 }
 IOGRID_REMOTE(net_pull_path);
 
@@ -160,6 +169,7 @@ int run_net_transfer_driver(std::uint64_t bytes) {
   iogrid::wait(std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>>{direct, behind}, 2, 600s);
   auto client = runtime::transport::process_data_client();
   if (!client) throw std::runtime_error("this driver has no data plane client");
+  client->set_punch(false);  // the relay's own throughput (a punch from the lab network to a cone NAT works)
   auto pull = [&](const iogrid::ObjectRef<std::vector<std::uint8_t>>& ref, const char* what) {
     auto v = iogrid::get(ref, 600s);
     if (v.size() != bytes || v[4096] != 1) throw std::runtime_error(std::string("a wrong object from ") + what);
@@ -194,7 +204,8 @@ int run_net_matrix_driver(const std::vector<std::string>& nodes) {
 int run_net(const Options& o) {
   auto wanted = selection(o, "net", {"net_direct_roundtrip_us", "net_relayed_roundtrip_us", "relayed_vs_direct_roundtrip_ratio",
                                      "net_direct_transfer_mib_s", "net_relayed_transfer_mib_s", "relay_vs_direct_transfer_ratio",
-                                     "relay_fallback_seconds", "relay_bytes_per_idle_connection", "direct_share_of_eligible_pairs"});
+                                     "relay_fallback_seconds", "relay_bytes_per_idle_connection", "direct_share_of_eligible_pairs",
+                                     "failed_punch_fallback_seconds"});
   using runtime::cluster::Nat;
   const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::unique_ptr<runtime::cluster::LocalCluster> c;
@@ -207,7 +218,7 @@ int run_net(const Options& o) {
   }
   c->add_node("net-1", {"--num-cpus", "2"});
   c->add_node("net-nat", {"--num-cpus", "1"}, Nat::cone);
-  const bool matrix = wanted("direct_share_of_eligible_pairs");
+  const bool matrix = wanted("direct_share_of_eligible_pairs") || wanted("failed_punch_fallback_seconds");
   if (matrix) {  // two of each kind of eligible host for the matrix, and the two that are not eligible
     c->add_node("net-2", {"--num-cpus", "1"});
     c->add_node("net-nat2", {"--num-cpus", "1"}, Nat::cone);
@@ -233,7 +244,7 @@ int run_net(const Options& o) {
   const bool transfers = wanted("net_direct_transfer_mib_s") || wanted("net_relayed_transfer_mib_s") ||
                          wanted("relay_vs_direct_transfer_ratio") || wanted("relay_fallback_seconds");
   const double mib = double(bytes) / (1 << 20);
-  std::vector<double> direct, relayed, ratio, x_direct, x_relayed, x_ratio, fallback, idle, share;
+  std::vector<double> direct, relayed, ratio, x_direct, x_relayed, x_ratio, fallback, idle, share, punch_fallback;
   for (int i = 0; i < o.runs; ++i) {
     const auto run_no = "net: run " + std::to_string(i + 1) + "/" + std::to_string(o.runs);
     if (roundtrips) {
@@ -266,7 +277,12 @@ int run_net(const Options& o) {
       for (std::string p; pairs >> p;) {
         const auto gt = p.find('>'), eq = p.find('=');
         if (gt == std::string::npos || eq == std::string::npos) continue;
-        const auto holder = p.substr(0, gt), puller = p.substr(gt + 1, eq - gt - 1), path = p.substr(eq + 1);
+        const auto holder = p.substr(0, gt), puller = p.substr(gt + 1, eq - gt - 1);
+        auto path = p.substr(eq + 1);
+        if (const auto at_sign = path.find('@'); at_sign != std::string::npos) {
+          if (holder != "net-1" && holder != "net-2") punch_fallback.push_back(std::atof(path.c_str() + at_sign + 1));
+          path.resize(at_sign);
+        }
         if (!is_eligible(holder) || !is_eligible(puller)) continue;
         ++eligible;
         open += path != "relayed";
@@ -287,7 +303,10 @@ int run_net(const Options& o) {
   if (wanted("relay_fallback_seconds")) figs.push_back({"relay_fallback_seconds", median(fallback), "s", false, fallback});
   if (wanted("relay_bytes_per_idle_connection"))
     figs.push_back({"relay_bytes_per_idle_connection", median(idle), "bytes", false, idle});
-  if (matrix) figs.push_back({"direct_share_of_eligible_pairs", median(share), "share", true, share});
+  if (wanted("direct_share_of_eligible_pairs"))
+    figs.push_back({"direct_share_of_eligible_pairs", median(share), "share", true, share});
+  if (wanted("failed_punch_fallback_seconds") && !punch_fallback.empty())
+    figs.push_back({"failed_punch_fallback_seconds", median(punch_fallback), "s", false, punch_fallback});
   print("net", o, figs);
   return 0;
 }

@@ -350,6 +350,7 @@ struct DataClient::Impl {
   std::string relay_host;               // the head's relay (port 0: none)
   std::uint16_t relay_port = 0;
   std::chrono::milliseconds direct_timeout{1500};
+  std::atomic<bool> punching{true};
   std::atomic<std::uint64_t> bytes{0}, fetches{0}, nanos{0}, last_bytes{0}, last_nanos{0}, relayed{0}, punched{0}, fallback_nanos{0};
   // Background frees.
   std::mutex fm;
@@ -381,7 +382,7 @@ struct DataClient::Impl {
         via_port = relay_port;
         timeout = direct_timeout;
         relay_now = through_relay.count(key) > 0;
-        punch = no_punch.count(key) == 0;
+        punch = punching && no_punch.count(key) == 0;
       }
     }
     const auto where = host + ":" + std::to_string(port);
@@ -538,6 +539,8 @@ void DataClient::set_relay(const std::string& host, std::uint16_t port, std::chr
   impl_->relay_port = port;
   impl_->direct_timeout = direct_timeout;
 }
+
+void DataClient::set_punch(bool on) { impl_->punching = on; }
 
 TransferStats DataClient::stats() const {
   return TransferStats{impl_->bytes.load(),         double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),

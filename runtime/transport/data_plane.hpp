@@ -73,6 +73,8 @@ class DataClient {
   // The head's relay (port 0: none), and how long a direct dial may take before the relay is tried.
   void set_relay(const std::string& host, std::uint16_t port,
                  std::chrono::milliseconds direct_timeout = std::chrono::milliseconds(1500));
+  // Hole punching through the relay (on by default); off: every relayed pull stays relayed (benchmarks).
+  void set_punch(bool on);
   TransferStats stats() const;
 
  private:
