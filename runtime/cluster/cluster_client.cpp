@@ -32,6 +32,7 @@
 #include "runtime/task_submitter.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
+#include "runtime/transport/punch.hpp"
 #include "runtime/transport/tls.hpp"
 #include "runtime/transport/reachability.hpp"
 #include "runtime/transport/relay_hello.hpp"
@@ -326,6 +327,28 @@ class DriverService final : public transport::Service {
             if (data_server_) data_server_->serve_dialled(head_host_, d.getPort(), d.getSession(), d.getPunch());
             return;
           }
+          if (d.getPunch()) {
+            // The worker would rather connect directly: the punch (transport/punch.hpp) waits up to its window,
+            // so it runs on a thread of its own and the connection it ends with is handed to this endpoint.
+            std::thread([this, actor = ep.handle(), host = head_host_, port = d.getPort(), session = std::string(d.getSession()),
+                         token = token_] {
+              auto link = transport::relay_accept(host, port, session, token, true, std::chrono::seconds(5));
+              if (link.fd < 0) {
+                spdlog::warn("cannot meet a worker at the head's relay {}:{}: {}", host, port, link.error);
+                return;
+              }
+              // Closed unless the endpoint takes it (it may have stopped meanwhile).
+              auto fd = std::shared_ptr<int>(new int(link.fd), [](int* f) {
+                if (*f >= 0) ::close(*f);
+                delete f;
+              });
+              transport::post(actor, [this, fd, punched = link.punched](Endpoint& e) {
+                e.adopt(std::exchange(*fd, -1), punched ? "a worker (hole punched)" : "a worker (relayed)", false, proto::Role::WORKER);
+                ++(punched ? punched_ : relayed_);
+              });
+            }).detach();
+            return;
+          }
           try {
             ep.connect_as_server(head_host_, d.getPort(), transport::relay_hello("ACCEPT", d.getSession(), token_));
             ++relayed_;
@@ -496,6 +519,7 @@ class DriverService final : public transport::Service {
   std::uint16_t head_port_;
   std::string token_;          // signs a relay's first line
   std::uint64_t relayed_ = 0;  // workers met through the head's relay
+  std::uint64_t punched_ = 0;  // workers met there that then connected directly (hole punching)
   std::string parent_job_;
   proto::Role role_;
   caf::actor self_;

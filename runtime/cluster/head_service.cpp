@@ -283,9 +283,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       if (j && j->driver_owner == g.owner && j->driver_reach.inbound != transport::Inbound::open) {
         s.setRelayTarget(std::string(g.job));
         s.setRelayPort(relay_port_);
+        s.setOwnerChecking(j->driver_reach.inbound == transport::Inbound::unknown);
       } else if (auto n = nested_owners_.find(g.owner); n != nested_owners_.end() && n->second.inbound != transport::Inbound::open) {
         s.setRelayTarget(n->second.relay_name);
         s.setRelayPort(relay_port_);
+        s.setOwnerChecking(n->second.inbound == transport::Inbound::unknown);
       }
     }
     proto::write(s.initAllocation(), g.alloc);

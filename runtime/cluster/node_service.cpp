@@ -87,6 +87,7 @@ struct Lease {
   std::uint16_t owner_port = 0;
   std::string relay_target;      // set: the owner is reached through the head's relay, at relay_port
   std::uint16_t relay_port = 0;
+  bool owner_checking = false;   // with relay_target: the head did not know yet; the worker tries owner_host first
   sched::Allocation alloc;
 };
 
@@ -359,6 +360,7 @@ class NodeService final : public transport::Service {
     l.owner_port = s.getOwnerPort();
     l.relay_target = s.getRelayTarget();
     l.relay_port = s.getRelayPort();
+    l.owner_checking = s.getOwnerChecking();
     l.alloc = proto::read(s.getAllocation());
     if (ended_jobs_.count(l.job)) return lease_over(ep, l.id);
     // The job's worker process here takes it as one more thread (served once the process has connected).
@@ -488,6 +490,10 @@ class NodeService final : public transport::Service {
       s.setOwnerHost(opts_.head_host);
       s.setOwnerPort(lease.relay_port);
       s.setRelayTarget(lease.relay_target);
+      if (lease.owner_checking) {
+        s.setDirectHost(lease.owner_host);
+        s.setDirectPort(lease.owner_port);
+      }
     }
     s.setNodeName(name_);
     s.setNodeIndex(index_);

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <algorithm>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <future>
 #include <mutex>
@@ -26,13 +27,19 @@
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/transport/data_plane.hpp"
 #include "runtime/transport/endpoint.hpp"
+#include "runtime/transport/punch.hpp"
 #include "runtime/transport/relay_hello.hpp"
+#include "runtime/transport/tcp.hpp"
 #include "runtime/transport/tls.hpp"
 #include "worker/worker_thread.hpp"
 
 namespace iogrid::runtime::cluster {
 
 namespace {
+
+// A lease's owner the head was still checking: how long its own address is tried before the relay.
+constexpr std::chrono::milliseconds kOwnerDirectTimeout{1500};
+
 
 using transport::ConnId;
 using transport::Endpoint;
@@ -386,11 +393,33 @@ class WorkerService final : public transport::Service {
       c.port = port;
       c.busy = true;
       try {
-        // Through the head's relay when the owner cannot be dialled (relay_hello.hpp).
+        // Through the head's relay when the owner cannot be dialled (relay_hello.hpp), trying a hole punch
+        // first (transport/punch.hpp: a few ms when it works, its window when it does not, once per owner).
         const std::string relay = s.getRelayTarget();
-        if (!relay.empty()) spdlog::info("worker {}: reaching the job's owner through the head's relay as '{}'", ::getpid(), relay);
-        c.id = ep.connect(host, port, proto::Role::WORKER,
-                          relay.empty() ? std::string() : transport::relay_hello("CONNECT", relay, token_));
+        // The head had not finished dialling the owner back: its own address first, briefly.
+        int direct = -1;
+        if (!relay.empty() && s.getDirectPort()) {
+          std::string error;
+          direct = transport::dial_tcp(s.getDirectHost(), s.getDirectPort(), kOwnerDirectTimeout, &error);
+          if (direct >= 0)
+            spdlog::info("worker {}: reached the job's owner directly at {}:{}", ::getpid(), std::string(s.getDirectHost()), s.getDirectPort());
+        }
+        if (direct >= 0) {
+          c.id = ep.adopt(direct, s.getDirectHost(), true, proto::Role::WORKER);
+        } else if (relay.empty()) {
+          c.id = ep.connect(host, port, proto::Role::WORKER);
+        } else {
+          spdlog::info("worker {}: reaching the job's owner through the head's relay as '{}'", ::getpid(), relay);
+          const bool punch = !no_punch_.count(relay);
+          auto link = transport::relay_connect(host, port, relay, token_, punch, std::chrono::seconds(5));
+          if (link.fd < 0) throw core::Error("the head's relay at " + host + ":" + std::to_string(port) + ": " + link.error);
+          if (link.tried && !link.punched) no_punch_.insert(relay);
+          spdlog::info("worker {}: the job's owner ('{}') is {}", ::getpid(), relay,
+                       link.punched ? "connected directly (hole punched)"
+                                    : link.tried ? "reached through the relay (the hole punch did not connect)"
+                                                 : "reached through the relay");
+          c.id = ep.adopt(link.fd, host, true, proto::Role::WORKER);
+        }
       } catch (const std::exception& e) {
         spdlog::error("worker {}: cannot reach the job's owner: {}", ::getpid(), e.what());
         std::_Exit(1);
@@ -492,6 +521,7 @@ class WorkerService final : public transport::Service {
   std::string node_host_;
   std::uint16_t node_port_;
   std::string token_;  // the cluster token (signs a relay's first line)
+  std::set<std::string> no_punch_;  // owners (by relay name) a hole punch failed for: relayed without trying again
   caf::actor self_;
   ConnId node_ = 0;
   std::string node_name_;

@@ -144,6 +144,7 @@ struct StartLease {
   ownerLeaseId @6 :UInt64;    # the id the owner knows this lease by
   relayTarget @7 :Text;       # set: the owner cannot be dialled; its workers reach it through the head's relay
   relayPort @8 :UInt16;       #   (at the head's address, this port), naming this target
+  ownerChecking @9 :Bool;     # with relayTarget: the head is still dialling the owner back: try ownerHost first
 }
 
 # node -> worker process
@@ -164,6 +165,8 @@ struct ServeLease {
   relayTarget @13 :Text;           # set: ownerHost:ownerPort is the head's relay; connect naming this target
   relayHost @14 :Text;             # the head's relay, for objects whose holder cannot be dialled; port 0: none
   relayPort @15 :UInt16;
+  directHost @16 :Text;            # with relayTarget: the owner's own address, tried first (the head had not
+  directPort @17 :UInt16;          #   finished dialling it back when it granted the lease); port 0: none
 }
 
 # head -> a process that cannot be dialled: dial the head's relay (its host, this port) with an ACCEPT line for

@@ -4,7 +4,11 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <unordered_map>
 
@@ -71,7 +75,21 @@ class EndpointImpl final : public Endpoint {
     if (!r)
       throw core::Error("iogrid: cannot connect to " + host + ":" + std::to_string(port) + ": " + self_->system().render(r.error()));
     if (!preamble.empty()) self_->write(*r, preamble.size(), preamble.data());  // before TLS and the handshake
-    auto& c = add(*r, host, true);
+    return start_client(*r, host, role);
+  }
+
+  ConnId adopt(int fd, const std::string& host, bool client, proto::Role role) override {
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);  // the broker's multiplexer reads it
+    auto hdl = self_->add_scribe(fd);
+    if (client) return start_client(hdl, host, role);
+    return add(hdl, host, false).peer.id;
+  }
+
+  // An outgoing connection: TLS (when configured) and the handshake, this side first.
+  ConnId start_client(caf::io::connection_handle hdl, const std::string& host, proto::Role role) {
+    auto& c = add(hdl, host, true);
     c.peer.outgoing = true;
     c.peer.role = role;
     c.client_nonce = random_bytes(32);

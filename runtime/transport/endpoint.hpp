@@ -72,6 +72,9 @@ class Endpoint {
   // Connects out, sends `preamble`, then serves the connection as if it had been accepted (the peer at the
   // other end of a relay runs the client's side). Throws iogrid::Error when the TCP connection cannot be made.
   virtual ConnId connect_as_server(const std::string& host, std::uint16_t port, const std::string& preamble) = 0;
+  // Takes over a connected socket made elsewhere (a hole-punched or relayed one, transport/punch.hpp) and runs
+  // the handshake on it: as `role` when `client`, else as the accepting side. `host`: the peer, for logs.
+  virtual ConnId adopt(int fd, const std::string& host, bool client, proto::Role role) = 0;
   virtual void send(ConnId c, capnp::MessageBuilder& msg) = 0;
   virtual void send_frame(ConnId c, const std::string& frame) = 0;
   virtual void close(ConnId c, const std::string& why) = 0;

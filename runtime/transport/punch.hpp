@@ -31,7 +31,7 @@
 
 namespace iogrid::runtime::transport {
 
-inline constexpr std::chrono::milliseconds kMinPunchWindow{500};
+inline constexpr std::chrono::milliseconds kMinPunchWindow{1000};
 inline constexpr std::chrono::milliseconds kMaxPunchWindow{2000};
 
 // What the relay tells each side of a punch session (step 2).

@@ -439,6 +439,13 @@ int main(int argc, char** argv) {
           std::cout << "PATH " << holder << " " << puller << " " << path << std::endl;
         }
     }
+    else if (scenario == "each_node" && argc > 2) {
+      // One task on each node named, each run by a worker there that connects to this driver.
+      for (int i = 2; i < argc; ++i) {
+        const auto ran = iogrid::get(iogrid::task(where).options({.node = argv[i]}).remote(), 120s);
+        check(ran == argv[i], std::string("the task pinned to ") + argv[i] + " ran there (" + ran + ")");
+      }
+    }
     else if (scenario == "nested_across" && argc > 3) {
       // A task on node argv[2] fans out to tasks pinned on node argv[3].
       auto r = iogrid::get(iogrid::task(fan_to).options({.node = argv[2]}).remote(std::string(argv[3]), 6L), 180s);

@@ -690,6 +690,37 @@ TEST_CASE("the NAT matrix: every node pulls every other node's object, directly 
   CHECK(c.status()["relay"]["punches"].get<double>() >= 4);
 }
 
+// Hidden: needs network namespaces (ctest runs it as nat.driver_matrix with IOGRID_TEST_NETNS=1).
+TEST_CASE("the NAT matrix for drivers: workers reach a driver directly when it can be dialled, punched where the NATs allow, else relayed", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  const std::vector<std::pair<std::string, Nat>> kinds{{"pub", Nat::none}, {"cone", Nat::cone}, {"sym", Nat::symmetric}, {"fw", Nat::firewall}};
+  for (const auto& [name, nat] : kinds) c.add_node(name, {"--num-cpus", "2"}, nat);
+  REQUIRE(c.wait_nodes(4, 20s));
+  // One driver at a time, each on a host of its own kind (job-1 on the lab network, job-2 behind a cone NAT...),
+  // each running a task on every node.
+  int job = 0;
+  for (const auto& [driver, nat] : kinds) {
+    ++job;
+    auto& d = c.driver_at("laptop-" + driver, nat, {CLUSTER_DRIVER_PATH, "each_node", "pub", "cone", "sym", "fw"});
+    const int rc = d.wait(180s);
+    INFO("driver " + driver + "\n" + d.output() + "\n" + c.logs());
+    REQUIRE(rc == 0);
+    for (const auto& [worker, unused] : kinds) {
+      // The worker's log (kept by its node) says how it reached the driver; no relay line: directly.
+      std::ifstream in(c.dir() / worker / "logs" / ("job-" + std::to_string(job) + ".log"));
+      const std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::string path = log.find("connected directly (hole punched)") != std::string::npos ? "punched"
+                               : log.find("reached through the relay") != std::string::npos    ? "relayed"
+                                                                                               : "direct";
+      const std::string want = driver == "pub" ? "direct" : driver == "sym" || worker == "sym" ? "relayed" : "punched";
+      INFO("driver " + driver + ", worker on " + worker + "\n" + log);
+      CHECK(path == want);
+    }
+  }
+}
+
 // Hidden: needs network namespaces (ctest runs it as nat.nested with IOGRID_TEST_NETNS=1).
 TEST_CASE("a task on a node behind a NAT submits tasks that run on another node, their workers relayed to it", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
