@@ -105,6 +105,8 @@ struct RelayServer::Impl {
 
   void connect(std::shared_ptr<Leg> dialer, const std::string& target, bool punch) {
     const auto session = transport::to_hex(transport::random_bytes(12));
+    if (punch && target.rfind("tunnel:", 0) == 0)  // a tunnel's far end is the node's local port: nobody to punch with
+      return refuse(dialer, "a tunnel ('" + target + "') is not hole-punched: CONNECT to it");
     if (!opts.ask_target || !opts.ask_target(target, session, punch))
       return refuse(dialer, "no process '" + target + "' to relay to");
     auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);

@@ -252,13 +252,15 @@ int punch_tcp(std::uint16_t local_port, const PunchPlan& plan, std::string* erro
   return result;
 }
 
-RelayLink relay_connect(const std::string& relay_host, std::uint16_t relay_port, const std::string& target,
-                        const std::string& token, bool punch, milliseconds timeout) {
+namespace {
+// Either side: dials the relay (from a reusable port when punching), sends `hello`, then punches or not.
+RelayLink meet(const std::string& relay_host, std::uint16_t relay_port, const std::string& hello, bool punch,
+               bool dialer, milliseconds timeout) {
   RelayLink link;
   const int fd = dial_tcp(relay_host, relay_port, timeout, &link.error, punch);
   if (fd < 0) return link;
   link.reached = true;
-  if (!write_all(fd, relay_hello(punch ? "PUNCH" : "CONNECT", target, token))) {
+  if (!write_all(fd, hello)) {
     ::close(fd);
     link.error = "the relay closed the connection";
     return link;
@@ -267,25 +269,18 @@ RelayLink relay_connect(const std::string& relay_host, std::uint16_t relay_port,
     link.fd = fd;
     return link;
   }
-  return punch_over(fd, local_port_of(fd), true);
+  return punch_over(fd, local_port_of(fd), dialer);
+}
+}  // namespace
+
+RelayLink relay_connect(const std::string& relay_host, std::uint16_t relay_port, const std::string& target,
+                        const std::string& token, bool punch, milliseconds timeout) {
+  return meet(relay_host, relay_port, relay_hello(punch ? "PUNCH" : "CONNECT", target, token), punch, true, timeout);
 }
 
 RelayLink relay_accept(const std::string& relay_host, std::uint16_t relay_port, const std::string& session,
                        const std::string& token, bool punch, milliseconds timeout) {
-  RelayLink link;
-  const int fd = dial_tcp(relay_host, relay_port, timeout, &link.error, punch);
-  if (fd < 0) return link;
-  link.reached = true;
-  if (!write_all(fd, relay_hello("ACCEPT", session, token))) {
-    ::close(fd);
-    link.error = "the relay closed the connection";
-    return link;
-  }
-  if (!punch) {
-    link.fd = fd;
-    return link;
-  }
-  return punch_over(fd, local_port_of(fd), false);
+  return meet(relay_host, relay_port, relay_hello("ACCEPT", session, token), punch, false, timeout);
 }
 
 }  // namespace iogrid::runtime::transport
