@@ -1,10 +1,12 @@
 // iogrid bench net: connections across NATs (issue: GPUs behind NAT). A head, a 2-CPU node on the lab network
 // ("net-1") and one at home behind a cone NAT ("net-nat"), in network namespaces (runtime/cluster/netns_lab.hpp,
 // as root).
-//   net_direct_roundtrip_us / net_relayed_roundtrip_us: the same driver program run twice, on the lab's network
-//     (net-1's workers dial it directly) and at home behind a cone NAT (they reach it through the head's relay,
-//     runtime/cluster/relay_server.hpp): the median of N sequential empty tasks on net-1 (submit, run, result
-//     back), after a warm-up; relayed_vs_direct_roundtrip_ratio: the two from the same run (target <= 2).
+//   net_direct_roundtrip_us / net_relayed_roundtrip_us / net_punched_roundtrip_us: the same driver program run
+//     three times, on the lab's network (net-1's workers dial it directly), at home behind a symmetric NAT (they
+//     reach it through the head's relay, runtime/cluster/relay_server.hpp: the hole punch fails) and behind a
+//     cone NAT (the punch works: a direct connection, runtime/transport/punch.hpp): the median of N sequential
+//     empty tasks on net-1 (submit, run, result back), after a warm-up; relayed_vs_direct_roundtrip_ratio: the
+//     first two from the same run (target <= 2).
 //   net_direct_transfer_mib_s / net_relayed_transfer_mib_s: a driver on the lab network pulls an object of
 //     1 GiB (--seconds below 1 scales it down) made on net-1 (dialled directly) and one made on net-nat (its
 //     address refuses: through the relay, hole punching off for this one pull); the time inside the data plane's fetch (runtime/transport/
@@ -202,7 +204,8 @@ int run_net_matrix_driver(const std::vector<std::string>& nodes) {
 }
 
 int run_net(const Options& o) {
-  auto wanted = selection(o, "net", {"net_direct_roundtrip_us", "net_relayed_roundtrip_us", "relayed_vs_direct_roundtrip_ratio",
+  auto wanted = selection(o, "net", {"net_direct_roundtrip_us", "net_relayed_roundtrip_us", "net_punched_roundtrip_us",
+                                     "relayed_vs_direct_roundtrip_ratio",
                                      "net_direct_transfer_mib_s", "net_relayed_transfer_mib_s", "relay_vs_direct_transfer_ratio",
                                      "relay_fallback_seconds", "relay_bytes_per_idle_connection", "direct_share_of_eligible_pairs",
                                      "failed_punch_fallback_seconds"});
@@ -240,19 +243,24 @@ int run_net(const Options& o) {
     if (r.empty()) throw std::runtime_error("the transfer driver printed no result:\n" + d.output());
     return r;
   };
-  const bool roundtrips = wanted("net_direct_roundtrip_us") || wanted("net_relayed_roundtrip_us") || wanted("relayed_vs_direct_roundtrip_ratio");
+  const bool roundtrips = wanted("net_direct_roundtrip_us") || wanted("net_relayed_roundtrip_us") ||
+                          wanted("relayed_vs_direct_roundtrip_ratio") || wanted("net_punched_roundtrip_us");
   const bool transfers = wanted("net_direct_transfer_mib_s") || wanted("net_relayed_transfer_mib_s") ||
                          wanted("relay_vs_direct_transfer_ratio") || wanted("relay_fallback_seconds");
   const double mib = double(bytes) / (1 << 20);
-  std::vector<double> direct, relayed, ratio, x_direct, x_relayed, x_ratio, fallback, idle, share, punch_fallback;
+  std::vector<double> direct, relayed, punched, ratio, x_direct, x_relayed, x_ratio, fallback, idle, share, punch_fallback;
   for (int i = 0; i < o.runs; ++i) {
     const auto run_no = "net: run " + std::to_string(i + 1) + "/" + std::to_string(o.runs);
     if (roundtrips) {
-      progress(o, run_no + " (" + std::to_string(n) + " round trips each way)");
+      progress(o, run_no + " (" + std::to_string(n) + " round trips: direct, relayed, punched)");
       const double d = run(c->command({"bench", "net-driver", std::to_string(n)}), "the direct driver");
-      const double r = run(c->driver_at("laptop", Nat::cone, {self, "bench", "net-driver", std::to_string(n)}), "the relayed driver");
+      // Behind a symmetric NAT the hole punch fails (once, in the warm-up): the relay carries every task.
+      const double r = run(c->driver_at("laptop-sym", Nat::symmetric, {self, "bench", "net-driver", std::to_string(n)}), "the relayed driver");
+      // Behind a cone NAT it works: net-1's worker ends up connected to the driver directly.
+      const double p = run(c->driver_at("laptop-cone", Nat::cone, {self, "bench", "net-driver", std::to_string(n)}), "the punched driver");
       direct.push_back(d);
       relayed.push_back(r);
+      punched.push_back(p);
       ratio.push_back(r / d);
     }
     if (transfers) {
@@ -294,6 +302,7 @@ int run_net(const Options& o) {
   std::vector<Figure> figs;
   if (wanted("net_direct_roundtrip_us")) figs.push_back({"net_direct_roundtrip_us", median(direct), "us", false, direct});
   if (wanted("net_relayed_roundtrip_us")) figs.push_back({"net_relayed_roundtrip_us", median(relayed), "us", false, relayed});
+  if (wanted("net_punched_roundtrip_us")) figs.push_back({"net_punched_roundtrip_us", median(punched), "us", false, punched});
   if (wanted("relayed_vs_direct_roundtrip_ratio"))
     figs.push_back({"relayed_vs_direct_roundtrip_ratio", median(ratio), "x", false, ratio});
   if (wanted("net_direct_transfer_mib_s")) figs.push_back({"net_direct_transfer_mib_s", median(x_direct), "MiB/s", true, x_direct});
