@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -51,13 +52,20 @@ class Backend {
   virtual void allgather(const void* in, void* out, std::size_t count, DType type) = 0;
   virtual void reduce_scatter(const void* in, void* out, std::size_t count, DType type, ReduceOp op) = 0;
   virtual void barrier() = 0;
+  // How each member's link to the next one was made, for backends that say ("0>1 direct, 1>0 punched").
+  virtual std::string links() const { return ""; }
 };
 
 struct GroupOptions {
   std::chrono::milliseconds timeout{30000};  // rendezvous and each operation
   std::string host = "127.0.0.1";            // the address this member listens on for its peers (Gloo)
-  // make_host's choice: "auto" (local when every member is in this process, else Gloo), "local" or "gloo".
+  // make_host's choice: "auto" (local when every member is in this process, else Gloo), "local", "gloo" or
+  // "ring" (members that cannot all dial each other: make_ring).
   std::string host_backend = "auto";
+  // The ring's way around a link it cannot dial: both ends call it with the same rendezvous name and get a
+  // connected socket (the head's relay, hole-punched where the NATs allow), `*path` saying which ("relayed",
+  // "punched"); -1 when it fails. Unset: links are dialled directly only.
+  std::function<int(const std::string& rendezvous, std::string* path)> meet;
 };
 
 // `prefix` names the group in the store (members of one group use the same prefix); ranks 0..size-1.
@@ -66,8 +74,11 @@ inline void check_member(const std::string& prefix, int rank, int size) {
   if (size < 1 || rank < 0 || rank >= size)
     throw CollectiveError("group " + prefix + ": rank " + std::to_string(rank) + " is outside 0.." + std::to_string(size - 1));
 }
-// Gloo over TCP: members anywhere.
+// Gloo over TCP: members anywhere, every one able to dial every other.
 std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+// A ring over TCP (ring_backend.cpp): two links per member, each dialled directly or met through `o.meet`:
+// members behind NATs and firewalls.
+std::unique_ptr<Backend> make_ring(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 // Members that are all threads of this process (local_backend.cpp); a member in another process is refused.
 std::unique_ptr<Backend> make_local(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 // For host memory, as GroupOptions::host_backend says (host_backend.cpp): with "auto" the members first

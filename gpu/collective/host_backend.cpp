@@ -21,8 +21,9 @@ std::string process_token() {
 std::unique_ptr<Backend> make_host(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o) {
   if (o.host_backend == "gloo") return make_gloo(store, prefix, rank, size, o);
   if (o.host_backend == "local") return make_local(store, prefix, rank, size, o);
+  if (o.host_backend == "ring") return make_ring(store, prefix, rank, size, o);
   if (o.host_backend != "auto" && !o.host_backend.empty())
-    throw CollectiveError("group " + prefix + ": unknown host backend '" + o.host_backend + "' (auto, local or gloo)");
+    throw CollectiveError("group " + prefix + ": unknown host backend '" + o.host_backend + "' (auto, local, gloo or ring)");
   check_member(prefix, rank, size);
   const std::string me = process_token();
   store.set(prefix + "/process/" + std::to_string(rank), me);

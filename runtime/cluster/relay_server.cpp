@@ -99,6 +99,8 @@ struct RelayServer::Impl {
       auto h = transport::parse_relay_hello(line, self->opts.token);
       if (!h) return self->refuse(leg, "a first line that is malformed or not signed with the cluster token");
       if (h->verb == "CONNECT" || h->verb == "PUNCH") return self->connect(leg, h->id, h->verb == "PUNCH");
+      if (h->verb == "MEET") return self->meet(leg, h->id);
+      if (h->id.rfind("meet:", 0) == 0) return self->refuse(leg, "an ACCEPT line for a meeting");
       self->accepted(leg, h->id);
     });
   }
@@ -118,6 +120,22 @@ struct RelayServer::Impl {
       auto leg = it->second.dialer;
       self->waiting.erase(it);
       self->refuse(leg, "'" + target + "' did not dial the relay within the timeout");
+    });
+  }
+
+  // Two peers that chose the same name: the first waits (hello_timeout), the second is spliced to it.
+  void meet(std::shared_ptr<Leg> leg, const std::string& name) {
+    const auto key = "meet:" + name;
+    if (waiting.count(key)) return accepted(leg, key);
+    auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
+    waiting[key] = {leg, timer, key, true};
+    timer->async_wait([self = this, key](boost::system::error_code ec) {
+      if (ec) return;
+      auto it = self->waiting.find(key);
+      if (it == self->waiting.end()) return;
+      auto first = it->second.dialer;
+      self->waiting.erase(it);
+      self->refuse(first, "nobody came to meet at '" + key.substr(5) + "' within the timeout");
     });
   }
 

@@ -542,6 +542,13 @@ void DataClient::set_relay(const std::string& host, std::uint16_t port, std::chr
 
 void DataClient::set_punch(bool on) { impl_->punching = on; }
 
+std::pair<std::string, std::uint16_t> DataClient::relay() const {
+  std::lock_guard<std::mutex> g(impl_->m);
+  return {impl_->relay_host, impl_->relay_port};
+}
+
+const std::string& DataClient::token() const { return impl_->token; }
+
 TransferStats DataClient::stats() const {
   return TransferStats{impl_->bytes.load(),         double(impl_->nanos.load()) / 1e9, impl_->fetches.load(),
                        impl_->last_bytes.load(),    double(impl_->last_nanos.load()) / 1e9, impl_->relayed.load(),

@@ -75,6 +75,9 @@ class DataClient {
                  std::chrono::milliseconds direct_timeout = std::chrono::milliseconds(1500));
   // Hole punching through the relay (on by default); off: every relayed pull stays relayed (benchmarks).
   void set_punch(bool on);
+  // The head's relay as set_relay set it (port 0: none), and the cluster token: for others that meet there.
+  std::pair<std::string, std::uint16_t> relay() const;
+  const std::string& token() const;
   TransferStats stats() const;
 
  private:

@@ -87,7 +87,7 @@ int blocking(int fd) {
   return fd;
 }
 
-// Step 4 on the relayed connection: one byte each way, the dialer first.
+// Step 4 on the relayed connection: one byte each way (both sides write theirs, then read the other's).
 bool say(int fd, char c) { return write_all(fd, std::string(1, c)); }
 bool hear(int fd, char* c, milliseconds timeout) {
   if (!wait_readable(fd, timeout)) return false;
@@ -95,7 +95,7 @@ bool hear(int fd, char* c, milliseconds timeout) {
 }
 
 // Steps 2-4 for either side, once its relayed connection `relayed` (from port `local_port`) is spliced.
-RelayLink punch_over(int relayed, std::uint16_t local_port, bool dialer) {
+RelayLink punch_over(int relayed, std::uint16_t local_port) {
   const auto timeout = kMeetTimeout;
   RelayLink link;
   link.reached = true;
@@ -117,15 +117,9 @@ RelayLink punch_over(int relayed, std::uint16_t local_port, bool dialer) {
     std::string error;
     direct = punch_tcp(local_port, *plan, &error);
   }
-  char mine = direct >= 0 ? 'D' : 'R', theirs = 'R';
-  bool agreed;
-  if (dialer) {
-    agreed = say(relayed, mine) && hear(relayed, &theirs, timeout);
-  } else {
-    agreed = hear(relayed, &theirs, timeout);
-    if (theirs != 'D') mine = 'R';
-    agreed = agreed && say(relayed, mine);
-  }
+  const char mine = direct >= 0 ? 'D' : 'R';
+  char theirs = 'R';
+  const bool agreed = say(relayed, mine) && hear(relayed, &theirs, timeout);
   if (!agreed) {
     if (direct >= 0) ::close(direct);
     ::close(relayed);
@@ -255,7 +249,7 @@ int punch_tcp(std::uint16_t local_port, const PunchPlan& plan, std::string* erro
 namespace {
 // Either side: dials the relay (from a reusable port when punching), sends `hello`, then punches or not.
 RelayLink meet(const std::string& relay_host, std::uint16_t relay_port, const std::string& hello, bool punch,
-               bool dialer, milliseconds timeout) {
+               milliseconds timeout) {
   RelayLink link;
   const int fd = dial_tcp(relay_host, relay_port, timeout, &link.error, punch);
   if (fd < 0) return link;
@@ -269,18 +263,23 @@ RelayLink meet(const std::string& relay_host, std::uint16_t relay_port, const st
     link.fd = fd;
     return link;
   }
-  return punch_over(fd, local_port_of(fd), dialer);
+  return punch_over(fd, local_port_of(fd));
 }
 }  // namespace
 
 RelayLink relay_connect(const std::string& relay_host, std::uint16_t relay_port, const std::string& target,
                         const std::string& token, bool punch, milliseconds timeout) {
-  return meet(relay_host, relay_port, relay_hello(punch ? "PUNCH" : "CONNECT", target, token), punch, true, timeout);
+  return meet(relay_host, relay_port, relay_hello(punch ? "PUNCH" : "CONNECT", target, token), punch, timeout);
 }
 
 RelayLink relay_accept(const std::string& relay_host, std::uint16_t relay_port, const std::string& session,
                        const std::string& token, bool punch, milliseconds timeout) {
-  return meet(relay_host, relay_port, relay_hello("ACCEPT", session, token), punch, false, timeout);
+  return meet(relay_host, relay_port, relay_hello("ACCEPT", session, token), punch, timeout);
+}
+
+RelayLink relay_meet(const std::string& relay_host, std::uint16_t relay_port, const std::string& name,
+                     const std::string& token, milliseconds timeout) {
+  return meet(relay_host, relay_port, relay_hello("MEET", name, token), true, timeout);
 }
 
 }  // namespace iogrid::runtime::transport

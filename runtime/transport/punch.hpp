@@ -15,12 +15,12 @@
 //      Linux masquerade without fully-random, most home routers) lets the peer's SYN in once its own SYN has
 //      gone out: the two SYNs cross and TCP's simultaneous open connects them. A symmetric NAT (a new port per
 //      destination) or a router that answers the first SYN with a reset defeats it: the pair stays relayed.
-//   4. Over the relayed connection, the dialer says 'D' (my punch connected) or 'R'; the target answers 'D' only
-//      when its own punch connected too and the dialer said 'D'. Both 'D': both close the relayed connection
-//      and use the punched one; otherwise both close the punched one and keep the relayed one. Either way the
+//   4. Over the relayed connection, each side says 'D' (my punch connected) or 'R', then reads the other's.
+//      Both 'D': both close the relayed connection and use the punched one; otherwise both close the punched
+//      one and keep the relayed one. Either way the
 //      connection carries the ordinary protocol from its first byte (token handshake, TLS when configured):
 //      a punched connection is authenticated end to end like a direct one.
-// Rules: the dialer decides nothing alone; every wait is bounded (the PEER line and the answer by `timeout`,
+// Rules: neither side decides alone; every wait is bounded (the PEER line and the answer by `timeout`,
 // the punch by the relay's window, at most kMaxPunchWindow).
 #pragma once
 
@@ -74,5 +74,9 @@ RelayLink relay_connect(const std::string& relay_host, std::uint16_t relay_port,
 // The target's side, asked to meet a dialer in `session`; `punch`: the dialer asked for a punch.
 RelayLink relay_accept(const std::string& relay_host, std::uint16_t relay_port, const std::string& session,
                        const std::string& token, bool punch, std::chrono::milliseconds timeout);
+// Two peers that agreed on `name` (a word: letters, digits, - _ . :) meet at the relay, punching first; the
+// relay keeps the first waiting up to its hello timeout.
+RelayLink relay_meet(const std::string& relay_host, std::uint16_t relay_port, const std::string& name,
+                     const std::string& token, std::chrono::milliseconds timeout);
 
 }  // namespace iogrid::runtime::transport

@@ -27,7 +27,7 @@ std::optional<RelayHello> parse_relay_hello(const std::string& line, const std::
   std::istringstream in(line);
   std::string magic, verb, id, nonce, m, extra;
   if (!(in >> magic >> verb >> id >> nonce >> m) || (in >> extra)) return std::nullopt;
-  if (magic != "IOGRID-RELAY/1" || (verb != "CONNECT" && verb != "PUNCH" && verb != "ACCEPT") || !word(id) || !word(nonce)) return std::nullopt;
+  if (magic != "IOGRID-RELAY/1" || (verb != "CONNECT" && verb != "PUNCH" && verb != "ACCEPT" && verb != "MEET") || !word(id) || !word(nonce)) return std::nullopt;
   if (!equal_constant_time(m, mac(token, verb, id, nonce))) return std::nullopt;
   return RelayHello{verb, id};
 }

@@ -7,6 +7,8 @@
 //   IOGRID-RELAY/1 PUNCH <target> <nonce> <mac>\n    the same, and let us try a direct connection first
 //                                                   (hole punching: transport/punch.hpp)
 //   IOGRID-RELAY/1 ACCEPT <session> <nonce> <mac>\n   the target, asked over its control connection: I am here
+//   IOGRID-RELAY/1 MEET <name> <nonce> <mac>\n       two peers that agreed on a name (a collective group's link):
+//                                                   the second to come is spliced to the first, punching first
 // <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
 #pragma once
 

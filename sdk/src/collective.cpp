@@ -1,8 +1,13 @@
 #include "iogrid/collective.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "gpu/collective/backend.hpp"
 #include "gpu/collective/nccl_backend.hpp"
 #include "iogrid/runtime.hpp"
+#include "runtime/transport/auth.hpp"
+#include "runtime/transport/data_plane.hpp"
+#include "runtime/transport/punch.hpp"
 
 namespace iogrid::collective {
 
@@ -16,6 +21,23 @@ class KvStore final : public gc::Store {
   void set(const std::string& key, const std::string& value) override { iogrid::kv_put("collective/" + key, value); }
   std::optional<std::string> get(const std::string& key) override { return iogrid::kv_get("collective/" + key); }
 };
+
+// The ring's way around a link it cannot dial: both ends meet at the head's relay (hole-punched where the NATs
+// allow), under a name derived from the rendezvous (the relay takes words only). -1: no relay known here.
+int meet_at_relay(const std::string& rendezvous, std::string* path) {
+  namespace tr = iogrid::runtime::transport;
+  auto client = tr::process_data_client();
+  if (!client) return -1;
+  const auto [host, port] = client->relay();
+  if (!port) return -1;
+  auto link = tr::relay_meet(host, port, "ring-" + tr::sha256_hex(rendezvous).substr(0, 32), client->token(), std::chrono::seconds(5));
+  if (link.fd < 0) {
+    spdlog::warn("collective: cannot meet a peer at the head's relay {}:{}: {}", host, port, link.error);
+    return -1;
+  }
+  if (path) *path = link.punched ? "punched" : "relayed";
+  return link.fd;
+}
 
 gc::DType dtype(int t) {
   switch (t) {
@@ -88,9 +110,14 @@ Group Group::join(const std::string& name, int rank, int size, GroupOptions opti
   g.impl_->options.timeout = options.timeout;
   g.impl_->options.host = options.host.empty() ? current_host() : options.host;
   g.impl_->options.host_backend = options.host_backend;
+  g.impl_->options.meet = meet_at_relay;
   g.impl_->backend = translate([&] { return gc::make_host(g.impl_->store, name, rank, size, g.impl_->options); });
+  if (const auto links = g.impl_->backend->links(); !links.empty())
+    spdlog::info("collective group {} (rank {} of {}): links {}", name, rank, size, links);
   return g;
 }
+
+std::string Group::links() const { return impl_->backend->links(); }
 
 int Group::rank() const { return impl_->backend->rank(); }
 int Group::size() const { return impl_->backend->size(); }

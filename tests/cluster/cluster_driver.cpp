@@ -84,6 +84,23 @@ std::string pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8
   return after.relayed > before.relayed ? "relayed" : after.punched > before.punched ? "punched" : "direct";
 }
 IOGRID_REMOTE(pull_path);
+// A member of a ring collective group (host_backend "ring": links dialled directly, else met at the head's
+// relay): allreduces `n` floats and checks the sum; "LINKS|OK" or "LINKS|BAD ...".
+std::string ring_member(std::string group, int rank, int size, std::uint64_t n) {
+  auto g = iogrid::collective::Group::join(group, rank, size, {.timeout = std::chrono::seconds(90), .host_backend = "ring"});
+  std::vector<float> v(n);
+  for (std::uint64_t i = 0; i < n; ++i) v[i] = float(rank + 1) * float(i % 5);
+  g.allreduce(v);
+  const float ranks = float(size * (size + 1) / 2);
+  for (std::uint64_t i = 0; i < n; ++i)
+    if (v[i] != ranks * float(i % 5)) return g.links() + "|BAD at " + std::to_string(i);
+  std::vector<std::int64_t> r{rank};
+  g.broadcast(r, size - 1);
+  if (r[0] != size - 1) return g.links() + "|BAD broadcast";
+  g.barrier();
+  return g.links() + "|OK";
+}
+IOGRID_REMOTE(ring_member);
 // A task that submits tasks and waits for them (nested graph across processes).
 long fan(long n) {
   std::vector<iogrid::ObjectRef<long>> refs;
@@ -438,6 +455,30 @@ int main(int argc, char** argv) {
           check(path != "corrupt", "the bytes " + puller + " pulled from " + holder);
           std::cout << "PATH " << holder << " " << puller << " " << path << std::endl;
         }
+    }
+    else if (scenario == "ring_across" && argc > 3) {
+      // A ring group with one member on each node named (rank = position), a large allreduce through it, and a
+      // large object made on the first node read on every other: prints "LINKS 0>1 path, ...".
+      const int size = argc - 2;
+      const std::uint64_t n = 4u << 20;  // 16 MiB of floats per member
+      std::vector<iogrid::ObjectRef<std::string>> members;
+      for (int r = 0; r < size; ++r)
+        members.push_back(iogrid::task(ring_member).options({.node = argv[2 + r]}).remote(std::string("across"), r, size, n));
+      std::string links;
+      for (auto& m : members) {
+        const auto got = iogrid::get(m, 300s);
+        const auto bar = got.rfind('|');
+        check(bar != std::string::npos && got.substr(bar + 1) == "OK", "a ring member's allreduce: " + got);
+        links = got.substr(0, bar);
+      }
+      std::cout << "LINKS " << links << std::endl;
+      auto blob = iogrid::task(make_blob).options({.node = argv[2]}).remote(std::uint64_t(12u << 20));
+      for (int r = 1; r < size; ++r) {
+        std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>> box{blob};
+        const auto path = iogrid::get(iogrid::task(pull_path).options({.node = argv[2 + r]}).remote(box), 120s);
+        check(path != "corrupt", std::string("the bytes ") + argv[2 + r] + " pulled from " + argv[2]);
+        std::cout << "PATH " << argv[2] << " " << argv[2 + r] << " " << path << std::endl;
+      }
     }
     else if (scenario == "each_node" && argc > 2) {
       // One task on each node named, each run by a worker there that connects to this driver.

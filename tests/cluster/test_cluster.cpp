@@ -721,6 +721,28 @@ TEST_CASE("the NAT matrix for drivers: workers reach a driver directly when it c
   }
 }
 
+// Hidden: needs network namespaces (ctest runs it as nat.collective with IOGRID_TEST_NETNS=1).
+TEST_CASE("a ring collective group across a public node, a cone NAT, a symmetric NAT and a firewall forms and allreduces", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  const std::vector<std::pair<std::string, Nat>> kinds{{"pub", Nat::none}, {"cone", Nat::cone}, {"sym", Nat::symmetric}, {"fw", Nat::firewall}};
+  for (const auto& [name, nat] : kinds) c.add_node(name, {"--num-cpus", "2"}, nat);
+  REQUIRE(c.wait_nodes(4, 20s));
+  // The driver sits behind a symmetric NAT too: the worst case for everything it reaches.
+  auto& d = c.driver_at("laptop", Nat::symmetric, {CLUSTER_DRIVER_PATH, "ring_across", "pub", "cone", "sym", "fw"});
+  const int rc = d.wait(300s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);  // every member's 16 MiB allreduce, a broadcast and a barrier, a 12 MiB object read everywhere
+  // Each link of the ring (rank r to r+1) as it was made: dialled when the next member can be dialled (the
+  // public node), punched between the cone NAT and the firewall, relayed wherever the symmetric NAT is.
+  const auto at = d.output().find("LINKS ");
+  REQUIRE(at != std::string::npos);
+  const auto links = d.output().substr(at + 6, d.output().find('\n', at) - at - 6);
+  CHECK(links == "0>1 punched, 1>2 relayed, 2>3 relayed, 3>0 direct");
+  CHECK(c.status()["relay"]["punches"].get<double>() >= 3);
+}
+
 // Hidden: needs network namespaces (ctest runs it as nat.nested with IOGRID_TEST_NETNS=1).
 TEST_CASE("a task on a node behind a NAT submits tasks that run on another node, their workers relayed to it", "[.nat]") {
   using iogrid::runtime::cluster::Nat;

@@ -1,11 +1,15 @@
 // Collective groups of 2 to 8 members, each member a thread of this process meeting through a MemoryStore:
-// every case runs with Gloo (TCP) and with the local backend (shared memory), which must behave alike.
+// every case runs with Gloo (TCP), the ring (TCP, ring_backend.cpp) and the local backend (shared memory),
+// which must behave alike.
 #include <catch2/catch.hpp>
+#include <sys/socket.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -29,6 +33,7 @@ bool near(double got, double want) { return std::abs(got - want) <= 1e-5 * std::
 
 std::unique_ptr<Backend> make(const std::string& kind, Store& store, const std::string& group, int rank, int size,
                               const GroupOptions& o = {}) {
+  if (kind == "ring") return make_ring(store, group, rank, size, o);
   return kind == "gloo" ? make_gloo(store, group, rank, size, o) : make_local(store, group, rank, size, o);
 }
 
@@ -55,7 +60,7 @@ void members(const std::string& kind, int size, const std::string& group, F fn, 
 }  // namespace
 
 TEST_CASE("allreduce sum, mean and max agree on every member, 2 to 8 members", "[collective]") {
-  const std::string kind = GENERATE("gloo", "local");
+  const std::string kind = GENERATE("gloo", "local", "ring");
   INFO("backend " << kind);
   for (int size : {2, 3, 4, 8}) {
     members(kind, size, "ar" + std::to_string(size), [size](Backend& b) {
@@ -77,7 +82,7 @@ TEST_CASE("allreduce sum, mean and max agree on every member, 2 to 8 members", "
 }
 
 TEST_CASE("broadcast, allgather, reduce-scatter and barrier", "[collective]") {
-  const std::string kind = GENERATE("gloo", "local");
+  const std::string kind = GENERATE("gloo", "local", "ring");
   INFO("backend " << kind);
   members(kind, 4, "misc", [](Backend& b) {
     const int r = b.rank();
@@ -109,7 +114,7 @@ TEST_CASE("broadcast, allgather, reduce-scatter and barrier", "[collective]") {
 }
 
 TEST_CASE("a member that dies makes the others fail with a clear error, not hang", "[collective]") {
-  const std::string kind = GENERATE("gloo", "local");
+  const std::string kind = GENERATE("gloo", "local", "ring");
   INFO("backend " << kind);
   GroupOptions o;
   o.timeout = 2000ms;
@@ -138,7 +143,7 @@ TEST_CASE("a member that dies makes the others fail with a clear error, not hang
 }
 
 TEST_CASE("a member that never arrives fails the rendezvous within the timeout, naming what is missing", "[collective]") {
-  const std::string kind = GENERATE("gloo", "local", "auto");
+  const std::string kind = GENERATE("gloo", "local", "auto", "ring");
   INFO("backend " << kind);
   MemoryStore store;
   GroupOptions o;
@@ -200,4 +205,41 @@ TEST_CASE("local backend: members calling different operations all fail naming b
     got[std::size_t(b.rank())] = v;
   });
   for (int r = 1; r < 4; ++r) CHECK(got[std::size_t(r)] == got[0]);
+}
+
+TEST_CASE("ring: members that cannot dial each other meet through GroupOptions::meet, and the links say so", "[collective]") {
+  // Every member publishes an address nobody answers at (TEST-NET-1): each direct dial fails, and both ends
+  // of each link call `meet` with the same name; here a socket pair, made by whichever end comes first (in a
+  // cluster: the head's relay, runtime/transport/punch.hpp).
+  std::mutex m;
+  std::map<std::string, int> waiting;
+  int meetings = 0;
+  GroupOptions o;
+  o.timeout = 10s;
+  o.host = "192.0.2.1";
+  o.host_backend = "ring";
+  o.meet = [&](const std::string& name, std::string* path) {
+    std::lock_guard<std::mutex> g(m);
+    *path = "relayed";
+    if (auto it = waiting.find(name); it != waiting.end()) {
+      const int fd = it->second;
+      waiting.erase(it);
+      ++meetings;
+      return fd;
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    waiting[name] = sv[1];
+    return sv[0];
+  };
+  std::vector<std::string> links(3);
+  members("auto", 3, "hidden", [&](Backend& b) {
+    links[std::size_t(b.rank())] = b.links();
+    std::vector<double> v(100000, double(b.rank() + 1));
+    b.allreduce(v.data(), v.size(), DType::f64, ReduceOp::sum);
+    MEMBER_CHECK(v.front() == 6.0 && v.back() == 6.0);
+    MEMBER_CHECK(std::string(b.name()) == "ring");
+  }, o);
+  CHECK(meetings == 3);
+  CHECK(links == std::vector<std::string>(3, "0>1 relayed, 1>2 relayed, 2>0 relayed"));
 }

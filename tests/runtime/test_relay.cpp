@@ -320,7 +320,7 @@ TEST_CASE("the relay's punch plan: the nearer side waits, windows are bounded, n
   CHECK(transport::plan_punch("127.0.0.1", "127.0.0.1", 5000, us(1), us(1), true).window.count() > 0);
 }
 
-TEST_CASE("two sockets that dial each other at once connect (TCP simultaneous open); nobody there: a bounded failure",
+TEST_CASE("two sockets that dial each other at once connect (TCP simultaneous open), and with nobody there it fails in bounded time",
           "[relay][punch]") {
   // Two reusable ports, as two processes' connections to the relay would have left them.
   std::string e1, e2;

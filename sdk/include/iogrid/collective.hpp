@@ -36,7 +36,9 @@ struct GroupOptions {
   // own (behind NAT) or peers should use another network.
   std::string host;
   // Host buffers: "auto" (or empty): the local backend when every member is in this process, else Gloo;
-  // "gloo" always Gloo; "local" requires one process (a member elsewhere is an error).
+  // "gloo" always Gloo; "local" requires one process (a member elsewhere is an error); "ring" a ring whose
+  // links are dialled directly or, between members that cannot dial each other (behind NATs), met through the
+  // head's relay, hole-punched where the NATs allow.
   std::string host_backend = "auto";
 };
 
@@ -48,6 +50,8 @@ class Group {
   int size() const;
   // The host backend, "local" or "gloo", with "+nccl" once a GPU tensor went through the group.
   std::string backend() const;
+  // How each member's link to the next was made, for the ring ("0>1 direct, 1>2 punched, 2>0 relayed"); "" else.
+  std::string links() const;
 
   // Tensors (f32, i32 or i64; contiguous): host tensors through the host backend, GPU tensors through NCCL.
   void allreduce(Tensor& t, ReduceOp op = ReduceOp::sum);
