@@ -647,16 +647,26 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
       CHECK((line.find("no process '") != std::string::npos || line.find("no first line") != std::string::npos));
 }
 
+namespace {
+// One node of each kind the NAT tests cover: on the lab network, behind a cone NAT, a symmetric NAT, a firewall.
+const std::vector<std::pair<std::string, iogrid::runtime::cluster::Nat>>& four_kinds() {
+  using iogrid::runtime::cluster::Nat;
+  static const std::vector<std::pair<std::string, Nat>> kinds{
+      {"pub", Nat::none}, {"cone", Nat::cone}, {"sym", Nat::symmetric}, {"fw", Nat::firewall}};
+  return kinds;
+}
+void add_four_kinds(LocalCluster& c) {
+  for (const auto& [name, nat] : four_kinds()) c.add_node(name, {"--num-cpus", "2"}, nat);
+  REQUIRE(c.wait_nodes(4, 20s));
+}
+}  // namespace
+
 // Hidden: needs network namespaces (ctest runs it as nat.matrix with IOGRID_TEST_NETNS=1).
 TEST_CASE("the NAT matrix: every node pulls every other node's object, directly when the holder can be dialled, punched where the NATs allow, else relayed", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
   LocalCluster c;
   REQUIRE(c.netns());
-  c.add_node("pub", {"--num-cpus", "2"});
-  c.add_node("cone", {"--num-cpus", "2"}, Nat::cone);
-  c.add_node("sym", {"--num-cpus", "2"}, Nat::symmetric);
-  c.add_node("fw", {"--num-cpus", "2"}, Nat::firewall);
-  REQUIRE(c.wait_nodes(4, 20s));
+  add_four_kinds(c);
   auto& d = c.driver({"pull_matrix", "pub", "cone", "sym", "fw"});
   const int rc = d.wait(300s);
   INFO(d.output() + "\n" + c.logs());
@@ -695,9 +705,8 @@ TEST_CASE("the NAT matrix for drivers: workers reach a driver directly when it c
   using iogrid::runtime::cluster::Nat;
   LocalCluster c;
   REQUIRE(c.netns());
-  const std::vector<std::pair<std::string, Nat>> kinds{{"pub", Nat::none}, {"cone", Nat::cone}, {"sym", Nat::symmetric}, {"fw", Nat::firewall}};
-  for (const auto& [name, nat] : kinds) c.add_node(name, {"--num-cpus", "2"}, nat);
-  REQUIRE(c.wait_nodes(4, 20s));
+  const auto& kinds = four_kinds();
+  add_four_kinds(c);
   // One driver at a time, each on a host of its own kind (job-1 on the lab network, job-2 behind a cone NAT...),
   // each running a task on every node.
   int job = 0;
@@ -726,9 +735,7 @@ TEST_CASE("a ring collective group across a public node, a cone NAT, a symmetric
   using iogrid::runtime::cluster::Nat;
   LocalCluster c;
   REQUIRE(c.netns());
-  const std::vector<std::pair<std::string, Nat>> kinds{{"pub", Nat::none}, {"cone", Nat::cone}, {"sym", Nat::symmetric}, {"fw", Nat::firewall}};
-  for (const auto& [name, nat] : kinds) c.add_node(name, {"--num-cpus", "2"}, nat);
-  REQUIRE(c.wait_nodes(4, 20s));
+  add_four_kinds(c);
   // The driver sits behind a symmetric NAT too: the worst case for everything it reaches.
   auto& d = c.driver_at("laptop", Nat::symmetric, {CLUSTER_DRIVER_PATH, "ring_across", "pub", "cone", "sym", "fw"});
   const int rc = d.wait(300s);
