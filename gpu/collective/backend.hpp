@@ -59,8 +59,8 @@ class Backend {
 struct GroupOptions {
   std::chrono::milliseconds timeout{30000};  // rendezvous and each operation
   std::string host = "127.0.0.1";            // the address this member listens on for its peers (Gloo)
-  // make_host's choice: "auto" (local when every member is in this process, else Gloo), "local", "gloo" or
-  // "ring" (members that cannot all dial each other: make_ring).
+  // make_host's choice: "auto" (local when every member is in this process, else Gloo when every member can
+  // dial every other, else the ring), "local", "gloo" or "ring" (members that cannot all dial each other).
   std::string host_backend = "auto";
   // The ring's way around a link it cannot dial: both ends call it with the same rendezvous name and get a
   // connected socket (the head's relay, hole-punched where the NATs allow), `*path` saying which ("relayed",
@@ -79,6 +79,10 @@ std::unique_ptr<Backend> make_gloo(Store& store, const std::string& prefix, int 
 // A ring over TCP (ring_backend.cpp): two links per member, each dialled directly or met through `o.meet`:
 // members behind NATs and firewalls.
 std::unique_ptr<Backend> make_ring(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
+// Can every member dial every other? Each listens on a port of its own, publishes `o.host` and that port, dials
+// every other member's (all at once, 1.5 s each) and publishes its verdict; every member reads all verdicts, so
+// all get the same answer. A rendezvous of its own: every member must call it.
+bool members_dial_each_other(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 // Members that are all threads of this process (local_backend.cpp); a member in another process is refused.
 std::unique_ptr<Backend> make_local(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o);
 // For host memory, as GroupOptions::host_backend says (host_backend.cpp): with "auto" the members first

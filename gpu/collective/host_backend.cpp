@@ -1,6 +1,7 @@
 // make_host: the backend for host-memory buffers, as GroupOptions::host_backend says. With "auto" every member
 // publishes its process token under <prefix>/process/<rank> and reads the others'; all members see the same
-// tokens, so all take the same decision: the local backend when they share this process, Gloo otherwise.
+// tokens, so all take the same decision: the local backend when they share this process; otherwise Gloo when
+// every member can dial every other (members_dial_each_other), else the ring (members behind NATs).
 #include <unistd.h>
 
 #include <random>
@@ -36,7 +37,15 @@ std::unique_ptr<Backend> make_host(Store& store, const std::string& prefix, int 
   }
   bool one_process = true;
   for (const auto& k : keys) one_process = one_process && store.get(k).value_or("") == me;
-  return one_process ? make_local(store, prefix, rank, size, o) : make_gloo(store, prefix, rank, size, o);
+  if (one_process) return make_local(store, prefix, rank, size, o);
+  // Gloo needs every member to dial every other (a full mesh); members behind NATs form the ring instead.
+  bool mesh = false;
+  try {
+    mesh = members_dial_each_other(store, prefix, rank, size, o);
+  } catch (const CollectiveError& e) {
+    throw CollectiveError("group " + prefix + " (rank " + std::to_string(rank) + " of " + std::to_string(size) + "): " + e.what());
+  }
+  return mesh ? make_gloo(store, prefix, rank, size, o) : make_ring(store, prefix, rank, size, o);
 }
 
 }  // namespace iogrid::gpu::collective

@@ -396,4 +396,44 @@ std::unique_ptr<Backend> make_ring(Store& store, const std::string& prefix, int 
   return std::make_unique<RingBackend>(store, prefix, rank, size, o);
 }
 
+bool members_dial_each_other(Store& store, const std::string& prefix, int rank, int size, const GroupOptions& o) {
+  // The listener is never accepted from: the kernel completes up to its backlog of handshakes by itself.
+  int port = 0;
+  const int listener = listen_any(&port);
+  if (listener < 0) return false;
+  auto key = [&](int r, const char* what) { return prefix + "/probe/" + std::to_string(r) + "/" + what; };
+  bool all = true;
+  try {
+    store.set(key(rank, "address"), o.host + " " + std::to_string(port));
+    std::vector<std::string> addresses, verdicts;
+    for (int r = 0; r < size; ++r) addresses.push_back(key(r, "address")), verdicts.push_back(key(r, "verdict"));
+    store.wait(addresses, o.timeout);
+    // Every other member at once, each within kDirectTimeout.
+    std::vector<std::thread> probes;
+    std::vector<char> answered(static_cast<std::size_t>(size), 1);
+    for (int r = 0; r < size; ++r) {
+      if (r == rank) continue;
+      std::istringstream a(store.get(key(r, "address")).value_or(""));
+      std::string host;
+      int p = 0;
+      a >> host >> p;
+      probes.emplace_back([&answered, r, host, p] {
+        const int fd = dial(host, p, kDirectTimeout);
+        answered[static_cast<std::size_t>(r)] = fd >= 0;
+        if (fd >= 0) ::close(fd);
+      });
+    }
+    for (auto& t : probes) t.join();
+    const bool mine = std::all_of(answered.begin(), answered.end(), [](char c) { return c != 0; });
+    store.set(key(rank, "verdict"), mine ? "1" : "0");
+    store.wait(verdicts, o.timeout);  // the listener stays open until every member has probed it
+    for (const auto& v : verdicts) all = all && store.get(v).value_or("0") == "1";
+  } catch (...) {
+    ::close(listener);
+    throw;
+  }
+  ::close(listener);
+  return all;
+}
+
 }  // namespace iogrid::gpu::collective

@@ -84,10 +84,11 @@ std::string pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8
   return after.relayed > before.relayed ? "relayed" : after.punched > before.punched ? "punched" : "direct";
 }
 IOGRID_REMOTE(pull_path);
-// A member of a ring collective group (host_backend "ring": links dialled directly, else met at the head's
-// relay): allreduces `n` floats and checks the sum; "LINKS|OK" or "LINKS|BAD ...".
+// A member of a collective group ("auto": Gloo when every member can dial every other, else the ring, whose
+// links are dialled directly or met at the head's relay): allreduces `n` floats and checks the sum;
+// "LINKS|OK" or "LINKS|BAD ..." (LINKS: how each ring link was made; empty for Gloo).
 std::string ring_member(std::string group, int rank, int size, std::uint64_t n) {
-  auto g = iogrid::collective::Group::join(group, rank, size, {.timeout = std::chrono::seconds(90), .host_backend = "ring"});
+  auto g = iogrid::collective::Group::join(group, rank, size, {.timeout = std::chrono::seconds(90)});
   std::vector<float> v(n);
   for (std::uint64_t i = 0; i < n; ++i) v[i] = float(rank + 1) * float(i % 5);
   g.allreduce(v);

@@ -731,7 +731,7 @@ TEST_CASE("the NAT matrix for drivers: workers reach a driver directly when it c
 }
 
 // Hidden: needs network namespaces (ctest runs it as nat.collective with IOGRID_TEST_NETNS=1).
-TEST_CASE("a ring collective group across a public node, a cone NAT, a symmetric NAT and a firewall forms and allreduces", "[.nat]") {
+TEST_CASE("a collective group across a public node, a cone NAT, a symmetric NAT and a firewall forms a ring and allreduces", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
   LocalCluster c;
   REQUIRE(c.netns());
@@ -741,7 +741,7 @@ TEST_CASE("a ring collective group across a public node, a cone NAT, a symmetric
   const int rc = d.wait(300s);
   INFO(d.output() + "\n" + c.logs());
   REQUIRE(rc == 0);  // every member's 16 MiB allreduce, a broadcast and a barrier, a 12 MiB object read everywhere
-  // Each link of the ring (rank r to r+1) as it was made: dialled when the next member can be dialled (the
+  // "auto" found members that cannot be dialled and formed the ring. Each link (rank r to r+1) as it was made: dialled when the next member can be dialled (the
   // public node), punched between the cone NAT and the firewall, relayed wherever the symmetric NAT is.
   const auto at = d.output().find("LINKS ");
   REQUIRE(at != std::string::npos);

@@ -243,3 +243,22 @@ TEST_CASE("ring: members that cannot dial each other meet through GroupOptions::
   CHECK(meetings == 3);
   CHECK(links == std::vector<std::string>(3, "0>1 relayed, 1>2 relayed, 2>0 relayed"));
 }
+
+TEST_CASE("members that can all dial each other are told so; one that cannot be dialled makes every member's answer no",
+          "[collective]") {
+  for (const bool hidden : {false, true}) {
+    MemoryStore store;
+    std::vector<int> answers(3, -1);
+    std::vector<std::thread> threads;
+    for (int r = 0; r < 3; ++r)
+      threads.emplace_back([&, r] {
+        GroupOptions o;
+        o.timeout = 10s;
+        if (hidden && r == 2) o.host = "192.0.2.1";  // TEST-NET-1: nobody answers there (a member behind a NAT)
+        answers[std::size_t(r)] = members_dial_each_other(store, "probe", r, 3, o) ? 1 : 0;
+      });
+    for (auto& t : threads) t.join();
+    INFO("member 2 hidden: " << hidden);
+    CHECK(answers == std::vector<int>(3, hidden ? 0 : 1));
+  }
+}

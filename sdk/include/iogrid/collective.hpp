@@ -35,7 +35,8 @@ struct GroupOptions {
   // the head sees it, 127.0.0.1 in an embedded cluster). Set it where that address is not one of this machine's
   // own (behind NAT) or peers should use another network.
   std::string host;
-  // Host buffers: "auto" (or empty): the local backend when every member is in this process, else Gloo;
+  // Host buffers: "auto" (or empty): the local backend when every member is in this process, else Gloo when
+  // every member can dial every other, else "ring";
   // "gloo" always Gloo; "local" requires one process (a member elsewhere is an error); "ring" a ring whose
   // links are dialled directly or, between members that cannot dial each other (behind NATs), met through the
   // head's relay, hole-punched where the NATs allow.
