@@ -1,5 +1,5 @@
 // `iogrid bench gpu`: the GPU layer's figures. On a machine without a GPU only the CPU-side figures run
-// (allreduce through the group's Gloo and local backends against Gloo called directly); the GPU rows say why
+// (allreduce through the group's Gloo, local and ring backends against Gloo called directly); the GPU rows say why
 // they are skipped.
 #include <gloo/allreduce.h>
 #include <gloo/math.h>
@@ -219,6 +219,7 @@ int run_gpu(const Options& o) {
   auto wanted = selection(o, "gpu", {
         "collective_allreduce_vs_gloo_direct_ratio",
         "collective_allreduce_local_vs_gloo_direct_ratio",
+        "collective_allreduce_ring_vs_gloo_direct_ratio",
         "gemm_task_vs_cublas_ratio",
         "gpu_empty_task_roundtrip_us",
         "verification_seconds",
@@ -231,7 +232,8 @@ int run_gpu(const Options& o) {
                     "): gemm_task_vs_cublas_ratio, gpu_empty_task_roundtrip_us, verification_seconds and "
                     "nccl_allreduce_busbw_GBps are skipped");
 
-  if (wanted("collective_allreduce_vs_gloo_direct_ratio") || wanted("collective_allreduce_local_vs_gloo_direct_ratio")) {
+  if (wanted("collective_allreduce_vs_gloo_direct_ratio") || wanted("collective_allreduce_local_vs_gloo_direct_ratio") ||
+      wanted("collective_allreduce_ring_vs_gloo_direct_ratio")) {
     const int ranks = 4;
     const std::size_t count = (64u << 20) / sizeof(float);  // 64 MiB of f32
     const int iters = 3;
@@ -240,6 +242,8 @@ int run_gpu(const Options& o) {
     Figure direct_bw{"gloo_direct_allreduce_busbw_GBps", 0, "GB/s", true, {}};
     Figure local_ratio{"collective_allreduce_local_vs_gloo_direct_ratio", 0, "x", true, {}};
     Figure local_bw{"collective_allreduce_local_busbw_GBps", 0, "GB/s", true, {}};
+    Figure ring_ratio{"collective_allreduce_ring_vs_gloo_direct_ratio", 0, "x", true, {}};
+    Figure ring_bw{"collective_allreduce_ring_busbw_GBps", 0, "GB/s", true, {}};
     const double bus_bytes = 2.0 * (ranks - 1) / ranks * double(count * sizeof(float));
     for (int run = 0; run < o.runs; ++run) {
       // Gloo called directly: its own in-memory store, TCP device, ring allreduce of sums.
@@ -271,6 +275,14 @@ int run_gpu(const Options& o) {
         auto* data = bufs[static_cast<std::size_t>(r)].data();
         return [b, data, count] { b->allreduce(data, count, gc::DType::f32, gc::ReduceOp::sum); };
       });
+      // The ring (what members behind NATs form; here every link dialled directly over loopback).
+      double ring = timed(ranks, iters, [&](int r) -> std::function<void()> {
+        std::shared_ptr<gc::Backend> b = gc::make_ring(store, "bench-ring-" + std::to_string(run), r, ranks, {});
+        auto* data = bufs[static_cast<std::size_t>(r)].data();
+        return [b, data, count] { b->allreduce(data, count, gc::DType::f32, gc::ReduceOp::sum); };
+      });
+      ring_ratio.runs.push_back(direct / ring);
+      ring_bw.runs.push_back(bus_bytes * iters / ring / 1e9);
       ratio.runs.push_back(direct / group);
       local_ratio.runs.push_back(direct / local);
       group_bw.runs.push_back(bus_bytes * iters / group / 1e9);
@@ -279,9 +291,10 @@ int run_gpu(const Options& o) {
       progress(o, "run " + std::to_string(run + 1) + ": group (Gloo) " + std::to_string(group_bw.runs.back()) +
                       " GB/s bus, Gloo direct " + std::to_string(direct_bw.runs.back()) + " GB/s bus, ratio " +
                       std::to_string(ratio.runs.back()) + "; group (local) " + std::to_string(local_bw.runs.back()) +
-                      " GB/s bus, ratio " + std::to_string(local_ratio.runs.back()));
+                      " GB/s bus, ratio " + std::to_string(local_ratio.runs.back()) + "; group (ring) " +
+                      std::to_string(ring_bw.runs.back()) + " GB/s bus, ratio " + std::to_string(ring_ratio.runs.back()));
     }
-    for (auto* f : {&ratio, &group_bw, &direct_bw, &local_ratio, &local_bw}) {
+    for (auto* f : {&ratio, &group_bw, &direct_bw, &local_ratio, &local_bw, &ring_ratio, &ring_bw}) {
       f->value = median(f->runs);
       figs.push_back(*f);
     }
