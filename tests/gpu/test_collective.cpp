@@ -244,7 +244,7 @@ TEST_CASE("ring: members that cannot dial each other meet through GroupOptions::
   CHECK(links == std::vector<std::string>(3, "0>1 relayed, 1>2 relayed, 2>0 relayed"));
 }
 
-TEST_CASE("members that can all dial each other are told so; one that cannot be dialled makes every member's answer no",
+TEST_CASE("members that can all dial each other are told so, and one that cannot be dialled makes every member's answer no",
           "[collective]") {
   for (const bool hidden : {false, true}) {
     MemoryStore store;
