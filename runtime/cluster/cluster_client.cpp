@@ -344,7 +344,7 @@ class DriverService final : public transport::Service {
               });
               transport::post(actor, [this, fd, punched = link.punched](Endpoint& e) {
                 e.adopt(std::exchange(*fd, -1), punched ? "a worker (hole punched)" : "a worker (relayed)", false, proto::Role::WORKER);
-                ++(punched ? punched_ : relayed_);
+                if (!punched) ++relayed_;
               });
             }).detach();
             return;
@@ -519,7 +519,6 @@ class DriverService final : public transport::Service {
   std::uint16_t head_port_;
   std::string token_;          // signs a relay's first line
   std::uint64_t relayed_ = 0;  // workers met through the head's relay
-  std::uint64_t punched_ = 0;  // workers met there that then connected directly (hole punching)
   std::string parent_job_;
   proto::Role role_;
   caf::actor self_;

@@ -50,28 +50,6 @@ bool peer_address(const PunchPlan& p, sockaddr_storage* out, socklen_t* len) {
   return false;
 }
 
-// A non-blocking socket bound (SO_REUSEADDR, SO_REUSEPORT) to `local_port` of the peer's family; -1 with `*err`.
-int bound_socket(std::uint16_t local_port, int family, socklen_t len, int* err) {
-  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) {
-    *err = errno;
-    return -1;
-  }
-  const int one = 1;
-  sockaddr_storage local{};
-  local.ss_family = static_cast<sa_family_t>(family);
-  if (family == AF_INET) reinterpret_cast<sockaddr_in*>(&local)->sin_port = htons(local_port);
-  else reinterpret_cast<sockaddr_in6*>(&local)->sin6_port = htons(local_port);
-  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-      ::bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
-    *err = errno;
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 bool same_peer(const sockaddr_storage& a, const sockaddr_storage& b) {
   if (a.ss_family != b.ss_family) return false;
   if (a.ss_family == AF_INET) {
@@ -190,7 +168,7 @@ int punch_tcp(std::uint16_t local_port, const PunchPlan& plan, std::string* erro
   // is there (between a refusal and the retry) is accepted instead of refused. Either way it is the one
   // connection between the two ports (a TCP connection is its four numbers), so both sides agree on it.
   int err = 0;
-  const int listener = bound_socket(local_port, peer.ss_family, len, &err);
+  const int listener = reusable_socket(peer.ss_family, local_port, &err);
   if (listener < 0 || ::listen(listener, 4) != 0) {
     if (listener >= 0) err = errno, ::close(listener);
     if (error) *error = std::string("cannot listen on the punching port: ") + std::strerror(err);
@@ -203,7 +181,7 @@ int punch_tcp(std::uint16_t local_port, const PunchPlan& plan, std::string* erro
   err = ETIMEDOUT;
   while (result < 0 && Clock::now() < until) {
     if (conn < 0 && Clock::now() >= retry_at) {
-      conn = bound_socket(local_port, peer.ss_family, len, &err);
+      conn = reusable_socket(peer.ss_family, local_port, &err);
       if (conn >= 0 && ::connect(conn, reinterpret_cast<const sockaddr*>(&peer), len) != 0 && errno != EINPROGRESS) {
         err = errno;  // e.g. the four numbers are already the accepted connection's: the listener has it
         ::close(conn);

@@ -14,6 +14,28 @@
 
 namespace iogrid::runtime::transport {
 
+int reusable_socket(int family, std::uint16_t port, int* err) {
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    *err = errno;
+    return -1;
+  }
+  const int one = 1;
+  sockaddr_storage local{};  // the wildcard address of the family
+  local.ss_family = static_cast<sa_family_t>(family);
+  if (family == AF_INET) reinterpret_cast<sockaddr_in*>(&local)->sin_port = htons(port);
+  else reinterpret_cast<sockaddr_in6*>(&local)->sin6_port = htons(port);
+  const socklen_t len = family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&local), len) != 0) {
+    *err = errno;
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout, std::string* error,
              bool reusable) {
   addrinfo hints{};
@@ -28,25 +50,14 @@ int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseco
   }
   int err = 0;
   for (auto* a = found; a; a = a->ai_next) {
-    int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    // Reusable: bound first to a port the kernel picks (0), so that later sockets can bind it too.
+    int fd = reusable ? reusable_socket(a->ai_family, 0, &err)
+                      : ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) {
-      err = errno;
+      if (!reusable) err = errno;
       continue;
     }
     err = 0;
-    if (reusable) {
-      const int one = 1;
-      sockaddr_storage any{};
-      any.ss_family = static_cast<sa_family_t>(a->ai_family);  // the wildcard address, port 0: the kernel picks
-      const socklen_t len = a->ai_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-      if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-          ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-          ::bind(fd, reinterpret_cast<sockaddr*>(&any), len) != 0) {
-        err = errno;
-        ::close(fd);
-        continue;
-      }
-    }
     if (::connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
       err = errno;
       if (err == EINPROGRESS) {

@@ -16,6 +16,10 @@ namespace iogrid::runtime::transport {
 int dial_tcp(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout, std::string* error,
              bool reusable = false);
 
+// A non-blocking TCP socket of `family` (AF_INET, AF_INET6) bound to `port` of the wildcard address (0: the
+// kernel picks) with SO_REUSEADDR and SO_REUSEPORT; -1 with `*err` (errno) set.
+int reusable_socket(int family, std::uint16_t port, int* err);
+
 // A socket's local port (0 when it has none).
 std::uint16_t local_port_of(int fd);
 

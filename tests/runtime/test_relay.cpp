@@ -393,3 +393,39 @@ TEST_CASE("without a punch window (one machine, loopback) the pair agrees on the
   CHECK(client.stats().punched == 0);
   CHECK(hidden.relay->stats().punches == 1);
 }
+
+TEST_CASE("MEET splices two peers that chose one name; a lone MEET, an ACCEPT for a meeting and a PUNCH to a tunnel are refused",
+          "[relay][punch]") {
+  asio::io_context io;
+  cluster::RelayOptions o;
+  o.token = kToken;
+  o.bind = "127.0.0.1";
+  o.hello_timeout = std::chrono::seconds(1);
+  o.ask_target = [](const std::string&, const std::string&, bool) { return true; };
+  cluster::RelayServer relay(o);
+  // Two peers meet: each first reads its PEER line (no punch window on loopback), then bytes flow both ways.
+  auto a = dial(io, relay.port(), transport::relay_hello("MEET", "ring-abc", kToken));
+  auto b = dial(io, relay.port(), transport::relay_hello("MEET", "ring-abc", kToken));
+  auto peer_line = [](tcp::socket& s) {
+    asio::streambuf buf;
+    asio::read_until(s, buf, '\n');
+    std::string line(asio::buffers_begin(buf.data()), asio::buffers_end(buf.data()));
+    return transport::parse_punch_line(line.substr(0, line.find('\n')));
+  };
+  auto pa = peer_line(a), pb = peer_line(b);
+  REQUIRE(pa);
+  REQUIRE(pb);
+  CHECK(pa->window.count() == 0);
+  asio::write(a, asio::buffer(std::string("to b")));
+  CHECK(read_n(b, 4) == "to b");
+  CHECK(relay.stats().punches == 1);
+  // An ACCEPT naming a meeting cannot join it; a MEET nobody comes to is closed after the hello timeout.
+  auto lone = dial(io, relay.port(), transport::relay_hello("MEET", "ring-lonely", kToken));
+  auto intruder = dial(io, relay.port(), transport::relay_hello("ACCEPT", "meet:ring-lonely", kToken));
+  CHECK(closed_by_peer(intruder));
+  CHECK(closed_by_peer(lone));
+  // A tunnel's far end is a local port: nobody there to punch with.
+  auto tunnel = dial(io, relay.port(), transport::relay_hello("PUNCH", "tunnel:n1:8888", kToken));
+  CHECK(closed_by_peer(tunnel));
+  CHECK(relay.stats().refused == 3);
+}
