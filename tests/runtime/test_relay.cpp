@@ -394,7 +394,7 @@ TEST_CASE("without a punch window (one machine, loopback) the pair agrees on the
   CHECK(hidden.relay->stats().punches == 1);
 }
 
-TEST_CASE("MEET splices two peers that chose one name; a lone MEET, an ACCEPT for a meeting and a PUNCH to a tunnel are refused",
+TEST_CASE("MEET splices two peers that chose one name, and a lone MEET, an ACCEPT for a meeting and a PUNCH to a tunnel are refused",
           "[relay][punch]") {
   asio::io_context io;
   cluster::RelayOptions o;
