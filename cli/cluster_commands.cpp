@@ -283,6 +283,7 @@ int node_command(const std::vector<std::string>& args) {
                    "                   [--gpus MODEL:MEM_GIB[:CC][xN],...] [--resources K=V,...] [--labels K=V,...]\n"
                    "                   [--price P] [--reputation R] [--work-dir DIR] [--log-level LEVEL]\n"
                    "                   [--telemetry-file F] [--allow-tunnel PORT,...] [--tls-cert F --tls-key F --tls-ca F]\n"
+                   "                   [--relay | --relay-port P] [--relay-bind ADDR] [--relay-max-bytes N]\n"
                    "Joins this machine to the cluster. CPUs and memory are detected, GPUs through NVML (no driver: no\n"
                    "GPUs); flags override them. Declared GPUs (--gpus A100:40:8.0x2) let a CPU machine stand in for a GPU\n"
                    "node in tests and demos; --telemetry-file F makes such a node report the telemetry in F (a JSON\n"
@@ -290,7 +291,12 @@ int node_command(const std::vector<std::string>& args) {
                    "sm_clock_mhz, memory_clock_mhz}, read again at every heartbeat) instead of NVML's.\n"
                    "--allow-tunnel 8888,22 lets holders of the cluster token reach these ports of this machine\n"
                    "(127.0.0.1 only) with `iogrid tunnel NODE:PORT`, through the head's relay: a notebook, SSH or a model\n"
-                   "server behind a NAT, no router settings. No port is reachable unless listed here.\n";
+                   "server behind a NAT, no router settings. No port is reachable unless listed here.\n"
+                   "--relay (any free port) or --relay-port P marks this machine as a relay: processes of the cluster\n"
+                   "that cannot dial each other (behind NATs and firewalls) meet here instead of at the head. Use it\n"
+                   "on a machine anyone can connect to (a public address, P open in its firewall): the head dials it,\n"
+                   "and only then gives it to the nodes and drivers that join afterwards (`iogrid status` lists relays\n"
+                   "and their users). It sees ciphertext only when TLS is on; --relay-max-bytes caps one connection.\n";
       return 0;
     }
     if (f == "--address") address = a.value(f);
@@ -313,6 +319,14 @@ int node_command(const std::vector<std::string>& args) {
     else if (f == "--tls-ca") o.tls.ca = a.value(f);
     else if (f == "--log-level") level = a.value(f);
     else if (f == "--allow-tunnel") o.allow_tunnel = runtime::cluster::parse_ports(f, a.value(f));
+    else if (f == "--relay") o.relay_port = 0;
+    else if (f == "--relay-port") {
+      const auto port = number(f, a.value(f));
+      if (port < 1 || port > 65535 || port != static_cast<int>(port))
+        throw std::invalid_argument("--relay-port takes a port number from 1 to 65535");
+      o.relay_port = static_cast<int>(port);
+    } else if (f == "--relay-bind") o.relay_bind = a.value(f);
+    else if (f == "--relay-max-bytes") o.relay_max_bytes = static_cast<std::uint64_t>(number(f, a.value(f)));
     else throw std::invalid_argument("unknown option '" + f + "' for iogrid node (see iogrid node --help)");
   }
   auto [h, p] = runtime::transport::parse_address(address_or_env(address));
@@ -394,6 +408,23 @@ int status_command(const std::vector<std::string>& args) {
               << j["driver"].get<std::string>() << "\n";
   if (s.contains("relay")) {
     const auto& relay = s["relay"];
+    const auto operators = relay.value("operators", nlohmann::json::array());
+    if (!operators.empty()) {
+      auto count = [](const nlohmann::json& j, const char* key) { return static_cast<std::uint64_t>(j.value(key, 0.0)); };
+      // The relays processes meet at when they cannot dial each other: the head's and the operators' (--relay).
+      std::cout << "\n" << std::setw(16) << "RELAY" << std::setw(24) << "ADDRESS" << std::setw(8) << "USERS" << std::setw(10)
+                << "SESSIONS" << std::setw(8) << "OPEN" << std::setw(14) << "BYTES" << "\n";
+      if (relay.contains("port"))
+        std::cout << std::setw(16) << "(head)" << std::setw(24) << (":" + std::to_string(relay["port"].get<int>()))
+                  << std::setw(8) << relay.value("users", 0) << std::setw(10) << count(relay, "sessions") << std::setw(8)
+                  << count(relay, "active") << std::setw(14) << count(relay, "bytes") << "\n";
+      for (const auto& o : operators)
+        std::cout << std::setw(16) << o.value("node", std::string()) << std::setw(24)
+                  << (o.value("host", std::string()) + ":" + std::to_string(o.value("port", 0)) +
+                      (o.value("usable", false) ? "" : " (not dialled)"))
+                  << std::setw(8) << o.value("users", 0) << std::setw(10) << count(o, "sessions") << std::setw(8)
+                  << count(o, "active") << std::setw(14) << count(o, "bytes") << "\n";
+    }
     if (relay.contains("tunnel_ports") && !relay["tunnel_ports"].empty()) {
       std::cout << "\nTUNNELS (iogrid tunnel NODE:PORT)\n  allowed:";
       for (const auto& [node, ports] : relay["tunnel_ports"].items()) {

@@ -62,10 +62,13 @@ struct GroupOptions {
   // make_host's choice: "auto" (local when every member is in this process, else Gloo when every member can
   // dial every other, else the ring), "local", "gloo" or "ring" (members that cannot all dial each other).
   std::string host_backend = "auto";
-  // The ring's way around a link it cannot dial: both ends call it with the same rendezvous name and get a
-  // connected socket (the head's relay, hole-punched where the NATs allow), `*path` saying which ("relayed",
-  // "punched"); -1 when it fails. Unset: links are dialled directly only.
-  std::function<int(const std::string& rendezvous, std::string* path)> meet;
+  // The ring's way around a link it cannot dial: both ends call it with the same rendezvous name and the same
+  // place, and get a connected socket (a relay, hole-punched where the NATs allow), `*path` saying which
+  // ("relayed", "punched"); -1 when it fails. Unset: links are dialled directly only.
+  std::function<int(const std::string& rendezvous, const std::string& place, std::string* path)> meet;
+  // Where this member would meet (its relay, "host:port"; members may use different relays): the end whose
+  // dial failed publishes its place and the other end meets it there. Unset: "" (meet's own default).
+  std::function<std::string()> meet_place;
 };
 
 // `prefix` names the group in the store (members of one group use the same prefix); ranks 0..size-1.

@@ -334,8 +334,10 @@ class RingBackend final : public Backend {
       }
     }
     if (next_ < 0 && o.meet) {
-      store.set(key(rank_, "via"), "meet");  // the next member stops waiting for a direct connection and meets us
-      next_ = o.meet(prefix_ + "/ring/" + std::to_string(rank_), &path);
+      // The next member stops waiting for a direct connection and meets us, at our place.
+      const std::string place = o.meet_place ? o.meet_place() : "";
+      store.set(key(rank_, "via"), "meet " + place);
+      next_ = o.meet(prefix_ + "/ring/" + std::to_string(rank_), place, &path);
     }
     taker.join();
     ::close(listener);
@@ -375,9 +377,9 @@ class RingBackend final : public Backend {
         ::close(c);  // someone else, or a stale member of an earlier group of that name
         continue;
       }
-      if (o.meet && store.get(key(prev, "via")).value_or("") == "meet") {
+      if (const auto via = store.get(key(prev, "via")).value_or(""); o.meet && via.rfind("meet ", 0) == 0) {
         std::string path;
-        return o.meet(prefix_ + "/ring/" + std::to_string(prev), &path);
+        return o.meet(prefix_ + "/ring/" + std::to_string(prev), via.substr(5), &path);
       }
     }
     throw CollectiveError("the link from rank " + std::to_string(prev) + " did not come within the timeout");

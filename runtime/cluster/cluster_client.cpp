@@ -253,7 +253,7 @@ class DriverService final : public transport::Service {
             job_id_ = a.getJobId();
             observed_host_ = a.getObservedHost();
           }
-          if (a.getRelayPort() && data_client_) data_client_->set_relay(head_host_, a.getRelayPort());
+          if (a.getRelayPort() && data_client_) data_client_->set_relay(relay_host(a.getRelayHost()), a.getRelayPort());
           const bool resumed = join_done_;
           if (!join_done_) {
             join_done_ = true;
@@ -264,6 +264,13 @@ class DriverService final : public transport::Service {
             spdlog::warn("reconnected to the head; {} resumed", job_id_);
             for (const auto& [id, w] : wanted_) send_lease_request(ep, id);
           }
+          return;
+        }
+        case W::USE_RELAY: {
+          // The operator's relay this driver used is gone: the head named another.
+          auto u = msg.getUseRelay();
+          if (data_client_) data_client_->set_relay(relay_host(u.getHost()), u.getPort());
+          spdlog::info("the relay this driver used is gone: now {}:{}", relay_host(u.getHost()), u.getPort());
           return;
         }
         case W::CODE_REQUEST: {
@@ -321,20 +328,22 @@ class DriverService final : public transport::Service {
           return;
         }
         case W::RELAY_DIAL: {
-          // A worker that cannot dial this driver waits at the head's relay: meet it there.
+          // A worker that cannot dial this driver waits at a relay (the head's, or an operator's at d.host):
+          // meet it there.
           auto d = msg.getRelayDial();
+          const auto via = relay_host(d.getHost());
           if (d.getData()) {  // a pull of this driver's objects
-            if (data_server_) data_server_->serve_dialled(head_host_, d.getPort(), d.getSession(), d.getPunch());
+            if (data_server_) data_server_->serve_dialled(via, d.getPort(), d.getSession(), d.getPunch());
             return;
           }
           if (d.getPunch()) {
             // The worker would rather connect directly: the punch (transport/punch.hpp) waits up to its window,
             // so it runs on a thread of its own and the connection it ends with is handed to this endpoint.
-            std::thread([this, actor = ep.handle(), host = head_host_, port = d.getPort(), session = std::string(d.getSession()),
+            std::thread([this, actor = ep.handle(), host = via, port = d.getPort(), session = std::string(d.getSession()),
                          token = token_] {
               auto link = transport::relay_accept(host, port, session, token, true, std::chrono::seconds(5));
               if (link.fd < 0) {
-                spdlog::warn("cannot meet a worker at the head's relay {}:{}: {}", host, port, link.error);
+                spdlog::warn("cannot meet a worker at the relay {}:{}: {}", host, port, link.error);
                 return;
               }
               // Closed unless the endpoint takes it (it may have stopped meanwhile).
@@ -350,10 +359,10 @@ class DriverService final : public transport::Service {
             return;
           }
           try {
-            ep.connect_as_server(head_host_, d.getPort(), transport::relay_hello("ACCEPT", d.getSession(), token_));
+            ep.connect_as_server(via, d.getPort(), transport::relay_hello("ACCEPT", d.getSession(), token_));
             ++relayed_;
           } catch (const std::exception& e) {
-            spdlog::warn("cannot reach the head's relay at {}:{}: {}", head_host_, d.getPort(), e.what());
+            spdlog::warn("cannot reach the relay at {}:{}: {}", via, d.getPort(), e.what());
           }
           return;
         }
@@ -515,6 +524,8 @@ class DriverService final : public transport::Service {
         core::ErrorKind::runtime_stopped, "", "", "iogrid: lost the connection to the head; the job cannot place work"});
   }
 
+  // A relay's address as the head names it: "" is the head's own.
+  std::string relay_host(const std::string& named) const { return named.empty() ? head_host_ : named; }
   std::string head_host_;
   std::uint16_t head_port_;
   std::string token_;          // signs a relay's first line

@@ -91,8 +91,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     if (port <= 0 || !it->second.second.count(static_cast<std::uint16_t>(port))) return std::nullopt;
     return TunnelTarget{it->second.first, static_cast<std::uint16_t>(port)};
   }
-  // Asks the process named `target` to dial the relay for `session`.
-  void relay_dial(Endpoint& ep, const std::string& target, const std::string& session, bool punch) {
+  // Asks the process named `target` to dial the relay for `session`: the head's own (`host` empty) or the
+  // operator's relay at host:port.
+  void relay_dial(Endpoint& ep, const std::string& target, const std::string& session, bool punch,
+                  const std::string& host = "", std::uint16_t port = 0) {
     ConnId to = 0;
     std::uint16_t tunnel_port = 0;
     {
@@ -109,7 +111,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     capnp::MallocMessageBuilder out;
     auto d = out.initRoot<proto::Envelope>().initRelayDial();
     d.setSession(session);
-    d.setPort(relay_port_);
+    d.setPort(host.empty() ? relay_port_ : port);
+    d.setHost(host);
     d.setData(target.rfind("data-", 0) == 0);
     d.setTunnelPort(tunnel_port);
     d.setPunch(punch && tunnel_port == 0);
@@ -144,6 +147,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
         auto h = msg.getHeartbeat();
         std::vector<gpu::Telemetry> tel;
         for (auto t : h.getTelemetry()) tel.push_back(proto::read(t));
+        if (auto r = op_relays_.find(*node); r != op_relays_.end())
+          r->second.figures = {h.getRelaySessions(), h.getRelayActive(), h.getRelayRefused(), h.getRelayBytes(), h.getRelayPunches(), {}};
         return core_.heartbeat(*node, {h.getStoreUsedBytes(), h.getStoreCapacityBytes(), h.getStoreObjects(), h.getSpilledBytes()},
                                std::move(tel));
       }
@@ -180,6 +185,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       }
       case W::ADMIN_REQUEST: return admin(ep, p, msg.getAdminRequest());
       case W::TASK_REPORT: return core_.task_report(p.id, msg.getTaskReport().getJson());
+      case W::RELAY_ASK: return relay_ask(ep, p, msg.getRelayAsk());
       case W::VERIFY_COMMIT: {
         auto node = node_of(p.id);
         if (!node) return;
@@ -254,6 +260,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     core_.owner_gone(p.id, why);
     code_source_gone(ep, p.id);
     nested_owners_.erase(p.id);
+    relay_user_gone(ep, p.id);
     std::lock_guard<std::mutex> g(relay_m_);
     for (auto it = relay_targets_.begin(); it != relay_targets_.end();)
       it = it->second == p.id ? relay_targets_.erase(it) : std::next(it);
@@ -277,8 +284,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     s.setCodeHash(std::string(g.code_hash));
     s.setOwnerHost(std::string(g.owner_host));
     s.setOwnerPort(g.owner_port);
-    // A driver the head could not dial back (or not yet): its workers come through the relay.
-    if (relay_port_) {
+    // A driver the head could not dial back (or not yet): its workers come through the relay (the node's: the
+    // head's or an operator's).
+    if (relay_port_ || relay_of_conn_.count(conn_of_node_.count(node) ? conn_of_node_.at(node) : 0)) {
       const auto* j = core_.jobs().find(std::string(g.job));
       if (j && j->driver_owner == g.owner && j->driver_reach.inbound != transport::Inbound::open) {
         s.setRelayTarget(std::string(g.job));
@@ -409,9 +417,14 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setName(joined.name);
     a.setHeartbeatMs(static_cast<std::uint32_t>(opts_.heartbeat.count()));
     a.setObservedHost(p.address);
-    a.setRelayPort(relay_port_);
+    {
+      const auto [host, port] = assign_relay(p.id, joined.index);
+      a.setRelayHost(host);
+      a.setRelayPort(port);
+    }
     ep.send(p.id, out);
     name_for_relay(transport::data_node_relay_name(joined.index), p.id);
+    if (r.getRelayPort()) offer_relay(joined.index, joined.name, p.id, p.address, r.getRelayPort());
     {
       std::set<std::uint16_t> ports;
       for (auto port : r.getAllowTunnel()) ports.insert(port);
@@ -464,7 +477,11 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     a.setJobId(res.job);
     a.setNeedCode(res.need_code);
     a.setObservedHost(p.address);
-    a.setRelayPort(relay_port_);
+    {
+      const auto [host, port] = assign_relay(p.id, std::nullopt);
+      a.setRelayHost(host);
+      a.setRelayPort(port);
+    }
     ep.send(p.id, out);
     if (res.need_code) want_code(ep, reg.code_hash, p.id, r.getCodeSize());
     if (reg.parent_job.empty()) {
@@ -600,6 +617,12 @@ class HeadService final : public transport::Service, public head::HeadEvents {
 
   void fill_status(Endpoint& ep, proto::StatusReply::Builder s) {
     cluster::fill_status(core_, ep.name(), s);
+    auto operators = nlohmann::json::array();
+    for (const auto& [index, o] : op_relays_)
+      operators.push_back({{"node", o.name}, {"host", o.host}, {"port", o.port}, {"usable", o.usable}, {"users", o.users},
+                           {"sessions", o.figures.sessions}, {"active", o.figures.active}, {"refused", o.figures.refused},
+                           {"bytes", o.figures.bytes}, {"punches", o.figures.punches}});
+    if (!relay_stats_ && !operators.empty()) s.setRelayJson(nlohmann::json{{"operators", operators}}.dump());
     if (relay_stats_) {
       const auto r = relay_stats_();
       auto tunnels = nlohmann::json::array();
@@ -612,10 +635,102 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       }
       s.setRelayJson(nlohmann::json{{"port", relay_port_}, {"sessions", r.sessions}, {"active", r.active},
                                     {"refused", r.refused}, {"bytes", r.bytes}, {"punches", r.punches}, {"tunnels", tunnels},
-                                    {"tunnel_ports", allowed}}.dump());
+                                    {"tunnel_ports", allowed}, {"users", head_relay_users_}, {"operators", operators}}.dump());
     }
   }
 
+  // ---- operators' relays (`iogrid node --relay`) ----
+  // Rules: a node its operator marks as a relay is used once the head has dialled its relay port (it must accept
+  // connections from anywhere). Every process that joins afterwards (a node, a driver) is given the operator's
+  // relay with the fewest users, never its own; the head's relay when there is none (marking nodes as relays
+  // takes the relayed traffic off the head's link). A relay a dialer uses asks the head, which knows every
+  // target, to send the target there. When a relay's node goes, its users are moved to another (UseRelay).
+  struct OperatorRelay {
+    std::string name, host;
+    ConnId conn = 0;
+    std::uint16_t port = 0;
+    bool usable = false;  // dialled from the head
+    std::size_t users = 0;
+    RelayStats figures;   // as its node's latest heartbeat said
+  };
+
+  // The relay for a process joining now (host "" is the head's; port 0: none), remembered for UseRelay.
+  std::pair<std::string, std::uint16_t> assign_relay(ConnId who, std::optional<std::uint32_t> own_node) {
+    OperatorRelay* best = nullptr;
+    std::uint32_t best_index = 0;
+    for (auto& [index, o] : op_relays_)
+      if (o.usable && (!own_node || *own_node != index) && (!best || o.users < best->users)) {
+        best = &o;
+        best_index = index;
+      }
+    if (!best) {
+      relay_of_conn_.erase(who);
+      ++head_relay_users_;
+      head_relay_conns_.insert(who);
+      return {"", relay_port_};
+    }
+    ++best->users;
+    relay_of_conn_[who] = best_index;
+    return {best->host, best->port};
+  }
+
+  void offer_relay(std::uint32_t index, const std::string& name, ConnId conn, const std::string& host, std::uint16_t port) {
+    op_relays_[index] = OperatorRelay{name, host, conn, port, false, 0, {}};
+    dial_backs_.dial(host, port, [self = self_, index, conn, name, host, port, this](bool open) {
+      transport::post(self, [this, index, conn, name, host, port, open](Endpoint&) {
+        auto it = op_relays_.find(index);
+        if (it == op_relays_.end() || it->second.conn != conn) return;
+        it->second.usable = open;
+        if (open) spdlog::info("node {} relays for processes that join from now on, at {}:{}", name, host, port);
+        else spdlog::warn("node {} was marked a relay but its relay at {}:{} cannot be dialled: not used", name, host, port);
+      });
+    });
+  }
+
+  // A relay at this node asks for a target (RelayAsk): send the target there, or refuse the session.
+  void relay_ask(Endpoint& ep, Peer& p, proto::RelayAsk::Reader a) {
+    const auto node = node_of(p.id);
+    const auto it = node ? op_relays_.find(*node) : op_relays_.end();
+    const std::string target = a.getTarget(), session = a.getSession();
+    std::string refusal;
+    if (it == op_relays_.end()) refusal = "this node is not a relay";
+    else if (!relay_target_known(target)) refusal = "no process '" + target + "' to relay to";
+    if (refusal.empty()) return relay_dial(ep, target, session, a.getPunch(), it->second.host, it->second.port);
+    capnp::MallocMessageBuilder out;
+    auto r = out.initRoot<proto::Envelope>().initRelayRefused();
+    r.setSession(session);
+    r.setReason(refusal);
+    ep.send(p.id, out);
+  }
+
+  // A connection ended: it no longer uses its relay; a relay's node ended: its users move to another relay.
+  void relay_user_gone(Endpoint& ep, ConnId conn) {
+    if (head_relay_conns_.erase(conn)) --head_relay_users_;
+    if (auto u = relay_of_conn_.find(conn); u != relay_of_conn_.end()) {
+      if (auto r = op_relays_.find(u->second); r != op_relays_.end() && r->second.users) --r->second.users;
+      relay_of_conn_.erase(u);
+    }
+    std::uint32_t gone = 0;
+    auto r = std::find_if(op_relays_.begin(), op_relays_.end(), [&](const auto& e) { return e.second.conn == conn; });
+    if (r == op_relays_.end()) return;
+    gone = r->first;
+    spdlog::warn("the relay on node {} ({}:{}) is gone: its {} users move to another", r->second.name, r->second.host,
+                 r->second.port, r->second.users);
+    op_relays_.erase(r);
+    std::vector<ConnId> moving;
+    for (const auto& [user, index] : relay_of_conn_)
+      if (index == gone) moving.push_back(user);
+    for (auto user : moving) {
+      std::optional<std::uint32_t> own;
+      if (auto n = node_by_conn_.find(user); n != node_by_conn_.end()) own = n->second;
+      const auto [host, port] = assign_relay(user, own);
+      capnp::MallocMessageBuilder out;
+      auto m = out.initRoot<proto::Envelope>().initUseRelay();
+      m.setHost(host);
+      m.setPort(port);
+      ep.send(user, out);
+    }
+  }
 
   HeadOptions opts_;
   head::HeadCore core_;
@@ -626,6 +741,10 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   caf::actor self_;
   std::uint16_t relay_port_ = 0;  // the head's relay (0: none)
   std::function<RelayStats()> relay_stats_;
+  std::map<std::uint32_t, OperatorRelay> op_relays_;           // by node index (endpoint thread)
+  std::unordered_map<ConnId, std::uint32_t> relay_of_conn_;     // a process using an operator's relay -> its node
+  std::set<ConnId> head_relay_conns_;                           // processes using the head's relay
+  std::size_t head_relay_users_ = 0;
   mutable std::mutex relay_m_;
   std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
   std::map<std::string, std::pair<ConnId, std::set<std::uint16_t>>> tunnel_ports_;  // node -> its conn, allowed ports

@@ -18,6 +18,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <thread>
 #include <sstream>
@@ -26,6 +27,7 @@
 
 #include "runtime/cluster/code_transfer.hpp"
 #include "runtime/cluster/io_thread.hpp"
+#include "runtime/cluster/relay_server.hpp"
 #include "runtime/transport/liveness.hpp"
 #include "runtime/transport/reachability.hpp"
 #include "runtime/cluster/store_server.hpp"
@@ -120,6 +122,40 @@ class NodeService final : public transport::Service {
     tunnels_ = std::make_unique<TunnelEnds>(opts_.allow_tunnel, opts_.token);
   }
 
+  ~NodeService() override { relay_.reset(); }  // its thread calls into this service: stopped first
+
+  // The operator's relay (--relay), once the endpoint runs: its asks go to the head (which knows the targets).
+  void start_relay() {
+    if (opts_.relay_port < 0) return;
+    RelayOptions ro;
+    ro.token = opts_.token;
+    ro.bind = opts_.relay_bind;
+    ro.port = static_cast<std::uint16_t>(opts_.relay_port);
+    ro.max_bytes = opts_.relay_max_bytes;
+    ro.ask_target = [this, self = self_](const std::string& target, const std::string& session, bool punch) {
+      transport::post(self, [this, target, session, punch](Endpoint& ep) {
+        if (!head_ || !joined_) return relay_refused(session, "the relay's node is not joined to the head");
+        capnp::MallocMessageBuilder out;
+        auto a = out.initRoot<proto::Envelope>().initRelayAsk();
+        a.setTarget(target);
+        a.setSession(session);
+        a.setPunch(punch);
+        ep.send(head_, out);
+      });
+      return true;
+    };
+    try {
+      relay_ = std::make_unique<RelayServer>(std::move(ro));
+      spdlog::info("relaying for the cluster on port {} (the head uses it once it can dial it)", relay_->port());
+      std::cout << "IOGRID_NODE_RELAY_PORT=" << relay_->port() << std::endl;
+    } catch (const std::exception& e) {
+      spdlog::error("{} (this node relays nothing)", e.what());
+    }
+  }
+  void relay_refused(const std::string& session, const std::string& why) {
+    if (relay_) relay_->drop(session, why);
+  }
+
   static std::int64_t physical_bytes() {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
     return pages > 0 && size > 0 ? std::int64_t(pages) * size : std::int64_t(8) << 30;
@@ -128,6 +164,7 @@ class NodeService final : public transport::Service {
   void on_start(Endpoint& ep) override {
     self_ = ep.handle();
     local_port_ = ep.listen(0, "127.0.0.1");
+    start_relay();
     try_connect(ep);
   }
 
@@ -146,6 +183,7 @@ class NodeService final : public transport::Service {
       auto ports = r.initAllowTunnel(static_cast<unsigned>(tunnels_->allowed().size()));
       unsigned i = 0;
       for (auto port : tunnels_->allowed()) ports.set(i++, port);
+      if (relay_) r.setRelayPort(relay_->port());
       if (!name_.empty()) {
         // Back after losing the head: same identity, and the leases our workers still serve.
         r.setRejoin(true);
@@ -194,7 +232,7 @@ class NodeService final : public transport::Service {
           name_ = a.getName();
           heartbeat_ = std::chrono::milliseconds(std::max<std::uint32_t>(50, a.getHeartbeatMs()));
           observed_host_ = a.getObservedHost();
-          head_relay_port_ = a.getRelayPort();
+          use_relay(a.getRelayHost(), a.getRelayPort());
           joined_ = true;
           liveness_->set_node(index_);
           spdlog::info("joined the head at {}:{} as {} (index {})", opts_.head_host, opts_.head_port, name_, index_);
@@ -202,10 +240,19 @@ class NodeService final : public transport::Service {
         }
         case W::START_LEASE: return start_lease(ep, msg.getStartLease());
         case W::RELAY_DIAL: {
-          // Someone who cannot dial this node waits at the head's relay: a tunnel to an allowed port, or a pull.
+          // Someone who cannot dial this node waits at a relay (the head's, or an operator's at d.host): a
+          // tunnel to an allowed port, or a pull.
           auto d = msg.getRelayDial();
-          if (d.getTunnelPort()) tunnels_->open(opts_.head_host, d.getPort(), d.getSession(), d.getTunnelPort());
-          else if (d.getData()) data_->serve_dialled(opts_.head_host, d.getPort(), d.getSession(), d.getPunch());
+          const std::string host = d.getHost().size() ? std::string(d.getHost()) : opts_.head_host;
+          if (d.getTunnelPort()) tunnels_->open(host, d.getPort(), d.getSession(), d.getTunnelPort());
+          else if (d.getData()) data_->serve_dialled(host, d.getPort(), d.getSession(), d.getPunch());
+          return;
+        }
+        case W::RELAY_REFUSED: return relay_refused(msg.getRelayRefused().getSession(), msg.getRelayRefused().getReason());
+        case W::USE_RELAY: {
+          auto u = msg.getUseRelay();
+          use_relay(u.getHost(), u.getPort());
+          spdlog::info("the relay this node used is gone: now {}:{}", relay_host_, relay_port_);
           return;
         }
         case W::CODE: return code_arrived(ep, msg.getCode());
@@ -294,6 +341,14 @@ class NodeService final : public transport::Service {
                                                     : telemetry_from_file(opts_.telemetry_file);
       auto tl = h.initTelemetry(static_cast<unsigned>(telemetry.size()));
       for (unsigned i = 0; i < telemetry.size(); ++i) proto::write(tl[i], telemetry[i]);
+      if (relay_) {
+        const auto r = relay_->stats();
+        h.setRelaySessions(r.sessions);
+        h.setRelayActive(r.active);
+        h.setRelayBytes(r.bytes);
+        h.setRelayRefused(r.refused);
+        h.setRelayPunches(r.punches);
+      }
       ep.send(head_, out);
     }
     for (auto& [pid, w] : workers_)
@@ -486,9 +541,9 @@ class NodeService final : public transport::Service {
     if (lease.relay_target.empty()) {
       s.setOwnerHost(lease.owner_host);
       s.setOwnerPort(lease.owner_port);
-    } else {  // the head's relay, at the address this node reaches the head at
-      s.setOwnerHost(opts_.head_host);
-      s.setOwnerPort(lease.relay_port);
+    } else {  // through this node's relay (the head's, at the address this node reaches the head at, or an operator's)
+      s.setOwnerHost(relay_port_ ? relay_host_ : opts_.head_host);
+      s.setOwnerPort(relay_port_ ? relay_port_ : lease.relay_port);
       s.setRelayTarget(lease.relay_target);
       if (lease.owner_checking) {
         s.setDirectHost(lease.owner_host);
@@ -499,9 +554,9 @@ class NodeService final : public transport::Service {
     s.setNodeIndex(index_);
     s.setDataHost(observed_host_.empty() ? "127.0.0.1" : observed_host_);
     s.setDataPort(data_->port());
-    if (head_relay_port_) {
-      s.setRelayHost(opts_.head_host);
-      s.setRelayPort(head_relay_port_);
+    if (relay_port_) {
+      s.setRelayHost(relay_host_);
+      s.setRelayPort(relay_port_);
     }
     auto gpus = s.initGpuDevices(static_cast<unsigned>(lease.alloc.gpus.size()));
     for (unsigned i = 0; i < lease.alloc.gpus.size(); ++i) gpus.set(i, lease.alloc.gpus[i].first);
@@ -710,7 +765,14 @@ class NodeService final : public transport::Service {
   }
   std::shared_ptr<ObjectStore> store_;
   std::unique_ptr<transport::DataServer> data_;
-  std::uint16_t head_relay_port_ = 0;  // the head's relay (at opts_.head_host); 0: none
+  // The relay this node and its workers use (the head's, at opts_.head_host, or an operator's); port 0: none.
+  void use_relay(const std::string& host, std::uint16_t port) {
+    relay_host_ = host.empty() ? opts_.head_host : host;
+    relay_port_ = port;
+  }
+  std::string relay_host_;
+  std::uint16_t relay_port_ = 0;
+  std::unique_ptr<RelayServer> relay_;  // an operator's relay on this node (--relay); null: none
   std::unique_ptr<TunnelEnds> tunnels_;
   std::atomic<std::uint64_t> object_counter_{0};
   std::unique_ptr<transport::LivenessSender> liveness_;  // "still running" to the head on UDP (liveness.hpp)

@@ -17,6 +17,9 @@
 // - When the head connection is lost the node keeps its workers (they talk to their owners directly) and
 //   rejoins under the same identity, with the leases they still serve, as soon as the head answers again.
 //   A restarted node daemon is a new node.
+// - Relays: the node reaches a process that cannot be dialled through the relay the head named when it joined
+//   (the head's, or an operator's relay on another node) and moves when told (UseRelay). A node marked as a
+//   relay runs one (relay_server.hpp) whose targets the head finds: it forwards each ask to the head.
 #pragma once
 
 #include <chrono>
@@ -42,6 +45,11 @@ struct NodeDaemonOptions {
   transport::TlsConfig tls;                          // also handed to its worker processes
   std::string telemetry_file;                        // telemetry read from this JSON file, not NVML (tests, demos)
   std::vector<std::uint16_t> allow_tunnel;           // local ports `iogrid tunnel` may reach (tunnel_ends.hpp)
+  // An operator's relay (`iogrid node --relay`): -1 none, 0 any free port, else this port; on relay_bind. The
+  // head uses it once it can dial it, for processes that join from then on (head_service.cpp says the rules).
+  int relay_port = -1;
+  std::string relay_bind = "0.0.0.0";
+  std::uint64_t relay_max_bytes = 0;                 // per relayed connection; 0: no limit
 };
 
 std::shared_ptr<transport::Service> make_node_service(NodeDaemonOptions opts);

@@ -281,6 +281,17 @@ RelayServer::~RelayServer() {
 
 std::uint16_t RelayServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
+void RelayServer::drop(const std::string& session, const std::string& why) {
+  asio::post(impl_->io, [impl = impl_.get(), session, why] {
+    auto it = impl->waiting.find(session);
+    if (it == impl->waiting.end() || session.rfind("meet:", 0) == 0) return;
+    auto leg = it->second.dialer;
+    it->second.timer->cancel();
+    impl->waiting.erase(it);
+    impl->refuse(leg, why);
+  });
+}
+
 RelayStats RelayServer::stats() const {
   RelayStats r{impl_->sessions.load(), impl_->active.load(), impl_->refused.load(), impl_->bytes.load(), impl_->punches.load(), {}};
   std::lock_guard<std::mutex> g(impl_->tunnels_m);

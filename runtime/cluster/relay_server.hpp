@@ -10,6 +10,8 @@
 // (0: never). A PUNCH line (instead of CONNECT) asks for hole punching: the target is asked to dial in ready
 // for it, and each side first gets a PEER line (where the other is seen from, when to try: transport/punch.hpp).
 // Tunnels (targets "tunnel:NODE:PORT") are logged when spliced and listed in stats() while open.
+// The head runs one; so does any node its operator marks as a relay (`iogrid node --relay`), whose ask_target
+// forwards to the head (which knows the targets) and whose refusals come back through drop().
 // Thread: one of its own (Asio); `ask_target` is called on it.
 #pragma once
 
@@ -57,6 +59,9 @@ class RelayServer {
   RelayServer& operator=(const RelayServer&) = delete;
   std::uint16_t port() const;
   RelayStats stats() const;
+  // Closes the dialer waiting for `session` (its target is unknown after all: an operator's relay learns that
+  // from the head after ask_target said yes); counted as refused. Any thread; nothing when no such session waits.
+  void drop(const std::string& session, const std::string& why);
 
  private:
   struct Impl;

@@ -298,6 +298,19 @@ std::string prometheus_metrics(const nlohmann::json& s) {
     for (const auto& t : r.value("tunnels", nlohmann::json::array())) open[t.value("target", std::string())] += 1;
     Family tunnels(o, "iogrid_relay_tunnels_open", "gauge", "Tunnels (iogrid tunnel) open now, by node:port.");
     for (const auto& [target, n] : open) tunnels.add({{"tunnel", target}}, n);
+    // Operators' relays (iogrid node --relay), by node, as their heartbeats report them.
+    const auto operators = r.value("operators", nlohmann::json::array());
+    if (!operators.empty()) {
+      Family sessions(o, "iogrid_node_relay_sessions_total", "counter", "Connections an operator's relay spliced, by node.");
+      Family bytes(o, "iogrid_node_relay_bytes_total", "counter", "Bytes an operator's relay copied (both ways), by node.");
+      Family users(o, "iogrid_node_relay_users", "gauge", "Processes the head gave an operator's relay to, by node.");
+      for (const auto& op : operators) {
+        const std::string node = op.value("node", std::string());
+        sessions.add({{"node", node}}, op.value("sessions", 0.0));
+        bytes.add({{"node", node}}, op.value("bytes", 0.0));
+        users.add({{"node", node}}, op.value("users", 0.0));
+      }
+    }
   }
   {
     const auto users = s.value("users", nlohmann::json::array());

@@ -68,7 +68,7 @@ void TunnelEnds::open(const std::string& relay_host, std::uint16_t relay_port, c
       raw->relay = relay;
     }
     if (relay < 0) {
-      spdlog::warn("tunnel to port {}: cannot reach the head's relay at {}:{}: {}", port, relay_host, relay_port, relay_error);
+      spdlog::warn("tunnel to port {}: cannot reach the relay at {}:{}: {}", port, relay_host, relay_port, relay_error);
     } else if (!stopping) {
       // The relay hears from this node either way: a refused tunnel ends at once, not at the relay's timeout.
       const bool said = transport::write_all(relay, transport::relay_hello("ACCEPT", session, token_));

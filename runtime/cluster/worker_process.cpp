@@ -409,10 +409,10 @@ class WorkerService final : public transport::Service {
         } else if (relay.empty()) {
           c.id = ep.connect(host, port, proto::Role::WORKER);
         } else {
-          spdlog::info("worker {}: reaching the job's owner through the head's relay as '{}'", ::getpid(), relay);
+          spdlog::info("worker {}: reaching the job's owner through the relay at {}:{} as '{}'", ::getpid(), host, port, relay);
           const bool punch = !no_punch_.count(relay);
           auto link = transport::relay_connect(host, port, relay, token_, punch, std::chrono::seconds(5));
-          if (link.fd < 0) throw core::Error("the head's relay at " + host + ":" + std::to_string(port) + ": " + link.error);
+          if (link.fd < 0) throw core::Error("the relay at " + host + ":" + std::to_string(port) + ": " + link.error);
           if (link.tried && !link.punched) no_punch_.insert(relay);
           spdlog::info("worker {}: the job's owner ('{}') is {}", ::getpid(), relay,
                        link.punched ? "connected directly (hole punched)"

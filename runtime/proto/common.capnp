@@ -85,6 +85,11 @@ struct Heartbeat {
   storeObjects @6 :Int64;
   spilledBytes @7 :Int64;
   telemetry @8 :List(GpuTelemetry);
+  relaySessions @9 :UInt64;      # an operator's relay on this node (`iogrid node --relay`): its figures so far
+  relayActive @10 :UInt64;
+  relayBytes @11 :UInt64;
+  relayRefused @12 :UInt64;
+  relayPunches @13 :UInt64;
 }
 
 enum TaskKind {

@@ -68,6 +68,7 @@ struct RegisterNode {
   dataPort @6 :UInt16;        # where its data plane listens (the head dials it back: can it be reached?)
   localHost @7 :Text;         # its own address towards the head (differs from the observed one behind a NAT)
   allowTunnel @8 :List(UInt16);  # local ports its owner lets `iogrid tunnel` reach (cluster/tunnel_ends.hpp)
+  relayPort @9 :UInt16;       # its operator marked it a relay (`iogrid node --relay`): its relay listens here
 }
 
 # head -> node
@@ -76,7 +77,8 @@ struct NodeAccepted {
   name @1 :Text;
   heartbeatMs @2 :UInt32;
   observedHost @3 :Text;      # the node's address as the head sees it (advertised for its data plane)
-  relayPort @4 :UInt16;       # the head's relay (at the head's address); 0: the head runs none
+  relayPort @4 :UInt16;       # the relay this node uses; 0: none
+  relayHost @5 :Text;         #   at this address; empty: the head's (its own relay)
 }
 
 # driver -> head
@@ -96,7 +98,8 @@ struct JobAccepted {
   jobId @0 :Text;
   needCode @1 :Bool;          # the head has no copy of this executable yet: it will ask for it (CodeRequest)
   observedHost @2 :Text;      # the driver's address as the head sees it (what nodes will dial)
-  relayPort @3 :UInt16;       # the head's relay (at the head's address); 0: the head runs none
+  relayPort @3 :UInt16;       # the relay this driver uses; 0: none
+  relayHost @4 :Text;         #   at this address; empty: the head's (its own relay)
 }
 
 # A job's executable travels in chunks, each asked for by offset (a few in flight), so a large binary never
@@ -177,6 +180,27 @@ struct RelayDial {
   data @2 :Bool;              # for the process's data plane (its object store), not its control connection
   tunnelPort @3 :UInt16;      # a node: for a tunnel to this local port (`iogrid tunnel`), not its data plane
   punch @4 :Bool;             # the dialer asked for hole punching: dial ready for it (transport/punch.hpp)
+  host @5 :Text;              # the relay is a node's (an operator's relay), at this address; empty: the head's
+}
+
+# node (an operator's relay) -> head: someone at this node's relay asks for `target` (a relay name): ask it to
+# dial this node's relay with `session`. The head answers RelayRefused when it knows no such target.
+struct RelayAsk {
+  target @0 :Text;
+  session @1 :Text;
+  punch @2 :Bool;
+}
+
+# head -> node (an operator's relay): no process `session`'s dialer asked for: close it.
+struct RelayRefused {
+  session @0 :Text;
+  reason @1 :Text;
+}
+
+# head -> a process: use this relay from now on (the operator's relay it used is gone); port 0: none.
+struct UseRelay {
+  host @0 :Text;              # empty: the head's address
+  port @1 :UInt16;
 }
 
 # worker -> owner, right after the handshake: this connection now serves lease `leaseId`.
@@ -454,5 +478,8 @@ struct Envelope {
     yieldLease @43 :YieldLease;
     taskReport @44 :TaskReport;
     relayDial @45 :RelayDial;
+    relayAsk @46 :RelayAsk;
+    relayRefused @47 :RelayRefused;
+    useRelay @48 :UseRelay;
   }
 }

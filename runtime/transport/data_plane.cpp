@@ -322,7 +322,7 @@ void DataServer::serve_dialled(const std::string& host, std::uint16_t port, cons
                             if (link.punched && error.empty())
                               spdlog::info("data plane: a puller behind a NAT reached this process directly (hole punched)");
                             if (!error.empty())
-                              spdlog::warn("data plane: cannot reach the head's relay at {}:{}: {}", host, port, error);
+                              spdlog::warn("data plane: cannot reach the relay at {}:{}: {}", host, port, error);
                             else
                               impl->serve(s);
                             *done = true;
@@ -396,7 +396,7 @@ struct DataClient::Impl {
       if (!direct_error.empty()) {
         relay_now = true;
         failed_at = std::chrono::steady_clock::now();
-        spdlog::info("data plane: {} cannot be dialled ({}): through the head's relay as '{}'", where, direct_error, relay);
+        spdlog::info("data plane: {} cannot be dialled ({}): through the relay at {}:{} as '{}'", where, direct_error, via_host, via_port, relay);
       }
     }
     RelayLink link;
@@ -405,10 +405,10 @@ struct DataClient::Impl {
       link = relay_connect(via_host, via_port, relay, token, punch, kRelayDialTimeout);
       const auto error = link.fd < 0 ? link.error : adopt(s->sock, link.fd);
       if (!error.empty() && link.reached)
-        throw core::Error("iogrid: the head's relay did not reach the data plane of '" + relay + "' (" + where + "): " + error);
+        throw core::Error("iogrid: the relay did not reach the data plane of '" + relay + "' (" + where + "): " + error);
       if (!error.empty())
         throw core::Error("iogrid: cannot reach the data plane at " + where +
-                          (direct_error.empty() ? "" : " (" + direct_error + ")") + " nor the head's relay at " + via_host +
+                          (direct_error.empty() ? "" : " (" + direct_error + ")") + " nor the relay at " + via_host +
                           ":" + std::to_string(via_port) + ": " + error);
     }
     s->sock.set_option(tcp::no_delay(true), ec);
@@ -420,7 +420,7 @@ struct DataClient::Impl {
       s->write_all(p.data(), p.size());
     } catch (const std::exception& e) {
       if (relay_now && !link.punched)
-        throw core::Error("iogrid: the head's relay did not reach the data plane of '" + relay + "' (" + where + "): " + e.what());
+        throw core::Error("iogrid: the relay did not reach the data plane of '" + relay + "' (" + where + "): " + e.what());
       throw core::Error("iogrid: the data plane at " + where + " refused this process: " + e.what());
     }
     if (relay_now) {

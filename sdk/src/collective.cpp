@@ -22,17 +22,31 @@ class KvStore final : public gc::Store {
   std::optional<std::string> get(const std::string& key) override { return iogrid::kv_get("collective/" + key); }
 };
 
-// The ring's way around a link it cannot dial: both ends meet at the head's relay (hole-punched where the NATs
-// allow), under a name derived from the rendezvous (the relay takes words only). -1: no relay known here.
-int meet_at_relay(const std::string& rendezvous, std::string* path) {
+// Where this process meets a ring peer: its relay (the head's or an operator's), "host:port"; "" when none.
+std::string relay_place() {
+  namespace tr = iogrid::runtime::transport;
+  auto client = tr::process_data_client();
+  if (!client) return "";
+  const auto [host, port] = client->relay();
+  return port ? host + ":" + std::to_string(port) : "";
+}
+
+// The ring's way around a link it cannot dial: both ends meet at the relay the dialling end named (`place`;
+// hole-punched where the NATs allow), under a name derived from the rendezvous (the relay takes words only).
+// -1: no relay known.
+int meet_at_relay(const std::string& rendezvous, const std::string& place, std::string* path) {
   namespace tr = iogrid::runtime::transport;
   auto client = tr::process_data_client();
   if (!client) return -1;
-  const auto [host, port] = client->relay();
+  auto [host, port] = client->relay();
+  if (const auto colon = place.rfind(':'); colon != std::string::npos && colon > 0) {
+    host = place.substr(0, colon);
+    port = static_cast<std::uint16_t>(std::atoi(place.c_str() + colon + 1));
+  }
   if (!port) return -1;
   auto link = tr::relay_meet(host, port, "ring-" + tr::sha256_hex(rendezvous).substr(0, 32), client->token(), std::chrono::seconds(5));
   if (link.fd < 0) {
-    spdlog::warn("collective: cannot meet a peer at the head's relay {}:{}: {}", host, port, link.error);
+    spdlog::warn("collective: cannot meet a peer at the relay {}:{}: {}", host, port, link.error);
     return -1;
   }
   if (path) *path = link.punched ? "punched" : "relayed";
@@ -111,6 +125,7 @@ Group Group::join(const std::string& name, int rank, int size, GroupOptions opti
   g.impl_->options.host = options.host.empty() ? current_host() : options.host;
   g.impl_->options.host_backend = options.host_backend;
   g.impl_->options.meet = meet_at_relay;
+  g.impl_->options.meet_place = relay_place;
   g.impl_->backend = translate([&] { return gc::make_host(g.impl_->store, name, rank, size, g.impl_->options); });
   if (const auto links = g.impl_->backend->links(); !links.empty())
     spdlog::info("collective group {} (rank {} of {}): links {}", name, rank, size, links);

@@ -647,6 +647,65 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
       CHECK((line.find("no process '") != std::string::npos || line.find("no first line") != std::string::npos));
 }
 
+// Hidden: needs network namespaces (ctest runs it as nat.operator_relay with IOGRID_TEST_NETNS=1).
+TEST_CASE("a node its operator marks as a relay carries the relayed traffic, and when it dies the head's relay takes over", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  c.add_node("relay", {"--num-cpus", "1", "--relay"});  // a public machine of the cluster
+  REQUIRE(c.wait_nodes(1, 20s));
+  // The head uses it once it has dialled it.
+  auto operator_relay = [&] {
+    const auto s = c.status();
+    const auto ops = s.contains("relay") ? s["relay"].value("operators", nlohmann::json::array()) : nlohmann::json::array();
+    return ops.empty() ? nlohmann::json() : ops[0];
+  };
+  REQUIRE(eventually([&] { return operator_relay().value("usable", false); }, 20s));
+  CHECK(operator_relay()["node"] == "relay");
+  c.add_node("n1", {"--num-cpus", "2"}, Nat::cone);
+  c.add_node("n2", {"--num-cpus", "2"}, Nat::symmetric);
+  REQUIRE(c.wait_nodes(3, 20s));
+  const std::string size = std::to_string(12u << 20);
+  {
+    // n1's object to n2 and the driver, the driver's to n2, workers to the driver: no holder can be dialled.
+    auto& d = c.driver_at("laptop", Nat::firewall, {CLUSTER_DRIVER_PATH, "objects", size});
+    const int rc = d.wait(180s);
+    INFO(d.output() + "\n" + c.logs());
+    REQUIRE(rc == 0);
+  }
+  {
+    // A ring across the two homes: its members meet at the relay the dialling member uses.
+    auto& d = c.driver_at("laptop", Nat::firewall, {CLUSTER_DRIVER_PATH, "ring_across", "n1", "n2"});
+    const int rc = d.wait(180s);
+    INFO(d.output() + "\n" + c.logs());
+    REQUIRE(rc == 0);
+    CHECK(d.output().find("LINKS 0>1 relayed, 1>0 relayed") != std::string::npos);
+  }
+  // Everything relayed went through the operator's relay (its figures come with its node's heartbeats), none
+  // through the head's.
+  REQUIRE(eventually([&] { return operator_relay().value("bytes", 0.0) >= 2.0 * (12u << 20); }, 10s));
+  auto s = c.status();
+  INFO(s.dump(2));
+  CHECK(operator_relay()["users"].get<int>() == 2);  // n1 and n2 (the driver has gone; the relay's own node joined first)
+  CHECK(operator_relay()["sessions"].get<double>() >= 3);
+  CHECK(operator_relay()["punches"].get<double>() >= 3);
+  CHECK(s["relay"]["sessions"].get<double>() == 0);
+  // The relay's machine dies: the nodes using it are moved to the head's relay, and a new job runs through it.
+  c.node("relay").kill(SIGKILL);
+  REQUIRE(c.wait_nodes(2, 20s));
+  CHECK(eventually([&] { return c.node("n1").output().find("the relay this node used is gone") != std::string::npos; }, 10s));
+  {
+    auto& d = c.driver_at("laptop", Nat::firewall, {CLUSTER_DRIVER_PATH, "objects", size});
+    const int rc = d.wait(180s);
+    INFO(d.output() + "\n" + c.logs());
+    REQUIRE(rc == 0);
+  }
+  s = c.status();
+  CHECK(s["relay"].value("operators", nlohmann::json::array()).empty());
+  CHECK(s["relay"]["sessions"].get<double>() >= 3);
+  CHECK(s["relay"]["bytes"].get<double>() >= 2.0 * (12u << 20));
+}
+
 namespace {
 // One node of each kind the NAT tests cover: on the lab network, behind a cone NAT, a symmetric NAT, a firewall.
 const std::vector<std::pair<std::string, iogrid::runtime::cluster::Nat>>& four_kinds() {
@@ -766,7 +825,7 @@ TEST_CASE("a task on a node behind a NAT submits tasks that run on another node,
   std::ifstream worker_log(c.dir() / "dc" / "logs" / "job-1.log");
   const std::string dc_log((std::istreambuf_iterator<char>(worker_log)), std::istreambuf_iterator<char>());
   INFO(dc_log);
-  CHECK(dc_log.find("through the head's relay as 'owner:job-1:") != std::string::npos);
+  CHECK(dc_log.find("as 'owner:job-1:") != std::string::npos);
   CHECK(c.status()["relay"]["sessions"].get<double>() >= 1);
 }
 
@@ -796,8 +855,8 @@ TEST_CASE("large objects move between nodes and a driver behind three different 
   std::ifstream worker_log(c.dir() / "n2" / "logs" / "job-1.log");
   const std::string n2_log((std::istreambuf_iterator<char>(worker_log)), std::istreambuf_iterator<char>());
   INFO(n2_log);
-  CHECK(n2_log.find("through the head's relay as 'data-node:0'") != std::string::npos);
-  CHECK(n2_log.find("through the head's relay as 'data-job:job-1'") != std::string::npos);
+  CHECK(n2_log.find("as 'data-node:0'") != std::string::npos);
+  CHECK(n2_log.find("as 'data-job:job-1'") != std::string::npos);
 }
 
 namespace {

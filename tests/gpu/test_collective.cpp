@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <set>
+#include <sstream>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -218,15 +220,27 @@ TEST_CASE("ring: members that cannot dial each other meet through GroupOptions::
   o.timeout = 10s;
   o.host = "192.0.2.1";
   o.host_backend = "ring";
-  o.meet = [&](const std::string& name, std::string* path) {
+  // Each member's own relay (its thread's here): both ends of a link must meet at the same one, the dialler's.
+  std::set<std::string> places;
+  std::map<std::string, std::string> place_of;
+  int mismatched = 0;
+  o.meet_place = [] {
+    std::ostringstream id;
+    id << "relay-" << std::this_thread::get_id() << ":9000";
+    return id.str();
+  };
+  o.meet = [&](const std::string& name, const std::string& place, std::string* path) {
     std::lock_guard<std::mutex> g(m);
+    places.insert(place);
     *path = "relayed";
     if (auto it = waiting.find(name); it != waiting.end()) {
       const int fd = it->second;
       waiting.erase(it);
       ++meetings;
+      mismatched += place_of[name] != place;
       return fd;
     }
+    place_of[name] = place;
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
     waiting[name] = sv[1];
@@ -241,6 +255,8 @@ TEST_CASE("ring: members that cannot dial each other meet through GroupOptions::
     MEMBER_CHECK(std::string(b.name()) == "ring");
   }, o);
   CHECK(meetings == 3);
+  CHECK(mismatched == 0);
+  CHECK(places.size() == 3);
   CHECK(links == std::vector<std::string>(3, "0>1 relayed, 1>2 relayed, 2>0 relayed"));
 }
 

@@ -272,14 +272,14 @@ TEST_CASE("a data-plane pull says why when neither the holder nor its relay name
   client.set_relay("127.0.0.1", hidden.relay->port(), std::chrono::milliseconds(300));
   // A name the head does not know: the relay refuses and the pull says so.
   CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, "data-node:9"),
-                    Catch::Contains("the head's relay did not reach the data plane of 'data-node:9'"));
+                    Catch::Contains("the relay did not reach the data plane of 'data-node:9'"));
   // No name (a holder that never said it could be relayed): the direct error, as before.
   CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, ""), Catch::Contains("cannot reach the data plane"));
   // The relay itself gone: both errors named.
   const auto relay_port = hidden.relay->port();
   hidden.relay.reset();
   CHECK_THROWS_WITH(client.fetch("127.0.0.1", nowhere, 1, 0, "data-node:1"),
-                    Catch::Contains("nor the head's relay at 127.0.0.1:" + std::to_string(relay_port)));
+                    Catch::Contains("nor the relay at 127.0.0.1:" + std::to_string(relay_port)));
 }
 
 TEST_CASE("the relay's PEER line: written, read back, refused when malformed or out of bounds", "[relay][punch]") {
@@ -428,4 +428,61 @@ TEST_CASE("MEET splices two peers that chose one name, and a lone MEET, an ACCEP
   auto tunnel = dial(io, relay.port(), transport::relay_hello("PUNCH", "tunnel:n1:8888", kToken));
   CHECK(closed_by_peer(tunnel));
   CHECK(relay.stats().refused == 3);
+}
+
+TEST_CASE("a relay told later that a target is unknown closes the waiting dialer at once, and nothing else", "[relay]") {
+  // An operator's relay (iogrid node --relay) says yes to every ask and forwards it to the head; the head's
+  // refusal comes back through drop().
+  asio::io_context io;
+  std::mutex m;
+  std::vector<std::string> sessions;
+  cluster::RelayOptions o;
+  o.token = kToken;
+  o.bind = "127.0.0.1";
+  o.hello_timeout = std::chrono::seconds(10);
+  o.ask_target = [&](const std::string&, const std::string& session, bool) {
+    std::lock_guard<std::mutex> g(m);
+    sessions.push_back(session);
+    return true;
+  };
+  cluster::RelayServer relay(o);
+  auto unknown = dial(io, relay.port(), transport::relay_hello("CONNECT", "job-404", kToken));
+  auto known = dial(io, relay.port(), transport::relay_hello("CONNECT", "job-1", kToken));
+  auto session_of = [&](std::size_t i) {
+    for (int t = 0; t < 200; ++t) {
+      {
+        std::lock_guard<std::mutex> g(m);
+        if (sessions.size() > i) return sessions[i];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return std::string();
+  };
+  const auto first = session_of(0), second = session_of(1);
+  REQUIRE(!first.empty());
+  REQUIRE(!second.empty());
+  // The first session asked about is dropped, whichever dialer it belongs to (they may arrive in either order).
+  relay.drop("no-such-session", "ignored");  // nothing waits under it: no effect
+  const auto t0 = std::chrono::steady_clock::now();
+  relay.drop(first, "no process 'x' to relay to");
+  // Exactly one of the two dialers is closed, well before the 10 s timeout; the other still waits, and its
+  // target can still dial in and be spliced to it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto is_closed = [](tcp::socket& s) {
+    s.non_blocking(true);
+    char c;
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(&c, 1), ec);
+    s.non_blocking(false);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+  };
+  const bool unknown_closed = is_closed(unknown), known_closed = is_closed(known);
+  CHECK(unknown_closed != known_closed);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(relay.stats().refused == 1);
+  auto& waiting = unknown_closed ? known : unknown;
+  auto target = dial(io, relay.port(), transport::relay_hello("ACCEPT", second, kToken));
+  asio::write(target, asio::buffer(std::string("pong")));
+  CHECK(read_n(waiting, 4) == "pong");
+  CHECK(relay.stats().sessions == 1);
 }
