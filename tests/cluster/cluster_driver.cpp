@@ -1,6 +1,7 @@
 // A driver program for the multi-process tests: `cluster_driver SCENARIO [ARGS]` with IOGRID_ADDRESS set.
 // Its own executable is what the nodes run as workers, so it calls iogrid::init() first thing.
 // Prints "OK" and exits 0 when every check of the scenario holds; prints what was wrong and exits 1 otherwise.
+#include <array>
 #include <iogrid/iogrid.hpp>
 #include <iogrid/train.hpp>
 #include <iogrid/tune.hpp>
@@ -479,6 +480,30 @@ int main(int argc, char** argv) {
         const auto path = iogrid::get(iogrid::task(pull_path).options({.node = argv[2 + r]}).remote(box), 120s);
         check(path != "corrupt", std::string("the bytes ") + argv[2 + r] + " pulled from " + argv[2]);
         std::cout << "PATH " << argv[2] << " " << argv[2 + r] << " " << path << std::endl;
+      }
+    }
+    else if (scenario == "ring_pairs" && argc > 3) {
+      // A two-member ring group for every pair of the nodes named, all at once (half a CPU each: no pair waits
+      // for another's to end): prints "PAIR A B 0>1 path, 1>0 path" (rank 0 on A).
+      const std::uint64_t n = 1u << 18;
+      std::vector<std::pair<std::string, std::string>> pairs;
+      std::vector<std::array<iogrid::ObjectRef<std::string>, 2>> members;
+      for (int a = 2; a < argc; ++a)
+        for (int b = a + 1; b < argc; ++b) {
+          const std::string group = std::string("pair-") + argv[a] + "-" + argv[b];
+          pairs.emplace_back(argv[a], argv[b]);
+          members.push_back({iogrid::task(ring_member).options({.num_cpus = 0.5, .node = argv[a]}).remote(group, 0, 2, n),
+                             iogrid::task(ring_member).options({.num_cpus = 0.5, .node = argv[b]}).remote(group, 1, 2, n)});
+        }
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        std::string links;
+        for (auto& m : members[i]) {
+          const auto got = iogrid::get(m, 300s);
+          const auto bar = got.rfind('|');
+          check(bar != std::string::npos && got.substr(bar + 1) == "OK", "pair " + pairs[i].first + "-" + pairs[i].second + ": " + got);
+          links = got.substr(0, bar);
+        }
+        std::cout << "PAIR " << pairs[i].first << " " << pairs[i].second << " " << links << std::endl;
       }
     }
     else if (scenario == "each_node" && argc > 2) {

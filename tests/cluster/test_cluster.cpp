@@ -809,6 +809,45 @@ TEST_CASE("a collective group across a public node, a cone NAT, a symmetric NAT 
   CHECK(c.status()["relay"]["punches"].get<double>() >= 3);
 }
 
+// Hidden: needs network namespaces (ctest runs it as nat.collective_matrix with IOGRID_TEST_NETNS=1).
+TEST_CASE("the NAT matrix for collective links: a two-member group on every pair of kinds, each link's path as expected", "[.nat]") {
+  using iogrid::runtime::cluster::Nat;
+  LocalCluster c;
+  REQUIRE(c.netns());
+  add_four_kinds(c);
+  auto& d = c.driver({"ring_pairs", "pub", "cone", "sym", "fw"});
+  const int rc = d.wait(300s);
+  INFO(d.output() + "\n" + c.logs());
+  REQUIRE(rc == 0);  // every pair's allreduce, broadcast and barrier
+  // A link from x to y: dialled when y is public; else met at the relay, punched unless a symmetric NAT is at
+  // either end (then relayed).
+  auto want = [](const std::string& x, const std::string& y) {
+    return y == "pub" ? "direct" : x == "sym" || y == "sym" ? "relayed" : "punched";
+  };
+  std::map<std::pair<std::string, std::string>, std::string> seen;
+  std::istringstream lines(d.output());
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("PAIR ", 0) == 0) {
+      std::istringstream w(line.substr(5));
+      std::string a, b;
+      w >> a >> b;
+      std::string rest;
+      std::getline(w, rest);
+      seen[{a, b}] = rest.substr(rest.find_first_not_of(' '));
+    }
+  const std::vector<std::string> kinds{"pub", "cone", "sym", "fw"};
+  int pairs = 0;
+  for (std::size_t i = 0; i < kinds.size(); ++i)
+    for (std::size_t j = i + 1; j < kinds.size(); ++j) {
+      const auto &a = kinds[i], &b = kinds[j];
+      INFO(a + " and " + b);
+      REQUIRE(seen.count({a, b}));
+      CHECK(seen[{a, b}] == std::string("0>1 ") + want(a, b) + ", 1>0 " + want(b, a));
+      ++pairs;
+    }
+  CHECK(pairs == 6);
+}
+
 // Hidden: needs network namespaces (ctest runs it as nat.nested with IOGRID_TEST_NETNS=1).
 TEST_CASE("a task on a node behind a NAT submits tasks that run on another node, their workers relayed to it", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
