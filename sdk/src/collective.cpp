@@ -4,6 +4,7 @@
 
 #include "gpu/collective/backend.hpp"
 #include "gpu/collective/nccl_backend.hpp"
+#include "gpu/memory.hpp"
 #include "iogrid/runtime.hpp"
 #include "runtime/transport/auth.hpp"
 #include "runtime/transport/data_plane.hpp"
@@ -90,10 +91,25 @@ struct Group::Impl {
   std::unique_ptr<gc::Backend> nccl;     // formed on the first GPU tensor
   int nccl_device = -1;
 
-  // The backend for a tensor: the host backend for host memory, NCCL on the tensor's GPU.
+  // Members that cannot all dial each other (the ring: NATs, firewalls) cannot form NCCL either (its bootstrap
+  // and its socket transport dial every peer): their GPU tensors are copied to host memory, go round the ring,
+  // and are copied back. (`backend()` says "ring+host-staged" once that happened.)
+  bool staged(const Tensor& t) {
+    if (t.device().is_cpu() || std::string(backend->name()) != "ring") return false;
+    if (!staging_said) {
+      staging_said = true;
+      spdlog::info("collective group {}: members cannot all dial each other, so GPU tensors go through host memory "
+                   "over the ring (NCCL needs direct links)", name);
+    }
+    return true;
+  }
+  bool staging_said = false;
+
+  // The backend for a tensor: the host backend for host memory (and for staged GPU tensors), NCCL on the
+  // tensor's GPU.
   gc::Backend& for_tensor(const Tensor& t, const char* what) {
     if (!t.defined()) throw CollectiveError(std::string("iogrid: ") + what + " of an empty tensor");
-    if (t.device().is_cpu()) return *backend;
+    if (t.device().is_cpu() || staged(t)) return *backend;
     if (!nccl) {
       nccl_device = t.device().index;
       nccl = translate([&] { return gc::make_nccl(store, name + "/nccl", backend->rank(), backend->size(), nccl_device, options); });
@@ -136,18 +152,47 @@ std::string Group::links() const { return impl_->backend->links(); }
 
 int Group::rank() const { return impl_->backend->rank(); }
 int Group::size() const { return impl_->backend->size(); }
-std::string Group::backend() const { return std::string(impl_->backend->name()) + (impl_->nccl ? "+nccl" : ""); }
+std::string Group::backend() const {
+  return std::string(impl_->backend->name()) + (impl_->nccl ? "+nccl" : "") + (impl_->staging_said ? "+host-staged" : "");
+}
+
+namespace {
+// A staged GPU tensor's values back in its own storage (in place, as the unstaged operation leaves them).
+void copy_back(Tensor& t, const Tensor& host) {
+  try {
+    gpu::copy_to_device(t.device().index, t.raw(), host.raw(), t.nbytes());
+  } catch (const std::exception& e) {
+    throw CollectiveError(std::string("iogrid: ") + e.what());
+  }
+}
+}  // namespace
 
 void Group::allreduce(Tensor& t, ReduceOp op) {
   auto& b = impl_->for_tensor(t, "allreduce");
+  if (impl_->staged(t)) {
+    auto h = t.to(Device::cpu());
+    translate([&] { b.allreduce(h.raw(), h.numel(), tensor_dtype(h, "allreduce"), op_of(op)); });
+    return copy_back(t, h);
+  }
   translate([&] { b.allreduce(t.raw(), t.numel(), tensor_dtype(t, "allreduce"), op_of(op)); });
 }
 void Group::broadcast(Tensor& t, int root) {
   auto& b = impl_->for_tensor(t, "broadcast");
+  if (impl_->staged(t)) {
+    auto h = t.to(Device::cpu());
+    translate([&] { b.broadcast(h.raw(), h.numel(), tensor_dtype(h, "broadcast"), root); });
+    return copy_back(t, h);
+  }
   translate([&] { b.broadcast(t.raw(), t.numel(), tensor_dtype(t, "broadcast"), root); });
 }
 Tensor Group::allgather(const Tensor& mine) {
   auto& b = impl_->for_tensor(mine, "allgather");
+  if (impl_->staged(mine)) {
+    const auto h = mine.to(Device::cpu());
+    Tensor out({static_cast<std::int64_t>(h.numel()) * size()}, h.dtype(), Device::cpu());
+    translate([&] { b.allgather(h.raw(), out.raw(), h.numel(), tensor_dtype(h, "allgather")); });
+    return out.to(mine.device());
+  }
   Tensor out({static_cast<std::int64_t>(mine.numel()) * size()}, mine.dtype(), mine.device());
   translate([&] { b.allgather(mine.raw(), out.raw(), mine.numel(), tensor_dtype(mine, "allgather")); });
   return out;
@@ -158,6 +203,12 @@ Tensor Group::reduce_scatter(const Tensor& all, ReduceOp op) {
   if (n * static_cast<std::size_t>(size()) != all.numel())
     throw CollectiveError("iogrid: reduce_scatter needs a multiple of the group size (" + std::to_string(size()) +
                           ") elements, got " + std::to_string(all.numel()));
+  if (impl_->staged(all)) {
+    const auto h = all.to(Device::cpu());
+    Tensor out({static_cast<std::int64_t>(n)}, h.dtype(), Device::cpu());
+    translate([&] { b.reduce_scatter(h.raw(), out.raw(), n, tensor_dtype(h, "reduce_scatter"), op_of(op)); });
+    return out.to(all.device());
+  }
   Tensor out({static_cast<std::int64_t>(n)}, all.dtype(), all.device());
   translate([&] { b.reduce_scatter(all.raw(), out.raw(), n, tensor_dtype(all, "reduce_scatter"), op_of(op)); });
   return out;

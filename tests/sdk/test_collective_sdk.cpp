@@ -127,3 +127,35 @@ TEST_CASE("GPU tensors go through NCCL in the same group, host tensors through t
     CHECK(backends[std::size_t(r)] == "local+nccl");
   }
 }
+
+TEST_CASE("in a ring group (members that cannot all dial each other) GPU tensors go round through host memory", "[collective][sdk][gpu]") {
+  std::string why;
+  if (iogrid::gpu::cuda_device_count(&why) == 0 || !iogrid::gpu::kernels::cuda_ops(0, &why)) {
+    WARN("skipped: no CUDA device here (" + why + "); the ring's host path is tested in test_gpu [collective]");
+    return;
+  }
+  Cluster c;
+  const int n = 3;  // on one GPU is enough: NCCL is not used
+  std::vector<std::thread> threads;
+  std::vector<std::vector<float>> got(static_cast<std::size_t>(n));
+  std::vector<std::string> backends(static_cast<std::size_t>(n));
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
+      auto g = Group::join("sdk-group-staged", r, n, {.timeout = 30s, .host_backend = "ring"});
+      const auto gpu = iogrid::Device::cuda(0);
+      auto t = iogrid::Tensor::from(std::vector<float>(1 << 18, float(r + 1)), {1 << 18}).to(gpu);
+      g.allreduce(t);
+      auto w = iogrid::Tensor::from(std::vector<float>(4, float(r * 10)), {4}).to(gpu);
+      g.broadcast(w, 2);
+      auto all = g.allgather(iogrid::Tensor::from(std::vector<float>{float(r)}, {1}).to(gpu));
+      auto& out = got[std::size_t(r)];
+      out = {t.to(iogrid::Device::cpu()).data<float>()[777], w.to(iogrid::Device::cpu()).data<float>()[3],
+             all.device().is_cpu() ? -1.0f : all.to(iogrid::Device::cpu()).data<float>()[2]};
+      backends[std::size_t(r)] = g.backend();
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < n; ++r) {
+    CHECK(got[std::size_t(r)] == std::vector<float>{6.0f, 20.0f, 2.0f});  // 1+2+3; rank 2's 20; rank 2's own
+    CHECK(backends[std::size_t(r)] == "ring+host-staged");
+  }
+}

@@ -38,8 +38,9 @@ struct GroupOptions {
   // Host buffers: "auto" (or empty): the local backend when every member is in this process, else Gloo when
   // every member can dial every other, else "ring";
   // "gloo" always Gloo; "local" requires one process (a member elsewhere is an error); "ring" a ring whose
-  // links are dialled directly or, between members that cannot dial each other (behind NATs), met through the
-  // head's relay, hole-punched where the NATs allow.
+  // links are dialled directly or, between members that cannot dial each other (behind NATs), met through a
+  // relay (the head's or an operator's), hole-punched where the NATs allow. GPU tensors go through NCCL, except
+  // in a ring: NCCL needs direct links, so there they are copied to host memory and go round the ring.
   std::string host_backend = "auto";
 };
 
