@@ -30,6 +30,7 @@ struct Leg {
   tcp::socket sock;
   asio::streambuf in{kLegBuffer};  // the first line, then early bytes: bounded (a line that never ends is refused)
   std::string early;
+  bool typed = false;  // a signed PUNCH or MEET: its sender reads a line first, so a refusal says why (relay_hello.hpp)
 };
 
 // Where the relay sees a leg from (a v4-mapped IPv6 address as IPv4), or ("", 0) when the socket is gone.
@@ -72,12 +73,18 @@ struct RelayServer::Impl {
     });
   }
 
-  void refuse(const std::shared_ptr<Leg>& leg, const std::string& why) {
+  // `code`: the typed refusal's (relay_hello.hpp), written first to a leg that reads one; "" closes only.
+  void refuse(const std::shared_ptr<Leg>& leg, const std::string& why, const std::string& code = "") {
     const auto n = ++refused;
     boost::system::error_code ec;
     const auto who = leg->sock.remote_endpoint(ec);
     if (n <= 10 || n % 1000 == 0)  // a flood of refusals does not flood the log
       spdlog::warn("relay: refused a connection from {} ({} refused so far): {}", ec ? std::string("?") : who.address().to_string(), n, why);
+    if (leg->typed && !code.empty()) {
+      // A short line on a connection that has sent one and read nothing: the socket buffer takes it at once.
+      const auto line = transport::relay_refusal(code, why);
+      asio::write(leg->sock, asio::buffer(line), ec);
+    }
     leg->sock.close(ec);
   }
 
@@ -98,6 +105,7 @@ struct RelayServer::Impl {
       leg->in.consume(leg->in.size());
       auto h = transport::parse_relay_hello(line, self->opts.token);
       if (!h) return self->refuse(leg, "a first line that is malformed or not signed with the cluster token");
+      leg->typed = h->verb == "PUNCH" || h->verb == "MEET";
       if (h->verb == "CONNECT" || h->verb == "PUNCH") return self->connect(leg, h->id, h->verb == "PUNCH");
       if (h->verb == "MEET") return self->meet(leg, h->id);
       if (h->id.rfind("meet:", 0) == 0) return self->refuse(leg, "an ACCEPT line for a meeting");
@@ -108,9 +116,9 @@ struct RelayServer::Impl {
   void connect(std::shared_ptr<Leg> dialer, const std::string& target, bool punch) {
     const auto session = transport::to_hex(transport::random_bytes(12));
     if (punch && target.rfind("tunnel:", 0) == 0)  // a tunnel's far end is the node's local port: nobody to punch with
-      return refuse(dialer, "a tunnel ('" + target + "') is not hole-punched: CONNECT to it");
+      return refuse(dialer, "a tunnel ('" + target + "') is not hole-punched: CONNECT to it", "not-punchable");
     if (!opts.ask_target || !opts.ask_target(target, session, punch))
-      return refuse(dialer, "no process '" + target + "' to relay to");
+      return refuse(dialer, "no process '" + target + "' to relay to", "no-target");
     auto timer = std::make_shared<asio::steady_timer>(io, opts.hello_timeout);
     waiting[session] = {dialer, timer, target, punch};
     timer->async_wait([self = this, session, target](boost::system::error_code ec) {
@@ -119,7 +127,7 @@ struct RelayServer::Impl {
       if (it == self->waiting.end()) return;
       auto leg = it->second.dialer;
       self->waiting.erase(it);
-      self->refuse(leg, "'" + target + "' did not dial the relay within the timeout");
+      self->refuse(leg, "'" + target + "' did not dial the relay within the timeout", "no-answer");
     });
   }
 
@@ -135,7 +143,7 @@ struct RelayServer::Impl {
       if (it == self->waiting.end()) return;
       auto first = it->second.dialer;
       self->waiting.erase(it);
-      self->refuse(first, "nobody came to meet at '" + key.substr(5) + "' within the timeout");
+      self->refuse(first, "nobody came to meet at '" + key.substr(5) + "' within the timeout", "nobody-came");
     });
   }
 
@@ -288,7 +296,7 @@ void RelayServer::drop(const std::string& session, const std::string& why) {
     auto leg = it->second.dialer;
     it->second.timer->cancel();
     impl->waiting.erase(it);
-    impl->refuse(leg, why);
+    impl->refuse(leg, why, "no-target");
   });
 }
 

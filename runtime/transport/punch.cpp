@@ -83,6 +83,12 @@ RelayLink punch_over(int relayed, std::uint16_t local_port) {
     link.error = "the relay did not say where the peer is (the peer did not come, or the relay refused)";
     return link;
   }
+  if (auto refusal = parse_relay_refusal(line)) {
+    ::close(relayed);
+    link.refused = refusal->code;
+    link.error = "the relay refused (" + refusal->code + "): " + refusal->reason;
+    return link;
+  }
   auto plan = parse_punch_line(line);
   if (!plan) {
     ::close(relayed);

@@ -64,6 +64,7 @@ struct RelayLink {
   bool punched = false;   // a direct connection made by hole punching
   bool tried = false;     // a punch was tried (the relay gave a window)
   bool reached = false;   // the relay was dialled (a failure after it: the relay refused, or the peer never came)
+  std::string refused;    // the relay's typed refusal (relay_hello.hpp: "no-target", "nobody-came"...); "" none
   std::string error;
 };
 

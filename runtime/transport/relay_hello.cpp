@@ -32,4 +32,24 @@ std::optional<RelayHello> parse_relay_hello(const std::string& line, const std::
   return RelayHello{verb, id};
 }
 
+namespace {
+constexpr const char* kRefused = "IOGRID-RELAY/1 REFUSED ";
+}
+
+std::string relay_refusal(const std::string& code, const std::string& reason) {
+  std::string r = reason.substr(0, 160);
+  for (auto& c : r)
+    if (c == '\n' || c == '\r') c = ' ';
+  return kRefused + code + " " + r + "\n";
+}
+
+std::optional<RelayRefusal> parse_relay_refusal(const std::string& line) {
+  const std::string prefix = kRefused;
+  if (line.rfind(prefix, 0) != 0) return std::nullopt;
+  const auto rest = line.substr(prefix.size());
+  const auto space = rest.find(' ');
+  if (space == 0 || rest.empty()) return std::nullopt;
+  return RelayRefusal{rest.substr(0, space), space == std::string::npos ? "" : rest.substr(space + 1)};
+}
+
 }  // namespace iogrid::runtime::transport

@@ -10,6 +10,11 @@
 //   IOGRID-RELAY/1 MEET <name> <nonce> <mac>\n       two peers that agreed on a name (a collective group's link):
 //                                                   the second to come is spliced to the first, punching first
 // <mac> = hex HMAC-SHA256(cluster token, "relay|" verb "|" id "|" nonce): only cluster members use the relay.
+// The relay's refusal of a signed PUNCH or MEET (whose sender reads a line from the relay before anything else,
+// the PEER line of transport/punch.hpp) is typed, the connection closed after it:
+//   IOGRID-RELAY/1 REFUSED <code> <reason...>\n     code: no-target (no such process), no-answer (the target did
+//                                                   not dial in), nobody-came (MEET), not-punchable (a tunnel)
+// An unsigned line, a CONNECT (whose sender reads the peer's protocol next) and an ACCEPT are only closed.
 #pragma once
 
 #include <cstdint>
@@ -38,5 +43,12 @@ struct RelayHello {
 };
 // The line (without its '\n'), checked against the token; nullopt when malformed or not signed with it.
 std::optional<RelayHello> parse_relay_hello(const std::string& line, const std::string& token);
+
+// A typed refusal (with its '\n'; the reason on one line), and its reading: nullopt when `line` is not one.
+std::string relay_refusal(const std::string& code, const std::string& reason);
+struct RelayRefusal {
+  std::string code, reason;
+};
+std::optional<RelayRefusal> parse_relay_refusal(const std::string& line);
 
 }  // namespace iogrid::runtime::transport

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <chrono>
 #include <cstring>
@@ -40,6 +41,21 @@ std::string read_n(tcp::socket& s, std::size_t n) {
   const auto got = asio::read(s, asio::buffer(out), ec);
   out.resize(got);
   return out;
+}
+
+// A typed refusal (relay_hello.hpp) read from `s`, which must then be closed: its code, or "" when none came.
+std::string refusal_then_closed(tcp::socket& s) {
+  asio::streambuf buf;
+  boost::system::error_code ec;
+  asio::read_until(s, buf, '\n', ec);
+  if (ec) return "";
+  std::string line(asio::buffers_begin(buf.data()), asio::buffers_end(buf.data()));
+  const auto r = transport::parse_relay_refusal(line.substr(0, line.find('\n')));
+  buf.consume(buf.size());
+  char c;
+  s.read_some(asio::buffer(&c, 1), ec);
+  const bool closed = ec == asio::error::eof || ec == asio::error::connection_reset;
+  return r && closed ? r->code : "";
 }
 
 bool closed_by_peer(tcp::socket& s) {
@@ -422,11 +438,11 @@ TEST_CASE("MEET splices two peers that chose one name, and a lone MEET, an ACCEP
   // An ACCEPT naming a meeting cannot join it; a MEET nobody comes to is closed after the hello timeout.
   auto lone = dial(io, relay.port(), transport::relay_hello("MEET", "ring-lonely", kToken));
   auto intruder = dial(io, relay.port(), transport::relay_hello("ACCEPT", "meet:ring-lonely", kToken));
-  CHECK(closed_by_peer(intruder));
-  CHECK(closed_by_peer(lone));
+  CHECK(closed_by_peer(intruder));  // an ACCEPT reads no line from the relay: closed only
+  CHECK(refusal_then_closed(lone) == "nobody-came");
   // A tunnel's far end is a local port: nobody there to punch with.
   auto tunnel = dial(io, relay.port(), transport::relay_hello("PUNCH", "tunnel:n1:8888", kToken));
-  CHECK(closed_by_peer(tunnel));
+  CHECK(refusal_then_closed(tunnel) == "not-punchable");
   CHECK(relay.stats().refused == 3);
 }
 
@@ -485,4 +501,36 @@ TEST_CASE("a relay told later that a target is unknown closes the waiting dialer
   asio::write(target, asio::buffer(std::string("pong")));
   CHECK(read_n(waiting, 4) == "pong");
   CHECK(relay.stats().sessions == 1);
+}
+
+TEST_CASE("the relay's refusals are typed for those who read a line from it, and closed only for the others", "[relay][punch]") {
+  const auto line = transport::relay_refusal("no-target", "no process 'job-9'\nto relay to");
+  REQUIRE(line.back() == '\n');
+  CHECK(std::count(line.begin(), line.end(), '\n') == 1);  // the reason stays on its line
+  auto r = transport::parse_relay_refusal(line.substr(0, line.size() - 1));
+  REQUIRE(r);
+  CHECK(r->code == "no-target");
+  CHECK(r->reason == "no process 'job-9' to relay to");
+  CHECK_FALSE(transport::parse_relay_refusal("IOGRID-RELAY/1 PEER 1.2.3.4 5 0 0"));
+  CHECK_FALSE(transport::parse_relay_refusal("IOGRID-RELAY/1 REFUSED "));
+
+  asio::io_context io;
+  cluster::RelayOptions o;
+  o.token = kToken;
+  o.bind = "127.0.0.1";
+  o.hello_timeout = std::chrono::seconds(1);
+  o.ask_target = [](const std::string& target, const std::string&, bool) { return target == "job-1"; };
+  cluster::RelayServer relay(o);
+  // The punching dialer learns why: an unknown target, a target that never dials in.
+  auto unknown = transport::relay_connect("127.0.0.1", relay.port(), "job-404", kToken, true, std::chrono::seconds(2));
+  CHECK(unknown.fd < 0);
+  CHECK(unknown.reached);
+  CHECK(unknown.refused == "no-target");
+  CHECK(unknown.error.find("no process 'job-404'") != std::string::npos);
+  auto silent = transport::relay_connect("127.0.0.1", relay.port(), "job-1", kToken, true, std::chrono::seconds(2));
+  CHECK(silent.refused == "no-answer");
+  // A plain CONNECT reads the peer's protocol next: closed with no line.
+  auto plain = dial(io, relay.port(), transport::relay_hello("CONNECT", "job-404", kToken));
+  CHECK(closed_by_peer(plain));
+  CHECK(relay.stats().refused == 3);
 }
