@@ -43,6 +43,8 @@ std::map<std::string, double> parse_tagged_line(const std::string& out, const st
 void progress(const Options& o, const std::string& line);  // to stderr (stdout holds the table or the JSON lines)
 
 int run_micro(const Options& o);
+// The market: so far the ledger's journal (append rate, verify time over 1M entries).
+int run_market(const Options& o);
 // The scheduler at 10,000 nodes: decisions/s, p99 latency (library and head actor), gangs/s, bytes per
 // queued task, 1M-task replay time, FGD against best fit.
 int run_scale(const Options& o);

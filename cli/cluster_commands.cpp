@@ -205,7 +205,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--log-level LEVEL]\n"
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
-                   "                   [--relay-port R] [--no-relay] [--relay-max-bytes N]\n"
+                   "                   [--relay-port R] [--no-relay] [--relay-max-bytes N] [--network-fee F]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
@@ -230,7 +230,11 @@ int head_command(const std::vector<std::string>& args) {
                    "The relay (--relay-port, default any free port, printed as IOGRID_RELAY_PORT; open it in the head's\n"
                    "firewall) carries the connections of workers to a driver the head cannot dial back (a laptop behind\n"
                    "a NAT): `iogrid status` shows each node's and driver's REACH. The relay copies bytes and sees no\n"
-                   "plaintext when TLS is on. --relay-max-bytes caps what one relayed connection may carry.\n";
+                   "plaintext when TLS is on. --relay-max-bytes caps what one relayed connection may carry.\n"
+                   "With --state the ledger keeps every charge as an entry of a hash-chained journal (STATE/head.db),\n"
+                   "checkpoints signed with STATE/ledger.key (its public half: ledger.key.pub; keep a copy elsewhere):\n"
+                   "`iogrid ledger verify --state STATE` checks it. Each charge is split into the provider's earning\n"
+                   "and the network's fee, --network-fee of it (default 0).\n";
       return 0;
     }
     if (f == "--user-weights") {
@@ -241,6 +245,10 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--bind") o.bind = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--state") o.state_dir = a.value(f);
+    else if (f == "--network-fee") {
+      o.network_fee = number(f, a.value(f));
+      if (o.network_fee < 0 || o.network_fee > 1) throw std::invalid_argument("--network-fee takes a share from 0 to 1 (0.05: 5%)");
+    }
     else if (f == "--policy") o.policy = a.value(f);
     else if (f == "--node-timeout-ms") o.node_timeout = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));
     else if (f == "--fair-quantum-ms") o.fair_quantum = std::chrono::milliseconds(static_cast<long>(number(f, a.value(f))));

@@ -64,6 +64,10 @@ commands:
       sequential tasks) and their ratio; a 1 GiB object (x S when S < 1) pulled from each node (direct, and
       through the relay) with their throughput ratio and the time from the failed dial to the relayed pull; the
       relay's resident bytes per idle spliced connection.
+  bench market [--runs N] [--seconds S] [--json] [--only NAME[,NAME...]]
+      The market's figures; so far the ledger's journal: entries appended per second (in batches of 10,000,
+      a signed checkpoint after each) and the seconds `iogrid ledger verify` takes over 1,000,000 entries
+      (S < 1 scales the journal to S million entries, for tests).
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -78,7 +82,7 @@ cluster commands (each takes --help):
   tunnel NODE:PORT [--local PORT]              forward a local port to a port a node allows, through the relay
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
   cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
-  ledger                                       GPU-seconds and cost per job, cluster and provider node
+  ledger [verify|entries]                      GPU-seconds and cost per job, cluster and provider node; the journal
   verify [--node NAME] [--size N]              challenge nodes' GPUs (seeded GEMM, checked by the head)
   ui-key add NAME | list | remove NAME         keys that log people in to the head's dashboard (web UI)
 The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
@@ -155,6 +159,7 @@ int bench(const std::vector<std::string>& args) {
   // embedded comparison row says so in its name).
   if (suite == "chaos" || suite == "users" || suite == "net") o.mode = "cluster";
   if (suite == "net") return iogrid::bench::run_net(o);
+  if (suite == "market") return iogrid::bench::run_market(o);
   if (suite == "chaos") {
     if (!(minutes > 0)) throw std::invalid_argument("--minutes must be positive");
     return iogrid::bench::run_chaos(o, minutes);

@@ -1,4 +1,5 @@
 #include "cli/reservation_commands.hpp"
+#include "cli/ledger_commands.hpp"
 
 #include <cstdlib>
 #include <iomanip>
@@ -199,11 +200,15 @@ int verify_command(const std::vector<std::string>& args) {
 }
 
 int ledger_command(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "verify") return ledger_verify_command({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "entries") return ledger_entries_command({args.begin() + 1, args.end()});
   Connection conn;
   bool json = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--help" || args[i] == "-h") {
       std::cout << "usage: iogrid ledger [--address HOST:PORT] [--token-file F] [--json]\n"
+                   "       iogrid ledger verify --state DIR      (the journal's chain and signatures: --help)\n"
+                   "       iogrid ledger entries --state DIR     (entries, statements, CSV: --help)\n"
                    "GPU-seconds and cost (GPU-seconds x price per GPU-hour) per job, cluster (reservation) and\n"
                    "provider node. Reservations are charged for every reserved GPU while they exist; jobs inside one\n"
                    "show their GPU-seconds at no extra cost.\n";

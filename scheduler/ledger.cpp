@@ -1,6 +1,7 @@
 #include "scheduler/ledger.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,25 +19,38 @@ void Ledger::add(const std::string& kind, const std::string& name, double gpu_se
   e.cost += cost;
 }
 
+Split split_charge(double dollars, double fee_fraction) {
+  Split s;
+  s.charge = std::llround(std::max(0.0, dollars) * 1e6);
+  s.fee = std::llround(static_cast<double>(s.charge) * std::clamp(fee_fraction, 0.0, 1.0));
+  s.earning = s.charge - s.fee;
+  return s;
+}
+
 void Ledger::lease(const std::string& job, const std::string& reservation, const std::string& node, double gpus,
                    double seconds, double price) {
   if (gpus <= 0 || seconds <= 0) return;
   const double gs = gpus * seconds;
   if (!reservation.empty()) {
     add("job", job, gs, 0);  // paid by the reservation
+    charges_.push_back({"lease", job, reservation, node, gpus, seconds, price, {}});
     return;
   }
   const double cost = gs * price / 3600.0;
+  const auto split = split_charge(cost, fee_);
   add("job", job, gs, cost);
-  add("node", node, gs, cost);
+  add("node", node, gs, static_cast<double>(split.earning) / 1e6 + (cost - static_cast<double>(split.charge) / 1e6));
+  charges_.push_back({"lease", job, "", node, gpus, seconds, price, split});
 }
 
 void Ledger::reserved(const std::string& reservation, const std::string& node, double gpus, double seconds,
                       double price) {
   if (gpus <= 0 || seconds <= 0) return;
   const double gs = gpus * seconds, cost = gs * price / 3600.0;
+  const auto split = split_charge(cost, fee_);
   add("reservation", reservation, gs, cost);
-  add("node", node, gs, cost);
+  add("node", node, gs, static_cast<double>(split.earning) / 1e6 + (cost - static_cast<double>(split.charge) / 1e6));
+  charges_.push_back({"reservation", "", reservation, node, gpus, seconds, price, split});
 }
 
 std::vector<LedgerEntry> Ledger::entries() const {
@@ -58,8 +72,8 @@ std::string Ledger::save() const {
   return os.str();
 }
 
-Ledger Ledger::load(const std::string& text) {
-  Ledger l;
+Ledger Ledger::load(const std::string& text, double fee_fraction) {
+  Ledger l(fee_fraction);
   std::istringstream in(text);
   std::string line;
   int n = 0;

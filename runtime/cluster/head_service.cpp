@@ -54,6 +54,7 @@ head::HeadConfig core_config(const HeadOptions& o) {
   c.yield_after = o.fair_quantum;
   c.verify_size = o.verify_size;
   c.history = o.history;
+  c.network_fee = o.network_fee;
   return c;
 }
 

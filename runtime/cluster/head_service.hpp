@@ -27,7 +27,8 @@ struct HeadOptions {
   std::uint16_t port = 6380;
   std::string bind = "0.0.0.0";
   std::string token;
-  std::string state_dir;                            // SQLite tables (nodes, jobs, KV) and uploaded executables; empty: no state kept
+  std::string state_dir;                            // SQLite tables (nodes, jobs, KV, the ledger's journal) and uploaded executables; empty: no state kept
+  double network_fee = 0;                           // the network's share of each charge, 0..1 (scheduler/ledger.hpp)
   std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send

@@ -45,6 +45,7 @@ HeadCore::HeadCore(HeadConfig config, HeadEvents& events, HeadClock clock, Verif
                                                                      : (std::filesystem::path(config_.state_dir) / "history.db").string(),
                                                                  config_.history)),
       info_(config_.announce ? spdlog::level::info : spdlog::level::debug) {
+  ledger_ = sched::Ledger(config_.network_fee);
   if (!config_.state_dir.empty()) restore();
 }
 
@@ -79,7 +80,7 @@ void HeadCore::restore() {
   }
   kv_ = store_->kv();
   try {
-    ledger_ = sched::Ledger::load(store_->document("ledger"));
+    ledger_ = sched::Ledger::load(store_->document("ledger"), config_.network_fee);
   } catch (const std::exception& e) {
     spdlog::warn("the ledger in {} is unreadable ({}); starting a new one", store_->path(), e.what());
   }
@@ -88,6 +89,10 @@ void HeadCore::restore() {
   } catch (const std::exception& e) {
     spdlog::warn("the clusters in {} are unreadable ({}); they are dropped", store_->path(), e.what());
   }
+  const auto dir = std::filesystem::path(config_.state_dir);
+  journal_ = std::make_unique<Journal>((dir / "head.db").string(), (dir / "ledger.key").string());
+  spdlog::log(spdlog::level::level_enum(info_), "the ledger's journal: {} entries, signed with key {} ({}; keep a copy of it elsewhere)",
+              journal_->last(), journal_->fingerprint(), (dir / "ledger.key.pub").string());
   jobs_.set_counter(store_->counter("job"));
   lease_counter_ = lease_reserved_ = store_->counter("lease");
   // Nodes need a moment to rejoin: until then a request nothing alive can hold waits instead of failing.
@@ -109,7 +114,43 @@ void HeadCore::save_job(const JobRecord& j) {
                             static_cast<std::uint64_t>(j.started_unix_ms), static_cast<std::uint64_t>(j.ended_unix_ms)});
 }
 
+void HeadCore::journal_charges() {
+  auto charges = ledger_.take_charges();
+  if (!journal_) return;  // no state directory: the totals only
+  for (const auto& c : charges) {
+    JournalEntry e;
+    e.kind = c.kind;
+    e.job = c.job;
+    e.reservation = c.reservation;
+    e.node = c.node;
+    e.gpus = c.gpus;
+    e.seconds = c.seconds;
+    e.price = c.price;
+    e.charge = c.split.charge;
+    e.earning = c.split.earning;
+    e.fee = c.split.fee;
+    if (const auto* j = c.job.empty() ? nullptr : jobs_.find(c.job)) e.user = j->user;
+    if (auto n = sched_.cluster().find(c.node); n && !sched_.cluster().node(*n).gpus.empty())
+      e.gpu_model = sched_.cluster().node(*n).gpus.front().model;
+    try {
+      journal_->append(std::move(e));
+    } catch (const std::exception& x) {
+      spdlog::error("the ledger's journal: {}", x.what());
+    }
+  }
+  const auto now = clock_.now();
+  if (now - last_checkpoint_ >= std::chrono::seconds(kCheckpointEvery)) {
+    last_checkpoint_ = now;
+    try {
+      journal_->checkpoint();
+    } catch (const std::exception& x) {
+      spdlog::error("the ledger's journal: {}", x.what());
+    }
+  }
+}
+
 void HeadCore::save_books() {
+  journal_charges();
   const bool ledger = leases_.take_ledger_changed() || clusters_changed_;
   if (store_ && ledger) store_->put_document("ledger", ledger_.save());
   if (store_ && clusters_changed_) store_->put_document("clusters", reservations_.save());

@@ -48,6 +48,7 @@
 #include "runtime/head/head_store.hpp"
 #include "runtime/head/history.hpp"
 #include "runtime/head/job_table.hpp"
+#include "runtime/head/journal.hpp"
 #include "runtime/head/lease_book.hpp"
 #include "runtime/head/log_store.hpp"
 #include "runtime/head/node_table.hpp"
@@ -60,7 +61,8 @@
 namespace iogrid::runtime::head {
 
 struct HeadConfig {
-  std::string state_dir;                            // SQLite tables, code, logs; empty: nothing kept
+  std::string state_dir;                            // SQLite tables, code, logs, the ledger's journal; empty: nothing kept
+  double network_fee = sched::kDefaultNetworkFee;   // the network's share of each charge (scheduler/ledger.hpp)
   std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // a heartbeating node is dropped after this long silent
   std::chrono::milliseconds driver_reconnect{30000};// a restored job fails when its driver is not back by then
@@ -265,6 +267,7 @@ class HeadCore {
   void save_node(std::uint32_t index);
   void save_job(const JobRecord& j);
   void save_books();
+  void journal_charges();  // the ledger's new charges into the journal (with state), signed every kCheckpointEvery s
   void record_history(Clock::time_point now);
   std::uint64_t next_lease_id();
   void hand_out(std::vector<sched::Grant> grants);
@@ -283,6 +286,8 @@ class HeadCore {
   HeadClock clock_;
   sched::Scheduler sched_;
   sched::Ledger ledger_;
+  std::unique_ptr<Journal> journal_;  // the ledger's entries, hash-chained and signed (with a state directory)
+  Clock::time_point last_checkpoint_{};
   NodeTable nodes_;
   JobTable jobs_;
   LeaseBook leases_;

@@ -245,7 +245,7 @@ nlohmann::json ReservationBook::admin(const std::string& command, const nlohmann
   }
   if (command == "ledger") {
     // Running reservations are charged up to now in the answer (the ledger itself is charged when they end).
-    sched::Ledger view = sched::Ledger::load(ledger_.save());
+    sched::Ledger view = sched::Ledger::load(ledger_.save(), ledger_.fee_fraction());
     const auto now = clock_.now();
     for (const auto& [t, r] : live_) charge(view, t, r, now);
     auto out = nlohmann::json::array();

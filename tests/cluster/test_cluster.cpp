@@ -509,6 +509,67 @@ TEST_CASE("clusters and the ledger survive a head restart", "[cluster]") {
   CHECK(again.output().find("NODES " + where + "\n") != std::string::npos);
 }
 
+TEST_CASE("the ledger's journal: one entry per lease, split with the network's fee, verified, and a row altered in the file is named", "[cluster]") {
+  LocalCluster c({"--network-fee", "0.1"});  // with --state under dir()/state
+  c.add_node("gpu-a", {"--num-cpus", "4", "--gpus", "RTX4090:24x2", "--price", "3.6"});
+  REQUIRE(c.wait_nodes(1));
+  auto& d = c.driver({"where_gpu", "4"});
+  REQUIRE(d.wait(90s) == 0);
+  const auto state = (c.dir() / "state").string();
+  int run = 0;
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), IOGRID_CLI_PATH);
+    iogrid::test::Process p(args, {}, (c.dir() / ("ledger-" + std::to_string(++run) + ".log")).string());
+    const int rc = p.wait(60s);
+    return std::make_pair(rc, p.output());
+  };
+  // The head journals each lease as it ends and signs every 10 s and when it stops: stop it.
+  std::this_thread::sleep_for(1500ms);
+  c.head().kill(SIGTERM);
+  REQUIRE(c.head().wait(20s) == 0);
+  const auto [ok_rc, ok_out] = cli({"ledger", "verify", "--state", state});
+  INFO(ok_out + c.logs());
+  REQUIRE(ok_rc == 0);
+  CHECK(ok_out.find("OK: ") == 0);
+  CHECK(ok_out.find("signed checkpoint") != std::string::npos);
+  CHECK(ok_out.find("not signed yet") == std::string::npos);
+  // Every entry: the job's user, the node, its GPU model and price, the charge split 90/10.
+  const auto [csv_rc, csv] = cli({"ledger", "entries", "--state", state, "--job", "job-1", "--csv"});
+  REQUIRE(csv_rc == 0);
+  std::istringstream lines(csv);
+  std::string line;
+  std::getline(lines, line);
+  CHECK(line.rfind("seq,time_ms,kind,job,user", 0) == 0);
+  int entries = 0;
+  while (std::getline(lines, line)) {
+    ++entries;
+    INFO(line);
+    CHECK(line.find(",lease,job-1,default,,gpu-a,RTX4090,1,") != std::string::npos);
+    // charged = earned + fee, the fee a tenth (to the micro-dollar)
+    const auto charged = std::stod(line.substr(line.rfind(",", line.rfind(",", line.rfind(",") - 1) - 1) + 1));
+    const auto earned = std::stod(line.substr(line.rfind(",", line.rfind(",") - 1) + 1));
+    const auto fee = std::stod(line.substr(line.rfind(",") + 1));
+    CHECK(charged == Approx(earned + fee).margin(1e-6));
+    CHECK(fee == Approx(charged / 10).margin(1e-6));
+  }
+  CHECK(entries == 4);  // one per one-GPU task's lease
+  const auto [day_rc, day] = cli({"ledger", "entries", "--state", state, "--provider", "gpu-a", "--by", "day"});
+  CHECK(day_rc == 0);
+  CHECK(day.find("gpu-a") != std::string::npos);
+  // Someone lowers a charge in the SQLite file: verify fails and names that entry.
+  iogrid::test::Process edit({"/usr/bin/sqlite3", (c.dir() / "state" / "head.db").string(),
+                              "UPDATE journal SET body = replace(body, '\"tier\":\"standard\"', '\"tier\":\"spot\"') WHERE seq = 3"},
+                             {}, (c.dir() / "sqlite3.log").string());
+  if (edit.wait(20s) != 0) {
+    WARN("no sqlite3 command here: the altered row is tested in test_runtime [ledger]");
+    return;
+  }
+  const auto [bad_rc, bad] = cli({"ledger", "verify", "--state", state});
+  INFO(bad);
+  CHECK(bad_rc == 1);
+  CHECK(bad.find("BROKEN at entry 3: entry 3 was changed") != std::string::npos);
+}
+
 TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work, an unknown model passes", "[cluster]") {
   LocalCluster c;
   c.add_node("fake-h100", {"--num-cpus", "2", "--gpus", "H100:80x1"});
