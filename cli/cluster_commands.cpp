@@ -206,6 +206,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "                   [--relay-port R] [--no-relay] [--relay-max-bytes N] [--network-fee F]\n"
+                   "                   [--pricing-round-ms MS]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
@@ -234,7 +235,9 @@ int head_command(const std::vector<std::string>& args) {
                    "With --state the ledger keeps every charge as an entry of a hash-chained journal (STATE/head.db),\n"
                    "checkpoints signed with STATE/ledger.key (its public half: ledger.key.pub; keep a copy elsewhere):\n"
                    "`iogrid ledger verify --state STATE` checks it. Each charge is split into the provider's earning\n"
-                   "and the network's fee, --network-fee of it (default 0).\n";
+                   "and the network's fee, --network-fee of it (default 0).\n"
+                   "Posted prices per GPU model and region move every --pricing-round-ms (default 60000) with\n"
+                   "utilisation and waiting work: `iogrid market`, /api/v1/market.\n";
       return 0;
     }
     if (f == "--user-weights") {
@@ -245,7 +248,11 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--bind") o.bind = a.value(f);
     else if (f == "--token-file") token_file = a.value(f);
     else if (f == "--state") o.state_dir = a.value(f);
-    else if (f == "--network-fee") {
+    else if (f == "--pricing-round-ms") {
+      const auto ms = number(f, a.value(f));
+      if (ms < 0) throw std::invalid_argument("--pricing-round-ms takes milliseconds (0: prices never move)");
+      o.pricing_round = std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+    } else if (f == "--network-fee") {
       o.network_fee = number(f, a.value(f));
       if (o.network_fee < 0 || o.network_fee > 1) throw std::invalid_argument("--network-fee takes a share from 0 to 1 (0.05: 5%)");
     }

@@ -83,6 +83,7 @@ cluster commands (each takes --help):
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
   cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
   ledger [verify|entries]                      GPU-seconds and cost per job, cluster and provider node; the journal
+  market [--quote --model M ...]               posted prices per GPU model and region, their history, a quote
   verify [--node NAME] [--size N]              challenge nodes' GPUs (seeded GEMM, checked by the head)
   ui-key add NAME | list | remove NAME         keys that log people in to the head's dashboard (web UI)
 The head address can also come from IOGRID_ADDRESS, the token file from IOGRID_TOKEN_FILE (default ~/.iogrid/token).
@@ -215,6 +216,7 @@ int main(int argc, char** argv) {
     if (cmd == "sched") return iogrid::cli::sched_command(rest);
     if (cmd == "cluster") return iogrid::cli::cluster_command(rest);
     if (cmd == "ledger") return iogrid::cli::ledger_command(rest);
+    if (cmd == "market") return iogrid::cli::market_command(rest);
     if (cmd == "verify") return iogrid::cli::verify_command(rest);
     if (cmd == "ui-key") return iogrid::cli::ui_key_command(rest);
     std::cerr << "iogrid: unknown command '" << cmd << "'\n\n" << kUsage;

@@ -234,3 +234,78 @@ int ledger_command(const std::vector<std::string>& args) {
 }
 
 }  // namespace iogrid::cli
+
+namespace iogrid::cli {
+
+int market_command(const std::vector<std::string>& args) {
+  Connection conn;
+  bool json = false, want_quote = false;
+  nlohmann::json q{{"tier", "standard"}, {"gpus", 1.0}, {"hours", 1.0}, {"max_price", 0.0}, {"region", ""}};
+  int points = 12;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& f = args[i];
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid market [--address HOST:PORT] [--token-file F] [--history N] [--json]\n"
+                   "       iogrid market --quote --model M [--region R] [--gpus N] [--hours H] [--tier spot|standard|urgent]\n"
+                   "                     [--max-price P]\n"
+                   "Posted prices per GPU model and region ($ per GPU-hour), moved every pricing round (iogrid head\n"
+                   "--pricing-round-ms, default 60 s) by the controller in scheduler/pricing.hpp: up when utilisation is\n"
+                   "above 0.8 or work waits, down when below, at most 12.5% a round, between $0.05 and $50. With the\n"
+                   "last N rounds of each (default 12). --quote prices a request: the tier's price (spot 0.6x, standard\n"
+                   "1x, urgent 1.5x the posted price), the total for the GPUs and hours, how long the quote holds, and\n"
+                   "whether --max-price covers it. Also at /api/v1/market on the dashboard's port (public).\n"
+                   "Placement and charges still use each node's own price: the posted price does not bind yet.\n";
+      return 0;
+    }
+    if (conn.take(args, i)) continue;
+    auto value = [&] { return flag_value(args, i); };
+    auto number = [&](const std::string& flag) {
+      const auto v = value();
+      try {
+        return std::stod(v);
+      } catch (...) {
+        throw std::invalid_argument(flag + " takes a number, got '" + v + "'");
+      }
+    };
+    if (f == "--json") json = true;
+    else if (f == "--quote") want_quote = true;
+    else if (f == "--model") q["model"] = value();
+    else if (f == "--region") q["region"] = value();
+    else if (f == "--gpus") q["gpus"] = number(f);
+    else if (f == "--hours") q["hours"] = number(f);
+    else if (f == "--tier") q["tier"] = value();
+    else if (f == "--max-price") q["max_price"] = number(f);
+    else if (f == "--history") points = static_cast<int>(number(f));
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid market (see iogrid market --help)");
+  }
+  if (want_quote && !q.contains("model")) throw std::invalid_argument("--quote needs --model (a GPU model, e.g. A100)");
+  nlohmann::json a{{"history", std::max(0, points)}};
+  if (want_quote) a["quote"] = q;
+  auto m = nlohmann::json::parse(conn.admin("market", a));
+  if (json) {
+    std::cout << m.dump() << "\n";
+    return 0;
+  }
+  std::cout << std::left << std::setw(24) << "MARKET" << std::right << std::setw(10) << "$/GPU-H" << std::setw(8) << "USE"
+            << "  LAST ROUNDS\n";
+  for (const auto& mk : m["markets"]) {
+    std::ostringstream use, trail;
+    use << std::fixed << std::setprecision(2) << mk["utilisation"].get<double>();
+    for (const auto& p : mk["history"]) trail << " " << money(p["price"].get<double>());
+    std::cout << std::left << std::setw(24) << mk["market"].get<std::string>() << std::right << std::setw(10)
+              << money(mk["price"].get<double>()) << std::setw(8) << use.str() << " " << trail.str() << "\n";
+  }
+  if (m["markets"].empty()) std::cout << "(no GPU markets yet: prices appear after the first pricing round with GPU nodes)\n";
+  if (m.contains("quote")) {
+    const auto& qt = m["quote"];
+    std::cout << "\nquote: " << qt["gpus"].get<double>() << " GPU(s) of " << qt["market"].get<std::string>() << " for "
+              << qt["hours"].get<double>() << " h, " << qt["tier"].get<std::string>() << ": $" << money(qt["price_per_gpu_hour"].get<double>())
+              << "/GPU-h, $" << money(qt["total"].get<double>()) << " in all, valid for "
+              << (qt["valid_until_ms"].get<std::int64_t>() - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                              std::chrono::system_clock::now().time_since_epoch()).count()) / 1000
+              << " s" << (qt["within_max_price"].get<bool>() ? "" : " (above --max-price: such a request would wait)") << "\n";
+  }
+  return 0;
+}
+
+}  // namespace iogrid::cli

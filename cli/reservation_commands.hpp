@@ -8,6 +8,8 @@ namespace iogrid::cli {
 
 int cluster_command(const std::vector<std::string>& args);
 int ledger_command(const std::vector<std::string>& args);
+// `iogrid market`: posted prices, their history, a quote (scheduler/pricing.hpp).
+int market_command(const std::vector<std::string>& args);
 // `iogrid verify`: challenges nodes' GPUs (gpu/verify/challenge.hpp); exit status 1 when any fails.
 int verify_command(const std::vector<std::string>& args);
 // "90s", "30m", "2h", "1d" or plain seconds; throws std::invalid_argument naming the flag.

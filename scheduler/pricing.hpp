@@ -77,6 +77,7 @@ class PriceBook {
   static std::string market(const std::string& model, const std::string& region) { return model + "/" + (region.empty() ? "any" : region); }
   double price(const std::string& market) const;  // the initial price for a market never seen
   void set(const std::string& market, double price) { prices_[market] = price; }  // an operator's starting price
+  bool has(const std::string& market) const { return prices_.count(market) > 0; }
   // One pricing round: each sampled market moves by the controller. Returns the markets' new prices.
   std::map<std::string, double> round(const std::map<std::string, MarketSample>& samples, std::int64_t now_ms);
   struct Point {

@@ -582,6 +582,25 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
                       {"csrf", access_.open() ? open_csrf_ : session_of(req).value_or(Session{}).csrf},
                       {"ui_built", ui_built()}, {"history", source_.history != nullptr}}));
   if (path == "/api/v1/explorer") return json(snapshot()->explorer);
+  if (path == "/api/v1/market") {
+    // Posted prices are public, like the explorer; ?model=&region=&gpus=&hours=&tier=&max_price= adds a quote.
+    nlohmann::json args{{"history", int_param(query, "points", 60, 0, 1440)}};
+    if (!param(query, "model").empty()) {
+      auto number = [&](const char* k, double fallback) {
+        const auto v = param(query, k);
+        if (v.empty()) return fallback;
+        try {
+          return std::stod(v);
+        } catch (...) {
+          throw HttpError(http::status::bad_request, std::string("?") + k + " must be a number");
+        }
+      };
+      args["quote"] = {{"model", param(query, "model")}, {"region", param(query, "region")}, {"gpus", number("gpus", 1)},
+                       {"hours", number("hours", 1)}, {"tier", param(query, "tier").empty() ? "standard" : param(query, "tier")},
+                       {"max_price", number("max_price", 0)}};
+    }
+    return json(admin("market", args, user.empty() ? "public" : user));
+  }
   if (path == "/metrics") {
     res.set(http::field::content_type, "text/plain; version=0.0.4");
     res.body() = prometheus_metrics(snapshot()->doc);
@@ -671,7 +690,7 @@ DashboardApi::Response DashboardApi::route(const Request& req, const std::string
     return json(dump({{"job", job}, {"lines", lines}, {"matched", matched}, {"next_offset", end}, {"size", text.size()}}));
   }
   throw HttpError(http::status::not_found,
-                  "not found (try /, /api/v1/explorer, /api/v1/status, /metrics, /api/v1/events; see dashboard_http.hpp)");
+                  "not found (try /, /api/v1/explorer, /api/v1/market, /api/v1/status, /metrics, /api/v1/events; see dashboard_http.hpp)");
 }
 
 }  // namespace iogrid::runtime::cluster

@@ -7,6 +7,9 @@
 //           /api/v1/session         {login_required, user, csrf}
 //           /api/v1/explorer        the network in public: supply by GPU model and region, prices, verification,
 //                                   reservations and their health, utilisation (no host names, no jobs)
+//           /api/v1/market          posted prices per GPU model and region with their history (?points=60), the
+//                                   controller's rules and the tiers; ?model=&region=&gpus=&hours=&tier=&max_price=
+//                                   adds a quote (scheduler/pricing.hpp)
 //           /api/v1/series?prefix=cluster/  and  /api/v1/history?series=cluster/...   cluster totals over time
 //           /api/v1/stream          server-sent events: `explorer` documents (public), or with ?view=full and
 //                                   a login, `status` summaries (the status without its nodes; their totals

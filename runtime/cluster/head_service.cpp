@@ -55,6 +55,7 @@ head::HeadConfig core_config(const HeadOptions& o) {
   c.verify_size = o.verify_size;
   c.history = o.history;
   c.network_fee = o.network_fee;
+  c.pricing_round = o.pricing_round;
   return c;
 }
 

@@ -29,6 +29,7 @@ struct HeadOptions {
   std::string token;
   std::string state_dir;                            // SQLite tables (nodes, jobs, KV, the ledger's journal) and uploaded executables; empty: no state kept
   double network_fee = 0;                           // the network's share of each charge, 0..1 (scheduler/ledger.hpp)
+  std::chrono::milliseconds pricing_round{60000};   // posted prices move this often (scheduler/pricing.hpp); 0: never
   std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // declared dead after this long without a heartbeat (checked every 100 ms)
   std::chrono::milliseconds heartbeat{500};         // what nodes are told to send

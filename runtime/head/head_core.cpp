@@ -89,6 +89,11 @@ void HeadCore::restore() {
   } catch (const std::exception& e) {
     spdlog::warn("the clusters in {} are unreadable ({}); they are dropped", store_->path(), e.what());
   }
+  try {
+    prices_ = sched::PriceBook::load(store_->document("prices"));
+  } catch (const std::exception& e) {
+    spdlog::warn("the posted prices in {} are unreadable ({}); markets start again", store_->path(), e.what());
+  }
   const auto dir = std::filesystem::path(config_.state_dir);
   journal_ = std::make_unique<Journal>((dir / "head.db").string(), (dir / "ledger.key").string());
   spdlog::log(spdlog::level::level_enum(info_), "the ledger's journal: {} entries, signed with key {} ({}; keep a copy of it elsewhere)",
@@ -147,6 +152,95 @@ void HeadCore::journal_charges() {
       spdlog::error("the ledger's journal: {}", x.what());
     }
   }
+}
+
+// ---- the market (scheduler/pricing.hpp) ----
+// Each round, per market (GPU model and region of live nodes): capacity is the GPUs of nodes asking at most the
+// posted price plus the busy GPUs of the others, use the GPUs leased, queue the GPUs of waiting requests that
+// accept the model (shared among the model's regions). A market seen for the first time starts at the median
+// of its nodes' asks. Posted prices are published (status, `iogrid market`, /api/v1/market) and kept with their
+// history; placement and charges still use each node's own price (the posted price does not bind yet).
+void HeadCore::pricing_round(Clock::time_point now) {
+  if (config_.pricing_round.count() <= 0) return;
+  if (last_pricing_ != Clock::time_point{} && now - last_pricing_ < config_.pricing_round) return;
+  last_pricing_ = now;
+  std::map<std::string, sched::MarketSample> samples;
+  std::map<std::string, std::vector<double>> asks;
+  std::map<std::string, std::vector<std::string>> markets_of_model;
+  const auto& cl = sched_.cluster();
+  for (std::uint32_t i = 0; i < cl.size(); ++i) {
+    const auto& n = cl.node(i);
+    if (!n.alive || n.gpus.empty()) continue;
+    const auto m = sched::PriceBook::market(n.gpus.front().model, n.region());
+    double busy = 0;
+    for (const auto& g : n.gpus) busy += 1.0 - double(g.free) / double(sched::kOne);
+    asks[m].push_back(n.price_per_gpu_hour);
+    auto& s = samples[m];
+    s.used += busy;
+    s.capacity += n.price_per_gpu_hour <= prices_.price(m) ? double(n.gpus.size()) : busy;
+    auto& list = markets_of_model[n.gpus.front().model];
+    if (std::find(list.begin(), list.end(), m) == list.end()) list.push_back(m);
+  }
+  for (auto& [m, a] : asks)
+    if (!prices_.has(m)) {
+      std::sort(a.begin(), a.end());
+      const double median = a[a.size() / 2];
+      prices_.set(m, median > 0 ? median : 1.0);
+      // First seen: its capacity at that price.
+      auto& s = samples[m];
+      s.capacity = std::max(s.capacity, double(std::count_if(a.begin(), a.end(), [&](double x) { return x <= median; })));
+    }
+  for (const auto& [ticket, p] : leases_.waiting()) {
+    const double gpus = double(p.request.gpus) / double(sched::kOne);
+    if (gpus <= 0) continue;
+    std::vector<std::string> accepted;
+    for (const auto& [model, list] : markets_of_model)
+      if (p.request.gpu_models.empty() || std::find(p.request.gpu_models.begin(), p.request.gpu_models.end(), model) != p.request.gpu_models.end())
+        accepted.insert(accepted.end(), list.begin(), list.end());
+    for (const auto& m : accepted) samples[m].queued += gpus / double(accepted.size());
+  }
+  if (samples.empty()) return;
+  const auto ms = clock_.unix_ms();
+  for (const auto& [m, price] : prices_.round(samples, ms)) {
+    if (!samples.count(m)) continue;
+    history_->record("market/" + m + "/price", ms, price);
+    history_->record("market/" + m + "/utilisation", ms, sched::utilisation(samples[m]));
+  }
+  if (store_) store_->put_document("prices", prices_.save());
+}
+
+std::string HeadCore::market_json(const nlohmann::json& args) const {
+  const auto& r = prices_.rules();
+  nlohmann::json out{{"round_s", std::chrono::duration<double>(config_.pricing_round).count()},
+                     {"rules", {{"target", r.target}, {"band", {r.band_low, r.band_high}}, {"gain", r.gain},
+                                {"queue_gain", r.queue_gain}, {"max_step", r.max_step}, {"floor", r.floor}, {"cap", r.cap},
+                                {"quote_validity_s", r.quote_validity.count()}}},
+                     {"tiers", nlohmann::json::object()}, {"markets", nlohmann::json::array()}};
+  for (auto t : {sched::Tier::spot, sched::Tier::standard, sched::Tier::urgent})
+    out["tiers"][sched::to_string(t)] = {{"multiplier", sched::tier_rule(t).multiplier}, {"priority", sched::tier_rule(t).priority}};
+  const std::size_t points = args.value("history", nlohmann::json(60)).is_number_unsigned() ? args["history"].get<std::size_t>() : 60;
+  for (const auto& m : prices_.markets()) {
+    nlohmann::json h = nlohmann::json::array();
+    const auto& hist = prices_.history(m);
+    for (std::size_t i = hist.size() > points ? hist.size() - points : 0; i < hist.size(); ++i)
+      h.push_back({{"t", hist[i].time_ms}, {"price", hist[i].price}, {"utilisation", hist[i].utilisation}});
+    out["markets"].push_back({{"market", m}, {"price", prices_.price(m)},
+                              {"utilisation", hist.empty() ? 0.0 : hist.back().utilisation}, {"history", h}});
+  }
+  if (args.contains("quote")) {
+    const auto& q = args["quote"];
+    const std::string market = sched::PriceBook::market(q.value("model", std::string()), q.value("region", std::string()));
+    if (!prices_.has(market)) throw core::Error("iogrid: no market '" + market + "' (see iogrid market)");
+    const auto tier = sched::parse_tier(q.value("tier", std::string("standard")));
+    if (!tier) throw core::Error("iogrid: unknown tier '" + q.value("tier", std::string()) + "' (spot, standard or urgent)");
+    const double gpus = q.value("gpus", 1.0), hours = q.value("hours", 1.0);
+    if (!(gpus > 0) || !(hours > 0)) throw core::Error("iogrid: a quote needs --gpus and --hours above 0");
+    const auto quote = sched::quote(prices_.price(market), *tier, gpus, hours, q.value("max_price", 0.0), clock_.unix_ms(), r);
+    out["quote"] = {{"market", market}, {"posted", prices_.price(market)}, {"tier", sched::to_string(*tier)}, {"gpus", gpus}, {"hours", hours},
+                    {"price_per_gpu_hour", quote.price_per_gpu_hour}, {"total", quote.total},
+                    {"valid_until_ms", quote.valid_until_ms}, {"within_max_price", quote.within_max_price}};
+  }
+  return out.dump();
 }
 
 void HeadCore::save_books() {
@@ -610,6 +704,7 @@ std::optional<std::string> HeadCore::admin(OwnerId requester, std::uint64_t requ
     return tasks_.actors(job, state, args.value("q", ""), num("offset", 0), std::min<std::size_t>(num("limit", 100), 10000))
         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
+  if (command == "market") return market_json(args);
   if (command == "logs") {
     const std::string job = args.value("job", "");
     auto text = logs_.get(job);
@@ -736,6 +831,7 @@ void HeadCore::tick() {
     full_pass();
     ask_yields();
   }
+  pricing_round(now);
   save_books();
   record_history(now);
   // A job restored from state whose driver never came back.

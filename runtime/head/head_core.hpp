@@ -43,6 +43,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "runtime/head/clock.hpp"
 #include "runtime/head/code_store.hpp"
 #include "runtime/head/head_store.hpp"
@@ -56,6 +58,7 @@
 #include "runtime/head/task_book.hpp"
 #include "runtime/head/verifier.hpp"
 #include "scheduler/policy.hpp"
+#include "scheduler/pricing.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace iogrid::runtime::head {
@@ -63,6 +66,7 @@ namespace iogrid::runtime::head {
 struct HeadConfig {
   std::string state_dir;                            // SQLite tables, code, logs, the ledger's journal; empty: nothing kept
   double network_fee = sched::kDefaultNetworkFee;   // the network's share of each charge (scheduler/ledger.hpp)
+  std::chrono::milliseconds pricing_round{60000};   // posted prices move this often (scheduler/pricing.hpp); 0: never
   std::string policy = sched::kDefaultPolicy;
   std::chrono::milliseconds node_timeout{2500};     // a heartbeating node is dropped after this long silent
   std::chrono::milliseconds driver_reconnect{30000};// a restored job fails when its driver is not back by then
@@ -268,6 +272,8 @@ class HeadCore {
   void save_job(const JobRecord& j);
   void save_books();
   void journal_charges();  // the ledger's new charges into the journal (with state), signed every kCheckpointEvery s
+  void pricing_round(Clock::time_point now);  // every config_.pricing_round: the controller on each market
+  std::string market_json(const nlohmann::json& args) const;  // admin "market": prices, history, rules, a quote
   void record_history(Clock::time_point now);
   std::uint64_t next_lease_id();
   void hand_out(std::vector<sched::Grant> grants);
@@ -286,6 +292,8 @@ class HeadCore {
   HeadClock clock_;
   sched::Scheduler sched_;
   sched::Ledger ledger_;
+  sched::PriceBook prices_;           // posted prices per GPU model and region (scheduler/pricing.hpp)
+  Clock::time_point last_pricing_{};
   std::unique_ptr<Journal> journal_;  // the ledger's entries, hash-chained and signed (with a state directory)
   Clock::time_point last_checkpoint_{};
   NodeTable nodes_;

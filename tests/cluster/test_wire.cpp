@@ -206,6 +206,68 @@ TEST_CASE("the head's dashboard serves a status page, JSON and Prometheus metric
   CHECK(explorer.find("\"n1\"") == std::string::npos);
 }
 
+TEST_CASE("posted prices: each GPU market starts at its nodes' median ask, moves by the controller each round, is quoted, public and kept across a restart",
+          "[cluster][dashboard][pricing]") {
+  iogrid::test::LocalCluster c({"--dashboard-port", "0", "--pricing-round-ms", "300"});
+  c.add_node("a1", {"--num-cpus", "2", "--gpus", "A100:40x2", "--price", "2.0", "--labels", "region=eu"});
+  c.add_node("a2", {"--num-cpus", "2", "--gpus", "A100:40x2", "--price", "3.0", "--labels", "region=eu"});
+  c.add_node("r1", {"--num-cpus", "2", "--gpus", "RTX4090:24", "--price", "0.4"});
+  REQUIRE(c.wait_nodes(3));
+  auto market = [&](std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"market", "--json", "--history", "100"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto& p = c.command(args);
+    REQUIRE(p.wait(30s) == 0);
+    return nlohmann::json::parse(p.output().substr(p.output().find('{')));
+  };
+  auto find = [](const nlohmann::json& m, const std::string& name) {
+    for (const auto& mk : m["markets"])
+      if (mk["market"] == name) return mk;
+    return nlohmann::json();
+  };
+  // Idle markets fall by the largest step each round (utilisation 0, nothing waiting).
+  REQUIRE(iogrid::test::eventually([&] { return find(market(), "A100/eu")["history"].size() >= 4; }, 20s));
+  const auto m = market();
+  const auto a100 = find(m, "A100/eu"), rtx = find(m, "RTX4090/any");
+  INFO(m.dump(2));
+  REQUIRE(rtx.is_object());
+  const auto& h = a100["history"];
+  CHECK(h[0]["price"].get<double>() == Approx(3.0 * 0.875));  // the median ask of {2, 3} is 3, then -12.5%
+  for (std::size_t i = 1; i < h.size(); ++i) CHECK(h[i]["price"].get<double>() == Approx(h[i - 1]["price"].get<double>() * 0.875));
+  CHECK(h.back()["utilisation"].get<double>() == 0);
+  CHECK(rtx["price"].get<double>() < 0.4);
+  CHECK(m["rules"]["max_step"] == 0.125);
+  CHECK(m["tiers"]["urgent"]["multiplier"] == 1.5);
+  // A quote: the tier's price, the total, whether the ceiling covers it.
+  const auto q = market({"--quote", "--model", "A100", "--region", "eu", "--gpus", "2", "--hours", "3", "--tier", "urgent",
+                         "--max-price", "0.01"})["quote"];
+  CHECK(q["price_per_gpu_hour"].get<double>() == Approx(1.5 * q["posted"].get<double>()));
+  CHECK(q["posted"].get<double>() < 3.0 * 0.875);
+  CHECK(q["total"].get<double>() == Approx(q["price_per_gpu_hour"].get<double>() * 6));
+  CHECK_FALSE(q["within_max_price"].get<bool>());
+  auto& bad = c.command({"market", "--quote", "--model", "V100"});
+  CHECK(bad.wait(30s) != 0);
+  CHECK(bad.output().find("no market 'V100/any'") != std::string::npos);
+  // Public on the dashboard, with a quote from the query.
+  const auto web = http_get(c.dashboard_port(), "/api/v1/market?model=RTX4090&gpus=1&hours=1&tier=spot");
+  INFO(web);
+  REQUIRE(web.find("200 OK") != std::string::npos);
+  const auto body = nlohmann::json::parse(web.substr(web.find("\r\n\r\n") + 4));
+  CHECK(body["quote"]["tier"] == "spot");
+  CHECK(body["quote"]["price_per_gpu_hour"].get<double>() == Approx(0.6 * body["quote"]["posted"].get<double>()));
+  CHECK(body["quote"]["posted"].get<double>() == Approx(find(body, "RTX4090/any")["price"].get<double>()));
+  // Kept with the head's state.
+  const double before = find(market(), "A100/eu")["price"].get<double>();
+  std::this_thread::sleep_for(500ms);
+  c.head().kill(SIGKILL);
+  c.start_head({"--port", std::to_string(c.port()), "--pricing-round-ms", "3600000"});
+  const auto after = find(market(), "A100/eu");
+  REQUIRE(after.is_object());
+  CHECK(after["price"].get<double>() <= before);
+  CHECK(after["price"].get<double>() >= 0.05);
+  CHECK(after["history"].size() >= 4);
+}
+
 TEST_CASE("the head's history (node and job events, cluster totals) is served under /api/v1 and survives a restart",
           "[cluster][dashboard]") {
   iogrid::test::LocalCluster c({"--dashboard-port", "0", "--history", "interval=200ms"});
