@@ -34,6 +34,7 @@
 #include "runtime/cluster/worker_env.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/transport/data_plane.hpp"
+#include "runtime/transport/frame.hpp"
 #include "runtime/proto/convert.hpp"
 #include "runtime/transport/auth.hpp"
 #include "iogrid/core/errors.hpp"
@@ -253,6 +254,14 @@ class NodeService final : public transport::Service {
           auto u = msg.getUseRelay();
           use_relay(u.getHost(), u.getPort());
           spdlog::info("the relay this node used is gone: now {}:{}", relay_host_, relay_port_);
+          // Its worker processes pull through it too: tell them (at the address this node gives them).
+          capnp::MallocMessageBuilder out;
+          auto m = out.initRoot<proto::Envelope>().initUseRelay();
+          m.setHost(relay_host_);
+          m.setPort(relay_port_);
+          const auto frame = transport::encode_frame(out);
+          for (const auto& [pid, w] : workers_)
+            if (w.conn) ep.send_frame(w.conn, frame);
           return;
         }
         case W::CODE: return code_arrived(ep, msg.getCode());

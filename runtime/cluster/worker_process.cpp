@@ -283,6 +283,12 @@ class WorkerService final : public transport::Service {
   void on_message(Endpoint& ep, Peer& p, proto::Envelope::Reader msg) override {
     using W = proto::Envelope::Which;
     if (p.id == node_ && msg.which() == W::SERVE_LEASE) return serve(ep, msg.getServeLease());
+    if (p.id == node_ && msg.which() == W::USE_RELAY) {
+      // The operator's relay this node used is gone: pulls from holders that cannot be dialled go to the new one.
+      auto u = msg.getUseRelay();
+      if (auto client = transport::process_data_client()) client->set_relay(u.getHost(), u.getPort());
+      return;
+    }
     if (p.id == node_ && msg.which() == W::OBJECT_STORED) {
       auto r = msg.getObjectStored();
       std::lock_guard<std::mutex> g(store_m_);

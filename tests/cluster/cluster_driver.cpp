@@ -85,6 +85,13 @@ std::string pull_path(const std::vector<iogrid::ObjectRef<std::vector<std::uint8
   return after.relayed > before.relayed ? "relayed" : after.punched > before.punched ? "punched" : "direct";
 }
 IOGRID_REMOTE(pull_path);
+// An actor that pulls objects: its worker process lives as long as the job (a task's may be replaced).
+struct Puller {
+  std::string pull(std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>> box) { return pull_path(box); }
+  int pid() { return static_cast<int>(::getpid()); }
+};
+IOGRID_REMOTE(&Puller::pull);
+IOGRID_REMOTE(&Puller::pid);
 // A member of a collective group ("auto": Gloo when every member can dial every other, else the ring, whose
 // links are dialled directly or met at the head's relay): allreduces `n` floats and checks the sum;
 // "LINKS|OK" or "LINKS|BAD ..." (LINKS: how each ring link was made; empty for Gloo).
@@ -457,6 +464,31 @@ int main(int argc, char** argv) {
           check(path != "corrupt", "the bytes " + puller + " pulled from " + holder);
           std::cout << "PATH " << holder << " " << puller << " " << path << std::endl;
         }
+    }
+    else if (scenario == "relay_switch") {
+      // An actor on n2 pulls an object made on n1 (neither can be dialled: through a relay); then, once node
+      // "relay" is gone (the test kills it), the same actor pulls another: through the relay its node moved to.
+      auto a = iogrid::actor<Puller>().options({.node = "n2"}).remote();
+      const int pid = iogrid::get(a.call(&Puller::pid).remote(), 60s);
+      auto pull = [&] {
+        auto blob = iogrid::task(make_blob).options({.node = "n1"}).remote(std::uint64_t(4u << 20));
+        std::vector<iogrid::ObjectRef<std::vector<std::uint8_t>>> box{blob};
+        iogrid::wait(box, 1, 60s);  // a ref inside a value must be done before it crosses processes
+        return iogrid::get(a.call(&Puller::pull).remote(box), 120s);
+      };
+      std::cout << "PULL1 " << pull() << std::endl;
+      std::cout << "WAITING" << std::endl;
+      bool gone = false;
+      for (int i = 0; i < 600 && !gone; ++i) {
+        gone = true;
+        for (const auto& n : iogrid::nodes())
+          if (n.name == "relay") gone = false;
+        if (!gone) std::this_thread::sleep_for(100ms);
+      }
+      check(gone, "the relay's node was declared dead");
+      std::this_thread::sleep_for(1s);  // the head has told the nodes, and they their workers
+      std::cout << "PULL2 " << pull() << std::endl;
+      check(iogrid::get(a.call(&Puller::pid).remote(), 60s) == pid, "the same actor process pulled both");
     }
     else if (scenario == "ring_across" && argc > 3) {
       // A ring group with one member on each node named (rank = position), a large allreduce through it, and a
