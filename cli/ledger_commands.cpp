@@ -45,6 +45,12 @@ std::string csv(const std::string& v) {
   return out + "\"";
 }
 
+// The value after flag args[i] (advancing i); throws naming the flag when there is none.
+std::string value_of(const std::vector<std::string>& args, std::size_t& i) {
+  if (i + 1 >= args.size()) throw std::invalid_argument(args[i] + " needs a value");
+  return args[++i];
+}
+
 std::string journal_db(const std::string& state) {
   if (state.empty()) throw std::invalid_argument("--state DIR is required: the head's state directory (its --state)");
   const auto db = (std::filesystem::path(state) / "head.db").string();
@@ -57,11 +63,8 @@ std::string journal_db(const std::string& state) {
 int ledger_verify_command(const std::vector<std::string>& args) {
   std::string state, key;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& f = args[i];
-    auto value = [&] {
-      if (i + 1 >= args.size()) throw std::invalid_argument(f + " needs a value");
-      return args[++i];
-    };
+    const auto f = args[i];
+    auto value = [&] { return value_of(args, i); };
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid ledger verify --state DIR [--public-key F]\n"
                    "Checks the head's ledger journal in DIR/head.db: every entry's hash against its contents and the\n"
@@ -93,11 +96,8 @@ int ledger_entries_command(const std::vector<std::string>& args) {
   std::string state, provider, job, user, by;
   bool as_csv = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& f = args[i];
-    auto value = [&] {
-      if (i + 1 >= args.size()) throw std::invalid_argument(f + " needs a value");
-      return args[++i];
-    };
+    const auto f = args[i];
+    auto value = [&] { return value_of(args, i); };
     if (f == "--help" || f == "-h") {
       std::cout << "usage: iogrid ledger entries --state DIR [--provider NODE] [--job J] [--user U] [--by day] [--csv]\n"
                    "The journal's entries (one per lease and reservation slice): time, job, user, provider node, GPU\n"

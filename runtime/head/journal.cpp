@@ -126,6 +126,21 @@ const char* kSchema =
     "CREATE TABLE IF NOT EXISTS journal_checkpoints (seq INTEGER PRIMARY KEY, hash TEXT NOT NULL, "
     "signature TEXT NOT NULL, time_ms INTEGER NOT NULL);";
 
+struct DbClose {
+  void operator()(sqlite3* db) const { sqlite3_close(db); }
+};
+// The head's database, read-only (verify and statements run beside a live head); throws when it cannot.
+std::unique_ptr<sqlite3, DbClose> open_readonly(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw core::Error("iogrid: no ledger at " + path);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    throw core::Error("iogrid: cannot open the ledger " + path + ": " + why);
+  }
+  return std::unique_ptr<sqlite3, DbClose>(db);
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -317,17 +332,8 @@ std::string Journal::fingerprint() const { return transport::sha256_hex(key_->pu
 JournalCheck Journal::verify(const std::string& db_path, const std::string& public_key_pem) {
   const auto t0 = std::chrono::steady_clock::now();
   JournalCheck r;
-  if (!std::filesystem::exists(db_path)) throw core::Error("iogrid: no ledger at " + db_path);
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    throw core::Error("iogrid: cannot open the ledger " + db_path + ": " + why);
-  }
-  struct Close {
-    sqlite3* db;
-    ~Close() { sqlite3_close(db); }
-  } close{db};
+  const auto handle = open_readonly(db_path);
+  sqlite3* db = handle.get();
   auto done = [&](bool ok, std::uint64_t broken, std::string why) {
     r.ok = ok;
     r.broken = broken;
@@ -388,16 +394,8 @@ JournalCheck Journal::verify(const std::string& db_path, const std::string& publ
 }
 
 std::vector<JournalEntry> Journal::read(const std::string& db_path, std::uint64_t from, std::uint64_t to) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    throw core::Error("iogrid: cannot open the ledger " + db_path + ": " + why);
-  }
-  struct Close {
-    sqlite3* db;
-    ~Close() { sqlite3_close(db); }
-  } close{db};
+  const auto handle = open_readonly(db_path);
+  sqlite3* db = handle.get();
   std::vector<JournalEntry> out;
   sql::Stmt rows(db, "SELECT seq, body FROM journal WHERE seq >= ? AND (? = 0 OR seq <= ?) ORDER BY seq");
   rows.num(1, static_cast<std::int64_t>(from)).num(2, static_cast<std::int64_t>(to)).num(3, static_cast<std::int64_t>(to));
