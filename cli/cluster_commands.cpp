@@ -206,7 +206,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "                   [--relay-port R] [--no-relay] [--relay-max-bytes N] [--network-fee F]\n"
-                   "                   [--pricing-round-ms MS]\n"
+                   "                   [--pricing-round-ms MS] [--relay-nodes NAME,...|*]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
@@ -232,6 +232,8 @@ int head_command(const std::vector<std::string>& args) {
                    "firewall) carries the connections of workers to a driver the head cannot dial back (a laptop behind\n"
                    "a NAT): `iogrid status` shows each node's and driver's REACH. The relay copies bytes and sees no\n"
                    "plaintext when TLS is on. --relay-max-bytes caps what one relayed connection may carry.\n"
+                   "--relay-nodes names the nodes whose relays (iogrid node --relay) this head may hand out ('*': any):\n"
+                   "a relay sees who talks to whom, and the bytes without TLS, so providers relay only when named.\n"
                    "With --state the ledger keeps every charge as an entry of a hash-chained journal (STATE/head.db),\n"
                    "checkpoints signed with STATE/ledger.key (its public half: ledger.key.pub; keep a copy elsewhere):\n"
                    "`iogrid ledger verify --state STATE` checks it. Each charge is split into the provider's earning\n"
@@ -272,6 +274,11 @@ int head_command(const std::vector<std::string>& args) {
     else if (f == "--relay-port") o.relay_port = static_cast<int>(number(f, a.value(f)));
     else if (f == "--no-relay") o.relay_port = -1;
     else if (f == "--relay-max-bytes") o.relay_max_bytes = static_cast<std::uint64_t>(number(f, a.value(f)));
+    else if (f == "--relay-nodes") {
+      std::istringstream names(a.value(f));
+      for (std::string n; std::getline(names, n, ',');)
+        if (!n.empty()) o.relay_nodes.insert(n);
+    }
     else if (f == "--tls-cert") o.tls.cert = a.value(f);
     else if (f == "--tls-key") o.tls.key = a.value(f);
     else if (f == "--tls-ca") o.tls.ca = a.value(f);
@@ -309,9 +316,10 @@ int node_command(const std::vector<std::string>& args) {
                    "server behind a NAT, no router settings. No port is reachable unless listed here.\n"
                    "--relay (any free port) or --relay-port P marks this machine as a relay: processes of the cluster\n"
                    "that cannot dial each other (behind NATs and firewalls) meet here instead of at the head. Use it\n"
-                   "on a machine anyone can connect to (a public address, P open in its firewall): the head dials it,\n"
-                   "and only then gives it to the nodes and drivers that join afterwards (`iogrid status` lists relays\n"
-                   "and their users). It sees ciphertext only when TLS is on; --relay-max-bytes caps one connection.\n";
+                   "on a machine anyone can connect to (a public address, P open in its firewall). The head uses it only\n"
+                   "when its operator named this node (iogrid head --relay-nodes), once it has dialled it, for the nodes\n"
+                   "and drivers that join afterwards (`iogrid status` lists relays and their users). It sees\n"
+                   "ciphertext only when TLS is on; --relay-max-bytes caps one connection.\n";
       return 0;
     }
     if (f == "--address") address = a.value(f);

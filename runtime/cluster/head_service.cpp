@@ -426,7 +426,13 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     }
     ep.send(p.id, out);
     name_for_relay(transport::data_node_relay_name(joined.index), p.id);
-    if (r.getRelayPort()) offer_relay(joined.index, joined.name, p.id, p.address, r.getRelayPort());
+    if (r.getRelayPort()) {
+      if (opts_.relay_nodes.count("*") || opts_.relay_nodes.count(joined.name))
+        offer_relay(joined.index, joined.name, p.id, p.address, r.getRelayPort());
+      else
+        spdlog::warn("node {} offers a relay at {}:{}: not used (only nodes named in iogrid head --relay-nodes relay)",
+                     joined.name, p.address, r.getRelayPort());
+    }
     {
       std::set<std::uint16_t> ports;
       for (auto port : r.getAllowTunnel()) ports.insert(port);
@@ -642,8 +648,9 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   }
 
   // ---- operators' relays (`iogrid node --relay`) ----
-  // Rules: a node its operator marks as a relay is used once the head has dialled its relay port (it must accept
-  // connections from anywhere). Every process that joins afterwards (a node, a driver) is given the operator's
+  // Rules: a node that offers a relay is used only when the head's operator named it (--relay-nodes: a relay
+  // sees who talks to whom, and the bytes without TLS), and once the head has dialled its relay port (it must
+  // accept connections from anywhere). Every process that joins afterwards (a node, a driver) is given the operator's
   // relay with the fewest users, never its own; the head's relay when there is none (marking nodes as relays
   // takes the relayed traffic off the head's link). A relay a dialer uses asks the head, which knows every
   // target, to send the target there. When a relay's node goes, its users are moved to another (UseRelay).

@@ -10,6 +10,7 @@
 #include <memory>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -46,6 +47,9 @@ struct HeadOptions {
   head::HistoryOptions history;                     // telemetry and events over time (kept in STATE/history.db)
   int relay_port = 0;                               // the relay (relay_server.hpp): 0 any free port, -1 none
   std::uint64_t relay_max_bytes = 0;                // per relayed connection; 0: no limit
+  // Nodes whose relay (`iogrid node --relay`) this head uses: their names, or "*" for any node. A relay sees
+  // who talks to whom and, without TLS, the bytes: providers are not trusted with that unless named here.
+  std::set<std::string> relay_nodes;
 };
 
 std::shared_ptr<transport::Service> make_head_service(HeadOptions opts);

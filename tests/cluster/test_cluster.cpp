@@ -711,7 +711,7 @@ TEST_CASE("a driver behind a NAT runs its job through the head's relay", "[.nat]
 // Hidden: needs network namespaces (ctest runs it as nat.operator_relay with IOGRID_TEST_NETNS=1).
 TEST_CASE("a node its operator marks as a relay carries the relayed traffic, and when it dies the head's relay takes over", "[.nat]") {
   using iogrid::runtime::cluster::Nat;
-  LocalCluster c;
+  LocalCluster c({"--relay-nodes", "relay"});  // the head's operator trusts this node with relaying
   REQUIRE(c.netns());
   c.add_node("relay", {"--num-cpus", "1", "--relay"});  // a public machine of the cluster
   REQUIRE(c.wait_nodes(1, 20s));
@@ -723,9 +723,10 @@ TEST_CASE("a node its operator marks as a relay carries the relayed traffic, and
   };
   REQUIRE(eventually([&] { return operator_relay().value("usable", false); }, 20s));
   CHECK(operator_relay()["node"] == "relay");
-  c.add_node("n1", {"--num-cpus", "2"}, Nat::cone);
+  c.add_node("n1", {"--num-cpus", "2", "--relay"}, Nat::cone);  // offers one too, but nobody named it
   c.add_node("n2", {"--num-cpus", "2"}, Nat::symmetric);
   REQUIRE(c.wait_nodes(3, 20s));
+  CHECK(c.head().output().find("node n1 offers a relay") != std::string::npos);
   const std::string size = std::to_string(12u << 20);
   {
     // n1's object to n2 and the driver, the driver's to n2, workers to the driver: no holder can be dialled.
