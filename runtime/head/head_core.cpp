@@ -165,31 +165,29 @@ void HeadCore::pricing_round(Clock::time_point now) {
   if (last_pricing_ != Clock::time_point{} && now - last_pricing_ < config_.pricing_round) return;
   last_pricing_ = now;
   std::map<std::string, sched::MarketSample> samples;
-  std::map<std::string, std::vector<double>> asks;
   std::map<std::string, std::vector<std::string>> markets_of_model;
   const auto& cl = sched_.cluster();
+  auto market_of = [](const sched::Node& n) { return sched::PriceBook::market(n.gpus.front().model, n.region()); };
+  // A market seen for the first time starts at the median of its nodes' asks.
+  std::map<std::string, std::vector<double>> asks;
+  for (std::uint32_t i = 0; i < cl.size(); ++i)
+    if (const auto& n = cl.node(i); n.alive && !n.gpus.empty() && !prices_.has(market_of(n))) asks[market_of(n)].push_back(n.price_per_gpu_hour);
+  for (auto& [m, a] : asks) {
+    std::sort(a.begin(), a.end());
+    prices_.set(m, a[a.size() / 2] > 0 ? a[a.size() / 2] : 1.0);
+  }
   for (std::uint32_t i = 0; i < cl.size(); ++i) {
     const auto& n = cl.node(i);
     if (!n.alive || n.gpus.empty()) continue;
-    const auto m = sched::PriceBook::market(n.gpus.front().model, n.region());
+    const auto m = market_of(n);
     double busy = 0;
     for (const auto& g : n.gpus) busy += 1.0 - double(g.free) / double(sched::kOne);
-    asks[m].push_back(n.price_per_gpu_hour);
     auto& s = samples[m];
     s.used += busy;
     s.capacity += n.price_per_gpu_hour <= prices_.price(m) ? double(n.gpus.size()) : busy;
     auto& list = markets_of_model[n.gpus.front().model];
     if (std::find(list.begin(), list.end(), m) == list.end()) list.push_back(m);
   }
-  for (auto& [m, a] : asks)
-    if (!prices_.has(m)) {
-      std::sort(a.begin(), a.end());
-      const double median = a[a.size() / 2];
-      prices_.set(m, median > 0 ? median : 1.0);
-      // First seen: its capacity at that price.
-      auto& s = samples[m];
-      s.capacity = std::max(s.capacity, double(std::count_if(a.begin(), a.end(), [&](double x) { return x <= median; })));
-    }
   for (const auto& [ticket, p] : leases_.waiting()) {
     const double gpus = double(p.request.gpus) / double(sched::kOne);
     if (gpus <= 0) continue;
