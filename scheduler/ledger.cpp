@@ -39,7 +39,7 @@ void Ledger::lease(const std::string& job, const std::string& reservation, const
   const double cost = gs * price / 3600.0;
   const auto split = split_charge(cost, fee_);
   add("job", job, gs, cost);
-  add("node", node, gs, static_cast<double>(split.earning) / 1e6 + (cost - static_cast<double>(split.charge) / 1e6));
+  add("node", node, gs, cost - static_cast<double>(split.fee) / 1e6);  // its earning (the fee goes to the network)
   charges_.push_back({"lease", job, "", node, gpus, seconds, price, split});
 }
 
@@ -49,7 +49,7 @@ void Ledger::reserved(const std::string& reservation, const std::string& node, d
   const double gs = gpus * seconds, cost = gs * price / 3600.0;
   const auto split = split_charge(cost, fee_);
   add("reservation", reservation, gs, cost);
-  add("node", node, gs, static_cast<double>(split.earning) / 1e6 + (cost - static_cast<double>(split.charge) / 1e6));
+  add("node", node, gs, cost - static_cast<double>(split.fee) / 1e6);  // its earning (the fee goes to the network)
   charges_.push_back({"reservation", "", reservation, node, gpus, seconds, price, split});
 }
 

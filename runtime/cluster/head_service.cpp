@@ -288,7 +288,8 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     s.setOwnerPort(g.owner_port);
     // A driver the head could not dial back (or not yet): its workers come through the relay (the node's: the
     // head's or an operator's).
-    if (relay_port_ || relay_of_conn_.count(conn_of_node_.count(node) ? conn_of_node_.at(node) : 0)) {
+    const auto node_conn = conn_of_node_.find(node);
+    if (relay_port_ || (node_conn != conn_of_node_.end() && relay_of_conn_.count(node_conn->second))) {
       const auto* j = core_.jobs().find(std::string(g.job));
       if (j && j->driver_owner == g.owner && j->driver_reach.inbound != transport::Inbound::open) {
         s.setRelayTarget(std::string(g.job));
@@ -643,7 +644,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       }
       s.setRelayJson(nlohmann::json{{"port", relay_port_}, {"sessions", r.sessions}, {"active", r.active},
                                     {"refused", r.refused}, {"bytes", r.bytes}, {"punches", r.punches}, {"tunnels", tunnels},
-                                    {"tunnel_ports", allowed}, {"users", head_relay_users_}, {"operators", operators}}.dump());
+                                    {"tunnel_ports", allowed}, {"users", head_relay_conns_.size()}, {"operators", operators}}.dump());
     }
   }
 
@@ -674,7 +675,6 @@ class HeadService final : public transport::Service, public head::HeadEvents {
       }
     if (!best) {
       relay_of_conn_.erase(who);
-      ++head_relay_users_;
       head_relay_conns_.insert(who);
       return {"", relay_port_};
     }
@@ -714,7 +714,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
 
   // A connection ended: it no longer uses its relay; a relay's node ended: its users move to another relay.
   void relay_user_gone(Endpoint& ep, ConnId conn) {
-    if (head_relay_conns_.erase(conn)) --head_relay_users_;
+    head_relay_conns_.erase(conn);
     if (auto u = relay_of_conn_.find(conn); u != relay_of_conn_.end()) {
       if (auto r = op_relays_.find(u->second); r != op_relays_.end() && r->second.users) --r->second.users;
       relay_of_conn_.erase(u);
@@ -753,7 +753,6 @@ class HeadService final : public transport::Service, public head::HeadEvents {
   std::map<std::uint32_t, OperatorRelay> op_relays_;           // by node index (endpoint thread)
   std::unordered_map<ConnId, std::uint32_t> relay_of_conn_;     // a process using an operator's relay -> its node
   std::set<ConnId> head_relay_conns_;                           // processes using the head's relay
-  std::size_t head_relay_users_ = 0;
   mutable std::mutex relay_m_;
   std::unordered_map<std::string, ConnId> relay_targets_;  // relay name -> its process's connection (any thread reads)
   std::map<std::string, std::pair<ConnId, std::set<std::uint16_t>>> tunnel_ports_;  // node -> its conn, allowed ports

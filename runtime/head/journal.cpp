@@ -24,8 +24,6 @@ namespace {
 
 const std::string kGenesis(64, '0');
 
-std::string hex(const unsigned char* p, std::size_t n);
-
 // SHA-256 with one digest context per thread (a million entries are hashed in a verify).
 class Hasher {
  public:
@@ -43,7 +41,7 @@ class Hasher {
         EVP_DigestUpdate(ctx_, "|", 1) != 1 || EVP_DigestUpdate(ctx_, body.data(), body.size()) != 1 ||
         EVP_DigestFinal_ex(ctx_, out, &len) != 1)
       throw core::Error("iogrid: SHA-256 failed");
-    return hex(out, len);
+    return transport::to_hex(std::string(reinterpret_cast<const char*>(out), len));
   }
 
  private:
@@ -71,16 +69,6 @@ bool field(const std::string& body, const char* key, std::int64_t* out) {
 
 std::string checkpoint_message(std::uint64_t seq, const std::string& hash) {
   return "iogrid-ledger-checkpoint|" + std::to_string(seq) + "|" + hash;
-}
-
-std::string hex(const unsigned char* p, std::size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = d[p[i] >> 4];
-    out[2 * i + 1] = d[p[i] & 15];
-  }
-  return out;
 }
 
 std::string unhex(const std::string& h) {
@@ -138,7 +126,11 @@ std::unique_ptr<sqlite3, DbClose> open_readonly(const std::string& path) {
     sqlite3_close(db);
     throw core::Error("iogrid: cannot open the ledger " + path + ": " + why);
   }
-  return std::unique_ptr<sqlite3, DbClose>(db);
+  std::unique_ptr<sqlite3, DbClose> handle(db);
+  sql::Stmt tables(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('journal', 'journal_checkpoints')");
+  if (!tables.step() || tables.col_num(0) != 2)
+    throw core::Error("iogrid: " + path + " holds no ledger journal (its head kept no journal: started before journals, or without --state)");
+  return handle;
 }
 
 std::int64_t now_ms() {
@@ -320,7 +312,7 @@ bool Journal::checkpoint() {
   EVP_MD_CTX_free(ctx);
   if (!ok) throw core::Error("iogrid: cannot sign the ledger's checkpoint");
   sql::Stmt put(db_, "INSERT OR REPLACE INTO journal_checkpoints (seq, hash, signature, time_ms) VALUES (?, ?, ?, ?)");
-  put.num(1, static_cast<std::int64_t>(last_seq_)).text(2, last_hash_).text(3, hex(sig, len)).num(4, now_ms());
+  put.num(1, static_cast<std::int64_t>(last_seq_)).text(2, last_hash_).text(3, transport::to_hex(std::string(reinterpret_cast<const char*>(sig), len))).num(4, now_ms());
   put.step();
   signed_seq_ = last_seq_;
   return true;

@@ -184,6 +184,12 @@ TEST_CASE("verify names the entry someone changed, removed or unbalanced in the 
     CHECK(r.broken == 1);
     CHECK(r.why.find("does not balance") != std::string::npos);
   }
+  SECTION("a database without a journal: said so, not a SQL error") {
+    Dir d;
+    sql(d.db(), "CREATE TABLE nodes (id INTEGER)");
+    CHECK_THROWS_WITH(Journal::verify(d.db(), ""), Catch::Contains("holds no ledger journal"));
+    CHECK_THROWS_WITH(Journal::read(d.db()), Catch::Contains("holds no ledger journal"));
+  }
   SECTION("another head's public key") {
     Dir d, other;
     fill(d, 3);
