@@ -2,8 +2,9 @@
 // entries, and how long `iogrid ledger verify` takes over a million of them (the chain, each entry's double
 // entry, the signed checkpoints). A seeded market simulation on the real scheduler (below): the price
 // controller (scheduler/pricing.hpp) after a supply shock, its volatility, what users pay against a fixed price
-// at the same utilisation, how evenly providers earn, and whether shading an ask or a bid pays. The spot
-// checks' figures (cheater caught, checking overhead) are not built yet.
+// at the same utilisation, how evenly providers earn, and whether shading an ask or a bid pays. Spot checks
+// (scheduler/spot_check.hpp) on the embedded runtime: three honest providers and one wrong on 2% of its tasks,
+// 5% of runs checked: the share of trials in which it is caught within 5,000 of its tasks, and the extra runs.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -16,12 +17,16 @@
 #include <string>
 #include <unistd.h>
 
+#include <iogrid/iogrid.hpp>
+
 #include "bench/report.hpp"
 #include "runtime/head/journal.hpp"
+#include "scheduler/feasibility.hpp"
 #include "scheduler/ledger.hpp"
 #include "scheduler/policy.hpp"
 #include "scheduler/pricing.hpp"
 #include "scheduler/scheduler.hpp"
+#include "scheduler/spot_check.hpp"
 
 namespace iogrid::bench {
 
@@ -32,9 +37,11 @@ namespace {
 // model's base price. Users: jobs arrive every round (Poisson), each wanting 1-4 GPUs of one model for a
 // geometric number of rounds, worth a value per GPU-hour to them (lognormal around the base) and picking a tier.
 // Each round (one hour): jobs that ended free their GPUs; a waiting job whose value covers its tier's price
-// asks the scheduler (ResourceRequest max_price = the posted price: only providers asking at most that get it,
-// urgent first, spot last); jobs that waited 12 rounds leave; running jobs pay their tier's price for the hour
-// (the price when they started: their quote) and their provider earns it; then the controller moves each market's price (scheduler/pricing.hpp).
+// asks the scheduler with its tier, each node carrying its market's posted price as the head sets it (only
+// providers asking at most the tier's price get it: sched::market_ok; urgent first, spot last); jobs that waited
+// 12 rounds leave; running jobs pay their tier's price for the hour (the price when they started: their quote)
+// and their provider earns it; then the controller moves each market's price (scheduler/pricing.hpp), never
+// below the market's lowest ask.
 struct SimConfig {
   std::uint64_t seed = 1;
   int rounds = 300;
@@ -97,6 +104,12 @@ SimResult simulate(const SimConfig& c) {
     return c.fixed_price_scale > 0 ? fixed[key] : book.price(key);
   };
   for (const auto& m : models) book.set(sched::PriceBook::market(m.name, ""), m.base);  // every market starts at its base
+  // The posted prices bind on the nodes, as the head's pricing round sets them.
+  auto post_prices = [&] {
+    for (const auto& p : providers) s.cluster().set_posted_price(p.node, posted(p.model));
+    s.node_changed();
+  };
+  post_prices();
   struct Job {
     int model, gpus, rounds_left, waited = 0;
     double value;
@@ -172,12 +185,12 @@ SimResult simulate(const SimConfig& c) {
       req.cpus = sched::kOne;
       req.gpus = j->gpus * sched::kOne;
       req.gpu_models = {models[j->model].name};
-      req.max_price = p;
+      req.tier = j->tier;
       auto d = s.submit_or_place("sim", req, sched::tier_rule(j->tier).priority);
       if (const auto* g = d.mine()) {
         j->alloc = g->allocations.front();
         j->provider = provider_of_node[j->alloc->node];
-        j->price = p * sched::tier_rule(j->tier).multiplier;
+        j->price = sched::pay_price(s.cluster().node(j->alloc->node), req);
       } else {
         s.cancel(d.ticket);
         queued[std::size_t(j->model)] += j->gpus;
@@ -198,6 +211,8 @@ SimResult simulate(const SimConfig& c) {
     for (std::size_t i = 0; i < providers.size(); ++i) {
       const auto& n = s.cluster().node(providers[i].node);
       if (!n.alive) continue;
+      auto& lowest = samples[sched::PriceBook::market(models[std::size_t(providers[i].model)].name, "")].min_ask;
+      if (lowest == 0 || n.price_per_gpu_hour < lowest) lowest = n.price_per_gpu_hour;
       const bool offered = n.price_per_gpu_hour <= posted(providers[i].model);
       samples[sched::PriceBook::market(models[std::size_t(providers[i].model)].name, "")].capacity += offered ? 4 : busy[i];
       r.provider_offered[i] += offered ? 4 : busy[i];
@@ -217,9 +232,59 @@ SimResult simulate(const SimConfig& c) {
     const auto a100 = sched::PriceBook::market("A100", "");
     r.price.push_back(posted(0));
     r.utilisation.push_back(sched::utilisation(samples[a100]));
-    if (c.fixed_price_scale <= 0) book.round(samples, round * 3600000LL);
+    if (c.fixed_price_scale <= 0) {
+      book.round(samples, round * 3600000LL);
+      post_prices();
+    }
   }
   return r;
+}
+
+// ---- spot checks: a provider wrong on a share of its tasks, on the real runtime ----
+// The cheater is wrong on kWrongPerMillion of its tasks (a fixed choice per argument: the work it skips); every
+// argument is used once, so each task is a fresh draw.
+constexpr std::uint64_t kWrongPerMillion = 20000;  // 2%
+std::int64_t market_spot_work(std::uint64_t x) {
+  const auto right = static_cast<std::int64_t>(x % 1000003) * 3 + 1;
+  if (iogrid::current_node() == "cheater" && sched::splitmix64(x) % 1000000 < kWrongPerMillion) return right + 1;
+  return right;
+}
+IOGRID_REMOTE(market_spot_work);
+
+struct CheckFigures {
+  double caught_share = 0;  // trials caught within `within` of the cheater's tasks
+  double overhead = 0;      // extra runs per task that asked for checks
+  std::uint64_t trials = 0, tasks = 0;
+};
+
+// `trials` trials, each the cheater's tasks from the end of the previous trial until it is caught or `within`
+// of them ran (in batches; a catch ends the trial at its batch, whose other tasks count for neither trial).
+CheckFigures measure_checks(std::uint64_t trials, std::uint64_t within, double fraction, std::uint64_t seed) {
+  iogrid::InitOptions init;
+  for (const char* name : {"honest-1", "honest-2", "honest-3", "cheater"}) init.nodes.push_back({.name = name, .num_cpus = 2});
+  init.verify_seed = seed;
+  iogrid::init(init);
+  struct Stop {
+    ~Stop() { iogrid::shutdown(); }
+  } stop;
+  const std::uint64_t batch = 500;
+  std::uint64_t next = seed << 32, caught = 0, tasks = 0;
+  for (std::uint64_t t = 0; t < trials; ++t) {
+    const auto settled_before = iogrid::spot_checks().settled;
+    bool hit = false;
+    for (std::uint64_t done = 0; done < within && !hit; done += batch) {
+      std::vector<iogrid::ObjectRef<std::int64_t>> refs;
+      refs.reserve(batch);
+      for (std::uint64_t i = 0; i < batch; ++i)
+        refs.push_back(iogrid::task(market_spot_work).options({.node = "cheater", .verify_fraction = fraction}).remote(next++));
+      for (auto& r : refs) (void)iogrid::get(r);
+      tasks += batch;
+      hit = iogrid::spot_checks().settled > settled_before;
+    }
+    caught += hit ? 1 : 0;
+  }
+  const auto s = iogrid::spot_checks();
+  return {double(caught) / double(trials), double(s.extra_runs) / double(s.draws), trials, tasks};
 }
 
 double mean_of(const std::vector<double>& v, std::size_t from, std::size_t to) {
@@ -233,7 +298,8 @@ double mean_of(const std::vector<double>& v, std::size_t from, std::size_t to) {
 int run_market(const Options& o) {
   const auto want = selection(o, "market", {"ledger_append_entries_per_s", "ledger_verify_1m_entries_seconds",
                                              "supply_shock_recovery_rounds", "price_volatility", "user_cost_vs_fixed_price_ratio",
-                                             "provider_earnings_fairness", "shading_gain"});
+                                             "provider_earnings_fairness", "shading_gain", "cheater_caught_probability",
+                                             "checking_overhead_fraction"});
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / ("iogrid-bench-market-" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -374,6 +440,26 @@ int run_market(const Options& o) {
                       std::to_string(fairness.runs.back()) + ", shading gain " + std::to_string(best));
     }
     for (auto* f : {&recovery, &volatility, &cost, &fairness, &shading})
+      if (want(f->name)) {
+        f->value = median(f->runs);
+        figures.push_back(*f);
+      }
+  }
+  if (want("cheater_caught_probability") || want("checking_overhead_fraction")) {
+    // 2% wrong, 5% checked, within 5,000 of its tasks: the rule predicts 1 - (1 - 0.001)^5000 = 0.9933.
+    const auto trials = std::max<std::uint64_t>(20, static_cast<std::uint64_t>(300 * std::min(1.0, o.seconds)));
+    Figure caught{"cheater_caught_probability", 0, "share", true, {}}, overhead{"checking_overhead_fraction", 0, "x", false, {}};
+    for (int run = 0; run < o.runs; ++run) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const auto f = measure_checks(trials, 5000, 0.05, 1000 + std::uint64_t(run));
+      caught.runs.push_back(f.caught_share);
+      overhead.runs.push_back(f.overhead);
+      progress(o, "market: spot checks: caught in " + std::to_string(f.caught_share) + " of " + std::to_string(f.trials) +
+                      " trials (" + std::to_string(f.tasks) + " tasks, " + std::to_string(secs(t0, std::chrono::steady_clock::now())) +
+                      " s; predicted " + std::to_string(sched::predicted_catch_probability(0.02, 0.05, 5000)) +
+                      "), extra runs " + std::to_string(f.overhead));
+    }
+    for (auto* f : {&caught, &overhead})
       if (want(f->name)) {
         f->value = median(f->runs);
         figures.push_back(*f);

@@ -206,7 +206,7 @@ int head_command(const std::vector<std::string>& args) {
                    "                   [--dashboard-port D] [--dashboard-bind ADDR] [--no-dashboard]\n"
                    "                   [--ui-keys F] [--dashboard-open] [--tls-cert F --tls-key F --tls-ca F]\n"
                    "                   [--relay-port R] [--no-relay] [--relay-max-bytes N] [--network-fee F]\n"
-                   "                   [--pricing-round-ms MS] [--relay-nodes NAME,...|*]\n"
+                   "                   [--pricing-round-ms MS] [--relay-nodes NAME,...|*] [--verify-fraction F]\n"
                    "Starts the head of a cluster. P defaults to 6380 (0: any free port). The token file is created\n"
                    "(64 random hex characters, mode 0600) when missing; copy it to every node and driver machine.\n"
                    "A node is declared dead after --node-timeout-ms (default 2500, so within 3 s) without a heartbeat.\n"
@@ -239,7 +239,10 @@ int head_command(const std::vector<std::string>& args) {
                    "`iogrid ledger verify --state STATE` checks it. Each charge is split into the provider's earning\n"
                    "and the network's fee, --network-fee of it (default 0).\n"
                    "Posted prices per GPU model and region move every --pricing-round-ms (default 60000) with\n"
-                   "utilisation and waiting work: `iogrid market`, /api/v1/market.\n";
+                   "utilisation and waiting work: `iogrid market`, /api/v1/market.\n"
+                   "--verify-fraction (default 0): the share of the runs of tasks that set no TaskOptions::verify_fraction\n"
+                   "that their driver runs again on another provider to check (spot checks); a provider outvoted by two\n"
+                   "others loses reputation and is recorded in the ledger. Only for deterministic work.\n";
       return 0;
     }
     if (f == "--user-weights") {
@@ -254,6 +257,9 @@ int head_command(const std::vector<std::string>& args) {
       const auto ms = number(f, a.value(f));
       if (ms < 0) throw std::invalid_argument("--pricing-round-ms takes milliseconds (0: prices never move)");
       o.pricing_round = std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+    } else if (f == "--verify-fraction") {
+      o.verify_fraction = number(f, a.value(f));
+      if (!(o.verify_fraction >= 0 && o.verify_fraction <= 1)) throw std::invalid_argument("--verify-fraction takes a share from 0 to 1 (0.05: 5%)");
     } else if (f == "--network-fee") {
       o.network_fee = number(f, a.value(f));
       if (o.network_fee < 0 || o.network_fee > 1) throw std::invalid_argument("--network-fee takes a share from 0 to 1 (0.05: 5%)");

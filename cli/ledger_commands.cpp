@@ -103,7 +103,9 @@ int ledger_entries_command(const std::vector<std::string>& args) {
                    "The journal's entries (one per lease and reservation slice): time, job, user, provider node, GPU\n"
                    "model, GPUs, seconds, price per GPU-hour, tier, and the charge split into the provider's earning\n"
                    "and the network's fee (dollars). --job J is the job's provenance: which providers ran its work.\n"
-                   "--by day sums per provider and UTC day (a provider's statement). --csv for a spreadsheet.\n";
+                   "--by day sums per provider and UTC day (a provider's statement). --csv for a spreadsheet.\n"
+                   "Spot checks that caught a provider are entries of kind 'check' (no money moves); each lease entry's\n"
+                   "detail is its provider's verification state and reputation when it ended.\n";
       return 0;
     }
     if (f == "--state") state = value();
@@ -153,7 +155,7 @@ int ledger_entries_command(const std::vector<std::string>& args) {
     if (sums.empty() && !as_csv) std::cout << "(no entries)\n";
     return 0;
   }
-  if (as_csv) std::cout << "seq,time_ms,kind,job,user,reservation,provider,gpu_model,gpus,seconds,price_per_gpu_hour,tier,charged,earned,fee\n";
+  if (as_csv) std::cout << "seq,time_ms,kind,job,user,reservation,provider,gpu_model,gpus,seconds,price_per_gpu_hour,tier,detail,charged,earned,fee\n";
   else
     std::cout << std::left << std::setw(7) << "SEQ" << std::setw(12) << "DAY" << std::setw(10) << "JOB" << std::setw(12) << "USER"
               << std::setw(14) << "PROVIDER" << std::setw(10) << "MODEL" << std::right << std::setw(6) << "GPUS" << std::setw(10)
@@ -162,7 +164,7 @@ int ledger_entries_command(const std::vector<std::string>& args) {
     if (as_csv) {
       std::cout << e.seq << "," << e.time_ms << "," << e.kind << "," << csv(e.job) << "," << csv(e.user) << "," << csv(e.reservation)
                 << "," << csv(e.node) << "," << csv(e.gpu_model) << "," << e.gpus << "," << e.seconds << "," << e.price << ","
-                << e.tier << "," << dollars(e.charge) << "," << dollars(e.earning) << "," << dollars(e.fee) << "\n";
+                << e.tier << "," << csv(e.detail) << "," << dollars(e.charge) << "," << dollars(e.earning) << "," << dollars(e.fee) << "\n";
       continue;
     }
     std::ostringstream secs, price;
@@ -175,6 +177,67 @@ int ledger_entries_command(const std::vector<std::string>& args) {
               << dollars(e.earning) << "\n";
   }
   if (rows.empty() && !as_csv) std::cout << "(no entries)\n";
+  return 0;
+}
+
+int ledger_provenance_command(const std::vector<std::string>& args) {
+  std::string state, job;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto f = args[i];
+    if (f == "--help" || f == "-h") {
+      std::cout << "usage: iogrid ledger provenance --state DIR --job J\n"
+                   "Which providers ran a job's work, from the journal: per provider its leases, GPU-seconds and charge,\n"
+                   "its verification state and reputation when its last lease ended, and the spot checks that caught it\n"
+                   "(with what the other providers agreed on) or stayed unsettled.\n";
+      return 0;
+    }
+    if (f == "--state") state = value_of(args, i);
+    else if (f == "--job") job = value_of(args, i);
+    else throw std::invalid_argument("unknown option '" + f + "' for iogrid ledger provenance");
+  }
+  if (job.empty()) throw std::invalid_argument("--job J is required");
+  struct Provider {
+    std::uint64_t leases = 0, caught = 0;
+    double gpu_seconds = 0;
+    std::int64_t charge = 0;
+    std::string model, state;
+  };
+  std::map<std::string, Provider> providers;
+  std::vector<runtime::head::JournalEntry> checks;
+  std::string user;
+  for (auto& e : runtime::head::Journal::read(journal_db(state))) {
+    if (e.job != job) continue;
+    user = e.user;
+    if (e.kind == "check") {
+      if (!e.node.empty()) ++providers[e.node].caught;
+      checks.push_back(std::move(e));
+      continue;
+    }
+    auto& p = providers[e.node];
+    ++p.leases;
+    p.gpu_seconds += e.gpus * e.seconds;
+    p.charge += e.charge;
+    if (!e.gpu_model.empty()) p.model = e.gpu_model;
+    if (!e.detail.empty()) p.state = e.detail;
+  }
+  if (providers.empty() && checks.empty()) {
+    std::cout << "no entries for job " << job << " in the journal\n";
+    return 1;
+  }
+  std::cout << job << " (user " << (user.empty() ? "-" : user) << "): " << providers.size() << " provider"
+            << (providers.size() == 1 ? "" : "s") << "\n";
+  std::cout << std::left << std::setw(16) << "PROVIDER" << std::setw(10) << "MODEL" << std::right << std::setw(8) << "LEASES"
+            << std::setw(13) << "GPU-SECONDS" << std::setw(13) << "CHARGED" << "  " << std::left << std::setw(12) << "SPOT CHECKS"
+            << "STATE AT ITS LAST LEASE\n";
+  for (const auto& [name, p] : providers) {
+    std::ostringstream gs;
+    gs << std::fixed << std::setprecision(1) << p.gpu_seconds;
+    std::cout << std::left << std::setw(16) << (name.empty() ? "-" : name) << std::setw(10) << (p.model.empty() ? "-" : p.model)
+              << std::right << std::setw(8) << p.leases << std::setw(13) << gs.str() << std::setw(13) << dollars(p.charge) << "  "
+              << std::left << std::setw(12) << (p.caught ? "caught " + std::to_string(p.caught) : std::string("-"))
+              << (p.state.empty() ? "-" : p.state) << "\n";
+  }
+  for (const auto& c : checks) std::cout << "check " << c.seq << " " << day_of(c.time_ms) << ": " << c.detail << "\n";
   return 0;
 }
 

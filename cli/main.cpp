@@ -65,9 +65,12 @@ commands:
       through the relay) with their throughput ratio and the time from the failed dial to the relayed pull; the
       relay's resident bytes per idle spliced connection.
   bench market [--runs N] [--seconds S] [--json] [--only NAME[,NAME...]]
-      The market's figures; so far the ledger's journal: entries appended per second (in batches of 10,000,
-      a signed checkpoint after each) and the seconds `iogrid ledger verify` takes over 1,000,000 entries
-      (S < 1 scales the journal to S million entries, for tests).
+      The market's figures: the ledger's journal (entries appended per second in batches of 10,000, a signed
+      checkpoint after each; the seconds `iogrid ledger verify` takes over 1,000,000 entries); a seeded market
+      simulation on the real scheduler (supply shock recovery, price volatility, cost against a fixed price,
+      providers' earnings fairness, shading gain); spot checks on the embedded runtime (a provider wrong on 2%
+      of its tasks, 5% checked: the share of 300 trials caught within 5,000 of its tasks, and the extra runs).
+      S < 1 scales the journal to S million entries and the spot-check trials down, for tests.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).
   version
@@ -82,7 +85,7 @@ cluster commands (each takes --help):
   tunnel NODE:PORT [--local PORT]              forward a local port to a port a node allows, through the relay
   job submit|list|logs|stop ...                run a program as a job on the cluster; list, read or stop jobs
   cluster create|list|delete ...               reserve GPUs as a cluster (a gang, priced per GPU-hour); jobs run inside
-  ledger [verify|entries]                      GPU-seconds and cost per job, cluster and provider node; the journal
+  ledger [verify|entries|provenance]           GPU-seconds and cost per job, cluster and provider node; the journal
   market [--quote --model M ...]               posted prices per GPU model and region, their history, a quote
   verify [--node NAME] [--size N]              challenge nodes' GPUs (seeded GEMM, checked by the head)
   ui-key add NAME | list | remove NAME         keys that log people in to the head's dashboard (web UI)

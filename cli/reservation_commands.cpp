@@ -16,7 +16,7 @@ namespace iogrid::cli {
 namespace {
 
 const char* kClusterUsage =
-    "usage: iogrid cluster create --gpus N [--gpu-model \"A100|H100\"] [--region R] [--max-price P]\n"
+    "usage: iogrid cluster create --gpus N [--gpu-model \"A100|H100\"] [--region R] [--max-price P] [--tier T]\n"
     "                             [--min-reputation R] [--duration 2h] [--cpus-per-gpu C] [--name NAME]\n"
     "                             [--any-region] [--strategy pack|spread|strict-pack|strict-spread] [--json]\n"
     "       iogrid cluster list [--json]\n"
@@ -24,7 +24,8 @@ const char* kClusterUsage =
     "  (each also takes --address HOST:PORT, --token-file F)\n"
     "A cluster is a reservation: N whole GPUs reserved at once as one gang (by default packed on few nodes;\n"
     "--strategy spread/strict-spread spreads them), in one region unless --any-region, charged per GPU-hour at\n"
-    "the providers' prices until deleted or --duration ends.\n"
+    "the price locked when it is made (its market's posted price, `iogrid market`, x the tier: spot 0.6,\n"
+    "standard 1, urgent 1.5; only providers asking at most that take part) until deleted or --duration ends.\n"
     "Run work inside it with `iogrid job submit --cluster ID -- PROGRAM` or TaskOptions::cluster. A request\n"
     "that cannot be met says which constraint failed and what the closest offer is.\n";
 
@@ -121,6 +122,7 @@ int cluster_command(const std::vector<std::string>& args) {
     else if (sub == "create" && f == "--gpu-model") spec["gpu_model"] = flag_value(args, i);
     else if (sub == "create" && f == "--region") spec["region"] = flag_value(args, i);
     else if (sub == "create" && f == "--max-price") spec["max_price"] = number(f, flag_value(args, i));
+    else if (sub == "create" && f == "--tier") spec["tier"] = flag_value(args, i);
     else if (sub == "create" && f == "--min-reputation") spec["min_reputation"] = number(f, flag_value(args, i));
     else if (sub == "create" && f == "--duration") spec["duration_s"] = parse_duration_s(f, flag_value(args, i));
     else if (sub == "create" && f == "--cpus-per-gpu") spec["cpus_per_gpu"] = number(f, flag_value(args, i));
@@ -202,6 +204,7 @@ int verify_command(const std::vector<std::string>& args) {
 int ledger_command(const std::vector<std::string>& args) {
   if (!args.empty() && args[0] == "verify") return ledger_verify_command({args.begin() + 1, args.end()});
   if (!args.empty() && args[0] == "entries") return ledger_entries_command({args.begin() + 1, args.end()});
+  if (!args.empty() && args[0] == "provenance") return ledger_provenance_command({args.begin() + 1, args.end()});
   Connection conn;
   bool json = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -209,6 +212,7 @@ int ledger_command(const std::vector<std::string>& args) {
       std::cout << "usage: iogrid ledger [--address HOST:PORT] [--token-file F] [--json]\n"
                    "       iogrid ledger verify --state DIR      (the journal's chain and signatures: --help)\n"
                    "       iogrid ledger entries --state DIR     (entries, statements, CSV: --help)\n"
+                   "       iogrid ledger provenance --state DIR --job J   (who ran a job's work, spot checks)\n"
                    "GPU-seconds and cost (GPU-seconds x price per GPU-hour) per job, cluster (reservation) and\n"
                    "provider node. Reservations are charged for every reserved GPU while they exist; jobs inside one\n"
                    "show their GPU-seconds at no extra cost.\n";

@@ -113,6 +113,13 @@ class EmbeddedRuntime final : public SubmitterCore {
     TaskSubmitter::Hooks hooks;
     hooks.request_lease = [job = job_](LeaseRequest r) { caf::anon_send(job, lease_atom::value, std::move(r)); };
     hooks.store_of = [this](std::uint32_t node) { return stores_.at(node); };
+    hooks.new_entry = [this] { return new_entry(); };
+    hooks.verify_fraction = opts.verify_fraction;
+    hooks.check_seed = opts.verify_seed;
+    // Spot checks reach the embedded head at once (reputation, history), whether or not a page is open.
+    hooks.checked = [head = head_](const CheckRecord& r) {
+      caf::anon_send(head, task_report_atom::value, nlohmann::json{{"checks", nlohmann::json::array({r.to_json()})}}.dump());
+    };
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
     if (opts.dashboard_port >= 0) {
       // The page and API of a cluster's head, for this program's embedded cluster (read-only, 127.0.0.1).

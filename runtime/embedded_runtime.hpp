@@ -39,6 +39,8 @@ struct EmbeddedOptions {
   std::string spill_dir;               // default: $TMPDIR/iogrid-spill-<pid>
   std::chrono::milliseconds lease_idle{10};
   int dashboard_port = -1;             // serve the dashboard on 127.0.0.1:PORT (0: any free port); -1: none
+  double verify_fraction = 0;          // spot checks of tasks that set no share (runtime/spot_checker.hpp)
+  std::uint64_t verify_seed = 0;       // which runs are checked; 0: random
 };
 
 std::unique_ptr<SubmitterCore> start_embedded(const EmbeddedOptions& opts);

@@ -56,6 +56,10 @@ class SubmitterCore : public core::Core {
     return submitter_->run_inline(e, ctx, fits);
   }
 
+  // Spot checks so far (iogrid::spot_checks()).
+  const TaskStats::CheckCounts& spot_check_counts() const { return submitter_->stats().checks(); }
+  std::uint64_t spot_check_draws() const { return submitter_->check_draws(); }
+
   // What iogrid::nodes(), kv_put/kv_get and shutdown() ask of the running runtime.
   virtual std::vector<NodeSummary> describe() = 0;
   virtual void kv_put(const std::string& key, const std::string& value) = 0;

@@ -85,6 +85,7 @@ nlohmann::json TaskStats::snapshot(std::int64_t spans_after_ms, std::size_t max_
   auto& counts = out["duration_counts"] = nlohmann::json::array();
   for (const auto& b : buckets_) counts.push_back(b.load(std::memory_order_relaxed));
   out["duration_sum_s"] = double(duration_sum_us_.load(std::memory_order_relaxed)) / 1e6;
+  out["spot_checks"] = check_counts();
   std::lock_guard<std::mutex> g(m_);
   auto& spans = out["spans"] = nlohmann::json::array();
   std::size_t first = spans_.size();
@@ -111,7 +112,63 @@ nlohmann::json TaskStats::report(Cursor& c, std::size_t max_spans) const {
   prune_locked();
   auto& counts = out["actor_states"] = nlohmann::json::object();
   for (std::size_t i = 0; i < 4; ++i) counts[kActorStates[i]] = actor_counts_[i];
+  if (!pending_checks_.empty()) {
+    auto& checks = out["checks"] = nlohmann::json::array();
+    for (const auto& r : pending_checks_) checks.push_back(r.to_json());
+    pending_checks_.clear();
+  }
   return out;
+}
+
+void TaskStats::check_done(const CheckRecord& r, bool keep) {
+  switch (r.verdict) {
+    case sched::CheckVerdict::agreed: checks_.agreed.fetch_add(1, std::memory_order_relaxed); break;
+    case sched::CheckVerdict::settled: checks_.settled.fetch_add(1, std::memory_order_relaxed); break;
+    case sched::CheckVerdict::unsettled: checks_.unsettled.fetch_add(1, std::memory_order_relaxed); break;
+    case sched::CheckVerdict::unchecked: checks_.unchecked.fetch_add(1, std::memory_order_relaxed); break;
+  }
+  checks_.extra_runs.fetch_add(r.extra_runs, std::memory_order_relaxed);
+  changes_.fetch_add(1, std::memory_order_relaxed);
+  if (!keep) return;
+  std::lock_guard<std::mutex> g(m_);
+  if (pending_checks_.size() >= kMaxPendingChecks) {
+    checks_.dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  pending_checks_.push_back(r);
+  if (pending_checks_.back().ts_ms == 0) pending_checks_.back().ts_ms = now_us() / 1000;
+}
+
+nlohmann::json TaskStats::check_counts() const {
+  auto n = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return {{"agreed", n(checks_.agreed)},     {"settled", n(checks_.settled)},     {"unsettled", n(checks_.unsettled)},
+          {"unchecked", n(checks_.unchecked)}, {"extra_runs", n(checks_.extra_runs)}, {"dropped", n(checks_.dropped)}};
+}
+
+nlohmann::json CheckRecord::to_json() const {
+  return {{"ts_ms", ts_ms},         {"task", task}, {"verdict", sched::to_string(verdict)}, {"agreed", agreed},
+          {"disagreed", disagreed}, {"providers", providers}, {"why", why}, {"extra_runs", extra_runs}};
+}
+
+CheckRecord CheckRecord::from_json(const nlohmann::json& j) {
+  CheckRecord r;
+  r.ts_ms = j.at("ts_ms").get<std::int64_t>();
+  r.task = j.at("task").get<std::string>();
+  const auto v = j.at("verdict").get<std::string>();
+  bool known = false;
+  for (auto c : {sched::CheckVerdict::agreed, sched::CheckVerdict::settled, sched::CheckVerdict::unsettled,
+                 sched::CheckVerdict::unchecked})
+    if (v == sched::to_string(c)) {
+      r.verdict = c;
+      known = true;
+    }
+  if (!known) throw std::runtime_error("unknown check verdict '" + v + "'");
+  r.agreed = j.at("agreed").get<std::vector<std::string>>();
+  r.disagreed = j.at("disagreed").get<std::string>();
+  r.providers = j.at("providers").get<std::vector<std::string>>();
+  r.why = j.at("why").get<std::string>();
+  r.extra_runs = j.at("extra_runs").get<std::size_t>();
+  return r;
 }
 
 std::uint64_t TaskStats::actor_created(const std::string& name) {

@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "iogrid/core/task_spec.hpp"
+#include "scheduler/spot_check.hpp"
 
 namespace iogrid::runtime {
 
@@ -37,6 +38,20 @@ struct TaskFailure {
   std::int64_t ts_ms = 0;
   std::string name, node, error;
   std::string root_task;                  // the task whose failure this one passed on (empty: its own)
+};
+
+// A spot check's outcome (runtime/spot_checker.hpp), as the head hears it.
+struct CheckRecord {
+  std::int64_t ts_ms = 0;
+  std::string task;
+  sched::CheckVerdict verdict = sched::CheckVerdict::unchecked;
+  std::vector<std::string> agreed;     // agreed, settled: the providers whose results stand
+  std::string disagreed;               // settled: the provider outvoted
+  std::vector<std::string> providers;  // unsettled: the three providers
+  std::string why;                     // unchecked / unsettled: why
+  std::size_t extra_runs = 0;          // runs beyond the first
+  nlohmann::json to_json() const;
+  static CheckRecord from_json(const nlohmann::json& j);  // throws on a malformed record
 };
 
 struct ActorRow {
@@ -55,6 +70,7 @@ class TaskStats {
     std::int64_t spans_after_ms = 0;
     std::uint64_t actors_after = 0;
   };
+  static constexpr std::size_t kMaxPendingChecks = 10000;  // kept for the next report; more are counted as dropped
 
   static constexpr std::size_t kMaxSpans = 20000;
   static constexpr std::size_t kMaxFailures = 200;
@@ -83,6 +99,15 @@ class TaskStats {
   void actor_changed(std::uint64_t id, const char* state, const std::string& node, int restarts, const std::string& error = "");
   std::vector<std::pair<std::uint64_t, ActorRow>> actors() const;
 
+  // A spot check ended: counted, and kept for the next report (`keep`; the embedded runtime sends it at once).
+  void check_done(const CheckRecord& r, bool keep);
+  // {"draws", "agreed", "settled", "unsettled", "unchecked", "extra_runs", "dropped"}
+  nlohmann::json check_counts() const;
+  struct CheckCounts {
+    std::atomic<std::uint64_t> agreed{0}, settled{0}, unsettled{0}, unchecked{0}, extra_runs{0}, dropped{0};
+  };
+  const CheckCounts& checks() const { return checks_; }
+
  private:
   struct Counts {
     std::atomic<std::uint64_t> submitted{0}, started{0}, finished{0}, failed{0}, failed_waiting{0};
@@ -100,6 +125,8 @@ class TaskStats {
   std::array<std::uint64_t, 4> actor_counts_{};
   std::uint64_t next_actor_ = 1, actor_version_ = 0;
   mutable std::uint64_t reported_ = 0;             // the latest version a report carried
+  CheckCounts checks_;
+  mutable std::deque<CheckRecord> pending_checks_;  // taken by the next report
 };
 
 }  // namespace iogrid::runtime

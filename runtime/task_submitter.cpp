@@ -1,9 +1,11 @@
 #include "runtime/task_submitter.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include "iogrid/core/errors.hpp"
 #include "runtime/head/reservations.hpp"
+#include "scheduler/spot_check.hpp"
 #include <mutex>
 
 namespace iogrid::runtime {
@@ -54,6 +56,12 @@ sched::ResourceRequest common_request(const core::Requirements& o) {
   r.min_gpu_tflops = o.min_gpu_tflops;
   r.allow_unverified = o.allow_unverified_gpus;
   r.priority = o.priority;
+  if (!o.tier.empty()) {
+    const auto tier = sched::parse_tier(o.tier);
+    if (!tier) throw core::Error("iogrid: option tier is spot, standard or urgent, got '" + o.tier + "'");
+    r.tier = *tier;
+    r.priority += sched::tier_rule(*tier).priority;
+  }
   const std::string& cluster = o.cluster.empty() ? default_cluster() : o.cluster;
   if (!cluster.empty()) r.reservation = head::parse_reservation(cluster);
   if (o.bundle >= 0 && !r.reservation) throw core::Error("iogrid: option bundle needs a cluster (option cluster or IOGRID_CLUSTER)");
@@ -73,6 +81,11 @@ void set_default_cluster(const std::string& id) {
 
 sched::ResourceRequest to_request(const core::TaskOptions& o) {
   if (o.max_retries < 0) throw core::Error("iogrid: option max_retries must be >= 0");
+  if (!(o.verify_fraction == -1 || (o.verify_fraction >= 0 && o.verify_fraction <= sched::kMaxVerifyFraction)))
+    throw core::Error("iogrid: option verify_fraction is a share between 0 and 1 (or -1: the default), got " +
+                      std::to_string(o.verify_fraction));
+  if (!(o.verify_tolerance >= 0) || !std::isfinite(o.verify_tolerance))
+    throw core::Error("iogrid: option verify_tolerance must be a non-negative number, got " + std::to_string(o.verify_tolerance));
   return common_request(o.needs);
 }
 sched::ResourceRequest to_request(const core::ActorOptions& o) { return common_request(o.needs); }
@@ -91,7 +104,8 @@ bool TaskSubmitter::run_inline(core::ObjectEntry* e, const worker::WorkerContext
 }
 
 TaskSubmitter::TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle)
-    : hooks_(std::move(hooks)), lease_idle_(lease_idle) {}
+    : hooks_(std::move(hooks)), lease_idle_(lease_idle), verify_default_(hooks_.verify_fraction),
+      checker_(*this, hooks_.check_seed) {}
 
 TaskSubmitter::~TaskSubmitter() { shutdown(); }
 
@@ -153,6 +167,8 @@ void TaskSubmitter::submit(std::unique_ptr<core::TaskSpec> owned, const core::Ta
   owned->shape = queue->id();
   owned->max_retries = opts.max_retries;
   owned->retry_exceptions = opts.retry_exceptions;
+  owned->verify_fraction = static_cast<float>(opts.verify_fraction >= 0 ? opts.verify_fraction : verify_default());
+  owned->verify_tolerance = opts.verify_tolerance;
   stats_.submitted(*owned);
   auto* spec = owned.release();
   when_args_ready(spec, [this, queue](core::TaskSpec* s) {
@@ -195,6 +211,7 @@ void TaskSubmitter::store_value(core::ObjectEntry* entry, core::MutableBufferPtr
 }
 
 void TaskSubmitter::fail(core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> error) {
+  if (spec->check) return checker_.run_failed(spec, error ? error->message : std::string("failed"));
   // A failure that names no task (a lease that could not be had) names the task it stops.
   if (error && error->kind == core::ErrorKind::task_failed && error->task_name.empty()) {
     auto named = std::make_shared<core::ErrorInfo>(*error);
@@ -212,6 +229,7 @@ void TaskSubmitter::fail(core::TaskSpec* spec, std::shared_ptr<const core::Error
 
 void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx,
                              const std::function<void(core::TaskSpec*)>& retry) {
+  if (spec->check) return checker_.run_finished(spec, std::move(out), ctx);
   auto* entry = spec->result.get();
   if (out.failed) {
     if (spec->retry_exceptions && spec->attempt < spec->max_retries && !entry->done() && retry) {
@@ -227,9 +245,15 @@ void TaskSubmitter::complete(core::TaskSpec* spec, worker::Outcome&& out, const 
                    core::ErrorInfo{core::ErrorKind::task_failed, spec->name, ctx.node_name, std::move(msg)}));
     return;
   }
+  if (!entry->done() && checker_.sample(*spec)) return checker_.start(spec, std::move(out), ctx);
+  if (!entry->done() && out.location && spec->kind == core::TaskKind::normal && retry && hooks_.new_entry)
+    if (auto* la = dynamic_cast<LineageAware*>(out.location.get())) la->set_lineage(recipe(*spec, retry));
+  deliver(spec, std::move(out), ctx);
+}
+
+void TaskSubmitter::deliver(core::TaskSpec* spec, worker::Outcome&& out, const worker::WorkerContext& ctx) {
+  auto* entry = spec->result.get();
   if (!entry->done() && out.location) {
-    if (auto* la = dynamic_cast<LineageAware*>(out.location.get()); la && spec->kind == core::TaskKind::normal && retry && hooks_.new_entry)
-      la->set_lineage(recipe(*spec, retry));
     entry->complete_value(nullptr, std::move(out.location), out.location_size, std::move(out.contained));
   }
   else if (!entry->done() && out.value) store_value(entry, std::move(out.value), std::move(out.contained), ctx.node_index);
@@ -274,6 +298,21 @@ Recompute TaskSubmitter::recipe(const core::TaskSpec& spec, std::function<void(c
     if (stopped()) return fail(s, stopped_error());
     push(s);
   };
+}
+
+void TaskSubmitter::push_check(core::TaskSpec* run, const std::vector<std::string>& avoid) {
+  std::optional<sched::ResourceRequest> req;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    for (const auto& [key, q] : shapes_)
+      if (q->id() == run->shape) req = q->request();
+  }
+  if (!req || stopped()) return fail(run, stopped_error());
+  req->node.clear();  // a task pinned to a node is checked elsewhere
+  req->avoid_nodes = avoid;
+  auto queue = shape_for(*req);
+  run->shape = queue->id();
+  queue->push(run);
 }
 
 void TaskSubmitter::shutdown() {

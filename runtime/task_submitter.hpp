@@ -5,6 +5,7 @@
 // Thread-safe: called from the driver, from worker threads (nested tasks, completions) and the head.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "runtime/lineage.hpp"
 #include "runtime/object_store.hpp"
 #include "runtime/shape_queue.hpp"
+#include "runtime/spot_checker.hpp"
 #include "runtime/task_stats.hpp"
 
 namespace iogrid::runtime {
@@ -38,6 +40,10 @@ class TaskSubmitter {
     std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
     std::function<core::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
     bool wait_for_contained = false;  // cluster mode: refs inside arguments must be done before a task is sent
+    double verify_fraction = 0;       // spot checks for tasks that set no TaskOptions::verify_fraction
+    std::uint64_t check_seed = 0;     // which runs are checked (0: random)
+    // A spot check's outcome for the head, at once (embedded); unset: it rides the next TaskStats report.
+    std::function<void(const CheckRecord&)> checked;
   };
   TaskSubmitter(Hooks hooks, std::chrono::milliseconds lease_idle);
   ~TaskSubmitter();
@@ -54,6 +60,20 @@ class TaskSubmitter {
   void complete(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx,
                 const std::function<void(core::TaskSpec*)>& retry);
   void fail(core::TaskSpec* spec, std::shared_ptr<const core::ErrorInfo> error);
+  // A successful outcome completes the task's result (inline or where it lies) and frees the spec.
+  void deliver(core::TaskSpec* spec, worker::Outcome&& outcome, const worker::WorkerContext& ctx);
+  // Spot checks (runtime/spot_checker.hpp): queues a check's run on any node but `avoid` (and not pinned), and
+  // the entry its result goes to.
+  void push_check(core::TaskSpec* run, const std::vector<std::string>& avoid);
+  void checked(const CheckRecord& r) {
+    stats_.check_done(r, !hooks_.checked);
+    if (hooks_.checked) hooks_.checked(r);
+  }
+  std::uint64_t check_draws() const { return checker_.draws(); }
+  core::RefHandle new_check_entry() { return hooks_.new_entry ? hooks_.new_entry() : core::RefHandle::adopt(new core::ObjectEntry(0)); }
+  // The spot-check share for tasks that set none (cluster mode: the head's --verify-fraction, once known).
+  void set_verify_default(double fraction) { verify_default_.store(fraction, std::memory_order_relaxed); }
+  double verify_default() const { return verify_default_.load(std::memory_order_relaxed); }
   // Stores a value produced on `node` into `entry` (inline or in that node's store).
   void store_value(core::ObjectEntry* entry, core::MutableBufferPtr value,
                    std::vector<std::shared_ptr<void>> contained, std::uint32_t node);
@@ -81,6 +101,8 @@ class TaskSubmitter {
   std::vector<std::weak_ptr<ActorRecord>> actors_;
   bool stopped_ = false;
   TaskStats stats_;
+  std::atomic<double> verify_default_{0};
+  SpotChecker checker_;
 };
 
 }  // namespace iogrid::runtime

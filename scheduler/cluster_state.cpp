@@ -145,6 +145,12 @@ void ClusterState::set_reputation(std::uint32_t i, double reputation) {
   ++version_[i];
 }
 
+void ClusterState::set_posted_price(std::uint32_t i, double price) {
+  if (view_.nodes[i].posted_price == price) return;
+  view_.nodes[i].posted_price = price;
+  ++version_[i];
+}
+
 std::optional<Allocation> ClusterState::allocate(std::uint32_t i, const ResourceRequest& req,
                                                  std::optional<std::uint32_t> device) {
   auto a = sched::allocate(view_.nodes[i], req, device);
@@ -186,7 +192,7 @@ bool ClusterState::feasible(const ResourceRequest& req) const {
   for (const auto& c : classes_) {
     if (c.by_cpu.empty() || !fits_resources(view_.nodes[c.representative], req, Capacity::total)) continue;
     for (const auto& [free, i] : c.by_cpu)
-      if (market_ok(view_.nodes[i], req)) return true;
+      if (market_ok(view_.nodes[i], req, Capacity::total)) return true;
   }
   return false;
 }

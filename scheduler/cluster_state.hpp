@@ -55,6 +55,7 @@ class ClusterState {
   void replace(std::uint32_t i, Node n);
   void set_alive(std::uint32_t i, bool alive);
   void set_reputation(std::uint32_t i, double reputation);
+  void set_posted_price(std::uint32_t i, double price);
 
   // `device`: where a share of one GPU goes (see sched::allocate).
   std::optional<Allocation> allocate(std::uint32_t i, const ResourceRequest& req, std::optional<std::uint32_t> device = {});

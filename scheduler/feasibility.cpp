@@ -1,5 +1,7 @@
 #include "scheduler/feasibility.hpp"
 
+#include "scheduler/pricing.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <sstream>
@@ -44,16 +46,28 @@ bool labels_match(const Node& node, const ResourceRequest& req) {
 
 }  // namespace
 
-bool market_ok(const Node& node, const ResourceRequest& req) {
+double pay_price(const Node& node, const ResourceRequest& req) {
+  return node.posted_price > 0 ? node.posted_price * tier_rule(req.tier).multiplier : node.price_per_gpu_hour;
+}
+
+bool market_ok(const Node& node, const ResourceRequest& req, Capacity which) {
+  for (const auto& avoid : req.avoid_nodes)
+    if (avoid == node.name) return false;
   if (node.reputation + 1e-12 < req.min_reputation) return false;
-  if (req.max_price > 0 && req.gpus > 0 && node.price_per_gpu_hour > req.max_price + 1e-12) return false;
+  if (req.gpus > 0 && which == Capacity::total)  // ever: the posted price may fall to the node's ask
+    return req.max_price <= 0 || node.price_per_gpu_hour <= req.max_price + 1e-12;
+  if (req.gpus > 0) {
+    const double pay = pay_price(node, req);
+    if (node.price_per_gpu_hour > pay + 1e-12) return false;  // below the provider's reserve
+    if (req.max_price > 0 && pay > req.max_price + 1e-12) return false;
+  }
   return true;
 }
 
 bool fits(const Node& node, const ResourceRequest& req, Capacity which) {
   if (!node.alive) return false;
   if (!req.node.empty() && req.node != node.name) return false;
-  if (!market_ok(node, req)) return false;
+  if (!market_ok(node, req, which)) return false;
   return fits_resources(node, req, which);
 }
 
@@ -163,6 +177,8 @@ std::string first_unmet(const Node& node, const ResourceRequest& req) {
   std::ostringstream os;
   if (!node.alive) return "it is dead";
   if (!req.node.empty() && req.node != node.name) return "the request is pinned to node '" + req.node + "'";
+  for (const auto& avoid : req.avoid_nodes)
+    if (avoid == node.name) return "the request avoids it (a spot check runs on another provider)";
   if (node.reputation + 1e-12 < req.min_reputation)
     return "its reputation " + fmt(node.reputation) + " is below the request's minimum " + fmt(req.min_reputation);
   if (req.max_price > 0 && req.gpus > 0 && node.price_per_gpu_hour > req.max_price + 1e-12)
@@ -217,7 +233,7 @@ std::string explain_infeasible(const ClusterView& view, const ResourceRequest& r
     int score = 0;
     if (!n.alive) score += 100;
     if (!req.node.empty() && req.node != n.name) score += 50;
-    if (!market_ok(n, req)) ++score;
+    if (!market_ok(n, req, Capacity::total)) ++score;
     if (n.total.cpus < req.cpus) ++score;
     if (n.total.memory_mib < req.memory_mib) ++score;
     for (const auto& [k, v] : req.labels) {

@@ -18,8 +18,14 @@ enum class Capacity { total, available };
 // A GPU matches when its model is accepted, it has the memory, compute capability and verified throughput
 // asked for, and it is verified (or the request allows unverified GPUs).
 bool gpu_matches(const Gpu& gpu, const ResourceRequest& req);
-// Reputation floor, and price ceiling for GPU work.
-bool market_ok(const Node& node, const ResourceRequest& req);
+// What GPU work pays per GPU-hour on `node`: its market's posted price x the request's tier multiplier, or the
+// node's own price while its market has no posted price.
+double pay_price(const Node& node, const ResourceRequest& req);
+// The per-node checks that differ between otherwise identical nodes: nodes the request avoids, the reputation
+// floor, and for GPU work the price: the provider's ask is its reserve (no work paying less than it), and what
+// the request pays must be within its max_price. With Capacity::total, whether it could ever be: the posted
+// price can fall to the provider's ask, so only a max_price below the ask rules the node out for good.
+bool market_ok(const Node& node, const ResourceRequest& req, Capacity which = Capacity::available);
 bool fits(const Node& node, const ResourceRequest& req, Capacity which);
 // The resource part of fits(): CPUs, memory, custom resources, labels and GPUs (not liveness, node affinity,
 // price or reputation, which differ between otherwise identical nodes).

@@ -28,19 +28,19 @@ Split split_charge(double dollars, double fee_fraction) {
 }
 
 void Ledger::lease(const std::string& job, const std::string& reservation, const std::string& node, double gpus,
-                   double seconds, double price) {
+                   double seconds, double price, const std::string& tier) {
   if (gpus <= 0 || seconds <= 0) return;
   const double gs = gpus * seconds;
   if (!reservation.empty()) {
     add("job", job, gs, 0);  // paid by the reservation
-    charges_.push_back({"lease", job, reservation, node, gpus, seconds, price, {}});
+    charges_.push_back({"lease", job, reservation, node, gpus, seconds, price, tier, {}});
     return;
   }
   const double cost = gs * price / 3600.0;
   const auto split = split_charge(cost, fee_);
   add("job", job, gs, cost);
   add("node", node, gs, cost - static_cast<double>(split.fee) / 1e6);  // its earning (the fee goes to the network)
-  charges_.push_back({"lease", job, "", node, gpus, seconds, price, split});
+  charges_.push_back({"lease", job, "", node, gpus, seconds, price, tier, split});
 }
 
 void Ledger::reserved(const std::string& reservation, const std::string& node, double gpus, double seconds,
@@ -50,7 +50,7 @@ void Ledger::reserved(const std::string& reservation, const std::string& node, d
   const auto split = split_charge(cost, fee_);
   add("reservation", reservation, gs, cost);
   add("node", node, gs, cost - static_cast<double>(split.fee) / 1e6);  // its earning (the fee goes to the network)
-  charges_.push_back({"reservation", "", reservation, node, gpus, seconds, price, split});
+  charges_.push_back({"reservation", "", reservation, node, gpus, seconds, price, "standard", split});
 }
 
 std::vector<LedgerEntry> Ledger::entries() const {

@@ -33,6 +33,7 @@ Split split_charge(double dollars, double fee_fraction);
 struct Charge {
   std::string kind, job, reservation, node;
   double gpus = 0, seconds = 0, price = 0;  // price per GPU-hour
+  std::string tier = "standard";            // the request's tier (scheduler/pricing.hpp)
   Split split;                              // zero for a lease inside a reservation (the reservation pays)
 };
 
@@ -52,7 +53,7 @@ class Ledger {
 
   // A lease of `gpus` GPUs held for `seconds` on `node` at `price` per GPU-hour; `reservation` empty: none.
   void lease(const std::string& job, const std::string& reservation, const std::string& node, double gpus,
-             double seconds, double price);
+             double seconds, double price, const std::string& tier = "standard");
   // A reservation held `gpus` GPUs on `node` for `seconds` at `price` per GPU-hour.
   void reserved(const std::string& reservation, const std::string& node, double gpus, double seconds, double price);
 

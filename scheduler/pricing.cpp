@@ -32,7 +32,8 @@ double next_price(double price, const MarketSample& s, const PricingRules& r) {
     step = r.max_step;  // nobody offers at this price and work waits: raise it
   }
   step = std::clamp(step, -r.max_step, r.max_step);
-  return std::clamp(price * (1 + step), r.floor, r.cap);
+  const double next = price * (1 + step);
+  return std::clamp(s.min_ask > 0 ? std::max(next, s.min_ask) : next, r.floor, r.cap);
 }
 
 Quote quote(double posted, Tier tier, double gpus, double hours, double max_price, std::int64_t now_ms, const PricingRules& r) {

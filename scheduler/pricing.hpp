@@ -8,7 +8,8 @@
 //     price = clamp(price x (1 + clamp(step, -max_step, +max_step)), floor, cap)
 //   with target 0.8 (the band 0.7..0.9 is what "recovered" means), gain 0.5, queue_gain 0.25, max_step 0.125
 //   (12.5% a round, EIP-1559's bound), floor $0.05, cap $50 per GPU-hour. A market without capacity rises by
-//   max_step when work waits for it and stays put otherwise.
+//   max_step when work waits for it and stays put otherwise. The price never falls below the market's lowest
+//   ask: below it nobody sells, so such a price tells nothing and only delays the next work by a round.
 // - A provider's own price is its reserve: it gets no work while the posted price is below it (the request's
 //   ceiling is the posted price, which only nodes at or below it meet).
 // - Tiers: spot pays 0.6x the posted price and waits behind everything (priority -1); standard pays 1x
@@ -54,6 +55,7 @@ struct MarketSample {
   double capacity = 0;  // GPUs offered at or below the posted price
   double used = 0;      // GPUs leased
   double queued = 0;    // GPUs waiting
+  double min_ask = 0;   // the lowest ask of the market's live providers (0: unknown)
 };
 inline double utilisation(const MarketSample& s) { return s.capacity > 0 ? s.used / s.capacity : 0; }
 

@@ -13,6 +13,8 @@ double update_reputation(double r, Outcome o) {
     case Outcome::uptime_hour: r = toward(1, 0.01); break;
     case Outcome::verification_passed: r = toward(1, 0.30); break;
     case Outcome::verification_failed: r = std::min(r, 0.1); break;
+    case Outcome::check_passed: r = toward(1, 0.02); break;
+    case Outcome::check_failed: r = std::min(r * 0.5, 0.1); break;
   }
   return std::clamp(r, 0.0, 1.0);
 }
@@ -25,6 +27,8 @@ const char* to_string(Outcome o) {
     case Outcome::uptime_hour: return "an hour of uptime";
     case Outcome::verification_passed: return "verification passed";
     case Outcome::verification_failed: return "verification failed";
+    case Outcome::check_passed: return "spot check passed";
+    case Outcome::check_failed: return "spot check failed";
   }
   return "?";
 }

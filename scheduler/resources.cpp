@@ -49,6 +49,10 @@ std::string ResourceRequest::describe() const {
   for (const auto& [k, v] : custom) os << ", " << k << " " << num(v);
   for (const auto& [k, v] : labels) os << ", label " << k << "=" << v;
   if (!node.empty()) os << ", node " << node;
+  if (!avoid_nodes.empty()) {
+    os << ", not on ";
+    for (std::size_t i = 0; i < avoid_nodes.size(); ++i) os << (i ? "," : "") << avoid_nodes[i];
+  }
   if (min_gpu_tflops > 0) os << ", GPU >= " << min_gpu_tflops << " TFLOPS";
   if (allow_unverified) os << ", unverified GPUs allowed";
   if (max_price > 0) os << ", price <= " << max_price << "/GPU-h";
@@ -82,9 +86,12 @@ std::string ResourceRequest::key() const {
   k += '/';
   k += node;
   k += '/';
+  for (const auto& n : avoid_nodes) k += n + "|";
+  k += '/';
   num(min_gpu_tflops);
   num(int(allow_unverified));
   num(max_price);
+  num(int(tier));
   num(min_reputation);
   for (const auto& r : preferred_regions) k += r + "|";
   k += '/';

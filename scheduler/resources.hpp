@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "scheduler/pricing.hpp"
+
 namespace iogrid::sched {
 
 using Milli = std::int64_t;
@@ -41,10 +43,12 @@ struct ResourceRequest {
   std::map<std::string, Milli> custom;
   std::map<std::string, std::string> labels;  // every label must match the node's
   std::string node;                        // hard node affinity by name; empty: any node
+  std::vector<std::string> avoid_nodes;    // never these nodes (by name): a spot check's second and third runs
   // GPU trust and market constraints (hard, except preferred_regions which only the market policy weighs).
   double min_gpu_tflops = 0;               // minimum measured (verified) throughput per GPU; 0: any
   bool allow_unverified = false;           // unverified GPUs receive no GPU work unless this is set
   double max_price = 0;                    // price ceiling per GPU-hour for GPU work; 0: none
+  Tier tier = Tier::standard;              // GPU work pays its market's posted price x the tier's multiplier (pricing.hpp)
   double min_reputation = 0;               // reputation floor in [0,1]
   std::vector<std::string> preferred_regions;  // soft: the market policy prefers these regions
   std::uint64_t reservation = 0;           // run inside this reservation (a gang's bundles) only; 0: anywhere
@@ -70,7 +74,8 @@ struct Node {
   NodeResources available;
   std::vector<Gpu> gpus;
   std::map<std::string, std::string> labels;
-  double price_per_gpu_hour = 0;
+  double price_per_gpu_hour = 0;          // the provider's ask: its reserve (it gets no work paying less)
+  double posted_price = 0;                // its market's posted price (scheduler/pricing.hpp); 0: none yet
   double reputation = 1.0;
   bool alive = true;
 

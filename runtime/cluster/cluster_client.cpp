@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include <cstring>
 #include <thread>
 
@@ -200,6 +202,7 @@ class DriverService final : public transport::Service {
     std::lock_guard<std::mutex> g(host_m_);
     return observed_host_;
   }
+  double head_verify_fraction() const { return head_verify_fraction_.load(std::memory_order_relaxed); }
 
   void set_code(std::string hash, std::string path) {
     code_hash_ = std::move(hash);
@@ -253,6 +256,7 @@ class DriverService final : public transport::Service {
             job_id_ = a.getJobId();
             observed_host_ = a.getObservedHost();
           }
+          head_verify_fraction_.store(a.getVerifyFraction(), std::memory_order_relaxed);
           if (a.getRelayPort() && data_client_) data_client_->set_relay(relay_host(a.getRelayHost()), a.getRelayPort());
           const bool resumed = join_done_;
           if (!join_done_) {
@@ -553,6 +557,7 @@ class DriverService final : public transport::Service {
   Locate locate_;
   mutable std::mutex host_m_;
   std::string observed_host_;
+  std::atomic<double> head_verify_fraction_{0};  // iogrid head --verify-fraction
   transport::DataServer* data_server_ = nullptr;  // owned by the ClusterClient, which stops this service first
   std::shared_ptr<transport::DataClient> data_client_;
 };
@@ -608,6 +613,8 @@ class ClusterClient final : public SubmitterCore {
     hooks.store_of = [this](std::uint32_t) { return store_; };
     hooks.new_entry = [this] { return new_entry(); };
     hooks.wait_for_contained = true;
+    hooks.verify_fraction = opts.verify_fraction >= 0 ? opts.verify_fraction : svc_->head_verify_fraction();
+    hooks.check_seed = opts.verify_seed;
     set_id_base(fresh_id_base());
     submitter_ = std::make_unique<TaskSubmitter>(std::move(hooks), opts.lease_idle);
     // Each second (and once at the end) the head hears how this owner's tasks stand, with the spans since.

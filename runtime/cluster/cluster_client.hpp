@@ -19,6 +19,8 @@ struct ClientOptions {
   std::chrono::milliseconds lease_idle{100};
   std::chrono::milliseconds connect_timeout{10000};
   std::string parent_job;      // set in a worker process: it owns nested tasks of this job
+  double verify_fraction = -1; // spot checks of tasks that set no share; -1: the head's --verify-fraction
+  std::uint64_t verify_seed = 0;
 };
 
 std::unique_ptr<SubmitterCore> connect_cluster(ClientOptions opts);

@@ -485,6 +485,7 @@ class HeadService final : public transport::Service, public head::HeadEvents {
     auto a = out.initRoot<proto::Envelope>().initJobAccepted();
     a.setJobId(res.job);
     a.setNeedCode(res.need_code);
+    a.setVerifyFraction(opts_.verify_fraction);
     a.setObservedHost(p.address);
     {
       const auto [host, port] = assign_relay(p.id, std::nullopt);

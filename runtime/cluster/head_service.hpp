@@ -29,6 +29,7 @@ struct HeadOptions {
   std::string bind = "0.0.0.0";
   std::string token;
   std::string state_dir;                            // SQLite tables (nodes, jobs, KV, the ledger's journal) and uploaded executables; empty: no state kept
+  double verify_fraction = 0;                        // spot checks of tasks that set no share (drivers apply it)
   double network_fee = 0;                           // the network's share of each charge, 0..1 (scheduler/ledger.hpp)
   std::chrono::milliseconds pricing_round{60000};   // posted prices move this often (scheduler/pricing.hpp); 0: never
   std::string policy = sched::kDefaultPolicy;

@@ -112,6 +112,11 @@ void fill_status(const head::HeadCore& core, const std::string& head_name, proto
     ++i;
   }
   s.setUsersJson(users_json(core).dump());
+  if (!core.check_verdicts().empty()) {
+    nlohmann::json checks{{"verdicts", core.check_verdicts()}, {"nodes", nlohmann::json::object()}};
+    for (const auto& [name, t] : core.check_tallies()) checks["nodes"][name] = {{"passed", t.passed}, {"failed", t.failed}};
+    s.setChecksJson(checks.dump());
+  }
 }
 
 kj::Array<capnp::word> head_status_message(const head::HeadCore& core, const std::string& head_name) {
@@ -211,6 +216,16 @@ nlohmann::json status_json(proto::StatusReply::Reader r) {
   if (const std::string relay = r.getRelayJson(); !relay.empty()) {
     auto parsed = nlohmann::json::parse(relay, nullptr, false);
     if (parsed.is_object()) j["relay"] = parsed;
+  }
+  // Spot checks: cluster-wide verdicts, and each node's checks passed and failed.
+  const std::string checks_text = r.getChecksJson();
+  auto checks = checks_text.empty() ? nlohmann::json::object() : nlohmann::json::parse(checks_text, nullptr, false);
+  if (!checks.is_object()) checks = nlohmann::json::object();
+  j["spot_checks"] = checks.value("verdicts", nlohmann::json::object());
+  const auto per_node = checks.value("nodes", nlohmann::json::object());
+  for (auto& n : j["nodes"]) {
+    const auto t = per_node.is_object() ? per_node.value(n["name"].get<std::string>(), nlohmann::json::object()) : nlohmann::json::object();
+    n["checks"] = {{"passed", t.is_object() ? t.value("passed", 0) : 0}, {"failed", t.is_object() ? t.value("failed", 0) : 0}};
   }
   return j;
 }
@@ -328,6 +343,10 @@ std::string prometheus_metrics(const nlohmann::json& s) {
   per_node("iogrid_node_gpus", "gauge", "GPUs of a node.", [](const nlohmann::json& n) { return double(n["gpus"].size()); });
   per_node("iogrid_node_reputation", "gauge", "A node's reputation (0..1; placement prefers higher).",
            [](const nlohmann::json& n) { return n.value("reputation", 1.0); });
+  per_node("iogrid_node_spot_checks_failed_total", "counter", "Spot checks a node's result lost (outvoted by two other providers).",
+           [](const nlohmann::json& n) { return n.contains("checks") ? n["checks"].value("failed", 0.0) : 0.0; });
+  per_node("iogrid_node_spot_checks_passed_total", "counter", "Spot checks a node's result agreed with another provider's.",
+           [](const nlohmann::json& n) { return n.contains("checks") ? n["checks"].value("passed", 0.0) : 0.0; });
   per_node("iogrid_node_price_per_gpu_hour", "gauge", "A node's price per GPU-hour.",
            [](const nlohmann::json& n) { return n.value("price_per_gpu_hour", 0.0); });
   per_node("iogrid_node_heartbeat_age_seconds", "gauge", "Time since the head last heard a node's heartbeat.",

@@ -88,7 +88,7 @@ class WorkerProcessCore final : public core::Core {
     auto* c = nested_if_started();
     if (!c) return false;
     return static_cast<SubmitterCore*>(c)->run_inline(e, ctx, [lease_cpus](const sched::ResourceRequest& r) {
-      return r.gpus == 0 && r.custom.empty() && r.labels.empty() && r.node.empty() && r.reservation == 0 &&
+      return r.gpus == 0 && r.custom.empty() && r.labels.empty() && r.node.empty() && r.avoid_nodes.empty() && r.reservation == 0 &&
              r.min_reputation == 0 && r.memory_mib == 0 && r.cpus <= lease_cpus;
     });
   }

@@ -1,5 +1,7 @@
 #include "runtime/head/head_core.hpp"
 
+#include "runtime/task_stats.hpp"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -131,12 +133,21 @@ void HeadCore::journal_charges() {
     e.gpus = c.gpus;
     e.seconds = c.seconds;
     e.price = c.price;
+    e.tier = c.tier;
     e.charge = c.split.charge;
     e.earning = c.split.earning;
     e.fee = c.split.fee;
     if (const auto* j = c.job.empty() ? nullptr : jobs_.find(c.job)) e.user = j->user;
-    if (auto n = sched_.cluster().find(c.node); n && !sched_.cluster().node(*n).gpus.empty())
-      e.gpu_model = sched_.cluster().node(*n).gpus.front().model;
+    if (auto n = sched_.cluster().find(c.node)) {
+      const auto& node = sched_.cluster().node(*n);
+      if (!node.gpus.empty()) e.gpu_model = node.gpus.front().model;
+      // The provider's state when the charge ended: its GPUs' verification and its reputation (provenance).
+      bool verified = true;
+      for (const auto& g : node.gpus) verified = verified && g.verified;
+      char rep[48];
+      std::snprintf(rep, sizeof rep, "reputation %.3f", node.reputation);
+      e.detail = (node.gpus.empty() ? std::string() : verified ? "GPUs verified, " : "GPUs unverified, ") + rep;
+    }
     try {
       journal_->append(std::move(e));
     } catch (const std::exception& x) {
@@ -159,7 +170,8 @@ void HeadCore::journal_charges() {
 // posted price plus the busy GPUs of the others, use the GPUs leased, queue the GPUs of waiting requests that
 // accept the model (shared among the model's regions). A market seen for the first time starts at the median
 // of its nodes' asks. Posted prices are published (status, `iogrid market`, /api/v1/market) and kept with their
-// history; placement and charges still use each node's own price (the posted price does not bind yet).
+// history; then each node's posted price is set: GPU work pays it (x its tier) and only providers asking at most
+// that get the work (scheduler/feasibility.hpp market_ok).
 void HeadCore::pricing_round(Clock::time_point now) {
   if (config_.pricing_round.count() <= 0) return;
   if (last_pricing_ != Clock::time_point{} && now - last_pricing_ < config_.pricing_round) return;
@@ -180,6 +192,8 @@ void HeadCore::pricing_round(Clock::time_point now) {
     const auto& n = cl.node(i);
     if (!n.alive || n.gpus.empty()) continue;
     const auto m = market_of(n);
+    auto& lowest = samples[m].min_ask;
+    if (n.price_per_gpu_hour > 0 && (lowest == 0 || n.price_per_gpu_hour < lowest)) lowest = n.price_per_gpu_hour;
     double busy = 0;
     for (const auto& g : n.gpus) busy += 1.0 - double(g.free) / double(sched::kOne);
     auto& s = samples[m];
@@ -204,6 +218,12 @@ void HeadCore::pricing_round(Clock::time_point now) {
     history_->record("market/" + m + "/price", ms, price);
     history_->record("market/" + m + "/utilisation", ms, sched::utilisation(samples[m]));
   }
+  // The posted prices bind: what GPU work pays on each node, and which providers' asks it meets.
+  for (std::uint32_t i = 0; i < sched_.cluster().size(); ++i) {
+    const auto& n = sched_.cluster().node(i);
+    if (!n.gpus.empty()) sched_.cluster().set_posted_price(i, prices_.price(market_of(n)));
+  }
+  sched_.node_changed();
   if (store_) store_->put_document("prices", prices_.save());
 }
 
@@ -271,6 +291,11 @@ Joined HeadCore::join(Join j) {
   const auto now = clock_.now();
   auto node = std::move(j.node);
   node.alive = true;
+  // A market's posted price binds a node that joins between rounds at once (scheduler/pricing.hpp).
+  if (!node.gpus.empty() && config_.pricing_round.count() > 0) {
+    const auto m = sched::PriceBook::market(node.gpus.front().model, node.region());
+    node.posted_price = prices_.has(m) ? prices_.price(m) : 0;
+  }
   node.available = node.total;
   for (auto& g : node.gpus) g.free = sched::kOne;
   NodeRecord rec;
@@ -535,7 +560,7 @@ bool HeadCore::request_lease(OwnerId owner, std::uint64_t owner_lease, const sch
     if (auto* j = jobs_.find(job)) j->reservations.insert(request.reservation);
   auto d = sched_.submit_or_place(job, request, request.priority);
   if (const auto* mine = d.mine(); mine && d.grants.size() == 1) {  // the common case: granted at once
-    if (!grant(owner, owner_lease, request.reservation, mine->allocations.front()))
+    if (!grant(owner, owner_lease, request, mine->allocations.front()))
       sched_.release(job, mine->allocations.front());
     return true;
   }
@@ -545,14 +570,16 @@ bool HeadCore::request_lease(OwnerId owner, std::uint64_t owner_lease, const sch
   return true;
 }
 
-bool HeadCore::grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc) {
+bool HeadCore::grant(OwnerId owner, std::uint64_t owner_lease, const sched::ResourceRequest& request, const sched::Allocation& alloc) {
+  const auto reservation = request.reservation;
   const auto* o = jobs_.owner(owner);
   if (!o) return false;
   auto* j = jobs_.find(o->job);
   if (!j || j->state != JobState::running) return false;
   const auto id = next_lease_id();
   auto& l = leases_.start(id, LeaseRecord{j->id, owner, owner_lease, alloc, reservation, clock_.now(),
-                                          sched_.cluster().node(alloc.node).price_per_gpu_hour});
+                                          sched::pay_price(sched_.cluster().node(alloc.node), request),
+                                          sched::to_string(request.tier)});
   l.alloc.lease = id;
   ++j->leases_granted;
   ++j->active_leases;
@@ -565,7 +592,7 @@ bool HeadCore::grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t res
 void HeadCore::hand_out(std::vector<sched::Grant> grants) {
   for (auto& g : grants) {
     auto p = leases_.take_pending(g.ticket);
-    if (!p || !grant(p->owner, p->owner_lease, p->request.reservation, g.allocations.front()))
+    if (!p || !grant(p->owner, p->owner_lease, p->request, g.allocations.front()))
       sched_.release(g.job, g.allocations.front());
   }
 }
@@ -786,10 +813,71 @@ void HeadCore::task_report(OwnerId owner, const std::string& json) {
   const auto* o = jobs_.owner(owner);
   if (!o) return;
   try {
-    tasks_.report(o->job, owner, json);
+    const auto doc = nlohmann::json::parse(json);
+    if (doc.is_object() && doc.contains("checks")) spot_checks(o->job, doc["checks"]);
+    if (doc.is_object() && doc.contains("tasks")) tasks_.report(o->job, owner, json);
   } catch (const std::exception& e) {
     if (!task_report_warned_) spdlog::warn("ignoring a malformed task report from {}: {}", o->job, e.what());
     task_report_warned_ = true;
+  }
+}
+
+void HeadCore::spot_checks(const std::string& job, const nlohmann::json& records) {
+  if (!records.is_array()) throw std::invalid_argument("'checks' is not an array");
+  const auto* j = jobs_.find(job);
+  const std::string user = j ? j->user : std::string();
+  for (const auto& x : records) {
+    const auto r = CheckRecord::from_json(x);
+    ++check_verdicts_[sched::to_string(r.verdict)];
+    auto credit = [&](const std::string& name, sched::Outcome outcome) {
+      auto index = sched_.cluster().find(name);
+      if (!index) return 0.0;
+      const double before = sched_.cluster().node(*index).reputation;
+      leases_.credit(*index, outcome);
+      sched_.node_changed();
+      return before;
+    };
+    for (const auto& n : r.agreed) {
+      credit(n, sched::Outcome::check_passed);
+      ++check_tallies_[n].passed;
+    }
+    if (r.verdict != sched::CheckVerdict::settled && r.verdict != sched::CheckVerdict::unsettled) continue;
+    std::string detail;
+    if (r.verdict == sched::CheckVerdict::settled) {
+      ++check_tallies_[r.disagreed].failed;
+      const double before = credit(r.disagreed, sched::Outcome::check_failed);
+      double after = before;
+      if (auto index = sched_.cluster().find(r.disagreed)) {
+        after = sched_.cluster().node(*index).reputation;
+        save_node(*index);
+      }
+      char moved[96];
+      std::snprintf(moved, sizeof moved, "; reputation %.3f -> %.3f", before, after);
+      detail = "spot check of '" + r.task + "' failed: " + r.agreed.at(0) + " and " + r.agreed.at(1) +
+               " agreed on another result" + moved;
+      history_->event(clock_.unix_ms(), "check", r.disagreed, detail + " (job " + job + ")");
+      // The first catch of a provider is a warning; the rest are in the history and the journal.
+      spdlog::log(check_tallies_[r.disagreed].failed == 1 ? spdlog::level::warn : spdlog::level::info, "{}: {} (job {})",
+                  r.disagreed, detail, job);
+    } else {
+      detail = "spot check of '" + r.task + "' unsettled: " + r.why;
+      history_->event(clock_.unix_ms(), "job", job, detail);
+    }
+    if (!journal_) continue;
+    JournalEntry e;
+    e.kind = "check";
+    e.job = job;
+    e.user = user;
+    e.node = r.verdict == sched::CheckVerdict::settled ? r.disagreed : std::string();
+    e.tier.clear();
+    e.detail = detail;
+    if (auto index = sched_.cluster().find(e.node); index && !sched_.cluster().node(*index).gpus.empty())
+      e.gpu_model = sched_.cluster().node(*index).gpus.front().model;
+    try {
+      journal_->append(std::move(e));
+    } catch (const std::exception& ex) {
+      spdlog::error("the ledger's journal: {}", ex.what());
+    }
   }
 }
 

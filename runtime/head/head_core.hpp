@@ -277,7 +277,7 @@ class HeadCore {
   void record_history(Clock::time_point now);
   std::uint64_t next_lease_id();
   void hand_out(std::vector<sched::Grant> grants);
-  bool grant(OwnerId owner, std::uint64_t owner_lease, std::uint64_t reservation, const sched::Allocation& alloc);
+  bool grant(OwnerId owner, std::uint64_t owner_lease, const sched::ResourceRequest& request, const sched::Allocation& alloc);
   void full_pass();
   void ask_yields();
   void refuse_infeasible_pending();
@@ -285,6 +285,8 @@ class HeadCore {
   void reservation_ended(std::uint64_t ticket, const std::string& creator, const std::string& how);
   std::size_t start_verification(std::uint32_t node, int n, std::uint64_t batch);
   void verification_done(const VerificationDone& done);
+  // Spot checks an owner reports (runtime/spot_checker.hpp): reputation, the history, the ledger's journal.
+  void spot_checks(const std::string& job, const nlohmann::json& records);
   std::vector<OwnerId> all_owners() const;
 
   HeadConfig config_;
@@ -305,6 +307,17 @@ class HeadCore {
   LogStore logs_;
   TaskBook tasks_;
   bool task_report_warned_ = false;
+ public:
+  struct CheckTally {
+    std::uint64_t passed = 0, failed = 0;
+  };
+  // Per provider node (by name): spot checks it passed and failed.
+  const std::map<std::string, CheckTally>& check_tallies() const { return check_tallies_; }
+  const std::map<std::string, std::uint64_t>& check_verdicts() const { return check_verdicts_; }
+
+ private:
+  std::map<std::string, CheckTally> check_tallies_;
+  std::map<std::string, std::uint64_t> check_verdicts_;  // cluster-wide counts by verdict
   std::map<std::string, std::string> kv_;
   std::unique_ptr<HeadStore> store_;
   std::shared_ptr<History> history_;

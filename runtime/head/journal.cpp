@@ -147,6 +147,7 @@ std::string JournalEntry::body() const {
                    {"reservation", reservation}, {"node", node}, {"gpu_model", gpu_model}, {"tier", tier},
                    {"gpus", gpus},       {"seconds", seconds}, {"price", price},   {"charge", charge},
                    {"earning", earning}, {"fee", fee}};
+  if (!detail.empty()) j["detail"] = detail;
   return j.dump();
 }
 
@@ -170,6 +171,7 @@ JournalEntry JournalEntry::parse(const std::string& body, std::uint64_t seq) {
     e.charge = j.at("charge").get<std::int64_t>();
     e.earning = j.at("earning").get<std::int64_t>();
     e.fee = j.at("fee").get<std::int64_t>();
+    e.detail = j.value("detail", std::string());
   } catch (const nlohmann::json::exception& x) {
     throw core::Error("ledger entry " + std::to_string(seq) + ": " + x.what());
   }

@@ -29,11 +29,13 @@ inline constexpr int kCheckpointEvery = 10;  // seconds between checkpoints whil
 struct JournalEntry {
   std::uint64_t seq = 0;     // assigned by Journal::append
   std::int64_t time_ms = 0;  // unix time; assigned by append when 0
-  std::string kind;          // "lease" or "reservation"
+  std::string kind;          // "lease", "reservation", or "check" (a spot check that caught a provider or stayed
+                             // unsettled: no money moves, `detail` says what happened)
   std::string job, user, reservation, node, gpu_model;
   std::string tier = "standard";
   double gpus = 0, seconds = 0, price = 0;      // price per GPU-hour
   std::int64_t charge = 0, earning = 0, fee = 0;  // micro-dollars; charge == earning + fee
+  std::string detail;                              // checks: the outcome in words; absent from older entries
   std::string body() const;                       // canonical JSON (without seq)
   static JournalEntry parse(const std::string& body, std::uint64_t seq);  // throws iogrid::Error
 };

@@ -35,7 +35,7 @@ void LeaseBook::charge(const LeaseRecord& l, Clock::time_point now) {
   if (l.alloc.node >= sched_.cluster().size() || l.alloc.gpus.empty()) return;
   const double secs = std::chrono::duration<double>(now - l.start).count();
   ledger_.lease(l.job, l.reservation ? reservation_name(l.reservation) : "", sched_.cluster().node(l.alloc.node).name,
-                sched::gpu_count(l.alloc), secs, l.price);
+                sched::gpu_count(l.alloc), secs, l.price, l.tier);
   ledger_changed_ = true;
 }
 

@@ -1,8 +1,9 @@
 // LeaseBook: worker leases the head has promised (waiting in the scheduler's queue) and granted (running on
 // a node), with what each costs and what each says about its node.
 // Rules:
-// - A granted lease is charged to the ledger when it ends, for the GPU-seconds it held at the price its node
-//   asked when it was granted (scheduler/ledger.hpp); CPU-only leases cost nothing.
+// - A granted lease is charged to the ledger when it ends, for the GPU-seconds it held at the price it was
+//   granted at: its market's posted price x its tier's multiplier (the node's own price while the market has no
+//   posted price; scheduler/feasibility.hpp pay_price); CPU-only leases cost nothing.
 // - Blame (scheduler/reputation.hpp) moves only with what a provider controls: a lease that ends normally
 //   credits its node (task_succeeded); leases lost because their node died count against it (task_failed,
 //   once per lease, besides node_died). A job's own failures never reach a node's reputation.
@@ -42,7 +43,8 @@ struct LeaseRecord {
   sched::Allocation alloc;
   std::uint64_t reservation = 0;   // the reservation it runs in, 0: none
   Clock::time_point start{};
-  double price = 0;                // its node's price per GPU-hour when granted
+  double price = 0;                // what it pays per GPU-hour (locked when granted: sched::pay_price)
+  std::string tier = "standard";   // its request's tier
   bool yielding = false;           // asked to yield to a job owed a fair share (asked once)
 };
 

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "iogrid/core/errors.hpp"
+#include "scheduler/feasibility.hpp"
 #include "scheduler/placement_group.hpp"
 
 namespace iogrid::runtime::head {
@@ -41,7 +42,7 @@ void ReservationBook::charge(sched::Ledger& to, std::uint64_t ticket, const Reco
   const double secs = std::chrono::duration<double>(until - r.created).count();
   for (const auto& a : g->bundles) {
     const auto& n = sched_.cluster().node(a.node);
-    to.reserved(reservation_name(ticket), n.name, sched::gpu_count(a), secs, n.price_per_gpu_hour);
+    to.reserved(reservation_name(ticket), n.name, sched::gpu_count(a), secs, r.price_on(n));
   }
 }
 
@@ -71,7 +72,7 @@ nlohmann::json ReservationBook::describe(std::uint64_t ticket, const Record& r) 
     for (const auto& a : g->bundles) {
       const auto& n = sched_.cluster().node(a.node);
       for (const auto& [d, f] : a.gpus) {
-        price += n.price_per_gpu_hour * double(f) / double(sched::kOne);
+        price += r.price_on(n) * double(f) / double(sched::kOne);
         models[n.name] = d < n.gpus.size() ? n.gpus[d].model : "";
         per_node[n.name] += 1;
       }
@@ -82,6 +83,7 @@ nlohmann::json ReservationBook::describe(std::uint64_t ticket, const Record& r) 
   j["nodes"] = nodes;
   j["region"] = regions.size() == 1 ? *regions.begin() : std::string(regions.empty() ? "" : "several");
   j["price_per_hour"] = price;
+  j["tier"] = r.tier;
   j["cost_so_far"] = price * std::chrono::duration<double>(now - r.created).count() / 3600.0;
   return j;
 }
@@ -111,6 +113,13 @@ nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::st
   b.max_price = r.max_price;
   b.min_reputation = r.min_reputation;
   if (!r.region.empty()) b.labels[sched::kRegionLabel] = r.region;
+  if (const auto tier = text(args, "tier"); !tier.empty()) {
+    const auto t = sched::parse_tier(tier);
+    if (!t) throw core::Error("iogrid: tier is spot, standard or urgent, got '" + tier + "'");
+    b.tier = *t;
+    b.priority = sched::tier_rule(*t).priority;
+    r.tier = sched::to_string(*t);
+  }
   g.bundles.assign(static_cast<std::size_t>(r.gpus), b);
   try {
     g.strategy = sched::parse_strategy(text(args, "strategy").empty() ? "pack" : text(args, "strategy"));
@@ -137,6 +146,9 @@ nlohmann::json ReservationBook::create(const nlohmann::json& args, const std::st
   r.expires_unix_ms = duration > 0 ? r.created_unix_ms + static_cast<std::int64_t>(duration * 1000) : 0;
   auto ticket = grant->ticket;
   if (r.name.empty()) r.name = reservation_name(ticket);
+  // Each node's price is locked now: its market's posted price x the tier (what a quote said).
+  if (const auto* g = sched_.gang(ticket))
+    for (const auto& a : g->bundles) r.prices[sched_.cluster().node(a.node).name] = sched::pay_price(sched_.cluster().node(a.node), b);
   live_[ticket] = r;
   return describe(ticket, r);
 }
@@ -186,6 +198,8 @@ std::string ReservationBook::save() const {
                    {"owner", r.owner},
                    {"created_unix_ms", r.created_unix_ms},
                    {"expires_unix_ms", r.expires_unix_ms},
+                   {"tier", r.tier},
+                   {"prices", r.prices},
                    {"bundles", bundles}});
   }
   return out.dump();
@@ -207,6 +221,8 @@ void ReservationBook::load(const std::string& text) {
       r.owner = j.at("owner").get<std::string>();
       r.created_unix_ms = j.at("created_unix_ms").get<std::int64_t>();
       r.expires_unix_ms = j.at("expires_unix_ms").get<std::int64_t>();
+      r.tier = j.value("tier", std::string("standard"));
+      r.prices = j.value("prices", std::map<std::string, double>());
       r.created = now - std::chrono::milliseconds(std::max<std::int64_t>(0, wall - r.created_unix_ms));
       r.expires = r.expires_unix_ms ? now + std::chrono::milliseconds(r.expires_unix_ms - wall) : r.created;
       if (r.expires_unix_ms && r.expires == r.created) r.expires += std::chrono::milliseconds(1);

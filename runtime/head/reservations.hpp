@@ -65,6 +65,12 @@ class ReservationBook {
     Clock::time_point created, expires;  // expires == created: never
     std::int64_t created_unix_ms = 0, expires_unix_ms = 0;  // the same on the wall clock, for the state
     std::string owner;
+    std::string tier = "standard";
+    std::map<std::string, double> prices;  // per node: the price per GPU-hour locked when it was made (pay_price)
+    double price_on(const sched::Node& n) const {
+      auto it = prices.find(n.name);
+      return it != prices.end() ? it->second : n.price_per_gpu_hour;
+    }
   };
   nlohmann::json describe(std::uint64_t ticket, const Record& r) const;
   nlohmann::json create(const nlohmann::json& args, const std::string& owner);

@@ -43,6 +43,8 @@ struct ResourceRequest {
   reservation @14 :UInt64;
   priority @15 :Int32;
   bundle @16 :Int32 = -1;
+  avoidNodes @17 :List(Text);
+  tier @18 :UInt8 = 1;        # scheduler/pricing.hpp Tier: 0 spot, 1 standard, 2 urgent
 }
 
 struct NodeResources {

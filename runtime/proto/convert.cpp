@@ -103,6 +103,9 @@ void write(ResourceRequest::Builder b, const sched::ResourceRequest& r) {
   b.setReservation(r.reservation);
   b.setPriority(r.priority);
   b.setBundle(r.bundle);
+  b.setTier(static_cast<std::uint8_t>(r.tier));
+  auto avoid = b.initAvoidNodes(static_cast<unsigned>(r.avoid_nodes.size()));
+  for (unsigned i = 0; i < r.avoid_nodes.size(); ++i) avoid.set(i, r.avoid_nodes[i]);
 }
 
 sched::ResourceRequest read(ResourceRequest::Reader r) {
@@ -124,6 +127,8 @@ sched::ResourceRequest read(ResourceRequest::Reader r) {
   out.reservation = r.getReservation();
   out.priority = r.getPriority();
   out.bundle = r.getBundle();
+  for (auto x : r.getAvoidNodes()) out.avoid_nodes.emplace_back(x);
+  out.tier = r.getTier() <= 2 ? static_cast<sched::Tier>(r.getTier()) : sched::Tier::standard;
   return out;
 }
 

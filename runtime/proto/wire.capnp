@@ -100,6 +100,7 @@ struct JobAccepted {
   observedHost @2 :Text;      # the driver's address as the head sees it (what nodes will dial)
   relayPort @3 :UInt16;       # the relay this driver uses; 0: none
   relayHost @4 :Text;         #   at this address; empty: the head's (its own relay)
+  verifyFraction @5 :Float64; # spot checks of tasks that set no share (iogrid head --verify-fraction)
 }
 
 # A job's executable travels in chunks, each asked for by offset (a few in flight), so a large binary never
@@ -312,6 +313,7 @@ struct StatusReply {
   deadNodes @4 :UInt32;
   usersJson @5 :Text;      # fair share per user: [{user, weight, jobs, leases, cpus, gpus, waiting, share, fair_share}]
   relayJson @6 :Text;      # the head's relay: {port, sessions, active, refused, bytes}; "" none
+  checksJson @7 :Text;     # spot checks: {"verdicts": {verdict: n}, "nodes": {name: {passed, failed}}}; "" none
 }
 
 struct KvPut {

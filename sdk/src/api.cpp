@@ -44,6 +44,8 @@ runtime::EmbeddedOptions embedded_options(const InitOptions& o) {
   e.spill_dir = o.spill_dir;
   e.lease_idle = o.lease_idle;
   e.dashboard_port = o.dashboard_port;
+  e.verify_fraction = std::max(0.0, o.verify_fraction);
+  e.verify_seed = o.verify_seed;
   if (const char* env = std::getenv("IOGRID_DASHBOARD_PORT"); env && *env && o.dashboard_port < 0) e.dashboard_port = std::atoi(env);
   return e;
 }
@@ -75,12 +77,22 @@ void init(InitOptions options) {
   if (const char* env = std::getenv("IOGRID_LOG_LEVEL"); env && *env) options.log_level = env;
   runtime::set_log_level(options.log_level);
   runtime::set_default_cluster(options.cluster);
+  if (const char* env = std::getenv("IOGRID_VERIFY_FRACTION"); env && *env && options.verify_fraction < 0) {
+    char* end = nullptr;
+    options.verify_fraction = std::strtod(env, &end);
+    if (end == env || *end || !(options.verify_fraction >= 0 && options.verify_fraction <= 1))
+      throw Error(std::string("iogrid: IOGRID_VERIFY_FRACTION is a share between 0 and 1, got '") + env + "'");
+  }
+  if (options.verify_fraction > 1 || (options.verify_fraction < 0 && options.verify_fraction != -1))
+    throw Error("iogrid: InitOptions::verify_fraction is a share between 0 and 1 (or -1: the head's default)");
   if (!options.address.empty()) {
     runtime::cluster::ClientOptions co;
     co.address = options.address;
     co.token = runtime::transport::load_token(options.token_file.empty() ? runtime::transport::default_token_path()
                                                                          : options.token_file);
     co.lease_idle = std::max(options.lease_idle, std::chrono::milliseconds(100));
+    co.verify_fraction = options.verify_fraction;
+    co.verify_seed = options.verify_seed;
     g_core = runtime::cluster::connect_cluster(co);
   } else {
     g_core = runtime::start_embedded(embedded_options(options));
@@ -173,6 +185,7 @@ ClusterInfo create_cluster(const ClusterSpec& spec) {
                    {"gpu_model", spec.gpu_model},
                    {"region", spec.region},
                    {"max_price", spec.max_price},
+                   {"tier", spec.tier},
                    {"min_reputation", spec.min_reputation},
                    {"duration_s", static_cast<double>(spec.duration.count())},
                    {"cpus_per_gpu", spec.cpus_per_gpu},
@@ -220,5 +233,11 @@ std::string current_node() { return core::is_running() ? core::current().current
 std::string current_host() { return running().advertised_host(); }
 
 std::int64_t live_objects() { return core::ObjectEntry::live_entries.load(); }
+
+SpotCheckStats spot_checks() {
+  const auto& c = running().spot_check_counts();
+  auto n = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  return SpotCheckStats{running().spot_check_draws(), n(c.agreed), n(c.settled), n(c.unsettled), n(c.unchecked), n(c.extra_runs)};
+}
 
 }  // namespace iogrid

@@ -23,6 +23,7 @@ core::Requirements needs_of(const O& o) {
   r.min_gpu_tflops = o.min_gpu_tflops;
   r.allow_unverified_gpus = o.allow_unverified_gpus;
   r.priority = o.priority;
+  r.tier = o.tier;
   return r;
 }
 }  // namespace
@@ -32,6 +33,8 @@ core::TaskOptions to_core(const TaskOptions& o) {
   t.needs = needs_of(o);
   t.max_retries = o.max_retries;
   t.retry_exceptions = o.retry_exceptions;
+  t.verify_fraction = o.verify_fraction;
+  t.verify_tolerance = o.verify_tolerance;
   return t;
 }
 

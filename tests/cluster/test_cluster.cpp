@@ -571,6 +571,66 @@ TEST_CASE("the ledger's journal: one entry per lease, split with the network's f
   CHECK(bad.find("BROKEN at entry 1: entry 1 was changed") != std::string::npos);
 }
 
+TEST_CASE("spot checks across processes: the cheating node is outvoted, its reputation falls, and the ledger names it", "[cluster][spot_check]") {
+  LocalCluster c;  // with --state under dir()/state
+  c.add_node("honest-1", {"--num-cpus", "2"});
+  c.add_node("honest-2", {"--num-cpus", "2"});
+  c.add_node("cheater", {"--num-cpus", "2"});
+  REQUIRE(c.wait_nodes(3));
+  auto& d = c.driver({"spot_check"});
+  REQUIRE(d.wait(150s) == 0);
+  INFO(d.output() + c.logs());
+  CHECK(d.output().find("FAILED") == std::string::npos);
+  // 21 results from the cheater, each outvoted by the two honest nodes (two more runs); one honest check agreed.
+  CHECK(d.output().find("CHECKS settled=21 agreed=1 unchecked=0 extra_runs=43") != std::string::npos);
+  REQUIRE(iogrid::test::eventually([&] {
+    const auto s = c.status();
+    for (const auto& n : s["nodes"])
+      if (n["name"] == "cheater") return n["reputation"].get<double>() <= 0.1 + 1e-9 && n["checks"]["failed"] == 21;
+    return false;
+  }, 20s));
+  const auto s = c.status();
+  INFO(s.dump());
+  CHECK(s["spot_checks"]["settled"] == 21);
+  CHECK(s["spot_checks"]["agreed"] == 1);
+  int passed = 0;
+  for (const auto& n : s["nodes"]) {
+    passed += n["checks"]["passed"].get<int>();
+    if (n["name"] == "cheater") continue;
+    CHECK(n["reputation"].get<double>() > 0.99);
+    CHECK(n["checks"]["failed"] == 0);
+    CHECK(n["checks"]["passed"] >= 21);  // each settled check (and maybe the one that agreed)
+  }
+  CHECK(passed == 2 * 21 + 2);  // the agreed check's second run may have gone to the cheater (honest at plain work)
+  // The ledger's journal has a check entry per catch, naming the cheater; it still verifies.
+  c.head().kill(SIGTERM);
+  REQUIRE(c.head().wait(20s) == 0);
+  const auto state = (c.dir() / "state").string();
+  iogrid::test::Process entries({IOGRID_CLI_PATH, "ledger", "entries", "--state", state, "--csv"}, {},
+                                (c.dir() / "entries.log").string());
+  REQUIRE(entries.wait(60s) == 0);
+  std::istringstream lines(entries.output());
+  std::string line;
+  int caught = 0;
+  while (std::getline(lines, line))
+    if (line.find(",check,job-1,") != std::string::npos) {
+      INFO(line);
+      CHECK(line.find(",cheater,") != std::string::npos);
+      CHECK((line.find("honest-1 and honest-2 agreed") != std::string::npos ||
+             line.find("honest-2 and honest-1 agreed") != std::string::npos));
+      ++caught;
+    }
+  CHECK(caught == 21);
+  iogrid::test::Process verify({IOGRID_CLI_PATH, "ledger", "verify", "--state", state}, {}, (c.dir() / "verify.log").string());
+  CHECK(verify.wait(60s) == 0);
+  iogrid::test::Process prov({IOGRID_CLI_PATH, "ledger", "provenance", "--state", state, "--job", "job-1"}, {},
+                             (c.dir() / "provenance.log").string());
+  REQUIRE(prov.wait(60s) == 0);
+  INFO(prov.output());
+  CHECK(prov.output().find("cheater") != std::string::npos);
+  CHECK(prov.output().find("caught 21") != std::string::npos);
+}
+
 TEST_CASE("iogrid verify: a correct but slow 'H100' is caught and gets no GPU work, an unknown model passes", "[cluster]") {
   LocalCluster c;
   c.add_node("fake-h100", {"--num-cpus", "2", "--gpus", "H100:80x1"});

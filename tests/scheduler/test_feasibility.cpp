@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include "scheduler/cluster_state.hpp"
 #include "scheduler/feasibility.hpp"
+#include "scheduler/policy.hpp"
 
 using namespace iogrid::sched;
 
@@ -123,4 +125,37 @@ TEST_CASE("reserve takes back exactly an allocation that still fits, and nothing
   release(fresh, *a);
   CHECK(fresh.available.cpus == 4 * kOne);
   CHECK(fresh.gpus[0].free == kOne);
+}
+
+TEST_CASE("a request that avoids nodes (a spot check's re-run) never lands on them, on every placement path", "[scheduler][spot_check]") {
+  ClusterView v;
+  for (std::uint32_t i = 0; i < 3; ++i) v.nodes.push_back(gpu_node(i, "n" + std::to_string(i), 4, 1, "A100", 40));
+  ClusterState state(v);
+  ResourceRequest r;
+  r.cpus = kOne;
+  r.gpus = kOne;
+  REQUIRE(state.best_fit(r).has_value());
+  r.avoid_nodes = {"n0", "n1"};
+  CHECK(fits(v.nodes[2], r, Capacity::total));
+  CHECK_FALSE(fits(v.nodes[0], r, Capacity::total));
+  CHECK(first_unmet(v.nodes[1], r).find("avoids it") != std::string::npos);
+  CHECK(state.feasible(r));
+  REQUIRE(state.best_fit(r).has_value());
+  CHECK(*state.best_fit(r) == 2u);
+  for (const std::string name : {"pack", "exhaustive-best-fit", "spread", "random", "first-fit", "dot-product", "fgd",
+                                 "fgd-exhaustive", "market"}) {
+    INFO(name);
+    auto policy = make_policy(name);
+    const auto pick = policy->select(state, r);
+    REQUIRE(pick.has_value());
+    CHECK(*pick == 2u);
+  }
+  r.avoid_nodes = {"n0", "n1", "n2"};
+  CHECK_FALSE(state.feasible(r));
+  CHECK_FALSE(state.best_fit(r).has_value());
+  // A different avoid list is a different scheduling class.
+  ResourceRequest plain = r;
+  plain.avoid_nodes.clear();
+  CHECK(plain.key() != r.key());
+  CHECK(r.describe().find("not on n0,n1,n2") != std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include "scheduler/ledger.hpp"
 #include "scheduler/market_policy.hpp"
 #include "scheduler/reputation.hpp"
+#include "scheduler/spot_check.hpp"
 #include "scheduler/policy.hpp"
 
 using namespace iogrid::sched;
@@ -160,4 +161,28 @@ TEST_CASE("the ledger charges leases, reservations and providers by their rules"
   CHECK(again.entries().size() == l.entries().size());
   CHECK(again.entries().front().kind == "job");
   CHECK_THROWS_WITH(Ledger::load("job,x\n"), Catch::Contains("line 1"));
+}
+
+TEST_CASE("spot checks: reputation after a check, the settling rule and the catch prediction", "[scheduler][market][spot_check]") {
+  // A provider outvoted loses half its trust and at most keeps 0.1; a passed check earns ten successes' worth.
+  CHECK(update_reputation(0.95, Outcome::check_failed) == Approx(0.1));
+  CHECK(update_reputation(0.1, Outcome::check_failed) == Approx(0.05));
+  CHECK(update_reputation(0.5, Outcome::check_passed) == Approx(0.51));
+  // Who stands after a mismatch between runs 0 and 1: the one the third run agrees with.
+  CHECK(settle(true, false) == 0);
+  CHECK(settle(false, true) == 1);
+  CHECK(settle(false, false) == -1);
+  CHECK(sample_check(0.05, 0.049));
+  CHECK_FALSE(sample_check(0.05, 0.05));
+  CHECK_FALSE(sample_check(0, 0.0));
+  // 1 - (1 - w f)^n; the setting gives 0.9933.
+  CHECK(predicted_catch_probability(0.02, 0.05, 5000) == Approx(0.99328).epsilon(1e-4));
+  CHECK(predicted_catch_probability(0.02, 0, 5000) == 0);
+  CHECK(predicted_catch_probability(1, 1, 1) == 1);
+  CHECK(expected_check_overhead(0.05, 0.02) == Approx(0.051));
+  // The draws are uniform: about f of them check.
+  int checked = 0;
+  for (std::uint64_t i = 0; i < 100000; ++i) checked += sample_check(0.05, uniform_from(splitmix64(42 + i))) ? 1 : 0;
+  CHECK(checked > 4700);
+  CHECK(checked < 5300);
 }

@@ -18,6 +18,7 @@ struct ClusterSpec {
   std::string gpu_model;               // accepted models, '|'-separated; empty: any
   std::string region;                  // only this region; empty: any single region (preferred), else any
   double max_price = 0;                // per GPU-hour; 0: no ceiling
+  std::string tier;                    // spot, standard (default) or urgent: the posted price x 0.6, 1 or 1.5
   double min_reputation = 0;           // 0..1
   std::chrono::seconds duration{0};    // 0: until deleted
   double cpus_per_gpu = 2;             // CPUs reserved with each GPU

@@ -30,8 +30,17 @@ struct TaskOptions {
   double min_gpu_tflops = 0;           // minimum verified throughput per GPU
   bool allow_unverified_gpus = false;  // unverified GPUs get no GPU work unless this is set
   int priority = 0;                    // when resources are short, higher priority work is placed first
+  // GPU work pays its market's posted price (`iogrid market`) x the tier: "spot" 0.6x and waits behind others
+  // (priority -1), "standard" 1x (default), "urgent" 1.5x and goes first (priority +1). Only providers asking
+  // at most what it pays take it; max_price caps what it pays.
+  std::string tier;
   int max_retries = 3;                 // re-runs after a worker or node is lost
   bool retry_exceptions = false;       // also re-run when the task throws
+  // Spot checks (untrusted providers): the task is deterministic, and this share of its runs is run again on
+  // another provider and compared; a mismatch is settled by a third run, the provider that disagreed loses
+  // reputation and the user gets the agreed result. -1: InitOptions::verify_fraction. 0: never checked.
+  double verify_fraction = -1;
+  double verify_tolerance = 0;         // 0: results must match bitwise; else relative tolerance for float/double
   std::string name;                    // shown in errors and logs; defaults to the function's name
 };
 
@@ -53,6 +62,7 @@ struct ActorOptions {
   double min_gpu_tflops = 0;
   bool allow_unverified_gpus = false;
   int priority = 0;
+  std::string tier;                    // as TaskOptions::tier
   int max_restarts = 0;                // restarts after the actor dies (-1: unlimited)
   // Calls running or queued when the actor restarts run again on the new incarnation, each up to this many
   // times (-1: unlimited; Ray's max_task_retries). 0: they fail with ActorDiedError. Calls may then run more
@@ -95,6 +105,10 @@ struct InitOptions {
                                        // which `iogrid job submit --cluster ID` sets)
   int dashboard_port = -1;             // embedded: serve the head's dashboard and API on 127.0.0.1:PORT while the
                                        // program runs (0: any free port; also IOGRID_DASHBOARD_PORT); -1: none
+  // The spot-check share of tasks that do not set TaskOptions::verify_fraction (also IOGRID_VERIFY_FRACTION);
+  // -1: the head's `--verify-fraction` (cluster mode), else 0.
+  double verify_fraction = -1;
+  std::uint64_t verify_seed = 0;       // seeds which runs are checked; 0: random
 };
 
 }  // namespace iogrid

@@ -68,6 +68,18 @@ struct TransferStats {
 };
 TransferStats transfer_stats();
 
+// This process's spot checks so far (TaskOptions::verify_fraction): runs drawn for a check, how they ended, and
+// the runs they added (the checking overhead is extra_runs over the tasks that asked for checks).
+struct SpotCheckStats {
+  std::uint64_t draws = 0;       // successful runs of tasks that ask for checks (each drawn with its share)
+  std::uint64_t agreed = 0;      // a second provider returned the same result
+  std::uint64_t settled = 0;     // a mismatch a third provider settled: a provider was caught
+  std::uint64_t unsettled = 0;   // three different results (the task failed)
+  std::uint64_t unchecked = 0;   // drawn, but no check could complete (one node, a failed run, refs in the result)
+  std::uint64_t extra_runs = 0;  // runs the checks added
+};
+SpotCheckStats spot_checks();
+
 // Live object entries in this process (diagnostics: returns to its baseline once refs are dropped).
 std::int64_t live_objects();
 

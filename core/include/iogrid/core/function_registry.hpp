@@ -25,6 +25,9 @@ using CallFn = MutableBufferPtr (*)(const FunctionInfo&, void* self, const TaskS
                                     std::vector<std::shared_ptr<void>>* contained);
 using ConstructFn = void* (*)(const TaskSpec&);
 using DestroyFn = void (*)(void*);
+// Whether two serialised results of the function are equal within a relative tolerance (floating-point values
+// element by element; everything else exactly). Written by the SDK from the result type.
+using CloseFn = bool (*)(const BufferPtr& a, const BufferPtr& b, double tolerance);
 
 // A registered function, method or constructor. `pointer` holds the bytes of the C++ (member) function pointer.
 struct FunctionInfo {
@@ -33,6 +36,7 @@ struct FunctionInfo {
   CallFn call = nullptr;
   ConstructFn construct = nullptr;
   DestroyFn destroy = nullptr;
+  CloseFn close = nullptr;
 };
 
 const FunctionInfo& register_function(FunctionInfo info);

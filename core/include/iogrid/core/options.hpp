@@ -30,12 +30,15 @@ struct Requirements {
   double min_gpu_tflops = 0;
   bool allow_unverified_gpus = false;
   int priority = 0;
+  std::string tier;                    // "spot", "standard" (empty) or "urgent"
 };
 
 struct TaskOptions {
   Requirements needs;
   int max_retries = 3;
   bool retry_exceptions = false;
+  double verify_fraction = -1;         // share of runs checked on another provider; -1: the process's default
+  double verify_tolerance = 0;         // 0: results compare bitwise; else the relative tolerance for floating point
 };
 
 struct ActorOptions {

@@ -31,6 +31,9 @@ struct TaskSpec {
   int attempt = 0;
   std::int64_t started_us = 0;       // when a worker took it (Unix microseconds; 0: waiting)
   std::shared_ptr<void> actor;       // actor calls and creation: the runtime's actor record
+  float verify_fraction = 0;         // normal tasks: the share of successful runs spot-checked (scheduler/spot_check.hpp)
+  double verify_tolerance = 0;       // 0: bitwise; else relative, for floating point (FunctionInfo::close)
+  std::shared_ptr<void> check;       // a spot check's own run: the check it reports to (runtime/spot_checker.hpp)
   std::atomic<int> unresolved{0};
   std::atomic<bool> cancelled{false};
 };

@@ -12,6 +12,7 @@
 #include "iogrid/core/core.hpp"
 #include "iogrid/core/function_registry.hpp"
 #include "iogrid/core/task_spec.hpp"
+#include "iogrid/detail/close.hpp"
 #include "iogrid/errors.hpp"
 #include "iogrid/object_ref.hpp"
 #include "iogrid/serialization.hpp"
@@ -92,6 +93,7 @@ const FunctionInfo& make_remote(const char* name, R (*f)(P...)) {
   fi.name = name;
   fi.pointer = core::pointer_bytes(f);
   fi.call = &call_free<R, P...>;
+  fi.close = &close_results<R>;
   return core::register_function(std::move(fi));
 }
 template <class T, class R, class... P>
