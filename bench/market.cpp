@@ -193,7 +193,8 @@ SimResult simulate(const SimConfig& c) {
         j->price = sched::pay_price(s.cluster().node(j->alloc->node), req);
       } else {
         s.cancel(d.ticket);
-        queued[std::size_t(j->model)] += j->gpus;
+        // Demand that moves the price: standard and urgent work (spot takes what is left; pricing.hpp).
+        if (j->tier != sched::Tier::spot) queued[std::size_t(j->model)] += j->gpus;
         ++j->waited;
       }
       for (const auto& g : d.grants)  // nothing else waits in the scheduler's queue: only this job's grant
@@ -447,7 +448,7 @@ int run_market(const Options& o) {
   }
   if (want("cheater_caught_probability") || want("checking_overhead_fraction")) {
     // 2% wrong, 5% checked, within 5,000 of its tasks: the rule predicts 1 - (1 - 0.001)^5000 = 0.9933.
-    const auto trials = std::max<std::uint64_t>(20, static_cast<std::uint64_t>(300 * std::min(1.0, o.seconds)));
+    const auto trials = std::max<std::uint64_t>(20, static_cast<std::uint64_t>(1000 * std::min(1.0, o.seconds)));
     Figure caught{"cheater_caught_probability", 0, "share", true, {}}, overhead{"checking_overhead_fraction", 0, "x", false, {}};
     for (int run = 0; run < o.runs; ++run) {
       const auto t0 = std::chrono::steady_clock::now();

@@ -69,7 +69,7 @@ commands:
       checkpoint after each; the seconds `iogrid ledger verify` takes over 1,000,000 entries); a seeded market
       simulation on the real scheduler (supply shock recovery, price volatility, cost against a fixed price,
       providers' earnings fairness, shading gain); spot checks on the embedded runtime (a provider wrong on 2%
-      of its tasks, 5% checked: the share of 300 trials caught within 5,000 of its tasks, and the extra runs).
+      of its tasks, 5% checked: the share of 1,000 trials caught within 5,000 of its tasks, and the extra runs).
       S < 1 scales the journal to S million entries and the spot-check trials down, for tests.
   sched generate|replay ...
       Synthetic cluster traces, and replay of a trace through the scheduler's policies (see iogrid sched --help).

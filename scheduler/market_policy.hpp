@@ -5,7 +5,8 @@
 // Rules: candidates are the kCandidatesPerClass tightest-fitting nodes of each class; each gets
 //   score = fit * utilisation_after            (best fit: fuller nodes first, as pack)
 //         + price * (1 - node price / reference price)   (GPU work only; reference: the request's ceiling,
-//                                                          else the dearest candidate)
+//                                                          else the dearest candidate; the node's price is what
+//                                                          the request pays there, sched::pay_price)
 //         + reputation * node reputation
 //         + region * [node's region is one of the request's preferred regions]
 // and the highest score wins; ties go to the lowest node index. Default weights: fit 1, price 1,

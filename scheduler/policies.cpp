@@ -105,8 +105,9 @@ std::optional<std::uint32_t> MarketPolicy::select(const ClusterState& state, con
   state.candidates(req, Order::tightest, kCandidatesPerClass, [&](const Node& n) {
     bool preferred = false;
     for (const auto& r : req.preferred_regions) preferred = preferred || r == n.region();
-    cands.push_back(Candidate{n.index, utilization_after(n, req), n.price_per_gpu_hour, n.reputation, preferred});
-    dearest = std::max(dearest, n.price_per_gpu_hour);
+    const double price = pay_price(n, req);
+    cands.push_back(Candidate{n.index, utilization_after(n, req), price, n.reputation, preferred});
+    dearest = std::max(dearest, price);
     return true;
   });
   const double reference = req.max_price > 0 ? req.max_price : dearest;

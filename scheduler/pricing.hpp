@@ -1,7 +1,9 @@
 // Pricing: a posted price per GPU model and region, moved every pricing round by a documented controller, and
 // the urgency tiers a request picks from. Pure code: the head calls it each round with what it measured.
 // Assumptions: one market per (GPU model, region); its capacity is the GPUs of live nodes whose own price (their
-// reserve) is at or below the posted price, its use the GPUs leased there, its queue the GPUs waiting for it.
+// reserve) is at or below the posted price, its use the GPUs leased there, its queue the GPUs of standard and
+// urgent work waiting for it (spot work takes what is left at its lower price: its waiting does not raise the
+// posted price, or the price would climb while cheap providers are full and utilisation falls).
 // Rules (the numbers are PricingRules' defaults):
 // - Controller (EIP-1559-like, on utilisation and queued demand): each round
 //     step  = gain x (utilisation - target) / target  +  queue_gain x min(queued / capacity, 1)

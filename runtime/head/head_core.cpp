@@ -204,7 +204,7 @@ void HeadCore::pricing_round(Clock::time_point now) {
   }
   for (const auto& [ticket, p] : leases_.waiting()) {
     const double gpus = double(p.request.gpus) / double(sched::kOne);
-    if (gpus <= 0) continue;
+    if (gpus <= 0 || p.request.tier == sched::Tier::spot) continue;  // spot takes what is left (pricing.hpp)
     std::vector<std::string> accepted;
     for (const auto& [model, list] : markets_of_model)
       if (p.request.gpu_models.empty() || std::find(p.request.gpu_models.begin(), p.request.gpu_models.end(), model) != p.request.gpu_models.end())
