@@ -168,8 +168,8 @@ void HeadCore::journal_charges() {
 // ---- the market (scheduler/pricing.hpp) ----
 // Each round, per market (GPU model and region of live nodes): capacity is the GPUs of nodes asking at most the
 // posted price plus the busy GPUs of the others, use the GPUs leased, queue the GPUs of waiting requests that
-// accept the model (shared among the model's regions). A market seen for the first time starts at the median
-// of its nodes' asks. Posted prices are published (status, `iogrid market`, /api/v1/market) and kept with their
+// accept the model (shared among the model's regions). A market opens when its first provider joins, at its ask
+// (at the median of its nodes' asks when a round finds several it has no price for). Posted prices are published (status, `iogrid market`, /api/v1/market) and kept with their
 // history; then each node's posted price is set: GPU work pays it (x its tier) and only providers asking at most
 // that get the work (scheduler/feasibility.hpp market_ok).
 void HeadCore::pricing_round(Clock::time_point now) {
@@ -291,10 +291,12 @@ Joined HeadCore::join(Join j) {
   const auto now = clock_.now();
   auto node = std::move(j.node);
   node.alive = true;
-  // A market's posted price binds a node that joins between rounds at once (scheduler/pricing.hpp).
+  // A market's posted price binds a node that joins between rounds at once (scheduler/pricing.hpp); a node of a
+  // market not seen yet opens it at its own ask (the rounds take it from there).
   if (!node.gpus.empty() && config_.pricing_round.count() > 0) {
     const auto m = sched::PriceBook::market(node.gpus.front().model, node.region());
-    node.posted_price = prices_.has(m) ? prices_.price(m) : 0;
+    if (!prices_.has(m)) prices_.set(m, node.price_per_gpu_hour > 0 ? node.price_per_gpu_hour : 1.0);
+    node.posted_price = prices_.price(m);
   }
   node.available = node.total;
   for (auto& g : node.gpus) g.free = sched::kOne;

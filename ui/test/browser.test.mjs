@@ -74,6 +74,12 @@ test('the explorer shows supply by model and region, prices and verification wit
   assert.match(supply, /RTX4090\s*us\s*1/);
   assert.match(await text('#prices'), /\$2\.40/);
   assert.match(await text('main'), /nodes alive/);
+  // Posted prices per market: each opened at its only provider's ask, with the tiers' prices.
+  await until(() => document.querySelector('#market tbody')?.textContent.includes('RTX4090/us'), 'the posted prices');
+  const market = await text('#market tbody');
+  assert.match(market, /H100\/eu\s*\$2\.40\s*\$1\.44\s*\$3\.60/);
+  assert.match(market, /RTX4090\/us\s*\$0\.60/);
+  assert.match(await text('#market-note'), /posted price × its tier/);
   // No host or job leaks into the public page.
   assert.doesNotMatch(await page.content(), /127\.0\.0\.1:\d+ /);
   await shot('explorer');

@@ -527,23 +527,23 @@ TEST_CASE("posted prices bind: a provider asking more than the request pays gets
   config.pricing_round = std::chrono::minutes(1);
   FakeHead h(config);
   const auto c = h.node(priced_gpu_node("cheap", 1, 2.0));
-  const auto d = h.node(priced_gpu_node("dear", 1, 3.0));
+  const auto d = h.node(priced_gpu_node("dear", 1, 2.5));
   const auto e = h.node(priced_gpu_node("dearer", 1, 4.0));
-  // The first round: the A100/any market starts at the median ask (3.0) and, idle, moves down 12.5%.
+  // The A100/any market opened at its first provider's ask (2.0); idle, it stays there (never below the lowest ask).
   h.run_for(200ms);
-  for (auto n : {c, d, e}) CHECK(h.core->scheduler().cluster().node(n).posted_price == Approx(2.625));
+  for (auto n : {c, d, e}) CHECK(h.core->scheduler().cluster().node(n).posted_price == Approx(2.0));
   auto job = h.driver(1);
-  // Standard pays 2.625: only 'cheap' asks that little. A second standard request waits.
+  // Standard pays 2.0: only 'cheap' asks that little. A second standard request waits.
   h.core->request_lease(1, 1, FakeHead::gpus(1));
   REQUIRE(h.events.started.size() == 1);
   CHECK(h.events.started[0].grant.alloc.node == c);
   h.core->request_lease(1, 2, FakeHead::gpus(1));
   CHECK(h.events.started.size() == 1);
-  // Urgent pays 1.5 x 2.625 = 3.94: 'dear' (3.0) takes it, 'dearer' (4.0) never; a ceiling below 3.94 waits
-  // (the price may fall) rather than being refused.
+  // Urgent pays 1.5 x 2.0 = 3.0: 'dear' (asking 2.5) takes it, 'dearer' (4.0) does not; a ceiling below 3.0
+  // waits (the price may fall) rather than being refused.
   auto urgent = FakeHead::gpus(1);
   urgent.tier = sched::Tier::urgent;
-  urgent.max_price = 3.9;
+  urgent.max_price = 2.9;
   const auto refused = h.events.refused.size();
   h.core->request_lease(1, 3, urgent);
   CHECK(h.events.started.size() == 1);
@@ -554,8 +554,8 @@ TEST_CASE("posted prices bind: a provider asking more than the request pays gets
   CHECK(h.events.started[1].grant.alloc.node == d);
   h.time.advance(1h);
   for (const auto& s : h.events.started) h.core->lease_ended(s.grant.lease);
-  // One GPU-hour at 2.625 (standard) and one at 3.9375 (urgent), whatever the providers asked.
-  CHECK(h.core->ledger().total("job", job).cost == Approx(2.625 + 3.9375));
+  // One GPU-hour at 2.0 (standard) and one at 3.0 (urgent): the posted price x the tier, not 'dear''s ask.
+  CHECK(h.core->ledger().total("job", job).cost == Approx(2.0 + 3.0));
   CHECK(h.core->ledger().total("node", "dearer").gpu_seconds == 0);
   // A ceiling below every ask can never be met: refused at once, naming the price.
   auto hopeless = FakeHead::gpus(1);

@@ -1,6 +1,6 @@
 // Explorer: the network in public (no login). Supply by GPU model and region, live prices, verification,
 // reservations ("clusters") and their health, hardware and utilisation over time.
-import { fmt, h, live } from '../api.js';
+import { fmt, get, h, live } from '../api.js';
 import { timeChart } from '../chart.js';
 import { table } from '../table.js';
 
@@ -35,6 +35,49 @@ export function explorerView(root) {
       { key: 'expires_in_s', label: 'expires in', cell: (r) => (r.expires_in_s === null ? 'never' : fmt.duration(r.expires_in_s)) },
     ],
   });
+  // Posted prices (/api/v1/market, public): what GPU work pays per market, by tier, and the price over time.
+  const market = table({
+    id: 'market',
+    filter: false,
+    empty: 'no posted prices yet',
+    columns: [
+      { key: 'market', label: 'market (model/region)' },
+      { key: 'price', label: 'posted $/GPU-h', cell: (r) => fmt.money(r.price) },
+      { key: 'spot', label: 'spot', cell: (r) => fmt.money(r.spot) },
+      { key: 'urgent', label: 'urgent', cell: (r) => fmt.money(r.urgent) },
+      { key: 'utilisation', label: 'utilisation', value: (r) => r.utilisation, cell: (r) => pct(r.utilisation) },
+    ],
+  });
+  const marketNote = h('p', { class: 'muted', id: 'market-note' });
+  const marketChart = h('div', { id: 'market-chart' });
+  let priceChart = null;
+  let charted = '';
+  async function loadMarket() {
+    let m;
+    try {
+      m = await get('/api/v1/market?points=1');
+    } catch {
+      return;
+    }
+    const tier = (t) => (m.tiers[t] ? m.tiers[t].multiplier : 1);
+    market.setRows(
+      m.markets.map((k) => ({ ...k, spot: k.price * tier('spot'), urgent: k.price * tier('urgent'), __key: k.market })),
+    );
+    marketNote.textContent =
+      `Prices move every ${fmt.duration(m.round_s)} towards ${pct(m.rules.target)} utilisation, at most ` +
+      `${pct(m.rules.max_step)} a round; work pays the posted price × its tier (spot ${tier('spot')}, urgent ` +
+      `${tier('urgent')}); a provider asking more gets none.`;
+    const names = m.markets.map((k) => k.market).join(',');
+    if (names !== charted) {
+      charted = names;
+      if (priceChart) priceChart.destroy();
+      priceChart = m.markets.length
+        ? timeChart({ title: 'Posted price ($/GPU-h)', series: m.markets.map((k) => ({ name: `market/${k.market}/price`, label: k.market })) })
+        : null;
+      marketChart.replaceChildren(priceChart ? priceChart.el : '');
+    }
+    if (priceChart) priceChart.load();
+  }
   const hardware = timeChart({
     title: 'Active hardware',
     series: [
@@ -59,6 +102,9 @@ export function explorerView(root) {
     h('h2', {}, 'Supply by GPU model and region'),
     supply.el,
     h('div', { class: 'grid2' }, h('section', {}, h('h2', {}, 'Live price per GPU-hour'), prices), h('section', {}, h('h2', {}, 'Verification'), verification)),
+    h('h2', {}, 'Posted prices'),
+    marketNote,
+    h('div', { class: 'grid2' }, market.el, marketChart),
     h('h2', {}, 'Reservations (clusters) and their health'),
     reservations.el,
   );
@@ -101,15 +147,18 @@ export function explorerView(root) {
   const off = live.on((kind, data) => kind === 'explorer' && render(data));
   hardware.load();
   usage.load();
+  loadMarket();
   const timer = setInterval(() => {
     hardware.load();
     usage.load();
+    loadMarket();
   }, 15000);
   return () => {
     off();
     clearInterval(timer);
     hardware.destroy();
     usage.destroy();
+    if (priceChart) priceChart.destroy();
   };
 }
 
