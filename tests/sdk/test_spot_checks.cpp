@@ -49,6 +49,10 @@ std::vector<float> spot_noisy_vector(int x) {
 }
 IOGRID_REMOTE(spot_noisy_vector);
 
+// A result that holds a ref: its id differs run to run, so it cannot be compared (it stands unchecked).
+std::vector<iogrid::ObjectRef<int>> spot_refs(int x) { return {iogrid::put(x)}; }
+IOGRID_REMOTE(spot_refs);
+
 iogrid::InitOptions providers(std::vector<std::string> names, double default_fraction = -1) {
   iogrid::InitOptions o;
   for (auto& n : names) o.nodes.push_back({.name = std::move(n), .num_cpus = 2});
@@ -154,6 +158,10 @@ TEST_CASE("spot checks: with no other provider the result stands unchecked, and 
   }
   {
     Cluster c(providers({"a", "b"}));
+    auto refs = iogrid::get(iogrid::task(spot_refs).options({.verify_fraction = 1}).remote(7));
+    REQUIRE(refs.size() == 1);
+    CHECK(iogrid::get(refs[0]) == 7);
+    CHECK(iogrid::spot_checks().unchecked == 1);
     CHECK_THROWS_WITH(iogrid::task(spot_work).options({.verify_fraction = 1.5}).remote(1, 0), Catch::Contains("verify_fraction"));
     CHECK_THROWS_WITH(iogrid::task(spot_work).options({.verify_fraction = -0.5}).remote(1, 0), Catch::Contains("verify_fraction"));
     CHECK_THROWS_WITH(iogrid::task(spot_work).options({.verify_tolerance = -1}).remote(1, 0), Catch::Contains("verify_tolerance"));
