@@ -324,6 +324,7 @@ Joined HeadCore::join(Join j) {
       if (auto* job = jobs_.find(l.job)) {
         owner = job->driver_owner;
         ++job->active_leases;
+        job->nodes_used.insert(prev);
         if (alloc.gang) job->reservations.insert(alloc.gang);
       }
       leases_.start(l.lease, LeaseRecord{l.job, owner, l.owner_lease, alloc, alloc.gang, now, node.price_per_gpu_hour});
@@ -583,6 +584,7 @@ bool HeadCore::grant(OwnerId owner, std::uint64_t owner_lease, const sched::Reso
                                           sched::pay_price(sched_.cluster().node(alloc.node), request),
                                           sched::to_string(request.tier)});
   l.alloc.lease = id;
+  j->nodes_used.insert(alloc.node);
   ++j->leases_granted;
   ++j->active_leases;
   ++nodes_[alloc.node].active_leases;
@@ -828,8 +830,21 @@ void HeadCore::spot_checks(const std::string& job, const nlohmann::json& records
   if (!records.is_array()) throw std::invalid_argument("'checks' is not an array");
   const auto* j = jobs_.find(job);
   const std::string user = j ? j->user : std::string();
+  // A check may name only providers that ran this job's work: an owner cannot accuse (or vouch for) a node it
+  // never used.
+  auto worked = [&](const std::string& name) {
+    const auto index = sched_.cluster().find(name);
+    return j && index && j->nodes_used.count(*index) > 0;
+  };
   for (const auto& x : records) {
     const auto r = CheckRecord::from_json(x);
+    bool named_ok = r.disagreed.empty() || worked(r.disagreed);
+    for (const auto& n : r.agreed) named_ok = named_ok && worked(n);
+    if (!named_ok) {
+      if (!check_report_warned_) spdlog::warn("ignoring a spot check from {} naming a node that ran none of its work", job);
+      check_report_warned_ = true;
+      continue;
+    }
     ++check_verdicts_[sched::to_string(r.verdict)];
     auto credit = [&](const std::string& name, sched::Outcome outcome) {
       auto index = sched_.cluster().find(name);

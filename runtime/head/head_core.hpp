@@ -307,6 +307,7 @@ class HeadCore {
   LogStore logs_;
   TaskBook tasks_;
   bool task_report_warned_ = false;
+  bool check_report_warned_ = false;
  public:
   struct CheckTally {
     std::uint64_t passed = 0, failed = 0;

@@ -45,6 +45,8 @@ struct JobRecord {
   std::int64_t started_unix_ms = 0, ended_unix_ms = 0;
   Clock::time_point orphaned_since{};  // restored from state, no driver yet
   std::set<std::uint64_t> reservations;  // reservations its leases ran in
+  std::set<std::uint32_t> nodes_used;    // nodes its leases ran on (since this head started): spot checks may
+                                         // name only these
   std::string user = "default";
   double weight = 1;
 };

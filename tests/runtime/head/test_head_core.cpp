@@ -566,3 +566,34 @@ TEST_CASE("posted prices bind: a provider asking more than the request pays gets
   REQUIRE(h.events.refused.size() > refused);
   CHECK(h.events.refused.back().reason.find("above the request's ceiling") != std::string::npos);
 }
+
+TEST_CASE("a spot check's report moves the reputation of the providers it names, only if they ran the job's work",
+          "[head][spot_check]") {
+  FakeHead h;
+  const auto a = h.node(priced_gpu_node("a", 1, 1.0));
+  const auto b = h.node(priced_gpu_node("b", 1, 1.0));
+  const auto c = h.node(priced_gpu_node("c", 1, 1.0));
+  const auto idle = h.node(priced_gpu_node("idle", 1, 1.0));
+  h.driver(1);
+  for (std::uint64_t l = 1; l <= 3; ++l) h.core->request_lease(1, l, FakeHead::gpus(1));
+  REQUIRE(h.events.started.size() == 3);  // a, b and c: each ran some of the job's work
+  auto report = [&](const std::string& disagreed, std::vector<std::string> agreed) {
+    const nlohmann::json rec{{"ts_ms", 1}, {"task", "square"}, {"verdict", "settled"}, {"agreed", agreed},
+                             {"disagreed", disagreed}, {"providers", nlohmann::json::array()}, {"why", ""}, {"extra_runs", 2}};
+    h.core->task_report(1, nlohmann::json{{"checks", {rec}}}.dump());
+  };
+  // Naming a node that ran none of the job's work: ignored.
+  report("idle", {"a", "b"});
+  CHECK(h.reputation(idle) == 1.0);
+  CHECK(h.reputation(a) == 1.0);
+  report("c", {"a", "b"});
+  CHECK(h.reputation(c) == Approx(0.1));
+  CHECK(h.reputation(a) == 1.0);  // already at the top; check_passed moves it towards 1
+  CHECK(h.core->check_tallies().at("c").failed == 1);
+  CHECK(h.core->check_tallies().at("a").passed == 1);
+  CHECK(h.core->check_tallies().count("idle") == 0);
+  // A malformed record is ignored, and the head goes on.
+  h.core->task_report(1, R"({"checks": [{"task": 3}]})");
+  CHECK(h.core->check_verdicts().at("settled") == 1);
+  (void)b;
+}
