@@ -12,8 +12,8 @@
 //   (12.5% a round, EIP-1559's bound), floor $0.05, cap $50 per GPU-hour. A market without capacity rises by
 //   max_step when work waits for it and stays put otherwise. The price never falls below the market's lowest
 //   ask: below it nobody sells, so such a price tells nothing and only delays the next work by a round.
-// - A provider's own price is its reserve: it gets no work while the posted price is below it (the request's
-//   ceiling is the posted price, which only nodes at or below it meet).
+// - A provider's own price is its reserve: it gets no work paying less than it (sched::market_ok). A provider
+//   asking nothing (an operator's own, unpriced node) is in no market: work there is free, as it asks.
 // - Tiers: spot pays 0.6x the posted price and waits behind everything (priority -1); standard pays 1x
 //   (priority 0); urgent pays 1.5x and goes first (priority 1). A request's max_price caps what it will pay:
 //   below its tier's price it waits (or is refused when it asks for a quote).

@@ -180,17 +180,19 @@ void HeadCore::pricing_round(Clock::time_point now) {
   std::map<std::string, std::vector<std::string>> markets_of_model;
   const auto& cl = sched_.cluster();
   auto market_of = [](const sched::Node& n) { return sched::PriceBook::market(n.gpus.front().model, n.region()); };
+  // Only priced providers make a market: a node asking nothing (an operator's own, unpriced) is free to use.
+  auto priced = [](const sched::Node& n) { return n.alive && !n.gpus.empty() && n.price_per_gpu_hour > 0; };
   // A market seen for the first time starts at the median of its nodes' asks.
   std::map<std::string, std::vector<double>> asks;
   for (std::uint32_t i = 0; i < cl.size(); ++i)
-    if (const auto& n = cl.node(i); n.alive && !n.gpus.empty() && !prices_.has(market_of(n))) asks[market_of(n)].push_back(n.price_per_gpu_hour);
+    if (const auto& n = cl.node(i); priced(n) && !prices_.has(market_of(n))) asks[market_of(n)].push_back(n.price_per_gpu_hour);
   for (auto& [m, a] : asks) {
     std::sort(a.begin(), a.end());
-    prices_.set(m, a[a.size() / 2] > 0 ? a[a.size() / 2] : 1.0);
+    prices_.set(m, a[a.size() / 2]);
   }
   for (std::uint32_t i = 0; i < cl.size(); ++i) {
     const auto& n = cl.node(i);
-    if (!n.alive || n.gpus.empty()) continue;
+    if (!priced(n)) continue;
     const auto m = market_of(n);
     auto& lowest = samples[m].min_ask;
     if (n.price_per_gpu_hour > 0 && (lowest == 0 || n.price_per_gpu_hour < lowest)) lowest = n.price_per_gpu_hour;
@@ -221,7 +223,7 @@ void HeadCore::pricing_round(Clock::time_point now) {
   // The posted prices bind: what GPU work pays on each node, and which providers' asks it meets.
   for (std::uint32_t i = 0; i < sched_.cluster().size(); ++i) {
     const auto& n = sched_.cluster().node(i);
-    if (!n.gpus.empty()) sched_.cluster().set_posted_price(i, prices_.price(market_of(n)));
+    if (priced(n)) sched_.cluster().set_posted_price(i, prices_.price(market_of(n)));
   }
   sched_.node_changed();
   if (store_) store_->put_document("prices", prices_.save());
@@ -293,9 +295,9 @@ Joined HeadCore::join(Join j) {
   node.alive = true;
   // A market's posted price binds a node that joins between rounds at once (scheduler/pricing.hpp); a node of a
   // market not seen yet opens it at its own ask (the rounds take it from there).
-  if (!node.gpus.empty() && config_.pricing_round.count() > 0) {
+  if (!node.gpus.empty() && node.price_per_gpu_hour > 0 && config_.pricing_round.count() > 0) {
     const auto m = sched::PriceBook::market(node.gpus.front().model, node.region());
-    if (!prices_.has(m)) prices_.set(m, node.price_per_gpu_hour > 0 ? node.price_per_gpu_hour : 1.0);
+    if (!prices_.has(m)) prices_.set(m, node.price_per_gpu_hour);
     node.posted_price = prices_.price(m);
   }
   node.available = node.total;

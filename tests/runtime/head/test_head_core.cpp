@@ -597,3 +597,23 @@ TEST_CASE("a spot check's report moves the reputation of the providers it names,
   CHECK(h.core->check_verdicts().at("settled") == 1);
   (void)b;
 }
+
+TEST_CASE("an unpriced node is in no market: its GPU work is free, whatever the pricing rounds do", "[head][pricing]") {
+  head::HeadConfig config;
+  config.pricing_round = std::chrono::minutes(1);
+  FakeHead h(config);
+  const auto n = h.node(priced_gpu_node("own", 2, 0.0));
+  auto job = h.driver(1);
+  h.run_for(std::chrono::minutes(3));  // three rounds
+  CHECK(h.core->scheduler().cluster().node(n).posted_price == 0);
+  auto capped = FakeHead::gpus(1);
+  capped.max_price = 0.5;  // any ceiling is met: it pays nothing
+  h.core->request_lease(1, 1, capped);
+  REQUIRE(h.events.started.size() == 1);
+  h.time.advance(1h);
+  h.core->lease_ended(h.events.started[0].grant.lease);
+  CHECK(h.core->ledger().total("job", job).cost == 0);
+  const auto market = h.core->admin(1, 2, "driver", "market", "{}");
+  REQUIRE(market);
+  CHECK(nlohmann::json::parse(*market)["markets"].empty());
+}
