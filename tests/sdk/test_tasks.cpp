@@ -209,7 +209,9 @@ TEST_CASE("a busy request waits for capacity instead of failing", "[tasks][sched
 
 TEST_CASE("get honours its timeout, wait splits ready from not ready", "[tasks]") {
   Cluster c;
-  auto slow = iogrid::task(sleepy).remote(300);
+  // Slow enough that it is still running when wait asks, even on a loaded machine under the sanitizers (at 300 ms
+  // both were done once, and wait rightly found two ready).
+  auto slow = iogrid::task(sleepy).remote(1500);
   auto fast = iogrid::task(sleepy).remote(0);
   REQUIRE_THROWS_AS(iogrid::get(slow, 20ms), iogrid::GetTimeoutError);
   auto w = iogrid::wait(std::vector{slow, fast}, 1, 2000ms);
@@ -218,7 +220,7 @@ TEST_CASE("get honours its timeout, wait splits ready from not ready", "[tasks]"
   REQUIRE(w.not_ready.size() == 1);
   auto all = iogrid::wait(std::vector{slow, fast}, 2, 5000ms);
   REQUIRE(all.ready.size() == 2);
-  REQUIRE(iogrid::get(slow) == 300);
+  REQUIRE(iogrid::get(slow) == 1500);
 }
 
 TEST_CASE("cancel stops a queued task, get says it was cancelled", "[tasks][cancel]") {
