@@ -38,7 +38,7 @@ class TaskSubmitter {
   struct Hooks {
     std::function<void(LeaseRequest)> request_lease;
     std::function<std::shared_ptr<ObjectStore>(std::uint32_t node)> store_of;
-    std::function<core::RefHandle()> new_entry;   // for results of re-run tasks (lineage)
+    std::function<core::RefHandle()> new_entry;   // for results of re-run tasks (lineage, spot checks); required
     bool wait_for_contained = false;  // cluster mode: refs inside arguments must be done before a task is sent
     double verify_fraction = 0;       // spot checks for tasks that set no TaskOptions::verify_fraction
     std::uint64_t check_seed = 0;     // which runs are checked (0: random)
@@ -70,7 +70,7 @@ class TaskSubmitter {
     if (hooks_.checked) hooks_.checked(r);
   }
   std::uint64_t check_draws() const { return checker_.draws(); }
-  core::RefHandle new_check_entry() { return hooks_.new_entry ? hooks_.new_entry() : core::RefHandle::adopt(new core::ObjectEntry(0)); }
+  core::RefHandle new_check_entry() { return hooks_.new_entry(); }
   // The spot-check share for tasks that set none (cluster mode: the head's --verify-fraction, once known).
   void set_verify_default(double fraction) { verify_default_.store(fraction, std::memory_order_relaxed); }
   double verify_default() const { return verify_default_.load(std::memory_order_relaxed); }

@@ -838,6 +838,14 @@ void HeadCore::spot_checks(const std::string& job, const nlohmann::json& records
     const auto index = sched_.cluster().find(name);
     return j && index && j->nodes_used.count(*index) > 0;
   };
+  bool moved = false;  // reputations changed: the scheduler hears it once, after the report
+  struct Tell {
+    bool& moved;
+    sched::Scheduler& s;
+    ~Tell() {
+      if (moved) s.node_changed();
+    }
+  } tell{moved, sched_};
   for (const auto& x : records) {
     const auto r = CheckRecord::from_json(x);
     bool named_ok = r.disagreed.empty() || worked(r.disagreed);
@@ -853,7 +861,7 @@ void HeadCore::spot_checks(const std::string& job, const nlohmann::json& records
       if (!index) return 0.0;
       const double before = sched_.cluster().node(*index).reputation;
       leases_.credit(*index, outcome);
-      sched_.node_changed();
+      moved = true;
       return before;
     };
     for (const auto& n : r.agreed) {
